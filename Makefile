@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install system-deps demo demo-headless test lint typecheck pytest bench dashboard clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip setuptools wheel
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,example]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests drive for real: redis-server (store contract suite, fault tests)
+# and chromium (dashboard end-to-end). Skipped when already present.
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: install
+	$(PY) -m riskengine demo
+
+demo-headless: install
+	$(PY) -m riskengine demo --headless
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install system-deps
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+bench: install system-deps
+	$(PY) benchmarks/run_all.py
+
+dashboard: install
+	$(PY) -m riskengine dashboard --root var/demo/audit
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

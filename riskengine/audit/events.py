@@ -1,0 +1,162 @@
+"""Audit event schemas (explicit, versioned) and pseudonymisation.
+
+Every table is hive-partitioned by ``year``/``month`` of ``event_time`` when written to
+Parquet. Columns only ever get added; ``schema_version`` says which set a row was
+written with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+SCHEMA_VERSION: Final = 1
+
+_TS = pl.Datetime("us", "UTC")
+_STRS = pl.List(pl.Utf8)
+
+TABLES: Final[dict[str, dict[str, pl.DataType]]] = {
+    "decisions": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "decision_id": pl.Utf8(),
+        "user_key": pl.Utf8(),
+        "session_key": pl.Utf8(),
+        "ip_prefix": pl.Utf8(),
+        "country": pl.Utf8(),
+        "region": pl.Utf8(),
+        "city": pl.Utf8(),
+        "asn": pl.Int64(),
+        "device_key": pl.Utf8(),
+        "browser_family": pl.Utf8(),
+        "browser_version": pl.Utf8(),
+        "os_family": pl.Utf8(),
+        "device_type": pl.Utf8(),
+        "risk": pl.Float64(),
+        "action": pl.Utf8(),
+        "reasons": _STRS,
+        "factor": pl.Utf8(),
+        "policy_version": pl.Utf8(),
+        "latency_us": pl.Float64(),
+        "user_logins": pl.Int32(),
+        "cold_start": pl.Boolean(),
+        "trusted_device": pl.Boolean(),
+        "degraded": pl.Boolean(),
+    },
+    "challenges": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "decision_id": pl.Utf8(),
+        "user_key": pl.Utf8(),
+        "factor": pl.Utf8(),
+        "channels": _STRS,
+        "final_channel": pl.Utf8(),
+        "fallback_used": pl.Boolean(),
+        "outcome": pl.Utf8(),
+        "attempts": pl.Int32(),
+        "seconds_to_verify": pl.Float64(),
+        "trust_device": pl.Boolean(),
+        "country": pl.Utf8(),
+        "device_type": pl.Utf8(),
+        "risk": pl.Float64(),
+    },
+    "failures": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "user_key": pl.Utf8(),
+        "ip_prefix": pl.Utf8(),
+        "user_failures": pl.Int32(),
+    },
+    "exposures": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "experiment": pl.Utf8(),
+        "variant": pl.Utf8(),
+        "user_key": pl.Utf8(),
+    },
+    "conversions": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "experiment": pl.Utf8(),
+        "user_key": pl.Utf8(),
+    },
+    "admin": {
+        "event_time": _TS,
+        "schema_version": pl.Int16(),
+        "operation": pl.Utf8(),
+        "user_key": pl.Utf8(),
+        "device_key": pl.Utf8(),
+        "actor": pl.Utf8(),
+        "note": pl.Utf8(),
+    },
+}
+
+KEY_ENV: Final = "RISKENGINE_AUDIT_KEY"
+KEY_FILE: Final = "_meta/pseudonym.key"
+
+
+def load_or_create_key(root: str | os.PathLike[str] | None, configured: str | None = None) -> bytes:
+    """The pseudonymisation key: config/env if given, else a random key kept in the audit root
+    (mode 0600) so every writer process of one root agrees. Never logged."""
+    if configured:
+        return configured.encode()
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    if root is None:
+        return secrets.token_bytes(32)
+    path = Path(root) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_hex(32).encode())
+        try:
+            os.link(tmp, path)  # first writer wins; others read its key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_bytes().strip()
+
+
+class Pseudonymizer:
+    """Keyed hashes for user ids, /24 (IPv4) or /48 (IPv6) prefixes for IPs.
+
+    >>> p = Pseudonymizer(b"k")
+    >>> p.user("alice") == p.user("alice") != p.user("bob")
+    True
+    >>> p.ip("81.2.69.160"), p.ip("2001:db8:1:2::1")
+    ('81.2.69.0/24', '2001:db8:1::/48')
+    >>> Pseudonymizer(b"k", enabled=False).user("alice")
+    'alice'
+    """
+
+    def __init__(self, key: bytes, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._key = hashlib.blake2b(key, digest_size=32).digest()
+        self.user = lru_cache(maxsize=65536)(self._user)
+        self.ip = lru_cache(maxsize=65536)(self._ip)
+
+    def _user(self, user_id: str) -> str:
+        if not self.enabled:
+            return user_id
+        return hashlib.blake2b(user_id.encode(), key=self._key, digest_size=8).hexdigest()
+
+    def _ip(self, ip: str) -> str:
+        if not self.enabled:
+            return ip
+        addr = ipaddress.ip_address(ip)
+        bits = 24 if addr.version == 4 else 48
+        return ipaddress.ip_network(f"{ip}/{bits}", strict=False).compressed
+
+    def __repr__(self) -> str:  # the key never appears in logs or tracebacks
+        return f"Pseudonymizer(enabled={self.enabled})"

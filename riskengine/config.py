@@ -1,0 +1,190 @@
+"""Every tunable in one place: TOML file + environment → validated settings.
+
+Environment variables override the file: ``RISKENGINE_<SECTION>_<KEY>``, for
+example ``RISKENGINE_AUDIT_ROOT=audit/`` or ``RISKENGINE_POLICY_CHALLENGE_THRESHOLD=0.5``.
+Section names contain no underscore, so the split is unambiguous.
+
+>>> s = Settings()
+>>> s.policy.challenge_threshold
+0.4
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from riskengine.decision import Action, Factor
+
+ENV_PREFIX = "RISKENGINE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSettings(_Section):
+    weight: float = Field(0.55, ge=0, le=1)
+    """A device not seen in the window is the strongest single signal."""
+    window_days: float = Field(30.0, gt=0)
+    max_devices: int = Field(8, ge=1, le=64)
+    ua_cache_size: int = Field(16384, ge=0)
+
+
+class GeoSettings(_Section):
+    city_db: str | None = "geolite2"
+    """Path to a GeoIP2/GeoLite2/DB-IP City mmdb; ``"geolite2"`` = the 2018 GeoLite2-City
+    that the ``maxminddb-geolite2`` package ships; empty/None = no City lookups."""
+    asn_db: str | None = None
+    """Path to a GeoLite2-ASN style mmdb. No redistributable one exists; without it the ASN
+    signal uses ``LoginAttempt.asn`` when given and is absent otherwise."""
+    cache_size: int = Field(65536, ge=0)
+    new_country_weight: float = Field(0.5, ge=0, le=1)
+    new_region_weight: float = Field(0.3, ge=0, le=1)
+    new_asn_weight: float = Field(0.15, ge=0, le=1)
+    impossible_travel_weight: float = Field(0.6, ge=0, le=1)
+    max_speed_kmh: float = Field(1000.0, gt=0)
+    travel_tolerance_km: float = Field(100.0, ge=0)
+    history_days: float = Field(365.0, gt=0)
+    max_countries: int = Field(12, ge=1, le=64)
+    max_regions: int = Field(12, ge=1, le=64)
+    max_asns: int = Field(12, ge=1, le=64)
+
+
+class HourSettings(_Section):
+    weight: float = Field(0.2, ge=0, le=1)
+    """Only counts together with another signal: an odd hour alone never steps up."""
+    min_logins: int = Field(8, ge=1)
+    rare_share: float = Field(0.02, ge=0, le=1)
+    """An hour (±1 h smoothed) holding less than this share of the user's logins is unusual."""
+    half_life_days: float = Field(90.0, gt=0)
+
+
+class FailureSettings(_Section):
+    window_minutes: float = Field(30.0, gt=0)
+    user_threshold: int = Field(3, ge=1)
+    user_deny_threshold: int = Field(10, ge=1)
+    ip_threshold: int = Field(20, ge=1)
+    ip_deny_threshold: int = Field(200, ge=1)
+
+
+class TrustSettings(_Section):
+    days: float = Field(30.0, ge=0)
+
+
+class OtpSettings(_Section):
+    max_attempts: int = Field(5, ge=1)
+    """More failed second-factor attempts than this in one session denies."""
+    session_minutes: float = Field(30.0, gt=0)
+
+
+class ColdStartSettings(_Section):
+    min_logins: int = Field(3, ge=0)
+    """Users with fewer accepted logins than this are in cold start."""
+    novelty_scale: float = Field(0.35, ge=0, le=1)
+    """Device/geo novelty weights are multiplied by this while in cold start: everything is
+    new for a new user, so novelty says little; failures and travel still count in full."""
+    weight: float = Field(0.1, ge=0, le=1)
+
+
+class PolicySettings(_Section):
+    version: str = "rules-v1"
+    challenge_threshold: float = Field(0.4, ge=0, le=1)
+    deny_threshold: float = Field(0.95, ge=0, le=1)
+    impossible_travel_action: Action = "challenge"
+    fail_mode: Action = "challenge"
+    high_risk: float = Field(0.7, ge=0, le=1)
+    default_factors: tuple[Factor, ...] = ("sms",)
+    """Assumed enrolment when the attempt names none."""
+    model: str | None = None
+    """Path to a trained model directory (``riskengine model train``); None = rules only."""
+    model_weight: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicySettings:
+        if self.deny_threshold < self.challenge_threshold:
+            raise ValueError("policy.deny_threshold must be >= policy.challenge_threshold")
+        return self
+
+
+class StoreSettings(_Section):
+    url: str = "memory://"
+
+
+class AuditSettings(_Section):
+    root: str | None = None
+    """Audit log root folder; None = no audit log (a null sink)."""
+    pseudonymize: bool = True
+    key: str | None = None
+    """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""
+    flush_seconds: float = Field(1.0, gt=0)
+    flush_rows: int = Field(50_000, ge=1)
+    buffer_rows: int = Field(1_000_000, ge=1)
+    retention_years: float = Field(4.0, gt=0)
+
+
+class Settings(_Section):
+    device: DeviceSettings = DeviceSettings()
+    geo: GeoSettings = GeoSettings()
+    hour: HourSettings = HourSettings()
+    failures: FailureSettings = FailureSettings()
+    trust: TrustSettings = TrustSettings()
+    otp: OtpSettings = OtpSettings()
+    coldstart: ColdStartSettings = ColdStartSettings()
+    policy: PolicySettings = PolicySettings()
+    store: StoreSettings = StoreSettings()
+    audit: AuditSettings = AuditSettings()
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read a TOML file (optional), then apply ``RISKENGINE_*`` environment overrides."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            with Path(path).open("rb") as fh:
+                data = tomllib.load(fh)
+        return cls.model_validate(_apply_env(data, os.environ if env is None else env))
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys of some sections replaced (validated)."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return Settings.model_validate(data)
+
+
+_SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            continue
+        fields = Settings.model_fields[section].annotation
+        assert fields is not None
+        if key not in fields.model_fields:  # type: ignore[union-attr]
+            raise ValueError(f"unknown setting in environment variable {name}")
+        merged.setdefault(section, {})[key] = _parse_env_value(raw)
+    return merged
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Env values are strings; TOML syntax gives them types (``0.5``, ``true``, ``["a"]``)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+FailMode = Literal["allow", "challenge", "deny"]

@@ -1,0 +1,490 @@
+"""The Engine: ``score`` / ``record_failure`` / ``record_outcome`` (and experiments).
+
+Everything expensive happens in the constructor (open GeoIP readers, compile the policy,
+open the store and the audit sink). ``score()`` is lookups and arithmetic, is
+thread-safe, and never raises because a dependency is degraded: it returns the
+configured fail-mode decision with reason ``ENGINE_DEGRADED`` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from riskengine import reasons as R
+from riskengine.audit.base import AuditSink, NullSink
+from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, load_or_create_key
+from riskengine.config import Settings
+from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
+from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
+from riskengine.enrich.timezone import local_hour
+from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
+from riskengine.models import ChallengeOutcome, FailedPassword, LoginAttempt
+from riskengine.policy import Policy
+from riskengine.profile import UserProfile, region_key
+from riskengine.signals.base import SignalResult
+from riskengine.signals.device import device_novelty, is_trusted
+from riskengine.signals.failures import failed_attempts
+from riskengine.signals.geo import impossible_travel, novelty
+from riskengine.signals.time_of_day import unusual_hour
+from riskengine.stores import ProfileStore, open_store
+
+log = logging.getLogger(__name__)
+
+_SECONDS_PER_DAY = 86400.0
+
+
+class UnknownDecisionError(LookupError):
+    """``record_outcome`` got a decision id that was never challenged here, or has expired."""
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Engine:
+    """Risk-based step-up decisions for logins whose password already checked out.
+
+    >>> from datetime import datetime, timezone
+    >>> engine = Engine(Settings().with_overrides(geo={"city_db": None}))
+    >>> d = engine.score(LoginAttempt(user_id="u1", timestamp=datetime(2026, 1, 5, 9, tzinfo=timezone.utc),
+    ...                               ip="81.2.69.160", country="GB", user_agent="Mozilla/5.0"))
+    >>> d.action, d.reason_codes[0]
+    ('allow', 'COLD_START')
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: ProfileStore | None = None,
+        sink: AuditSink | None = None,
+        geoip: GeoIP | None = None,
+    ) -> None:
+        self.settings = s = settings if settings is not None else Settings()
+        self.store: ProfileStore = (
+            store if store is not None else open_store(s.store.url, s.failures.window_minutes * 60)
+        )
+        self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
+        self.ua = UAParser(s.device.ua_cache_size)
+        self.policy = Policy(s)
+        self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
+        self.pseudonymizer = Pseudonymizer(
+            load_or_create_key(s.audit.root, s.audit.key), s.audit.pseudonymize)
+        self.model: Any = None
+        if s.policy.model:
+            from riskengine.model import LoadedModel  # type: ignore[import-not-found,unused-ignore]
+
+            self.model = LoadedModel.load(s.policy.model)
+        # hot-path constants
+        self._window_s = s.device.window_days * _SECONDS_PER_DAY
+        self._history_days = s.geo.history_days
+        self._failure_window_s = s.failures.window_minutes * 60.0
+        self._session_s = s.otp.session_minutes * 60.0
+        self._trust_s = s.trust.days * _SECONDS_PER_DAY
+        self._scored = itertools.count()
+        self._degraded = itertools.count()
+        self._store_errors = itertools.count()
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(
+        cls, config: str | os.PathLike[str] | Settings | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Engine:
+        """From a TOML path, a Settings object or a dict; ``RISKENGINE_*`` env vars override."""
+        if isinstance(config, Settings):
+            settings = config
+        elif isinstance(config, Mapping):
+            from riskengine.config import _apply_env
+
+            settings = Settings.model_validate(_apply_env(dict(config), os.environ))
+        else:
+            settings = Settings.load(config)
+        return cls(settings, **kwargs)
+
+    @staticmethod
+    def _default_sink(s: Settings) -> AuditSink:
+        if not s.audit.root:
+            return NullSink()
+        from riskengine.audit.parquet import ParquetSink
+
+        return ParquetSink(
+            s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
+            buffer_rows=s.audit.buffer_rows)
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, attempt: LoginAttempt | Mapping[str, Any]) -> Decision:
+        """Allow, challenge or deny this login, with a risk in [0, 1] and the reasons."""
+        started = time.perf_counter()
+        if not isinstance(attempt, LoginAttempt):
+            attempt = LoginAttempt.model_validate(attempt)
+        next(self._scored)
+        now = attempt.timestamp.timestamp()
+        decision_id = secrets.token_hex(8)
+        geo, geo_problem = self._geo(attempt)
+        ua = self.ua.parse(attempt.user_agent)
+        dkey = device_key(attempt.device_id, ua)
+        hour = local_hour(attempt.timestamp, attempt.time_zone or geo.time_zone, geo.country)
+        profile: UserProfile | None = None
+        cold = False
+        trusted = False
+        try:
+            snap = self.store.snapshot(attempt.user_id, attempt.ip, now - self._failure_window_s)
+            profile = snap.profile
+            decision, cold, trusted = self._decide(
+                attempt, decision_id, now, geo, geo_problem, dkey, hour, profile,
+                snap.user_failures, snap.ip_failures)
+        except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
+            decision = self._fail_mode(decision_id, attempt.user_id, dkey, exc)
+        if decision.action == "allow" and not decision.degraded:
+            self._learn(attempt.user_id, now, dkey, geo, hour)
+        elif decision.action == "challenge":
+            self._park(decision, attempt, now, geo, dkey, hour)
+        latency_us = (time.perf_counter() - started) * 1e6
+        self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us)
+        return decision
+
+    def _geo(self, attempt: LoginAttempt) -> tuple[GeoInfo, str | None]:
+        if attempt.country is not None:
+            return GeoInfo(
+                attempt.country, attempt.region, attempt.city, attempt.latitude,
+                attempt.longitude, attempt.time_zone, attempt.asn, None), None
+        found, problem = self.geoip.lookup(attempt.ip)
+        geo = found or EMPTY_GEO
+        if attempt.asn is not None and geo.asn is None:
+            geo = GeoInfo(geo.country, geo.region, geo.city, geo.latitude, geo.longitude,
+                          geo.time_zone, attempt.asn, geo.asn_org)
+        if found is None and problem is None and self.geoip.configured:
+            problem = "IP not in the GeoIP database"
+        return geo, problem
+
+    def _decide(
+        self, attempt: LoginAttempt, decision_id: str, now: float, geo: GeoInfo,
+        geo_problem: str | None, dkey: str, hour: int | None, profile: UserProfile | None,
+        user_failures: int, ip_failures: int,
+    ) -> tuple[Decision, bool, bool]:
+        s = self.settings
+        p = profile if profile is not None else UserProfile()
+        cold = p.logins < s.coldstart.min_logins
+        signals: list[SignalResult] = [
+            device_novelty(dkey, p.devices, now, s.device.window_days),
+            *failed_attempts(user_failures, ip_failures, s.failures.user_threshold,
+                             s.failures.user_deny_threshold, s.failures.ip_threshold,
+                             s.failures.ip_deny_threshold, s.failures.window_minutes),
+        ]
+        if profile is not None and p.logins > 0:
+            signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now,
+                                   self._history_days))
+            signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
+                                   p.regions, now, self._history_days))
+            if p.asns or geo.asn is not None:
+                signals.append(novelty(R.NEW_ASN, "network AS", geo.asn, p.asns, now,
+                                       self._history_days))
+            signals.append(impossible_travel(
+                geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
+                s.geo.max_speed_kmh, s.geo.travel_tolerance_km))
+            signals.append(unusual_hour(hour, p, s.hour.min_logins, s.hour.rare_share))
+        trusted = is_trusted(dkey, p.devices, now)
+        otp_failures = p.otp_failures_for(attempt.session_id or "", now, self._session_s)
+        extra: list[Reason] = []
+        if geo_problem is not None:
+            code = R.GEOIP_UNAVAILABLE if not self.geoip.available or "failed" in geo_problem \
+                else R.GEO_UNKNOWN
+            extra.append(Reason(code, 0.0, geo_problem))
+        extra_risk = 0.0
+        if self.model is not None:
+            extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
+                                                                user_failures, ip_failures)
+            extra.extend(model_reasons)
+        a = self.policy.decide(
+            signals, cold_start=cold, trusted=trusted,
+            otp_failures_exceeded=otp_failures > s.otp.max_attempts,
+            enrolled=attempt.enrolled_factors, extra_risk=extra_risk, extra_reasons=extra)
+        decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, attempt.user_id,
+                            dkey, self.policy.version)
+        return decision, cold, trusted
+
+    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
+        next(self._degraded)
+        log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
+        action: Action = self.settings.policy.fail_mode
+        risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
+        factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
+        reason = Reason(R.ENGINE_DEGRADED, 0.0,
+                        f"profile store unavailable ({type(exc).__name__}); fail mode {action}")
+        return Decision(decision_id, action, risk, (reason,), factor, user_id, dkey,
+                        self.policy.version)
+
+    def _learn(self, user_id: str, now: float, dkey: str, geo: GeoInfo, hour: int | None,
+               trust_until: int = 0) -> None:
+        s = self.settings
+
+        def learn(p: UserProfile | None) -> UserProfile:
+            base = p if p is not None else UserProfile()
+            out = base.learned(
+                now=int(now), device_key=dkey, country=geo.country, region=geo.region,
+                asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
+                max_devices=s.device.max_devices, max_places=s.geo.max_countries,
+                half_life_days=s.hour.half_life_days)
+            return out.trusted(dkey, trust_until) if trust_until else out
+
+        try:
+            self.store.update(user_id, learn)
+        except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
+            next(self._store_errors)
+            log.warning("profile update for a login failed: %s", exc)
+
+    def _park(self, decision: Decision, attempt: LoginAttempt, now: float, geo: GeoInfo,
+              dkey: str, hour: int | None) -> None:
+        """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
+        ctx = {
+            "u": attempt.user_id, "t": now, "d": dkey, "h": hour, "s": attempt.session_id or "",
+            "f": decision.factor, "r": decision.risk,
+            "g": [geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn],
+        }
+        try:
+            self.store.put_pending(decision.decision_id, json.dumps(ctx).encode(),
+                                   now + self._session_s)
+        except Exception as exc:  # noqa: BLE001
+            next(self._store_errors)
+            log.warning("could not park challenge context: %s", exc)
+
+    # ------------------------------------------------------------------ outcomes
+    def record_outcome(
+        self,
+        decision_id: str,
+        outcome: Outcome,
+        channels: Sequence[Channel] = (),
+        attempts: int = 1,
+        trust_device: bool = False,
+        *,
+        seconds_to_verify: float | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        """Report how a challenge ended. A verified challenge teaches the profile (and trusts
+        the device when asked); failed attempts count toward the session's OTP limit.
+
+        Raises :class:`UnknownDecisionError` for an id that was not challenged (or expired);
+        a store outage is logged and counted, never raised.
+        """
+        o = ChallengeOutcome(
+            decision_id=decision_id, outcome=outcome, channels=tuple(channels), attempts=attempts,
+            trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
+        now = o.timestamp.timestamp() if o.timestamp is not None else time.time()
+        try:
+            raw = self.store.pop_pending(o.decision_id, now)
+        except Exception as exc:  # noqa: BLE001
+            next(self._store_errors)
+            log.warning("record_outcome: store unavailable, outcome not applied: %s", exc)
+            return
+        if raw is None:
+            raise UnknownDecisionError(
+                f"decision {o.decision_id!r} was not a pending challenge here (unknown or expired)")
+        ctx = json.loads(raw)
+        user_id: str = ctx["u"]
+        country, region, city, lat, lon, asn = ctx["g"]
+        geo = GeoInfo(country, region, city, lat, lon, None, asn, None)
+        failed_attempts_n = o.attempts if o.outcome == "failed" else max(0, o.attempts - 1)
+        event_ts = now if o.timestamp is not None else ctx["t"]
+        if o.outcome == "verified":
+            until = int(event_ts + self._trust_s) if o.trust_device else 0
+            self._learn(user_id, ctx["t"], ctx["d"], geo, ctx["h"], trust_until=until)
+            try:
+                self.store.reset_failures(user_id)
+            except Exception as exc:  # noqa: BLE001
+                next(self._store_errors)
+                log.warning("could not reset failures: %s", exc)
+        if failed_attempts_n:
+            session = ctx["s"]
+
+            def add(p: UserProfile | None) -> UserProfile:
+                return (p or UserProfile()).with_otp_failures(
+                    session, failed_attempts_n, int(event_ts), self._session_s)
+
+            try:
+                self.store.update(user_id, add)
+            except Exception as exc:  # noqa: BLE001
+                next(self._store_errors)
+                log.warning("could not count OTP failures: %s", exc)
+        chans = list(o.channels)
+        self._emit("challenges", {
+            "event_time": _utc(event_ts),
+            "schema_version": SCHEMA_VERSION,
+            "decision_id": o.decision_id,
+            "user_key": self.pseudonymizer.user(user_id),
+            "factor": ctx["f"],
+            "channels": chans,
+            "final_channel": chans[-1] if chans else None,
+            "fallback_used": len(chans) > 1,
+            "outcome": o.outcome,
+            "attempts": o.attempts,
+            "seconds_to_verify": o.seconds_to_verify,
+            "trust_device": o.trust_device,
+            "country": country,
+            "device_type": None,
+            "risk": ctx["r"],
+        })
+
+    def record_failure(self, user_id: str, ip: str, timestamp: datetime) -> int:
+        """A failed password. Returns the user's failures in the window (0 if the store is down)."""
+        f = FailedPassword(user_id=user_id, ip=ip, timestamp=timestamp)
+        count = 0
+        try:
+            count = self.store.add_failure(f.user_id, f.ip, f.timestamp.timestamp())
+        except Exception as exc:  # noqa: BLE001
+            next(self._store_errors)
+            log.warning("record_failure: store unavailable: %s", exc)
+        self._emit("failures", {
+            "event_time": f.timestamp.astimezone(UTC),
+            "schema_version": SCHEMA_VERSION,
+            "user_key": self.pseudonymizer.user(f.user_id),
+            "ip_prefix": self.pseudonymizer.ip(f.ip),
+            "user_failures": count,
+        })
+        return count
+
+    # ------------------------------------------------------------------ experiments
+    def assign(
+        self, experiment: str, user_id: str, weights: Mapping[str, float],
+        timestamp: datetime | None = None,
+    ) -> str:
+        """Deterministic hash-based variant for ``user_id``; logs the exposure now.
+
+        The first variant is the control. Same inputs → same variant in every process.
+        """
+        variant = assign_variant(experiment, user_id, weights)
+        ts = timestamp or datetime.now(UTC)
+        if ts.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware")
+        self._emit("exposures", {
+            "event_time": ts.astimezone(UTC), "schema_version": SCHEMA_VERSION,
+            "experiment": experiment, "variant": variant,
+            "user_key": self.pseudonymizer.user(user_id),
+        })
+        return variant
+
+    def record_conversion(self, experiment: str, user_id: str, timestamp: datetime | None = None) -> None:
+        """A conversion (e.g. signup completed) for a user exposed to ``experiment``."""
+        if not experiment:
+            raise ValueError("experiment name must not be empty")
+        ts = timestamp or datetime.now(UTC)
+        if ts.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware")
+        self._emit("conversions", {
+            "event_time": ts.astimezone(UTC), "schema_version": SCHEMA_VERSION,
+            "experiment": experiment, "user_key": self.pseudonymizer.user(user_id),
+        })
+
+    # ------------------------------------------------------------------ audit
+    def _emit(self, table: str, row: dict[str, Any]) -> None:
+        try:
+            self.sink.emit(table, row)
+        except Exception as exc:  # noqa: BLE001 - an audit failure never changes a decision
+            log.warning("audit emit failed: %s", exc)
+
+    def _emit_decision(
+        self, attempt: LoginAttempt, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
+        profile: UserProfile | None, cold: bool, trusted: bool, latency_us: float,
+    ) -> None:
+        if isinstance(self.sink, NullSink):
+            return
+        pz = self.pseudonymizer
+        self._emit("decisions", {
+            "event_time": attempt.timestamp.astimezone(UTC),
+            "schema_version": SCHEMA_VERSION,
+            "decision_id": d.decision_id,
+            "user_key": pz.user(attempt.user_id),
+            "session_key": pz.user(attempt.session_id) if attempt.session_id else None,
+            "ip_prefix": pz.ip(attempt.ip),
+            "country": geo.country,
+            "region": geo.region,
+            "city": geo.city,
+            "asn": geo.asn,
+            "device_key": dkey,
+            "browser_family": ua.browser_family,
+            "browser_version": ua.browser_version,
+            "os_family": ua.os_family,
+            "device_type": ua.device_type,
+            "risk": d.risk,
+            "action": d.action,
+            "reasons": [r.code for r in d.reasons],
+            "factor": d.factor,
+            "policy_version": d.policy_version,
+            "latency_us": latency_us,
+            "user_logins": profile.logins if profile is not None else 0,
+            "cold_start": cold,
+            "trusted_device": trusted,
+            "degraded": d.degraded,
+        })
+
+    # ------------------------------------------------------------------ lifecycle
+    def health(self) -> dict[str, Any]:
+        """Counters an operator wants on a status page."""
+        return {
+            "scored": _peek(self._scored),
+            "degraded": _peek(self._degraded),
+            "store_errors": _peek(self._store_errors),
+            "audit_dropped": getattr(self.sink, "dropped", 0),
+            "geoip_problems": list(self.geoip.problems),
+        }
+
+    def close(self) -> None:
+        """Flush the audit log and release the store and GeoIP readers. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.sink.close()
+        finally:
+            self.store.close()
+            self.geoip.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    # itertools.count's repr is "count(N)": the next value, i.e. how many were taken
+    return int(repr(counter)[6:-1])
+
+
+def assign_variant(experiment: str, user_id: str, weights: Mapping[str, float]) -> str:
+    """Hash ``experiment:user_id`` to [0, 1) and walk the cumulative weights.
+
+    >>> assign_variant("signup_2fa", "u1", {"progressive": 0.5, "mfa_at_signup": 0.5}) in \
+        ("progressive", "mfa_at_signup")
+    True
+    """
+    if not experiment:
+        raise ValueError("experiment name must not be empty")
+    if not weights:
+        raise ValueError("weights must name at least one variant")
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError("variant weights must be non-negative and not all zero")
+    digest = hashlib.blake2b(f"{experiment}\x00{user_id}".encode(), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") / 2**64 * sum(weights.values())
+    cumulative = 0.0
+    last = ""
+    for name, weight in weights.items():
+        cumulative += weight
+        last = name
+        if point < cumulative:
+            return name
+    return last
+
+
+__all__ = ["Engine", "UnknownDecisionError", "assign_variant", "Factor"]

@@ -1,0 +1,123 @@
+"""GeoIP enrichment through ``maxminddb``: City (country/region/city/location/time zone) and ASN.
+
+Readers are opened once; lookups go through a bounded LRU keyed by IP string. A missing or
+corrupt database never raises into ``score()``: the reader is marked unavailable and the
+engine adds ``GEOIP_UNAVAILABLE`` to its reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import maxminddb
+
+log = logging.getLogger(__name__)
+
+GEOLITE2_BUILTIN: Final = "geolite2"
+
+
+@dataclass(frozen=True, slots=True)
+class GeoInfo:
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    time_zone: str | None = None
+    asn: int | None = None
+    asn_org: str | None = None
+
+
+EMPTY_GEO: Final = GeoInfo()
+
+
+def builtin_city_db() -> str | None:
+    """Path of the 2018 GeoLite2-City database that ``maxminddb-geolite2`` installs."""
+    try:
+        import _maxminddb_geolite2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"
+    return str(path) if path.exists() else None
+
+
+def _open(path: str | None, label: str) -> tuple[Any | None, str | None]:
+    if not path:
+        return None, None
+    if path == GEOLITE2_BUILTIN:
+        resolved = builtin_city_db()
+        if resolved is None:
+            return None, f"{label}: the maxminddb-geolite2 package is not installed"
+        path = resolved
+    if not os.path.exists(path):
+        return None, f"{label}: no such file {path}"
+    try:
+        return maxminddb.open_database(path, maxminddb.MODE_AUTO), None
+    except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
+        return None, f"{label}: cannot open {path}: {exc}"
+
+
+def _city_fields(rec: dict[str, Any]) -> tuple[Any, ...]:
+    country = (rec.get("country") or rec.get("registered_country") or {}).get("iso_code")
+    subdivisions = rec.get("subdivisions") or ()
+    region = None
+    if subdivisions:
+        sub = subdivisions[0]
+        region = (sub.get("names") or {}).get("en") or sub.get("iso_code")
+    city = ((rec.get("city") or {}).get("names") or {}).get("en")
+    loc = rec.get("location") or {}
+    return country, region, city, loc.get("latitude"), loc.get("longitude"), loc.get("time_zone")
+
+
+class GeoIP:
+    """City + ASN lookups with an LRU; ``lookup`` returns ``(GeoInfo, problem)``."""
+
+    def __init__(
+        self, city_db: str | None = GEOLITE2_BUILTIN, asn_db: str | None = None,
+        cache_size: int = 65536,
+    ) -> None:
+        self._city, city_problem = _open(city_db, "City database")
+        self._asn, asn_problem = _open(asn_db, "ASN database")
+        self.problems: list[str] = [p for p in (city_problem, asn_problem) if p]
+        for p in self.problems:
+            log.warning("GeoIP degraded: %s", p)
+        self.configured = bool(city_db or asn_db)
+        self.lookup = lru_cache(maxsize=cache_size)(self._lookup) if cache_size else self._lookup
+
+    @property
+    def available(self) -> bool:
+        return not self.problems
+
+    def _lookup(self, ip: str) -> tuple[GeoInfo | None, str | None]:
+        problem = self.problems[0] if self.problems else None
+        country = region = city = lat = lon = tz = None
+        asn = org = None
+        found = False
+        try:
+            if self._city is not None:
+                rec = self._city.get(ip)
+                if isinstance(rec, dict):
+                    country, region, city, lat, lon, tz = _city_fields(rec)
+                    found = True
+            if self._asn is not None:
+                rec = self._asn.get(ip)
+                if isinstance(rec, dict) and rec.get("autonomous_system_number") is not None:
+                    asn = int(rec["autonomous_system_number"])
+                    org = rec.get("autonomous_system_organization")
+                    found = True
+        except (maxminddb.InvalidDatabaseError, ValueError, OSError, RuntimeError) as exc:
+            # A corrupt tree or data section: this lookup is unusable, the login is not.
+            return None, f"GeoIP lookup failed: {exc}"
+        if not found:
+            return None, problem
+        return GeoInfo(country, region, city, lat, lon, tz, asn, org), problem
+
+    def close(self) -> None:
+        for reader in (self._city, self._asn):
+            if reader is not None:
+                reader.close()

@@ -1,0 +1,48 @@
+"""Local hour of a login: the attempt's or GeoIP's time zone, else the country's main zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, str]:
+    """First zone listed per country in IANA's zone.tab (shipped by the ``tzdata`` package)."""
+    zones: dict[str, str] = {}
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        parts = line.split("\t")
+        zones.setdefault(parts[0], parts[2])
+    return zones
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str | None, country: str | None) -> ZoneInfo | None:
+    """The time zone to use, or None when neither is known/valid.
+
+    >>> zone(None, "GB").key
+    'Europe/London'
+    """
+    for candidate in (name, _country_zones().get(country or "")):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return None
+
+
+def local_hour(ts: datetime, name: str | None, country: str | None) -> int | None:
+    """Hour of day where the user is.
+
+    >>> from datetime import timezone
+    >>> local_hour(datetime(2026, 7, 1, 8, tzinfo=timezone.utc), None, "GB")
+    9
+    """
+    tz = zone(name, country)
+    return None if tz is None else ts.astimezone(tz).hour

@@ -1,0 +1,90 @@
+"""Pydantic models at the boundary: untrusted input from the auth service."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from riskengine.decision import Channel, Factor, Outcome
+
+MAX_USER_AGENT_LENGTH = 2048
+"""Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
+
+
+def _normalise_ip(value: str) -> str:
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        raise ValueError(f"not an IPv4 or IPv6 address: {value[:64]!r}") from None
+
+
+def _upper_country(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) != 2 or not value.isalpha():
+        raise ValueError(f"country must be an ISO 3166-1 alpha-2 code, got {value[:16]!r}")
+    return value.upper()
+
+
+IPAddressStr = Annotated[str, Field(min_length=2, max_length=64), AfterValidator(_normalise_ip)]
+CountryCode = Annotated[str | None, AfterValidator(_upper_country)]
+
+
+class LoginAttempt(BaseModel):
+    """A login whose password has already been checked, as the auth service saw it.
+
+    >>> from datetime import datetime, timezone
+    >>> a = LoginAttempt(user_id="u1", timestamp=datetime(2026, 1, 5, 9, tzinfo=timezone.utc),
+    ...                  ip="81.2.69.160", user_agent="Mozilla/5.0")
+    >>> a.ip
+    '81.2.69.160'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    user_id: str = Field(min_length=1, max_length=256)
+    timestamp: AwareDatetime
+    ip: IPAddressStr
+    user_agent: str = Field(default="", max_length=MAX_USER_AGENT_LENGTH)
+    device_id: str | None = Field(default=None, max_length=256)
+    country: CountryCode = None
+    region: str | None = Field(default=None, max_length=128)
+    city: str | None = Field(default=None, max_length=128)
+    asn: int | None = Field(default=None, ge=0, le=4_294_967_295)
+    latitude: float | None = Field(default=None, ge=-90.0, le=90.0)
+    longitude: float | None = Field(default=None, ge=-180.0, le=180.0)
+    time_zone: str | None = Field(default=None, max_length=64)
+    enrolled_factors: tuple[Factor, ...] = ()
+    session_id: str | None = Field(default=None, max_length=256)
+
+
+class ChallengeOutcome(BaseModel):
+    """What happened to a challenge, as reported through `Engine.record_outcome`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str = Field(min_length=1, max_length=128)
+    outcome: Outcome
+    channels: tuple[Channel, ...] = ()
+    attempts: int = Field(default=1, ge=0, le=1000)
+    trust_device: bool = False
+    seconds_to_verify: float | None = Field(default=None, ge=0.0)
+    timestamp: AwareDatetime | None = None
+
+
+class FailedPassword(BaseModel):
+    """A failed password check, reported through `Engine.record_failure`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=256)
+    ip: IPAddressStr
+    timestamp: AwareDatetime
+
+
+def utc_seconds(ts: datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return ts.timestamp()

@@ -1,0 +1,147 @@
+"""Signals → risk, action, reasons, recommended factor.
+
+Risk is a noisy-OR of weighted signals, ``1 − Π(1 − wᵢ·vᵢ)``: each independent piece of
+evidence closes part of the remaining gap to 1, so risk stays in [0, 1] and adding a
+signal never lowers it. Rules on top encode what field practice says weights cannot:
+failures step up regardless, an odd hour never steps up alone, a trusted device skips
+the challenge unless a strong signal fires, too many OTP failures deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from riskengine import reasons as R
+from riskengine.config import Settings
+from riskengine.decision import FACTOR_STRENGTH, Action, Factor, Reason
+from riskengine.signals.base import SignalResult
+
+NOVELTY_CODES = frozenset({R.NEW_DEVICE, R.NEW_COUNTRY, R.NEW_REGION, R.NEW_ASN})
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    action: Action
+    risk: float
+    reasons: tuple[Reason, ...]
+    factor: Factor | None
+
+
+class Policy:
+    """Compiled once from settings; ``decide`` is arithmetic over a handful of signals."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        self.version = s.policy.version
+        self.challenge_threshold = s.policy.challenge_threshold
+        self.deny_threshold = s.policy.deny_threshold
+        self.high_risk = s.policy.high_risk
+        self.travel_denies = s.policy.impossible_travel_action == "deny"
+        self.cold_scale = s.coldstart.novelty_scale
+        self.cold_weight = s.coldstart.weight
+        self.default_factors = s.policy.default_factors
+        self.weights: dict[str, float] = {
+            R.NEW_DEVICE: s.device.weight,
+            R.NEW_COUNTRY: s.geo.new_country_weight,
+            R.NEW_REGION: s.geo.new_region_weight,
+            R.NEW_ASN: s.geo.new_asn_weight,
+            R.IMPOSSIBLE_TRAVEL: s.geo.impossible_travel_weight,
+            R.UNUSUAL_HOUR: s.hour.weight,
+            R.FAILED_ATTEMPTS_USER: 0.6,
+            R.FAILED_ATTEMPTS_IP: 0.6,
+            R.FAILED_ATTEMPTS_EXCESSIVE: 1.0,
+        }
+
+    def decide(
+        self,
+        signals: Sequence[SignalResult],
+        *,
+        cold_start: bool = False,
+        trusted: bool = False,
+        otp_failures_exceeded: bool = False,
+        enrolled: Sequence[Factor] = (),
+        extra_risk: float = 0.0,
+        extra_reasons: Sequence[Reason] = (),
+    ) -> Assessment:
+        """Combine fired signals into a decision.
+
+        >>> from riskengine.config import Settings
+        >>> p = Policy(Settings())
+        >>> p.decide([SignalResult("NEW_DEVICE", 1.0, "first login from this device")]).action
+        'challenge'
+        >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
+        'allow'
+        """
+        contributions: list[Reason] = []
+        remaining = 1.0
+        hour: SignalResult | None = None
+        fired: set[str] = set()
+        for sig in signals:
+            if sig.value <= 0.0:
+                continue
+            if sig.code == R.UNUSUAL_HOUR:
+                hour = sig
+                continue
+            w = self.weights.get(sig.code, 0.0) * sig.value
+            if cold_start and sig.code in NOVELTY_CODES:
+                w *= self.cold_scale
+            fired.add(sig.code)
+            remaining *= 1.0 - w
+            contributions.append(Reason(sig.code, round(w, 4), sig.detail))
+        if hour is not None and contributions:
+            # weak alone: an odd hour only adds to other evidence
+            w = self.weights[R.UNUSUAL_HOUR] * hour.value
+            remaining *= 1.0 - w
+            fired.add(R.UNUSUAL_HOUR)
+            contributions.append(Reason(R.UNUSUAL_HOUR, round(w, 4), hour.detail))
+        if cold_start:
+            remaining *= 1.0 - self.cold_weight
+            contributions.append(Reason(
+                R.COLD_START, self.cold_weight,
+                "little history for this user: novelty signals count for less"))
+        if extra_risk > 0.0:
+            remaining *= 1.0 - extra_risk
+        contributions.extend(extra_reasons)
+        risk = min(1.0, max(0.0, 1.0 - remaining))
+
+        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded:
+            action: Action = "deny"
+            risk = max(risk, self.deny_threshold)
+        elif self.travel_denies and R.IMPOSSIBLE_TRAVEL in fired:
+            action = "deny"
+            risk = max(risk, self.deny_threshold)
+        elif risk >= self.deny_threshold:
+            action = "deny"
+        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP}:
+            action = "challenge"  # steps up regardless of how familiar the rest looks
+            risk = max(risk, self.challenge_threshold)
+        elif risk >= self.challenge_threshold:
+            action = "challenge"
+        else:
+            action = "allow"
+
+        if otp_failures_exceeded:
+            contributions.append(Reason(
+                R.OTP_ATTEMPTS_EXCEEDED, 1.0, "too many failed second-factor attempts in this session"))
+        if trusted and action == "challenge" and not (fired & R.STRONG_CODES):
+            action = "allow"
+            contributions.append(Reason(
+                R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
+
+        factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
+        contributions.sort(key=lambda r: r.weight, reverse=True)
+        return Assessment(action, round(risk, 6), tuple(contributions), factor)
+
+    def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
+        """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.
+
+        >>> from riskengine.config import Settings
+        >>> Policy(Settings()).recommend_factor(0.9, ["sms", "totp"])
+        'totp'
+        """
+        options = enrolled or self.default_factors
+        for factor in FACTOR_STRENGTH:
+            if factor in options:
+                return factor
+        return None

@@ -1,0 +1,239 @@
+"""UserProfile: the compact, bounded, mergeable per-user state the signals read.
+
+Immutable: learning returns a new profile, so a store can hand the same object to many
+threads and replace it atomically. Serialised as compact JSON (typically 300–900 bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+HOURS: Final = 24
+_EMPTY_HOURS: Final[tuple[float, ...]] = (0.0,) * HOURS
+FORMAT_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    first_seen: int
+    last_seen: int
+    count: int
+    trusted_until: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    """What the engine remembers about one user. Times are epoch seconds (int)."""
+
+    created: int = 0
+    logins: int = 0
+    devices: Mapping[str, DeviceSeen] = field(default_factory=dict)
+    countries: Mapping[str, int] = field(default_factory=dict)
+    regions: Mapping[str, int] = field(default_factory=dict)
+    asns: Mapping[int, int] = field(default_factory=dict)
+    hours: tuple[float, ...] = _EMPTY_HOURS
+    hours_at: int = 0
+    last_ts: int = 0
+    last_lat: float | None = None
+    last_lon: float | None = None
+    otp_session: str = ""
+    otp_failures: int = 0
+    otp_at: int = 0
+
+    # -- reading ---------------------------------------------------------------------
+    def hour_share(self, hour: int) -> float:
+        """Share of (decayed) logins in ``hour`` ±1 h, so 08:59 vs 09:01 is not news."""
+        total = sum(self.hours)
+        if total <= 0:
+            return 0.0
+        h = self.hours
+        near = h[(hour - 1) % HOURS] * 0.5 + h[hour % HOURS] + h[(hour + 1) % HOURS] * 0.5
+        # the smoothed bins sum to 2 × total, so this is a share that sums to 1 over 24 h
+        return near / (2.0 * total)
+
+    def is_trusted(self, device_key: str, now: float) -> bool:
+        seen = self.devices.get(device_key)
+        return seen is not None and seen.trusted_until >= now
+
+    # -- learning (all return new profiles) -------------------------------------------
+    def learned(
+        self,
+        *,
+        now: int,
+        device_key: str,
+        country: str | None,
+        region: str | None,
+        asn: int | None,
+        latitude: float | None,
+        longitude: float | None,
+        local_hour: int | None,
+        max_devices: int = 8,
+        max_places: int = 12,
+        half_life_days: float = 90.0,
+    ) -> UserProfile:
+        """The profile after an accepted login (allowed, or challenge verified)."""
+        devices = dict(self.devices)
+        seen = devices.get(device_key)
+        devices[device_key] = (
+            DeviceSeen(now, now, 1)
+            if seen is None
+            else DeviceSeen(seen.first_seen, max(now, seen.last_seen), seen.count + 1,
+                            seen.trusted_until)
+        )
+        hours, hours_at = self.hours, self.hours_at
+        if local_hour is not None:
+            elapsed_days = max(0.0, (now - hours_at) / 86400.0) if hours_at else 0.0
+            decay = 0.5 ** (elapsed_days / half_life_days)
+            hours = tuple(
+                round(c * decay + (1.0 if i == local_hour else 0.0), 3) for i, c in enumerate(hours)
+            )
+            hours_at = max(now, hours_at)
+        newer = now >= self.last_ts
+        return replace(
+            self,
+            created=self.created or now,
+            logins=self.logins + 1,
+            devices=_bounded(devices, max_devices, key=lambda d: d.last_seen),
+            countries=_touch(self.countries, country, now, max_places),
+            regions=_touch(self.regions, _region_key(country, region), now, max_places),
+            asns=_touch(self.asns, asn, now, max_places),
+            hours=hours,
+            hours_at=hours_at,
+            last_ts=now if newer else self.last_ts,
+            last_lat=latitude if newer and latitude is not None else self.last_lat,
+            last_lon=longitude if newer and longitude is not None else self.last_lon,
+        )
+
+    def trusted(self, device_key: str, until: int) -> UserProfile:
+        devices = dict(self.devices)
+        seen = devices.get(device_key)
+        if seen is None:
+            return self
+        devices[device_key] = replace(seen, trusted_until=until)
+        return replace(self, devices=devices)
+
+    def untrusted(self, device_key: str | None = None) -> UserProfile:
+        devices = {
+            k: (replace(v, trusted_until=0) if device_key in (None, k) else v)
+            for k, v in self.devices.items()
+        }
+        return replace(self, devices=devices)
+
+    def with_otp_failures(self, session: str, failures: int, now: int, session_s: float) -> UserProfile:
+        """Count failed second-factor attempts per session (or rolling window without one)."""
+        same = session == self.otp_session and (session or now - self.otp_at <= session_s)
+        total = (self.otp_failures if same else 0) + failures
+        return replace(self, otp_session=session, otp_failures=total, otp_at=now)
+
+    def otp_failures_for(self, session: str, now: float, session_s: float) -> int:
+        if session != self.otp_session:
+            return 0
+        if not session and now - self.otp_at > session_s:
+            return 0
+        return self.otp_failures
+
+    def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12) -> UserProfile:
+        """Union of two concurrent versions of one user's profile (last-seen = the later)."""
+        devices: dict[str, DeviceSeen] = dict(self.devices)
+        for k, d in other.devices.items():
+            mine = devices.get(k)
+            devices[k] = d if mine is None else DeviceSeen(
+                min(mine.first_seen, d.first_seen), max(mine.last_seen, d.last_seen),
+                max(mine.count, d.count), max(mine.trusted_until, d.trusted_until))
+        later = other if other.last_ts >= self.last_ts else self
+        return replace(
+            later,
+            created=min(x for x in (self.created, other.created) if x) if (self.created or other.created) else 0,
+            logins=max(self.logins, other.logins),
+            devices=_bounded(devices, max_devices, key=lambda d: d.last_seen),
+            countries=_merge_seen(self.countries, other.countries, max_places),
+            regions=_merge_seen(self.regions, other.regions, max_places),
+            asns=_merge_seen(self.asns, other.asns, max_places),
+            hours=tuple(max(a, b) for a, b in zip(self.hours, other.hours, strict=True)),
+            hours_at=max(self.hours_at, other.hours_at),
+        )
+
+    # -- serialisation ----------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "c": self.created,
+            "n": self.logins,
+            "d": {k: [d.first_seen, d.last_seen, d.count, d.trusted_until] for k, d in self.devices.items()},
+            "co": dict(self.countries),
+            "r": dict(self.regions),
+            "a": {str(k): v for k, v in self.asns.items()},
+            "h": list(self.hours) if any(self.hours) else [],
+            "ha": self.hours_at,
+            "l": [self.last_ts, self.last_lat, self.last_lon],
+            "o": [self.otp_session, self.otp_failures, self.otp_at],
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UserProfile:
+        if data.get("v") != FORMAT_VERSION:
+            raise ValueError(f"unsupported profile format version {data.get('v')!r}")
+        last_ts, last_lat, last_lon = data["l"]
+        otp_session, otp_failures, otp_at = data["o"]
+        hours = tuple(float(x) for x in data["h"]) if data["h"] else _EMPTY_HOURS
+        if len(hours) != HOURS:
+            raise ValueError("profile hour histogram must have 24 bins")
+        return cls(
+            created=int(data["c"]),
+            logins=int(data["n"]),
+            devices={k: DeviceSeen(*(int(x) for x in v)) for k, v in data["d"].items()},
+            countries={k: int(v) for k, v in data["co"].items()},
+            regions={k: int(v) for k, v in data["r"].items()},
+            asns={int(k): int(v) for k, v in data["a"].items()},
+            hours=hours,
+            hours_at=int(data["ha"]),
+            last_ts=int(last_ts),
+            last_lat=last_lat,
+            last_lon=last_lon,
+            otp_session=str(otp_session),
+            otp_failures=int(otp_failures),
+            otp_at=int(otp_at),
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> UserProfile:
+        return cls.from_json(json.loads(raw))
+
+
+def _region_key(country: str | None, region: str | None) -> str | None:
+    if not region:
+        return None
+    return f"{country or '??'}/{region}"[:48]
+
+
+def region_key(country: str | None, region: str | None) -> str | None:
+    """How regions are keyed in the profile: regions are only unique within a country."""
+    return _region_key(country, region)
+
+
+def _touch(seen: Mapping[Any, int], key: Any, now: int, limit: int) -> Mapping[Any, int]:
+    if key is None:
+        return seen
+    out = dict(seen)
+    out[key] = max(now, out.get(key, 0))
+    return _bounded(out, limit, key=lambda t: t)
+
+
+def _merge_seen(a: Mapping[Any, int], b: Mapping[Any, int], limit: int) -> Mapping[Any, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = max(v, out.get(k, 0))
+    return _bounded(out, limit, key=lambda t: t)
+
+
+def _bounded(items: dict[Any, Any], limit: int, key: Any) -> dict[Any, Any]:
+    if len(items) <= limit:
+        return items
+    keep = sorted(items.items(), key=lambda kv: key(kv[1]), reverse=True)[:limit]
+    return dict(keep)

@@ -1,0 +1,54 @@
+"""Reason codes: stable identifiers that land in decisions, audit rows and dashboards.
+
+Codes are part of the public contract (dashboards group by them, analysts filter on
+them); add new ones, never rename.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NEW_DEVICE: Final = "NEW_DEVICE"
+KNOWN_DEVICE: Final = "KNOWN_DEVICE"
+TRUSTED_DEVICE: Final = "TRUSTED_DEVICE"
+NEW_COUNTRY: Final = "NEW_COUNTRY"
+NEW_REGION: Final = "NEW_REGION"
+NEW_ASN: Final = "NEW_ASN"
+IMPOSSIBLE_TRAVEL: Final = "IMPOSSIBLE_TRAVEL"
+UNUSUAL_HOUR: Final = "UNUSUAL_HOUR"
+FAILED_ATTEMPTS_USER: Final = "FAILED_ATTEMPTS_USER"
+FAILED_ATTEMPTS_IP: Final = "FAILED_ATTEMPTS_IP"
+FAILED_ATTEMPTS_EXCESSIVE: Final = "FAILED_ATTEMPTS_EXCESSIVE"
+OTP_ATTEMPTS_EXCEEDED: Final = "OTP_ATTEMPTS_EXCEEDED"
+COLD_START: Final = "COLD_START"
+GEO_UNKNOWN: Final = "GEO_UNKNOWN"
+GEOIP_UNAVAILABLE: Final = "GEOIP_UNAVAILABLE"
+ENGINE_DEGRADED: Final = "ENGINE_DEGRADED"
+MODEL_SCORE: Final = "MODEL_SCORE"
+
+ALL_CODES: Final[tuple[str, ...]] = (
+    NEW_DEVICE,
+    KNOWN_DEVICE,
+    TRUSTED_DEVICE,
+    NEW_COUNTRY,
+    NEW_REGION,
+    NEW_ASN,
+    IMPOSSIBLE_TRAVEL,
+    UNUSUAL_HOUR,
+    FAILED_ATTEMPTS_USER,
+    FAILED_ATTEMPTS_IP,
+    FAILED_ATTEMPTS_EXCESSIVE,
+    OTP_ATTEMPTS_EXCEEDED,
+    COLD_START,
+    GEO_UNKNOWN,
+    GEOIP_UNAVAILABLE,
+    ENGINE_DEGRADED,
+    MODEL_SCORE,
+)
+
+# Codes that override a trusted device: the trust says "this is my laptop", it
+# does not vouch for a login from another continent or after a password spray.
+STRONG_CODES: Final[frozenset[str]] = frozenset(
+    {NEW_COUNTRY, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
+     FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED}
+)

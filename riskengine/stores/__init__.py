@@ -1,0 +1,33 @@
+"""Profile stores: ``memory://``, ``sqlite:///path``, ``redis://host:port/db``."""
+
+from __future__ import annotations
+
+from riskengine.stores.base import ProfileStore, Snapshot, StoreError
+from riskengine.stores.memory import MemoryStore
+
+__all__ = ["MemoryStore", "ProfileStore", "Snapshot", "StoreError", "open_store"]
+
+
+def open_store(url: str, failure_window_s: float = 1800.0) -> ProfileStore:
+    """Open a store from its URL.
+
+    >>> type(open_store("memory://")).__name__
+    'MemoryStore'
+    """
+    if url.startswith("memory://"):
+        return MemoryStore(failure_window_s)
+    if url.startswith("sqlite://"):
+        from riskengine.stores.sqlite import SqliteStore
+
+        path = url[len("sqlite://"):]
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///rel/path → rel/path, sqlite:////abs → /abs
+        if not path:
+            raise ValueError("sqlite store URL needs a path: sqlite:///path/to/profiles.db")
+        return SqliteStore(path, failure_window_s)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from riskengine.stores.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+
+        store: ProfileStore = RedisStore(url, failure_window_s)
+        return store
+    raise ValueError(f"unknown store URL {url!r}: use memory://, sqlite:///path or redis://host")

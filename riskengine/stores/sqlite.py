@@ -1,0 +1,173 @@
+"""``sqlite:///path``: the embedded default. WAL, several worker processes on one host.
+
+One connection per thread; the read path is one statement; updates take
+``BEGIN IMMEDIATE`` so concurrent read-modify-writes from several processes serialise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from riskengine.profile import UserProfile
+from riskengine.stores.base import Snapshot, StoreError, Updater
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (kind TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS failures_key_ts ON failures (kind, key, ts);
+CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REAL NOT NULL,
+                                    payload BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+_SNAPSHOT = """
+SELECT (SELECT data FROM profiles WHERE user_id = ?1),
+       (SELECT count(*) FROM failures WHERE kind = 'u' AND key = ?1 AND ts >= ?3),
+       (SELECT count(*) FROM failures WHERE kind = 'i' AND key = ?2 AND ts >= ?3)
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str, failure_window_s: float = 1800.0, timeout_s: float = 5.0) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._window = failure_window_s
+        self._timeout = timeout_s
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._writes = 0
+        conn = self._conn()
+        with conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def get(self, user_id: str) -> UserProfile | None:
+        try:
+            row = self._conn().execute(
+                "SELECT data FROM profiles WHERE user_id = ?", (user_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return UserProfile.from_bytes(row[0]) if row else None
+
+    def put(self, user_id: str, profile: UserProfile) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO profiles (user_id, data) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET data = excluded.data",
+                (user_id, profile.to_bytes()))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def update(self, user_id: str, fn: Updater) -> UserProfile | None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT data FROM profiles WHERE user_id = ?", (user_id,)).fetchone()
+                new = fn(UserProfile.from_bytes(row[0]) if row else None)
+                if new is None:
+                    conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+                else:
+                    conn.execute(
+                        "INSERT INTO profiles (user_id, data) VALUES (?, ?) "
+                        "ON CONFLICT (user_id) DO UPDATE SET data = excluded.data",
+                        (user_id, new.to_bytes()))
+                conn.execute("COMMIT")
+                return new
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def delete(self, user_id: str) -> None:
+        try:
+            conn = self._conn()
+            conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM failures WHERE kind = 'u' AND key = ?", (user_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def add_failure(self, user_id: str, ip: str, at: float) -> int:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO failures VALUES ('u', ?, ?), ('i', ?, ?)",
+                         (user_id, at, ip, at))
+            self._writes += 1
+            if self._writes % 1000 == 0:
+                conn.execute("DELETE FROM failures WHERE ts < ?", (at - 2 * self._window,))
+            (count,) = conn.execute(
+                "SELECT count(*) FROM failures WHERE kind = 'u' AND key = ? AND ts >= ?",
+                (user_id, at - self._window)).fetchone()
+            conn.execute("COMMIT")
+            return int(count)
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(str(exc)) from exc
+
+    def reset_failures(self, user_id: str) -> None:
+        try:
+            self._conn().execute("DELETE FROM failures WHERE kind = 'u' AND key = ?", (user_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot:
+        try:
+            data, uf, ipf = self._conn().execute(_SNAPSHOT, (user_id, ip, since)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return Snapshot(UserProfile.from_bytes(data) if data else None, int(uf), int(ipf))
+
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
+        try:
+            conn = self._conn()
+            conn.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
+                         (decision_id, expires_at, payload))
+            self._writes += 1
+            if self._writes % 1000 == 0:
+                conn.execute("DELETE FROM pending WHERE expires_at < ?", (expires_at - 86400,))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def pop_pending(self, decision_id: str, now: float) -> bytes | None:
+        try:
+            row = self._conn().execute(
+                "DELETE FROM pending WHERE decision_id = ? RETURNING expires_at, payload",
+                (decision_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        if row is None or row[0] < now:
+            return None
+        return bytes(row[1])
+
+    def user_ids(self, limit: int = 1000) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT user_id FROM profiles ORDER BY user_id LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
