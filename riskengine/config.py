@@ -173,7 +173,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
             continue
         fields = Settings.model_fields[section].annotation
         assert fields is not None
-        if key not in fields.model_fields:  # type: ignore[union-attr]
+        if key not in fields.model_fields:
             raise ValueError(f"unknown setting in environment variable {name}")
         merged.setdefault(section, {})[key] = _parse_env_value(raw)
     return merged

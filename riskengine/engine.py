@@ -118,9 +118,10 @@ class Engine:
             return NullSink()
         from riskengine.audit.parquet import ParquetSink
 
-        return ParquetSink(
+        sink: AuditSink = ParquetSink(
             s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
             buffer_rows=s.audit.buffer_rows)
+        return sink
 
     # ------------------------------------------------------------------ scoring
     def score(self, attempt: LoginAttempt | Mapping[str, Any]) -> Decision:

@@ -118,8 +118,9 @@ def device_key(device_id: str | None, ua: ParsedUA) -> str:
     A caller-supplied ``device_id`` (cookie, platform fingerprint) wins; otherwise the UA's
     stable parts, so Chrome 120 → 121 is the same device.
 
-    >>> a = classify("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")
-    >>> b = classify("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36")
+    >>> win = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    >>> a = classify(win + " Chrome/120.0.0.0 Safari/537.36")
+    >>> b = classify(win + " Chrome/121.0.0.0 Safari/537.36")
     >>> device_key(None, a) == device_key(None, b)
     True
     """

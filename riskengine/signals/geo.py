@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
+from typing import TypeVar
 
 from riskengine import reasons
 from riskengine.signals.base import SignalResult
+
+K = TypeVar("K", str, int)
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -24,7 +27,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def novelty(
-    code: str, label: str, value: Hashable | None, seen: Mapping[Hashable, int], now: float,
+    code: str, label: str, value: K | None, seen: Mapping[K, int], now: float,
     history_days: float,
 ) -> SignalResult:
     """Whether ``value`` is absent from the user's history (or older than ``history_days``).
