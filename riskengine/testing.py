@@ -1,0 +1,59 @@
+"""Test helpers shipped with the library (like ``structlog.testing``): places, user agents,
+attempt builders and a history builder, for this project's tests and for integrators' own.
+
+>>> from riskengine.testing import make_attempt
+>>> make_attempt().country
+'GB'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from riskengine.config import Settings
+from riskengine.engine import Engine
+from riskengine.models import LoginAttempt
+
+CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
+FIREFOX_MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:121.0) Gecko/20100101 Firefox/121.0")
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+
+LONDON = {"country": "GB", "region": "England", "city": "London", "asn": 2856,
+          "latitude": 51.5142, "longitude": -0.0931, "time_zone": "Europe/London"}
+MANCHESTER = {"country": "GB", "region": "England", "city": "Manchester", "asn": 2856,
+              "latitude": 53.48, "longitude": -2.24, "time_zone": "Europe/London"}
+EDINBURGH = {"country": "GB", "region": "Scotland", "city": "Edinburgh", "asn": 2856,
+             "latitude": 55.95, "longitude": -3.19, "time_zone": "Europe/London"}
+PARIS = {"country": "FR", "region": "Ile-de-France", "city": "Paris", "asn": 3215,
+         "latitude": 48.86, "longitude": 2.35, "time_zone": "Europe/Paris"}
+CHANGCHUN = {"country": "CN", "region": "Jilin", "city": "Changchun", "asn": 4837,
+             "latitude": 43.88, "longitude": 125.3228, "time_zone": "Asia/Shanghai"}
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 in London
+
+
+def offline_settings(**sections: dict[str, Any]) -> Settings:
+    """Settings with GeoIP off (tests pass pre-resolved geo) plus overrides."""
+    base = Settings().with_overrides(geo={"city_db": None, "asn_db": None})
+    return base.with_overrides(**sections) if sections else base
+
+
+def make_attempt(user_id: str = "alice", ts: datetime = T0, place: dict[str, Any] | None = None,
+                 ua: str = CHROME_WIN, ip: str = "81.2.69.160", **extra: Any) -> LoginAttempt:
+    return LoginAttempt(user_id=user_id, timestamp=ts, ip=ip, user_agent=ua,
+                        **(place if place is not None else LONDON), **extra)
+
+
+
+def establish(engine: Engine, user_id: str = "alice", days: int = 20, hour: int = 9,
+              place: dict[str, Any] | None = None, ua: str = CHROME_WIN, **extra: Any) -> datetime:
+    """Give a user `days` daily logins at `hour` UTC from one place and device; return the last time."""
+    ts = T0
+    for day in range(days):
+        ts = T0.replace(hour=hour) + timedelta(days=day)
+        d = engine.score(make_attempt(user_id, ts, place, ua, **extra))
+        assert d.action == "allow", d
+    return ts

@@ -1,0 +1,41 @@
+"""Shared fixtures. Builders live in ``riskengine.testing`` (shipped with the library)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from riskengine import Engine
+from riskengine.audit.base import MemorySink
+from riskengine.testing import offline_settings
+
+REPO = Path(__file__).resolve().parents[1]
+MAXMIND_TEST = REPO.parent / "shared" / "data" / "maxmind-test"
+
+
+def _maxmind(name: str) -> Path:
+    path = MAXMIND_TEST / name
+    if not path.exists():
+        pytest.skip(f"MaxMind test database {name} not found: expected ../shared/data/maxmind-test "
+                    "beside the repository")
+    return path
+
+
+@pytest.fixture
+def maxmind() -> Callable[[str], Path]:
+    """``maxmind("GeoIP2-City-Test.mmdb")``: path of a MaxMind test database, or a clear skip
+    when ../shared is absent (CI always has it)."""
+    return _maxmind
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def engine(sink: MemorySink) -> Iterator[Engine]:
+    with Engine(offline_settings(), sink=sink) as e:
+        yield e

@@ -1,0 +1,181 @@
+"""Hand-checked cases → exact actions and reason codes (the issue's golden list)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from riskengine import Engine
+from riskengine.audit.base import MemorySink
+from riskengine.stores.sqlite import SqliteStore
+from riskengine.testing import (
+    CHANGCHUN,
+    EDINBURGH,
+    FIREFOX_MAC,
+    MANCHESTER,
+    PARIS,
+    T0,
+    establish,
+    make_attempt,
+    offline_settings,
+)
+
+
+def test_first_login_is_cold_start_not_all_new(engine: Engine) -> None:
+    d = engine.score(make_attempt())
+    assert d.action == "allow"
+    assert d.reason_codes == ("NEW_DEVICE", "COLD_START")
+    assert d.risk == pytest.approx(1 - (1 - 0.55 * 0.35) * (1 - 0.1))
+
+
+def test_known_device_home_country_usual_hour_allows(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), place=MANCHESTER))
+    assert (d.action, d.reason_codes, d.risk) == ("allow", (), 0.0)
+
+
+def test_new_device_challenges(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("NEW_DEVICE",)
+    assert d.risk == pytest.approx(0.55)
+
+
+def test_new_country_challenges(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), place=PARIS))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("NEW_COUNTRY", "NEW_REGION", "NEW_ASN")
+    assert d.risk == pytest.approx(1 - 0.5 * 0.7 * 0.85)
+
+
+def test_unusual_hour_alone_allows(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1, hours=-6)))  # 03:00 London
+    assert (d.action, d.reason_codes) == ("allow", ())
+
+
+def test_unusual_hour_plus_new_region_challenges(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1, hours=-6), place=EDINBURGH))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR")
+    assert d.risk == pytest.approx(1 - 0.7 * 0.8)
+
+
+def test_new_region_alone_allows(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), place=EDINBURGH))
+    assert (d.action, d.reason_codes) == ("allow", ("NEW_REGION",))
+
+
+def test_three_failed_passwords_then_correct_challenges(engine: Engine) -> None:
+    last = establish(engine)
+    ts = last + timedelta(days=1)
+    for i in range(3):
+        engine.record_failure("alice", "81.2.69.160", ts - timedelta(minutes=5 - i))
+    d = engine.score(make_attempt(ts=ts))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("FAILED_ATTEMPTS_USER",)
+
+
+def test_failures_outside_window_do_not_count(engine: Engine) -> None:
+    last = establish(engine)
+    ts = last + timedelta(days=1)
+    for i in range(5):
+        engine.record_failure("alice", "81.2.69.160", ts - timedelta(minutes=40 + i))
+    assert engine.score(make_attempt(ts=ts)).action == "allow"
+
+
+def test_far_too_many_failures_deny(engine: Engine) -> None:
+    last = establish(engine)
+    ts = last + timedelta(days=1)
+    for i in range(10):
+        engine.record_failure("alice", "203.0.113.9", ts - timedelta(minutes=20, seconds=-i))
+    d = engine.score(make_attempt(ts=ts))
+    assert d.action == "deny"
+    assert d.reason_codes == ("FAILED_ATTEMPTS_EXCESSIVE",)
+
+
+def test_impossible_travel_challenges(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(hours=2), place=CHANGCHUN))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("IMPOSSIBLE_TRAVEL", "NEW_COUNTRY", "NEW_REGION", "UNUSUAL_HOUR", "NEW_ASN")
+    assert d.risk == pytest.approx(1 - 0.4 * 0.5 * 0.7 * 0.8 * 0.85)  # 19:00 in Changchun is odd too
+
+
+def test_impossible_travel_denies_when_configured(sink: MemorySink) -> None:
+    with Engine(offline_settings(policy={"impossible_travel_action": "deny"}), sink=sink) as e:
+        last = establish(e)
+        d = e.score(make_attempt(ts=last + timedelta(hours=2), place=CHANGCHUN))
+    assert d.action == "deny"
+    assert "IMPOSSIBLE_TRAVEL" in d.reason_codes
+
+
+def test_trusted_device_skips_challenge_unless_strong_signal(engine: Engine) -> None:
+    last = establish(engine)
+    first = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
+    assert first.action == "challenge"
+    engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
+                          timestamp=last + timedelta(days=1, minutes=1))
+    odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
+                                    place=EDINBURGH))
+    assert odd.action == "allow"
+    assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "TRUSTED_DEVICE")
+    abroad = engine.score(make_attempt(ts=last + timedelta(days=3), ua=FIREFOX_MAC, place=PARIS))
+    assert abroad.action == "challenge"
+    assert "TRUSTED_DEVICE" not in abroad.reason_codes
+
+
+def test_sixth_failed_otp_in_a_session_denies(engine: Engine) -> None:
+    last = establish(engine)
+    ts = last + timedelta(days=1)
+    d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, session_id="s-1"))
+    assert d.action == "challenge"
+    engine.record_outcome(d.decision_id, "failed", channels=["sms"], attempts=6,
+                          timestamp=ts + timedelta(minutes=2))
+    again = engine.score(make_attempt(ts=ts + timedelta(minutes=3), ua=FIREFOX_MAC, session_id="s-1"))
+    assert again.action == "deny"
+    assert "OTP_ATTEMPTS_EXCEEDED" in again.reason_codes
+    other_session = engine.score(make_attempt(ts=ts + timedelta(minutes=4), ua=FIREFOX_MAC,
+                                              session_id="s-2"))
+    assert other_session.action == "challenge"
+
+
+def test_five_failed_otps_do_not_deny_yet(engine: Engine) -> None:
+    last = establish(engine)
+    ts = last + timedelta(days=1)
+    d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, session_id="s-1"))
+    engine.record_outcome(d.decision_id, "failed", attempts=5, timestamp=ts + timedelta(minutes=1))
+    again = engine.score(make_attempt(ts=ts + timedelta(minutes=2), ua=FIREFOX_MAC, session_id="s-1"))
+    assert again.action == "challenge"
+
+
+def test_store_down_gives_fail_mode_challenge(tmp_path: Path, sink: MemorySink) -> None:
+    db = tmp_path / "profiles.db"
+    store = SqliteStore(str(db))
+    with Engine(offline_settings(), store=store, sink=sink) as e:
+        establish(e, days=3)
+        store.close()
+        db.write_bytes(b"this is not a database" * 100)  # a real fault: the file is corrupt
+        for wal in tmp_path.glob("profiles.db-*"):
+            wal.unlink()
+        d = e.score(make_attempt(ts=T0 + timedelta(days=10)))
+        assert d.action == "challenge"
+        assert d.reason_codes == ("ENGINE_DEGRADED",)
+        assert e.health()["degraded"] == 1
+    assert sink.rows("decisions")[-1]["degraded"] is True
+
+
+def test_fail_mode_is_configurable(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    settings = offline_settings(policy={"fail_mode": "allow"}, store={"url": f"sqlite:///{db}"})
+    with Engine(settings) as e:
+        e.store.close()
+        db.write_bytes(b"garbage" * 1000)
+        d = e.score(make_attempt())
+    assert (d.action, d.reason_codes) == ("allow", ("ENGINE_DEGRADED",))
