@@ -7,6 +7,7 @@ threads and replace it atomically. Serialised as compact JSON (typically 300–9
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -14,6 +15,7 @@ from typing import Any, Final
 HOURS: Final = 24
 _EMPTY_HOURS: Final[tuple[float, ...]] = (0.0,) * HOURS
 FORMAT_VERSION: Final = 1
+_COMPRESS_ABOVE: Final = 640
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class UserProfile:
         )
         hours, hours_at = self.hours, self.hours_at
         if local_hour is not None:
-            elapsed_days = max(0.0, (now - hours_at) / 86400.0) if hours_at else 0.0
+            elapsed_days = max(0.0, (now - hours_at) / 86400.0)
             decay = 0.5 ** (elapsed_days / half_life_days)
             hours = tuple(
                 round(c * decay + (1.0 if i == local_hour else 0.0), 3) for i, c in enumerate(hours)
@@ -173,7 +175,11 @@ class UserProfile:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        """Compact JSON; large profiles are zlib-compressed (marker byte ``z``) to stay ≤ 1 KB."""
+        raw = json.dumps(self.to_json(), separators=(",", ":")).encode()
+        if len(raw) <= _COMPRESS_ABOVE:
+            return raw
+        return b"z" + zlib.compress(raw, 6)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UserProfile:
@@ -203,6 +209,10 @@ class UserProfile:
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> UserProfile:
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if raw[:1] == b"z":
+            raw = zlib.decompress(raw[1:])
         return cls.from_json(json.loads(raw))
 
 

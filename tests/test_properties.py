@@ -1,0 +1,76 @@
+"""Hypothesis properties of the engine as a whole."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from riskengine import Engine, LoginAttempt
+from riskengine.audit.base import NullSink
+from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE, offline_settings
+
+PLACES = [
+    ("GB", "England", 51.5, -0.1, 2856),
+    ("GB", "Scotland", 55.9, -3.2, 2856),
+    ("FR", "Ile-de-France", 48.9, 2.35, 3215),
+    ("US", "Washington", 47.2, -122.3, 209),
+    ("CN", "Jilin", 43.9, 125.3, 4837),
+]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+history = st.lists(
+    st.tuples(st.integers(0, 60 * 24 * 30), st.sampled_from(PLACES),
+              st.sampled_from([CHROME_WIN, FIREFOX_MAC, IPHONE])),
+    max_size=25,
+)
+probe = st.tuples(st.integers(0, 60 * 24 * 40), st.sampled_from(PLACES),
+                  st.sampled_from([CHROME_WIN, FIREFOX_MAC, IPHONE]))
+
+
+def attempt(minute: int, place: tuple[str, str, float, float, int], ua: str) -> LoginAttempt:
+    country, region, lat, lon, asn = place
+    return LoginAttempt(user_id="p", timestamp=T0 + timedelta(minutes=minute), ip="198.51.100.7",
+                        user_agent=ua, country=country, region=region, latitude=lat,
+                        longitude=lon, asn=asn)
+
+
+def replay(logins: list[tuple[int, tuple[str, str, float, float, int], str]],
+           failures: int = 0, at: int = 0) -> Engine:
+    e = Engine(offline_settings(), sink=NullSink())
+    for minute, place, ua in sorted(logins, key=lambda x: x[0]):
+        e.score(attempt(minute, place, ua))
+    for i in range(failures):
+        e.record_failure("p", "198.51.100.7", T0 + timedelta(minutes=at, seconds=-i - 1))
+    return e
+
+
+@settings(max_examples=60, deadline=None)
+@given(history, probe)
+def test_risk_is_always_in_unit_interval(logins: list, p: tuple) -> None:  # type: ignore[type-arg]
+    d = replay(logins).score(attempt(*p))
+    assert 0.0 <= d.risk <= 1.0
+    assert d.action in ("allow", "challenge", "deny")
+    assert all(0.0 <= r.weight <= 1.0 for r in d.reasons)
+
+
+@settings(max_examples=40, deadline=None)
+@given(history, probe, st.integers(0, 12), st.integers(0, 12))
+def test_more_failed_attempts_never_lower_risk(logins: list, p: tuple, a: int, b: int) -> None:  # type: ignore[type-arg]
+    fewer, more = sorted((a, b))
+    at = p[0] + 60 * 24 * 30  # after the whole history, so failures are the newest events
+    probe_attempt = attempt(at, p[1], p[2])
+    low = replay(logins, fewer, at).score(probe_attempt)
+    high = replay(logins, more, at).score(probe_attempt)
+    assert high.risk >= low.risk
+    order = {"allow": 0, "challenge": 1, "deny": 2}
+    assert order[high.action] >= order[low.action]
+
+
+@settings(max_examples=40, deadline=None)
+@given(history, probe)
+def test_identical_history_and_attempt_give_identical_decision(logins: list, p: tuple) -> None:  # type: ignore[type-arg]
+    a = replay(logins).score(attempt(*p))
+    b = replay(logins).score(attempt(*p))
+    assert (a.action, a.risk, a.reasons, a.factor) == (b.action, b.risk, b.reasons, b.factor)
