@@ -1,0 +1,357 @@
+"""ONE contract suite for every ProfileStore backend: memory, sqlite and redis (a real server).
+
+What the engine relies on: a profile round-trips exactly; concurrent read-modify-writes of one
+user (threads, and for the shared backends, processes) lose nothing; failure windows count by
+the times passed in; a parked challenge is handed out once; ``snapshot`` is one consistent read.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from riskengine.profile import UserProfile
+from riskengine.stores import ProfileStore, Snapshot, StoreError
+from riskengine.stores.redis import RedisStore
+from riskengine.stores.redis_server import free_port
+
+from .conftest import StoreFactory
+
+WINDOW = 1800.0  # the stores' default failure window (30 minutes)
+T = 1_772_442_000.0  # 2026-03-02 09:00 UTC
+
+
+def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
+    """A user at every bound: 8 devices, 12 countries/regions/ASNs, a full hour histogram,
+    one trusted device and OTP failures on record — the largest profile the engine keeps."""
+    p = UserProfile()
+    countries = ["GB", "FR", "DE", "ES", "IT", "NL", "BE", "PT", "IE", "US", "CA", "JP"]
+    for i in range(40):
+        p = p.learned(
+            now=int(T) + i * 86_400 + i * 3_600, device_key=f"{(i % devices) * 0x1f3a5c7e9b:012x}"[-12:],
+            country=countries[i % places], region=f"Region-{i % places:02d} Metropolitan",
+            asn=64_500 + i % places, latitude=51.5 + i / 100, longitude=-0.12 + i / 100,
+            local_hour=i % 24, max_devices=devices, max_places=places)
+    p = p.trusted(next(iter(p.devices)), int(T) + 30 * 86_400)
+    return p.with_otp_failures("session-7f3a9c1e2b4d6f80", 3, int(T) + 41 * 86_400, 1800.0)
+
+
+def bump(p: UserProfile | None) -> UserProfile:
+    base = p if p is not None else UserProfile(created=int(T))
+    return replace(base, logins=base.logins + 1)
+
+
+# -- profiles -------------------------------------------------------------------------
+def test_get_put_update_delete_round_trip(store: ProfileStore) -> None:
+    profile = realistic_profile()
+    assert store.get("alice") is None
+    store.put("alice", profile)
+    assert store.get("alice") == profile
+    assert store.get("bob") is None
+
+    updated = store.update("alice", bump)
+    assert updated is not None and updated.logins == profile.logins + 1
+    assert store.get("alice") == updated
+
+    created = store.update("carol", bump)
+    assert created == UserProfile(created=int(T), logins=1) == store.get("carol")
+
+    assert store.update("carol", lambda p: None) is None  # fn returning None deletes
+    assert store.get("carol") is None
+
+    store.delete("alice")
+    assert store.get("alice") is None
+    store.delete("nobody")  # deleting an unknown user is not an error
+
+
+def test_user_ids_are_sorted_and_limited(store: ProfileStore) -> None:
+    for uid in ["zed", "amy", "mo", "bea"]:
+        store.put(uid, UserProfile(created=int(T), logins=1))
+    assert store.user_ids() == ["amy", "bea", "mo", "zed"]
+    assert store.user_ids(limit=2) == ["amy", "bea"]
+    store.delete("bea")
+    assert store.user_ids() == ["amy", "mo", "zed"]
+
+
+def test_unusual_user_ids_round_trip(store: ProfileStore) -> None:
+    """User ids are opaque strings: e-mail addresses, unicode, glob characters."""
+    ids = ["a@example.com", "Zoë Ünïcode", "star*[?]\\", "with space", "x" * 256]
+    for uid in ids:
+        store.update(uid, bump)
+    for uid in ids:
+        got = store.get(uid)
+        assert got is not None and got.logins == 1
+    assert store.user_ids() == sorted(ids)
+
+
+def test_update_is_atomic_under_8_threads(backend: StoreFactory) -> None:
+    threads_n, per_thread = 8, 60
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_n)
+
+    def hammer() -> None:
+        store = backend.open()
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                store.update("hot", bump)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=hammer) for _ in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors
+    final = backend.open().get("hot")
+    assert final is not None and final.logins == threads_n * per_thread
+
+
+_WORKER = """
+import sys
+from dataclasses import replace
+from riskengine.profile import UserProfile
+from riskengine.stores import open_store
+store = open_store(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    store.update("shared", lambda p: replace(p or UserProfile(), logins=(p.logins if p else 0) + 1))
+    store.add_failure("shared", "203.0.113.9", 1772442000.0)
+store.close()
+"""
+
+
+def test_update_is_atomic_across_2_processes(backend: StoreFactory) -> None:
+    if backend.backend == "memory":
+        pytest.skip("memory:// is one process by definition")
+    per_process = 150
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, backend.url, str(per_process)],
+                              stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    store = backend.open()
+    final = store.get("shared")
+    assert final is not None and final.logins == 2 * per_process
+    snap = store.snapshot("shared", "203.0.113.9", T - 1)
+    assert (snap.user_failures, snap.ip_failures) == (2 * per_process, 2 * per_process)
+
+
+# -- failed passwords -----------------------------------------------------------------
+def test_failures_count_within_the_window(store: ProfileStore) -> None:
+    assert store.add_failure("alice", "203.0.113.9", T) == 1
+    assert store.add_failure("alice", "203.0.113.9", T) == 2  # same instant still counts twice
+    assert store.add_failure("alice", "198.51.100.7", T + 60) == 3
+    assert store.add_failure("bob", "203.0.113.9", T + 120) == 1
+
+    snap = store.snapshot("alice", "203.0.113.9", since=T - 1)
+    assert (snap.user_failures, snap.ip_failures) == (3, 3)  # the IP saw alice twice and bob once
+    snap = store.snapshot("alice", "203.0.113.9", since=T + 30)
+    assert (snap.user_failures, snap.ip_failures) == (1, 1)
+    snap = store.snapshot("nobody", "192.0.2.1", since=T - 1)
+    assert (snap.user_failures, snap.ip_failures) == (0, 0)
+
+
+def test_failures_expire_after_the_window(store: ProfileStore) -> None:
+    store.add_failure("alice", "203.0.113.9", T)
+    store.add_failure("alice", "203.0.113.9", T + 10)
+    later = T + WINDOW + 5
+    snap = store.snapshot("alice", "203.0.113.9", since=later - WINDOW)
+    assert (snap.user_failures, snap.ip_failures) == (1, 1)  # T fell out, T+10 is still in
+    # a failure past the window counts only itself and what is still inside
+    assert store.add_failure("alice", "203.0.113.9", T + 2 * WINDOW) == 1
+    snap = store.snapshot("alice", "203.0.113.9", since=T + WINDOW)
+    assert (snap.user_failures, snap.ip_failures) == (1, 1)
+
+
+def test_reset_failures_clears_the_user_not_the_ip(store: ProfileStore) -> None:
+    for i in range(4):
+        store.add_failure("alice", "203.0.113.9", T + i)
+    store.reset_failures("alice")
+    snap = store.snapshot("alice", "203.0.113.9", since=T - 1)
+    assert (snap.user_failures, snap.ip_failures) == (0, 4)
+    assert store.add_failure("alice", "203.0.113.9", T + 10) == 1
+
+
+def test_delete_forgets_profile_and_failures(store: ProfileStore) -> None:
+    store.put("alice", realistic_profile())
+    store.add_failure("alice", "203.0.113.9", T)
+    store.delete("alice")
+    snap = store.snapshot("alice", "203.0.113.9", since=T - 1)
+    assert snap == Snapshot(None, 0, 1)
+
+
+# -- pending challenges ----------------------------------------------------------------
+def test_pending_pop_is_one_shot(store: ProfileStore) -> None:
+    payload = b'{"u":"alice","t":1772442000.0}\x00\xff binary ok'
+    store.put_pending("d1", payload, expires_at=T + 1800)
+    assert store.pop_pending("d1", now=T + 10) == payload
+    assert store.pop_pending("d1", now=T + 11) is None
+    assert store.pop_pending("never-parked", now=T) is None
+
+
+def test_pending_expires_by_the_time_passed_in(store: ProfileStore) -> None:
+    store.put_pending("d2", b"ctx", expires_at=T + 1800)
+    assert store.pop_pending("d2", now=T + 1801) is None
+    assert store.pop_pending("d2", now=T + 10) is None  # an expired pop still consumed it
+    store.put_pending("d3", b"ctx", expires_at=T + 1800)
+    assert store.pop_pending("d3", now=T + 1800) == b"ctx"  # the boundary is still valid
+
+
+def test_pending_pop_races_hand_out_one_copy(backend: StoreFactory) -> None:
+    """Two workers receiving the same outcome (a retried HTTP call): only one applies it."""
+    store = backend.open()
+    for i in range(50):
+        store.put_pending(f"race{i}", b"ctx", expires_at=T + 60)
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def pop_all() -> None:
+        mine = backend.open()
+        for i in range(50):
+            out = mine.pop_pending(f"race{i}", now=T)
+            if out is not None:
+                with lock:
+                    got.append(out)
+
+    workers = [threading.Thread(target=pop_all) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert len(got) == 50
+
+
+# -- snapshot --------------------------------------------------------------------------
+def test_snapshot_matches_the_individual_reads(store: ProfileStore) -> None:
+    profile = realistic_profile()
+    store.put("alice", profile)
+    store.add_failure("alice", "203.0.113.9", T)
+    snap = store.snapshot("alice", "203.0.113.9", since=T - 1)
+    assert snap == Snapshot(profile, 1, 1)
+    assert store.snapshot("nobody", "203.0.113.9", since=T - 1) == Snapshot(None, 0, 1)
+
+
+def test_snapshot_is_consistent_while_another_thread_writes(backend: StoreFactory) -> None:
+    """A reader never sees a torn or older-than-before profile while a writer updates it."""
+    writer_store, reader_store = backend.open(), backend.open()
+    writer_store.put("alice", UserProfile(created=int(T)))
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def write() -> None:
+        for _ in range(300):
+            writer_store.update("alice", bump)
+        stop.set()
+
+    w = threading.Thread(target=write)
+    w.start()
+    while not stop.is_set():
+        snap = reader_store.snapshot("alice", "203.0.113.9", since=T)
+        assert snap.profile is not None and snap.profile.created == int(T)
+        seen.append(snap.profile.logins)
+    w.join(30)
+    assert seen == sorted(seen)  # monotonic: no stale read after a newer one
+    final = reader_store.snapshot("alice", "203.0.113.9", since=T).profile
+    assert final is not None and final.logins == 300
+
+
+def test_realistic_full_profile_is_at_most_1_kb(store: ProfileStore) -> None:
+    profile = realistic_profile()
+    assert len(profile.devices) == 8 and len(profile.countries) == 12 and len(profile.asns) == 12
+    raw = profile.to_bytes()
+    assert len(raw) <= 1024, len(raw)
+    store.put("alice", profile)
+    assert store.get("alice") == UserProfile.from_bytes(raw)
+
+
+# -- redis specifics --------------------------------------------------------------------
+def _redis_only(backend: StoreFactory) -> RedisStore:
+    if backend.backend != "redis":
+        pytest.skip("Redis-specific behaviour")
+    store = backend.open()
+    assert isinstance(store, RedisStore)
+    return store
+
+
+def test_redis_ttls_implement_the_windows(backend: StoreFactory) -> None:
+    store = _redis_only(backend)
+    r = store._redis
+    store.put("alice", realistic_profile())
+    store.add_failure("alice", "203.0.113.9", T)
+    store.put_pending("d1", b"ctx", T + 60)
+    day = 86_400
+    assert 399 * day < r.ttl(store._pkey("alice")) <= 400 * day
+    assert WINDOW < r.ttl(store._ukey("alice")) <= WINDOW + 60
+    assert WINDOW < r.ttl(store._ikey("203.0.113.9")) <= WINDOW + 60
+    assert 0 < r.ttl(store._dkey("d1")) <= day
+    r.expire(store._pkey("alice"), 5)
+    store.update("alice", bump)  # a write refreshes the profile's TTL
+    assert r.ttl(store._pkey("alice")) > 399 * day
+
+
+def test_redis_update_after_snapshot_takes_one_round_trip(
+        backend: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's allow path is snapshot + learn: the learn must not re-read the profile."""
+    store = _redis_only(backend)
+    store.put("alice", realistic_profile())
+    sent: list[str] = []
+    real = store._redis.execute_command
+
+    def counting(*args: object, **options: object) -> object:
+        sent.append(str(args[0]))
+        return real(*args, **options)
+
+    monkeypatch.setattr(store._redis, "execute_command", counting)
+    store.snapshot("alice", "203.0.113.9", T)
+    assert sent == ["EVALSHA"]  # GET + 2 ZCOUNT in one script
+    store.update("alice", bump)
+    assert sent == ["EVALSHA", "EVALSHA"]  # compare-and-set against the snapshot's bytes
+    store.update("alice", bump)
+    assert sent == ["EVALSHA", "EVALSHA", "GET", "EVALSHA"]  # no snapshot to reuse: read first
+    got = store.get("alice")
+    assert got is not None and got.logins == realistic_profile().logins + 2
+
+
+def test_redis_update_survives_a_concurrent_writer_between_read_and_write(
+        backend: StoreFactory) -> None:
+    store = _redis_only(backend)
+    other = backend.open()
+    store.put("alice", UserProfile(created=int(T), logins=10))
+    store.snapshot("alice", "203.0.113.9", T)  # store now holds logins=10 as its read
+    other.update("alice", bump)  # another worker wins the race: 11
+    assert store.update("alice", bump) == UserProfile(created=int(T), logins=12)
+
+
+def test_redis_down_raises_store_error_fast() -> None:
+    dead = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.perf_counter()
+    for call in (lambda: dead.snapshot("u", "192.0.2.1", T), lambda: dead.get("u"),
+                 lambda: dead.add_failure("u", "192.0.2.1", T), lambda: dead.update("u", bump),
+                 lambda: dead.pop_pending("d", T)):
+        with pytest.raises(StoreError, match="redis"):
+            call()
+    assert time.perf_counter() - started < 2.0
+    assert not dead.ping()
+    assert "127.0.0.1" not in repr(dead)
+
+
+def test_redis_url_options(redis_server: object) -> None:
+    from riskengine.stores.redis_server import LocalRedisServer
+
+    assert isinstance(redis_server, LocalRedisServer)
+    store = RedisStore(f"{redis_server.url}?socket_timeout=0.05&prefix=opt:&profile_ttl_days=2")
+    assert store.prefix == "opt:"
+    conn_kwargs = store._redis.connection_pool.connection_kwargs
+    assert conn_kwargs["socket_timeout"] == 0.05
+    store.put("alice", UserProfile(created=int(T)))
+    assert 86_400 < store._redis.ttl(b"opt:p:alice") <= 2 * 86_400
+    store.delete("alice")
+    store.close()
+    with pytest.raises(ValueError, match="redis"):
+        RedisStore(f"{redis_server.url}?socket_timeout=soon")
