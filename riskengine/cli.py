@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
+            if exc.name == name or name.startswith(f"{exc.name}."):
                 continue  # feature not built into this installation
             raise
         module.register(sub)

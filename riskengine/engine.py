@@ -428,6 +428,29 @@ class Engine:
             "degraded": d.degraded,
         })
 
+    # ------------------------------------------------------------------ support
+    def user_summary(self, user_id: str, *, recent: int = 20,
+                     now: datetime | None = None) -> dict[str, Any]:
+        """Why was this user challenged? Profile (devices, places, trust, failures) plus recent
+        decisions with reasons and support actions from the audit log. See riskengine.support."""
+        from riskengine import support
+
+        return support.user_summary(self, user_id, recent=recent, now=now)
+
+    def untrust(self, user_id: str, device_key: str | None = None, *, actor: str, reason: str,
+                now: datetime | None = None) -> int:
+        """Withdraw device trust (one device or all); audited with who and why."""
+        from riskengine import support
+
+        return support.untrust(self, user_id, device_key, actor=actor, reason=reason, now=now)
+
+    def reset_user(self, user_id: str, *, actor: str, reason: str,
+                   now: datetime | None = None) -> bool:
+        """Forget the profile and failed attempts (re-enable a locked-out user); audited."""
+        from riskengine import support
+
+        return support.reset_user(self, user_id, actor=actor, reason=reason, now=now)
+
     # ------------------------------------------------------------------ lifecycle
     def health(self) -> dict[str, Any]:
         """Counters an operator wants on a status page."""
