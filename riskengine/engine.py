@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 import os
-import secrets
+import random
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -58,8 +58,8 @@ class Engine:
     >>> engine = Engine(Settings().with_overrides(geo={"city_db": None}))
     >>> d = engine.score(LoginAttempt(user_id="u1", timestamp=datetime(2026, 1, 5, 9, tzinfo=timezone.utc),
     ...                               ip="81.2.69.160", country="GB", user_agent="Mozilla/5.0"))
-    >>> d.action, d.reason_codes[0]
-    ('allow', 'COLD_START')
+    >>> d.action, d.reason_codes
+    ('allow', ('NEW_DEVICE', 'COLD_START'))
     """
 
     def __init__(
@@ -95,6 +95,10 @@ class Engine:
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
         self._closed = False
+        # decision ids: 64 random bits from a per-process generator seeded by the OS
+        # (os.urandom per call costs a syscall); reseeded after fork so workers differ
+        self._ids = random.Random(os.urandom(16))
+        os.register_at_fork(after_in_child=lambda: self._ids.seed(os.urandom(16)))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -131,7 +135,7 @@ class Engine:
             attempt = LoginAttempt.model_validate(attempt)
         next(self._scored)
         now = attempt.timestamp.timestamp()
-        decision_id = secrets.token_hex(8)
+        decision_id = f"{self._ids.getrandbits(64):016x}"
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
         dkey = device_key(attempt.device_id, ua)
@@ -191,10 +195,14 @@ class Engine:
             if p.asns or geo.asn is not None:
                 signals.append(novelty(R.NEW_ASN, "network AS", geo.asn, p.asns, now,
                                        self._history_days))
-            signals.append(impossible_travel(
-                geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
-                s.geo.max_speed_kmh, s.geo.travel_tolerance_km))
-            signals.append(unusual_hour(hour, p, s.hour.min_logins, s.hour.rare_share))
+            if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
+                signals.append(impossible_travel(
+                    geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
+                    s.geo.max_speed_kmh, s.geo.travel_tolerance_km))
+            # an odd hour only ever adds to other evidence, so it is only worth computing
+            # when something else fired (or a model wants every feature)
+            if self.model is not None or any(sig.value > 0.0 for sig in signals):
+                signals.append(unusual_hour(hour, p, s.hour.min_logins, s.hour.rare_share))
         trusted = is_trusted(dkey, p.devices, now)
         otp_failures = p.otp_failures_for(attempt.session_id or "", now, self._session_s)
         extra: list[Reason] = []

@@ -28,6 +28,9 @@ class Assessment:
     factor: Factor | None
 
 
+_CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
+
+
 class Policy:
     """Compiled once from settings; ``decide`` is arithmetic over a handful of signals."""
 
@@ -73,6 +76,9 @@ class Policy:
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
         """
+        if not cold_start and not otp_failures_exceeded and not extra_risk and not extra_reasons \
+                and all(sig.value <= 0.0 for sig in signals):
+            return _CLEAN_ALLOW  # the common case: a familiar login, nothing fired
         contributions: list[Reason] = []
         remaining = 1.0
         hour: SignalResult | None = None

@@ -16,6 +16,7 @@ HOURS: Final = 24
 _EMPTY_HOURS: Final[tuple[float, ...]] = (0.0,) * HOURS
 FORMAT_VERSION: Final = 1
 _COMPRESS_ABOVE: Final = 640
+_REBASE_S: Final = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,36 +78,40 @@ class UserProfile:
         half_life_days: float = 90.0,
     ) -> UserProfile:
         """The profile after an accepted login (allowed, or challenge verified)."""
-        devices = dict(self.devices)
-        seen = devices.get(device_key)
-        devices[device_key] = (
-            DeviceSeen(now, now, 1)
-            if seen is None
-            else DeviceSeen(seen.first_seen, max(now, seen.last_seen), seen.count + 1,
-                            seen.trusted_until)
-        )
+        seen = self.devices.get(device_key)
+        if seen is None:
+            devices = _bounded({**self.devices, device_key: DeviceSeen(now, now, 1)}, max_devices,
+                               key=_last_seen)
+        else:
+            devices = {**self.devices, device_key: DeviceSeen(
+                seen.first_seen, max(now, seen.last_seen), seen.count + 1, seen.trusted_until)}
         hours, hours_at = self.hours, self.hours_at
         if local_hour is not None:
-            elapsed_days = max(0.0, (now - hours_at) / 86400.0)
-            decay = 0.5 ** (elapsed_days / half_life_days)
-            hours = tuple(
-                round(c * decay + (1.0 if i == local_hour else 0.0), 3) for i, c in enumerate(hours)
-            )
-            hours_at = max(now, hours_at)
+            half_life_s = half_life_days * 86400.0
+            if now - hours_at > _REBASE_S:
+                # decay every bin to `now` once a day; in between a login adds its weight
+                # relative to `hours_at`, which keeps the per-login update O(1)
+                decay = 0.5 ** ((now - hours_at) / half_life_s)
+                hours = tuple(round(c * decay, 3) for c in hours)
+                hours_at = now
+            weight = 2.0 ** ((now - hours_at) / half_life_s)
+            hours = (*hours[:local_hour], round(hours[local_hour] + weight, 3), *hours[local_hour + 1:])
         newer = now >= self.last_ts
-        return replace(
-            self,
-            created=self.created or now,
-            logins=self.logins + 1,
-            devices=_bounded(devices, max_devices, key=lambda d: d.last_seen),
-            countries=_touch(self.countries, country, now, max_places),
-            regions=_touch(self.regions, _region_key(country, region), now, max_places),
-            asns=_touch(self.asns, asn, now, max_places),
-            hours=hours,
-            hours_at=hours_at,
-            last_ts=now if newer else self.last_ts,
-            last_lat=latitude if newer and latitude is not None else self.last_lat,
-            last_lon=longitude if newer and longitude is not None else self.last_lon,
+        return UserProfile(
+            self.created or now,
+            self.logins + 1,
+            devices,
+            _touch(self.countries, country, now, max_places),
+            _touch(self.regions, _region_key(country, region), now, max_places),
+            _touch(self.asns, asn, now, max_places),
+            hours,
+            hours_at,
+            now if newer else self.last_ts,
+            latitude if newer and latitude is not None else self.last_lat,
+            longitude if newer and longitude is not None else self.last_lon,
+            self.otp_session,
+            self.otp_failures,
+            self.otp_at,
         )
 
     def trusted(self, device_key: str, until: int) -> UserProfile:
@@ -230,9 +235,14 @@ def region_key(country: str | None, region: str | None) -> str | None:
 def _touch(seen: Mapping[Any, int], key: Any, now: int, limit: int) -> Mapping[Any, int]:
     if key is None:
         return seen
-    out = dict(seen)
-    out[key] = max(now, out.get(key, 0))
-    return _bounded(out, limit, key=lambda t: t)
+    last = seen.get(key)
+    if last is not None:
+        return seen if last >= now else {**seen, key: now}
+    return _bounded({**seen, key: now}, limit, key=_identity)
+
+
+def _identity(t: int) -> int:
+    return t
 
 
 def _merge_seen(a: Mapping[Any, int], b: Mapping[Any, int], limit: int) -> Mapping[Any, int]:
@@ -240,6 +250,10 @@ def _merge_seen(a: Mapping[Any, int], b: Mapping[Any, int], limit: int) -> Mappi
     for k, v in b.items():
         out[k] = max(v, out.get(k, 0))
     return _bounded(out, limit, key=lambda t: t)
+
+
+def _last_seen(d: DeviceSeen) -> int:
+    return d.last_seen
 
 
 def _bounded(items: dict[Any, Any], limit: int, key: Any) -> dict[Any, Any]:

@@ -43,6 +43,17 @@ def local_hour(ts: datetime, name: str | None, country: str | None) -> int | Non
     >>> from datetime import timezone
     >>> local_hour(datetime(2026, 7, 1, 8, tzinfo=timezone.utc), None, "GB")
     9
+    >>> local_hour(datetime(2026, 7, 1, 8, 40, tzinfo=timezone.utc), "Asia/Kolkata", None)
+    14
     """
+    # every UTC offset in use is a multiple of 15 minutes, so the local hour is constant
+    # within a quarter-hour: cache per (zone, quarter) instead of converting every login
+    return _hour_in_quarter(name, country, int(ts.timestamp()) // 900)
+
+
+@lru_cache(maxsize=8192)
+def _hour_in_quarter(name: str | None, country: str | None, quarter: int) -> int | None:
     tz = zone(name, country)
-    return None if tz is None else ts.astimezone(tz).hour
+    if tz is None:
+        return None
+    return datetime.fromtimestamp(quarter * 900, tz).hour

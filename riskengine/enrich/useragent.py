@@ -11,7 +11,7 @@ hand them to user-agents' own classification (``is_mobile``/``is_tablet``/``is_p
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final
 
@@ -31,6 +31,8 @@ class ParsedUA:
     device_brand: str
     device_model: str
     device_type: str
+    ua_key: str = ""
+    """Device key derived from the stable parts, computed once per distinct user agent."""
 
     @property
     def stable_parts(self) -> str:
@@ -38,7 +40,12 @@ class ParsedUA:
         return f"{self.browser_family}|{self.os_family}|{self.device_family}|{self.device_type}"
 
 
-UNKNOWN_UA: Final = ParsedUA("Other", "", "Other", "", "Other", "", "", "other")
+def _digest(material: str) -> str:
+    return hashlib.blake2b(material.encode(), digest_size=6).hexdigest()
+
+
+UNKNOWN_UA: Final = ParsedUA("Other", "", "Other", "", "Other", "", "", "other",
+                             _digest("ua:Other|Other|Other|other"))
 
 
 def _version(*parts: str | None) -> str:
@@ -89,7 +96,7 @@ def classify(ua_string: str) -> ParsedUA:
         device_type = "pc"
     else:
         device_type = "other"
-    return ParsedUA(
+    parsed = ParsedUA(
         browser_family=ua.browser.family,
         browser_version=_version(*(browser.major, browser.minor) if browser else ()),
         os_family=ua.os.family,
@@ -99,6 +106,7 @@ def classify(ua_string: str) -> ParsedUA:
         device_model=ua.device.model or "",
         device_type=device_type,
     )
+    return replace(parsed, ua_key=_digest(f"ua:{parsed.stable_parts}"))
 
 
 class UAParser:
@@ -124,5 +132,11 @@ def device_key(device_id: str | None, ua: ParsedUA) -> str:
     >>> device_key(None, a) == device_key(None, b)
     True
     """
-    material = f"id:{device_id}" if device_id else f"ua:{ua.stable_parts}"
-    return hashlib.blake2b(material.encode(), digest_size=6).hexdigest()
+    if device_id:
+        return _device_id_key(device_id)
+    return ua.ua_key or _digest(f"ua:{ua.stable_parts}")
+
+
+@lru_cache(maxsize=65536)
+def _device_id_key(device_id: str) -> str:
+    return _digest(f"id:{device_id}")

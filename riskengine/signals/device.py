@@ -8,6 +8,8 @@ from riskengine import reasons
 from riskengine.profile import DeviceSeen
 from riskengine.signals.base import SignalResult
 
+_KNOWN = SignalResult(reasons.KNOWN_DEVICE, 0.0, "device seen before")
+
 
 def device_novelty(
     device_key: str, devices: Mapping[str, DeviceSeen], now: float, window_days: float
@@ -27,7 +29,7 @@ def device_novelty(
         return SignalResult(
             reasons.NEW_DEVICE, 1.0, f"device not seen for {idle_days:.0f} days"
         )
-    return SignalResult(reasons.KNOWN_DEVICE, 0.0, f"device seen {seen.count} times")
+    return _KNOWN
 
 
 def is_trusted(device_key: str, devices: Mapping[str, DeviceSeen], now: float) -> bool:

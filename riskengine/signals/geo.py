@@ -11,6 +11,11 @@ from riskengine.signals.base import SignalResult
 
 K = TypeVar("K", str, int)
 
+# results that did not fire carry constant details: formatting them would be wasted work
+_NEAR = SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, "within the tolerance of the last login")
+_PLAUSIBLE = SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, "plausible speed since the last login")
+_NO_LOCATION = SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, "no previous location")
+
 EARTH_RADIUS_KM = 6371.0088
 
 
@@ -40,11 +45,11 @@ def novelty(
     0.0
     """
     if value is None:
-        return SignalResult(code, 0.0, f"{label} unknown")
+        return SignalResult(code, 0.0, "unknown")
     last = seen.get(value)
     if last is None or (now - last) / 86400.0 > history_days:
         return SignalResult(code, 1.0, f"first login from {label} {value}")
-    return SignalResult(code, 0.0, f"{label} {value} seen before")
+    return SignalResult(code, 0.0, "seen before")
 
 
 def impossible_travel(
@@ -63,15 +68,15 @@ def impossible_travel(
     0.0
     """
     if lat is None or lon is None or last_lat is None or last_lon is None or not last_ts:
-        return SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, "no previous location")
+        return _NO_LOCATION
     distance = haversine_km(last_lat, last_lon, lat, lon)
     excess = distance - tolerance_km
     if excess <= 0:
-        return SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, f"{distance:.0f} km from last login")
+        return _NEAR
     hours = max(now - last_ts, 1.0) / 3600.0
     speed = excess / hours
     if speed <= max_speed_kmh:
-        return SignalResult(reasons.IMPOSSIBLE_TRAVEL, 0.0, f"{speed:.0f} km/h since last login")
+        return _PLAUSIBLE
     value = min(1.0, 0.5 + 0.5 * (speed / max_speed_kmh - 1.0))
     return SignalResult(
         reasons.IMPOSSIBLE_TRAVEL, value,

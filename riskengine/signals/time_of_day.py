@@ -6,6 +6,8 @@ from riskengine import reasons
 from riskengine.profile import UserProfile
 from riskengine.signals.base import SignalResult
 
+_USUAL = SignalResult(reasons.UNUSUAL_HOUR, 0.0, "a usual hour for this user")
+
 
 def unusual_hour(
     local_hour: int | None, profile: UserProfile, min_logins: int, rare_share: float
@@ -27,7 +29,7 @@ def unusual_hour(
         return SignalResult(reasons.UNUSUAL_HOUR, 0.0, "too little history for hours")
     share = profile.hour_share(local_hour)
     if share >= rare_share:
-        return SignalResult(reasons.UNUSUAL_HOUR, 0.0, f"{share:.0%} of logins near {local_hour}:00")
+        return _USUAL
     value = 1.0 - share / rare_share if rare_share > 0 else 0.0
     return SignalResult(
         reasons.UNUSUAL_HOUR, round(value, 4),
