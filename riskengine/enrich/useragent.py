@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Final
 
 import ua_parser
-from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
+from user_agents.parsers import Browser, Device, OperatingSystem, UserAgent
 
 DEVICE_TYPES: Final = ("mobile", "tablet", "pc", "bot", "other")
 
@@ -67,25 +67,17 @@ def classify(ua_string: str) -> ParsedUA:
     device = result.device
     # user-agents' classifiers only read these attributes; building the object this way
     # skips its legacy parse while keeping its device-type rules.
+    browser_version = _version(*(browser.major, browser.minor, browser.patch) if browser else ())
+    os_version = _version(*(os_.major, os_.minor, os_.patch) if os_ else ())
+    # user-agents' classifiers only read families, `version_string` and the raw string;
+    # building the object this way skips its legacy parse (and its version parsing) while
+    # keeping its device-type rules
     ua = UserAgent.__new__(UserAgent)
     ua.ua_string = ua_string
-    ua.browser = parse_browser(
-        browser.family if browser else "Other",
-        browser.major if browser else None,
-        browser.minor if browser else None,
-        browser.patch if browser else None,
-    )
-    ua.os = parse_operating_system(
-        os_.family if os_ else "Other",
-        os_.major if os_ else None,
-        os_.minor if os_ else None,
-        os_.patch if os_ else None,
-    )
-    ua.device = parse_device(
-        device.family if device else "Other",
-        device.brand if device else None,
-        device.model if device else None,
-    )
+    ua.browser = Browser(browser.family if browser else "Other", (), browser_version)
+    ua.os = OperatingSystem(os_.family if os_ else "Other", (), os_version)
+    ua.device = Device(device.family if device else "Other",
+                       device.brand if device else None, device.model if device else None)
     if ua.is_bot:
         device_type = "bot"
     elif ua.is_tablet:
@@ -98,9 +90,9 @@ def classify(ua_string: str) -> ParsedUA:
         device_type = "other"
     parsed = ParsedUA(
         browser_family=ua.browser.family,
-        browser_version=_version(*(browser.major, browser.minor) if browser else ()),
+        browser_version=browser_version,
         os_family=ua.os.family,
-        os_version=_version(*(os_.major, os_.minor) if os_ else ()),
+        os_version=os_version,
         device_family=ua.device.family or "Other",
         device_brand=ua.device.brand or "",
         device_model=ua.device.model or "",
@@ -114,6 +106,8 @@ class UAParser:
 
     def __init__(self, cache_size: int = 16384) -> None:
         self.parse = lru_cache(maxsize=cache_size)(classify) if cache_size else classify
+        # ua-parser compiles its resolver lazily (~0.2 s): pay that here, not in a login
+        classify("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0")
 
     def warm(self, user_agents: list[str]) -> None:
         for ua in user_agents:
