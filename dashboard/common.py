@@ -1,0 +1,333 @@
+"""What every dashboard page shares: where the audit root is, the global filters in the
+sidebar, cached calls into :mod:`riskengine.analytics`, number formatting and empty states.
+
+Pages call only the wrappers here (which call only ``AuditDB`` methods): no SQL and no
+scoring logic lives in the dashboard, so the numbers always agree with the notebooks and
+``riskengine report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from riskengine.analytics import AuditDB, Filters
+
+ROOT_ENV = "RISKENGINE_AUDIT_ROOT"
+LABELS_ENV = "RISKENGINE_LABELS"
+CACHE_TTL_SECONDS = 30
+"""Query results are reused for this long: the engine keeps writing, so not longer."""
+
+DEFAULT_CHALLENGE_THRESHOLD = 0.4
+"""Where the what-if slider starts: the shipped policy's challenge threshold."""
+
+EXPLORER_PAGE = "views/audit_explorer.py"
+# session-state keys of the audit explorer's own filters; other pages set them to "drill"
+DRILL_KEYS = {"action": "x_actions", "reason": "x_reasons", "country": "x_countries", "user": "x_user"}
+FILTERS_KEY = "global_filters"
+_HASH = {Filters: repr}  # Filters is a frozen dataclass: its repr is a stable cache key
+
+
+# --------------------------------------------------------------------------- configuration
+def _script_args(argv: Sequence[str]) -> argparse.Namespace:
+    """``streamlit run dashboard/app.py -- --root DIR --labels PATH`` puts these in sys.argv."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--root")
+    parser.add_argument("--labels")
+    known, _ = parser.parse_known_args(list(argv))
+    return known
+
+
+def audit_root() -> Path | None:
+    """The audit root from ``--root`` (after ``--``) or ``RISKENGINE_AUDIT_ROOT``."""
+    value = _script_args(sys.argv[1:]).root or os.environ.get(ROOT_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def labels_path() -> Path | None:
+    """Optional ground-truth labels (decision id → attack?) for the what-if catch rate."""
+    value = _script_args(sys.argv[1:]).labels or os.environ.get(LABELS_ENV)
+    return Path(value).expanduser() if value else None
+
+
+# --------------------------------------------------------------------------- cached queries
+@st.cache_resource(show_spinner=False)
+def _db(root: str) -> AuditDB:
+    return AuditDB(root)
+
+
+def db(root: Path) -> AuditDB:
+    return _db(str(root))
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def has_data(root: str) -> bool:
+    return _db(root).has_data()
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def date_range(root: str) -> tuple[datetime, datetime] | None:
+    return _db(root).date_range()
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def kpis(root: str, f: Filters) -> dict[str, Any]:
+    return dict(_db(root).kpis(f))
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
+    return dict(_db(root).kpis_vs_previous(f))
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def kpi_series(root: str, f: Filters, grain: str) -> pl.DataFrame:
+    return _db(root).kpi_series(f, grain=grain)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def breakdown(root: str, f: Filters, by: str) -> pl.DataFrame:
+    return _db(root).breakdown(f, by)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def channel_success(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).channel_success(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def fallback_funnel(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).fallback_funnel(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def fallback_paths(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).fallback_paths(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def time_to_verify(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).time_to_verify(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def avoidable_challenges(root: str, f: Filters) -> dict[str, Any]:
+    return dict(_db(root).avoidable_challenges(f))
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def reason_counts(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).reason_counts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def risk_histogram(root: str, f: Filters, bins: int = 20) -> pl.DataFrame:
+    return _db(root).risk_histogram(f, bins=bins)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def load_labels(path: str) -> pl.DataFrame:
+    """Read a labels file (CSV or Parquet) once; ``whatif`` validates its columns."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"labels file not found: {p}")
+    return pl.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pl.read_csv(p)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def whatif(root: str, f: Filters, thresholds: tuple[float, ...], labels: str | None) -> pl.DataFrame:
+    frame = load_labels(labels) if labels else None
+    return _db(root).whatif(f, thresholds, labels=frame)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def events(root: str, f: Filters, table: str, limit: int, offset: int = 0) -> pl.DataFrame:
+    return _db(root).events(f, table=table, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def alerts(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).alerts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def experiment_names(root: str) -> list[str]:
+    return list(_db(root).experiment_names())
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def experiment_readout(root: str, name: str, f: Filters) -> dict[str, Any]:
+    return dict(_db(root).experiment_readout(name, f).to_dict())
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def segment_options(root: str, by: str) -> list[str]:
+    """Values offered by a sidebar multiselect: every value seen in the whole log."""
+    frame = _db(root).breakdown(Filters(), by)
+    return sorted(str(k) for k in frame["key"].to_list() if k is not None)
+
+
+# --------------------------------------------------------------------------- sidebar
+def _bounds(day: date, end: bool = False) -> datetime:
+    at = datetime.combine(day, time(0), tzinfo=UTC)
+    return at + timedelta(days=1) if end else at
+
+
+def sidebar_filters(root: Path | None) -> Filters | None:
+    """Render the global filters; every page reads the result via :func:`current_filters`.
+
+    The date range is whole UTC days, inclusive of the end day (``until`` is exclusive, so it
+    is the midnight after it). Returns None while there is nothing to filter.
+    """
+    st.session_state[FILTERS_KEY] = None
+    if root is None or not root.exists() or not has_data(str(root)):
+        return None
+    span = date_range(str(root))
+    if span is None:
+        return None
+    first, last = span[0].astimezone(UTC).date(), span[1].astimezone(UTC).date()
+    sb = st.sidebar
+    sb.header("Filters")
+    picked = sb.date_input("Date range (UTC)", value=(first, last), min_value=first, max_value=last,
+                           key="f_dates", help="Whole days, both ends included.")
+    if isinstance(picked, tuple | list) and len(picked) == 2:
+        since_day, until_day = picked
+    elif isinstance(picked, tuple | list) and len(picked) == 1:
+        since_day = until_day = picked[0]  # the second click of a range has not happened yet
+    else:
+        since_day = until_day = picked  # type: ignore[assignment]
+    countries = sb.multiselect("Country", segment_options(str(root), "country"), key="f_countries",
+                               placeholder="All countries")
+    devices = sb.multiselect("Device type", segment_options(str(root), "device_type"), key="f_devices",
+                             placeholder="All device types")
+    policies = sb.multiselect("Policy version", segment_options(str(root), "policy_version"),
+                              key="f_policies", placeholder="All policy versions")
+    if sb.button("Refresh data", help=f"Results are cached for {CACHE_TTL_SECONDS} s; reload now."):
+        st.cache_data.clear()
+    f = Filters(since=_bounds(since_day), until=_bounds(until_day, end=True),
+                countries=tuple(countries), device_types=tuple(devices), policy_versions=tuple(policies))
+    st.session_state[FILTERS_KEY] = f
+    return f
+
+
+def page_context(title: str, *, needs_logins: bool = True) -> tuple[Path, Filters]:
+    """Title, then the (root, filters) a page works with — or a friendly message and stop."""
+    st.title(title)
+    root = audit_root()
+    if root is None:
+        st.info(f"No audit root configured. Start the dashboard with `riskengine dashboard --root DIR` "
+                f"or set {ROOT_ENV}.")
+        st.stop()
+    assert root is not None
+    if not root.exists():
+        st.info(f"The audit root `{root}` does not exist yet. It appears when the engine writes its first "
+                "events (Engine with `audit.root` set), e.g. after `riskengine demo`.")
+        st.stop()
+    f = st.session_state.get(FILTERS_KEY)
+    if f is None:
+        st.info(f"No data yet in `{root}`: no decisions have been written. Score some logins with an "
+                "Engine whose `audit.root` points here; this page refreshes every "
+                f"{CACHE_TTL_SECONDS} s.")
+        st.stop()
+    assert isinstance(f, Filters)
+    if needs_logins and not kpis(str(root), f)["logins"]:
+        st.info("No logins match the current filters. Widen the date range or clear the country, "
+                "device type or policy filters in the sidebar.")
+        st.stop()
+    return root, f
+
+
+def with_filters(f: Filters, **changes: Any) -> Filters:
+    return replace(f, **changes)
+
+
+# --------------------------------------------------------------------------- drill-down
+def drill(*, reason: str | None = None, country: str | None = None, action: str | None = None,
+          user: str | None = None) -> None:
+    """Open the audit explorer filtered to the events behind a chart mark."""
+    st.session_state[DRILL_KEYS["reason"]] = [reason] if reason else []
+    st.session_state[DRILL_KEYS["country"]] = [country] if country else []
+    st.session_state[DRILL_KEYS["action"]] = [action] if action else []
+    st.session_state[DRILL_KEYS["user"]] = user or ""
+    st.switch_page(EXPLORER_PAGE)
+
+
+def drill_picker(label: str, options: Sequence[str], kind: str, key: str) -> None:
+    """A selectbox + button: 'show me the events behind this value'."""
+    if not options:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    choice = left.selectbox(label, list(options), key=key)
+    if right.button("Open in Audit explorer", key=f"{key}_go", icon=":material/search:") and choice:
+        drill(**{kind: choice})
+
+
+def selected_value(event: Any, param: str, field_name: str) -> str | None:
+    """The field value of the first point selected in an Altair chart (``on_select='rerun'``)."""
+    try:
+        points = event["selection"][param]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(points, list) and points and isinstance(points[0], dict):
+        value = points[0].get(field_name)
+        return str(value) if value is not None else None
+    return None
+
+
+# --------------------------------------------------------------------------- formatting
+def pct(value: float | None, digits: int = 1) -> str:
+    """0.1234 → '12.3%'; missing → '–'."""
+    if value is None or value != value:  # None or NaN
+        return "–"
+    return f"{value * 100:.{digits}f}%"
+
+
+def num(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    return f"{int(value):,}"
+
+
+def pp_delta(current: float | None, previous: float | None) -> str | None:
+    """Change of a rate in percentage points, for ``st.metric(delta=...)``."""
+    if current is None or previous is None or current != current or previous != previous:
+        return None
+    return f"{(current - previous) * 100:+.1f} pp"
+
+
+def count_delta(current: float | None, previous: float | None) -> str | None:
+    if current is None or previous is None:
+        return None
+    return f"{int(current) - int(previous):+,}"
+
+
+_PSEUDONYM = re.compile(r"^[0-9a-f]{16}$")
+_DISPLAY_KEY = secrets.token_bytes(16)  # per process: display hashes are not joinable elsewhere
+IDENTIFIER_COLUMNS = ("user_key", "session_key")
+
+
+def pseudonymise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Identifiers as the audit log stores them are already keyed hashes; an audit root written
+    with ``audit.pseudonymize = false`` holds raw ids, which are hashed here for display."""
+
+    def mask(value: str | None) -> str | None:
+        if value is None or _PSEUDONYM.match(value):
+            return value
+        return "~" + hashlib.blake2b(value.encode(), key=_DISPLAY_KEY, digest_size=8).hexdigest()
+
+    cols = [c for c in IDENTIFIER_COLUMNS if c in frame.columns and frame.schema[c] == pl.Utf8]
+    if not cols:
+        return frame
+    return frame.with_columns(pl.col(c).map_elements(mask, return_dtype=pl.Utf8) for c in cols)

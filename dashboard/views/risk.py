@@ -1,0 +1,133 @@
+"""Risk & signals: which reason codes fire, the risk distribution, challenge rate by segment and a
+policy what-if on recorded traffic."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from dashboard import common
+
+root, f = common.page_context("Risk & signals")
+r = str(root)
+
+# ---------------------------------------------------------------- reason codes
+st.subheader("Reason codes")
+reasons = common.reason_counts(r, f)
+if reasons.is_empty():
+    st.info("No reason codes recorded for these filters.")
+else:
+    pick = alt.selection_point(name="pick", fields=["reason"])
+    chart = (
+        alt.Chart(reasons.to_pandas(), title="How often each reason code fires (click a bar to see its events)")
+        .mark_bar()
+        .encode(
+            y=alt.Y("reason:N", title="Reason code", sort="-x", axis=alt.Axis(labelLimit=260)),
+            x=alt.X("decisions:Q", title="Decisions with this reason (count)"),
+            color=alt.Color("challenge_rate:Q", title="Challenge rate", legend=alt.Legend(format="%"),
+                            scale=alt.Scale(scheme="orangered", domain=[0, 1])),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
+            tooltip=[alt.Tooltip("reason:N", title="Reason"), alt.Tooltip("decisions:Q", format=","),
+                     alt.Tooltip("share:Q", title="Share of decisions", format=".1%"),
+                     alt.Tooltip("challenge_rate:Q", title="Challenge rate", format=".1%")],
+        )
+        .add_params(pick)
+    )
+    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="reason_chart")
+    clicked = common.selected_value(event, "pick", "reason")
+    if clicked:
+        common.drill(reason=clicked)
+    common.drill_picker("Show the events of a reason code", reasons["reason"].to_list(), "reason",
+                        key="drill_reason")
+
+# ---------------------------------------------------------------- risk histogram
+st.subheader("Risk-score distribution")
+hist = common.risk_histogram(r, f, 20)
+if hist.is_empty():
+    st.info("No scored logins for these filters.")
+else:
+    long = hist.unpivot(index=["bin_low", "bin_high"], on=["allow", "challenge", "deny"],
+                        variable_name="action", value_name="logins")
+    st.altair_chart(
+        alt.Chart(long.to_pandas(), title="Logins by risk score and decision")
+        .mark_bar()
+        .encode(
+            x=alt.X("bin_low:Q", bin="binned", title="Risk score (0 = safe, 1 = certain attack)"),
+            x2="bin_high:Q",
+            y=alt.Y("logins:Q", title="Logins (count)", stack=True),
+            color=alt.Color("action:N", title="Decision", scale=alt.Scale(
+                domain=["allow", "challenge", "deny"], range=["#4c9f70", "#f2a541", "#d1495b"])),
+            tooltip=[alt.Tooltip("bin_low:Q", title="From", format=".2f"),
+                     alt.Tooltip("bin_high:Q", title="To", format=".2f"), "action:N",
+                     alt.Tooltip("logins:Q", format=",")],
+        ),
+        width="stretch")
+
+# ---------------------------------------------------------------- segments
+st.subheader("Challenge rate by segment")
+segments = {"Country": "country", "Device type": "device_type", "Browser": "browser_family",
+            "Recommended factor": "factor", "Policy version": "policy_version"}
+label = st.segmented_control("Segment", list(segments), default="Country", key="segment_by") or "Country"
+seg = common.breakdown(r, f, segments[label])
+if seg.is_empty():
+    st.info("No data for this segment.")
+else:
+    top = seg.sort("logins", descending=True).head(25).with_columns(pl.col("key").cast(pl.Utf8).fill_null("unknown"))
+    st.altair_chart(
+        alt.Chart(top.to_pandas(), title=f"Challenge and deny rate by {label.lower()} (top 25 by logins)")
+        .transform_fold(["challenge_rate", "deny_rate"], as_=["metric", "rate"])
+        .transform_calculate(metric="datum.metric == 'deny_rate' ? 'Deny rate' : 'Challenge rate'")
+        .mark_bar()
+        .encode(
+            y=alt.Y("key:N", title=label, sort=alt.SortField("logins", order="descending")),
+            x=alt.X("rate:Q", title="Rate (% of logins)", axis=alt.Axis(format="%")),
+            yOffset="metric:N",
+            color=alt.Color("metric:N", title="Metric", scale=alt.Scale(
+                domain=["Challenge rate", "Deny rate"], range=["#f2a541", "#d1495b"])),
+            tooltip=[alt.Tooltip("key:N", title=label), alt.Tooltip("logins:Q", format=","), "metric:N",
+                     alt.Tooltip("rate:Q", format=".1%")],
+        ),
+        width="stretch")
+
+# ---------------------------------------------------------------- what-if
+st.subheader("Policy what-if")
+labels = common.labels_path()
+st.caption("Replays the recorded risk scores against another challenge threshold: which share of these logins "
+           "would have been stepped up." + (" Catch rate uses the labels file." if labels else
+                                             " Start with `--labels PATH` to also see the catch rate."))
+threshold = st.slider("Challenge threshold (risk ≥ threshold is challenged)", 0.05, 0.95,
+                      common.DEFAULT_CHALLENGE_THRESHOLD, 0.01, key="whatif_threshold")
+grid = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))
+try:
+    curve = common.whatif(r, f, grid, str(labels) if labels else None)
+except (ValueError, FileNotFoundError) as exc:
+    st.warning(f"Labels not used: {exc}")
+    labels = None
+    curve = common.whatif(r, f, grid, None)
+if curve.is_empty():
+    st.info("No scored logins to replay.")
+else:
+    at = curve.filter((pl.col("threshold") - threshold).abs() < 0.005)
+    row = at.row(0, named=True) if at.height else curve.row(0, named=True)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Projected challenge rate", common.pct(row["projected_challenge_rate"]),
+              common.pp_delta(row["projected_challenge_rate"], row["current_challenge_rate"]),
+              delta_color="inverse", border=True)
+    m2.metric("Current challenge rate", common.pct(row["current_challenge_rate"]), border=True)
+    catch = row.get("catch_rate")
+    m3.metric("Catch rate (labelled attacks stepped up)", common.pct(catch) if catch is not None else "no labels",
+              border=True)
+    folded = ["projected_challenge_rate"] + (["catch_rate"] if curve["catch_rate"].drop_nulls().len() else [])
+    base = alt.Chart(curve.to_pandas(), title="Projected challenge rate (and catch rate) by threshold")
+    lines = base.transform_fold(folded, as_=["metric", "rate"]).transform_calculate(
+        metric="datum.metric == 'catch_rate' ? 'Catch rate (labelled attacks)' : 'Projected challenge rate'"
+    ).mark_line().encode(
+        x=alt.X("threshold:Q", title="Challenge threshold (risk score)"),
+        y=alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
+        color=alt.Color("metric:N", title="Metric"),
+        tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "metric:N", alt.Tooltip("rate:Q", format=".1%")],
+    )
+    rule = alt.Chart(pl.DataFrame({"threshold": [threshold]}).to_pandas()).mark_rule(
+        strokeDash=[4, 4], color="gray").encode(x="threshold:Q")
+    st.altair_chart(lines + rule, width="stretch")
