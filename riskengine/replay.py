@@ -1,0 +1,410 @@
+"""Replay historical logins through ``Engine.score()``: ``riskengine replay IN --format rba|native``.
+
+Contract (DESIGN.md): one output row per input row, in input order, with ``index`` (the
+input's own index column; native: ``event_id``), ``decision`` (``allow`` | ``challenge`` |
+``deny``; empty for rows that are not scored logins — failed passwords and signups),
+``risk_score`` (float in [0, 1]; null for rows that are not scored) and ``reasons`` (list of
+codes). Extra columns: ``outcome`` (what was reported back for a challenge) and
+``baseline_score`` (Freeman et al. log-likelihood ratio, see :mod:`riskengine.baseline`).
+
+Rows stream in file order through the same engine the auth service uses: failed
+passwords go to ``record_failure``, challenges get ``record_outcome`` —
+``labels`` (RBA: pass iff not ``Is Account Takeover``; native: the simulated
+``would_pass``), ``verified`` (every challenge passes) or, for native input, ``simulated``
+(the simulated channel path, fallbacks, abandons and timings; the default). Inputs are
+read in batches, so memory grows with the number of users, not rows. The label columns of
+the RBA layout are read only to decide challenge outcomes under ``--outcomes labels``;
+they never reach the scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskengine.baseline import FreemanBaseline
+from riskengine.config import Settings
+from riskengine.engine import Engine
+from riskengine.models import LoginAttempt
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS: Final = 65_536
+OUTPUT_SCHEMA: Final = pa.schema([
+    ("index", pa.int64()),
+    ("decision", pa.string()),
+    ("risk_score", pa.float64()),
+    ("reasons", pa.list_(pa.string())),
+    ("outcome", pa.string()),
+    ("baseline_score", pa.float64()),
+])
+RBA_REQUIRED: Final = ("index", "Login Timestamp", "User ID", "IP Address", "User Agent String", "Login Successful")
+NATIVE_REQUIRED: Final = ("event_id", "event_time", "kind", "user_id", "ip", "user_agent")
+_KNOWN_CHANNELS: Final = frozenset({"passkey", "totp", "push", "whatsapp", "sms", "voice", "email"})
+_KNOWN_FACTORS = _KNOWN_CHANNELS
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    rows: int = 0
+    logins: int = 0
+    failures: int = 0
+    signups: int = 0
+    challenges: int = 0
+    denies: int = 0
+    out_of_order: int = 0
+    seconds: float = 0.0
+
+    @property
+    def logins_per_second(self) -> float:
+        return self.logins / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- reading
+def _rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.csv as pcsv
+
+    head = pl.read_csv(path, n_rows=0)
+    missing = [c for c in RBA_REQUIRED if c not in head.columns]
+    if missing:
+        raise ValueError(f"{path}: not in the RBA layout, missing columns {missing}")
+    types = {"index": pa.int64(), "User ID": pa.string(), "IP Address": pa.string(),
+             "User Agent String": pa.string(), "Login Timestamp": pa.string(), "Country": pa.string(),
+             "Region": pa.string(), "City": pa.string(), "ASN": pa.int64()}
+    reader = pcsv.open_csv(
+        path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+        convert_options=pcsv.ConvertOptions(
+            column_types={k: v for k, v in types.items() if k in head.columns},
+            true_values=["True", "true", "1"], false_values=["False", "false", "0"],
+            null_values=["", "-"], strings_can_be_null=True))
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in reader:
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= batch_rows:
+            yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+            pending, size = [], 0
+    if pending:
+        yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+
+
+def _native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    pf = pq.ParquetFile(path)
+    missing = [c for c in NATIVE_REQUIRED if c not in pf.schema_arrow.names]
+    if missing:
+        raise ValueError(f"{path}: not a native events file, missing columns {missing}")
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        yield pl.from_arrow(batch)  # type: ignore[misc]
+
+
+def _parse_rba_time(value: str | None) -> datetime:
+    if value is None:
+        raise ValueError("RBA row without a Login Timestamp")
+    ts = datetime.fromisoformat(value)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------- replay
+class Replayer:
+    """Feeds rows to one Engine (and the baseline) and collects the contract's columns."""
+
+    def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
+        if fmt not in ("rba", "native"):
+            raise ValueError(f"--format must be rba or native, got {fmt!r}")
+        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
+        if outcomes not in allowed:
+            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+        self.engine = engine
+        self.fmt = fmt
+        self.outcomes = outcomes
+        self.baseline = baseline
+        self.stats = ReplayStats()
+        self._last_ts = 0.0
+
+    def _baseline(self, user: str, ip: str, ua: str, country: str | None, asn: int | None,
+                  accepted: bool) -> float | None:
+        if self.baseline is None:
+            return None
+        parsed = self.engine.ua.parse(ua)
+        browser = f"{parsed.browser_family} {parsed.browser_version.split('.')[0]}"
+        return self.baseline.observe(user, (ip, asn, country, browser, parsed.os_family), accepted)
+
+    def _geo_for_baseline(self, ip: str) -> tuple[str | None, int | None]:
+        found, _ = self.engine.geoip.lookup(ip)
+        return (found.country, found.asn) if found is not None else (None, None)
+
+    def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
+        n = batch.height
+        decisions: list[str] = [""] * n
+        risks: list[float | None] = [None] * n
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        outcomes: list[str | None] = [None] * n
+        baseline: list[float | None] = [None] * n
+        if self.fmt == "rba":
+            index = batch["index"].to_list()
+            self._run_rba(batch, decisions, risks, reasons, outcomes, baseline)
+        else:
+            index = batch["event_id"].to_list()
+            self._run_native(batch, decisions, risks, reasons, outcomes, baseline)
+        self.stats.rows += n
+        return pa.RecordBatch.from_arrays([
+            pa.array(index, pa.int64()), pa.array(decisions, pa.string()), pa.array(risks, pa.float64()),
+            pa.array(reasons, pa.list_(pa.string())), pa.array(outcomes, pa.string()),
+            pa.array(baseline, pa.float64()),
+        ], schema=OUTPUT_SCHEMA)
+
+    def _order(self, now: float) -> None:
+        if now < self._last_ts - 1.0:
+            self.stats.out_of_order += 1
+        else:
+            self._last_ts = now
+
+    def _challenge(self, decision_id: str, factor: str | None, passed: bool, ts: datetime,
+                   channels: list[str] | None = None, outcome: str | None = None, attempts: int = 1,
+                   seconds: float | None = None, trust: bool = False) -> str:
+        if outcome is None:
+            outcome = "verified" if passed else "failed"
+        chans = [c for c in (channels or ([factor] if factor else [])) if c in _KNOWN_CHANNELS]
+        self.engine.record_outcome(
+            decision_id, outcome, chans, attempts, trust and outcome == "verified",  # type: ignore[arg-type]
+            seconds_to_verify=seconds if outcome == "verified" else None,
+            timestamp=ts + timedelta(seconds=seconds or 30.0))
+        return outcome
+
+    def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
+                 reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
+        engine = self.engine
+        cols = b.columns
+        n = b.height
+        none: list[Any] = [None] * n
+        ts_col = b["Login Timestamp"].to_list()
+        user_col = b["User ID"].cast(pl.Utf8).to_list()
+        ip_col = b["IP Address"].to_list()
+        ua_col = b["User Agent String"].fill_null("").to_list()
+        ok_col = b["Login Successful"].to_list()
+        country_col = b["Country"].to_list() if "Country" in cols else none
+        region_col = b["Region"].to_list() if "Region" in cols else none
+        city_col = b["City"].to_list() if "City" in cols else none
+        asn_col = b["ASN"].to_list() if "ASN" in cols else none
+        # only the challenge outcome under --outcomes labels looks at the label column
+        ato_col = b["Is Account Takeover"].to_list() if (
+            self.outcomes == "labels" and "Is Account Takeover" in cols) else none
+        for i in range(n):
+            ts = _parse_rba_time(ts_col[i])
+            self._order(ts.timestamp())
+            user, ip = user_col[i], ip_col[i]
+            if not ok_col[i]:
+                engine.record_failure(user, ip, ts)
+                self.stats.failures += 1
+                continue
+            country = country_col[i]
+            attempt = LoginAttempt(
+                user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], country=country,
+                region=region_col[i], city=city_col[i], asn=asn_col[i], session_id=f"r{i}")
+            d = engine.score(attempt)
+            self.stats.logins += 1
+            decisions[i] = d.action
+            risks[i] = d.risk
+            reasons[i] = [r.code for r in d.reasons]
+            accepted = d.action == "allow"
+            if d.action == "challenge":
+                self.stats.challenges += 1
+                passed = True if self.outcomes == "verified" else not ato_col[i]
+                outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
+                accepted = passed
+            elif d.action == "deny":
+                self.stats.denies += 1
+            if self.baseline is not None:
+                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn_col[i], accepted)
+
+    def _run_native(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
+                    reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
+        engine = self.engine
+        cols = b.columns
+        n = b.height
+        none: list[Any] = [None] * n
+        ts_col = b["event_time"].to_list()
+        kind_col = b["kind"].to_list()
+        user_col = b["user_id"].to_list()
+        ip_col = b["ip"].to_list()
+        ua_col = b["user_agent"].fill_null("").to_list()
+
+        def col(name: str) -> list[Any]:
+            return b[name].to_list() if name in cols else none
+
+        device_col, session_col, enrolled_col = col("device_id"), col("session_id"), col("enrolled_factors")
+        pass_col, chan_col, out_col = col("would_pass"), col("challenge_channels"), col("challenge_outcome")
+        att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
+        exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
+        for i in range(n):
+            ts: datetime = ts_col[i]
+            if ts.tzinfo is None:
+                ts = ts.replace(tzinfo=UTC)
+            self._order(ts.timestamp())
+            kind, user, ip = kind_col[i], user_col[i], ip_col[i]
+            if kind == "failed_password":
+                engine.record_failure(user, ip, ts)
+                self.stats.failures += 1
+                continue
+            if kind == "signup":
+                self.stats.signups += 1
+                if exp_col[i] and var_col[i]:
+                    from riskengine.simulate.experiment import VARIANTS
+
+                    engine.assign(exp_col[i], user, VARIANTS, ts)
+                    if conv_col[i]:
+                        engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
+                continue
+            if kind != "login":
+                raise ValueError(f"row {i}: unknown event kind {kind!r}")
+            enrolled = tuple(f for f in (enrolled_col[i] or ()) if f in _KNOWN_FACTORS)
+            attempt = LoginAttempt(
+                user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], device_id=device_col[i],
+                session_id=session_col[i], enrolled_factors=enrolled)
+            d = engine.score(attempt)
+            self.stats.logins += 1
+            decisions[i] = d.action
+            risks[i] = d.risk
+            reasons[i] = [r.code for r in d.reasons]
+            accepted = d.action == "allow"
+            if d.action == "challenge":
+                self.stats.challenges += 1
+                would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
+                if self.outcomes == "simulated" and out_col[i] is not None:
+                    outcome = self._challenge(
+                        d.decision_id, d.factor, would_pass, ts, list(chan_col[i] or ()), out_col[i],
+                        int(att_col[i] or 0), secs_col[i], bool(trust_col[i]))
+                else:
+                    passed = True if self.outcomes == "verified" else would_pass
+                    outcome = self._challenge(d.decision_id, d.factor, passed, ts)
+                outcomes[i] = outcome
+                accepted = outcome == "verified"
+            elif d.action == "deny":
+                self.stats.denies += 1
+            if self.baseline is not None:
+                country, asn = self._geo_for_baseline(ip)
+                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn, accepted)
+
+
+def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
+              asn_db: str | Path | None) -> Settings:
+    settings = config if isinstance(config, Settings) else Settings.load(config)
+    if audit_root is not None:
+        settings = settings.with_overrides(audit={"root": str(audit_root)})
+    if asn_db is not None:
+        if not Path(asn_db).exists():
+            raise FileNotFoundError(f"ASN database not found: {asn_db}")
+        settings = settings.with_overrides(geo={"asn_db": str(asn_db)})
+    return settings
+
+
+def iter_replay(
+    path: str | Path, fmt: str, *, outcomes: str | None = None, config: str | Path | Settings | None = None,
+    audit_root: str | Path | None = None, asn_db: str | Path | None = None, baseline: bool = True,
+    progress: bool = False, batch_rows: int = BATCH_ROWS, stats: ReplayStats | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Decisions batch by batch (bounded memory). ``stats`` (if given) is filled in as it goes."""
+    from tqdm import tqdm
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"replay input not found: {path}")
+    if fmt not in ("rba", "native"):
+        raise ValueError(f"--format must be rba or native, got {fmt!r}")
+    if outcomes is None:
+        outcomes = "simulated" if fmt == "native" else "labels"
+    if asn_db is None and fmt == "native" and (path.parent / "asn.mmdb").exists():
+        asn_db = path.parent / "asn.mmdb"  # written by `riskengine simulate` beside its events
+    settings = _settings(config, audit_root, asn_db)
+    total = pq.ParquetFile(path).metadata.num_rows if fmt == "native" else None
+    batches = _native_batches(path, batch_rows) if fmt == "native" else _rba_batches(path, batch_rows)
+    with Engine(settings) as engine:
+        replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
+        if stats is not None:
+            replayer.stats = stats
+        started = time.perf_counter()
+        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
+            for batch in batches:
+                out = replayer.run_batch(batch)
+                replayer.stats.seconds = time.perf_counter() - started
+                bar.update(batch.height)
+                yield out
+        if replayer.stats.out_of_order:
+            log.warning("%d rows were earlier than the row before them; scored in file order",
+                        replayer.stats.out_of_order)
+
+
+def replay(
+    path: str | Path, fmt: str, *, out: str | Path | None = None, outcomes: str | None = None,
+    config: str | Path | Settings | None = None, audit_root: str | Path | None = None,
+    asn_db: str | Path | None = None, baseline: bool = True, progress: bool = False,
+    batch_rows: int = BATCH_ROWS, stats: ReplayStats | None = None,
+) -> pl.DataFrame:
+    """Replay a file and return (and optionally write) the decisions frame — for notebooks.
+
+    For inputs too large for memory use the CLI or :func:`replay_to_file`.
+    """
+    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=config, audit_root=audit_root,
+                               asn_db=asn_db, baseline=baseline, progress=progress,
+                               batch_rows=batch_rows, stats=stats))
+    table = pa.Table.from_batches(batches, schema=OUTPUT_SCHEMA)
+    if out is not None:
+        pq.write_table(table, out)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def replay_to_file(path: str | Path, fmt: str, out: str | Path, **kwargs: Any) -> ReplayStats:
+    """Stream decisions into a Parquet file batch by batch; returns the run's statistics."""
+    stats = ReplayStats()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
+        for batch in iter_replay(path, fmt, stats=stats, **kwargs):
+            writer.write_batch(batch)
+    tmp.replace(out)
+    return stats
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "replay", help="score historical logins (native or RBA CSV) through the engine",
+        description="Stream logins in time order through Engine.score(); write one decision row "
+                    "per input row (index, decision, risk_score, reasons).")
+    p.add_argument("input", metavar="IN", help="events.parquet (native) or an RBA-layout CSV")
+    p.add_argument("--format", dest="fmt", choices=("rba", "native"), required=True)
+    p.add_argument("--out", required=True, help="decisions Parquet file to write")
+    p.add_argument("--outcomes", choices=("labels", "verified", "simulated"), default=None,
+                   help="how challenges end: labels (attackers fail), verified (all pass), simulated "
+                        "(native only, default there); RBA default: labels")
+    p.add_argument("--config", default=None, help="riskengine.toml")
+    p.add_argument("--audit-root", default=None, help="write the audit log here")
+    p.add_argument("--asn-db", default=None, help="ASN mmdb (native default: asn.mmdb beside IN)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the Freeman et al. baseline score")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stats = replay_to_file(
+        args.input, args.fmt, args.out, outcomes=args.outcomes, config=args.config,
+        audit_root=args.audit_root, asn_db=args.asn_db, baseline=not args.no_baseline,
+        progress=not args.no_progress and sys.stderr.isatty())
+    print(f"replayed {stats.rows:,} rows ({stats.logins:,} logins, {stats.failures:,} failed passwords, "
+          f"{stats.signups:,} signups) in {stats.seconds:.1f} s: {stats.logins_per_second:,.0f} logins/s")
+    print(f"challenged {stats.challenges:,}, denied {stats.denies:,} → {args.out}")
+    return 0
