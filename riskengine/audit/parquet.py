@@ -1,0 +1,337 @@
+"""The default audit sink: append-only, hive-partitioned Parquet segments.
+
+``emit`` is a lock, a length check and a list append: it never touches the disk and never
+raises for I/O reasons. A daemon thread turns buffered rows into Parquet segments every
+``flush_seconds`` (or as soon as a table holds ``flush_rows`` rows)::
+
+    <root>/<table>/year=YYYY/month=MM/part-<utc-timestamp>-<pid>-<uuid>.parquet
+
+Each segment is written to ``.<name>.tmp`` in the same folder, fsynced and renamed into
+place, so a reader globbing ``**/*.parquet`` sees whole segments or nothing, and a writer
+killed mid-flush leaves at most a hidden ``.tmp`` file (removed later by compaction).
+Names carry the pid and a uuid, so any number of processes can write one root.
+
+When the buffer is full or the disk fails, rows are counted in :attr:`ParquetSink.dropped`
+and logged (once per kind of problem); scoring goes on regardless.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskengine.audit.base import Row
+from riskengine.audit.events import TABLES
+
+log = logging.getLogger(__name__)
+
+SEGMENT_PREFIX = "part-"
+TMP_SUFFIX = ".tmp"
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of an audit table, derived from :data:`TABLES` (the one source)."""
+    import polars as pl
+
+    return pl.DataFrame(schema=TABLES[table]).to_arrow().schema
+
+
+def segment_name(now: datetime | None = None) -> str:
+    """A segment file name unique across processes and time, sortable by creation time."""
+    ts = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{SEGMENT_PREFIX}{ts}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` for a hidden temp file beside ``path``, fsync it, rename it into place.
+
+    Readers glob ``*.parquet``, so they never see the temp file; the rename is atomic on
+    POSIX file systems, so they see the whole segment or nothing.
+    """
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not every file system allows fsync on a folder
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+class ParquetSink:
+    """Buffered, thread-safe, multi-process-safe audit sink writing Parquet segments.
+
+    ``buffer_rows`` bounds each table's buffer; ``flush_rows`` wakes the flusher early.
+
+    >>> import tempfile, datetime as dt
+    >>> root = tempfile.mkdtemp()
+    >>> with ParquetSink(root) as sink:
+    ...     sink.emit("conversions", {"event_time": dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+    ...                               "schema_version": 1, "experiment": "e", "user_key": "k"})
+    >>> sorted(p.parent.name for p in Path(root, "conversions").rglob("*.parquet"))
+    ['month=01']
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        flush_seconds: float = 1.0,
+        flush_rows: int = 50_000,
+        buffer_rows: int = 1_000_000,
+    ) -> None:
+        if flush_seconds <= 0:
+            raise ValueError(f"flush_seconds must be > 0, got {flush_seconds}")
+        if flush_rows < 1 or buffer_rows < 1:
+            raise ValueError(f"flush_rows and buffer_rows must be >= 1, got {flush_rows}, {buffer_rows}")
+        self.root = Path(root)
+        self.flush_seconds = float(flush_seconds)
+        self.flush_rows = int(flush_rows)
+        self.buffer_rows = int(buffer_rows)
+        self._schemas = {name: arrow_schema(name) for name in TABLES}
+        self._buffers: dict[str, list[Row]] = {name: [] for name in TABLES}
+        self._lock = threading.Lock()  # guards _buffers and the counters
+        self._write_lock = threading.Lock()  # one flush at a time (thread vs flush())
+        self._wake = threading.Event()
+        self._stop = False
+        self._closed = False
+        self._dropped = 0
+        self._written = 0
+        self._segments = 0
+        self._logged: set[str] = set()
+        self.last_error: str | None = None
+        """The most recent storage problem (None while all is well), for status pages."""
+        self._thread = self._start_thread()
+        atexit.register(self.close)
+        _register_fork_handler(self)
+
+    # ------------------------------------------------------------------ hot path
+    def emit(self, table: str, row: Row) -> None:
+        """Buffer one row. Never blocks on disk; a full buffer drops (and counts) the row."""
+        with self._lock:
+            try:
+                buf = self._buffers[table]
+            except KeyError:
+                raise ValueError(f"unknown audit table {table!r}; known: {sorted(TABLES)}") from None
+            n = len(buf)
+            if n >= self.buffer_rows or self._closed:
+                self._dropped += 1
+                full = not self._closed
+            else:
+                buf.append(row)
+                if n + 1 == self.flush_rows:
+                    self._wake.set()
+                return
+        self._report("buffer" if full else "closed",
+                     "audit buffer full, dropping events (is the disk slow or failing?)" if full
+                     else "audit sink is closed, dropping events")
+
+    # ------------------------------------------------------------------ status
+    @property
+    def dropped(self) -> int:
+        """Rows accepted by ``emit`` that were not stored (buffer full, disk error, closed)."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Rows stored in segments so far."""
+        return self._written
+
+    @property
+    def segments(self) -> int:
+        """Segment files written so far."""
+        return self._segments
+
+    @property
+    def buffered(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self._buffers.values())
+
+    # ------------------------------------------------------------------ flushing
+    def flush(self) -> None:
+        """Write everything buffered now, synchronously. Storage errors are counted, not raised."""
+        with self._write_lock:
+            with self._lock:
+                taken = {t: b for t, b in self._buffers.items() if b}
+                for t in taken:
+                    self._buffers[t] = []
+            for table, rows in taken.items():
+                self._write_table(table, rows)
+
+    def close(self) -> None:
+        """Flush everything and stop the flusher. Idempotent; also runs at interpreter exit."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stop = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            self._closed = True
+        self.flush()
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # noqa: BLE001 - interpreter shutting down
+            pass
+
+    def __enter__(self) -> ParquetSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="riskengine-audit-flusher", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        # pyarrow imports pandas & co. on its first Python-to-Arrow conversion (~1 s): pay that
+        # here, off the request path, rather than in the first flush
+        try:
+            for table in self._schemas:
+                self._to_arrow(table, [{}])
+        except Exception:  # noqa: BLE001 - only a warm-up
+            pass
+        while not self._stop:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
+                self._report("flusher", f"audit flusher error: {type(exc).__name__}: {exc}")
+
+    def _write_table(self, table: str, rows: list[Row]) -> None:
+        try:
+            batch = self._to_arrow(table, rows)
+        except Exception as exc:  # noqa: BLE001 - bad rows are a bug upstream; count, don't crash
+            self._lost(len(rows), "convert",
+                       f"audit rows for {table!r} do not fit its schema: {type(exc).__name__}: {exc}")
+            return
+        times = batch.column("event_time")
+        for (year, month), part in _split_by_month(batch, times):
+            folder = self.root / table / f"year={year:04d}" / f"month={month:02d}"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                write_atomically(folder / segment_name(), _parquet_writer(part))
+            except Exception as exc:  # noqa: BLE001 - disk full, read-only, permissions...
+                self._lost(part.num_rows, "disk",
+                           f"cannot write audit segment under {folder}: {type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                self._written += part.num_rows
+                self._segments += 1
+                if self.last_error is not None:
+                    log.warning("audit log writes recovered (%d rows dropped so far)", self._dropped)
+                    self.last_error = None
+                    self._logged.discard("disk")
+
+    def _to_arrow(self, table: str, rows: list[Row]) -> pa.Table:
+        # column by column: ~5x faster than building from a list of dicts
+        schema = self._schemas[table]
+        arrays = []
+        for f in schema:
+            values = [r.get(f.name) for r in rows]
+            if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+                # aware datetimes into a tz-less type are converted to UTC in C; asking for the
+                # tz type directly goes through Python tz objects per value (~10x slower)
+                arrays.append(pa.array(values, type=pa.timestamp(f.type.unit)).cast(f.type))
+            else:
+                arrays.append(pa.array(values, type=f.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _lost(self, n: int, kind: str, message: str) -> None:
+        with self._lock:
+            self._dropped += n
+            self.last_error = message
+        self._report(kind, f"{message} ({n} rows dropped)")
+
+    def _report(self, kind: str, message: str) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.error("%s", message)
+
+    def _after_fork_in_child(self) -> None:
+        # the parent's buffered rows are the parent's to write; the child starts clean
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._buffers = {name: [] for name in TABLES}
+        if not self._closed and not self._stop:
+            self._thread = self._start_thread()
+
+    def __repr__(self) -> str:
+        return f"ParquetSink(root={str(self.root)!r}, written={self._written}, dropped={self._dropped})"
+
+
+def _split_by_month(batch: pa.Table, times: Any) -> list[tuple[tuple[int, int], pa.Table]]:
+    """Rows grouped by the UTC year/month of ``event_time`` (rows without a time: now)."""
+    import pyarrow.compute as pc
+
+    if times.null_count:
+        now = pa.scalar(datetime.now(UTC), type=times.type)
+        times = pc.fill_null(times, now)
+        batch = batch.set_column(batch.schema.get_field_index("event_time"), "event_time", times)
+    keys = pc.add(pc.multiply(pc.year(times), 100), pc.month(times))
+    distinct = pc.unique(keys).to_pylist()
+    if len(distinct) == 1:
+        k = int(distinct[0])
+        return [((k // 100, k % 100), batch)]
+    out = []
+    for k in sorted(int(x) for x in distinct):
+        out.append(((k // 100, k % 100), batch.filter(pc.equal(keys, k))))
+    return out
+
+
+def _parquet_writer(part: pa.Table) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        pq.write_table(part, tmp, compression="zstd")
+
+    return write
+
+
+_live_sinks: weakref.WeakSet[ParquetSink] = weakref.WeakSet()
+_fork_handler_installed = False
+
+
+def _register_fork_handler(sink: ParquetSink) -> None:
+    global _fork_handler_installed
+    _live_sinks.add(sink)
+    if not _fork_handler_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_reinit_after_fork)
+        _fork_handler_installed = True
+
+
+def _reinit_after_fork() -> None:
+    for sink in list(_live_sinks):
+        sink._after_fork_in_child()
+
+
+__all__ = ["ParquetSink", "arrow_schema", "segment_name", "write_atomically"]
