@@ -84,7 +84,7 @@ class Engine:
         if s.policy.model:
             from riskengine.model import LoadedModel  # type: ignore[import-not-found,unused-ignore]
 
-            self.model = LoadedModel.load(s.policy.model)
+            self.model = LoadedModel.load(s.policy.model, weight=s.policy.model_weight)
         # hot-path constants
         self._window_s = s.device.window_days * _SECONDS_PER_DAY
         self._history_days = s.geo.history_days
@@ -379,6 +379,8 @@ class Engine:
             "event_time": ts.astimezone(UTC), "schema_version": SCHEMA_VERSION,
             "experiment": experiment, "variant": variant,
             "user_key": self.pseudonymizer.user(user_id),
+            "control": next(iter(weights)), "variants": list(weights),
+            "weights": [float(w) for w in weights.values()],
         })
         return variant
 
