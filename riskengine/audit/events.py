@@ -80,6 +80,10 @@ TABLES: Final[dict[str, dict[str, pl.DataType]]] = {
         "experiment": pl.Utf8(),
         "variant": pl.Utf8(),
         "user_key": pl.Utf8(),
+        # the assignment's design, so a readout knows the control and the expected split (SRM)
+        "control": pl.Utf8(),
+        "variants": _STRS,
+        "weights": pl.List(pl.Float64()),
     },
     "conversions": {
         "event_time": _TS,
