@@ -63,7 +63,7 @@ def time_split(times: pl.Series, *, test_weeks: float = 2.0, validation_weeks: f
     >>> t = pl.Series([datetime(2025, 9, 1, tzinfo=UTC) + timedelta(days=d) for d in range(35)])
     >>> s = time_split(t, test_weeks=1, validation_weeks=1, warmup_days=7)
     >>> int(s.train.sum()), int(s.validation.sum()), int(s.test.sum())
-    (13, 7, 7)
+    (13, 7, 8)
     """
     if times.null_count():
         raise ValueError("every row needs an event_time")
