@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -29,6 +29,23 @@ def _upper_country(value: str | None) -> str | None:
     return value.upper()
 
 
+EARLIEST_TIME = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _sane_time(value: datetime) -> datetime:
+    """Reject times the engine cannot do arithmetic on (year 1 at UTC+14 overflows; pre-1970
+    epoch seconds go negative and would compare as "trusted until" 0)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
+    if not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise ValueError(f"timestamp must be between 1970-01-02 and 2200-01-01 UTC, got {utc.isoformat()}")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
 IPAddressStr = Annotated[str, Field(min_length=2, max_length=64), AfterValidator(_normalise_ip)]
 CountryCode = Annotated[str | None, AfterValidator(_upper_country)]
 
@@ -46,7 +63,7 @@ class LoginAttempt(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     user_id: str = Field(min_length=1, max_length=256)
-    timestamp: AwareDatetime
+    timestamp: Timestamp
     ip: IPAddressStr
     user_agent: str = Field(default="", max_length=MAX_USER_AGENT_LENGTH)
     device_id: str | None = Field(default=None, max_length=256)
@@ -72,7 +89,7 @@ class ChallengeOutcome(BaseModel):
     attempts: int = Field(default=1, ge=0, le=1000)
     trust_device: bool = False
     seconds_to_verify: float | None = Field(default=None, ge=0.0)
-    timestamp: AwareDatetime | None = None
+    timestamp: Timestamp | None = None
 
 
 class FailedPassword(BaseModel):
@@ -82,7 +99,7 @@ class FailedPassword(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=256)
     ip: IPAddressStr
-    timestamp: AwareDatetime
+    timestamp: Timestamp
 
 
 def utc_seconds(ts: datetime) -> float:
