@@ -1,0 +1,278 @@
+"""Compaction and retention of an audit root, safe while engines keep writing.
+
+Readers glob ``<root>/<table>/**/*.parquet``; both operations only ever change what that
+glob matches through single ``rename`` calls, so a reader sees whole files or nothing.
+
+Compaction of one partition (under an exclusive lock file, one compactor at a time):
+
+1. merge the small segments into ``.merged-<id>.parquet.tmp`` (not globbed), fsync;
+2. rename each input to ``.<name>.compacting-<id>`` (no longer globbed);
+3. rename the merged file to ``part-…-compacted-<id>.parquet`` (globbed);
+4. delete the renamed inputs.
+
+A reader therefore never sees a row twice. Between steps 2 and 3 (a handful of renames,
+microseconds) a reader that globs may miss the partition's merged rows; the next query
+sees them. A query that globbed an input just before step 2 gets "file not found" when
+it opens it; :class:`riskengine.analytics.AuditDB` retries such queries. If the
+compactor dies, the next run finishes or undoes its work from the names on disk (the
+merged temp file is complete before any input is renamed).
+
+Retention renames a whole ``month=MM`` folder into ``<root>/_meta/trash/`` (one rename,
+outside every table glob), then deletes it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import fcntl
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from riskengine.audit.events import TABLES
+from riskengine.audit.parquet import SEGMENT_PREFIX, TMP_SUFFIX, segment_name
+
+log = logging.getLogger(__name__)
+
+META = "_meta"
+LOCK_FILE = "maintenance.lock"
+STALE_TMP_SECONDS = 3600.0
+_HIDDEN_INPUT = re.compile(r"^\.(?P<name>.+\.parquet)\.compacting-(?P<id>[0-9a-f]{32})$")
+_MERGED_TMP = re.compile(r"^\.merged-(?P<id>[0-9a-f]{32})\.parquet" + re.escape(TMP_SUFFIX) + "$")
+_PARTITION = re.compile(r"^year=(\d{4})$"), re.compile(r"^month=(\d{2})$")
+
+
+@dataclass
+class CompactionResult:
+    partitions: int = 0
+    files_in: int = 0
+    files_out: int = 0
+    rows: int = 0
+    recovered: int = 0
+    stale_tmp_removed: int = 0
+    merged: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RetentionResult:
+    cutoff: datetime
+    dropped: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def maintenance_lock(root: Path) -> Iterator[None]:
+    """One compactor/retainer per root at a time (writers never take it)."""
+    meta = root / META
+    meta.mkdir(parents=True, exist_ok=True)
+    with open(meta / LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def partitions(root: Path, table: str) -> list[tuple[int, int, Path]]:
+    """``(year, month, folder)`` of every partition of ``table``, oldest first."""
+    out = []
+    base = root / table
+    if not base.is_dir():
+        return out
+    for ydir in base.iterdir():
+        ym = _PARTITION[0].match(ydir.name)
+        if not ym or not ydir.is_dir():
+            continue
+        for mdir in ydir.iterdir():
+            mm = _PARTITION[1].match(mdir.name)
+            if mm and mdir.is_dir():
+                out.append((int(ym.group(1)), int(mm.group(1)), mdir))
+    return sorted(out)
+
+
+def compact(
+    root: str | os.PathLike[str],
+    *,
+    tables: tuple[str, ...] | None = None,
+    small_bytes: int = 64 * 1024 * 1024,
+    min_files: int = 2,
+) -> CompactionResult:
+    """Merge the small segments (< ``small_bytes``) of every partition holding at least
+    ``min_files`` of them into one segment. Row counts are preserved exactly."""
+    root_path = Path(root)
+    result = CompactionResult()
+    with maintenance_lock(root_path):
+        for table in tables or tuple(TABLES):
+            for _year, _month, folder in partitions(root_path, table):
+                result.recovered += _recover(folder)
+                result.stale_tmp_removed += _remove_stale_tmp(folder)
+                small = sorted(p for p in folder.glob(f"{SEGMENT_PREFIX}*.parquet")
+                               if p.stat().st_size < small_bytes)
+                if len(small) < min_files:
+                    continue
+                merged, rows = _merge(folder, small)
+                result.partitions += 1
+                result.files_in += len(small)
+                result.files_out += 1
+                result.rows += rows
+                result.merged.append(str(merged.relative_to(root_path)))
+    return result
+
+
+def _merge(folder: Path, inputs: list[Path]) -> tuple[Path, int]:
+    op = uuid.uuid4().hex
+    tmp = folder / f".merged-{op}.parquet{TMP_SUFFIX}"
+    con = duckdb.connect()
+    try:
+        # the segments hold no year/month columns (those live in the path): read them raw;
+        # union_by_name keeps rows written before a column was added
+        rows = con.execute(
+            "COPY (SELECT * FROM read_parquet($files, union_by_name=true, hive_partitioning=false)) "
+            "TO $out (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
+            {"files": [str(p) for p in inputs], "out": str(tmp)}).fetchall()[0][0]
+    finally:
+        con.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    hidden = []
+    for p in inputs:
+        target = folder / f".{p.name}.compacting-{op}"
+        os.rename(p, target)
+        hidden.append(target)
+    final = folder / segment_name().replace(".parquet", f"-compacted-{op}.parquet")
+    os.rename(tmp, final)
+    _fsync_dir(folder)
+    for h in hidden:
+        h.unlink()
+    return final, int(rows)
+
+
+def _recover(folder: Path) -> int:
+    """Finish or undo a compaction that died half-way (we hold the maintenance lock)."""
+    ops: dict[str, list[Path]] = {}
+    for p in folder.iterdir():
+        m = _HIDDEN_INPUT.match(p.name)
+        if m:
+            ops.setdefault(m.group("id"), []).append(p)
+    for op, hidden in ops.items():
+        done = list(folder.glob(f"*-compacted-{op}.parquet"))
+        tmp = folder / f".merged-{op}.parquet{TMP_SUFFIX}"
+        if not done and tmp.exists():  # merged file complete (fsynced before step 2): publish it
+            os.rename(tmp, folder / segment_name().replace(".parquet", f"-compacted-{op}.parquet"))
+            done = [tmp]
+        if done:
+            for h in hidden:
+                h.unlink()
+        else:  # never happens with the step order above, but never lose rows
+            for h in hidden:
+                m = _HIDDEN_INPUT.match(h.name)
+                assert m is not None
+                os.rename(h, folder / m.group("name"))
+        log.warning("recovered an interrupted compaction in %s", folder)
+    return len(ops)
+
+
+def _remove_stale_tmp(folder: Path, now: float | None = None) -> int:
+    """Temp files of writers killed mid-flush (a live writer renames within seconds)."""
+    now = time.time() if now is None else now
+    removed = 0
+    for p in folder.glob(f".*{TMP_SUFFIX}"):
+        try:
+            if now - p.stat().st_mtime > STALE_TMP_SECONDS and not _MERGED_TMP.match(p.name):
+                p.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([ymd])\s*$", re.IGNORECASE)
+
+
+def parse_age(text: str) -> tuple[float, str]:
+    """``"4y"`` → ``(4.0, "y")``; units y (years), m (months), d (days).
+
+    >>> parse_age("18m"), parse_age("90d")
+    ((18.0, 'm'), (90.0, 'd'))
+    """
+    m = _AGE.match(text)
+    if not m:
+        raise ValueError(f"age {text!r} is not like 4y, 18m or 90d")
+    return float(m.group(1)), m.group(2).lower()
+
+
+def cutoff_for(age: str, now: datetime | None = None) -> datetime:
+    """The instant ``age`` before ``now``: calendar years/months, so 4y on 2030-03-15 is 2026-03-15.
+
+    >>> cutoff_for("4y", datetime(2030, 3, 15, tzinfo=UTC)).date()
+    datetime.date(2026, 3, 15)
+    >>> cutoff_for("18m", datetime(2030, 3, 31, tzinfo=UTC)).date()
+    datetime.date(2028, 9, 30)
+    """
+    value, unit = parse_age(age)
+    now = now or datetime.now(UTC)
+    if unit == "d":
+        return now - timedelta(days=value)
+    months = round(value * 12) if unit == "y" else round(value)
+    total = now.year * 12 + (now.month - 1) - months
+    year, month = divmod(total, 12)
+    month += 1
+    day = min(now.day, calendar.monthrange(year, month)[1])
+    return now.replace(year=year, month=month, day=day)
+
+
+def retain(
+    root: str | os.PathLike[str],
+    older_than: str = "4y",
+    *,
+    now: datetime | None = None,
+    tables: tuple[str, ...] | None = None,
+) -> RetentionResult:
+    """Drop every whole month partition that ends on or before the cutoff (never a partial month)."""
+    root_path = Path(root)
+    cutoff = cutoff_for(older_than, now)
+    result = RetentionResult(cutoff)
+    trash = root_path / META / "trash"
+    with maintenance_lock(root_path):
+        for table in tables or tuple(TABLES):
+            for year, month, folder in partitions(root_path, table):
+                next_month = date(year + month // 12, month % 12 + 1, 1)
+                if datetime(next_month.year, next_month.month, 1, tzinfo=UTC) > cutoff:
+                    continue
+                trash.mkdir(parents=True, exist_ok=True)
+                target = trash / f"{table}-{year:04d}-{month:02d}-{uuid.uuid4().hex}"
+                os.rename(folder, target)  # one atomic step out of every reader's glob
+                shutil.rmtree(target, ignore_errors=True)
+                result.dropped.append(f"{table}/year={year:04d}/month={month:02d}")
+                try:
+                    folder.parent.rmdir()  # the year folder, when that was its last month
+                except OSError:
+                    pass
+    return result
+
+
+__all__ = ["CompactionResult", "RetentionResult", "compact", "cutoff_for", "parse_age", "partitions",
+           "retain"]

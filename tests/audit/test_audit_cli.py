@@ -1,0 +1,36 @@
+"""`riskengine audit compact|retain` through the real CLI entry point."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from riskengine.audit.parquet import ParquetSink
+from riskengine.cli import main
+
+
+def _segment(root: Path, when: datetime) -> None:
+    with ParquetSink(root) as sink:
+        sink.emit("conversions", {"event_time": when, "schema_version": 1, "experiment": "e", "user_key": "k"})
+
+
+def test_compact_and_retain_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(3):
+        _segment(tmp_path, datetime(2026, 1, 5, tzinfo=UTC))
+    _segment(tmp_path, datetime(2001, 1, 5, tzinfo=UTC))
+    assert main(["audit", "compact", "--root", str(tmp_path)]) == 0
+    assert "3 segments -> 1" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("conversions/year=2026/*/*.parquet"))) == 1
+    assert main(["audit", "retain", "--root", str(tmp_path), "--older-than", "18m"]) == 0
+    out = capsys.readouterr().out
+    assert "dropped 1 partitions" in out and "conversions/year=2001/month=01" in out
+    assert not (tmp_path / "conversions" / "year=2001").exists()
+
+
+def test_bad_arguments_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "retain", "--root", str(tmp_path), "--older-than", "4 weeks"]) == 2
+    assert "not like 4y, 18m or 90d" in capsys.readouterr().err
+    assert main(["audit", "compact", "--root", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
