@@ -84,7 +84,7 @@ def maintenance_lock(root: Path) -> Iterator[None]:
 
 def partitions(root: Path, table: str) -> list[tuple[int, int, Path]]:
     """``(year, month, folder)`` of every partition of ``table``, oldest first."""
-    out = []
+    out: list[tuple[int, int, Path]] = []
     base = root / table
     if not base.is_dir():
         return out
