@@ -246,6 +246,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--labels", required=True, help="labels.parquet (simulate) or an RBA-layout CSV")
     p.add_argument("--target-stepup", type=float, default=0.02)
     p.add_argument("--out", default=None, help="directory for curve.csv, curve_baseline.csv, tradeoff.png")
+    p.add_argument("--model", default=None,
+                   help="trained model dir: also compare rules-only, model-only, blended and Freeman "
+                        "side by side (replays --events twice)")
+    p.add_argument("--events", default=None, help="the logins the decisions came from (with --model)")
     p.set_defaults(func=run)
 
 
@@ -260,4 +264,13 @@ def run(args: argparse.Namespace) -> int:
             ev.baseline.frame().write_csv(out / "curve_baseline.csv")
         ev.table.write_csv(out / "operating_point.csv")
         print(f"\nwrote {out / 'curve.csv'}, {plot(ev, out / 'tradeoff.png')}")
+    if getattr(args, "model", None):
+        from riskengine.model.compare import compare_scorers, format_comparison
+
+        if not args.events:
+            raise ValueError("--model needs --events (the logins to replay with and without the model)")
+        fmt = "rba" if str(args.events).lower().endswith(".csv") else "native"
+        comparison = compare_scorers(args.events, args.labels, args.model, fmt=fmt,
+                                     target_stepup=args.target_stepup)
+        print("\n" + format_comparison(comparison, args.target_stepup))
     return 0
