@@ -199,16 +199,42 @@ def sample_pool(seed: int, per_country: int = NETWORKS_PER_COUNTRY, city_db: str
 
 def load_or_sample_pool(cache_dir: Path, seed: int, *, progress: bool = True,
                         pool_path: Path | None = None) -> pl.DataFrame:
-    """The cached pool for ``seed`` (sampled and cached on first use)."""
-    path = pool_path or cache_dir / f".ippool-seed{seed}-v{POOL_FORMAT}.parquet"
+    """The cached pool for ``seed`` (sampled and cached on first use).
+
+    Looked up in ``cache_dir`` (the output directory), then in the per-user cache
+    (``$RISKENGINE_CACHE`` or ``~/.cache/riskengine``), so a new output directory does not
+    walk the City tree again; a fresh sample is written to both.
+    """
+    name = f".ippool-seed{seed}-v{POOL_FORMAT}.parquet"
+    path = pool_path or cache_dir / name
     if path.exists():
         return pl.read_parquet(path)
-    pool = sample_pool(seed, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pool.write_parquet(tmp)
-    tmp.replace(path)
+    shared = user_cache_dir() / name
+    if pool_path is None and shared.exists():
+        pool = pl.read_parquet(shared)
+    else:
+        pool = sample_pool(seed, progress=progress)
+        _write_atomically(pool, shared)
+    _write_atomically(pool, path)
     return pool
+
+
+def user_cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("RISKENGINE_CACHE") or Path.home() / ".cache" / "riskengine")
+
+
+def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        frame.write_parquet(tmp)
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def build_plan(pool: pl.DataFrame, seed: int) -> AddressPlan:

@@ -1,0 +1,139 @@
+"""riskengine simulate: reproducibility, file layouts, realism properties, 2FA and experiment models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import maxminddb
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from riskengine.cli import main
+from riskengine.engine import assign_variant
+from riskengine.simulate import SimulationConfig, simulate
+from riskengine.simulate.addressing import HOSTING_ASNS
+from riskengine.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate_challenge
+from riskengine.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
+from riskengine.simulate.writer import NATIVE_SCHEMA, RBA_COLUMNS
+
+TINY = SimulationConfig(users=200, days=21, seed=42)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    simulate(out, TINY, fmt="both", progress=False)
+    return out
+
+
+def test_same_seed_gives_identical_files(sim: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    simulate(again, TINY, fmt="both", progress=False)
+    for name in ("events.parquet", "labels.parquet"):
+        assert pl.read_parquet(sim / name).equals(pl.read_parquet(again / name)), name
+    assert (sim / "logins_rba.csv").read_bytes() == (again / "logins_rba.csv").read_bytes()
+    other = tmp_path / "other"
+    simulate(other, SimulationConfig(users=200, days=21, seed=43), fmt="native", progress=False,
+             pool_path=sim / ".ippool-seed42-v1.parquet")  # same networks, other draws
+    assert not pl.read_parquet(sim / "events.parquet").equals(pl.read_parquet(other / "events.parquet"))
+
+
+def test_native_schema_and_time_order(sim: Path) -> None:
+    events = pl.read_parquet(sim / "events.parquet")
+    assert events.columns == ["event_id", *[c for c in NATIVE_SCHEMA if c not in ("attack_family", "is_attack_ip")]]
+    assert events["event_id"].to_list() == list(range(events.height))
+    assert events["event_time"].is_sorted()
+    assert set(events["kind"].unique()) == {"login", "failed_password", "signup"}
+    logins = events.filter(pl.col("kind") == "login")
+    assert logins["would_pass"].null_count() == 0
+    assert 0.2 < logins["device_id"].is_null().mean() < 0.8  # only a share of clients keep a cookie
+
+
+def test_labels_and_attack_share(sim: Path) -> None:
+    labels = pl.read_parquet(sim / "labels.parquet")
+    events = pl.read_parquet(sim / "events.parquet")
+    assert labels["index"].to_list() == events["event_id"].to_list()
+    logins = labels.filter(pl.col("kind") == "login")
+    fams = set(logins["attack_family"].drop_nulls().unique())
+    assert fams <= {"stuffing", "ato_foreign", "ato_domestic", "ato_imitation"}
+    assert {"ato_foreign", "ato_domestic"} <= fams
+    assert logins["is_attack"].mean() < 0.05  # attacks are a small share of logins
+    # established = at least 5 earlier logins of that user, recomputed independently
+    seen: dict[str, int] = {}
+    for row in labels.iter_rows(named=True):
+        assert row["established"] == (seen.get(row["user_id"], 0) >= 5)
+        if row["kind"] == "login":
+            seen[row["user_id"]] = seen.get(row["user_id"], 0) + 1
+    # stuffing: many failures, few successes
+    stuffing = labels.filter(pl.col("attack_family") == "stuffing")
+    assert (stuffing["kind"] == "failed_password").sum() > 10 * (stuffing["kind"] == "login").sum()
+
+
+def test_rba_layout_and_geo_from_real_databases(sim: Path) -> None:
+    rba = pl.read_csv(sim / "logins_rba.csv", schema_overrides={"User ID": pl.Utf8})
+    assert tuple(rba.columns) == RBA_COLUMNS
+    events = pl.read_parquet(sim / "events.parquet").filter(pl.col("kind") != "signup")
+    assert rba.height == events.height
+    assert rba["index"].to_list() == events["event_id"].to_list()
+    failed = events["kind"].to_numpy() == "failed_password"
+    assert (~rba["Login Successful"].to_numpy() == failed).all()
+    assert rba["Country"].null_count() == 0 and rba["ASN"].null_count() == 0
+    # the written ASN database answers through maxminddb, hosting operators by name
+    with maxminddb.open_database(str(sim / "asn.mmdb")) as reader:
+        row = rba.filter(pl.col("Is Attack IP") & ~pl.col("Login Successful")).row(0, named=True)
+        rec = reader.get(row["IP Address"])
+        assert isinstance(rec, dict)
+        assert rec["autonomous_system_number"] == row["ASN"]
+    stuffing_asns = set(rba.filter(pl.col("Is Attack IP"))["ASN"].unique().to_list())
+    assert stuffing_asns & set(HOSTING_ASNS)
+
+
+def test_browsers_auto_update_on_the_same_device(sim: Path) -> None:
+    events = pl.read_parquet(sim / "events.parquet").filter(
+        (pl.col("kind") == "login") & pl.col("device_id").is_not_null())
+    per_device = events.group_by("device_id").agg(pl.col("user_agent").n_unique().alias("uas"))
+    assert (per_device["uas"] > 1).any()  # a version bump changed the string, not the device
+
+
+def test_signup_variants_match_the_engine_assignment(sim: Path) -> None:
+    signups = pl.read_parquet(sim / "events.parquet").filter(pl.col("kind") == "signup")
+    assert signups.height > 0
+    for row in signups.iter_rows(named=True):
+        assert row["experiment"] == EXPERIMENT
+        assert row["variant"] == assign_variant(EXPERIMENT, row["user_id"], VARIANTS)
+
+
+def test_signup_conversion_effect_in_reported_range() -> None:
+    control = signup_conversion("progressive", 0.10)
+    treated = signup_conversion("mfa_at_signup", 0.10)
+    assert 0.05 <= 1 - treated / control <= 0.15
+    with pytest.raises(ValueError, match="relative_drop"):
+        signup_conversion("mfa_at_signup", 1.5)
+
+
+def test_sms_challenge_success_matches_the_channel_model() -> None:
+    """Verified share of SMS challenges (with voice fallback) against the closed form, by scipy."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    results = [simulate_challenge("sms", "US", True, rng) for _ in range(n)]
+    verified = sum(r.outcome == "verified" for r in results)
+    a, d1, c1, d2, c2 = ABANDON, DELIVERY["sms"], COMPLETION["sms"], DELIVERY["voice"], COMPLETION["voice"]
+    expected = (1 - a) * (d1 * c1 + (1 - d1) * (1 - a) * d2 * c2)
+    assert stats.binomtest(verified, n, expected).pvalue > 1e-3
+    fallbacks = [r.channels for r in results if len(r.channels) > 1]
+    assert fallbacks and all(ch == ("sms", "voice") for ch in fallbacks)
+    wa = simulate_challenge("whatsapp", "US", True, np.random.default_rng(1))
+    assert wa.channels[0] == "whatsapp"
+
+
+def test_attackers_never_pass_a_challenge() -> None:
+    rng = np.random.default_rng(0)
+    assert not any(simulate_challenge("sms", "GB", False, rng).would_pass for _ in range(500))
+    assert all(simulate_challenge("sms", "GB", False, rng).outcome in ("failed", "abandoned") for _ in range(50))
+
+
+def test_cli_rejects_bad_parameters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--users", "3"]) == 2
+    assert "--users must be at least 10" in capsys.readouterr().err
