@@ -120,7 +120,7 @@ class AuditSettings(_Section):
     root: str | None = None
     """Audit log root folder; None = no audit log (a null sink)."""
     pseudonymize: bool = True
-    key: str | None = None
+    key: str | None = Field(default=None, repr=False)
     """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""
     flush_seconds: float = Field(1.0, gt=0)
     flush_rows: int = Field(50_000, ge=1)
