@@ -1,0 +1,68 @@
+"""Extracted parameters reproduce scikit-learn's calibrated predict_proba; reasons; loading."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import polars as pl
+import pytest
+
+from riskengine.model.features import FEATURE_NAMES
+from riskengine.model.inference import LoadedModel
+
+
+@pytest.mark.parametrize("estimator", ["logistic", "hgb"])
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_inference_equals_sklearn_predict_proba(
+        dataset: pl.DataFrame, trained: Callable[..., Path], estimator: str, calibration: str) -> None:
+    out = trained(estimator, calibration)
+    model = LoadedModel.load(out)
+    assert model.kind == estimator and model.calibration == calibration
+    x = dataset.select(FEATURE_NAMES).to_numpy()
+    rng = np.random.default_rng(0)
+    # plus off-distribution rows: random values inside and beyond the observed ranges
+    extra = rng.uniform(-1, 1, size=(300, x.shape[1])) * (x.max(axis=0) + 1) * 1.5
+    rows = np.vstack([x, extra])
+    expected = joblib.load(out / "model.joblib").predict_proba(rows)[:, 1]
+    got = np.array(model.predict(rows.tolist()))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+def test_linear_explanation_sums_to_the_log_odds(trained: Callable[..., Path], dataset: pl.DataFrame) -> None:
+    model = LoadedModel.load(trained("logistic", "sigmoid"))
+    doc = model.document["estimator"]
+    x = list(dataset.filter(pl.col("is_attack")).select(FEATURE_NAMES).row(0))
+    pushes = [w * (v - m) for w, v, m in zip(doc["weights"], x, doc["means"], strict=True)]
+    assert model.raw_score(x) == pytest.approx(model.raw_score(doc["means"]) + sum(pushes))
+    top = model.explain(x)
+    assert top == sorted(top, key=lambda kv: -kv[1]) and all(p > 0 for _, p in top)
+    assert dict(top) == pytest.approx({FEATURE_NAMES[k]: p for k, p in enumerate(pushes) if p > 0})
+
+
+def test_tree_explanation_follows_the_path(trained: Callable[..., Path], dataset: pl.DataFrame) -> None:
+    model = LoadedModel.load(trained("hgb", "sigmoid"))
+    x = list(dataset.filter(pl.col("is_attack")).select(FEATURE_NAMES).row(0))
+    top = model.explain(x)
+    assert top and top[0][1] > 0
+    # Saabas: root values + all pushes (up and down) = the raw score
+    est = model.document["estimator"]
+    roots = est["baseline"] + sum(t["value"][0] for t in est["trees"])
+    assert sum(p for _, p in top) >= model.raw_score(x) - roots - 1e-9
+
+
+def test_load_errors_are_clear(tmp_path: Path, trained: Callable[..., Path]) -> None:
+    with pytest.raises(FileNotFoundError, match="model train"):
+        LoadedModel.load(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a model file"):
+        LoadedModel.load(tmp_path)
+    doc = json.loads((trained("logistic", "sigmoid") / "model.json").read_text())
+    with pytest.raises(ValueError, match="retrain"):
+        LoadedModel({**doc, "features": ["x"]})
+    with pytest.raises(ValueError, match="weight"):
+        LoadedModel(doc, weight=2.0)
