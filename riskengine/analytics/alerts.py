@@ -1,0 +1,81 @@
+"""Spike detection against a trailing baseline (e.g. a credential-stuffing wave).
+
+Pure functions over a complete per-bucket series; db.py fetches the series.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import polars as pl
+
+ALERT_SCHEMA: dict[str, pl.DataType] = {"bucket": pl.Datetime("us", "UTC"), "metric": pl.Utf8(), "value": pl.Float64(),
+                                         "baseline": pl.Float64(), "zscore": pl.Float64(), "severity": pl.Utf8()}
+
+
+def spikes(
+    buckets: list[datetime],
+    logins: list[int],
+    stepups: list[int],
+    failures: list[int],
+    *,
+    window: int = 24,
+    z: float = 4.0,
+    min_logins: int = 50,
+) -> pl.DataFrame:
+    """Buckets whose challenge rate or failure count is ``z`` standard deviations above the
+    previous ``window`` buckets.
+
+    The spread is the larger of the trailing buckets' own spread and the sampling noise
+    expected at this bucket's size (binomial for the rate, Poisson for counts), so a flat
+    history does not turn every wobble into an alert. A bucket needs ``min_logins`` logins
+    for its rate to count, and at least ``max(3, window // 4)`` usable trailing buckets.
+    ``severity`` is "critical" at twice the threshold, else "warning".
+
+    >>> from datetime import timedelta, UTC
+    >>> t = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(30)]
+    >>> f = [2] * 29 + [80]
+    >>> spikes(t, [100] * 30, [5] * 30, f)["metric"].to_list()
+    ['failures']
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    need = max(3, window // 4)
+    rows: list[tuple[datetime, str, float, float, float, str]] = []
+    for i, bucket in enumerate(buckets):
+        lo = max(0, i - window)
+        # challenge rate
+        if logins[i] >= min_logins:
+            hist = [(stepups[j], logins[j]) for j in range(lo, i) if logins[j] >= min_logins]
+            if len(hist) >= need:
+                rates = [s / n for s, n in hist]
+                base = sum(s for s, _ in hist) / sum(n for _, n in hist)
+                value = stepups[i] / logins[i]
+                sd = max(_std(rates), math.sqrt(max(base * (1 - base), 1e-9) / logins[i]))
+                score = (value - base) / sd
+                if score >= z:
+                    rows.append((bucket, "challenge_rate", value, base, score, _severity(score, z)))
+        # failed passwords
+        if i - lo >= need:
+            hist_f = failures[lo:i]
+            base_f = sum(hist_f) / len(hist_f)
+            sd_f = max(_std([float(x) for x in hist_f]), math.sqrt(base_f), 1.0)
+            score_f = (failures[i] - base_f) / sd_f
+            if score_f >= z:
+                rows.append((bucket, "failures", float(failures[i]), base_f, score_f, _severity(score_f, z)))
+    return pl.DataFrame(rows, schema=ALERT_SCHEMA, orient="row")
+
+
+def _std(xs: list[float]) -> float:
+    if len(xs) < 2:
+        return 0.0
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _severity(score: float, z: float) -> str:
+    return "critical" if score >= 2 * z else "warning"
+
+
+__all__ = ["ALERT_SCHEMA", "spikes"]

@@ -1,0 +1,633 @@
+"""AuditDB: every analytics query over an audit root, in DuckDB SQL, returning polars frames.
+
+The rates are defined here, once (dashboard, notebooks and ``riskengine report`` all call
+these methods):
+
+- ``challenge_rate``         = (challenged + denied logins) / scored logins      [decisions]
+- ``deny_rate``              = denied logins / scored logins                      [decisions]
+- ``challenge_success_rate`` = verified challenges / challenges with an outcome   [challenges]
+- ``fallback_rate``          = challenges that used more than one channel
+                               / challenges with an outcome                       [challenges]
+
+Reading: each query lists the Parquet segments of the month partitions its date range
+touches (so narrow ranges open few files) and reads them with ``read_parquet(...,
+hive_partitioning=true, union_by_name=true)``. Nothing is cached here; a query always sees
+the segments on disk at that moment. Writers may be writing and compaction may be renaming
+segments meanwhile: a file that vanished between listing and opening makes the query run
+again (up to 3 times). Every user-supplied value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from riskengine.analytics.alerts import spikes
+from riskengine.analytics.experiments import ExperimentReadout, readout
+from riskengine.audit.events import TABLES
+
+_DUCK_TYPES = {
+    pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
+    pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR",
+}
+GRAINS = ("hour", "day", "week")
+BREAKDOWNS = ("country", "device_type", "reason", "factor", "browser_family", "policy_version")
+STRONG_NOVELTY = ("NEW_DEVICE", "NEW_COUNTRY", "IMPOSSIBLE_TRAVEL")
+RATE_DEFINITIONS = {
+    "challenge_rate": "(challenged + denied logins) / scored logins",
+    "deny_rate": "denied logins / scored logins",
+    "challenge_success_rate": "verified challenges / challenges with a recorded outcome",
+    "fallback_rate": "challenges that used more than one channel / challenges with a recorded outcome",
+}
+_RETRIES = 3
+_OUTCOME_WINDOW = timedelta(days=1)  # how long after its decision a challenge outcome may come
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to look at. Empty tuples mean "all"; ``since`` inclusive, ``until`` exclusive.
+
+    Filters a table has no column for are applied through its decision where one exists
+    (challenges → decisions by ``decision_id``) and ignored otherwise (failures,
+    exposures and conversions only know time and user).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    countries: tuple[str, ...] = ()
+    device_types: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    factors: tuple[str, ...] = ()
+    user_key: str | None = None
+    policy_versions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ValueError(f"Filters.{name} must be a timezone-aware datetime, got {value!r}")
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError(f"Filters.until ({self.until}) must be after since ({self.since})")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list | set | frozenset):
+                object.__setattr__(self, f.name, tuple(value))
+            elif isinstance(value, str) and f.name not in ("user_key",):
+                raise ValueError(f"Filters.{f.name} must be a tuple of strings, not a string")
+
+    def replace(self, **changes: Any) -> Filters:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def decision_only(self) -> bool:
+        """Whether a filter needs decision columns that the challenges table does not have."""
+        return bool(self.device_types or self.actions or self.reasons or self.policy_versions)
+
+
+class _Query:
+    """Collects named parameters while SQL text is assembled."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def p(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+
+@dataclass
+class _Cols:
+    present: set[str] = field(default_factory=set)
+
+
+class AuditDB:
+    """Read-only analytics over an audit root. Thread-safe: one DuckDB cursor per call.
+
+    >>> import tempfile
+    >>> db = AuditDB(tempfile.mkdtemp())
+    >>> db.has_data(), db.kpis()["logins"], db.kpis()["challenge_rate"]
+    (False, 0, None)
+    """
+
+    def __init__(self, root: str | Path, *, threads: int | None = None) -> None:
+        self.root = Path(root)
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()
+        if threads is not None:
+            self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._con.close()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:  # creating cursors is not guaranteed thread-safe; using them is
+            cur = self._con.cursor()
+        try:
+            cur.execute("SET enable_progress_bar = false").fetchall()
+            yield cur
+        finally:
+            cur.close()
+
+    def _files(self, table: str, since: datetime | None, until: datetime | None) -> list[str]:
+        """Segments of the month partitions overlapping [since, until)."""
+        base = self.root / table
+        if not base.is_dir():
+            return []
+        lo = since.astimezone(UTC) if since else None
+        hi = (until.astimezone(UTC) - timedelta(microseconds=1)) if until else None
+        lo_key = lo.year * 100 + lo.month if lo else 0
+        hi_key = hi.year * 100 + hi.month if hi else 999_999
+        out: list[str] = []
+        for ydir in base.glob("year=*"):
+            try:
+                year = int(ydir.name[5:])
+            except ValueError:
+                continue
+            if year * 100 + 12 < lo_key or year * 100 + 1 > hi_key:
+                continue
+            for mdir in ydir.glob("month=*"):
+                try:
+                    key = year * 100 + int(mdir.name[6:])
+                except ValueError:
+                    continue
+                if lo_key <= key <= hi_key:
+                    out.extend(str(p) for p in mdir.glob("*.parquet"))
+        return sorted(out)
+
+    def _src(self, q: _Query, table: str, since: datetime | None = None, until: datetime | None = None) -> str:
+        """A FROM-able subquery with every column of ``table`` (typed NULLs where a segment
+        predates a column) plus ``year``/``month``; empty when there are no segments."""
+        stub = ", ".join(f"NULL::{_duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+        stub = f"SELECT {stub}, NULL::INTEGER AS year, NULL::INTEGER AS month WHERE false"
+        files = self._files(table, since, until)
+        if not files:
+            return f"({stub})"
+        return (f"(({stub}) UNION ALL BY NAME (SELECT * FROM read_parquet({q.p(files)}, hive_partitioning=true, "
+                "union_by_name=true, hive_types={'year': INTEGER, 'month': INTEGER})))")
+
+    def _frame(self, build: Callable[[_Query], str]) -> pl.DataFrame:
+        """Run the query ``build`` assembles; re-list files and retry if one vanished."""
+        last: Exception | None = None
+        for _ in range(_RETRIES):
+            q = _Query()
+            sql = build(q)
+            try:
+                with self._cursor() as cur:
+                    frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
+                    return frame
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if not _vanished(exc):
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
+    def _where(self, q: _Query, f: Filters, table: str, alias: str = "") -> str:
+        a = f"{alias}." if alias else ""
+        cols = TABLES[table]
+        conds = ["true"]
+        if f.since is not None:
+            conds.append(f"{a}event_time >= {q.p(f.since)}")
+        if f.until is not None:
+            conds.append(f"{a}event_time < {q.p(f.until)}")
+        if f.user_key is not None and "user_key" in cols:
+            conds.append(f"{a}user_key = {q.p(f.user_key)}")
+        if f.countries and "country" in cols:
+            conds.append(f"list_contains({q.p(list(f.countries))}, {a}country)")
+        if f.factors and "factor" in cols:
+            conds.append(f"list_contains({q.p(list(f.factors))}, {a}factor)")
+        if table == "decisions":
+            if f.device_types:
+                conds.append(f"list_contains({q.p(list(f.device_types))}, {a}device_type)")
+            if f.actions:
+                conds.append(f"list_contains({q.p(list(f.actions))}, {a}action)")
+            if f.reasons:
+                conds.append(f"list_has_any({a}reasons, {q.p(list(f.reasons))})")
+            if f.policy_versions:
+                conds.append(f"list_contains({q.p(list(f.policy_versions))}, {a}policy_version)")
+        elif table == "challenges" and f.decision_only:
+            conds.append(f"{a}decision_id IN (SELECT decision_id FROM {self._decisions_for_challenges(q, f)})")
+        return " AND ".join(conds)
+
+    def _decisions_for_challenges(self, q: _Query, f: Filters) -> str:
+        """Decisions a challenge in ``f``'s window may belong to, filtered by decision columns."""
+        since = f.since - _OUTCOME_WINDOW if f.since else None
+        df = Filters(since=since, until=f.until, device_types=f.device_types, actions=f.actions,
+                     reasons=f.reasons, policy_versions=f.policy_versions)
+        return f"(SELECT * FROM {self._src(q, 'decisions', since, f.until)} WHERE {self._where(q, df, 'decisions')})"
+
+    def _dec(self, q: _Query, f: Filters) -> str:
+        return f"(SELECT * FROM {self._src(q, 'decisions', f.since, f.until)} WHERE {self._where(q, f, 'decisions')})"
+
+    def _chal(self, q: _Query, f: Filters) -> str:
+        return (f"(SELECT * FROM {self._src(q, 'challenges', f.since, f.until)} "
+                f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges')})")
+
+    # ------------------------------------------------------------------ overview
+    def has_data(self) -> bool:
+        """Whether any decision has been recorded."""
+        return bool(self._files("decisions", None, None))
+
+    def date_range(self) -> tuple[datetime, datetime] | None:
+        """First and last decision time, or None without data."""
+        df = self._frame(lambda q: f"SELECT min(event_time) lo, max(event_time) hi FROM {self._src(q, 'decisions')}")
+        lo, hi = df.row(0)
+        return (lo, hi) if lo is not None else None
+
+    def kpis(self, f: Filters = Filters()) -> dict[str, Any]:
+        """The headline numbers (see the module docstring for the rate definitions)."""
+        def build(q: _Query) -> str:
+            return f"""
+            SELECT * FROM
+              (SELECT count(*) AS logins,
+                      count(*) FILTER (WHERE action = 'challenge') AS challenged,
+                      count(*) FILTER (WHERE action = 'deny') AS denied,
+                      count(DISTINCT user_key) AS users
+                 FROM {self._dec(q, f)}),
+              (SELECT count(*) AS challenges,
+                      count(*) FILTER (WHERE outcome = 'verified') AS verified,
+                      count(*) FILTER (WHERE len(channels) > 1) AS fallbacks
+                 FROM {self._chal(q, f)}),
+              (SELECT count(*) AS failures FROM {self._src(q, 'failures', f.since, f.until)}
+                WHERE {self._where(q, f, 'failures')})"""
+
+        row = self._frame(build).row(0, named=True)
+        counts = {k: int(v) for k, v in row.items()}
+        out: dict[str, Any] = dict(counts)
+        out.update(_rates(counts))
+        return out
+
+    def kpis_vs_previous(self, f: Filters = Filters()) -> dict[str, tuple[Any, Any]]:
+        """Each KPI now and in the same-length window just before ``f.since``."""
+        since, until = f.since, f.until
+        if since is None or until is None:
+            span = self.date_range()
+            if span is None:
+                cur = self.kpis(f)
+                return {k: (v, None) for k, v in cur.items()}
+            since = since or span[0]
+            until = until or span[1] + timedelta(microseconds=1)
+        current = self.kpis(f.replace(since=since, until=until))
+        previous = self.kpis(f.replace(since=since - (until - since), until=since))
+        return {k: (current[k], previous[k]) for k in current}
+
+    def kpi_series(self, f: Filters = Filters(), grain: str = "day") -> pl.DataFrame:
+        """KPIs per hour/day/week bucket (UTC; weeks start on Monday)."""
+        g = _grain(grain)
+
+        def build(q: _Query) -> str:
+            return f"""
+            WITH d AS (
+              SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS logins,
+                     count(*) FILTER (WHERE action = 'challenge') AS challenged,
+                     count(*) FILTER (WHERE action = 'deny') AS denied
+                FROM {self._dec(q, f)} GROUP BY 1),
+            c AS (
+              SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS challenges,
+                     count(*) FILTER (WHERE outcome = 'verified') AS verified,
+                     count(*) FILTER (WHERE len(channels) > 1) AS fallbacks
+                FROM {self._chal(q, f)} GROUP BY 1)
+            SELECT bucket, coalesce(logins, 0) AS logins, coalesce(challenged, 0) AS challenged,
+                   coalesce(denied, 0) AS denied,
+                   (coalesce(challenged, 0) + coalesce(denied, 0)) / nullif(logins, 0) AS challenge_rate,
+                   coalesce(denied, 0) / nullif(logins, 0) AS deny_rate,
+                   coalesce(challenges, 0) AS challenges, coalesce(verified, 0) AS verified,
+                   verified / nullif(challenges, 0) AS challenge_success_rate,
+                   fallbacks / nullif(challenges, 0) AS fallback_rate
+              FROM d FULL OUTER JOIN c USING (bucket) ORDER BY bucket"""
+
+        return self._frame(build)
+
+    def breakdown(self, f: Filters = Filters(), by: str = "country") -> pl.DataFrame:
+        """KPIs per country, device type, reason code, recommended factor, browser or policy version."""
+        if by not in BREAKDOWNS:
+            raise ValueError(f"cannot break down by {by!r}; choose one of {', '.join(BREAKDOWNS)}")
+
+        def build(q: _Query) -> str:
+            dec = self._dec(q, f)
+            key = "unnest(reasons)" if by == "reason" else by
+            if by in ("country", "factor"):  # the challenge row has the column itself
+                chal = f"SELECT {by} AS key, outcome, channels FROM {self._chal(q, f)}"
+            else:
+                since = f.since - _OUTCOME_WINDOW if f.since else None
+                ckey = "unnest(d.reasons)" if by == "reason" else f"d.{by}"
+                chal = (f"SELECT {ckey} AS key, c.outcome, c.channels FROM {self._chal(q, f)} c "
+                        f"JOIN (SELECT decision_id, reasons, {by if by != 'reason' else 'NULL AS _n'} "
+                        f"FROM {self._src(q, 'decisions', since, f.until)}) d USING (decision_id)")
+            return f"""
+            WITH d AS (SELECT {key} AS key, action FROM {dec}),
+            dk AS (SELECT key, count(*) AS logins,
+                          count(*) FILTER (WHERE action <> 'allow') / count(*) AS challenge_rate,
+                          count(*) FILTER (WHERE action = 'deny') / count(*) AS deny_rate
+                     FROM d GROUP BY key),
+            ck AS (SELECT key, count(*) AS challenges,
+                          count(*) FILTER (WHERE outcome = 'verified') / count(*) AS challenge_success_rate,
+                          count(*) FILTER (WHERE len(channels) > 1) / count(*) AS fallback_rate
+                     FROM ({chal}) GROUP BY key)
+            SELECT key, coalesce(logins, 0) AS logins, challenge_rate, deny_rate,
+                   coalesce(challenges, 0) AS challenges, challenge_success_rate, fallback_rate
+              FROM dk FULL OUTER JOIN ck USING (key)
+             ORDER BY logins DESC, challenges DESC, key NULLS LAST"""
+
+        return self._frame(build)
+
+    # ------------------------------------------------------------------ challenges
+    def channel_success(self, f: Filters = Filters()) -> pl.DataFrame:
+        """Outcomes per factor and final delivery channel."""
+        return self._frame(lambda q: f"""
+            SELECT factor, final_channel, count(*) AS challenges,
+                   count(*) FILTER (WHERE outcome = 'verified') AS verified,
+                   count(*) FILTER (WHERE outcome = 'failed') AS failed,
+                   count(*) FILTER (WHERE outcome = 'expired') AS expired,
+                   count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
+                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate
+              FROM {self._chal(q, f)} GROUP BY ALL ORDER BY challenges DESC, factor, final_channel""")
+
+    def fallback_funnel(self, f: Filters = Filters()) -> pl.DataFrame:
+        """How many challenges reached each step of their channel path, and ended there."""
+        return self._frame(lambda q: f"""
+            WITH c AS (SELECT channels, outcome, len(channels) AS steps FROM {self._chal(q, f)}
+                        WHERE len(channels) > 0),
+            s AS (SELECT unnest(generate_series(1, steps)) AS step, channels, outcome, steps FROM c)
+            SELECT step::INTEGER AS step, channels[step] AS channel, count(*) AS reached,
+                   count(*) FILTER (WHERE step = steps AND outcome = 'verified') AS verified_here,
+                   count(*) FILTER (WHERE step = steps AND outcome <> 'verified') AS dropped_here
+              FROM s GROUP BY ALL ORDER BY step, reached DESC, channel""")
+
+    def fallback_paths(self, f: Filters = Filters()) -> pl.DataFrame:
+        """Challenges that fell back: primary → first fallback channel, full path, success."""
+        return self._frame(lambda q: f"""
+            WITH c AS (SELECT channels, outcome FROM {self._chal(q, f)} WHERE len(channels) > 0),
+            per_primary AS (SELECT channels[1] AS primary_channel, count(*) AS n FROM c GROUP BY 1)
+            SELECT channels[1] AS primary_channel, channels[2] AS fallback_channel,
+                   array_to_string(channels, ' → ') AS path, count(*) AS challenges,
+                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate,
+                   count(*) / any_value(p.n) AS share_of_primary
+              FROM c JOIN per_primary p ON p.primary_channel = c.channels[1]
+             WHERE len(channels) > 1
+             GROUP BY ALL ORDER BY challenges DESC, path""")
+
+    def time_to_verify(self, f: Filters = Filters()) -> pl.DataFrame:
+        """Seconds from challenge to verification, per factor (verified challenges only)."""
+        return self._frame(lambda q: f"""
+            SELECT factor, count(*) AS n,
+                   quantile_cont(seconds_to_verify, 0.5) AS p50,
+                   quantile_cont(seconds_to_verify, 0.9) AS p90,
+                   quantile_cont(seconds_to_verify, 0.99) AS p99
+              FROM {self._chal(q, f)}
+             WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
+             GROUP BY factor ORDER BY n DESC, factor""")
+
+    def avoidable_challenges(self, f: Filters = Filters()) -> dict[str, Any]:
+        """Challenges that probably annoyed a legitimate user: on a trusted device, or on a
+        known device from a known country (no NEW_DEVICE / NEW_COUNTRY / IMPOSSIBLE_TRAVEL)."""
+        def build(q: _Query) -> str:
+            return f"""
+            SELECT count(*) AS challenged,
+                   count(*) FILTER (WHERE trusted_device) AS trusted_device,
+                   count(*) FILTER (WHERE NOT list_has_any(reasons, {q.p(list(STRONG_NOVELTY))}))
+                     AS known_device_home_country,
+                   count(*) FILTER (WHERE cold_start) AS cold_start
+              FROM {self._dec(q, f)} WHERE action = 'challenge'"""
+
+        row: dict[str, Any] = {k: int(v) for k, v in self._frame(build).row(0, named=True).items()}
+        total = row["challenged"]
+        for k in ("trusted_device", "known_device_home_country", "cold_start"):
+            row[f"{k}_share"] = row[k] / total if total else None
+        return row
+
+    # ------------------------------------------------------------------ decisions
+    def reason_counts(self, f: Filters = Filters()) -> pl.DataFrame:
+        """How often each reason code appears, and how often those decisions stepped up."""
+        return self._frame(lambda q: f"""
+            WITH d AS (SELECT reasons, action FROM {self._dec(q, f)}),
+            t AS (SELECT count(*) AS n FROM d)
+            SELECT r.reason, count(*) AS decisions, count(*) / any_value(t.n) AS share,
+                   count(*) FILTER (WHERE r.action <> 'allow') / count(*) AS challenge_rate
+              FROM (SELECT unnest(reasons) AS reason, action FROM d) r, t
+             GROUP BY r.reason ORDER BY decisions DESC, r.reason""")
+
+    def risk_histogram(self, f: Filters = Filters(), bins: int = 20) -> pl.DataFrame:
+        """Decisions per risk bin and action; every bin present."""
+        if not 1 <= bins <= 1000:
+            raise ValueError(f"bins must be between 1 and 1000, got {bins}")
+        counts = self._frame(lambda q: f"""
+            SELECT least(floor(risk * {q.p(bins)}), {q.p(bins - 1)})::INTEGER AS b,
+                   count(*) FILTER (WHERE action = 'allow') AS allow,
+                   count(*) FILTER (WHERE action = 'challenge') AS challenge,
+                   count(*) FILTER (WHERE action = 'deny') AS deny
+              FROM {self._dec(q, f)} WHERE risk IS NOT NULL GROUP BY 1""")
+        grid = pl.DataFrame({"b": list(range(bins))}, schema={"b": pl.Int32})
+        out = grid.join(counts.with_columns(pl.col("b").cast(pl.Int32)), on="b", how="left").fill_null(0)
+        return out.select(
+            (pl.col("b") / bins).alias("bin_low"), ((pl.col("b") + 1) / bins).alias("bin_high"),
+            pl.col("allow").cast(pl.Int64), pl.col("challenge").cast(pl.Int64), pl.col("deny").cast(pl.Int64))
+
+    def whatif(self, f: Filters = Filters(), thresholds: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7),
+               labels: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Step-up rate had the challenge threshold been each of ``thresholds`` (risk ≥ t steps
+        up), next to today's rate; with ``labels`` (columns ``decision_id``, ``is_attack``) also
+        the share of attacks that would have been stepped up."""
+        ths = [float(t) for t in thresholds]
+        if not ths:
+            raise ValueError("whatif needs at least one threshold")
+        if labels is not None and not {"decision_id", "is_attack"} <= set(labels.columns):
+            raise ValueError("labels must have columns decision_id and is_attack")
+
+        def build(q: _Query) -> str:
+            parts = [f"count(*) FILTER (WHERE risk >= {q.p(t)}) AS s{i}" for i, t in enumerate(ths)]
+            extra = ""
+            join = ""
+            if labels is not None:
+                parts += [f"count(*) FILTER (WHERE l.is_attack AND risk >= {q.p(t)}) AS a{i}"
+                          for i, t in enumerate(ths)]
+                extra = ", count(*) FILTER (WHERE l.is_attack) AS attacks"
+                join = "LEFT JOIN _labels l USING (decision_id)"
+            return (f"SELECT count(*) AS n, count(*) FILTER (WHERE action <> 'allow') AS stepped, "
+                    f"{', '.join(parts)}{extra} FROM {self._dec(q, f)} d {join}")
+
+        if labels is not None:
+            row = self._frame_with_labels(build, labels).row(0, named=True)
+        else:
+            row = self._frame(build).row(0, named=True)
+        n = row["n"]
+        out = {
+            "threshold": ths,
+            "projected_challenge_rate": [row[f"s{i}"] / n if n else None for i in range(len(ths))],
+            "current_challenge_rate": [row["stepped"] / n if n else None] * len(ths),
+            "catch_rate": [(row[f"a{i}"] / row["attacks"] if row.get("attacks") else None)
+                           if labels is not None else None for i in range(len(ths))],
+        }
+        return pl.DataFrame(out, schema={"threshold": pl.Float64, "projected_challenge_rate": pl.Float64,
+                                         "current_challenge_rate": pl.Float64, "catch_rate": pl.Float64})
+
+    def _frame_with_labels(self, build: Callable[[_Query], str], labels: pl.DataFrame) -> pl.DataFrame:
+        table = labels.select(pl.col("decision_id").cast(pl.Utf8), pl.col("is_attack").cast(pl.Boolean)).to_arrow()
+        for _ in range(_RETRIES):
+            q = _Query()
+            sql = build(q)
+            try:
+                with self._cursor() as cur:
+                    cur.register("_labels", table)
+                    frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
+                    return frame
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if not _vanished(exc):
+                    raise
+        raise RuntimeError("audit segments kept vanishing while querying; is compaction looping?")
+
+    def events(self, f: Filters = Filters(), table: str = "decisions", limit: int = 500,
+               offset: int = 0) -> pl.DataFrame:
+        """Raw audit rows, newest first (the audit explorer)."""
+        if table not in TABLES:
+            raise ValueError(f"unknown audit table {table!r}; known: {', '.join(TABLES)}")
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must be >= 0")
+
+        def build(q: _Query) -> str:
+            src = self._src(q, table, f.since, f.until)
+            extra = "AND outcome IS NOT NULL" if table == "challenges" else ""
+            return (f"SELECT * EXCLUDE (year, month) FROM {src} WHERE {self._where(q, f, table)} {extra} "
+                    f"ORDER BY event_time DESC LIMIT {q.p(limit)} OFFSET {q.p(offset)}")
+
+        return self._frame(build)
+
+    # ------------------------------------------------------------------ alerts
+    def alerts(self, f: Filters = Filters(), grain: str = "hour", window: int = 24, z: float = 4.0,
+               min_logins: int = 50) -> pl.DataFrame:
+        """Challenge-rate and failed-password spikes against the trailing ``window`` buckets."""
+        g = _grain(grain)
+        series = self._frame(lambda q: f"""
+            WITH d AS (SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS logins,
+                              count(*) FILTER (WHERE action <> 'allow') AS stepups
+                         FROM {self._dec(q, f)} GROUP BY 1),
+            fl AS (SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS failures
+                     FROM {self._src(q, 'failures', f.since, f.until)} WHERE {self._where(q, f, 'failures')}
+                    GROUP BY 1)
+            SELECT bucket, coalesce(logins, 0) AS logins, coalesce(stepups, 0) AS stepups,
+                   coalesce(failures, 0) AS failures
+              FROM d FULL OUTER JOIN fl USING (bucket) ORDER BY bucket""")
+        if series.is_empty():
+            return spikes([], [], [], [])
+        step = {"hour": "1h", "day": "1d", "week": "1w"}[g]
+        first: datetime = series["bucket"].min()  # type: ignore[assignment]
+        last: datetime = series["bucket"].max()  # type: ignore[assignment]
+        grid = pl.DataFrame({"bucket": pl.datetime_range(first, last, step, eager=True, time_zone="UTC")})
+        full = grid.join(series, on="bucket", how="left").fill_null(0)
+        return spikes(full["bucket"].to_list(), full["logins"].to_list(), full["stepups"].to_list(),
+                      full["failures"].to_list(), window=window, z=z, min_logins=min_logins)
+
+    # ------------------------------------------------------------------ experiments
+    def experiment_names(self) -> list[str]:
+        df = self._frame(lambda q: f"SELECT DISTINCT experiment FROM {self._src(q, 'exposures')} "
+                                   "WHERE experiment IS NOT NULL ORDER BY 1")
+        return [str(x) for x in df["experiment"].to_list()]
+
+    def experiment_readout(self, name: str, f: Filters = Filters(), min_samples: int = 100) -> ExperimentReadout:
+        """Per-variant readout. A user counts in the variant of their first exposure in the
+        window, and converts if any conversion for this experiment comes at or after that
+        exposure (and before ``f.until``)."""
+        exp_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
+
+        def counts_sql(q: _Query) -> str:
+            conv_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
+            return f"""
+            WITH e AS (SELECT user_key, arg_min(variant, event_time) AS variant, min(event_time) AS first_seen
+                         FROM {self._src(q, 'exposures', f.since, f.until)}
+                        WHERE experiment = {q.p(name)} AND {self._where(q, exp_f, 'exposures')}
+                        GROUP BY user_key),
+            c AS (SELECT user_key, event_time FROM {self._src(q, 'conversions', f.since, f.until)}
+                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')}),
+            u AS (SELECT e.user_key, any_value(e.variant) AS variant,
+                         coalesce(bool_or(c.event_time >= e.first_seen), false) AS converted
+                    FROM e LEFT JOIN c USING (user_key) GROUP BY e.user_key)
+            SELECT variant, count(*) AS n, count(*) FILTER (WHERE converted) AS conversions
+              FROM u GROUP BY variant ORDER BY variant"""
+
+        counts = self._frame(counts_sql)
+        design = self._frame(lambda q: f"""
+            SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
+                   arg_max(weights, event_time) AS weights
+              FROM {self._src(q, 'exposures')} WHERE experiment = {q.p(name)} AND control IS NOT NULL""").row(
+            0, named=True)
+        observed = {str(r["variant"]): (int(r["n"]), int(r["conversions"])) for r in counts.iter_rows(named=True)}
+        weights: dict[str, float] | None = None
+        if design["control"] is not None:
+            control = str(design["control"])
+            if design["variants"] and design["weights"] and len(design["variants"]) == len(design["weights"]):
+                weights = {str(v): float(w) for v, w in zip(design["variants"], design["weights"], strict=True)}
+        elif "control" in observed:
+            control = "control"
+        elif observed:
+            control = sorted(observed)[0]
+        else:
+            raise ValueError(f"no exposures recorded for experiment {name!r}")
+        ordered = {v: observed.get(v, (0, 0)) for v in (weights or {})}
+        ordered.update({v: c for v, c in observed.items() if v not in ordered})
+        return readout(name, ordered, control, weights, min_samples)
+
+    # ------------------------------------------------------------------ report
+    def report(self, f: Filters = Filters(), min_samples: int = 100) -> dict[str, Any]:
+        """Everything `riskengine report --json` prints: KPIs and every experiment's readout."""
+        out: dict[str, Any] = {
+            "root": str(self.root),
+            "since": f.since.isoformat() if f.since else None,
+            "until": f.until.isoformat() if f.until else None,
+        }
+        span = self.date_range()
+        out["data_from"] = span[0].isoformat() if span else None
+        out["data_to"] = span[1].isoformat() if span else None
+        out.update(self.kpis(f))
+        out["rate_definitions"] = dict(RATE_DEFINITIONS)
+        out["experiments"] = {name: self.experiment_readout(name, f, min_samples).to_dict()
+                              for name in self.experiment_names()}
+        return out
+
+
+def _rates(k: dict[str, int]) -> dict[str, float | None]:
+    def ratio(num: int, den: int) -> float | None:
+        return num / den if den else None
+
+    return {
+        "challenge_rate": ratio(k["challenged"] + k["denied"], k["logins"]),
+        "deny_rate": ratio(k["denied"], k["logins"]),
+        "challenge_success_rate": ratio(k["verified"], k["challenges"]),
+        "fallback_rate": ratio(k["fallbacks"], k["challenges"]),
+    }
+
+
+def _grain(grain: str) -> str:
+    if grain not in GRAINS:
+        raise ValueError(f"grain must be one of {', '.join(GRAINS)}, got {grain!r}")
+    return grain
+
+
+def _duck_type(dt: Any) -> str:
+    if isinstance(dt, pl.List):
+        return f"{_duck_type(dt.inner)}[]"
+    for pl_type, duck in _DUCK_TYPES.items():
+        if isinstance(dt, pl_type) or dt == pl_type:
+            return duck
+    raise TypeError(f"no DuckDB type for {dt}")
+
+
+def _vanished(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("No such file", "No files found", "Cannot open file", "could not be opened"))
+
+
+__all__ = ["BREAKDOWNS", "GRAINS", "RATE_DEFINITIONS", "AuditDB", "Filters"]
