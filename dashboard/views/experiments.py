@@ -10,6 +10,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import common
+from riskengine.analytics.stats import wilson_ci
 
 root, f = common.page_context("Experiments", needs_logins=False)
 r = str(root)
@@ -43,6 +44,14 @@ def _fixed(value: Any, pattern: str) -> str:
     return "–" if value is None else pattern.format(value)
 
 
+def _rate_ci(v: dict[str, Any]) -> Any:
+    """The readout's own interval for one arm's conversion, else the Wilson score interval."""
+    if v.get("rate_ci"):
+        return v["rate_ci"]
+    n, c = int(v.get("n") or 0), int(v.get("conversions") or 0)
+    return wilson_ci(c, n) if n else None
+
+
 for name in names:
     readout = common.experiment_readout(r, name, f)
     control = readout.get("control")
@@ -68,7 +77,7 @@ for name in names:
             "users": v.get("n"),
             "conversions": v.get("conversions"),
             "conversion": v.get("rate"),
-            "conversion_ci": _rate_interval(v.get("rate_ci")),
+            "conversion_ci": _rate_interval(_rate_ci(v)),
             "lift": "–" if is_control else _signed_pct(v.get("lift")),
             "lift_ci": "–" if is_control else _interval(v.get("lift_ci"), unit=" %"),
             "p_value": "–" if is_control else _fixed(v.get("p_value"), "{:.4f}"),
@@ -97,7 +106,7 @@ for name in names:
 
     points = pl.DataFrame([
         {"arm": arm, "rate": v.get("rate"),
-         "low": (v.get("rate_ci") or [None, None])[0], "high": (v.get("rate_ci") or [None, None])[1]}
+         "low": (_rate_ci(v) or [None, None])[0], "high": (_rate_ci(v) or [None, None])[1]}
         for arm, v in variants.items()], strict=False, infer_schema_length=None)
     base = alt.Chart(points.to_pandas(), title=f"{name}: conversion by arm")
     chart = base.mark_bar(size=36).encode(

@@ -1,0 +1,211 @@
+"""Dashboard page render times on a 10M-decision audit root (target: < 2 s per page, cold cache).
+
+Uses ``var/bench/audit`` when it already holds >= 10M decisions (benchmarks/bench_audit.py writes
+one there); otherwise writes one itself: two years of decisions with the audit schema, written
+column-wise (vectorised) rather than through ``Engine.score`` so it takes a minute, not an hour.
+
+Two figures per page:
+- analytics: the page's own calls into ``riskengine.analytics`` (what the page asks for), cold;
+- render: the whole page through Streamlit's AppTest with every cache cleared first.
+
+``python benchmarks/bench_dashboard.py [--rows N] [--root DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _util import table  # noqa: E402
+
+from riskengine.analytics import AuditDB, Filters  # noqa: E402
+from riskengine.audit.events import SCHEMA_VERSION, TABLES  # noqa: E402
+
+DEFAULT_ROOT = REPO / "var" / "bench" / "audit"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN_DAYS = 730
+COUNTRIES = np.array(["GB", "FR", "DE", "US", "ES", "IT", "NL", "IN", "BR", "CN"])
+COUNTRY_P = np.array([0.35, 0.12, 0.12, 0.15, 0.06, 0.05, 0.05, 0.04, 0.03, 0.03])
+DEVICES = np.array(["desktop", "mobile", "tablet"])
+BROWSERS = np.array(["Chrome", "Safari", "Firefox", "Edge", "Samsung Internet"])
+REASON_SETS = [[], ["NEW_DEVICE"], ["NEW_DEVICE", "NEW_COUNTRY"], ["UNUSUAL_HOUR"], ["FAILED_ATTEMPTS_USER"],
+               ["NEW_DEVICE", "IMPOSSIBLE_TRAVEL"], ["COLD_START"], ["NEW_ASN"], ["FAILED_ATTEMPTS_IP", "NEW_DEVICE"]]
+REASON_P = np.array([0.62, 0.12, 0.04, 0.05, 0.03, 0.01, 0.08, 0.04, 0.01])
+CHANNEL_PATHS = [["whatsapp"], ["whatsapp", "sms"], ["whatsapp", "sms", "voice"], ["sms"], ["totp"], ["passkey"]]
+CHANNEL_P = np.array([0.45, 0.15, 0.04, 0.2, 0.1, 0.06])
+
+
+def decision_rows(root: Path) -> int:
+    files = list((root / "decisions").glob("**/*.parquet"))
+    if not files:
+        return 0
+    return int(pl.scan_parquet(files, hive_partitioning=False).select(pl.len()).collect().item())
+
+
+def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int) -> None:
+    """Hive-partitioned by year/month like ParquetSink, several segments per month."""
+    frame = frame.with_columns(_y=pl.col("event_time").dt.year(), _m=pl.col("event_time").dt.month())
+    for (year, month), part in frame.partition_by(["_y", "_m"], as_dict=True).items():
+        out = root / name / f"year={year}" / f"month={month:02d}"
+        out.mkdir(parents=True, exist_ok=True)
+        part = part.drop("_y", "_m")
+        for i in range(0, part.height, chunk):
+            part.slice(i, chunk).write_parquet(out / f"part-bench-{i // chunk:04d}.parquet")
+
+
+def generate(root: Path, rows: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    users = max(1000, rows // 40)
+    print(f"writing {rows:,} decisions for {users:,} users over {SPAN_DAYS} days into {root} …", flush=True)
+    step = 2_000_000
+    for start in range(0, rows, step):
+        n = min(step, rows - start)
+        seconds = rng.uniform(0, SPAN_DAYS * 86400, n)
+        event_time = (np.datetime64(START.replace(tzinfo=None), "us")
+                      + (seconds * 1e6).astype("timedelta64[us]"))
+        user_idx = rng.integers(0, users, n)
+        reason_idx = rng.choice(len(REASON_SETS), n, p=REASON_P)
+        base = np.array([0.05, 0.45, 0.75, 0.2, 0.5, 0.85, 0.1, 0.25, 0.97])[reason_idx]
+        risk = np.clip(base + rng.normal(0, 0.06, n), 0, 1)
+        action = np.where(risk >= 0.95, "deny", np.where(risk >= 0.4, "challenge", "allow"))
+        d = pl.DataFrame({
+            "event_time": pl.Series(event_time).dt.replace_time_zone("UTC"),
+            "schema_version": np.full(n, SCHEMA_VERSION, dtype=np.int16),
+            "decision_id": pl.Series(np.arange(start, start + n)).cast(pl.Utf8),
+            "user_key": pl.Series(user_idx).cast(pl.Utf8).str.zfill(16),
+            "session_key": None, "ip_prefix": "81.2.69.0/24",
+            "country": COUNTRIES[rng.choice(len(COUNTRIES), n, p=COUNTRY_P)],
+            "region": None, "city": None, "asn": rng.integers(1000, 1100, n),
+            "device_key": pl.Series(rng.integers(0, users * 2, n)).cast(pl.Utf8),
+            "browser_family": BROWSERS[rng.integers(0, len(BROWSERS), n)], "browser_version": "120",
+            "os_family": "Windows", "device_type": DEVICES[rng.choice(3, n, p=[0.55, 0.4, 0.05])],
+            "risk": risk, "action": action,
+            "reasons": pl.Series([REASON_SETS[i] for i in range(len(REASON_SETS))],
+                                 dtype=pl.List(pl.Utf8)).gather(reason_idx),
+            "factor": np.where(action == "challenge", "whatsapp", ""),
+            "policy_version": "rules-v1", "latency_us": rng.gamma(2.0, 10.0, n),
+            "user_logins": rng.integers(0, 500, n).astype(np.int32), "cold_start": reason_idx == 6,
+            "trusted_device": rng.random(n) < 0.2, "degraded": False,
+        }).with_columns(pl.col("factor").replace("", None)).cast(TABLES["decisions"])  # type: ignore[arg-type]
+        _write(root, "decisions", d, 250_000)
+        ch = d.filter(pl.col("action") == "challenge")
+        m = ch.height
+        path_idx = rng.choice(len(CHANNEL_PATHS), m, p=CHANNEL_P)
+        paths = pl.Series([CHANNEL_PATHS[i] for i in range(len(CHANNEL_PATHS))],
+                          dtype=pl.List(pl.Utf8)).gather(path_idx)
+        outcome = rng.choice(np.array(["verified", "failed", "expired", "abandoned"]), m, p=[0.8, 0.07, 0.05, 0.08])
+        c = pl.DataFrame({
+            "event_time": ch["event_time"] + timedelta(seconds=30), "schema_version": ch["schema_version"],
+            "decision_id": ch["decision_id"], "user_key": ch["user_key"], "factor": ch["factor"],
+            "channels": paths, "final_channel": paths.list.last(), "fallback_used": paths.list.len() > 1,
+            "outcome": outcome, "attempts": paths.list.len().cast(pl.Int32),
+            "seconds_to_verify": np.where(outcome == "verified", rng.gamma(3.0, 8.0, m), np.nan),
+            "trust_device": rng.random(m) < 0.3, "country": ch["country"], "device_type": ch["device_type"],
+            "risk": ch["risk"],
+        }).with_columns(pl.col("seconds_to_verify").fill_nan(None)).cast(TABLES["challenges"])  # type: ignore[arg-type]
+        _write(root, "challenges", c, 250_000)
+        print(f"  {start + n:,} decisions", flush=True)
+    # experiments: one exposure per user, conversions for some
+    u = pl.Series(np.arange(users)).cast(pl.Utf8).str.zfill(16)
+    variant = np.where(rng.random(users) < 0.5, "control", "mfa_at_signup")
+    exposed_at = pl.Series(np.datetime64(START.replace(tzinfo=None), "us")
+                           + (rng.uniform(0, SPAN_DAYS * 86400, users) * 1e6).astype("timedelta64[us]")
+                           ).dt.replace_time_zone("UTC")
+    e = pl.DataFrame({"event_time": exposed_at, "schema_version": np.full(users, SCHEMA_VERSION, dtype=np.int16),
+                      "experiment": "signup_2fa", "variant": variant, "user_key": u}).cast(TABLES["exposures"])  # type: ignore[arg-type]
+    _write(root, "exposures", e, 500_000)
+    converted = rng.random(users) < np.where(variant == "control", 0.3, 0.33)
+    conv = e.filter(pl.Series(converted)).select(
+        pl.col("event_time") + pl.duration(minutes=5), "schema_version", "experiment", "user_key")
+    _write(root, "conversions", conv.cast(TABLES["conversions"]), 500_000)  # type: ignore[arg-type]
+
+
+def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
+    """The analytics calls each page makes with the default filters (mirrors dashboard/views)."""
+    names = db.experiment_names()
+    prev = replace(f, since=f.since - (f.until - f.since), until=f.since) if f.since and f.until else f
+    return {
+        "Overview": lambda: (db.kpis(f), db.kpis_vs_previous(f), db.kpi_series(f, grain="week"), db.alerts(f),
+                             [db.experiment_readout(n, f) for n in names],
+                             [db.experiment_readout(n, prev) for n in names[:1]]),
+        "Challenges & channels": lambda: (db.kpis(f), db.avoidable_challenges(f), db.channel_success(f),
+                                          db.fallback_funnel(f), db.fallback_paths(f), db.time_to_verify(f),
+                                          db.breakdown(f, "country")),
+        "Experiments": lambda: [db.experiment_readout(n, f) for n in names],
+        "Risk & signals": lambda: (db.kpis(f), db.reason_counts(f), db.risk_histogram(f, bins=20),
+                                   db.breakdown(f, "country"),
+                                   db.whatif(f, tuple(round(0.05 + 0.01 * i, 2) for i in range(91)))),
+        "Audit explorer": lambda: (db.reason_counts(Filters()), db.breakdown(Filters(), "country"),
+                                   db.events(f, table="decisions", limit=501, offset=0)),
+    }
+
+
+VIEWS = {"Overview": "views/overview.py", "Challenges & channels": "views/challenges.py",
+         "Experiments": "views/experiments.py", "Risk & signals": "views/risk.py",
+         "Audit explorer": "views/audit_explorer.py"}
+
+
+def render_seconds(root: Path, view: str) -> float:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["RISKENGINE_AUDIT_ROOT"] = str(root)
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=300)
+    at.run()  # the default page, so switch_page knows the registered pages
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at.switch_page(view)
+    started = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - started
+    if at.exception:
+        raise RuntimeError(f"{view}: {at.exception[0].value}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    args = parser.parse_args()
+    have = decision_rows(args.root)
+    if have < args.rows:
+        if have:
+            raise SystemExit(f"{args.root} holds {have:,} decisions (< {args.rows:,}); remove it or pass --root")
+        t0 = time.perf_counter()
+        generate(args.root, args.rows)
+        print(f"generated in {time.perf_counter() - t0:.0f} s", flush=True)
+        have = decision_rows(args.root)
+    db = AuditDB(args.root)
+    span = db.date_range()
+    assert span is not None
+    first, last = span[0].astimezone(UTC).date(), span[1].astimezone(UTC).date()
+    f = Filters(since=datetime.combine(first, datetime.min.time(), UTC),
+                until=datetime.combine(last, datetime.min.time(), UTC) + timedelta(days=1))
+    rows = []
+    for page, call in page_calls(db, f).items():
+        started = time.perf_counter()
+        call()
+        analytics_s = time.perf_counter() - started
+        render_s = render_seconds(args.root, VIEWS[page])
+        rows.append({"page": page, "analytics s (cold)": round(analytics_s, 2),
+                     "full render s (cold cache)": round(render_s, 2),
+                     "target < 2 s": "ok" if render_s < 2 else "SLOW"})
+    print(table(rows, f"dashboard pages on {have:,} decision events ({first} … {last}, all dates selected)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
