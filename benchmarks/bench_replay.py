@@ -1,0 +1,88 @@
+"""Replay throughput (logins/s, one core) and peak RSS, with a breakdown of where time goes.
+
+    python benchmarks/bench_replay.py [--users 20000] [--days 90] [--out var/bench]
+
+Printed, never asserted. Each stage runs in a fresh process so peak RSS is per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _stage(stage: str, events: str) -> dict[str, float]:
+    import polars as pl
+
+    from riskengine.models import LoginAttempt
+    from riskengine.replay import ReplayStats, _native_batches, replay_to_file
+
+    started = time.perf_counter()
+    logins = 0
+    if stage == "read":
+        for batch in _native_batches(Path(events), 65_536):
+            logins += int((batch["kind"] == "login").sum())
+            for _ in zip(*(batch[c].to_list() for c in ("event_time", "user_id", "ip", "user_agent")),
+                         strict=True):
+                pass
+    elif stage == "validate":
+        for batch in _native_batches(Path(events), 65_536):
+            b = batch.filter(pl.col("kind") == "login")
+            for ts, u, ip, ua, dev in zip(*(b[c].to_list() for c in (
+                    "event_time", "user_id", "ip", "user_agent", "device_id")), strict=True):
+                LoginAttempt(user_id=u, timestamp=ts, ip=ip, user_agent=ua, device_id=dev)
+                logins += 1
+    else:
+        stats = ReplayStats()
+        kwargs = {"baseline": stage in ("full", "audit"), "progress": False}
+        out = Path(events).parent / f"decisions-{stage}.parquet"
+        if stage == "audit":
+            kwargs["audit_root"] = str(Path(events).parent / "bench-audit")
+        stats = replay_to_file(events, "native", out, **kwargs)  # type: ignore[arg-type]
+        logins = stats.logins
+    seconds = time.perf_counter() - started
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"logins": logins, "seconds": seconds, "logins_per_s": logins / seconds, "peak_rss_mb": rss_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--out", default="var/bench")
+    parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--events", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(_stage(args.stage, args.events)))
+        return
+    from riskengine.simulate import SimulationConfig, existing_run, simulate
+
+    sim = Path(args.out) / "sim"
+    cfg = SimulationConfig(users=args.users, days=args.days)
+    if not existing_run(sim, cfg, "native"):
+        simulate(sim, cfg, fmt="native", progress=True)
+    events = str(sim / "events.parquet")
+    print(f"replay benchmark: {args.users:,} users × {args.days} days (native events, memory store)")
+    labels = {
+        "read": "read batches + to_list (no scoring)",
+        "validate": "+ LoginAttempt validation only",
+        "engine": "replay, engine only (no baseline, no audit)",
+        "full": "replay + Freeman baseline",
+        "audit": "replay + baseline + Parquet audit log",
+    }
+    for stage, label in labels.items():
+        raw = subprocess.run([sys.executable, __file__, "--stage", stage, "--events", events],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(raw.strip().splitlines()[-1])
+        print(f"  {label:48s} {r['logins_per_s']:>10,.0f} logins/s  {r['seconds']:7.1f} s  "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
