@@ -144,3 +144,82 @@ def test_failed_passwords_with_bad_input(engine: Engine, ip: str, ts: datetime) 
         assert all(err["loc"][0] in ("ip", "timestamp", "user_id") for err in exc.errors())
         return
     assert n >= 1
+
+
+# -- the RBA CSV reader of `riskengine replay` ----------------------------------------------------
+RBA_HEADER = ["index", "Login Timestamp", "User ID", "Round-Trip Time [ms]", "IP Address", "Country",
+              "Region", "City", "ASN", "User Agent String", "Browser Name and Version",
+              "OS Name and Version", "Device Type", "Login Successful", "Is Attack IP",
+              "Is Account Takeover"]
+rba_times = st.one_of(
+    st.datetimes(min_value=datetime(2020, 2, 1), max_value=datetime(2021, 3, 1)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]),
+    st.sampled_from(["2020-03-29 01:30:00.000", "2020-10-25 01:30:00.000+01:00", "0001-01-01 00:00:00",
+                     "9999-12-31 23:59:59", "yesterday", "", "2020-02-30 10:00:00"]),
+)
+rba_rows = st.lists(st.fixed_dictionaries({
+    "ts": rba_times, "user": st.one_of(st.integers(-5, 5).map(str), st.text(max_size=12)),
+    "ip": ips, "country": st.sampled_from(["NO", "US", "", "XX", "NOR"]),
+    "asn": st.one_of(st.integers(0, 70_000).map(str), st.sampled_from(["", "-", "AS123"])),
+    "ua": st.one_of(st.just(CHROME_WIN), st.text(max_size=300), st.integers(2040, 5000).map(lambda n: "U" * n)),
+    "ok": st.sampled_from(["True", "False", "true", "maybe"]),
+}), min_size=1, max_size=25)
+
+
+def _write_rba(path: Path, rows: list[dict[str, str]], raw_tail: bytes = b"") -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(RBA_HEADER)
+    for i, r in enumerate(rows):
+        w.writerow([i, r["ts"], r["user"], 100, r["ip"], r["country"], "Oslo", "Oslo", r["asn"], r["ua"],
+                    "Chrome 80", "Windows 10", "desktop", r["ok"], "False", "False"])
+    path.write_bytes(buf.getvalue().encode("utf-8", "surrogatepass") + raw_tail)
+
+
+def _replay_or_clear_error(path: Path) -> Any:
+    from riskengine.replay import replay
+
+    try:
+        return replay(path, "rba", config=offline_settings(), baseline=False, outcomes="verified")
+    except ValueError as exc:  # pydantic ValidationError and pyarrow's ArrowInvalid are ValueErrors
+        assert str(exc).strip()
+        return None
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=rba_rows, shuffle=st.randoms(use_true_random=False), duplicate=st.booleans())
+def test_rba_csv_reader_decides_or_fails_clearly(rows: list[dict[str, str]], shuffle: Any,
+                                                  duplicate: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
+    if duplicate:
+        rows = rows + rows[: max(1, len(rows) // 2)]
+    shuffle.shuffle(rows)  # out-of-order timestamps
+    path = tmp_path_factory.mktemp("rba") / "logins.csv"
+    _write_rba(path, rows)
+    out = _replay_or_clear_error(path)
+    if out is not None:  # one output row per input row, in input order
+        assert out["index"].to_list() == list(range(len(rows)))
+        for decision, risk in zip(out["decision"].to_list(), out["risk_score"].to_list(), strict=True):
+            assert decision in ("allow", "challenge", "deny", "", None)
+            assert risk is None or 0.0 <= risk <= 1.0
+
+
+def test_rba_well_formed_rows_get_decisions(tmp_path: Path) -> None:
+    """The fuzz's generator reaches the scorer: well-formed rows are decided, not rejected."""
+    good = [{"ts": f"2020-02-03 10:0{i}:00.000", "user": "7", "ip": "81.2.69.160", "country": "NO",
+             "asn": "29695", "ua": CHROME_WIN, "ok": "True"} for i in range(5)]
+    path = tmp_path / "good.csv"
+    _write_rba(path, good)
+    out = _replay_or_clear_error(path)
+    assert out is not None and out["decision"].to_list()[0] == "allow"
+
+
+def test_rba_csv_with_non_utf8_bytes_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "logins.csv"
+    _write_rba(path, [{"ts": "2020-02-03 10:00:00.000", "user": "1", "ip": "10.0.0.1", "country": "NO",
+                       "asn": "29695", "ua": CHROME_WIN, "ok": "True"}],
+               raw_tail=b'1,2020-02-03 10:01:00.000,1,100,10.0.0.1,NO,Oslo,Oslo,29695,Mozilla/5.0 \xff\xfe,'
+                        b'Chrome 80,Windows 10,desktop,True,False,False\n')
+    _replay_or_clear_error(path)
