@@ -54,7 +54,7 @@ def decision_rows(root: Path) -> int:
     return int(pl.scan_parquet(files, hive_partitioning=False).select(pl.len()).collect().item())
 
 
-def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int) -> None:
+def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int, batch: int = 0) -> None:
     """Hive-partitioned by year/month like ParquetSink, several segments per month."""
     frame = frame.with_columns(_y=pl.col("event_time").dt.year(), _m=pl.col("event_time").dt.month())
     for (year, month), part in frame.partition_by(["_y", "_m"], as_dict=True).items():
@@ -62,7 +62,7 @@ def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int) -> None:
         out.mkdir(parents=True, exist_ok=True)
         part = part.drop("_y", "_m")
         for i in range(0, part.height, chunk):
-            part.slice(i, chunk).write_parquet(out / f"part-bench-{i // chunk:04d}.parquet")
+            part.slice(i, chunk).write_parquet(out / f"part-bench-{batch:03d}-{i // chunk:04d}.parquet")
 
 
 def generate(root: Path, rows: int, seed: int = 1) -> None:
@@ -98,8 +98,9 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
             "policy_version": "rules-v1", "latency_us": rng.gamma(2.0, 10.0, n),
             "user_logins": rng.integers(0, 500, n).astype(np.int32), "cold_start": reason_idx == 6,
             "trusted_device": rng.random(n) < 0.2, "degraded": False,
-        }).with_columns(pl.col("factor").replace("", None)).cast(TABLES["decisions"])  # type: ignore[arg-type]
-        _write(root, "decisions", d, 250_000)
+        }).with_columns(pl.col("factor").replace("", None))
+        d = _conform(d, "decisions")
+        _write(root, "decisions", d, 250_000, start // step)
         ch = d.filter(pl.col("action") == "challenge")
         m = ch.height
         path_idx = rng.choice(len(CHANNEL_PATHS), m, p=CHANNEL_P)
@@ -114,8 +115,9 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
             "seconds_to_verify": np.where(outcome == "verified", rng.gamma(3.0, 8.0, m), np.nan),
             "trust_device": rng.random(m) < 0.3, "country": ch["country"], "device_type": ch["device_type"],
             "risk": ch["risk"],
-        }).with_columns(pl.col("seconds_to_verify").fill_nan(None)).cast(TABLES["challenges"])  # type: ignore[arg-type]
-        _write(root, "challenges", c, 250_000)
+        }).with_columns(pl.col("seconds_to_verify").fill_nan(None))
+        c = _conform(c, "challenges")
+        _write(root, "challenges", c, 250_000, start // step)
         print(f"  {start + n:,} decisions", flush=True)
     # experiments: one exposure per user, conversions for some
     u = pl.Series(np.arange(users)).cast(pl.Utf8).str.zfill(16)
@@ -123,13 +125,22 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
     exposed_at = pl.Series(np.datetime64(START.replace(tzinfo=None), "us")
                            + (rng.uniform(0, SPAN_DAYS * 86400, users) * 1e6).astype("timedelta64[us]")
                            ).dt.replace_time_zone("UTC")
-    e = pl.DataFrame({"event_time": exposed_at, "schema_version": np.full(users, SCHEMA_VERSION, dtype=np.int16),
-                      "experiment": "signup_2fa", "variant": variant, "user_key": u}).cast(TABLES["exposures"])  # type: ignore[arg-type]
+    e = _conform(pl.DataFrame({
+        "event_time": exposed_at, "schema_version": np.full(users, SCHEMA_VERSION, dtype=np.int16),
+        "experiment": "signup_2fa", "variant": variant, "user_key": u, "control": "control",
+    }).with_columns(variants=pl.lit(["control", "mfa_at_signup"]), weights=pl.lit([0.5, 0.5])), "exposures")
     _write(root, "exposures", e, 500_000)
     converted = rng.random(users) < np.where(variant == "control", 0.3, 0.33)
     conv = e.filter(pl.Series(converted)).select(
         pl.col("event_time") + pl.duration(minutes=5), "schema_version", "experiment", "user_key")
-    _write(root, "conversions", conv.cast(TABLES["conversions"]), 500_000)  # type: ignore[arg-type]
+    _write(root, "conversions", _conform(conv, "conversions"), 500_000)
+
+
+def _conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Exactly the columns and types of the audit table (absent ones null)."""
+    schema = TABLES[table]
+    return frame.select(
+        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(dtype).alias(c) for c, dtype in schema.items())
 
 
 def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
@@ -137,7 +148,7 @@ def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
     names = db.experiment_names()
     prev = replace(f, since=f.since - (f.until - f.since), until=f.since) if f.since and f.until else f
     return {
-        "Overview": lambda: (db.kpis(f), db.kpis_vs_previous(f), db.kpi_series(f, grain="week"), db.alerts(f),
+        "Overview": lambda: (db.kpis(f), db.kpis(prev), db.kpi_series(f, grain="week"), db.alerts(f),
                              [db.experiment_readout(n, f) for n in names],
                              [db.experiment_readout(n, prev) for n in names[:1]]),
         "Challenges & channels": lambda: (db.kpis(f), db.avoidable_challenges(f), db.channel_success(f),
@@ -146,7 +157,8 @@ def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
         "Experiments": lambda: [db.experiment_readout(n, f) for n in names],
         "Risk & signals": lambda: (db.kpis(f), db.reason_counts(f), db.risk_histogram(f, bins=20),
                                    db.breakdown(f, "country"),
-                                   db.whatif(f, tuple(round(0.05 + 0.01 * i, 2) for i in range(91)))),
+                                   db.whatif(f, tuple(round(0.05 * i, 2) for i in range(1, 20))),
+                                   db.whatif(f, (0.4,))),
         "Audit explorer": lambda: (db.reason_counts(Filters()), db.breakdown(Filters(), "country"),
                                    db.events(f, table="decisions", limit=501, offset=0)),
     }
@@ -157,7 +169,8 @@ VIEWS = {"Overview": "views/overview.py", "Challenges & channels": "views/challe
          "Audit explorer": "views/audit_explorer.py"}
 
 
-def render_seconds(root: Path, view: str) -> float:
+def render_seconds(root: Path, view: str) -> tuple[float, float]:
+    """(cold: every cache cleared, warm: the same page again within the cache TTL)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -169,10 +182,12 @@ def render_seconds(root: Path, view: str) -> float:
     at.switch_page(view)
     started = time.perf_counter()
     at.run()
-    elapsed = time.perf_counter() - started
+    cold = time.perf_counter() - started
     if at.exception:
         raise RuntimeError(f"{view}: {at.exception[0].value}")
-    return elapsed
+    started = time.perf_counter()
+    at.run()
+    return cold, time.perf_counter() - started
 
 
 def main() -> int:
@@ -199,11 +214,12 @@ def main() -> int:
         started = time.perf_counter()
         call()
         analytics_s = time.perf_counter() - started
-        render_s = render_seconds(args.root, VIEWS[page])
-        rows.append({"page": page, "analytics s (cold)": round(analytics_s, 2),
-                     "full render s (cold cache)": round(render_s, 2),
-                     "target < 2 s": "ok" if render_s < 2 else "SLOW"})
-    print(table(rows, f"dashboard pages on {have:,} decision events ({first} … {last}, all dates selected)"))
+        cold_s, warm_s = render_seconds(args.root, VIEWS[page])
+        rows.append({"page": page, "analytics calls s": round(analytics_s, 2),
+                     "render s, cold cache": round(cold_s, 2), "render s, warm (< 30 s)": round(warm_s, 2),
+                     "cold < 2 s": "ok" if cold_s < 2 else "SLOW"})
+    print(table(rows, f"dashboard pages on {have:,} decision events ({first} … {last}, all dates selected); "
+                      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"))
     return 0
 
 

@@ -87,9 +87,20 @@ def kpis(root: str, f: Filters) -> dict[str, Any]:
     return dict(_db(root).kpis(f))
 
 
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def previous_window(f: Filters) -> Filters | None:
+    """The same-length window just before ``f`` (what ``AuditDB.kpis_vs_previous`` compares with)."""
+    if f.since is None or f.until is None:
+        return None
+    return replace(f, since=f.since - (f.until - f.since), until=f.since)
+
+
 def kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
-    return dict(_db(root).kpis_vs_previous(f))
+    """Like ``AuditDB.kpis_vs_previous`` but from two cached ``kpis`` calls, so the current
+    window's query (already run for the page's empty-state check) is not repeated."""
+    current = kpis(root, f)
+    before = previous_window(f)
+    previous = kpis(root, before) if before is not None else {}
+    return {key: (value, previous.get(key)) for key, value in current.items()}
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
@@ -172,7 +183,7 @@ def experiment_readout(root: str, name: str, f: Filters) -> dict[str, Any]:
     return dict(_db(root).experiment_readout(name, f).to_dict())
 
 
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+@st.cache_data(ttl=10 * CACHE_TTL_SECONDS, show_spinner=False)
 def segment_options(root: str, by: str) -> list[str]:
     """Values offered by a sidebar multiselect: every value seen in the whole log."""
     frame = _db(root).breakdown(Filters(), by)

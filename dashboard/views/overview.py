@@ -62,8 +62,7 @@ else:
     current = _experiment_conversion(main_experiment, f)
     previous = None
     if f.since is not None and f.until is not None:
-        previous = _experiment_conversion(
-            main_experiment, common.with_filters(f, since=f.since - (f.until - f.since), until=f.since))
+        previous = _experiment_conversion(main_experiment, common.previous_window(f) or f)
     c4.metric(f"A/B conversion ({main_experiment})", common.pct(current), common.pp_delta(current, previous),
               help="conversions / exposed users, all arms of the main experiment (details: Experiments)",
               border=True)
