@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from riskengine.decision import Action, Factor
+from riskengine.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS
 
 ENV_PREFIX = "RISKENGINE_"
 
@@ -48,6 +49,11 @@ class GeoSettings(_Section):
     new_region_weight: float = Field(0.3, ge=0, le=1)
     new_asn_weight: float = Field(0.15, ge=0, le=1)
     impossible_travel_weight: float = Field(0.6, ge=0, le=1)
+    hosting_weight: float = Field(0.35, ge=0, le=1)
+    """A hosting provider / VPN exit the user has not logged in from before."""
+    hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
+    hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
+    """Lower-case substrings of AS organisation names that mean hosting/VPN."""
     max_speed_kmh: float = Field(1000.0, gt=0)
     travel_tolerance_km: float = Field(100.0, ge=0)
     history_days: float = Field(365.0, gt=0)

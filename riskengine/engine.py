@@ -26,6 +26,7 @@ from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, load_or_creat
 from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
+from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
 from riskengine.models import ChallengeOutcome, FailedPassword, LoginAttempt
@@ -35,6 +36,7 @@ from riskengine.signals.base import SignalResult
 from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
 from riskengine.signals.geo import impossible_travel, novelty
+from riskengine.signals.network import hosting_network
 from riskengine.signals.time_of_day import unusual_hour
 from riskengine.stores import ProfileStore, open_store
 
@@ -77,6 +79,7 @@ class Engine:
         self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
         self.ua = UAParser(s.device.ua_cache_size)
         self.policy = Policy(s)
+        self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
         self.pseudonymizer = Pseudonymizer(
             load_or_create_key(s.audit.root, s.audit.key), s.audit.pseudonymize)
@@ -187,6 +190,9 @@ class Engine:
                              s.failures.user_deny_threshold, s.failures.ip_threshold,
                              s.failures.ip_deny_threshold, s.failures.window_minutes),
         ]
+        if geo.asn is not None or geo.asn_org:
+            signals.append(hosting_network(geo.asn, geo.asn_org,
+                                           self.hosting.is_hosting(geo.asn, geo.asn_org), p.asns))
         if profile is not None and p.logins > 0:
             signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now,
                                    self._history_days))
