@@ -498,13 +498,36 @@ class AuditDB:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
 
-        def build(q: _Query) -> str:
-            src = self._src(q, table, f.since, f.until)
-            extra = "AND outcome IS NOT NULL" if table == "challenges" else ""
-            return (f"SELECT * EXCLUDE (year, month) FROM {src} WHERE {self._where(q, f, table)} {extra} "
-                    f"ORDER BY event_time DESC LIMIT {q.p(limit)} OFFSET {q.p(offset)}")
+        def build_for(window: Filters) -> Callable[[_Query], str]:
+            def build(q: _Query) -> str:
+                src = self._src(q, table, window.since, window.until)
+                extra = "AND outcome IS NOT NULL" if table == "challenges" else ""
+                return (f"SELECT * EXCLUDE (year, month) FROM {src} WHERE {self._where(q, window, table)} {extra} "
+                        f"ORDER BY event_time DESC LIMIT {q.p(limit)} OFFSET {q.p(offset)}")
+            return build
 
-        return self._frame(build)
+        # Newest rows live in the newest month partitions: look at the last month first and widen
+        # the window (1, 2, 4, ... months) only while it holds fewer than offset + limit rows.
+        months = self._months(table, f.since, f.until)
+        span = 1
+        while months:
+            start = months[-min(span, len(months))]
+            window_since = datetime(start // 100, start % 100, 1, tzinfo=UTC)
+            if f.since is not None and f.since > window_since:
+                window_since = f.since
+            if span >= len(months):
+                return self._frame(build_for(f))
+            rows = self._frame(build_for(f.replace(since=window_since)))
+            if rows.height >= limit:
+                return rows
+            span *= 2
+        return self._frame(build_for(f))
+
+    def _months(self, table: str, since: datetime | None, until: datetime | None) -> list[int]:
+        """``YYYYMM`` keys of the partitions of ``table`` that hold segments in [since, until)."""
+        keys = {int(p.split("year=")[1][:4]) * 100 + int(p.split("month=")[1][:2])
+                for p in self._files(table, since, until)}
+        return sorted(keys)
 
     # ------------------------------------------------------------------ alerts
     def alerts(self, f: Filters = Filters(), grain: str = "hour", window: int = 24, z: float = 4.0,

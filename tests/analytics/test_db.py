@@ -156,6 +156,9 @@ def test_events_newest_first(db: AuditDB) -> None:
     assert "year" not in e.columns
     assert db.events(limit=2, offset=2)["decision_id"].to_list() == ["d07", "d06"]
     assert db.events(table="failures").height == 3
+    # the newest month holds 9 decisions: asking for 10 widens the window to February
+    assert db.events(limit=10)["decision_id"].to_list()[-1] == "d10"
+    assert db.events(limit=5, offset=8)["decision_id"].to_list() == ["d01", "d10"]
     with pytest.raises(ValueError, match="unknown audit table"):
         db.events(table="logins")
 
