@@ -30,7 +30,7 @@ def _engine(tmp_path: Path) -> Engine:
 
 
 def _admin_rows(root: Path) -> list[tuple[str, str | None, str, str]]:
-    return duckdb.sql(
+    return duckdb.connect().sql(
         f"SELECT operation, device_key, actor, note FROM read_parquet('{root}/admin/**/*.parquet') "
         "ORDER BY event_time").fetchall()
 

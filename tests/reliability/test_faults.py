@@ -191,6 +191,10 @@ def test_unwritable_audit_root_counts_every_lost_event(tmp_path: Path) -> None:
     assert health["audit_dropped"] == 500
     assert health["scored"] == 500
     assert engine.health()["audit_dropped"] == 500  # after close: nothing more, nothing less
+    # without a configured key the engine must keep one in the root: that fails at start-up,
+    # loudly and naming the path, not later in the hot path
+    with pytest.raises(OSError, match="not-a-folder"):
+        Engine(offline_settings(audit={"root": str(root)}))
 
 
 @pytest.fixture
@@ -245,11 +249,15 @@ while True:
 
 def test_writer_killed_mid_flush_leaves_only_whole_segments(tmp_path: Path) -> None:
     root = tmp_path / "audit"
-    for delay in (0.6, 0.9, 1.3):
+    for delay in (0.05, 0.2, 0.45):
         proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(root)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
-        proc.stdout.readline()  # scoring and flushing are under way
+        proc.stdout.readline()  # scoring is under way
+        before = len(list(root.glob("decisions/**/*.parquet")))
+        deadline = time.monotonic() + 60
+        while len(list(root.glob("decisions/**/*.parquet"))) == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # the flusher has started writing (its first flush warms pyarrow up)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)  # reaps it and closes the pipes

@@ -41,6 +41,8 @@ def reference(users: range, url: str) -> tuple[Decisions, int]:
     sink = MemorySink()
     with Engine(offline_settings(store={"url": url}), sink=sink) as engine:
         out = {i: play(engine, i, EVENTS) for i in users}
+        health = engine.health()
+    assert health["store_errors"] == health["degraded"] == 0, health  # a lost lesson would skew it
     return out, len(sink.rows("challenges"))
 
 
@@ -51,17 +53,19 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / f'profiles-{uuid.uuid4().hex[:8]}.db'}"
     server: LocalRedisServer = request.getfixturevalue("shared_redis")
-    return f"{server.url}?prefix=load{uuid.uuid4().hex[:10]}:"
+    # consistency, not latency, is under test: a generous timeout so a CPU-starved CI box does
+    # not turn into dropped lessons (the 100 ms default is for auth threads)
+    return f"{server.url}?prefix=load{uuid.uuid4().hex[:10]}:&socket_timeout=2&socket_connect_timeout=2"
 
 
 def audit_counts(root: Path) -> dict[str, int]:
     out = {}
     for table in ("decisions", "challenges", "failures"):
         files = [str(p) for p in (root / table).glob("**/*.parquet")]
-        out[table] = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] \
+        out[table] = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] \
             if files else 0  # type: ignore[index]
     files = [str(p) for p in (root / "decisions").glob("**/*.parquet")]
-    out["distinct_decision_ids"] = duckdb.execute(
+    out["distinct_decision_ids"] = duckdb.connect().execute(
         "SELECT count(DISTINCT decision_id) FROM read_parquet(?)", [files]).fetchone()[0]  # type: ignore[index]
     return out
 

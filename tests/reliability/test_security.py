@@ -137,7 +137,7 @@ def test_login_challenge_otp_and_trusted_device(service: Any) -> None:
     assert status == 200 and again["decision"] == "allow"
     engine = service.extensions["riskengine"]
     engine.sink.flush()
-    rows = duckdb.sql(f"SELECT outcome, attempts, trust_device, channels FROM read_parquet("
+    rows = duckdb.connect().sql(f"SELECT outcome, attempts, trust_device, channels FROM read_parquet("
                       f"'{engine.settings.audit.root}/challenges/**/*.parquet')").fetchall()
     assert len(rows) == 1 and rows[0][:3] == ("verified", 2, True) and rows[0][3]
 
