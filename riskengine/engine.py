@@ -81,8 +81,16 @@ class Engine:
         self.policy = Policy(s)
         self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
-        self.pseudonymizer = Pseudonymizer(
-            load_or_create_key(s.audit.root, s.audit.key), s.audit.pseudonymize)
+        self.audit_problems: list[str] = []
+        try:
+            key = load_or_create_key(s.audit.root, s.audit.key)
+        except OSError as exc:
+            # An unwritable audit root must not keep the auth service from starting: the sink
+            # counts every event it cannot store; pseudonyms use a per-process key meanwhile.
+            key = os.urandom(32)
+            self.audit_problems.append(f"cannot keep the pseudonymisation key in the audit root: {exc}")
+            log.error("audit degraded: %s", self.audit_problems[-1])
+        self.pseudonymizer = Pseudonymizer(key, s.audit.pseudonymize)
         self.model: Any = None
         if s.policy.model:
             from riskengine.model import LoadedModel  # type: ignore[import-not-found,unused-ignore]
@@ -475,6 +483,7 @@ class Engine:
             "degraded": _peek(self._degraded),
             "store_errors": _peek(self._store_errors),
             "audit_dropped": getattr(self.sink, "dropped", 0),
+            "audit_problems": list(self.audit_problems),
             "geoip_problems": list(self.geoip.problems),
         }
 

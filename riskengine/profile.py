@@ -16,7 +16,7 @@ HOURS: Final = 24
 _EMPTY_HOURS: Final[tuple[float, ...]] = (0.0,) * HOURS
 FORMAT_VERSION: Final = 1
 _COMPRESS_ABOVE: Final = 640
-_REBASE_S: Final = 86400
+_REBASE_HALF_LIVES: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +88,10 @@ class UserProfile:
         hours, hours_at = self.hours, self.hours_at
         if local_hour is not None:
             half_life_s = half_life_days * 86400.0
-            if now - hours_at > _REBASE_S:
-                # decay every bin to `now` once a day; in between a login adds its weight
-                # relative to `hours_at`, which keeps the per-login update O(1)
+            if now - hours_at > _REBASE_HALF_LIVES * half_life_s or not hours_at:
+                # A login adds weight 2^((now − hours_at)/half-life): newer logins weigh more,
+                # which is the same as decaying every older bin, at O(1) per login. Only when
+                # the weights grow large (every ~8 half-lives) are the bins rescaled to `now`.
                 decay = 0.5 ** ((now - hours_at) / half_life_s)
                 hours = tuple(round(c * decay, 3) for c in hours)
                 hours_at = now

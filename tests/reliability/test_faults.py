@@ -191,10 +191,13 @@ def test_unwritable_audit_root_counts_every_lost_event(tmp_path: Path) -> None:
     assert health["audit_dropped"] == 500
     assert health["scored"] == 500
     assert engine.health()["audit_dropped"] == 500  # after close: nothing more, nothing less
-    # without a configured key the engine must keep one in the root: that fails at start-up,
-    # loudly and naming the path, not later in the hot path
-    with pytest.raises(OSError, match="not-a-folder"):
-        Engine(offline_settings(audit={"root": str(root)}))
+    # without a configured key the engine would keep one in the root: it cannot, so it still
+    # starts and scores, and says why (naming the path) in its health report
+    with Engine(offline_settings(audit={"root": str(root)})) as keyless:
+        _score_many(keyless, 10)
+        problems = keyless.health()["audit_problems"]
+        assert keyless.health()["scored"] == 10
+    assert problems and "not-a-folder" in problems[0]
 
 
 @pytest.fixture
