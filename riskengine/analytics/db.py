@@ -292,12 +292,12 @@ class AuditDB:
         def build(q: _Query) -> str:
             return f"""
             WITH d AS (
-              SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS logins,
+              SELECT {_bucket(g)} AS bucket, count(*) AS logins,
                      count(*) FILTER (WHERE action = 'challenge') AS challenged,
                      count(*) FILTER (WHERE action = 'deny') AS denied
                 FROM {self._dec(q, f)} GROUP BY 1),
             c AS (
-              SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS challenges,
+              SELECT {_bucket(g)} AS bucket, count(*) AS challenges,
                      count(*) FILTER (WHERE outcome = 'verified') AS verified,
                      count(*) FILTER (WHERE len(channels) > 1) AS fallbacks
                 FROM {self._chal(q, f)} GROUP BY 1)
@@ -310,7 +310,7 @@ class AuditDB:
                    fallbacks / nullif(challenges, 0) AS fallback_rate
               FROM d FULL OUTER JOIN c USING (bucket) ORDER BY bucket"""
 
-        return self._frame(build)
+        return _utc_buckets(self._frame(build))
 
     def breakdown(self, f: Filters = Filters(), by: str = "country") -> pl.DataFrame:
         """KPIs per country, device type, reason code, recommended factor, browser or policy version."""
@@ -535,15 +535,16 @@ class AuditDB:
         """Challenge-rate and failed-password spikes against the trailing ``window`` buckets."""
         g = _grain(grain)
         series = self._frame(lambda q: f"""
-            WITH d AS (SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS logins,
+            WITH d AS (SELECT {_bucket(g)} AS bucket, count(*) AS logins,
                               count(*) FILTER (WHERE action <> 'allow') AS stepups
                          FROM {self._dec(q, f)} GROUP BY 1),
-            fl AS (SELECT date_trunc('{g}', event_time) AS bucket, count(*) AS failures
+            fl AS (SELECT {_bucket(g)} AS bucket, count(*) AS failures
                      FROM {self._src(q, 'failures', f.since, f.until)} WHERE {self._where(q, f, 'failures')}
                     GROUP BY 1)
             SELECT bucket, coalesce(logins, 0) AS logins, coalesce(stepups, 0) AS stepups,
                    coalesce(failures, 0) AS failures
               FROM d FULL OUTER JOIN fl USING (bucket) ORDER BY bucket""")
+        series = _utc_buckets(series)
         if series.is_empty():
             return spikes([], [], [], [])
         step = {"hour": "1h", "day": "1d", "week": "1w"}[g]
@@ -631,6 +632,22 @@ def _rates(k: dict[str, int]) -> dict[str, float | None]:
         "challenge_success_rate": ratio(k["verified"], k["challenges"]),
         "fallback_rate": ratio(k["fallbacks"], k["challenges"]),
     }
+
+
+_GRAIN_US = {"hour": 3_600_000_000, "day": 86_400_000_000, "week": 7 * 86_400_000_000}
+_MONDAY_US = 4 * 86_400_000_000  # 1970-01-01 was a Thursday; weeks start on Monday 1970-01-05
+
+
+def _bucket(grain: str) -> str:
+    """Bucket start as a naive UTC TIMESTAMP by integer arithmetic on epoch microseconds:
+    ~10x faster than date_trunc on TIMESTAMPTZ (which goes through ICU calendars)."""
+    width = _GRAIN_US[grain]
+    offset = _MONDAY_US if grain == "week" else 0
+    return f"make_timestamp(((epoch_us(event_time) - {offset}) // {width}) * {width} + {offset})"
+
+
+def _utc_buckets(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("bucket").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
 
 
 def _grain(grain: str) -> str:

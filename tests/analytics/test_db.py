@@ -71,6 +71,10 @@ def test_kpi_series_by_day(db: AuditDB) -> None:
     assert s["challenge_rate"].to_list() == [0.0, 0.0, 0.5, 1.0, 1.0]
     assert s["challenges"].to_list() == [0, 0, 1, 2, 0]
     assert s.filter(pl.col("bucket").dt.day() == 4)["challenge_success_rate"].item() == 0.5
+    weeks = db.kpi_series(MARCH, grain="week")  # weeks start on Monday: Sun 1 March is in 23 Feb's week
+    assert weeks["bucket"].dt.strftime("%Y-%m-%d").to_list() == ["2026-02-23", "2026-03-02"]
+    assert weeks["logins"].to_list() == [2, 7]
+    assert db.kpi_series(Filters(user_key="u1"), grain="hour")["bucket"].dt.hour().to_list() == [10, 10, 11]
     with pytest.raises(ValueError, match="grain must be one of"):
         db.kpi_series(MARCH, grain="minute")
 
