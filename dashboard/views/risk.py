@@ -123,7 +123,7 @@ else:
     folded = ["projected_challenge_rate"] + (["catch_rate"] if curve["catch_rate"].drop_nulls().len() else [])
     base = alt.Chart(curve.to_pandas(), title="Projected challenge rate (and catch rate) by threshold")
     lines = base.transform_fold(folded, as_=["metric", "rate"]).transform_calculate(
-        metric="datum.metric == 'catch_rate' ? 'Catch rate (labelled attacks)' : 'Projected challenge rate'"
+        metric="datum.metric == 'catch_rate' ? 'Catch rate' : 'Projected challenge rate'"
     ).mark_line().encode(
         x=alt.X("threshold:Q", title="Challenge threshold (risk score)"),
         y=alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
