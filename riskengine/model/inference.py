@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -98,6 +98,49 @@ def export_parameters(calibrated: Any) -> dict[str, Any]:
     return {"estimator": estimator, "calibrator": cal}
 
 
+def compile_trees(
+    baseline: float, trees: Sequence[tuple[list[int], list[float], list[int], list[int], list[float], list[bool]]],
+    n_features: int, *, explain: bool = False,
+) -> Callable[..., float]:
+    """The trees as one generated Python function of nested ``if``s over local variables.
+
+    Walking flat arrays costs several list indexings per node (~50 µs for 60 trees); nested
+    comparisons of locals cost a few nanoseconds each. Only numbers from the model file
+    (through ``int()``/``float()``) reach the source, so nothing else can be injected.
+    Rows with NaN take the flat-array path (where ``missing_go_to_left`` applies).
+    """
+    lines = ["def raw(x, p=None):", f"    {', '.join(f'x{k}' for k in range(n_features))}, = x",
+             f"    s = {float(baseline)!r}"]
+
+    def num(v: float) -> str:
+        v = float(v)
+        return "INF" if v == math.inf else "-INF" if v == -math.inf else repr(v)
+
+    def node(feature: list[int], threshold: list[float], left: list[int], right: list[int],
+             value: list[float], i: int, depth: int) -> None:
+        pad = "    " * depth
+        if not left[i]:
+            lines.append(f"{pad}s += {num(value[i])}")
+            return
+        f = int(feature[i])
+        lines.append(f"{pad}if x{f} <= {num(threshold[i])}:")
+        if explain:  # Saabas: the change in node value, credited to the split's feature
+            lines.append(f"{pad}    p[{f}] += {num(value[int(left[i])] - value[i])}")
+        node(feature, threshold, left, right, value, int(left[i]), depth + 1)
+        lines.append(f"{pad}else:")
+        if explain:
+            lines.append(f"{pad}    p[{f}] += {num(value[int(right[i])] - value[i])}")
+        node(feature, threshold, left, right, value, int(right[i]), depth + 1)
+
+    for feature, threshold, left, right, value, _missing in trees:
+        node(feature, threshold, left, right, value, 0, 1)
+    lines.append("    return s")
+    namespace: dict[str, Any] = {"INF": math.inf}
+    exec(compile("\n".join(lines), "<riskengine model trees>", "exec"), namespace)  # noqa: S102
+    fn: Callable[..., float] = namespace["raw"]
+    return fn
+
+
 class LoadedModel:
     """A trained model ready for ``Engine._decide``: features → probability → risk term + reasons.
 
@@ -130,6 +173,9 @@ class LoadedModel:
             self._trees: list[tuple[list[int], list[float], list[int], list[int], list[float], list[bool]]] = [
                 (t["feature"], t["threshold"], t["left"], t["right"], t["value"], t["missing_left"])
                 for t in est["trees"]]
+            self._compiled = compile_trees(self._baseline, self._trees, len(FEATURE_NAMES))
+            self._compiled_explain = compile_trees(self._baseline, self._trees, len(FEATURE_NAMES),
+                                                   explain=True)
         else:
             raise ValueError(f"unknown estimator kind {self.kind!r}")
         cal = document["calibrator"]
@@ -167,6 +213,9 @@ class LoadedModel:
             for w, v in zip(self._weights, x, strict=True):
                 s += w * v
             return s
+        total = math.fsum(x)
+        if total == total:  # no NaN (nor ±inf pairs): the compiled trees, ~5× faster
+            return self._compiled(x)
         s = self._baseline
         for feature, threshold, left, right, value, missing_left in self._trees:
             i = 0
@@ -215,6 +264,8 @@ class LoadedModel:
         if self.kind == "logistic":
             for k, (w, v, m) in enumerate(zip(self._weights, x, self._means, strict=True)):
                 pushes[k] = w * (v - m)
+        elif (total := math.fsum(x)) == total:  # no NaN: the compiled walk
+            self._compiled_explain(x, pushes)
         else:
             for feature, threshold, left, right, value, missing_left in self._trees:
                 i = 0
