@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from riskengine.config import Settings
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo
+from riskengine.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS, HostingClassifier
 from riskengine.enrich.useragent import classify
 from riskengine.models import LoginAttempt
 from riskengine.profile import UserProfile, region_key
@@ -81,24 +82,13 @@ FEATURE_HELP: Final[dict[str, str]] = {
     "hour_rarity": "how rare this local hour is for the user (0 usual … 1 never)",
     "user_failures_log": "log(1 + failed passwords for the user in the window)",
     "ip_failures_log": "log(1 + failed passwords from the IP in the window)",
-    "hosting_asn": "address belongs to a hosting / VPN-exit network",
+    "hosting_asn": "address belongs to a hosting / VPN-exit network (riskengine.enrich.network)",
     "device_mobile": "phone",
     "device_tablet": "tablet",
     "device_pc": "desktop or laptop",
     "device_other": "bot or unrecognised client",
 }
 
-# Operators whose addresses are data centres or VPN exits, not homes or phones. Org-name
-# keywords catch ones not listed by number (the GeoLite2-ASN organisation field).
-DEFAULT_HOSTING_ASNS: Final[tuple[int, ...]] = (
-    14061, 16276, 24940, 16509, 14618, 8075, 15169, 396982, 20473, 63949, 9009, 60068, 212238,
-    13335, 51167, 197540, 12876, 45102, 37963, 136907, 132203,
-)
-DEFAULT_HOSTING_KEYWORDS: Final[tuple[str, ...]] = (
-    "hosting", "cloud", "datacenter", "data center", "server", "vps", "vpn", "digitalocean", "ovh",
-    "hetzner", "amazon", "aws", "vultr", "linode", "akamai connected", "m247", "datacamp", "cdn77",
-    "leaseweb", "choopa", "contabo", "scaleway", "alibaba", "tencent", "oracle",
-)
 _SECONDS_PER_DAY: Final = 86400.0
 _DEVICE_TYPES: Final = {"mobile": 19, "tablet": 20, "pc": 21}  # anything else: 22 (device_other)
 assert len(FEATURE_NAMES) == 23 and FEATURE_NAMES[19:] == ("device_mobile", "device_tablet", "device_pc",
@@ -126,7 +116,8 @@ class FeatureConfig:
         base = cls(
             device_window_days=settings.device.window_days, history_days=settings.geo.history_days,
             travel_tolerance_km=settings.geo.travel_tolerance_km,
-            hour_min_logins=settings.hour.min_logins)
+            hour_min_logins=settings.hour.min_logins, hosting_asns=tuple(settings.geo.hosting_asns),
+            hosting_keywords=tuple(settings.geo.hosting_keywords))
         return cls.from_json({**base.to_json(), **overrides})
 
     def to_json(self) -> dict[str, Any]:
@@ -173,25 +164,9 @@ class FeatureExtractor:
         self.config = config
         self._window_s = config.device_window_days * _SECONDS_PER_DAY
         self._history_s = config.history_days * _SECONDS_PER_DAY
-        self._hosting_asns = frozenset(config.hosting_asns)
-        self._keywords = config.hosting_keywords
-        self._hosting_cache: dict[tuple[int | None, str | None], float] = {}
+        # the same classifier the engine's HOSTING_NETWORK signal uses, with the model's lists
+        self.hosting = HostingClassifier(config.hosting_asns, config.hosting_keywords).is_hosting
         self._device_type = lru_cache(maxsize=ua_cache_size)(_device_type_slot)
-
-    def hosting(self, asn: int | None, org: str | None) -> float:
-        """1.0 when the network is a hosting provider or VPN exit (by number or org name)."""
-        key = (asn, org)
-        hit = self._hosting_cache.get(key)
-        if hit is not None:
-            return hit
-        found = asn is not None and asn in self._hosting_asns
-        if not found and org:
-            lowered = org.lower()
-            found = any(k in lowered for k in self._keywords)
-        value = 1.0 if found else 0.0
-        if len(self._hosting_cache) < 65536:
-            self._hosting_cache[key] = value
-        return value
 
     def vector(
         self, now: float, user_agent: str, geo: GeoInfo, dkey: str, hour: int | None,
@@ -256,7 +231,8 @@ class FeatureExtractor:
         if ip_failures > 0:
             x[17] = math.log1p(ip_failures)
         if geo.asn is not None or geo.asn_org:
-            x[18] = self.hosting(geo.asn, geo.asn_org)
+            if self.hosting(geo.asn, geo.asn_org):
+                x[18] = 1.0
         x[self._device_type(user_agent)] = 1.0
         return x
 
