@@ -165,7 +165,7 @@ class Engine:
         if decision.action == "allow" and not decision.degraded:
             self._learn(attempt.user_id, now, dkey, geo, hour)
         elif decision.action == "challenge":
-            self._park(decision, attempt, now, geo, dkey, hour)
+            self._park(decision, attempt, now, geo, dkey, hour, ua.device_type)
         latency_us = (time.perf_counter() - started) * 1e6
         self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us)
         return decision
@@ -268,11 +268,12 @@ class Engine:
             log.warning("profile update for a login failed: %s", exc)
 
     def _park(self, decision: Decision, attempt: LoginAttempt, now: float, geo: GeoInfo,
-              dkey: str, hour: int | None) -> None:
+              dkey: str, hour: int | None, device_type: str) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
         ctx = {
             "u": attempt.user_id, "t": now, "d": dkey, "h": hour, "s": attempt.session_id or "",
-            "f": decision.factor, "r": decision.risk,
+            "f": decision.factor, "r": decision.risk, "dt": device_type,
+            "rc": [r.code for r in decision.reasons], "pv": decision.policy_version,
             "g": [geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn],
         }
         try:
@@ -354,8 +355,10 @@ class Engine:
             "seconds_to_verify": o.seconds_to_verify,
             "trust_device": o.trust_device,
             "country": country,
-            "device_type": None,
+            "device_type": ctx.get("dt"),
             "risk": ctx["r"],
+            "reasons": ctx.get("rc", []),
+            "policy_version": ctx.get("pv"),
         })
 
     def record_failure(self, user_id: str, ip: str, timestamp: datetime) -> int:

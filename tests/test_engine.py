@@ -95,6 +95,8 @@ def test_decision_and_challenge_rows_are_audited(sink: MemorySink, engine: Engin
     assert ch["decision_id"] == d.decision_id and ch["fallback_used"] is True
     assert (ch["final_channel"], ch["outcome"], ch["attempts"]) == ("sms", "verified", 2)
     assert ch["user_key"] == row["user_key"]
+    # the challenge row carries the decision's segment so breakdowns need no join
+    assert (ch["device_type"], ch["reasons"], ch["policy_version"]) == ("pc", ["NEW_DEVICE"], "rules-v1")
 
 
 def test_assignment_is_deterministic_and_balanced(engine: Engine, sink: MemorySink) -> None:

@@ -66,6 +66,9 @@ TABLES: Final[dict[str, dict[str, pl.DataType]]] = {
         "country": pl.Utf8(),
         "device_type": pl.Utf8(),
         "risk": pl.Float64(),
+        # copied from the decision so challenge breakdowns need no join
+        "reasons": _STRS,
+        "policy_version": pl.Utf8(),
     },
     "failures": {
         "event_time": _TS,
