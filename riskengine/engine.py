@@ -27,7 +27,7 @@ from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
 from riskengine.enrich.network import HostingClassifier
-from riskengine.enrich.timezone import local_hour
+from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
 from riskengine.models import ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
@@ -102,6 +102,16 @@ class Engine:
         self._failure_window_s = s.failures.window_minutes * 60.0
         self._session_s = s.otp.session_minutes * 60.0
         self._trust_s = s.trust.days * _SECONDS_PER_DAY
+        self._window_days = s.device.window_days
+        self._cold_min = s.coldstart.min_logins
+        self._failure_limits = (s.failures.user_threshold, s.failures.user_deny_threshold,
+                                s.failures.ip_threshold, s.failures.ip_deny_threshold,
+                                s.failures.window_minutes)
+        self._max_speed_kmh = s.geo.max_speed_kmh
+        self._tolerance_km = s.geo.travel_tolerance_km
+        self._hour_min_logins = s.hour.min_logins
+        self._hour_rare_share = s.hour.rare_share
+        self._otp_max = s.otp.max_attempts
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -150,7 +160,7 @@ class Engine:
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
         dkey = device_key(attempt.device_id, ua)
-        hour = local_hour(attempt.timestamp, attempt.time_zone or geo.time_zone, geo.country)
+        hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
         profile: UserProfile | None = None
         cold = False
         trusted = False
@@ -189,36 +199,33 @@ class Engine:
         geo_problem: str | None, dkey: str, hour: int | None, profile: UserProfile | None,
         user_failures: int, ip_failures: int,
     ) -> tuple[Decision, bool, bool]:
-        s = self.settings
-        p = profile if profile is not None else UserProfile()
-        cold = p.logins < s.coldstart.min_logins
-        signals: list[SignalResult] = [
-            device_novelty(dkey, p.devices, now, s.device.window_days),
-            *failed_attempts(user_failures, ip_failures, s.failures.user_threshold,
-                             s.failures.user_deny_threshold, s.failures.ip_threshold,
-                             s.failures.ip_deny_threshold, s.failures.window_minutes),
-        ]
-        if geo.asn is not None or geo.asn_org:
-            signals.append(hosting_network(geo.asn, geo.asn_org,
-                                           self.hosting.is_hosting(geo.asn, geo.asn_org), p.asns))
-        if profile is not None and p.logins > 0:
-            signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now,
-                                   self._history_days))
+        p = profile if profile is not None else _EMPTY_PROFILE
+        cold = p.logins < self._cold_min
+        signals: list[SignalResult] = [device_novelty(dkey, p.devices, now, self._window_days)]
+        if user_failures or ip_failures:
+            signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
+        asn = geo.asn
+        if asn is not None or geo.asn_org:
+            signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
+                                           p.asns))
+        if p.logins > 0:
+            history_days = self._history_days
+            signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
             signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
-                                   p.regions, now, self._history_days))
-            if p.asns or geo.asn is not None:
-                signals.append(novelty(R.NEW_ASN, "network AS", geo.asn, p.asns, now,
-                                       self._history_days))
+                                   p.regions, now, history_days))
+            if asn is not None or p.asns:
+                signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
-                    s.geo.max_speed_kmh, s.geo.travel_tolerance_km))
+                    self._max_speed_kmh, self._tolerance_km))
             # an odd hour only ever adds to other evidence, so it is only worth computing
             # when something else fired (or a model wants every feature)
-            if self.model is not None or any(sig.value > 0.0 for sig in signals):
-                signals.append(unusual_hour(hour, p, s.hour.min_logins, s.hour.rare_share))
-        trusted = is_trusted(dkey, p.devices, now)
-        otp_failures = p.otp_failures_for(attempt.session_id or "", now, self._session_s)
+            if self.model is not None or _any_fired(signals):
+                signals.append(unusual_hour(hour, p, self._hour_min_logins, self._hour_rare_share))
+        trusted = is_trusted(dkey, p.devices, now) if p.devices else False
+        otp_exceeded = bool(p.otp_failures) and \
+            p.otp_failures_for(attempt.session_id or "", now, self._session_s) > self._otp_max
         extra: list[Reason] = []
         if geo_problem is not None:
             code = R.GEOIP_UNAVAILABLE if not self.geoip.available or "failed" in geo_problem \
@@ -230,8 +237,7 @@ class Engine:
                                                                 user_failures, ip_failures)
             extra.extend(model_reasons)
         a = self.policy.decide(
-            signals, cold_start=cold, trusted=trusted,
-            otp_failures_exceeded=otp_failures > s.otp.max_attempts,
+            signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             enrolled=attempt.enrolled_factors, extra_risk=extra_risk, extra_reasons=extra)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, attempt.user_id,
                             dkey, self.policy.version)
@@ -414,9 +420,25 @@ class Engine:
         })
 
     # ------------------------------------------------------------------ audit
-    def _emit(self, table: str, row: dict[str, Any]) -> None:
+    def _emit(self, table: str, row: dict[str, Any] | tuple[Any, ...]) -> None:
+        """Hand a row to the sink: a dict, or a tuple in ``TABLES[table]`` column order, which
+        goes to ``sink.emit_values`` when the sink has that fast path (ParquetSink) and is
+        turned into the dict ``emit`` expects otherwise (UTC ``event_time``, lists not tuples)."""
         try:
-            self.sink.emit(table, row)
+            if type(row) is not tuple:
+                self.sink.emit(table, row)
+                return
+            emit_values = getattr(self.sink, "emit_values", None)
+            if emit_values is not None:
+                emit_values(table, row)
+                return
+            from riskengine.audit.events import TABLES
+
+            as_dict = {k: list(v) if type(v) is tuple else v for k, v in zip(TABLES[table], row, strict=True)}
+            when = as_dict.get("event_time")
+            if isinstance(when, datetime):
+                as_dict["event_time"] = when.astimezone(UTC)
+            self.sink.emit(table, as_dict)
         except Exception as exc:  # noqa: BLE001 - an audit failure never changes a decision
             log.warning("audit emit failed: %s", exc)
 
@@ -427,33 +449,17 @@ class Engine:
         if isinstance(self.sink, NullSink):
             return
         pz = self.pseudonymizer
-        self._emit("decisions", {
-            "event_time": attempt.timestamp.astimezone(UTC),
-            "schema_version": SCHEMA_VERSION,
-            "decision_id": d.decision_id,
-            "user_key": pz.user(attempt.user_id),
-            "session_key": pz.user(attempt.session_id) if attempt.session_id else None,
-            "ip_prefix": pz.ip(attempt.ip),
-            "country": geo.country,
-            "region": geo.region,
-            "city": geo.city,
-            "asn": geo.asn,
-            "device_key": dkey,
-            "browser_family": ua.browser_family,
-            "browser_version": ua.browser_version,
-            "os_family": ua.os_family,
-            "device_type": ua.device_type,
-            "risk": d.risk,
-            "action": d.action,
-            "reasons": [r.code for r in d.reasons],
-            "factor": d.factor,
-            "policy_version": d.policy_version,
-            "latency_us": latency_us,
-            "user_logins": profile.logins if profile is not None else 0,
-            "cold_start": cold,
-            "trusted_device": trusted,
-            "degraded": d.degraded,
-        })
+        reasons = d.reasons
+        # a tuple in TABLES["decisions"] column order: no dict, no per-row UTC conversion (the
+        # sink stores aware times as UTC); the pseudonyms come from lru caches
+        self._emit("decisions", (
+            attempt.timestamp, SCHEMA_VERSION, d.decision_id, pz.user(attempt.user_id),
+            pz.user(attempt.session_id) if attempt.session_id else None, pz.ip(attempt.ip),
+            geo.country, geo.region, geo.city, geo.asn, dkey,
+            ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
+            d.risk, d.action, [r.code for r in reasons] if reasons else [], d.factor, d.policy_version,
+            latency_us, profile.logins if profile is not None else 0, cold, trusted, d.degraded,
+        ))
 
     # ------------------------------------------------------------------ support
     def user_summary(self, user_id: str, *, recent: int = 20,
@@ -507,6 +513,16 @@ class Engine:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+_EMPTY_PROFILE = UserProfile()
+
+
+def _any_fired(signals: list[SignalResult]) -> bool:
+    for sig in signals:
+        if sig.value > 0.0:
+            return True
+    return False
 
 
 def _peek(counter: itertools.count[int]) -> int:

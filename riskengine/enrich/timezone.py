@@ -51,6 +51,11 @@ def local_hour(ts: datetime, name: str | None, country: str | None) -> int | Non
     return _hour_in_quarter(name, country, int(ts.timestamp()) // 900)
 
 
+def local_hour_at(epoch_s: float, name: str | None, country: str | None) -> int | None:
+    """:func:`local_hour` for epoch seconds (the engine already has them)."""
+    return _hour_in_quarter(name, country, int(epoch_s) // 900)
+
+
 @lru_cache(maxsize=8192)
 def _hour_in_quarter(name: str | None, country: str | None, quarter: int) -> int | None:
     tz = zone(name, country)

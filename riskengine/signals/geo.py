@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TypeVar
 
 from riskengine import reasons
@@ -45,11 +46,17 @@ def novelty(
     0.0
     """
     if value is None:
-        return SignalResult(code, 0.0, "unknown")
+        return _quiet(code, "unknown")
     last = seen.get(value)
     if last is None or (now - last) / 86400.0 > history_days:
         return SignalResult(code, 1.0, f"first login from {label} {value}")
-    return SignalResult(code, 0.0, "seen before")
+    return _quiet(code, "seen before")
+
+
+@lru_cache(maxsize=64)
+def _quiet(code: str, detail: str) -> SignalResult:
+    """Results that did not fire are shared constants: nothing to format, nothing to allocate."""
+    return SignalResult(code, 0.0, detail)
 
 
 def impossible_travel(
