@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -66,50 +65,16 @@ def prepare(out: Path, cfg: SimulationConfig, *, progress: bool = True) -> dict[
     return timings
 
 
-def _two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float:
-    """Two-sided p-value of the pooled two-proportion z-test."""
-    if min(n1, n2) == 0:
-        return float("nan")
-    pooled = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    z = (x1 / n1 - x2 / n2) / se
-    return math.erfc(abs(z) / math.sqrt(2))
-
-
 def report(out: Path, target: float = 0.02) -> str:
-    """Challenge / success / fallback rates, experiment readout, detection vs baseline."""
+    """The audit log's KPIs and experiment readouts (the same `riskengine.analytics` code the
+    dashboard and `riskengine report` use, so the numbers agree), then detection vs baseline."""
+    from riskengine.analytics import AuditDB
+    from riskengine.analytics.report import format_summary
+
     sim_dir = out / "sim"
     dec = pl.read_parquet(out / "decisions.parquet")
-    events = pl.read_parquet(sim_dir / EVENTS_FILE, columns=[
-        "event_id", "kind", "challenge_channels", "variant", "converted"])
-    joined = dec.join(events, left_on="index", right_on="event_id", how="left")
-    logins = joined.filter(pl.col("decision") != "")
-    challenged = logins.filter(pl.col("decision") == "challenge")
-    n_logins, n_ch = logins.height, challenged.height
-    verified = int((challenged["outcome"] == "verified").sum())
-    fallback = int((challenged["challenge_channels"].list.len() > 1).sum())
-    denied = int((logins["decision"] == "deny").sum())
-    lines = [
-        "",
-        "──────── riskengine demo report ────────",
-        f"logins scored            {n_logins:,}",
-        f"challenge rate           {n_ch / max(1, n_logins):.2%}   ({n_ch:,} challenges, {denied:,} denied)",
-        f"challenge success rate   {verified / max(1, n_ch):.2%}",
-        f"fallback-channel rate    {fallback / max(1, n_ch):.2%}   (e.g. WhatsApp → SMS → voice)",
-    ]
-    signups = joined.filter(pl.col("kind") == "signup").group_by("variant").agg(
-        pl.len().alias("exposed"), pl.col("converted").sum().alias("converted")).sort("variant")
-    if signups.height == 2:
-        rows = {r["variant"]: r for r in signups.iter_rows(named=True)}
-        c, t = rows.get("progressive"), rows.get("mfa_at_signup")
-        if c is not None and t is not None:
-            rc, rt = c["converted"] / c["exposed"], t["converted"] / t["exposed"]
-            p = _two_proportion_p(t["converted"], t["exposed"], c["converted"], c["exposed"])
-            lines.append(
-                f"experiment signup_2fa    progressive {rc:.1%} (n={c['exposed']:,}) vs mfa_at_signup "
-                f"{rt:.1%} (n={t['exposed']:,}): {rt / rc - 1:+.1%} relative, p={p:.3g}")
+    lines = ["", "──────── riskengine demo report ────────",
+             format_summary(AuditDB(out / "audit").report())]
     ev = evaluate(dec, sim_dir / LABELS_FILE, target)
     lines += ["", "detection (labelled simulated attacks):", ev.summary()]
     try:
