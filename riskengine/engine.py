@@ -210,10 +210,14 @@ class Engine:
                                            p.asns))
         if p.logins > 0:
             history_days = self._history_days
-            signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
-            signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
-                                   p.regions, now, history_days))
-            if asn is not None or p.asns:
+            # novelty needs something to be new against: a user whose earlier logins had no
+            # known country/region/AS (no GeoIP answer, "-" in an RBA file) gets no signal
+            if p.countries:
+                signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
+            if p.regions:
+                signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
+                                       p.regions, now, history_days))
+            if p.asns:
                 signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(

@@ -3,7 +3,7 @@
 Contract (DESIGN.md): one output row per input row, in input order, with ``index`` (the
 input's own index column; native: ``event_id``), ``decision`` (``allow`` | ``challenge`` |
 ``deny``; empty for rows that are not scored logins — failed passwords and signups),
-``risk_score`` (float in [0, 1]; null for rows that are not scored) and ``reasons`` (list of
+``risk_score`` (float in [0, 1]; 0.0 for rows that are not scored) and ``reasons`` (list of
 codes). Extra columns: ``outcome`` (what was reported back for a challenge) and
 ``baseline_score`` (Freeman et al. log-likelihood ratio, see :mod:`riskengine.baseline`).
 
@@ -148,7 +148,7 @@ class Replayer:
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
         n = batch.height
         decisions: list[str] = [""] * n
-        risks: list[float | None] = [None] * n
+        risks: list[float | None] = [0.0] * n  # rows that are not scored logins carry no risk
         reasons: list[list[str]] = [[] for _ in range(n)]
         outcomes: list[str | None] = [None] * n
         baseline: list[float | None] = [None] * n

@@ -61,7 +61,7 @@ def test_contract_on_a_hand_written_rba_csv(rba_csv: Path) -> None:
     assert by_index[10]["decision"] == "allow" and "COLD_START" in by_index[10]["reasons"]
     assert all(by_index[i]["decision"] == "allow" for i in range(11, 16))
     for i in (20, 21, 22):  # failed passwords: no decision
-        assert by_index[i]["decision"] == "" and by_index[i]["risk_score"] is None
+        assert by_index[i]["decision"] == "" and by_index[i]["risk_score"] == 0.0
     assert by_index[23]["decision"] == "challenge"
     assert "FAILED_ATTEMPTS_USER" in by_index[23]["reasons"]
     assert by_index[24]["decision"] in ("challenge", "deny")
@@ -124,10 +124,10 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
             ts = row["event_time"].astimezone(UTC)
             if row["kind"] == "failed_password":
                 engine.record_failure(row["user_id"], row["ip"], ts)
-                expected.append(("", None))
+                expected.append(("", 0.0))
                 continue
             if row["kind"] != "login":
-                expected.append(("", None))
+                expected.append(("", 0.0))
                 continue
             d = engine.score(LoginAttempt(
                 user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
