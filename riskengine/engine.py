@@ -429,7 +429,7 @@ class Engine:
         goes to ``sink.emit_values`` when the sink has that fast path (ParquetSink) and is
         turned into the dict ``emit`` expects otherwise (UTC ``event_time``, lists not tuples)."""
         try:
-            if type(row) is not tuple:
+            if isinstance(row, dict):
                 self.sink.emit(table, row)
                 return
             emit_values = getattr(self.sink, "emit_values", None)
