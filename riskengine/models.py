@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,7 +15,9 @@ MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
 
 
+@lru_cache(maxsize=65536)
 def _normalise_ip(value: str) -> str:
+    """Validate and normalise an address (cached: the same addresses log in again and again)."""
     try:
         return ipaddress.ip_address(value.strip()).compressed
     except ValueError:

@@ -87,6 +87,8 @@ class GeoIP:
         for p in self.problems:
             log.warning("GeoIP degraded: %s", p)
         self.configured = bool(city_db or asn_db)
+        self._by24: dict[str, tuple[GeoInfo | None, str | None]] = {}
+        self._by24_limit = max(cache_size, 0)
         self.lookup = lru_cache(maxsize=cache_size)(self._lookup) if cache_size else self._lookup
 
     @property
@@ -94,18 +96,30 @@ class GeoIP:
         return not self.problems
 
     def _lookup(self, ip: str) -> tuple[GeoInfo | None, str | None]:
+        # Most IPv4 networks in City/ASN databases are /24 or wider, and a /24 usually holds
+        # many users' addresses (DHCP churn, carrier NAT pools). When every database answered
+        # with a network of /24 or wider, the answer is kept per /24: the next address in it
+        # costs a dict hit instead of a full record decode (~10–20 µs).
+        key24 = ip.rpartition(".")[0] if ":" not in ip else None
+        if key24 is not None:
+            hit = self._by24.get(key24)
+            if hit is not None:
+                return hit
         problem = self.problems[0] if self.problems else None
         country = region = city = lat = lon = tz = None
         asn = org = None
         found = False
+        narrowest = 0  # the longest prefix any database answered with
         try:
             if self._city is not None:
-                rec = self._city.get(ip)
+                rec, plen = self._city.get_with_prefix_len(ip)
+                narrowest = max(narrowest, plen)
                 if isinstance(rec, dict):
                     country, region, city, lat, lon, tz = _city_fields(rec)
                     found = True
             if self._asn is not None:
-                rec = self._asn.get(ip)
+                rec, plen = self._asn.get_with_prefix_len(ip)
+                narrowest = max(narrowest, plen)
                 if isinstance(rec, dict) and rec.get("autonomous_system_number") is not None:
                     asn = int(rec["autonomous_system_number"])
                     org = rec.get("autonomous_system_organization")
@@ -113,9 +127,11 @@ class GeoIP:
         except (maxminddb.InvalidDatabaseError, ValueError, OSError, RuntimeError) as exc:
             # A corrupt tree or data section: this lookup is unusable, the login is not.
             return None, f"GeoIP lookup failed: {exc}"
-        if not found:
-            return None, problem
-        return GeoInfo(country, region, city, lat, lon, tz, asn, org), problem
+        result: tuple[GeoInfo | None, str | None] = (
+            (GeoInfo(country, region, city, lat, lon, tz, asn, org), problem) if found else (None, problem))
+        if key24 is not None and narrowest <= 24 and len(self._by24) < self._by24_limit:
+            self._by24[key24] = result
+        return result
 
     def close(self) -> None:
         for reader in (self._city, self._asn):
