@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
