@@ -1,12 +1,15 @@
 """Audit sink throughput and AuditDB query times on 10M decisions (printed, never asserted).
 
 1. ParquetSink alone: realistic decision rows emitted from one thread as fast as possible,
-   timed until ``close()`` returns (every row durable in Parquet).
-2. The Engine scoring at full speed (memory store, pre-resolved geo) with a ParquetSink:
-   logins/s and audit events/s that reached Parquet, against the same loop with no sink.
-3. Every AuditDB query the dashboard uses, on a synthetic root of 10M decisions over 20
-   month partitions (plus ~0.8M challenges, failures, exposures, conversions), cold (no
-   cache in AuditDB), over the whole range and over one month.
+   timed until ``close()`` returns (every row durable in Parquet), through ``emit(dict)``
+   and through the engine's ``emit_values(tuple)`` path.
+2. The Engine scoring at full speed (memory store, pre-resolved geo): no sink, a sink that
+   drops rows (what building the audit row costs), and a ParquetSink (logins/s and audit
+   events/s that reached Parquet).
+3. Every AuditDB query the dashboard uses, on a synthetic root of 10M decisions (plus
+   challenges, failures, exposures, conversions), cold (no cache in AuditDB), over the whole
+   range and over one month: on raw segments only, then with the rollups that
+   ``riskengine audit compact`` builds (built here with ``build_rollups``, timed).
 
 The synthetic root is generated with DuckDB into ``var/bench/audit`` (reused when it already
 holds >= --rows decisions; bench_dashboard.py shares it).
@@ -17,6 +20,7 @@ holds >= --rows decisions; bench_dashboard.py shares it).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +37,7 @@ from _util import table  # noqa: E402
 
 from riskengine import Engine  # noqa: E402
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
+from riskengine.analytics.rollups import build_rollups  # noqa: E402
 from riskengine.audit.parquet import ParquetSink  # noqa: E402
 from riskengine.testing import CHROME_WIN, IPHONE, LONDON, PARIS, T0, make_attempt, offline_settings  # noqa: E402
 
@@ -53,20 +58,44 @@ def decision_row(i: int, when: datetime) -> dict[str, Any]:
     }
 
 
-def bench_sink(n: int = 500_000) -> dict[str, object]:
+def bench_sink(n: int = 500_000, values: bool = False) -> dict[str, object]:
     rows = [decision_row(i, T0 + timedelta(seconds=i)) for i in range(n)]
+    tuples = [tuple(r.values()) for r in rows]  # decision_row lists the columns in TABLES order
     with tempfile.TemporaryDirectory() as root:
         sink = ParquetSink(root)
         time.sleep(1.5)  # let the flusher finish pyarrow's one-off warm-up, as in a long-lived engine
         started = time.perf_counter()
-        for r in rows:
-            sink.emit("decisions", r)
+        if values:
+            for t in tuples:
+                sink.emit_values("decisions", t)
+        else:
+            for r in rows:
+                sink.emit("decisions", r)
         emitted = time.perf_counter() - started
         sink.close()
         total = time.perf_counter() - started
-        return {"case": "ParquetSink alone (emit + flush to disk)", "events": n,
+        how = "emit_values(tuple)" if values else "emit(dict)"
+        return {"case": f"ParquetSink alone, {how} + flush to disk", "events": n,
                 "emit us/event": emitted / n * 1e6, "events/s to Parquet": n / total,
                 "segments": sink.segments, "dropped": sink.dropped}
+
+
+class DiscardSink:
+    """Takes rows on the engine's fast path and drops them: what building the row costs."""
+
+    dropped = 0
+
+    def emit(self, table: str, row: dict[str, Any]) -> None:
+        pass
+
+    def emit_values(self, table: str, values: tuple[Any, ...]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def bench_engine(n: int = 60_000) -> list[dict[str, object]]:
@@ -74,10 +103,10 @@ def bench_engine(n: int = 60_000) -> list[dict[str, object]]:
                              place=PARIS if i % 50 == 0 else LONDON, ua=IPHONE if i % 9 == 0 else CHROME_WIN)
                 for i in range(n)]
     out: list[dict[str, object]] = []
-    for label in ("no audit sink", "ParquetSink"):
+    for label in ("no audit sink", "row built, then discarded", "ParquetSink"):
         with tempfile.TemporaryDirectory() as root:
             settings = offline_settings(audit={"root": root} if label == "ParquetSink" else {})
-            engine = Engine(settings)
+            engine = Engine(settings, sink=DiscardSink()) if label.startswith("row") else Engine(settings)
             time.sleep(1.5)
             for a in attempts[:2000]:  # warm caches
                 engine.score(a)
@@ -90,7 +119,7 @@ def bench_engine(n: int = 60_000) -> list[dict[str, object]]:
             dropped = getattr(engine.sink, "dropped", 0)
             written = getattr(engine.sink, "written", 0)
             out.append({"case": f"Engine.score at full speed, {label}", "events": n,
-                        "logins/s": n / scored,
+                        "logins/s": n / scored, "us/login": scored / n * 1e6,
                         "events/s to Parquet": (written - 2000) / total if written else 0.0,
                         "dropped": dropped})
     return out
@@ -162,7 +191,12 @@ def generate(root: Path, rows: int) -> None:
                (1 + i % 3)::INTEGER AS attempts, CASE WHEN r2 < 0.78 THEN 8 + r3 * 50 END AS seconds_to_verify,
                (r3 < 0.3) AS trust_device,
                ['GB','GB','GB','FR','DE','US','US','ES','IT','NL','IN','BR','CN'][1 + (i % 13)::INTEGER] AS country,
-               NULL::VARCHAR AS device_type, least(1.0, r1 * r1 * r1 * 1.2) AS risk
+               CASE WHEN r2 < 0.55 THEN 'pc' WHEN r2 < 0.92 THEN 'mobile' ELSE 'tablet' END AS device_type,
+               least(1.0, r1 * r1 * r1 * 1.2) AS risk,
+               CASE WHEN r3 < 0.5 THEN ['NEW_DEVICE'] WHEN r3 < 0.7 THEN ['NEW_DEVICE', 'NEW_COUNTRY']
+                    WHEN r3 < 0.85 THEN ['UNUSUAL_HOUR', 'NEW_ASN'] WHEN r3 < 0.95 THEN ['FAILED_ATTEMPTS_USER']
+                    ELSE ['NEW_COUNTRY', 'IMPOSSIBLE_TRAVEL', 'NEW_DEVICE'] END AS reasons,
+               CASE WHEN event_time < TIMESTAMPTZ '2025-03-01 00:00:00+00' THEN 'p1' ELSE 'p2' END AS policy_version
           FROM d WHERE r1 * r1 * r1 * 1.2 >= 0.4 AND r1 * r1 * r1 * 1.2 < 0.85"""
     con.execute(f"""COPY (SELECT * REPLACE (channels[len(channels)] AS final_channel,
                                            len(channels) > 1 AS fallback_used),
@@ -193,6 +227,9 @@ def dashboard_queries(db: AuditDB, f: Filters) -> dict[str, Callable[[], object]
     return {
         "date_range": db.date_range,
         "kpis": lambda: db.kpis(f),
+        "kpis(users=False)": lambda: db.kpis(f, users=False),
+        "distinct_users(approximate)": lambda: db.distinct_users(f, approximate=True),
+        "segment_values(device_type)": lambda: db.segment_values("device_type"),
         "kpis_vs_previous": lambda: db.kpis_vs_previous(f),
         "kpi_series(day)": lambda: db.kpi_series(f, "day"),
         "kpi_series(hour)": lambda: db.kpi_series(f, "hour"),
@@ -200,6 +237,7 @@ def dashboard_queries(db: AuditDB, f: Filters) -> dict[str, Callable[[], object]
         "breakdown(device_type)": lambda: db.breakdown(f, "device_type"),
         "breakdown(reason)": lambda: db.breakdown(f, "reason"),
         "breakdown(factor)": lambda: db.breakdown(f, "factor"),
+        "breakdown(policy_version)": lambda: db.breakdown(f, "policy_version"),
         "channel_success": lambda: db.channel_success(f),
         "fallback_funnel": lambda: db.fallback_funnel(f),
         "fallback_paths": lambda: db.fallback_paths(f),
@@ -220,10 +258,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--skip-sink", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs per query")
+    parser.add_argument("--rebuild-rollups", action="store_true")
     args = parser.parse_args()
 
     if not args.skip_sink:
-        print(table([bench_sink()], "Audit sink throughput (one process; the flusher shares the GIL)"), flush=True)
+        print(table([bench_sink(), bench_sink(values=True)],
+                    "Audit sink throughput (one process; the flusher shares the GIL)"), flush=True)
         print(table(bench_engine(), "\nEngine.score at full speed, one thread, memory store"), flush=True)
 
     root: Path = args.root
@@ -238,25 +279,37 @@ def main() -> int:
             print(f"\ngenerated {args.rows:,} decisions into {root} in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"\naudit root {root}: {decision_rows(root):,} decisions, "
           f"{len(list(root.glob('decisions/*/*')))} month partitions", flush=True)
+    started = time.perf_counter()
+    built = build_rollups(root, rebuild=args.rebuild_rollups)
+    print(f"rollups: {len(built.built)} months built ({built.rows:,} rows), {built.current} already current, "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
     db = AuditDB(root)
     span = db.date_range()
     assert span is not None
-    everything = Filters(since=span[0], until=span[1] + timedelta(seconds=1))
-    last = span[1].astimezone(UTC)
+    # whole UTC days, as the dashboard's date picker selects them
+    first, last = span[0].astimezone(UTC), span[1].astimezone(UTC)
+    everything = Filters(since=datetime(first.year, first.month, first.day, tzinfo=UTC),
+                         until=datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1))
     one_month = Filters(since=datetime(last.year, last.month, 1, tzinfo=UTC), until=everything.until)
     out = []
-    for name, call in dashboard_queries(db, everything).items():
-        started = time.perf_counter()
-        call()
-        whole = time.perf_counter() - started
-        month_call = dashboard_queries(db, one_month)[name]
-        started = time.perf_counter()
-        month_call()
-        month = time.perf_counter() - started
-        out.append({"query": name, "whole range (s)": whole, "last month (s)": month,
-                    "< 1 s": "yes" if max(whole, month) < 1 else "NO"})
-    print(table(out, f"\nAuditDB query wall time, cold, {decision_rows(root):,} decisions "
-                     "(target < 1 s each)"))
+    for name in dashboard_queries(db, everything):
+        row: dict[str, object] = {"query": name}
+        for label, rollups in (("raw", False), ("rollups", True)):
+            db.use_rollups = rollups
+            best = {"whole": float("inf"), "month": float("inf")}
+            for _ in range(args.repeat):
+                for scope, f in (("whole", everything), ("month", one_month)):
+                    started = time.perf_counter()
+                    dashboard_queries(db, f)[name]()
+                    best[scope] = min(best[scope], time.perf_counter() - started)
+            row[f"whole range, {label} (s)"] = best["whole"]
+            row[f"last month, {label} (s)"] = best["month"]
+        row["< 1 s with rollups"] = "yes" if max(row["whole range, rollups (s)"],  # type: ignore[call-overload]
+                                                  row["last month, rollups (s)"]) < 1 else "NO"
+        out.append(row)
+    print(table(out, f"\nAuditDB query wall time, no result cache, best of {args.repeat}, "
+                     f"{decision_rows(root):,} decisions (target < 1 s each); load average "
+                     f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"))
     return 0
 
 

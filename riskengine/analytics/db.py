@@ -15,11 +15,19 @@ hive_partitioning=true, union_by_name=true)``. Nothing is cached here; a query a
 the segments on disk at that moment. Writers may be writing and compaction may be renaming
 segments meanwhile: a file that vanished between listing and opening makes the query run
 again (up to 3 times). Every user-supplied value is a bound parameter.
+
+Rollups (see :mod:`riskengine.analytics.rollups`): counts over whole UTC days of months
+whose rollup is current come from ``<root>/_rollups`` instead of the raw segments, and the
+rest of the window from the raw segments, so ``kpis``, ``kpi_series`` (day/week),
+``breakdown``, ``reason_counts``, ``avoidable_challenges``, ``alerts`` and
+``segment_values`` give the same numbers with or without rollups, only faster. Distinct
+users are always counted on raw rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +41,14 @@ import polars as pl
 
 from riskengine.analytics.alerts import spikes
 from riskengine.analytics.experiments import ExperimentReadout, readout
+from riskengine.analytics.rollups import (
+    DAY_US,
+    HOUR_US,
+    LEGACY_EXPR,
+    OUTCOME_WINDOW,
+    ROLLUPS_ENV,
+    current_rollups,
+)
 from riskengine.audit.events import TABLES
 
 _DUCK_TYPES = {
@@ -49,7 +65,11 @@ RATE_DEFINITIONS = {
     "fallback_rate": "challenges that used more than one channel / challenges with a recorded outcome",
 }
 _RETRIES = 3
-_OUTCOME_WINDOW = timedelta(days=1)  # how long after its decision a challenge outcome may come
+_OUTCOME_WINDOW = OUTCOME_WINDOW  # how long after its decision a challenge outcome may come
+_DECISION_DIMS = ("country", "device_type", "action", "reasons", "factor", "policy_version")
+_CHALLENGE_DIMS = ("country", "device_type", "reasons", "policy_version", "factor", "outcome", "fallback")
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,29 @@ class _Cols:
     present: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Which part of a query window the rollups answer: whole UTC days in [lo, hi) of the
+    ``months`` (``YYYYMM``) in ``folders``; raw segments answer for everything else."""
+
+    folders: tuple[Path, ...]
+    months: frozenset[int]
+    lo: datetime
+    hi: datetime
+    skip: frozenset[int]  # months wholly inside [lo, hi): their raw segments are not read
+
+    @property
+    def lo_us(self) -> int:
+        return _epoch_us(self.lo)
+
+    @property
+    def hi_us(self) -> int:
+        return _epoch_us(self.hi)
+
+    def files(self, name: str) -> list[str]:
+        return [str(folder / name) for folder in self.folders]
+
+
 class AuditDB:
     """Read-only analytics over an audit root. Thread-safe: one DuckDB cursor per call.
 
@@ -127,6 +170,10 @@ class AuditDB:
         if threads is not None:
             self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
         self._lock = threading.Lock()
+        self._legacy_files: dict[str, bool] = {}
+        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
+        """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
+        always scan raw segments)."""
 
     def close(self) -> None:
         self._con.close()
@@ -142,8 +189,9 @@ class AuditDB:
         finally:
             cur.close()
 
-    def _files(self, table: str, since: datetime | None, until: datetime | None) -> list[str]:
-        """Segments of the month partitions overlapping [since, until)."""
+    def _files(self, table: str, since: datetime | None, until: datetime | None,
+               skip: frozenset[int] = frozenset()) -> list[str]:
+        """Segments of the month partitions overlapping [since, until), except ``skip`` months."""
         base = self.root / table
         if not base.is_dir():
             return []
@@ -164,16 +212,18 @@ class AuditDB:
                     key = year * 100 + int(mdir.name[6:])
                 except ValueError:
                     continue
-                if lo_key <= key <= hi_key:
+                if lo_key <= key <= hi_key and key not in skip:
                     out.extend(str(p) for p in mdir.glob("*.parquet"))
         return sorted(out)
 
-    def _src(self, q: _Query, table: str, since: datetime | None = None, until: datetime | None = None) -> str:
+    def _src(self, q: _Query, table: str, since: datetime | None = None, until: datetime | None = None,
+             skip: frozenset[int] = frozenset(), files: list[str] | None = None) -> str:
         """A FROM-able subquery with every column of ``table`` (typed NULLs where a segment
         predates a column) plus ``year``/``month``; empty when there are no segments."""
         stub = ", ".join(f"NULL::{_duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
         stub = f"SELECT {stub}, NULL::INTEGER AS year, NULL::INTEGER AS month WHERE false"
-        files = self._files(table, since, until)
+        if files is None:
+            files = self._files(table, since, until, skip)
         if not files:
             return f"({stub})"
         return (f"(({stub}) UNION ALL BY NAME (SELECT * FROM read_parquet({q.p(files)}, hive_partitioning=true, "
@@ -196,7 +246,11 @@ class AuditDB:
         assert last is not None
         raise last
 
-    def _where(self, q: _Query, f: Filters, table: str, alias: str = "") -> str:
+    def _where(self, q: _Query, f: Filters, table: str, alias: str = "",
+               legacy: bool | list[str] = True) -> str:
+        """SQL conditions for ``f`` on ``table``. For challenges, ``legacy`` says which rows may
+        lack their decision's columns: True (any: look their decisions up in the window),
+        False (none) or the challenge segments holding such rows (look up only their months)."""
         a = f"{alias}." if alias else ""
         cols = TABLES[table]
         conds = ["true"]
@@ -220,22 +274,177 @@ class AuditDB:
             if f.policy_versions:
                 conds.append(f"list_contains({q.p(list(f.policy_versions))}, {a}policy_version)")
         elif table == "challenges" and f.decision_only:
-            conds.append(f"{a}decision_id IN (SELECT decision_id FROM {self._decisions_for_challenges(q, f)})")
+            # a challenge row carries its decision's device type, reasons and policy version
+            # (and its decision's action is always "challenge"); rows written before those
+            # columns existed (null policy_version) are matched through their decision
+            own = self._challenge_decision_conds(q, f, a)
+            if legacy:
+                months = None if legacy is True else _months_of(legacy)
+                by_decision = (f"{a}decision_id IN (SELECT decision_id FROM "
+                               f"{self._decisions_for_challenges(q, f, months)})")
+                conds.append(f"(CASE WHEN {a}policy_version IS NOT NULL THEN ({own}) ELSE {by_decision} END)")
+            else:
+                conds.append(own)
         return " AND ".join(conds)
 
-    def _decisions_for_challenges(self, q: _Query, f: Filters) -> str:
-        """Decisions a challenge in ``f``'s window may belong to, filtered by decision columns."""
+    def _challenge_decision_conds(self, q: _Query, f: Filters, a: str = "") -> str:
+        """Decision-column filters applied to a challenge row's own copies of those columns."""
+        conds = ["true"]
+        if f.actions and "challenge" not in f.actions:
+            conds.append("false")
+        if f.device_types:
+            conds.append(f"list_contains({q.p(list(f.device_types))}, {a}device_type)")
+        if f.reasons:
+            conds.append(f"list_has_any({a}reasons, {q.p(list(f.reasons))})")
+        if f.policy_versions:
+            conds.append(f"list_contains({q.p(list(f.policy_versions))}, {a}policy_version)")
+        return " AND ".join(conds)
+
+    def _legacy_files_of(self, files: list[str]) -> list[str]:
+        """The challenge segments among ``files`` that hold rows without decision columns."""
+        if not self._has_legacy(files):
+            return []
+        return [p for p in files if self._legacy_files.get(p, True)]
+
+    def _has_legacy(self, files: list[str]) -> bool:
+        """Whether any of these challenge segments holds rows without the decision columns
+        (null ``policy_version``). Segments never change once written: answers are cached."""
+        unknown = [p for p in files if p not in self._legacy_files]
+        if unknown:
+            found: dict[str, bool] = {p: True for p in unknown}  # no statistics: assume legacy
+            try:
+                with self._cursor() as cur:
+                    rows = cur.execute(
+                        "SELECT file_name, bool_or(stats_null_count IS NULL OR stats_null_count > 0) "
+                        "FROM parquet_metadata($files) WHERE path_in_schema = 'policy_version' GROUP BY 1",
+                        {"files": unknown}).fetchall()
+                for name, nulls in rows:
+                    found[str(name)] = bool(nulls)
+            except (duckdb.IOException, duckdb.InvalidInputException):
+                return True  # a segment vanished (compaction): the caller's query retries
+            with self._lock:
+                self._legacy_files.update(found)
+        return any(self._legacy_files.get(p, True) for p in files)
+
+    def _decisions_for_challenges(self, q: _Query, f: Filters, months: set[int] | None = None) -> str:
+        """Decisions a challenge in ``f``'s window may belong to, filtered by decision columns
+        (``months``: only those of challenges in these months, i.e. that month or the one before)."""
         since = f.since - _OUTCOME_WINDOW if f.since else None
         df = Filters(since=since, until=f.until, device_types=f.device_types, actions=f.actions,
                      reasons=f.reasons, policy_versions=f.policy_versions)
-        return f"(SELECT * FROM {self._src(q, 'decisions', since, f.until)} WHERE {self._where(q, df, 'decisions')})"
+        src = self._decision_src(q, since, f.until, months)
+        return f"(SELECT * FROM {src} WHERE {self._where(q, df, 'decisions')})"
+
+    def _decision_src(self, q: _Query, since: datetime | None, until: datetime | None,
+                      months: set[int] | None) -> str:
+        """Decisions of [since, until), read only from ``months`` and the month before each
+        (all months when None): where the decisions of challenges in ``months`` are."""
+        if months is None:
+            return self._src(q, "decisions", since, until)
+        wanted = months | {_previous_month(k) for k in months}
+        files = [p for p in self._files("decisions", since, until) if _month_of(p) in wanted]
+        return self._src(q, "decisions", files=files)
 
     def _dec(self, q: _Query, f: Filters) -> str:
         return f"(SELECT * FROM {self._src(q, 'decisions', f.since, f.until)} WHERE {self._where(q, f, 'decisions')})"
 
     def _chal(self, q: _Query, f: Filters) -> str:
-        return (f"(SELECT * FROM {self._src(q, 'challenges', f.since, f.until)} "
-                f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges')})")
+        files = self._files("challenges", f.since, f.until)
+        legacy = self._legacy_files_of(files) if f.decision_only else []
+        return (f"(SELECT * FROM {self._src(q, 'challenges', files=files)} "
+                f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=legacy)})")
+
+    # ------------------------------------------------------------------ rollups
+    def _plan(self, f: Filters, *, grain: str = "day") -> _Plan | None:
+        """The part of ``f``'s window rollups can answer (None: raw segments only)."""
+        if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
+            return None
+        current = current_rollups(self.root)
+        if not current:
+            return None
+        lo = _ceil_day(f.since) if f.since is not None else _FAR_PAST
+        hi = _floor_day(f.until) if f.until is not None else _FAR_FUTURE
+        if hi <= lo:
+            return None
+        months = {k for k in current if _month_start(k) < hi and _month_end(k) > lo}
+        if not months:
+            return None
+        skip = frozenset(k for k in months if _month_start(k) >= lo and _month_end(k) <= hi)
+        return _Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+
+    def _raw_rest(self, q: _Query, plan: _Plan | None) -> str:
+        """Excludes raw rows the rollups already count (partially covered rolled-up months)."""
+        if plan is None:
+            return "true"
+        return (f"NOT (list_contains({q.p(sorted(plan.months))}, year * 100 + month) "
+                f"AND event_time >= {q.p(plan.lo)} AND event_time < {q.p(plan.hi)})")
+
+    def _dcounts(self, q: _Query, f: Filters, cols: Sequence[str], plan: _Plan | None) -> str:
+        """Decisions as count rows ``(cols..., n, trusted, cold)``: rollup rows for the whole
+        days the plan covers, one row per raw decision (n = 1) for the rest of the window.
+        ``cols`` are decision dimensions or ``day_us`` (start of the UTC day, epoch µs)."""
+        raw_cols = ", ".join(f"{_day_expr()} AS day_us" if c == "day_us" else c for c in cols)
+        raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n, trusted_device::INTEGER AS trusted, "
+               f"cold_start::INTEGER AS cold "
+               f"FROM {self._src(q, 'decisions', f.since, f.until, plan.skip if plan else frozenset())} "
+               f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        dims = Filters(countries=f.countries, device_types=f.device_types, actions=f.actions,
+                       reasons=f.reasons, factors=f.factors, policy_versions=f.policy_versions)
+        rolled = (f"SELECT {', '.join(cols)}{', ' if cols else ''}n, trusted, cold "
+                  f"FROM read_parquet({q.p(plan.files('decisions.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} "
+                  f"AND {self._where(q, dims, 'decisions')}")
+        return f"({rolled} UNION ALL {raw})"
+
+    def _ccounts(self, q: _Query, f: Filters, cols: Sequence[str], plan: _Plan | None) -> str:
+        """Challenges with an outcome as count rows ``(cols..., n)``, like :meth:`_dcounts`.
+        ``cols``: challenge dimensions (device type, reasons and policy version are the
+        decision's), ``fallback`` (more than one channel) or ``day_us``."""
+        files = self._files("challenges", f.since, f.until, plan.skip if plan else frozenset())
+        needs_decision = bool({"device_type", "reasons", "policy_version"} & set(cols))
+        legacy = self._legacy_files_of(files) if needs_decision or f.decision_only else []
+        src = self._src(q, "challenges", files=files)
+        if legacy and needs_decision:
+            since = f.since - _OUTCOME_WINDOW if f.since else None
+            cols_sql = ", ".join(f"{expr} AS {name}" for name, expr in LEGACY_EXPR.items())
+            src = (f"(SELECT c.* REPLACE ({cols_sql}) FROM {src} c LEFT JOIN "
+                   f"(SELECT decision_id, device_type, reasons, policy_version "
+                   f"FROM {self._decision_src(q, since, f.until, _months_of(legacy))}) d USING (decision_id))")
+        exprs = {"day_us": _day_expr(), "fallback": "len(channels) > 1"}
+        raw_cols = ", ".join(f"{exprs.get(c, c)} AS {c}" for c in cols)
+        raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n FROM {src} "
+               f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=legacy)} "
+               f"AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        rolled = (f"SELECT {', '.join(cols)}{', ' if cols else ''}n "
+                  f"FROM read_parquet({q.p(plan.files('challenges.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
+        if f.decision_only:
+            rolled += f" AND {self._challenge_decision_conds(q, f)}"
+        return f"({rolled} UNION ALL {raw})"
+
+    @staticmethod
+    def _segment_filtered(f: Filters) -> bool:
+        return bool(f.countries or f.device_types or f.actions or f.reasons or f.factors or f.policy_versions)
+
+    def _hourly(self, q: _Query, plan: _Plan) -> str:
+        """Hourly ``(hour_us, logins, stepups, failures)`` from the rollups, for the whole days
+        the plan covers (no segment filters: the hourly rollup has no dimensions)."""
+        return (f"(SELECT hour_us, logins, stepups, failures FROM read_parquet({q.p(plan.files('hourly.parquet'))}) "
+                f"WHERE hour_us >= {q.p(plan.lo_us)} AND hour_us < {q.p(plan.hi_us)})")
+
+    def _failures(self, q: _Query, f: Filters, plan: _Plan | None) -> str:
+        """Failed passwords of the window that the hourly rollup does not count, one row each
+        (failures have no segment columns, so only time and user filters apply to them)."""
+        src = self._src(q, "failures", f.since, f.until, plan.skip if plan else frozenset())
+        return f"(SELECT event_time FROM {src} WHERE {self._where(q, f, 'failures')} AND {self._raw_rest(q, plan)})"
 
     # ------------------------------------------------------------------ overview
     def has_data(self) -> bool:
@@ -248,28 +457,66 @@ class AuditDB:
         lo, hi = df.row(0)
         return (lo, hi) if lo is not None else None
 
-    def kpis(self, f: Filters = Filters()) -> dict[str, Any]:
-        """The headline numbers (see the module docstring for the rate definitions)."""
+    def kpis(self, f: Filters = Filters(), *, users: bool = True) -> dict[str, Any]:
+        """The headline numbers (see the module docstring for the rate definitions).
+
+        ``users`` is the exact number of distinct user keys among the window's decisions,
+        counted on raw rows (rollups cannot add distinct counts up); ``users=False`` skips
+        that scan and returns ``users: None`` (see :meth:`distinct_users` for an estimate)."""
         def build(q: _Query) -> str:
+            plan = self._plan(f)
+            distinct = (f"(SELECT count(DISTINCT user_key) AS users FROM {self._dec(q, f)})" if users
+                        else "(SELECT NULL::BIGINT AS users)")
+            if plan is None:
+                fails = f"(SELECT count(*) AS failures FROM {self._failures(q, f, plan)})"
+            else:
+                fails = (f"(SELECT (SELECT count(*) FROM {self._failures(q, f, plan)}) + "
+                         f"(SELECT coalesce(sum(failures), 0) FROM {self._hourly(q, plan)}) AS failures)")
             return f"""
             SELECT * FROM
-              (SELECT count(*) AS logins,
-                      count(*) FILTER (WHERE action = 'challenge') AS challenged,
-                      count(*) FILTER (WHERE action = 'deny') AS denied,
-                      count(DISTINCT user_key) AS users
-                 FROM {self._dec(q, f)}),
-              (SELECT count(*) AS challenges,
-                      count(*) FILTER (WHERE outcome = 'verified') AS verified,
-                      count(*) FILTER (WHERE len(channels) > 1) AS fallbacks
-                 FROM {self._chal(q, f)}),
-              (SELECT count(*) AS failures FROM {self._src(q, 'failures', f.since, f.until)}
-                WHERE {self._where(q, f, 'failures')})"""
+              (SELECT coalesce(sum(n), 0)::BIGINT AS logins,
+                      coalesce(sum(n) FILTER (WHERE action = 'challenge'), 0)::BIGINT AS challenged,
+                      coalesce(sum(n) FILTER (WHERE action = 'deny'), 0)::BIGINT AS denied
+                 FROM {self._dcounts(q, f, ('action',), plan)}),
+              {distinct},
+              (SELECT coalesce(sum(n), 0)::BIGINT AS challenges,
+                      coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0)::BIGINT AS verified,
+                      coalesce(sum(n) FILTER (WHERE fallback), 0)::BIGINT AS fallbacks
+                 FROM {self._ccounts(q, f, ('outcome', 'fallback'), plan)}),
+              {fails}"""
 
         row = self._frame(build).row(0, named=True)
-        counts = {k: int(v) for k, v in row.items()}
-        out: dict[str, Any] = dict(counts)
+        counts = {k: int(v) for k, v in row.items() if v is not None}
+        out: dict[str, Any] = {"logins": counts["logins"], "challenged": counts["challenged"],
+                               "denied": counts["denied"], "users": counts.get("users"),
+                               "challenges": counts["challenges"], "verified": counts["verified"],
+                               "fallbacks": counts["fallbacks"], "failures": counts["failures"]}
         out.update(_rates(counts))
         return out
+
+    def distinct_users(self, f: Filters = Filters(), *, approximate: bool = False) -> int:
+        """Distinct user keys among the window's decisions: exact, or (``approximate=True``)
+        a HyperLogLog estimate (DuckDB ``approx_count_distinct``, typically within ~2 %)
+        that needs less memory and time on large windows. Always read from raw rows."""
+        fn = "approx_count_distinct(user_key)" if approximate else "count(DISTINCT user_key)"
+        return int(self._frame(lambda q: f"SELECT {fn} AS users FROM {self._dec(q, f)}").item())
+
+    def segment_values(self, by: str) -> list[str]:
+        """Every value of a decision column seen in the whole log (for filter pickers);
+        ``reason`` lists reason codes."""
+        if by not in BREAKDOWNS or by == "browser_family":
+            if by != "browser_family":
+                raise ValueError(f"no segment values for {by!r}; choose one of {', '.join(BREAKDOWNS)}")
+
+        def build(q: _Query) -> str:
+            if by == "browser_family":
+                src = f"(SELECT browser_family FROM {self._src(q, 'decisions')})"
+            else:
+                src = self._dcounts(q, Filters(), ("reasons" if by == "reason" else by,), self._plan(Filters()))
+            col = "unnest(reasons)" if by == "reason" else by
+            return f"SELECT DISTINCT {col} AS key FROM {src} ORDER BY 1"
+
+        return [str(k) for k in self._frame(build)["key"].to_list() if k is not None]
 
     def kpis_vs_previous(self, f: Filters = Filters()) -> dict[str, tuple[Any, Any]]:
         """Each KPI now and in the same-length window just before ``f.since``."""
@@ -290,17 +537,27 @@ class AuditDB:
         g = _grain(grain)
 
         def build(q: _Query) -> str:
+            plan = self._plan(f, grain=g)
+            if g == "hour":
+                d_src, c_src = self._dec(q, f), self._chal(q, f)
+                d_bucket = c_bucket = _bucket(g)
+                n, fallback = "1", "len(channels) > 1"
+            else:
+                d_src = self._dcounts(q, f, ("day_us", "action"), plan)
+                c_src = self._ccounts(q, f, ("day_us", "outcome", "fallback"), plan)
+                d_bucket = c_bucket = _bucket(g, "day_us")
+                n, fallback = "n", "fallback"
             return f"""
             WITH d AS (
-              SELECT {_bucket(g)} AS bucket, count(*) AS logins,
-                     count(*) FILTER (WHERE action = 'challenge') AS challenged,
-                     count(*) FILTER (WHERE action = 'deny') AS denied
-                FROM {self._dec(q, f)} GROUP BY 1),
+              SELECT {d_bucket} AS bucket, sum({n})::BIGINT AS logins,
+                     coalesce(sum({n}) FILTER (WHERE action = 'challenge'), 0)::BIGINT AS challenged,
+                     coalesce(sum({n}) FILTER (WHERE action = 'deny'), 0)::BIGINT AS denied
+                FROM {d_src} GROUP BY 1),
             c AS (
-              SELECT {_bucket(g)} AS bucket, count(*) AS challenges,
-                     count(*) FILTER (WHERE outcome = 'verified') AS verified,
-                     count(*) FILTER (WHERE len(channels) > 1) AS fallbacks
-                FROM {self._chal(q, f)} GROUP BY 1)
+              SELECT {c_bucket} AS bucket, sum({n})::BIGINT AS challenges,
+                     coalesce(sum({n}) FILTER (WHERE outcome = 'verified'), 0)::BIGINT AS verified,
+                     coalesce(sum({n}) FILTER (WHERE {fallback}), 0)::BIGINT AS fallbacks
+                FROM {c_src} GROUP BY 1)
             SELECT bucket, coalesce(logins, 0) AS logins, coalesce(challenged, 0) AS challenged,
                    coalesce(denied, 0) AS denied,
                    (coalesce(challenged, 0) + coalesce(denied, 0)) / nullif(logins, 0) AS challenge_rate,
@@ -318,18 +575,39 @@ class AuditDB:
             raise ValueError(f"cannot break down by {by!r}; choose one of {', '.join(BREAKDOWNS)}")
 
         def build(q: _Query) -> str:
-            dec = self._dec(q, f)
+            if by == "browser_family":
+                return self._browser_breakdown(q, f)
+            plan = self._plan(f)
+            col = "reasons" if by == "reason" else by
             key = "unnest(reasons)" if by == "reason" else by
-            if by in ("country", "factor"):  # the challenge row has the column itself
-                chal = f"SELECT {by} AS key, outcome, channels FROM {self._chal(q, f)}"
-            else:
-                since = f.since - _OUTCOME_WINDOW if f.since else None
-                ckey = "unnest(d.reasons)" if by == "reason" else f"d.{by}"
-                chal = (f"SELECT {ckey} AS key, c.outcome, c.channels FROM {self._chal(q, f)} c "
-                        f"JOIN (SELECT decision_id, reasons, {by if by != 'reason' else 'NULL AS _n'} "
-                        f"FROM {self._src(q, 'decisions', since, f.until)}) d USING (decision_id)")
             return f"""
-            WITH d AS (SELECT {key} AS key, action FROM {dec}),
+            WITH dk AS (SELECT key, sum(n)::BIGINT AS logins,
+                          coalesce(sum(n) FILTER (WHERE action <> 'allow'), 0) / sum(n) AS challenge_rate,
+                          coalesce(sum(n) FILTER (WHERE action = 'deny'), 0) / sum(n) AS deny_rate
+                     FROM (SELECT {key} AS key, action, n FROM {self._dcounts(q, f, (col, 'action'), plan)})
+                    GROUP BY key),
+            ck AS (SELECT key, sum(n)::BIGINT AS challenges,
+                          coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0) / sum(n) AS challenge_success_rate,
+                          coalesce(sum(n) FILTER (WHERE fallback), 0) / sum(n) AS fallback_rate
+                     FROM (SELECT {key} AS key, outcome, fallback, n
+                             FROM {self._ccounts(q, f, (col, 'outcome', 'fallback'), plan)})
+                    GROUP BY key)
+            SELECT key, coalesce(logins, 0) AS logins, challenge_rate, deny_rate,
+                   coalesce(challenges, 0) AS challenges, challenge_success_rate, fallback_rate
+              FROM dk FULL OUTER JOIN ck USING (key)
+             ORDER BY logins DESC, challenges DESC, key NULLS LAST"""
+
+        return self._frame(build)
+
+    def _browser_breakdown(self, q: _Query, f: Filters) -> str:
+        """Browsers are not in the rollups (nor on challenge rows): raw decisions, and each
+        challenge through its decision."""
+        since = f.since - _OUTCOME_WINDOW if f.since else None
+        chal = (f"SELECT d.browser_family AS key, c.outcome, c.channels FROM {self._chal(q, f)} c "
+                f"JOIN (SELECT decision_id, browser_family FROM {self._src(q, 'decisions', since, f.until)}) d "
+                "USING (decision_id)")
+        return f"""
+            WITH d AS (SELECT browser_family AS key, action FROM {self._dec(q, f)}),
             dk AS (SELECT key, count(*) AS logins,
                           count(*) FILTER (WHERE action <> 'allow') / count(*) AS challenge_rate,
                           count(*) FILTER (WHERE action = 'deny') / count(*) AS deny_rate
@@ -342,8 +620,6 @@ class AuditDB:
                    coalesce(challenges, 0) AS challenges, challenge_success_rate, fallback_rate
               FROM dk FULL OUTER JOIN ck USING (key)
              ORDER BY logins DESC, challenges DESC, key NULLS LAST"""
-
-        return self._frame(build)
 
     # ------------------------------------------------------------------ challenges
     def channel_success(self, f: Filters = Filters()) -> pl.DataFrame:
@@ -397,12 +673,12 @@ class AuditDB:
         known device from a known country (no NEW_DEVICE / NEW_COUNTRY / IMPOSSIBLE_TRAVEL)."""
         def build(q: _Query) -> str:
             return f"""
-            SELECT count(*) AS challenged,
-                   count(*) FILTER (WHERE trusted_device) AS trusted_device,
-                   count(*) FILTER (WHERE NOT list_has_any(reasons, {q.p(list(STRONG_NOVELTY))}))
+            SELECT coalesce(sum(n), 0)::BIGINT AS challenged,
+                   coalesce(sum(trusted), 0)::BIGINT AS trusted_device,
+                   coalesce(sum(n) FILTER (WHERE NOT list_has_any(reasons, {q.p(list(STRONG_NOVELTY))})), 0)::BIGINT
                      AS known_device_home_country,
-                   count(*) FILTER (WHERE cold_start) AS cold_start
-              FROM {self._dec(q, f)} WHERE action = 'challenge'"""
+                   coalesce(sum(cold), 0)::BIGINT AS cold_start
+              FROM {self._dcounts(q, f, ('reasons', 'action'), self._plan(f))} WHERE action = 'challenge'"""
 
         row: dict[str, Any] = {k: int(v) for k, v in self._frame(build).row(0, named=True).items()}
         total = row["challenged"]
@@ -414,11 +690,11 @@ class AuditDB:
     def reason_counts(self, f: Filters = Filters()) -> pl.DataFrame:
         """How often each reason code appears, and how often those decisions stepped up."""
         return self._frame(lambda q: f"""
-            WITH d AS (SELECT reasons, action FROM {self._dec(q, f)}),
-            t AS (SELECT count(*) AS n FROM d)
-            SELECT r.reason, count(*) AS decisions, count(*) / any_value(t.n) AS share,
-                   count(*) FILTER (WHERE r.action <> 'allow') / count(*) AS challenge_rate
-              FROM (SELECT unnest(reasons) AS reason, action FROM d) r, t
+            WITH d AS (SELECT reasons, action, n FROM {self._dcounts(q, f, ('reasons', 'action'), self._plan(f))}),
+            t AS (SELECT sum(n) AS n FROM d)
+            SELECT r.reason, sum(r.n)::BIGINT AS decisions, sum(r.n) / any_value(t.n) AS share,
+                   coalesce(sum(r.n) FILTER (WHERE r.action <> 'allow'), 0) / sum(r.n) AS challenge_rate
+              FROM (SELECT unnest(reasons) AS reason, action, n FROM d) r, t
              GROUP BY r.reason ORDER BY decisions DESC, r.reason""")
 
     def risk_histogram(self, f: Filters = Filters(), bins: int = 20) -> pl.DataFrame:
@@ -534,7 +810,25 @@ class AuditDB:
                min_logins: int = 50) -> pl.DataFrame:
         """Challenge-rate and failed-password spikes against the trailing ``window`` buckets."""
         g = _grain(grain)
-        series = self._frame(lambda q: f"""
+
+        def build(q: _Query) -> str:
+            plan = self._plan(f)
+            if plan is not None and not self._segment_filtered(f):
+                # the hourly rollup for whole rolled-up days, raw rows (one each) for the rest
+                rest = self._src(q, "decisions", f.since, f.until, plan.skip)
+                hour = f"(epoch_us(event_time) // {HOUR_US}) * {HOUR_US}"
+                return f"""
+                WITH h AS (
+                  SELECT hour_us, logins, stepups, failures FROM {self._hourly(q, plan)}
+                  UNION ALL
+                  SELECT {hour}, 1, (action <> 'allow')::INTEGER, 0 FROM {rest}
+                   WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}
+                  UNION ALL
+                  SELECT {hour}, 0, 0, 1 FROM {self._failures(q, f, plan)})
+                SELECT {_bucket(g, 'hour_us')} AS bucket, sum(logins)::BIGINT AS logins,
+                       coalesce(sum(stepups), 0)::BIGINT AS stepups, sum(failures)::BIGINT AS failures
+                  FROM h GROUP BY 1 ORDER BY 1"""
+            return f"""
             WITH d AS (SELECT {_bucket(g)} AS bucket, count(*) AS logins,
                               count(*) FILTER (WHERE action <> 'allow') AS stepups
                          FROM {self._dec(q, f)} GROUP BY 1),
@@ -543,7 +837,9 @@ class AuditDB:
                     GROUP BY 1)
             SELECT bucket, coalesce(logins, 0) AS logins, coalesce(stepups, 0) AS stepups,
                    coalesce(failures, 0) AS failures
-              FROM d FULL OUTER JOIN fl USING (bucket) ORDER BY bucket""")
+              FROM d FULL OUTER JOIN fl USING (bucket) ORDER BY bucket"""
+
+        series = self._frame(build)
         series = _utc_buckets(series)
         if series.is_empty():
             return spikes([], [], [], [])
@@ -638,12 +934,58 @@ _GRAIN_US = {"hour": 3_600_000_000, "day": 86_400_000_000, "week": 7 * 86_400_00
 _MONDAY_US = 4 * 86_400_000_000  # 1970-01-01 was a Thursday; weeks start on Monday 1970-01-05
 
 
-def _bucket(grain: str) -> str:
+def _bucket(grain: str, us: str = "epoch_us(event_time)") -> str:
     """Bucket start as a naive UTC TIMESTAMP by integer arithmetic on epoch microseconds:
-    ~10x faster than date_trunc on TIMESTAMPTZ (which goes through ICU calendars)."""
+    ~10x faster than date_trunc on TIMESTAMPTZ (which goes through ICU calendars). ``us`` may
+    be a rollup's day/hour start instead: days and hours nest in weeks and days exactly."""
     width = _GRAIN_US[grain]
     offset = _MONDAY_US if grain == "week" else 0
-    return f"make_timestamp(((epoch_us(event_time) - {offset}) // {width}) * {width} + {offset})"
+    return f"make_timestamp((({us} - {offset}) // {width}) * {width} + {offset})"
+
+
+def _month_of(path: str) -> int:
+    """``YYYYMM`` of a segment path ``…/year=YYYY/month=MM/…`` (0 when it is not one)."""
+    try:
+        return int(path.split("year=")[1][:4]) * 100 + int(path.split("month=")[1][:2])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _months_of(paths: list[str]) -> set[int]:
+    return {_month_of(p) for p in paths}
+
+
+def _previous_month(key: int) -> int:
+    y, m = divmod(key, 100)
+    return (y - 1) * 100 + 12 if m == 1 else key - 1
+
+
+def _day_expr() -> str:
+    return f"(epoch_us(event_time) // {DAY_US}) * {DAY_US}"
+
+
+def _epoch_us(t: datetime) -> int:
+    delta = t.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _floor_day(t: datetime) -> datetime:
+    u = t.astimezone(UTC)
+    return datetime(u.year, u.month, u.day, tzinfo=UTC)
+
+
+def _ceil_day(t: datetime) -> datetime:
+    day = _floor_day(t)
+    return day if day == t else day + timedelta(days=1)
+
+
+def _month_start(key: int) -> datetime:
+    return datetime(key // 100, key % 100, 1, tzinfo=UTC)
+
+
+def _month_end(key: int) -> datetime:
+    y, m = divmod(key, 100)
+    return datetime(y + 1, 1, 1, tzinfo=UTC) if m == 12 else datetime(y, m + 1, 1, tzinfo=UTC)
 
 
 def _utc_buckets(frame: pl.DataFrame) -> pl.DataFrame:

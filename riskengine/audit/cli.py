@@ -18,6 +18,8 @@ def register(subparsers: Any) -> None:
     c.add_argument("--root", required=True, type=Path, help="audit root folder")
     c.add_argument("--small-mb", type=float, default=64.0,
                    help="segments below this size are merged (default 64)")
+    c.add_argument("--no-rollups", dest="rollups", action="store_false",
+                   help="do not (re)build the per-day rollups of closed months under <root>/_rollups")
     c.set_defaults(func=_compact)
     r = sub.add_parser("retain", help="drop whole month partitions older than a cutoff")
     r.add_argument("--root", required=True, type=Path, help="audit root folder")
@@ -33,10 +35,12 @@ def _existing_root(root: Path) -> Path:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    res = compact(_existing_root(args.root), small_bytes=int(args.small_mb * 1024 * 1024))
+    res = compact(_existing_root(args.root), small_bytes=int(args.small_mb * 1024 * 1024), rollups=args.rollups)
     print(f"compacted {res.partitions} partitions: {res.files_in} segments -> {res.files_out} "
           f"({res.rows} rows); recovered {res.recovered} interrupted runs, "
           f"removed {res.stale_tmp_removed} stale temp files")
+    if args.rollups:
+        print(f"rollups: built {len(res.rollups_built)} months, {res.rollups_current} already current")
     return 0
 
 

@@ -17,6 +17,10 @@ it opens it; :class:`riskengine.analytics.AuditDB` retries such queries. If the
 compactor dies, the next run finishes or undoes its work from the names on disk (the
 merged temp file is complete before any input is renamed).
 
+After merging, compaction (re)builds the rollups of closed months whose segments changed
+(see :mod:`riskengine.analytics.rollups`): small pre-aggregated tables under
+``<root>/_rollups`` that analytics reads instead of every raw row where they are current.
+
 Retention renames a whole ``month=MM`` folder into ``<root>/_meta/trash/`` (one rename,
 outside every table glob), then deletes it.
 """
@@ -61,6 +65,8 @@ class CompactionResult:
     recovered: int = 0
     stale_tmp_removed: int = 0
     merged: list[str] = field(default_factory=list)
+    rollups_built: list[str] = field(default_factory=list)
+    rollups_current: int = 0
 
 
 @dataclass
@@ -105,9 +111,13 @@ def compact(
     tables: tuple[str, ...] | None = None,
     small_bytes: int = 64 * 1024 * 1024,
     min_files: int = 2,
+    rollups: bool = True,
+    now: datetime | None = None,
 ) -> CompactionResult:
     """Merge the small segments (< ``small_bytes``) of every partition holding at least
-    ``min_files`` of them into one segment. Row counts are preserved exactly."""
+    ``min_files`` of them into one segment. Row counts are preserved exactly. Then, with
+    ``rollups``, rebuild the rollups of closed months (ended before ``now``) that are missing
+    or no longer match their segments."""
     root_path = Path(root)
     result = CompactionResult()
     with maintenance_lock(root_path):
@@ -125,6 +135,12 @@ def compact(
                 result.files_out += 1
                 result.rows += rows
                 result.merged.append(str(merged.relative_to(root_path)))
+        if rollups:
+            from riskengine.analytics.rollups import build_rollups  # analytics builds on audit, not back
+
+            built = build_rollups(root_path, now=now)
+            result.rollups_built = built.built
+            result.rollups_current = built.current
     return result
 
 

@@ -1,0 +1,292 @@
+"""Pre-aggregated monthly rollups of an audit root, so whole-range dashboard queries do not
+scan every decision.
+
+``riskengine audit compact`` (after merging segments) writes, for every closed month
+partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
+
+- ``decisions.parquet``  counts per UTC day × country × device type × action × reason
+  codes × factor × policy version (``n``, and how many were on a trusted device / in
+  cold start);
+- ``challenges.parquet`` challenges with a recorded outcome per UTC day × country × device
+  type × reason codes × policy version × factor × outcome × fallback used (``n``);
+- ``hourly.parquet``     logins, step-ups and failed passwords per UTC hour (no segments);
+- ``manifest.json``      the names of the raw segments it was built from.
+
+:class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
+rollup is *current* — its manifest names exactly the segments on disk now — from the
+rollup, and everything else (partial days, the month being written, a month that got new
+segments since the last compaction, per-user filters) from the raw segments. A rollup is
+therefore never stale: a late segment in a rolled-up month makes that month raw again
+until the next compaction. Distinct users cannot be added up from rollups and are always
+counted on raw rows.
+
+Challenge rows written before they carried ``device_type``/``reasons``/``policy_version``
+(``policy_version`` is null) take those from their decision, looked up among the decisions
+of the month and the day before it, exactly as the raw queries do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from riskengine.audit.events import TABLES
+
+ROLLUP_DIR = "_rollups"
+ROLLUP_VERSION = 1
+MANIFEST = "manifest.json"
+DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+SOURCE_TABLES = ("decisions", "challenges", "failures")
+ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
+"""Set to ``0`` to make :class:`~riskengine.analytics.AuditDB` ignore rollups (raw scans only)."""
+OUTCOME_WINDOW = timedelta(days=1)
+"""How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
+
+
+@dataclass
+class RollupResult:
+    built: list[str] = field(default_factory=list)
+    current: int = 0
+    rows: int = 0
+
+
+def month_key(year: int, month: int) -> int:
+    return year * 100 + month
+
+
+def month_files(root: Path, table: str, key: int) -> list[Path]:
+    """The visible segments of one month partition, sorted by name."""
+    folder = root / table / f"year={key // 100:04d}" / f"month={key % 100:02d}"
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.parquet"))
+
+
+def _previous(key: int) -> int:
+    y, m = divmod(key, 100)
+    return month_key(y - 1, 12) if m == 1 else month_key(y, m - 1)
+
+
+def _month_start(key: int) -> datetime:
+    return datetime(key // 100, key % 100, 1, tzinfo=UTC)
+
+
+def _next_month_start(key: int) -> datetime:
+    y, m = divmod(key, 100)
+    return datetime(y + 1, 1, 1, tzinfo=UTC) if m == 12 else datetime(y, m + 1, 1, tzinfo=UTC)
+
+
+def duck_type(dt: Any) -> str:
+    """DuckDB type name of a polars dtype from :data:`TABLES`."""
+    import polars as pl
+
+    if isinstance(dt, pl.List):
+        return f"{duck_type(dt.inner)}[]"
+    names = {pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
+             pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR"}
+    for pl_type, duck in names.items():
+        if isinstance(dt, pl_type) or dt == pl_type:
+            return duck
+    raise TypeError(f"no DuckDB type for {dt}")
+
+
+def stub(table: str) -> str:
+    """A zero-row SELECT with every column of ``table``, typed: UNION ALL BY NAME with it
+    gives segments written before a column existed that column as NULL."""
+    cols = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+    return f"SELECT {cols} WHERE false"
+
+
+def raw(files: list[Path], table: str, params: dict[str, Any], name: str) -> str:
+    """Every column of ``table`` from ``files`` (bound as parameter ``name``)."""
+    if not files:
+        return f"({stub(table)})"
+    params[name] = [str(p) for p in files]
+    return (f"(({stub(table)}) UNION ALL BY NAME (SELECT * FROM read_parquet(${name}, union_by_name=true, "
+            "hive_partitioning=false)))")
+
+
+def _sources(root: Path, key: int, legacy: bool) -> dict[str, list[str]]:
+    out = {f"{t}/{key}": [p.name for p in month_files(root, t, key)] for t in SOURCE_TABLES}
+    if legacy:
+        prev = _previous(key)
+        out[f"decisions/{prev}"] = [p.name for p in month_files(root, "decisions", prev)]
+    return out
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != ROLLUP_VERSION:
+        return None
+    return data
+
+
+def is_current(root: Path, key: int, manifest: dict[str, Any]) -> bool:
+    """Whether the segments on disk are exactly those the rollup was built from."""
+    sources = manifest.get("sources")
+    if not isinstance(sources, dict):
+        return False
+    for ref, names in sources.items():
+        table, _, month = ref.partition("/")
+        if table not in TABLES or not month.isdigit():
+            return False
+        if [p.name for p in month_files(root, table, int(month))] != names:
+            return False
+    return True
+
+
+def current_rollups(root: Path) -> dict[int, Path]:
+    """``YYYYMM`` → rollup folder, for every month whose rollup matches the segments on disk."""
+    base = root / ROLLUP_DIR
+    if not base.is_dir():
+        return {}
+    out: dict[int, Path] = {}
+    for folder in base.iterdir():
+        name = folder.name
+        if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+            continue
+        key = int(name[:4]) * 100 + int(name[5:])
+        manifest = read_manifest(folder)
+        if manifest is not None and is_current(root, key, manifest):
+            out[key] = folder
+    return out
+
+
+def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
+                  rebuild: bool = False) -> RollupResult:
+    """(Re)build the rollup of every closed month (ended before ``now``) whose rollup is
+    missing or no longer matches its segments. Call under the maintenance lock."""
+    root_path = Path(root)
+    now = now or datetime.now(UTC)
+    result = RollupResult()
+    keys: set[int] = set()
+    for table in SOURCE_TABLES:
+        base = root_path / table
+        if not base.is_dir():
+            continue
+        for ydir in base.glob("year=*"):
+            for mdir in ydir.glob("month=*"):
+                try:
+                    keys.add(month_key(int(ydir.name[5:]), int(mdir.name[6:])))
+                except ValueError:
+                    continue
+    base = root_path / ROLLUP_DIR
+    for key in sorted(keys):
+        if _next_month_start(key) > now:
+            continue  # still being written: raw segments answer for it
+        folder = base / f"{key // 100:04d}-{key % 100:02d}"
+        manifest = read_manifest(folder)
+        if not rebuild and manifest is not None and is_current(root_path, key, manifest):
+            result.current += 1
+            continue
+        result.rows += _build_month(root_path, key, folder)
+        result.built.append(folder.name)
+    _clear_trash(base)
+    return result
+
+
+def _build_month(root: Path, key: int, folder: Path) -> int:
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        rows, legacy = _write_month(root, key, tmp)
+        manifest = {"version": ROLLUP_VERSION, "month": folder.name, "built_at": datetime.now(UTC).isoformat(),
+                    "legacy_challenges": legacy, "sources": _sources(root, key, legacy)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for p in tmp.iterdir():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if folder.exists():  # readers holding the old folder keep their open files; new ones see raw
+            os.rename(folder, folder.parent / f".{folder.name}.{uuid.uuid4().hex}.trash")
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rows
+
+
+def _clear_trash(base: Path) -> None:
+    if base.is_dir():
+        for p in base.glob(".*.trash"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool]:
+    params: dict[str, Any] = {}
+    dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        rows = 0
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, action, reasons,
+                   factor, policy_version, count(*) AS n, count(*) FILTER (WHERE trusted_device) AS trusted,
+                   count(*) FILTER (WHERE cold_start) AS cold
+              FROM {dec} GROUP BY ALL""", params, out / "decisions.parquet")
+        cparams: dict[str, Any] = {}
+        chal = raw(month_files(root, "challenges", key), "challenges", cparams, "chal")
+        legacy = bool(con.execute(f"SELECT count(*) FROM {chal} WHERE outcome IS NOT NULL "
+                                  "AND policy_version IS NULL", cparams).fetchall()[0][0])
+        if legacy:
+            cparams["lo"] = _month_start(key) - OUTCOME_WINDOW
+            cparams["hi"] = _next_month_start(key)
+            dfiles = month_files(root, "decisions", _previous(key)) + month_files(root, "decisions", key)
+            d = raw(dfiles, "decisions", cparams, "dec")
+            source = (f"(SELECT c.* REPLACE ({_LEGACY_COLS}) FROM {chal} c LEFT JOIN "
+                      f"(SELECT decision_id, device_type, reasons, policy_version FROM {d} "
+                      f"WHERE event_time >= $lo AND event_time < $hi) d USING (decision_id))")
+        else:
+            source = chal
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, reasons,
+                   policy_version, factor, outcome, len(channels) > 1 AS fallback, count(*) AS n
+              FROM {source} WHERE outcome IS NOT NULL GROUP BY ALL""", cparams, out / "challenges.parquet")
+        hparams: dict[str, Any] = {}
+        hdec = raw(month_files(root, "decisions", key), "decisions", hparams, "dec")
+        hfail = raw(month_files(root, "failures", key), "failures", hparams, "fail")
+        rows += _copy(con, f"""
+            SELECT hour_us, sum(logins)::BIGINT AS logins, sum(stepups)::BIGINT AS stepups,
+                   sum(failures)::BIGINT AS failures
+              FROM (SELECT (epoch_us(event_time) // {HOUR_US}) * {HOUR_US} AS hour_us, count(*) AS logins,
+                           count(*) FILTER (WHERE action <> 'allow') AS stepups, 0 AS failures
+                      FROM {hdec} GROUP BY 1
+                    UNION ALL
+                    SELECT (epoch_us(event_time) // {HOUR_US}) * {HOUR_US}, 0, 0, count(*)
+                      FROM {hfail} GROUP BY 1)
+             GROUP BY hour_us""", hparams, out / "hourly.parquet")
+    finally:
+        con.close()
+    return rows, legacy
+
+
+LEGACY_EXPR = {
+    "device_type": "CASE WHEN c.policy_version IS NULL THEN d.device_type ELSE c.device_type END",
+    "reasons": "CASE WHEN c.policy_version IS NULL THEN d.reasons ELSE c.reasons END",
+    "policy_version": "coalesce(c.policy_version, d.policy_version)",
+}
+"""A challenge row's decision columns: its own copy, or (rows written before the copy
+existed, recognisable by a null ``policy_version``) its decision's."""
+_LEGACY_COLS = ", ".join(f"{expr} AS {name}" for name, expr in LEGACY_EXPR.items())
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], out: Path) -> int:
+    res = con.execute(f"COPY ({sql}) TO $out (FORMAT parquet, COMPRESSION zstd)", {**params, "out": str(out)})
+    return int(res.fetchall()[0][0])
+
+
+__all__ = ["LEGACY_EXPR", "ROLLUPS_ENV", "ROLLUP_DIR", "RollupResult", "build_rollups", "current_rollups"]

@@ -1,0 +1,194 @@
+"""Rollups give exactly the numbers the raw segments give, for every query that reads them.
+
+A generated root spans January–April 2026 in several segments per month, with challenge
+rows written before they carried their decision's columns (legacy) next to current ones.
+Rollups are built as of mid-April (January–March closed), then a late segment lands in
+February: February (and March, whose legacy challenges look decisions up in February) must be
+answered from raw segments again, and numbers stay equal.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
+from riskengine.analytics.rollups import ROLLUP_DIR, build_rollups, current_rollups
+from riskengine.audit.maintenance import compact
+from riskengine.audit.parquet import ParquetSink
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 4, 15, tzinfo=UTC)
+COUNTRIES = ("GB", "FR", "DE", "CN")
+DEVICES = ("pc", "mobile", "tablet")
+REASONS = ([], ["NEW_DEVICE"], ["NEW_DEVICE", "NEW_COUNTRY"], ["UNUSUAL_HOUR"], ["IMPOSSIBLE_TRAVEL", "NEW_DEVICE"])
+PATHS = (["sms"], ["whatsapp", "sms"], ["whatsapp", "sms", "voice"], ["totp"])
+
+
+def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, tag: str, legacy_share: float) -> None:
+    with ParquetSink(root, flush_seconds=60) as sink:
+        for i in range(n):
+            t = start + timedelta(seconds=rng.uniform(0, days * 86400))
+            risk = rng.random()
+            action = "deny" if risk > 0.9 else "challenge" if risk > 0.5 else "allow"
+            reasons = rng.choice(REASONS)
+            did = f"{tag}{i:05d}"
+            decision: dict[str, Any] = {
+                "event_time": t, "schema_version": 1, "decision_id": did, "user_key": f"u{rng.randrange(60):03d}",
+                "country": rng.choice(COUNTRIES), "device_type": rng.choice(DEVICES),
+                "browser_family": rng.choice(("Chrome", "Firefox")), "risk": risk, "action": action,
+                "reasons": reasons,
+                "factor": rng.choice(("sms", "whatsapp", "totp")) if action == "challenge" else None,
+                "policy_version": "p1" if t < datetime(2026, 2, 20, tzinfo=UTC) else "p2",
+                "cold_start": rng.random() < 0.1, "trusted_device": rng.random() < 0.2, "degraded": False,
+            }
+            sink.emit("decisions", decision)
+            if action == "challenge" and rng.random() < 0.9:
+                path = rng.choice(PATHS)
+                challenge: dict[str, Any] = {
+                    "event_time": t + timedelta(seconds=rng.uniform(5, 7200)), "schema_version": 1,
+                    "decision_id": did, "user_key": decision["user_key"], "factor": decision["factor"],
+                    "channels": path, "final_channel": path[-1], "fallback_used": len(path) > 1,
+                    "outcome": rng.choice(("verified", "verified", "failed", "expired", "abandoned", None)),
+                    "attempts": 1, "country": decision["country"],
+                }
+                if rng.random() >= legacy_share:  # written after challenges carried their decision's columns
+                    challenge.update(device_type=decision["device_type"], reasons=reasons,
+                                     policy_version=decision["policy_version"])
+                sink.emit("challenges", challenge)
+            if rng.random() < 0.15:
+                sink.emit("failures", {"event_time": t, "schema_version": 1, "user_key": decision["user_key"],
+                                       "user_failures": 1})
+            if i % 700 == 699:
+                sink.flush()  # several segments per month
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rollups")
+    rng = random.Random(11)
+    _write(path, rng, START, 90, 4000, "a", legacy_share=0.3)   # January–March
+    _write(path, rng, datetime(2026, 4, 1, tzinfo=UTC), 10, 500, "b", legacy_share=0.0)  # April: still open
+    res = compact(path, now=NOW, small_bytes=1)  # merge nothing (every segment is "big"), build rollups
+    assert sorted(res.rollups_built) == ["2026-01", "2026-02", "2026-03"]
+    assert sorted(current_rollups(path)) == [202601, 202602, 202603]
+    _write(path, rng, datetime(2026, 2, 10, tzinfo=UTC), 5, 300, "c", legacy_share=0.5)  # a late segment
+    # February is raw again until recompaction, and so is March: its legacy challenge rows took
+    # their decision's columns from decisions that may be in February
+    assert sorted(current_rollups(path)) == [202601]
+    return path
+
+
+WINDOWS = {
+    "everything": Filters(),
+    "whole days across months": Filters(since=datetime(2026, 1, 10, tzinfo=UTC),
+                                        until=datetime(2026, 4, 5, tzinfo=UTC)),
+    "partial days": Filters(since=datetime(2026, 1, 10, 13, 30, tzinfo=UTC),
+                            until=datetime(2026, 3, 20, 8, 15, tzinfo=UTC)),
+    "one rolled month": Filters(since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 4, 1, tzinfo=UTC)),
+}
+SEGMENTS = {
+    "none": {},
+    "countries": {"countries": ("GB", "CN")},
+    "device types": {"device_types": ("mobile",)},
+    "actions": {"actions": ("challenge",)},
+    "no challenges": {"actions": ("allow", "deny")},
+    "reasons": {"reasons": ("NEW_COUNTRY", "UNUSUAL_HOUR")},
+    "factors": {"factors": ("sms",)},
+    "policy": {"policy_versions": ("p2",)},
+    "user": {"user_key": "u007"},
+}
+
+
+def _both(db: AuditDB, call: Any) -> tuple[Any, Any]:
+    db.use_rollups = False
+    raw = call()
+    db.use_rollups = True
+    return raw, call()
+
+
+def _same(raw: Any, rolled: Any) -> None:
+    if isinstance(raw, pl.DataFrame):
+        assert_frame_equal(raw, rolled, check_exact=True)
+    else:
+        assert raw == rolled
+
+
+# every window unfiltered, and every segment filter with one of the windows in turn
+CASES = [(w, "none") for w in WINDOWS] + [
+    (list(WINDOWS)[i % len(WINDOWS)], seg) for i, seg in enumerate(SEGMENTS) if seg != "none"]
+
+
+@pytest.mark.parametrize(("window", "segment"), CASES)
+def test_rollups_give_the_raw_numbers(root: Path, window: str, segment: str) -> None:
+    db = AuditDB(root)
+    f = WINDOWS[window].replace(**SEGMENTS[segment])
+    calls = {
+        "kpis": lambda: db.kpis(f),
+        "series day": lambda: db.kpi_series(f, "day"),
+        "series week": lambda: db.kpi_series(f, "week"),
+        "series hour": lambda: db.kpi_series(f, "hour"),
+        "reason_counts": lambda: db.reason_counts(f),
+        "avoidable": lambda: db.avoidable_challenges(f),
+        "alerts hour": lambda: db.alerts(f, grain="hour", window=6, z=2.0, min_logins=1),
+        "alerts day": lambda: db.alerts(f, grain="day", window=6, z=2.0, min_logins=1),
+        **{f"breakdown {by}": (lambda by=by: db.breakdown(f, by)) for by in BREAKDOWNS},
+    }
+    for name, call in calls.items():
+        raw, rolled = _both(db, call)
+        try:
+            _same(raw, rolled)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} differs with rollups ({window}, {segment})") from exc
+    db.close()
+
+
+def test_rollups_answer_rolled_months_and_raw_answers_the_rest(root: Path) -> None:
+    db = AuditDB(root)
+    k = db.kpis()
+    assert k["logins"] == 4000 + 500 + 300
+    plan = db._plan(Filters())
+    assert plan is not None and plan.skip == {202601}  # January's raw decisions are not read at all
+    # a rolled-up month whose segments change is no longer answered from its rollup
+    january = root / "decisions" / "year=2026" / "month=01"
+    hidden = root / "_hidden_january"
+    january.rename(hidden)
+    try:
+        assert sorted(current_rollups(root)) == []  # January no longer matches its segments
+        assert db.kpis()["logins"] < k["logins"]
+    finally:
+        hidden.rename(january)
+    assert sorted(current_rollups(root)) == [202601]
+    assert db.kpis() == k
+    for by in ("country", "device_type", "policy_version", "reason"):
+        raw, rolled = _both(db, lambda by=by: db.segment_values(by))
+        assert raw == rolled and raw
+    db.close()
+
+
+def test_compaction_rebuilds_stale_rollups_only(root: Path, tmp_path: Path) -> None:
+    res = build_rollups(root, now=NOW)
+    assert res.built == ["2026-02", "2026-03"] and res.current == 1
+    assert sorted(current_rollups(root)) == [202601, 202602, 202603]
+    assert not [p for p in (root / ROLLUP_DIR).iterdir() if p.name.startswith(".")]  # no temp or trash left
+    db = AuditDB(root)
+    f = Filters(since=datetime(2026, 2, 1, tzinfo=UTC), until=datetime(2026, 3, 1, tzinfo=UTC))
+    for by in ("device_type", "reason"):
+        raw, rolled = _both(db, lambda by=by: db.breakdown(f, by))
+        _same(raw, rolled)
+    db.close()
+
+
+def test_distinct_users_exact_and_estimate(root: Path) -> None:
+    db = AuditDB(root)
+    exact = db.distinct_users()
+    assert exact == db.kpis()["users"] == 60
+    assert abs(db.distinct_users(approximate=True) - exact) <= 3
+    assert db.kpis(users=False)["users"] is None
+    db.close()
