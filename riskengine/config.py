@@ -96,6 +96,10 @@ class ColdStartSettings(_Section):
     """Device/geo novelty weights are multiplied by this while in cold start: everything is
     new for a new user, so novelty says little; failures and travel still count in full."""
     weight: float = Field(0.1, ge=0, le=1)
+    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN")
+    """Which signals ``novelty_scale`` applies to. NEW_COUNTRY is deliberately not among them:
+    a fresh account suddenly used from abroad is the takeover cold-start leniency must not
+    wave through."""
 
 
 class PolicySettings(_Section):

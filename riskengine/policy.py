@@ -17,11 +17,6 @@ from riskengine.config import Settings
 from riskengine.decision import FACTOR_STRENGTH, Action, Factor, Reason
 from riskengine.signals.base import SignalResult
 
-# Scaled down while a user is in cold start. A new country is not among them: a user with
-# two logins from Leeds who suddenly logs in from abroad is exactly the takeover of a fresh
-# account that cold-start leniency must not wave through (measured on simulated traffic:
-# scaling it let 14 % of foreign takeovers of new users through).
-NOVELTY_CODES = frozenset({R.NEW_DEVICE, R.NEW_REGION, R.NEW_ASN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +42,7 @@ class Policy:
         self.travel_denies = s.policy.impossible_travel_action == "deny"
         self.cold_scale = s.coldstart.novelty_scale
         self.cold_weight = s.coldstart.weight
+        self.cold_scaled = frozenset(s.coldstart.scaled_signals)
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -95,7 +91,7 @@ class Policy:
                 hour = sig
                 continue
             w = self.weights.get(sig.code, 0.0) * sig.value
-            if cold_start and sig.code in NOVELTY_CODES:
+            if cold_start and sig.code in self.cold_scaled:
                 w *= self.cold_scale
             fired.add(sig.code)
             remaining *= 1.0 - w
