@@ -84,7 +84,20 @@ def date_range(root: str) -> tuple[datetime, datetime] | None:
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def kpis(root: str, f: Filters) -> dict[str, Any]:
-    return dict(_db(root).kpis(f))
+    """Counts and rates; ``users`` is None here (a distinct count needs every raw row, and most
+    pages do not show it): see :func:`active_users`."""
+    return dict(_db(root).kpis(f, users=False))
+
+
+EXACT_USERS_UP_TO = 1_000_000
+"""Windows with more logins than this show a HyperLogLog estimate of distinct users."""
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def active_users(root: str, f: Filters, logins: int) -> tuple[int, bool]:
+    """(distinct users, whether that is an estimate): exact up to ``EXACT_USERS_UP_TO`` logins."""
+    approximate = logins > EXACT_USERS_UP_TO
+    return _db(root).distinct_users(f, approximate=approximate), approximate
 
 
 def previous_window(f: Filters) -> Filters | None:
@@ -185,9 +198,8 @@ def experiment_readout(root: str, name: str, f: Filters) -> dict[str, Any]:
 
 @st.cache_data(ttl=10 * CACHE_TTL_SECONDS, show_spinner=False)
 def segment_options(root: str, by: str) -> list[str]:
-    """Values offered by a sidebar multiselect: every value seen in the whole log."""
-    frame = _db(root).breakdown(Filters(), by)
-    return sorted(str(k) for k in frame["key"].to_list() if k is not None)
+    """Values offered by a multiselect: every value seen in the whole log (``reason``: codes)."""
+    return sorted(_db(root).segment_values(by))
 
 
 # --------------------------------------------------------------------------- sidebar

@@ -32,13 +32,11 @@ def _options(values: list[str], key: str) -> list[str]:
     return sorted(set(values) | set(chosen))
 
 
-everything = common.Filters()
 c1, c2, c3, c4 = st.columns([2, 3, 2, 3])
 table = c1.selectbox("Table", TABLES, key="x_table")
 actions = c1.multiselect("Action", _options(["allow", "challenge", "deny"], K["action"]), key=K["action"],
                          placeholder="All actions")
-reasons = c2.multiselect("Reason code", _options(common.reason_counts(r, everything)["reason"].to_list(),
-                                                 K["reason"]),
+reasons = c2.multiselect("Reason code", _options(common.segment_options(r, "reason"), K["reason"]),
                          key=K["reason"], placeholder="Any reason", help="Decisions with ANY of these codes.")
 countries = c3.multiselect("Country", _options(common.segment_options(r, "country"), K["country"]),
                            key=K["country"], placeholder="Sidebar countries")

@@ -74,8 +74,18 @@ value, prev = _pair("deny_rate")
 d2.metric("Deny rate", common.pct(value, 2), common.pp_delta(value, prev), delta_color="inverse")
 value, prev = _pair("failures")
 d3.metric("Failed passwords", common.num(value), common.count_delta(value, prev), delta_color="inverse")
-value, prev = _pair("users")
-d4.metric("Active users", common.num(value), common.count_delta(value, prev), delta_color="off")
+logins_now, logins_before = now_prev.get("logins", (0, 0))
+users_now, estimated = common.active_users(r, f, int(logins_now or 0))
+before = common.previous_window(f)
+users_before: int | None = None
+if previous_has_data and before is not None:
+    users_before, estimated_before = common.active_users(r, before, int(logins_before or 0))
+    estimated = estimated or estimated_before
+d4.metric("Active users (≈)" if estimated else "Active users", common.num(users_now),
+          common.count_delta(users_now, users_before), delta_color="off",
+          help="Distinct pseudonymous users who logged in. Over more than "
+               f"{common.EXACT_USERS_UP_TO:,} logins this is a HyperLogLog estimate (typically within ~2 %)."
+          if estimated else "Distinct pseudonymous users who logged in (exact count).")
 
 if len(names) > 1:
     st.selectbox("Experiment shown in the A/B conversion tile", ranked, key="main_experiment",

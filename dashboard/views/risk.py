@@ -98,16 +98,17 @@ st.caption("Replays the recorded risk scores against another challenge threshold
                                              " Start with `--labels PATH` to also see the catch rate."))
 threshold = st.slider("Challenge threshold (risk ≥ threshold is challenged)", 0.05, 0.95,
                       common.DEFAULT_CHALLENGE_THRESHOLD, 0.01, key="whatif_threshold")
-# the curve on a coarse grid (one query, cached while the slider moves) + the exact point
+# the curve on a coarse grid plus the exact point, in one query: each what-if reads every risk
+# score once however many thresholds it asks about
 grid = tuple(round(0.05 * i, 2) for i in range(1, 20))
+asked = (*grid, float(threshold))
 try:
-    curve = common.whatif(r, f, grid, str(labels) if labels else None)
-    point = common.whatif(r, f, (float(threshold),), str(labels) if labels else None)
+    both = common.whatif(r, f, asked, str(labels) if labels else None)
 except (ValueError, FileNotFoundError) as exc:
     st.warning(f"Labels not used: {exc}")
     labels = None
-    curve = common.whatif(r, f, grid, None)
-    point = common.whatif(r, f, (float(threshold),), None)
+    both = common.whatif(r, f, asked, None)
+curve, point = both.head(len(grid)), both.tail(1)
 if curve.is_empty() or point.is_empty():
     st.info("No scored logins to replay.")
 else:
