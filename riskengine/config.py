@@ -92,7 +92,7 @@ class OtpSettings(_Section):
 class ColdStartSettings(_Section):
     min_logins: int = Field(3, ge=0)
     """Users with fewer accepted logins than this are in cold start."""
-    novelty_scale: float = Field(0.35, ge=0, le=1)
+    novelty_scale: float = Field(0.5, ge=0, le=1)
     """Device/geo novelty weights are multiplied by this while in cold start: everything is
     new for a new user, so novelty says little; failures and travel still count in full."""
     weight: float = Field(0.1, ge=0, le=1)

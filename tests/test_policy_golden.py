@@ -27,7 +27,7 @@ def test_first_login_is_cold_start_not_all_new(engine: Engine) -> None:
     d = engine.score(make_attempt())
     assert d.action == "allow"
     assert d.reason_codes == ("NEW_DEVICE", "COLD_START")
-    assert d.risk == pytest.approx(1 - (1 - 0.55 * 0.35) * (1 - 0.1))
+    assert d.risk == pytest.approx(1 - (1 - 0.55 * 0.5) * (1 - 0.1))
 
 
 def test_known_device_home_country_usual_hour_allows(engine: Engine) -> None:
