@@ -452,10 +452,22 @@ class AuditDB:
         return bool(self._files("decisions", None, None))
 
     def date_range(self) -> tuple[datetime, datetime] | None:
-        """First and last decision time, or None without data."""
-        df = self._frame(lambda q: f"SELECT min(event_time) lo, max(event_time) hi FROM {self._src(q, 'decisions')}")
-        lo, hi = df.row(0)
-        return (lo, hi) if lo is not None else None
+        """First and last decision time, or None without data.
+
+        Partitions hold the rows of their own month only, so the first time is in the oldest
+        partition with rows and the last in the newest: only those are read (not every month)."""
+        months = self._months("decisions", None, None)
+        if not months:
+            return None
+
+        def edge(key: int, fn: str) -> Any:
+            files = [p for p in self._files("decisions", _month_start(key), _month_end(key)) if _month_of(p) == key]
+            return self._frame(lambda q: f"SELECT {fn}(event_time) AS t FROM {self._src(q, 'decisions', files=files)}"
+                               ).item()
+
+        lo = next((t for t in (edge(k, "min") for k in months) if t is not None), None)
+        hi = next((t for t in (edge(k, "max") for k in reversed(months)) if t is not None), None)
+        return (lo, hi) if lo is not None and hi is not None else None
 
     def kpis(self, f: Filters = Filters(), *, users: bool = True) -> dict[str, Any]:
         """The headline numbers (see the module docstring for the rate definitions).
@@ -724,29 +736,42 @@ class AuditDB:
         if labels is not None and not {"decision_id", "is_attack"} <= set(labels.columns):
             raise ValueError("labels must have columns decision_id and is_attack")
 
+        # One pass: each decision falls in the bucket k = how many of the sorted distinct
+        # thresholds its risk reaches, found by binary search in nested CASEs (log2 of the
+        # thresholds comparisons per row instead of one filtered count per threshold); the
+        # decisions stepped up at the j-th threshold are those in buckets k >= j. A null risk
+        # takes every ELSE: bucket 0, stepped up at no threshold.
+        steps = sorted(set(ths))
+
+        def bucket(q: _Query, lo: int, hi: int) -> str:
+            if lo == hi:
+                return str(lo)
+            mid = (lo + hi + 1) // 2
+            return (f"CASE WHEN risk >= {q.p(steps[mid - 1])} THEN {bucket(q, mid, hi)} "
+                    f"ELSE {bucket(q, lo, mid - 1)} END")
+
         def build(q: _Query) -> str:
-            parts = [f"count(*) FILTER (WHERE risk >= {q.p(t)}) AS s{i}" for i, t in enumerate(ths)]
-            extra = ""
-            join = ""
+            extra = join = ""
             if labels is not None:
-                parts += [f"count(*) FILTER (WHERE l.is_attack AND risk >= {q.p(t)}) AS a{i}"
-                          for i, t in enumerate(ths)]
                 extra = ", count(*) FILTER (WHERE l.is_attack) AS attacks"
                 join = "LEFT JOIN _labels l USING (decision_id)"
-            return (f"SELECT count(*) AS n, count(*) FILTER (WHERE action <> 'allow') AS stepped, "
-                    f"{', '.join(parts)}{extra} FROM {self._dec(q, f)} d {join}")
+            return (f"SELECT {bucket(q, 0, len(steps))} AS k, count(*) AS n, "
+                    f"count(*) FILTER (WHERE action <> 'allow') AS stepped{extra} "
+                    f"FROM {self._dec(q, f)} d {join} GROUP BY 1")
 
-        if labels is not None:
-            row = self._frame_with_labels(build, labels).row(0, named=True)
-        else:
-            row = self._frame(build).row(0, named=True)
-        n = row["n"]
+        buckets = self._frame_with_labels(build, labels) if labels is not None else self._frame(build)
+        per_k = {int(r["k"]): (int(r["n"]), int(r.get("attacks") or 0)) for r in buckets.iter_rows(named=True)}
+        n = sum(v[0] for v in per_k.values())
+        attacks = sum(v[1] for v in per_k.values())
+        stepped = int(buckets["stepped"].sum()) if buckets.height else 0
+        reached = {t: (sum(v[0] for k, v in per_k.items() if k >= j), sum(v[1] for k, v in per_k.items() if k >= j))
+                   for j, t in enumerate(steps, 1)}
         out = {
             "threshold": ths,
-            "projected_challenge_rate": [row[f"s{i}"] / n if n else None for i in range(len(ths))],
-            "current_challenge_rate": [row["stepped"] / n if n else None] * len(ths),
-            "catch_rate": [(row[f"a{i}"] / row["attacks"] if row.get("attacks") else None)
-                           if labels is not None else None for i in range(len(ths))],
+            "projected_challenge_rate": [reached[t][0] / n if n else None for t in ths],
+            "current_challenge_rate": [stepped / n if n else None] * len(ths),
+            "catch_rate": [(reached[t][1] / attacks if attacks else None) if labels is not None else None
+                           for t in ths],
         }
         return pl.DataFrame(out, schema={"threshold": pl.Float64, "projected_challenge_rate": pl.Float64,
                                          "current_challenge_rate": pl.Float64, "catch_rate": pl.Float64})
