@@ -86,12 +86,13 @@ def report(out: Path, target: float = 0.02) -> str:
 
 
 def start_dashboard(audit: Path, port: int) -> int:
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    if not app.exists():
-        _say(f"dashboard not found at {app}; run `riskengine dashboard --root {audit}` when it is there")
+    from riskengine.dashboard_cli import build_command
+
+    try:
+        cmd = build_command(str(audit), port)
+    except FileNotFoundError as exc:
+        _say(f"{exc}; run `riskengine dashboard --root {audit}` when it is there")
         return 1
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--root", str(audit)]
     proc = subprocess.Popen(cmd)
     _say(f"\ndashboard: http://localhost:{port}   (Ctrl-C to stop)")
     try:
