@@ -18,7 +18,6 @@ from riskengine.decision import FACTOR_STRENGTH, Action, Factor, Reason
 from riskengine.signals.base import SignalResult
 
 
-
 @dataclass(frozen=True, slots=True)
 class Assessment:
     action: Action
