@@ -108,7 +108,6 @@ class PolicySettings(_Section):
     deny_threshold: float = Field(0.95, ge=0, le=1)
     impossible_travel_action: Action = "challenge"
     fail_mode: Action = "challenge"
-    high_risk: float = Field(0.7, ge=0, le=1)
     default_factors: tuple[Factor, ...] = ("sms",)
     """Assumed enrolment when the attempt names none."""
     model: str | None = None

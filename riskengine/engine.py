@@ -268,7 +268,8 @@ class Engine:
                 now=int(now), device_key=dkey, country=geo.country, region=geo.region,
                 asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
                 max_devices=s.device.max_devices, max_places=s.geo.max_countries,
-                half_life_days=s.hour.half_life_days)
+                half_life_days=s.hour.half_life_days, max_regions=s.geo.max_regions,
+                max_asns=s.geo.max_asns)
             return out.trusted(dkey, trust_until) if trust_until else out
 
         try:

@@ -37,7 +37,6 @@ class Policy:
         self.version = s.policy.version
         self.challenge_threshold = s.policy.challenge_threshold
         self.deny_threshold = s.policy.deny_threshold
-        self.high_risk = s.policy.high_risk
         self.travel_denies = s.policy.impossible_travel_action == "deny"
         self.cold_scale = s.coldstart.novelty_scale
         self.cold_weight = s.coldstart.weight

@@ -76,6 +76,8 @@ class UserProfile:
         max_devices: int = 8,
         max_places: int = 12,
         half_life_days: float = 90.0,
+        max_regions: int | None = None,
+        max_asns: int | None = None,
     ) -> UserProfile:
         """The profile after an accepted login (allowed, or challenge verified)."""
         seen = self.devices.get(device_key)
@@ -103,8 +105,8 @@ class UserProfile:
             self.logins + 1,
             devices,
             _touch(self.countries, country, now, max_places),
-            _touch(self.regions, _region_key(country, region), now, max_places),
-            _touch(self.asns, asn, now, max_places),
+            _touch(self.regions, _region_key(country, region), now, max_regions or max_places),
+            _touch(self.asns, asn, now, max_asns or max_places),
             hours,
             hours_at,
             now if newer else self.last_ts,
