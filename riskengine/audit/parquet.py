@@ -119,6 +119,9 @@ class ParquetSink:
         self._schemas = {name: arrow_schema(name) for name in TABLES}
         self._columns = {name: tuple(TABLES[name]) for name in TABLES}
         self._widths = {name: len(cols) for name, cols in self._columns.items()}
+        # rows convert as one struct array (pyarrow transposes them in C); zoned timestamps go
+        # in as tz-less (aware datetimes are converted to UTC in C) and are cast afterwards
+        self._row_types = {name: pa.struct([_naive(f) for f in schema]) for name, schema in self._schemas.items()}
         self._buffers: dict[str, list[Row | tuple[Any, ...]]] = {name: [] for name in TABLES}
         self._lock = threading.Lock()  # guards _buffers and the counters
         self._write_lock = threading.Lock()  # one flush at a time (thread vs flush())
@@ -284,20 +287,16 @@ class ParquetSink:
                     self._logged.discard("disk")
 
     def _to_arrow(self, table: str, rows: list[Row | tuple[Any, ...]]) -> pa.Table:
-        # rows → per-column sequences (dict rows through their keys, tuples as they are), then
-        # one typed pa.array per column: no per-row type inference, no per-value casting
+        # dict rows become tuples in column order; then one typed struct array for the whole
+        # batch: no per-row type inference, no Python-level transposition into columns
         names = self._columns[table]
+        schema = self._schemas[table]
         tuples = [r if type(r) is tuple else tuple(map(r.get, names)) for r in rows]  # type: ignore[union-attr]
-        columns: list[Any] = list(zip(*tuples, strict=True)) if tuples else [()] * len(names)
-        arrays = []
-        for f, values in zip(self._schemas[table], columns, strict=True):
-            if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-                # aware datetimes into a tz-less type are converted to UTC in C; asking for the
-                # tz type directly goes through Python tz objects per value (~10x slower)
-                arrays.append(pa.array(values, type=pa.timestamp(f.type.unit)).cast(f.type))
-            else:
-                arrays.append(pa.array(values, type=f.type))
-        return pa.Table.from_arrays(arrays, schema=self._schemas[table])
+        batch = pa.Table.from_struct_array(pa.array(tuples, type=self._row_types[table]))
+        for i, f in enumerate(schema):
+            if batch.schema.field(i).type != f.type:
+                batch = batch.set_column(i, f, batch.column(i).cast(f.type))
+        return batch.cast(schema)
 
     def _lost(self, n: int, kind: str, message: str) -> None:
         with self._lock:
@@ -321,6 +320,14 @@ class ParquetSink:
 
     def __repr__(self) -> str:
         return f"ParquetSink(root={str(self.root)!r}, written={self._written}, dropped={self._dropped})"
+
+
+def _naive(f: pa.Field) -> pa.Field:
+    """``f`` with a zoned timestamp type made tz-less: pyarrow then converts aware datetimes
+    to UTC in C, where asking for the zoned type goes through Python tz objects per value."""
+    if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+        return pa.field(f.name, pa.timestamp(f.type.unit), nullable=f.nullable)
+    return f
 
 
 def _split_by_month(batch: pa.Table, times: Any) -> list[tuple[tuple[int, int], pa.Table]]:
