@@ -123,6 +123,10 @@ class PolicySettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "memory://"
+    write_behind: bool | None = None
+    """Apply what an allowed login teaches the profile on a background thread, so ``score()``
+    makes one store round trip. None = on for networked stores (redis), off for memory and
+    sqlite (where the write is local and replays stay strictly sequential)."""
 
 
 class AuditSettings(_Section):

@@ -39,6 +39,8 @@ from riskengine.signals.geo import impossible_travel, novelty
 from riskengine.signals.network import hosting_network
 from riskengine.signals.time_of_day import unusual_hour
 from riskengine.stores import ProfileStore, open_store
+from riskengine.stores.base import Updater
+from riskengine.writeback import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,10 @@ class Engine:
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
         self._closed = False
+        write_behind = s.store.write_behind
+        if write_behind is None:
+            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
+        self._writer = WriteBehind(self.store) if write_behind else None
         # decision ids: 64 random bits from a per-process generator seeded by the OS
         # (os.urandom per call costs a syscall); reseeded after fork so workers differ
         self._ids = random.Random(os.urandom(16))
@@ -165,15 +171,18 @@ class Engine:
         cold = False
         trusted = False
         try:
+            writer = self._writer
+            before = writer.peek(attempt.user_id) if writer is not None else None
             snap = self.store.snapshot(attempt.user_id, attempt.ip, now - self._failure_window_s)
-            profile = snap.profile
+            profile = snap.profile if writer is None else writer.overlay(
+                attempt.user_id, snap.profile, before)
             decision, cold, trusted = self._decide(
                 attempt, decision_id, now, geo, geo_problem, dkey, hour, profile,
                 snap.user_failures, snap.ip_failures)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(decision_id, attempt.user_id, dkey, exc)
         if decision.action == "allow" and not decision.degraded:
-            self._learn(attempt.user_id, now, dkey, geo, hour)
+            self._learn(attempt.user_id, now, dkey, geo, hour, scored_against=profile, behind=True)
         elif decision.action == "challenge":
             self._park(decision, attempt, now, geo, dkey, hour, ua.device_type)
         latency_us = (time.perf_counter() - started) * 1e6
@@ -259,7 +268,10 @@ class Engine:
                         self.policy.version)
 
     def _learn(self, user_id: str, now: float, dkey: str, geo: GeoInfo, hour: int | None,
-               trust_until: int = 0) -> None:
+               trust_until: int = 0, scored_against: UserProfile | None = None,
+               behind: bool = False) -> None:
+        """Teach the profile an accepted login (``scored_against``: the profile the login was
+        scored against, which write-behind needs to keep reads consistent)."""
         s = self.settings
 
         def learn(p: UserProfile | None) -> UserProfile:
@@ -272,11 +284,22 @@ class Engine:
                 max_asns=s.geo.max_asns)
             return out.trusted(dkey, trust_until) if trust_until else out
 
+        if behind and self._writer is not None:
+            self._writer.submit(user_id, learn, learn(scored_against))
+            return
+        self._update_profile(user_id, learn, "profile update for a login")
+
+    def _update_profile(self, user_id: str, fn: Updater, what: str) -> None:
+        """Every profile write goes through here: with write-behind on it queues behind this
+        user's pending lessons (so they apply in order), otherwise it writes through."""
         try:
-            self.store.update(user_id, learn)
+            if self._writer is not None:
+                self._writer.update(user_id, fn)
+            else:
+                self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             next(self._store_errors)
-            log.warning("profile update for a login failed: %s", exc)
+            log.warning("%s failed: %s", what, exc)
 
     def _park(self, decision: Decision, attempt: LoginAttempt, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str) -> None:
@@ -346,11 +369,7 @@ class Engine:
                 return (p or UserProfile()).with_otp_failures(
                     session, failed_attempts_n, int(event_ts), self._session_s)
 
-            try:
-                self.store.update(user_id, add)
-            except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("could not count OTP failures: %s", exc)
+            self._update_profile(user_id, add, "counting OTP failures")
         chans = list(o.channels)
         self._emit("challenges", {
             "event_time": _utc(event_ts),
@@ -495,7 +514,7 @@ class Engine:
         return {
             "scored": _peek(self._scored),
             "degraded": _peek(self._degraded),
-            "store_errors": _peek(self._store_errors),
+            "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
             "audit_dropped": getattr(self.sink, "dropped", 0),
             "audit_problems": list(self.audit_problems),
             "geoip_problems": list(self.geoip.problems),
@@ -507,10 +526,18 @@ class Engine:
             return
         self._closed = True
         try:
+            if self._writer is not None:
+                self._writer.close()
             self.sink.close()
         finally:
             self.store.close()
             self.geoip.close()
+
+    def flush(self) -> None:
+        """Apply queued profile lessons (write-behind) and write buffered audit events now."""
+        if self._writer is not None:
+            self._writer.flush()
+        self.sink.flush()
 
     def __enter__(self) -> Engine:
         return self
