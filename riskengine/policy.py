@@ -75,9 +75,13 @@ class Policy:
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
         """
-        if not cold_start and not otp_failures_exceeded and not extra_risk and not extra_reasons \
+        if not cold_start and not otp_failures_exceeded and not extra_reasons \
                 and all(sig.value <= 0.0 for sig in signals):
-            return _CLEAN_ALLOW  # the common case: a familiar login, nothing fired
+            # the common case: a familiar login, nothing fired (a model may still add a little)
+            if not extra_risk:
+                return _CLEAN_ALLOW
+            if extra_risk < self.challenge_threshold:
+                return Assessment("allow", round(extra_risk, 6), (), None)
         contributions: list[Reason] = []
         remaining = 1.0
         hour: SignalResult | None = None
