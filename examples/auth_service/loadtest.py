@@ -7,10 +7,17 @@ Prints requests/s, the latency the engine added (``latency_us`` of every audited
 client-side latency, and whether the audit log holds exactly one decision row per scored
 login once the service has shut down. Loopback only; bounded by ``--requests``.
 
-The load generator is a small asyncio HTTP/1.1 client (gunicorn's sync workers close each
-connection, so each request is a fresh connection, as it is for wrk against sync workers).
-Virtual users keep their cookies, log in with the right password most of the time, and
-answer OTP challenges with the code (the service runs with ``AUTH_DEV_ECHO_OTP=1``).
+Two load generators:
+
+* ``--generator python`` (default): a small asyncio HTTP/1.1 client whose virtual users keep
+  their cookies, log in with the right password most of the time, and answer OTP challenges
+  with the code (the service runs with ``AUTH_DEV_ECHO_OTP=1``) — the whole login journey.
+* ``--generator wrk``: Debian's ``wrk`` (``apt-get install wrk``; ``scripts/system-deps.sh``
+  installs it) hammering ``POST /login`` for ``--seconds`` with a Lua script that cycles through
+  the users with their right passwords and counts every scored response (200 allow,
+  202 challenge, 403 deny, 503 delivery failed) — raw throughput of password check + score().
+
+Either way the audit must hold exactly one decision row per scored login.
 """
 
 from __future__ import annotations
@@ -145,7 +152,54 @@ def audit_figures(root: Path) -> dict[str, Any]:
             "actions": actions, "challenge_outcomes": outcomes}
 
 
-def run(store: str, workers: int, requests: int, concurrency: int, n_users: int) -> dict[str, Any]:
+_WRK_SCRIPT = """
+local users = {%(users)s}
+local counter = 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) scored = 0; denied_pw = 0; other = 0 end
+function request()
+  counter = counter + 1
+  local u = users[(counter %% #users) + 1]
+  return wrk.format("POST", "/login", {["Content-Type"] = "application/json",
+    ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"},
+    '{"username":"' .. u[1] .. '","password":"' .. u[2] .. '"}')
+end
+function response(status, headers, body)
+  if status == 200 or status == 202 or status == 403 or status == 503 then scored = scored + 1
+  elseif status == 401 then denied_pw = denied_pw + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local s, d, o = 0, 0, 0
+  for _, t in ipairs(threads) do s = s + t:get("scored"); d = d + t:get("denied_pw"); o = o + t:get("other") end
+  io.write(string.format('WRK_RESULT {"requests": %%d, "seconds": %%f, "scored": %%d, "bad_password": %%d, ' ..
+    '"other": %%d, "p50_ms": %%f, "p99_ms": %%f, "socket_errors": %%d}\\n', summary.requests,
+    summary.duration / 1e6, s, d, o, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def drive_wrk(port: int, n_users: int, seconds: int, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """Run wrk against POST /login; returns its parsed WRK_RESULT line."""
+    import shutil
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not installed: apt-get install wrk (scripts/system-deps.sh does)")
+    users = ", ".join(f'{{"{name}", "{password}"}}' for name, password in map(load_user, range(n_users)))
+    script = tmp / "login.lua"
+    script.write_text(_WRK_SCRIPT % {"users": users})
+    done = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds}s", "-s", str(script),
+                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 60)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(line[len("WRK_RESULT "):])
+    return result
+
+
+def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
+        generator: str = "python", seconds: int = 10) -> dict[str, Any]:
     from riskengine.stores.redis_server import LocalRedisServer, free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="riskengine-loadtest-"))
@@ -168,18 +222,21 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int)
            "RISKENGINE_STORE_URL": store_url, "RISKENGINE_AUDIT_ROOT": str(root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--chdir", str(HERE), "--log-level", "warning", "app:create_app()"], env=env)
+         "--chdir", str(HERE), "--log-level", "warning", "--access-logfile", str(tmp / "access.log"),
+         "app:create_app()"], env=env)
     try:
         wait_healthy(port, proc)
         stats = Stats()
         rng = random.Random(7)
         started = time.perf_counter()
+        if generator == "wrk":
+            wrk = drive_wrk(port, n_users, seconds, concurrency, tmp)
+        else:
+            async def drive() -> None:
+                await asyncio.gather(*(virtual_user(port, list(range(n_users)), requests, stats,
+                                                    random.Random(rng.random())) for _ in range(concurrency)))
 
-        async def drive() -> None:
-            await asyncio.gather(*(virtual_user(port, list(range(n_users)), requests, stats,
-                                                random.Random(rng.random())) for _ in range(concurrency)))
-
-        asyncio.run(drive())
+            asyncio.run(drive())
         elapsed = time.perf_counter() - started
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: workers finish, engines close, audit flushes
@@ -187,6 +244,23 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int)
         if redis_server is not None:
             redis_server.stop()
     audit = audit_figures(root)
+    # what the server answered, from gunicorn's access log: a duration-bounded client (wrk) does
+    # not see the responses still in flight when it stops, the server scored them all the same
+    scored_statuses = (" 200 ", " 202 ", " 403 ", " 503 ")
+    served = [ln for ln in (tmp / "access.log").read_text().splitlines() if '"POST /login' in ln]
+    server_scored = sum(1 for ln in served if any(st in ln for st in scored_statuses))
+    if generator == "wrk":
+        return {
+            "store": store, "workers": workers, "generator": "wrk", "elapsed_s": round(wrk["seconds"], 2),
+            "http_requests": wrk["requests"], "requests_per_s": round(wrk["requests"] / wrk["seconds"], 1),
+            "scored_logins": wrk["scored"], "login_p50_ms": round(wrk["p50_ms"], 2),
+            "login_p99_ms": round(wrk["p99_ms"], 2), "client_errors": wrk["socket_errors"] + wrk["other"],
+            "statuses": {"scored": wrk["scored"], "401": wrk["bad_password"], "other": wrk["other"]},
+            "challenges_verified": 0, "audit": audit, "server_scored": server_scored,
+            "audit_complete": audit["decisions"] == server_scored == audit.get("distinct_ids")
+            and wrk["scored"] <= server_scored,
+            "gunicorn_exit": proc.returncode,
+        }
     return {
         "store": store, "workers": workers, "elapsed_s": round(elapsed, 2),
         "http_requests": stats.requests, "requests_per_s": round(stats.requests / elapsed, 1),
@@ -194,7 +268,8 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int)
         "login_p99_ms": round(statistics.quantiles(stats.login_ms, n=100)[98], 2),
         "client_errors": stats.errors, "statuses": stats.by_status,
         "challenges_verified": stats.challenges_closed, "audit": audit,
-        "audit_complete": audit["decisions"] == stats.scored == audit.get("distinct_ids"),
+        "server_scored": server_scored,
+        "audit_complete": audit["decisions"] == stats.scored == server_scored == audit.get("distinct_ids"),
         "gunicorn_exit": proc.returncode,
     }
 
@@ -206,9 +281,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="stop after this many HTTP requests")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--generator", choices=["python", "wrk"], default="python")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk: how long to drive the load")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    report = run(args.store, args.workers, args.requests, args.concurrency, args.users)
+    report = run(args.store, args.workers, args.requests, args.concurrency, args.users,
+                 args.generator, args.seconds)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -218,7 +296,8 @@ def main() -> int:
         print(f"  /login latency (client): p50 {report['login_p50_ms']} ms, p99 {report['login_p99_ms']} ms")
         print(f"  engine latency (audit latency_us): p50 {a.get('engine_p50_us', 0):.0f} µs, "
               f"p99 {a.get('engine_p99_us', 0):.0f} µs")
-        print(f"  scored logins {report['scored_logins']}, audit decision rows {a['decisions']} "
+        print(f"  scored logins {report['scored_logins']} (client) / {report.get('server_scored')} (server access "
+              f"log), audit decision rows {a['decisions']} "
               f"(distinct ids {a.get('distinct_ids')}) → {'COMPLETE' if report['audit_complete'] else 'MISMATCH'}")
         print(f"  actions {a.get('actions')}, challenge outcomes {a.get('challenge_outcomes')}, "
               f"statuses {report['statuses']}, client errors {report['client_errors']}")
