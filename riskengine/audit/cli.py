@@ -23,8 +23,10 @@ def register(subparsers: Any) -> None:
     c.set_defaults(func=_compact)
     r = sub.add_parser("retain", help="drop whole month partitions older than a cutoff")
     r.add_argument("--root", required=True, type=Path, help="audit root folder")
-    r.add_argument("--older-than", default="4y", metavar="AGE",
-                   help="like 4y, 18m or 90d (default 4y); only whole months before it are dropped")
+    r.add_argument("--older-than", default=None, metavar="AGE",
+                   help="like 4y, 18m or 90d (default: audit.retention_years from --config / "
+                        "RISKENGINE_AUDIT_RETENTION_YEARS, 4y); only whole months before it are dropped")
+    r.add_argument("--config", default=None, help="riskengine.toml to read audit.retention_years from")
     r.set_defaults(func=_retain)
 
 
@@ -45,7 +47,12 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _retain(args: argparse.Namespace) -> int:
-    res = retain(_existing_root(args.root), args.older_than)
+    older_than = args.older_than
+    if older_than is None:
+        from riskengine.config import Settings
+
+        older_than = f"{Settings.load(args.config).audit.retention_years:g}y"
+    res = retain(_existing_root(args.root), older_than)
     print(f"cutoff {res.cutoff.isoformat()}: dropped {len(res.dropped)} partitions")
     for name in res.dropped:
         print(f"  {name}")

@@ -34,3 +34,19 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "not like 4y, 18m or 90d" in capsys.readouterr().err
     assert main(["audit", "compact", "--root", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_retention_default_comes_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    recent = datetime.now(UTC)
+    _segment(tmp_path, datetime(2020, 1, 5, tzinfo=UTC))
+    _segment(tmp_path, recent)
+    monkeypatch.delenv("RISKENGINE_AUDIT_RETENTION_YEARS", raising=False)
+    cfg = tmp_path / "r.toml"
+    cfg.write_text("[audit]\nretention_years = 100\n")
+    assert main(["audit", "retain", "--root", str(tmp_path), "--config", str(cfg)]) == 0
+    assert "dropped 0 partitions" in capsys.readouterr().out
+    monkeypatch.setenv("RISKENGINE_AUDIT_RETENTION_YEARS", "1")  # env overrides the file
+    assert main(["audit", "retain", "--root", str(tmp_path), "--config", str(cfg)]) == 0
+    assert "conversions/year=2020/month=01" in capsys.readouterr().out
+    assert (tmp_path / "conversions" / f"year={recent.year}").exists()
