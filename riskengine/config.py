@@ -51,6 +51,12 @@ class GeoSettings(_Section):
     impossible_travel_weight: float = Field(0.6, ge=0, le=1)
     hosting_weight: float = Field(0.35, ge=0, le=1)
     """A hosting provider / VPN exit the user has not logged in from before."""
+    rare_country_weight: float = Field(0.45, ge=0, le=1)
+    """A user with no country history logging in from a country that holds less than
+    ``rare_country_share`` of the service's accepted logins (once ``rare_country_min_logins``
+    have been seen by this process)."""
+    rare_country_share: float = Field(0.005, ge=0, le=1)
+    rare_country_min_logins: int = Field(5000, ge=1)
     hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
     hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
     """Lower-case substrings of AS organisation names that mean hosting/VPN."""

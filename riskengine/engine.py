@@ -37,6 +37,7 @@ from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
 from riskengine.signals.geo import impossible_travel, novelty
 from riskengine.signals.network import hosting_network
+from riskengine.signals.population import CountryCounts, rare_country_for_service
 from riskengine.signals.time_of_day import unusual_hour
 from riskengine.stores import ProfileStore, open_store
 from riskengine.stores.base import Updater
@@ -114,6 +115,10 @@ class Engine:
         self._hour_min_logins = s.hour.min_logins
         self._hour_rare_share = s.hour.rare_share
         self._otp_max = s.otp.max_attempts
+        self._rare_weight = s.geo.rare_country_weight
+        self._rare_share = s.geo.rare_country_share
+        self._rare_min_logins = s.geo.rare_country_min_logins
+        self.population = CountryCounts()
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -217,6 +222,10 @@ class Engine:
         if asn is not None or geo.asn_org:
             signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
                                            p.asns))
+        if not p.countries and self._rare_weight:
+            signals.append(rare_country_for_service(
+                geo.country, self.population.counts, self.population.total,
+                self._rare_min_logins, self._rare_share))
         if p.logins > 0:
             history_days = self._history_days
             # novelty needs something to be new against: a user whose earlier logins had no
@@ -284,6 +293,7 @@ class Engine:
                 max_asns=s.geo.max_asns)
             return out.trusted(dkey, trust_until) if trust_until else out
 
+        self.population.add(geo.country)
         if behind and self._writer is not None:
             self._writer.submit(user_id, learn, learn(scored_against))
             return

@@ -49,6 +49,7 @@ class Policy:
             R.NEW_ASN: s.geo.new_asn_weight,
             R.IMPOSSIBLE_TRAVEL: s.geo.impossible_travel_weight,
             R.HOSTING_NETWORK: s.geo.hosting_weight,
+            R.RARE_COUNTRY_FOR_SERVICE: s.geo.rare_country_weight,
             R.UNUSUAL_HOUR: s.hour.weight,
             R.FAILED_ATTEMPTS_USER: 0.6,
             R.FAILED_ATTEMPTS_IP: 0.6,
