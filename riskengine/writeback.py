@@ -62,6 +62,9 @@ class WriteBehind:
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid() and self._thread is not None:
             return
+        if self._pid != -1 and self._pid != os.getpid():
+            # forked: the parent's lock may have been held by a thread that does not exist here
+            self._lock = threading.Lock()
         with self._lock:
             if self._pid == os.getpid() and self._thread is not None:
                 return

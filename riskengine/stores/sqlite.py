@@ -6,6 +6,7 @@ One connection per thread; the read path is one statement; updates take
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -72,6 +73,13 @@ class SqliteStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid != os.getpid():
+            # forked (gunicorn --preload): a SQLite connection must not cross fork(); leave the
+            # parent's alone and open this process's own
+            conn = None
+            # a lock held by a parent thread at fork would never be released here: start afresh
+            self._all_lock = threading.Lock()
+            self._all = []
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
@@ -84,6 +92,7 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open sqlite store {self.path}: {exc}") from exc
             self._local.conn = conn
+            self._local.pid = os.getpid()
             with self._all_lock:
                 self._all.append(conn)
         return conn
