@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def time_each(fn: Callable[[T], object], items: Iterable[T]) -> tuple[list[int], float]:
+    """Call ``fn`` on every item with the garbage collector off; per-call ns and total seconds."""
+    samples: list[int] = []
+    gc.collect()
+    gc.disable()
+    started = time.perf_counter()
+    try:
+        for item in items:
+            t = time.perf_counter_ns()
+            fn(item)
+            samples.append(time.perf_counter_ns() - t)
+    finally:
+        elapsed = time.perf_counter() - started
+        gc.enable()
+    return samples, elapsed
 
 
 def percentiles_us(samples_ns: Sequence[int]) -> dict[str, float]:

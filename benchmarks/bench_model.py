@@ -17,7 +17,6 @@ samples GeoLite2 networks once).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import random
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import percentiles_us, table  # noqa: E402
+from _util import percentiles_us, table, time_each  # noqa: E402
 from bench_score import CALLS, USERS, attempts  # noqa: E402
 
 from riskengine import Engine, LoginAttempt, Settings  # noqa: E402
@@ -79,16 +78,7 @@ def run_score(label: str, model_dir: Path | None) -> dict[str, object]:
     probe = attempts(random.Random(7), CALLS, day=7)
     for a in probe[:2000]:
         engine.score(a)
-    samples: list[int] = []
-    gc.collect()
-    gc.disable()
-    started = time.perf_counter()
-    for a in probe:
-        t = time.perf_counter_ns()
-        engine.score(a)
-        samples.append(time.perf_counter_ns() - t)
-    elapsed = time.perf_counter() - started
-    gc.enable()
+    samples, elapsed = time_each(engine.score, probe)
     engine.close()
     p = percentiles_us(samples)
     return {"score() memory store": label, **{f"{k} µs": v for k, v in p.items()},

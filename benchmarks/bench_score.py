@@ -10,17 +10,15 @@ which also writes the learned profile back), 5 % new device (challenge, parks co
 
 from __future__ import annotations
 
-import gc
 import random
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import percentiles_us, table  # noqa: E402
+from _util import percentiles_us, table, time_each  # noqa: E402
 
 from riskengine import Engine, LoginAttempt, Settings  # noqa: E402
 from riskengine.audit.base import NullSink  # noqa: E402
@@ -63,16 +61,7 @@ def run(store_url: str) -> dict[str, object]:
     probe = attempts(rng, CALLS, day=7)
     for a in probe[:2000]:  # warm-up
         engine.score(a)
-    samples: list[int] = []
-    gc.collect()
-    gc.disable()
-    t_start = time.perf_counter()
-    for a in probe:
-        t = time.perf_counter_ns()
-        engine.score(a)
-        samples.append(time.perf_counter_ns() - t)
-    elapsed = time.perf_counter() - t_start
-    gc.enable()
+    samples, elapsed = time_each(engine.score, probe)
     engine.close()
     p = percentiles_us(samples)
     return {"store": store_url.split(":")[0], **{f"{k} µs": v for k, v in p.items()},
@@ -82,11 +71,7 @@ def run(store_url: str) -> dict[str, object]:
 def validation_cost() -> dict[str, object]:
     raw = {"user_id": "user-1", "timestamp": T0, "ip": "81.2.69.160", "user_agent": CHROME_WIN,
            "country": "GB", "region": "England", "asn": 2856, "session_id": "s-1"}
-    samples = []
-    for _ in range(20000):
-        t = time.perf_counter_ns()
-        LoginAttempt(**raw)
-        samples.append(time.perf_counter_ns() - t)
+    samples, _ = time_each(lambda _: LoginAttempt(**raw), range(20000))
     p = percentiles_us(samples)
     return {"store": "LoginAttempt(...) validation", **{f"{k} µs": v for k, v in p.items()},
             "calls/s": int(1e6 / p["mean"])}

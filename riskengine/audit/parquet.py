@@ -141,43 +141,29 @@ class ParquetSink:
     # ------------------------------------------------------------------ hot path
     def emit(self, table: str, row: Row) -> None:
         """Buffer one row. Never blocks on disk; a full buffer drops (and counts) the row."""
-        with self._lock:
-            try:
-                buf = self._buffers[table]
-            except KeyError:
-                raise ValueError(f"unknown audit table {table!r}; known: {sorted(TABLES)}") from None
-            n = len(buf)
-            if n >= self.buffer_rows or self._closed:
-                self._dropped += 1
-                full = not self._closed
-            else:
-                buf.append(row)
-                if n + 1 == self.flush_rows:
-                    self._wake.set()
-                return
-        self._report("buffer" if full else "closed",
-                     "audit buffer full, dropping events (is the disk slow or failing?)" if full
-                     else "audit sink is closed, dropping events")
+        self._append(table, row, None)
 
     def emit_values(self, table: str, values: tuple[Any, ...]) -> None:
         """Buffer one row given as a tuple in :data:`TABLES` column order (the fast path).
 
         Aware ``event_time`` values in any time zone are stored as UTC. A tuple of the wrong
         length is a programming error and raises ``ValueError`` (nothing is buffered)."""
+        self._append(table, values, len(values))
+
+    def _append(self, table: str, row: Row | tuple[Any, ...], width: int | None) -> None:
         with self._lock:
             try:
-                width = self._widths[table]
+                buf = self._buffers[table]
             except KeyError:
                 raise ValueError(f"unknown audit table {table!r}; known: {sorted(TABLES)}") from None
-            if len(values) != width:
-                raise ValueError(f"audit table {table!r} has {width} columns, got {len(values)} values")
-            buf = self._buffers[table]
+            if width is not None and width != self._widths[table]:
+                raise ValueError(f"audit table {table!r} has {self._widths[table]} columns, got {width} values")
             n = len(buf)
             if n >= self.buffer_rows or self._closed:
                 self._dropped += 1
                 full = not self._closed
             else:
-                buf.append(values)
+                buf.append(row)
                 if n + 1 == self.flush_rows:
                     self._wake.set()
                 return
