@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from riskengine.profile import UserProfile
@@ -27,6 +29,21 @@ SELECT (SELECT data FROM profiles WHERE user_id = ?1),
        (SELECT count(*) FROM failures WHERE kind = 'u' AND key = ?1 AND ts >= ?3),
        (SELECT count(*) FROM failures WHERE kind = 'i' AND key = ?2 AND ts >= ?3)
 """
+
+
+def _retry_busy(fn: Callable[[], object], timeout_s: float) -> None:
+    """Run ``fn`` until SQLite stops answering "database is locked" (or ``timeout_s`` passes)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.001
+    while True:
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 class SqliteStore:
@@ -49,6 +66,7 @@ class SqliteStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writes = 0
+        self._wal_set = path == ":memory:"
         conn = self._conn()
         with conn:
             conn.executescript(_SCHEMA)
@@ -84,7 +102,11 @@ class SqliteStore:
             try:
                 conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
                                        check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                if not self._wal_set:
+                    # WAL is a property of the file: set once per store, retried because a
+                    # journal-mode change can meet SQLITE_BUSY without waiting for the timeout
+                    _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"), self._timeout)
+                    self._wal_set = True
                 conn.execute("PRAGMA synchronous=NORMAL")
                 # checkpoints happen on the background thread, not in a login's commit;
                 # a very large WAL still checkpoints inline as a safety net

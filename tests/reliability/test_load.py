@@ -80,7 +80,7 @@ def test_8_threads_decide_exactly_like_one(backend: str, tmp_path: Path,
                                 audit={"root": str(root), "flush_seconds": 0.2})
     got: Decisions = {}
     errors: list[BaseException] = []
-    barrier = threading.Barrier(THREADS)
+    barrier = threading.Barrier(THREADS, timeout=60)  # a thread that dies cannot hang the rest
     with Engine(settings) as engine:
         def worker(t: int) -> None:
             try:

@@ -92,7 +92,7 @@ def test_unusual_user_ids_round_trip(store: ProfileStore) -> None:
 def test_update_is_atomic_under_8_threads(backend: StoreFactory) -> None:
     threads_n, per_thread = 8, 60
     errors: list[BaseException] = []
-    barrier = threading.Barrier(threads_n)
+    barrier = threading.Barrier(threads_n, timeout=60)  # a thread that dies cannot hang the rest
 
     def hammer() -> None:
         store = backend.open()
