@@ -242,8 +242,8 @@ class Engine:
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
                     self._max_speed_kmh, self._tolerance_km))
             # an odd hour only ever adds to other evidence, so it is only worth computing
-            # when something else fired (or a model wants every feature)
-            if self.model is not None or _any_fired(signals):
+            # when something else fired (a model computes its own hour rarity from the profile)
+            if _any_fired(signals):
                 signals.append(unusual_hour(hour, p, self._hour_min_logins, self._hour_rare_share))
         trusted = is_trusted(dkey, p.devices, now) if p.devices else False
         otp_exceeded = bool(p.otp_failures) and \
@@ -256,7 +256,7 @@ class Engine:
         extra_risk = 0.0
         if self.model is not None:
             extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
-                                                                user_failures, ip_failures)
+                                                                user_failures, ip_failures, now=now)
             extra.extend(model_reasons)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,

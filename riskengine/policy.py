@@ -76,13 +76,13 @@ class Policy:
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
         """
-        if not cold_start and not otp_failures_exceeded and not extra_reasons \
-                and all(sig.value <= 0.0 for sig in signals):
-            # the common case: a familiar login, nothing fired (a model may still add a little)
-            if not extra_risk:
+        if not cold_start and not otp_failures_exceeded and extra_risk < self.challenge_threshold \
+                and all(sig.value <= 0.0 for sig in signals) and all(r.weight == 0.0 for r in extra_reasons):
+            # the common case: a familiar login, nothing fired (a model may still add a little;
+            # informational reasons such as GEO_UNKNOWN ride along)
+            if not extra_risk and not extra_reasons:
                 return _CLEAN_ALLOW
-            if extra_risk < self.challenge_threshold:
-                return Assessment("allow", round(extra_risk, 6), (), None)
+            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
         contributions: list[Reason] = []
         remaining = 1.0
         hour: SignalResult | None = None

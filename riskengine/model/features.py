@@ -257,10 +257,11 @@ class FeatureRecorder:
     def contribution(
         self, attempt: LoginAttempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
+        now: float | None = None,
     ) -> tuple[float, list[Any]]:
         self.rows.append(self.extractor.vector(
-            attempt.timestamp.timestamp(), attempt.user_agent, geo, dkey, hour, profile, user_failures,
-            ip_failures))
+            attempt.timestamp.timestamp() if now is None else now, attempt.user_agent, geo, dkey, hour,
+            profile, user_failures, ip_failures))
         self.users.append(attempt.user_id)
         return 0.0, []
 

@@ -284,10 +284,12 @@ class LoadedModel:
     def contribution(
         self, attempt: LoginAttempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
+        now: float | None = None,
     ) -> tuple[float, list[Reason]]:
-        """The model's term in the noisy-OR risk (``weight × probability``) and its reason."""
-        x = self.features.vector(attempt.timestamp.timestamp(), attempt.user_agent, geo, dkey, hour,
-                                 profile, user_failures, ip_failures)
+        """The model's term in the noisy-OR risk (``weight × probability``) and its reason.
+        ``now``: the attempt's epoch seconds when the caller already has them."""
+        x = self.features.vector(attempt.timestamp.timestamp() if now is None else now, attempt.user_agent,
+                                 geo, dkey, hour, profile, user_failures, ip_failures)
         p = self.probability(x)
         term = self.weight * p
         if term < self.min_contribution:
