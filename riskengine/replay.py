@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from riskengine.baseline import FreemanBaseline
 from riskengine.config import Settings
+from riskengine.decision import Decision
 from riskengine.engine import Engine
 from riskengine.models import LoginAttempt
 
@@ -183,6 +184,18 @@ class Replayer:
             timestamp=ts + timedelta(seconds=seconds or 30.0))
         return outcome
 
+    def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
+               reasons: list[list[str]]) -> None:
+        """Record one scored login in the output columns and the run's counts."""
+        self.stats.logins += 1
+        decisions[i] = d.action
+        risks[i] = d.risk
+        reasons[i] = [r.code for r in d.reasons]
+        if d.action == "challenge":
+            self.stats.challenges += 1
+        elif d.action == "deny":
+            self.stats.denies += 1
+
     def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                  reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
         engine = self.engine
@@ -214,18 +227,12 @@ class Replayer:
                 user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], country=country,
                 region=region_col[i], city=city_col[i], asn=asn_col[i], session_id=f"r{i}")
             d = engine.score(attempt)
-            self.stats.logins += 1
-            decisions[i] = d.action
-            risks[i] = d.risk
-            reasons[i] = [r.code for r in d.reasons]
+            self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
-                self.stats.challenges += 1
                 passed = True if self.outcomes == "verified" else not ato_col[i]
                 outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
                 accepted = passed
-            elif d.action == "deny":
-                self.stats.denies += 1
             if self.baseline is not None:
                 baseline[i] = self._baseline(user, ip, ua_col[i], country, asn_col[i], accepted)
 
@@ -274,13 +281,9 @@ class Replayer:
                 user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], device_id=device_col[i],
                 session_id=session_col[i], enrolled_factors=enrolled)
             d = engine.score(attempt)
-            self.stats.logins += 1
-            decisions[i] = d.action
-            risks[i] = d.risk
-            reasons[i] = [r.code for r in d.reasons]
+            self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
-                self.stats.challenges += 1
                 would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
                 if self.outcomes == "simulated" and out_col[i] is not None:
                     outcome = self._challenge(
@@ -291,8 +294,6 @@ class Replayer:
                     outcome = self._challenge(d.decision_id, d.factor, passed, ts)
                 outcomes[i] = outcome
                 accepted = outcome == "verified"
-            elif d.action == "deny":
-                self.stats.denies += 1
             if self.baseline is not None:
                 country, asn = self._geo_for_baseline(ip)
                 baseline[i] = self._baseline(user, ip, ua_col[i], country, asn, accepted)
