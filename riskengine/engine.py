@@ -84,6 +84,8 @@ class Engine:
         self.policy = Policy(s)
         self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
+        # the sink's tuple fast path (ParquetSink), looked up once rather than per event
+        self._emit_values: Any = getattr(self.sink, "emit_values", None)
         self.audit_problems: list[str] = []
         try:
             key = load_or_create_key(s.audit.root, s.audit.key)
@@ -462,9 +464,8 @@ class Engine:
             if isinstance(row, dict):
                 self.sink.emit(table, row)
                 return
-            emit_values = getattr(self.sink, "emit_values", None)
-            if emit_values is not None:
-                emit_values(table, row)
+            if self._emit_values is not None:
+                self._emit_values(table, row)
                 return
             from riskengine.audit.events import TABLES
 

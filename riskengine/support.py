@@ -120,10 +120,11 @@ def user_summary(engine: Engine, user_id: str, *, recent: int = DEFAULT_RECENT,
         raise ValueError("recent must be >= 0")
     at = _epoch(now)
     window_s = engine.settings.failures.window_minutes * 60.0
+    # this process's queued profile lessons and buffered audit events belong in the answer
+    engine.flush()
     snap = engine.store.snapshot(user_id, "", at - window_s)
     user_key = engine.pseudonymizer.user(user_id)
     root = engine.settings.audit.root
-    engine.sink.flush()  # this process's own buffered events belong in the answer
     decisions = _query_audit(
         root, "decisions",
         "event_time, decision_id, action, risk, reasons, factor, country, region, device_key, "
@@ -181,6 +182,7 @@ def untrust(engine: Engine, user_id: str, device_key: str | None = None, *, acto
                       if device_key in (None, k) and d.trusted_until >= at)
         return p.untrusted(device_key)
 
+    engine.flush()  # a queued lesson written after this would bring the trust back
     engine.store.update(user_id, drop)
     _record(engine, "untrust", user_id, device_key, actor, reason, at)
     return removed
@@ -195,6 +197,7 @@ def reset_user(engine: Engine, user_id: str, *, actor: str, reason: str,
     """
     actor, reason = _require(actor, reason)
     at = _epoch(now)
+    engine.flush()  # a queued lesson written after the delete would bring the profile back
     existed = engine.store.get(user_id) is not None
     engine.store.delete(user_id)
     engine.store.reset_failures(user_id)

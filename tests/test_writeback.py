@@ -173,3 +173,14 @@ def test_reads_see_this_process_lessons_while_the_writer_lags(tmp_path: Path) ->
         assert behind._writer is not None and behind._writer.pending  # the writer really lagged
     with Engine(offline_settings(), store=SqliteStore(str(tmp_path / "fast.db")), sink=NullSink()) as through:
         assert lagging == run(through)
+
+
+def test_support_reset_is_not_undone_by_a_queued_lesson(tmp_path: Path) -> None:
+    slow = SlowWritesStore(SqliteStore(str(tmp_path / "slow.db")))
+    with Engine(offline_settings(store={"write_behind": True}), store=slow, sink=NullSink()) as e:  # type: ignore[arg-type]
+        for i in range(3):
+            e.score(make_attempt(ts=T0 + timedelta(hours=i)))
+        assert e._writer is not None and e._writer.pending  # lessons still queued
+        e.reset_user("alice", actor="support-1", reason="locked out")
+        e.flush()
+        assert slow.inner.get("alice") is None
