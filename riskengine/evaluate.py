@@ -12,7 +12,11 @@
 - *Operating point*: the lowest threshold whose established-user step-up rate is within
   ``--target-stepup``, and the catch rates there — ours and the baseline's side by side.
 
-Only password-correct logins (rows with a decision) are evaluated.
+Only password-correct logins (rows with a decision) are evaluated, and none of the warm-up
+(labels flagged ``warmup``: the simulator's legitimate traffic before its window). Warm-up
+logins were replayed, so the profiles learned from them — a deployment that learns in shadow
+mode before it enforces — and they count towards a user's earlier logins (``established``),
+but no rate, curve or baseline figure includes them.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ STEPPED: Final = ("challenge", "deny")
 
 
 def load_labels(path: str | Path) -> pl.DataFrame:
-    """``index, is_attack, attack_family, established`` from labels.parquet or an RBA CSV.
+    """``index, is_attack, attack_family, established, warmup`` from labels.parquet or an RBA CSV.
 
     For an RBA CSV, ``is_attack`` is ``Is Account Takeover`` (family ``account_takeover``) and
-    ``established`` counts the user's earlier successful logins in file order.
+    ``established`` counts the user's earlier successful logins in file order. The RBA layout
+    has no warm-up flag (every row counts): evaluate a simulation with its labels.parquet.
+    ``warmup`` is false where a labels file has no such column.
     """
     path = Path(path)
     if not path.exists():
@@ -49,7 +55,8 @@ def load_labels(path: str | Path) -> pl.DataFrame:
                 pl.when(pl.col("is_attack")).then(pl.lit("attack")).otherwise(None).alias("attack_family"))
         if "established" not in labels.columns:
             raise ValueError(f"{path}: labels need an 'established' column (≥5 earlier logins)")
-        return labels.select(pl.col("index").cast(pl.Int64), "is_attack", "attack_family", "established")
+        return labels.select(pl.col("index").cast(pl.Int64), "is_attack", "attack_family", "established",
+                             _warmup_column(labels))
     want = ["index", "User ID", "Login Successful", "Is Account Takeover"]
     head = pl.read_csv(path, n_rows=0)
     missing = [c for c in want if c not in head.columns]
@@ -63,7 +70,14 @@ def load_labels(path: str | Path) -> pl.DataFrame:
         pl.when(pl.col("Is Account Takeover")).then(pl.lit("account_takeover")).otherwise(None)
         .alias("attack_family"),
         ((ok.cum_sum().over("User ID") - ok) >= ESTABLISHED_MIN_LOGINS).alias("established"),
+        pl.lit(False).alias("warmup"),
     )
+
+
+def _warmup_column(labels: pl.DataFrame) -> pl.Expr:
+    if "warmup" not in labels.columns:
+        return pl.lit(False).alias("warmup")
+    return pl.col("warmup").fill_null(False).cast(pl.Boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +141,14 @@ class Evaluation:
     ours: Curve
     baseline: Curve | None
     table: pl.DataFrame = field(default_factory=pl.DataFrame)
+    warmup_excluded: int = 0
+    """Warm-up logins replayed (profiles learned from them) but left out of every figure."""
 
     def summary(self) -> str:
         lines = [
             f"logins evaluated: {self.logins:,} ({self.legit:,} legitimate, "
             + ", ".join(f"{f} {n:,}" for f, n in self.attacks.items()) + ")",
+            f"warm-up logins excluded: {self.warmup_excluded:,} (replayed: profiles learned from them)",
             "engine as configured:",
             f"  legitimate step-up rate: overall {self.stepup_overall:.2%}, established "
             f"{self.stepup_established:.2%}, cold start {self.stepup_cold:.2%}",
@@ -165,9 +182,12 @@ def evaluate(decisions: pl.DataFrame | str | Path, labels: pl.DataFrame | str | 
         if name not in dec.columns:
             raise ValueError(f"decisions need a {name!r} column")
     rows = dec.filter(pl.col("decision") != "").join(
-        lab.select("index", "is_attack", "attack_family", "established"), on="index", how="left")
+        lab.select("index", "is_attack", "attack_family", "established", _warmup_column(lab)),
+        on="index", how="left")
     if rows["is_attack"].null_count():
         raise ValueError(f"{rows['is_attack'].null_count()} decisions have no label (index not in labels)")
+    warmup_excluded = int(rows["warmup"].sum())
+    rows = rows.filter(~pl.col("warmup"))
     stepped = rows["decision"].is_in(STEPPED).to_numpy()
     attack = rows["is_attack"].to_numpy().astype(bool)
     est = rows["established"].to_numpy().astype(bool)
@@ -202,7 +222,7 @@ def evaluate(decisions: pl.DataFrame | str | Path, labels: pl.DataFrame | str | 
         attacks={f: int((fam_arr == f).sum()) for f in families},
         stepup_overall=share(legit), stepup_established=share(legit & est), stepup_cold=share(legit & ~est),
         catch=catch, catch_established=catch_est, target=target_stepup, ours=ours, baseline=base,
-        table=pl.DataFrame(table_rows))
+        table=pl.DataFrame(table_rows), warmup_excluded=warmup_excluded)
 
 
 def plot(ev: Evaluation, path: str | Path) -> Path:
@@ -243,7 +263,8 @@ def register(subparsers: Any) -> None:
         description="Legitimate step-up rates, catch rate per attack family, the trade-off curve and "
                     "the threshold meeting a target step-up rate.")
     p.add_argument("--decisions", required=True, help="decisions.parquet from `riskengine replay`")
-    p.add_argument("--labels", required=True, help="labels.parquet (simulate) or an RBA-layout CSV")
+    p.add_argument("--labels", required=True,
+                   help="labels.parquet (simulate; its warm-up rows are left out) or an RBA-layout CSV")
     p.add_argument("--target-stepup", type=float, default=0.02)
     p.add_argument("--out", default=None, help="directory for curve.csv, curve_baseline.csv, tradeoff.png")
     p.add_argument("--model", default=None,

@@ -1,4 +1,5 @@
-"""``riskengine simulate --out DIR [--users N] [--days D] [--seed S] [--format native|rba|both]``."""
+"""``riskengine simulate --out DIR [--users N] [--days D] [--warmup-days W] [--seed S]
+[--format native|rba|both]``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from riskengine.simulate.run import SimulationConfig, simulate
+from riskengine.simulate.run import DEFAULT_WARMUP_DAYS, SimulationConfig, simulate
 
 
 def register(subparsers: Any) -> None:
@@ -17,6 +18,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--days", type=int, default=90)
+    p.add_argument("--warmup-days", type=int, default=DEFAULT_WARMUP_DAYS,
+                   help="days of legitimate-only traffic of existing users before --start, flagged "
+                        "`warmup` in labels.parquet and left out by `riskengine evaluate` "
+                        f"(default {DEFAULT_WARMUP_DAYS}; 0: profiles start empty)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--format", dest="fmt", choices=("native", "rba", "both"), default="both")
     p.add_argument("--start", default="2025-09-01", help="first simulated day (UTC), YYYY-MM-DD")
@@ -25,10 +30,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = SimulationConfig(users=args.users, days=args.days, seed=args.seed, start=args.start)
+    cfg = SimulationConfig(users=args.users, days=args.days, seed=args.seed, start=args.start,
+                           warmup_days=args.warmup_days)
     started = time.perf_counter()
     written = simulate(args.out, cfg, fmt=args.fmt, progress=not args.no_progress)
     for name, path in written.items():
         print(f"{name:9s} {path}")
-    print(f"simulated {cfg.users} users × {cfg.days} days in {time.perf_counter() - started:.1f} s")
+    print(f"simulated {cfg.users} users × {cfg.days} days (+ {cfg.warmup_days} warm-up days) in "
+          f"{time.perf_counter() - started:.1f} s")
     return 0

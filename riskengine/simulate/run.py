@@ -1,4 +1,12 @@
-"""``simulate()``: population + attacks + signups → events, labels, RBA CSV, ASN mmdb."""
+"""``simulate()``: population + attacks + signups → events, labels, RBA CSV, ASN mmdb.
+
+A deployed engine has months of history for its existing users; a simulated window that
+starts with empty profiles would make every early attack look like a first login. So the
+users who exist before ``start`` log in (legitimately, nothing else) for ``warmup_days``
+before it. Those rows are in every output, in time order, and ``labels.parquet`` flags them
+(``warmup``) so that ``riskengine evaluate`` replays them but measures only the window —
+a deployment that learns in shadow mode before it enforces.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import polars as pl
 from tqdm import tqdm
 
 from riskengine.simulate import attacks as attack_mod
@@ -19,6 +28,8 @@ from riskengine.simulate.writer import ASN_FILE, MANIFEST_FILE, build_frames, wr
 
 FORMAT_VERSION: Final = 1
 DEFAULT_START: Final = "2025-09-01"
+DEFAULT_WARMUP_DAYS: Final = 30
+MAX_WARMUP_DAYS: Final = 365
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +48,8 @@ class SimulationConfig:
     attack_intensity: float = 1.0
     ato_share: float = 0.004
     """Victims per takeover family, as a share of users per 90 days."""
+    warmup_days: int = DEFAULT_WARMUP_DAYS
+    """Days of legitimate-only traffic of the pre-existing users before ``start`` (0: none)."""
 
     def validate(self) -> None:
         if self.users < 10:
@@ -45,6 +58,8 @@ class SimulationConfig:
             raise ValueError(f"--days must be in 1..3650, got {self.days}")
         if not 0.0 <= self.signup_drop < 1.0:
             raise ValueError("signup_drop must be in [0, 1)")
+        if not 0 <= self.warmup_days <= MAX_WARMUP_DAYS:
+            raise ValueError(f"--warmup-days must be in 0..{MAX_WARMUP_DAYS}, got {self.warmup_days}")
         datetime.fromisoformat(self.start)
 
     def key(self) -> dict[str, Any]:
@@ -55,13 +70,13 @@ def _behaviour_columns() -> dict[str, list[Any]]:
     names = ("ts", "kind", "user_id", "ip", "user_agent", "device_id", "session_id", "enrolled_factors",
              "would_pass", "challenge_channels", "challenge_outcome", "challenge_attempts",
              "seconds_to_verify", "trust_device", "experiment", "variant", "converted",
-             "attack_family", "is_attack_ip")
+             "attack_family", "is_attack_ip", "warmup")
     return {n: [] for n in names}
 
 
 def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: str, ua: str,
             device_id: str | None, session: int, enrolled: tuple[str, ...], b: ChallengeBehaviour | None,
-            family: str | None = None, attack_ip: bool = False) -> None:
+            family: str | None = None, attack_ip: bool = False, warmup: bool = False) -> None:
     cols["ts"].append(ts)
     cols["kind"].append(kind)
     cols["user_id"].append(user_id)
@@ -81,6 +96,7 @@ def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: 
     cols["converted"].append(None)
     cols["attack_family"].append(family)
     cols["is_attack_ip"].append(attack_ip)
+    cols["warmup"].append(warmup)
 
 
 def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: str = "both",
@@ -98,6 +114,7 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
     out.mkdir(parents=True, exist_ok=True)
     start = datetime.fromisoformat(cfg.start).replace(tzinfo=UTC).timestamp()
     end = start + cfg.days * DAY
+    warm_start = start - cfg.warmup_days * DAY
     pool = load_or_sample_pool(out, cfg.seed, progress=progress,
                                pool_path=Path(pool_path) if pool_path else None)
     plan: AddressPlan = build_plan(pool, cfg.seed)
@@ -110,9 +127,10 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
     n_new = int(round(cfg.users * cfg.new_user_share))
     n_existing = cfg.users - n_new
     users: list[User] = []
+    # existing users live (devices, trips, habits) through warm-up and window alike
     for k in range(n_existing):
-        users.append(make_user(f"u{k:07d}", plan, rng, start, end, start - 400 * DAY, cfg.cookie_share,
-                               device_serial))
+        users.append(make_user(f"u{k:07d}", plan, rng, warm_start, end, warm_start - 400 * DAY,
+                               cfg.cookie_share, device_serial))
     # the signup funnel produces the new users; visitors scale so about n_new convert
     visitors = signups(int(n_new / 0.57), start, end - DAY, rng, cfg.signup_drop)
     for v in visitors:
@@ -131,10 +149,13 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
 
     for user in tqdm(users, desc="simulating users", unit=" users", disable=not progress, mininterval=1.0):
         country = user.country
-        for e in user_events(user, plan, rng, start, end, session_serial):
+        legit = user_events(user, plan, rng, warm_start, end, session_serial)
+        # a typo belongs to the period of the login it precedes (same session)
+        warm_sessions = {e.session for e in legit if not e.failed and e.ts < start}
+        for e in legit:
             b = None if e.failed else simulate_challenge(user.enrolled[0], country, True, rng)
             _append(cols, e.ts, "failed_password" if e.failed else "login", user.user_id, e.ip, e.ua,
-                    e.device_id, e.session, user.enrolled, b)
+                    e.device_id, e.session, user.enrolled, b, warmup=e.session in warm_sessions)
     by_id = {u.user_id: u for u in users}
     attack_events = attack_mod.stuffing(users, plan, rng, start, end, device_serial, session_serial,
                                         cfg.attack_intensity)
@@ -148,6 +169,7 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
                 a.session, enrolled, b, a.family, True)
 
     events, labels = build_frames(cols)
+    warm = labels.filter(pl.col("warmup"))
     manifest = {
         "config": cfg.key(),
         "format": fmt,
@@ -159,6 +181,11 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
                           for f in attack_mod.FAMILIES},
         "asn_db": ASN_FILE,
         "window": [cfg.start, datetime.fromtimestamp(end, UTC).date().isoformat()],
+        "warmup": {
+            "window": [datetime.fromtimestamp(warm_start, UTC).date().isoformat(), cfg.start],
+            "rows": warm.height,
+            "logins": int((warm["kind"] == "login").sum()),
+        },
     }
     return write_outputs(out, events, labels, fmt, cfg.seed, manifest)
 

@@ -27,7 +27,10 @@ converted           bool, nullable      signups: completed the signup
 
 ``labels.parquet``: ``index`` (= event_id), ``kind``, ``user_id``, ``is_attack``,
 ``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | null),
-``is_attack_ip``, ``user_logins_before`` and ``established`` (≥ 5 earlier logins).
+``is_attack_ip``, ``warmup`` (the row belongs to the warm-up before the simulated window:
+legitimate traffic of existing users that teaches the profiles and is left out of
+``riskengine evaluate``'s numbers), ``user_logins_before`` (warm-up logins included) and
+``established`` (≥ 5 earlier logins).
 """
 
 from __future__ import annotations
@@ -76,7 +79,10 @@ NATIVE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "converted": pl.Boolean(),
     "attack_family": pl.Utf8(),
     "is_attack_ip": pl.Boolean(),
+    "warmup": pl.Boolean(),
 }
+LABEL_ONLY_COLUMNS: Final = ("attack_family", "is_attack_ip", "warmup")
+"""Collected with the events but written only to ``labels.parquet``."""
 
 
 def build_frames(columns: dict[str, list[Any]]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -95,9 +101,10 @@ def build_frames(columns: dict[str, list[Any]]) -> tuple[pl.DataFrame, pl.DataFr
         pl.col("attack_family").is_not_null().alias("is_attack"),
         "attack_family",
         "is_attack_ip",
+        "warmup",
         (is_login.cum_sum().over("user_id") - is_login).alias("user_logins_before"),
     ).with_columns((pl.col("user_logins_before") >= ESTABLISHED_MIN_LOGINS).alias("established"))
-    events = frame.drop("attack_family", "is_attack_ip")
+    events = frame.drop(*LABEL_ONLY_COLUMNS)
     return events, labels
 
 

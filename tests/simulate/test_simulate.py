@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import maxminddb
@@ -12,11 +15,11 @@ from scipy import stats
 
 from riskengine.cli import main
 from riskengine.engine import assign_variant
-from riskengine.simulate import SimulationConfig, simulate
+from riskengine.simulate import SimulationConfig, existing_run, simulate
 from riskengine.simulate.addressing import HOSTING_ASNS
 from riskengine.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate_challenge
 from riskengine.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
-from riskengine.simulate.writer import NATIVE_SCHEMA, RBA_COLUMNS
+from riskengine.simulate.writer import LABEL_ONLY_COLUMNS, NATIVE_SCHEMA, RBA_COLUMNS
 
 TINY = SimulationConfig(users=200, days=21, seed=42)
 
@@ -42,7 +45,7 @@ def test_same_seed_gives_identical_files(sim: Path, tmp_path: Path) -> None:
 
 def test_native_schema_and_time_order(sim: Path) -> None:
     events = pl.read_parquet(sim / "events.parquet")
-    assert events.columns == ["event_id", *[c for c in NATIVE_SCHEMA if c not in ("attack_family", "is_attack_ip")]]
+    assert events.columns == ["event_id", *[c for c in NATIVE_SCHEMA if c not in LABEL_ONLY_COLUMNS]]
     assert events["event_id"].to_list() == list(range(events.height))
     assert events["event_time"].is_sorted()
     assert set(events["kind"].unique()) == {"login", "failed_password", "signup"}
@@ -69,6 +72,53 @@ def test_labels_and_attack_share(sim: Path) -> None:
     # stuffing: many failures, few successes
     stuffing = labels.filter(pl.col("attack_family") == "stuffing")
     assert (stuffing["kind"] == "failed_password").sum() > 10 * (stuffing["kind"] == "login").sum()
+
+
+def test_warmup_is_legitimate_traffic_of_existing_users_before_the_window(sim: Path) -> None:
+    start = datetime(2025, 9, 1, tzinfo=UTC)
+    rows = pl.read_parquet(sim / "events.parquet").join(
+        pl.read_parquet(sim / "labels.parquet").select("index", "warmup", "is_attack", "is_attack_ip"),
+        left_on="event_id", right_on="index")
+    assert rows["warmup"].dtype == pl.Boolean and rows["warmup"].null_count() == 0
+    warm = rows.filter(pl.col("warmup"))
+    window = rows.filter(~pl.col("warmup"))
+    assert warm.height > 1000 and (warm["kind"] == "login").sum() > 1000
+    # in time order: every warm-up login first, starting TINY.warmup_days before the window
+    warm_ids, window_ids = (f.filter(pl.col("kind") == "login")["event_id"] for f in (warm, window))
+    assert warm_ids.max() < window_ids.min()  # type: ignore[operator]
+    assert warm["event_time"].max() < start <= window["event_time"].filter(window["kind"] == "login").min()
+    assert warm["event_time"].min() >= start - timedelta(days=TINY.warmup_days, minutes=1)
+    assert warm["event_time"].min() < start - timedelta(days=TINY.warmup_days - 1)
+    # nothing but existing users' logins and typos: no attacks, no signups, no new users
+    assert set(warm["kind"].unique()) == {"login", "failed_password"}
+    assert not warm["is_attack"].any() and not warm["is_attack_ip"].any()
+    assert warm["user_id"].str.starts_with("u").all()
+    assert window["is_attack"].any() and (window["kind"] == "signup").any()
+    manifest = json.loads((sim / "manifest.json").read_text())
+    assert manifest["config"]["warmup_days"] == TINY.warmup_days
+    assert manifest["warmup"] == {"window": ["2025-08-02", "2025-09-01"], "rows": warm.height,
+                                  "logins": int((warm["kind"] == "login").sum())}
+    # the RBA CSV carries the warm-up rows too, in the same order, with its columns unchanged
+    rba = pl.read_csv(sim / "logins_rba.csv", schema_overrides={"User ID": pl.Utf8}, columns=["index"])
+    assert set(warm["event_id"].to_list()) <= set(rba["index"].to_list())
+    # warm-up logins count as a user's earlier logins: users are established from the window's start
+    labels = pl.read_parquet(sim / "labels.parquet")
+    first_in_window = labels.filter(~pl.col("warmup") & (pl.col("kind") == "login")).group_by("user_id").first()
+    assert first_in_window["established"].sum() > 0.3 * first_in_window.height
+
+
+def test_no_warmup_starts_with_empty_histories(tmp_path: Path, sim: Path) -> None:
+    cold = SimulationConfig(users=100, days=7, seed=42, warmup_days=0)
+    simulate(tmp_path, cold, fmt="native", progress=False, pool_path=sim / ".ippool-seed42-v1.parquet")
+    labels = pl.read_parquet(tmp_path / "labels.parquet")
+    assert not labels["warmup"].any()
+    assert not labels.filter(pl.col("kind") == "login").group_by("user_id").first()["established"].any()
+    assert json.loads((tmp_path / "manifest.json").read_text())["warmup"]["rows"] == 0
+    # the cache key tells a warm-up run from a cold one
+    assert existing_run(tmp_path, cold, "native")
+    assert not existing_run(tmp_path, replace(cold, warmup_days=30), "native")
+    with pytest.raises(ValueError, match="--warmup-days"):
+        SimulationConfig(warmup_days=-1).validate()
 
 
 def test_rba_layout_and_geo_from_real_databases(sim: Path) -> None:
@@ -137,3 +187,5 @@ def test_attackers_never_pass_a_challenge() -> None:
 def test_cli_rejects_bad_parameters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--out", str(tmp_path), "--users", "3"]) == 2
     assert "--users must be at least 10" in capsys.readouterr().err
+    assert main(["simulate", "--out", str(tmp_path), "--warmup-days", "-5"]) == 2
+    assert "--warmup-days must be in 0..365" in capsys.readouterr().err
