@@ -29,7 +29,7 @@ from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
 from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
-from riskengine.models import ChallengeOutcome, FailedPassword, LoginAttempt
+from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
 from riskengine.signals.base import SignalResult
@@ -167,6 +167,14 @@ class Engine:
         started = time.perf_counter()
         if not isinstance(attempt, LoginAttempt):
             attempt = LoginAttempt.model_validate(attempt)
+        return self.score_validated(attempt, started)
+
+    def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
+        """:meth:`score` for an attempt the caller has already validated — a
+        :class:`~riskengine.models.ValidatedAttempt` whose columns ``riskengine replay``
+        checked in bulk against the model's rules. The same scoring path as ``score()``."""
+        if started is None:
+            started = time.perf_counter()
         next(self._scored)
         now = attempt.timestamp.timestamp()
         decision_id = f"{self._ids.getrandbits(64):016x}"
@@ -196,7 +204,7 @@ class Engine:
         self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us)
         return decision
 
-    def _geo(self, attempt: LoginAttempt) -> tuple[GeoInfo, str | None]:
+    def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
         if attempt.country is not None:
             return GeoInfo(
                 attempt.country, attempt.region, attempt.city, attempt.latitude,
@@ -211,7 +219,7 @@ class Engine:
         return geo, problem
 
     def _decide(
-        self, attempt: LoginAttempt, decision_id: str, now: float, geo: GeoInfo,
+        self, attempt: Attempt, decision_id: str, now: float, geo: GeoInfo,
         geo_problem: str | None, dkey: str, hour: int | None, profile: UserProfile | None,
         user_failures: int, ip_failures: int,
     ) -> tuple[Decision, bool, bool]:
@@ -313,7 +321,7 @@ class Engine:
             next(self._store_errors)
             log.warning("%s failed: %s", what, exc)
 
-    def _park(self, decision: Decision, attempt: LoginAttempt, now: float, geo: GeoInfo,
+    def _park(self, decision: Decision, attempt: Attempt, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
         ctx = {
@@ -478,7 +486,7 @@ class Engine:
             log.warning("audit emit failed: %s", exc)
 
     def _emit_decision(
-        self, attempt: LoginAttempt, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
+        self, attempt: Attempt, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
         profile: UserProfile | None, cold: bool, trusted: bool, latency_us: float,
     ) -> None:
         if isinstance(self.sink, NullSink):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -13,6 +13,11 @@ from riskengine.decision import Channel, Factor, Outcome
 
 MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
+MAX_ID_LENGTH = 256
+"""User, device and session ids."""
+MAX_PLACE_LENGTH = 128
+"""Region and city names."""
+MAX_ASN = 4_294_967_295
 
 
 @lru_cache(maxsize=65536)
@@ -65,20 +70,54 @@ class LoginAttempt(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     timestamp: Timestamp
     ip: IPAddressStr
     user_agent: str = Field(default="", max_length=MAX_USER_AGENT_LENGTH)
-    device_id: str | None = Field(default=None, max_length=256)
+    device_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
     country: CountryCode = None
-    region: str | None = Field(default=None, max_length=128)
-    city: str | None = Field(default=None, max_length=128)
-    asn: int | None = Field(default=None, ge=0, le=4_294_967_295)
+    region: str | None = Field(default=None, max_length=MAX_PLACE_LENGTH)
+    city: str | None = Field(default=None, max_length=MAX_PLACE_LENGTH)
+    asn: int | None = Field(default=None, ge=0, le=MAX_ASN)
     latitude: float | None = Field(default=None, ge=-90.0, le=90.0)
     longitude: float | None = Field(default=None, ge=-180.0, le=180.0)
     time_zone: str | None = Field(default=None, max_length=64)
     enrolled_factors: tuple[Factor, ...] = ()
-    session_id: str | None = Field(default=None, max_length=256)
+    session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+
+
+class ValidatedAttempt(NamedTuple):
+    """The fields of a :class:`LoginAttempt` that a caller has already validated in bulk.
+
+    ``riskengine replay`` checks whole input columns against the same rules (the limits
+    above, :func:`normalise_ip`, aware timestamps in range) and then scores plain tuples:
+    building a pydantic model per row cost more than the rest of the replay loop. Only
+    :meth:`Engine.score_validated` takes these; everything else goes through ``score()``.
+    """
+
+    user_id: str
+    timestamp: datetime
+    ip: str
+    user_agent: str = ""
+    device_id: str | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    asn: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    time_zone: str | None = None
+    enrolled_factors: tuple[Factor, ...] = ()
+    session_id: str | None = None
+
+
+Attempt = LoginAttempt | ValidatedAttempt
+"""What the engine's scoring path reads: a validated model or a bulk-validated tuple."""
+
+
+def normalise_ip(value: str) -> str:
+    """The address in canonical form; ``ValueError`` naming it when it is not one."""
+    return _normalise_ip(value)
 
 
 class ChallengeOutcome(BaseModel):

@@ -20,10 +20,12 @@ they never reach the scorer.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,16 @@ from riskengine.baseline import FreemanBaseline
 from riskengine.config import Settings
 from riskengine.decision import Decision
 from riskengine.engine import Engine
-from riskengine.models import LoginAttempt
+from riskengine.models import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_ASN,
+    MAX_ID_LENGTH,
+    MAX_PLACE_LENGTH,
+    MAX_USER_AGENT_LENGTH,
+    ValidatedAttempt,
+    normalise_ip,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +126,72 @@ def _parse_rba_time(value: str | None) -> datetime:
         raise ValueError("RBA row without a Login Timestamp")
     ts = datetime.fromisoformat(value)
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------- validation
+# The rules of ``LoginAttempt``, applied to whole columns at once (a pydantic model per row
+# cost more than the rest of the loop). A row that breaks one stops the replay with an
+# error naming the row's index, the column and the rule — as ``score()`` would have.
+def _require(bad: pl.Series, ids: Sequence[Any], column: str, rule: str) -> None:
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise ValueError(f"replay input row with index {ids[row]}: {column!r} {rule}")
+
+
+def _text(b: pl.DataFrame, name: str, scored: pl.Series, ids: Sequence[Any], *, limit: int,
+          required: bool = False) -> pl.Series:
+    """A string column with surrounding whitespace stripped, checked against ``limit``."""
+    s = b[name].cast(pl.Utf8).str.strip_chars()
+    length = s.str.len_chars()
+    if required:
+        _require(scored & (s.is_null() | (length == 0)), ids, name, "is empty")
+    _require(scored & (length > limit), ids, name, f"is longer than {limit} characters")
+    return s
+
+
+def _times(ts: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> list[datetime]:
+    """Aware datetimes (naive input is UTC), within the range the engine accepts."""
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    _require(scored & ts.is_null(), ids, column, "is missing")
+    _require(scored & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, column,
+             f"must be between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+    return ts.to_list()
+
+
+def _addresses(s: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> dict[str, str]:
+    """Canonical form of every distinct address the scored rows use (validated once each)."""
+    _require(scored & s.is_null(), ids, column, "is missing")
+    canonical: dict[str, str] = {}
+    for ip in s.filter(scored).unique().to_list():
+        try:
+            canonical[ip] = normalise_ip(ip)
+        except ValueError as exc:
+            _require(scored & (s == ip), ids, column, str(exc))
+    return canonical
+
+
+def _channels(column: pl.Series | None, row: int) -> list[str]:
+    """One row of a list column (read only for the few challenged rows)."""
+    if column is None:
+        return []
+    value = column.slice(row, 1).to_list()[0]
+    return list(value) if value else []
+
+
+@contextlib.contextmanager
+def _batch_gc() -> Iterator[None]:
+    """Replay allocates millions of short-lived objects next to a long-lived heap of profiles
+    and caches; the default collector thresholds rescan that heap over and over (~20 % of
+    the run). Profiles hold no reference cycles, so collect rarely while replaying."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 # ---------------------------------------------------------------------------- replay
@@ -202,31 +279,51 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
+        ids = b["index"].to_list()
+        ok_series = b["Login Successful"].fill_null(False)
+        every = pl.Series([True] * n)
         ts_col = b["Login Timestamp"].to_list()
-        user_col = b["User ID"].cast(pl.Utf8).to_list()
-        ip_col = b["IP Address"].to_list()
-        ua_col = b["User Agent String"].fill_null("").to_list()
-        ok_col = b["Login Successful"].to_list()
-        country_col = b["Country"].to_list() if "Country" in cols else none
-        region_col = b["Region"].to_list() if "Region" in cols else none
-        city_col = b["City"].to_list() if "City" in cols else none
-        asn_col = b["ASN"].to_list() if "ASN" in cols else none
+        user_col = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+        ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
+        canonical = _addresses(ip_series, every, ids, "IP Address")
+        ip_col = ip_series.to_list()
+        ua_col = b["User Agent String"].fill_null("").str.strip_chars().str.slice(
+            0, MAX_USER_AGENT_LENGTH).to_list()
+        ok_col = ok_series.to_list()
+        if "Country" in cols:
+            country = b["Country"].cast(pl.Utf8).str.strip_chars()
+            _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
+                     ids, "Country", "must be an ISO 3166-1 alpha-2 code")
+            country_col = country.str.to_uppercase().replace("", None).to_list()
+        else:
+            country_col = none
+        region_col = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() \
+            if "Region" in cols else none
+        city_col = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+        if "ASN" in cols:
+            asn = b["ASN"]
+            _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
+            asn_col = asn.to_list()
+        else:
+            asn_col = none
         # only the challenge outcome under --outcomes labels looks at the label column
         ato_col = b["Is Account Takeover"].to_list() if (
             self.outcomes == "labels" and "Is Account Takeover" in cols) else none
         for i in range(n):
             ts = _parse_rba_time(ts_col[i])
+            if not EARLIEST_TIME <= ts < LATEST_TIME:
+                raise ValueError(f"replay input row with index {ids[i]}: 'Login Timestamp' must be between "
+                                 f"{EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
             self._order(ts.timestamp())
-            user, ip = user_col[i], ip_col[i]
+            user, ip = user_col[i], canonical[ip_col[i]]
             if not ok_col[i]:
                 engine.record_failure(user, ip, ts)
                 self.stats.failures += 1
                 continue
             country = country_col[i]
-            attempt = LoginAttempt(
-                user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], country=country,
-                region=region_col[i], city=city_col[i], asn=asn_col[i], session_id=f"r{i}")
-            d = engine.score(attempt)
+            d = engine.score_validated(ValidatedAttempt(
+                user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
+                session_id=f"r{i}"))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
@@ -242,26 +339,38 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
-        ts_col = b["event_time"].to_list()
-        kind_col = b["kind"].to_list()
-        user_col = b["user_id"].to_list()
-        ip_col = b["ip"].to_list()
-        ua_col = b["user_agent"].fill_null("").to_list()
+        ids = b["event_id"].to_list()
+        kind = b["kind"]
+        scored = (kind == "login") | (kind == "failed_password")
+        ts_col = _times(b["event_time"], scored, ids, "event_time")
+        kind_col = kind.to_list()
+        user_col = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+        ip_series = b["ip"].str.strip_chars()
+        canonical = _addresses(ip_series, scored, ids, "ip")
+        ip_col = ip_series.to_list()
+        ua_col = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
 
-        device_col, session_col, enrolled_col = col("device_id"), col("session_id"), col("enrolled_factors")
-        pass_col, chan_col, out_col = col("would_pass"), col("challenge_channels"), col("challenge_outcome")
+        device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
+            if "device_id" in cols else none
+        session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
+            if "session_id" in cols else none
+        # list columns are slow to turn into Python lists: factors go through their joined
+        # text (a handful of distinct sets), channels are read only for challenged rows
+        enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
+        factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
+        channels = b["challenge_channels"] if "challenge_channels" in cols else None
+        pass_col, out_col = col("would_pass"), col("challenge_outcome")
         att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
         for i in range(n):
             ts: datetime = ts_col[i]
-            if ts.tzinfo is None:
-                ts = ts.replace(tzinfo=UTC)
             self._order(ts.timestamp())
-            kind, user, ip = kind_col[i], user_col[i], ip_col[i]
+            kind, user = kind_col[i], user_col[i]
             if kind == "failed_password":
+                ip = canonical[ip_col[i]]
                 engine.record_failure(user, ip, ts)
                 self.stats.failures += 1
                 continue
@@ -275,19 +384,21 @@ class Replayer:
                         engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
                 continue
             if kind != "login":
-                raise ValueError(f"row {i}: unknown event kind {kind!r}")
-            enrolled = tuple(f for f in (enrolled_col[i] or ()) if f in _KNOWN_FACTORS)
-            attempt = LoginAttempt(
-                user_id=user, timestamp=ts, ip=ip, user_agent=ua_col[i][:2048], device_id=device_col[i],
-                session_id=session_col[i], enrolled_factors=enrolled)
-            d = engine.score(attempt)
+                raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {kind!r}")
+            ip = canonical[ip_col[i]]
+            enrolled = factor_sets.get(enrolled_col[i])
+            if enrolled is None:
+                enrolled = factor_sets[enrolled_col[i]] = tuple(
+                    f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
+            d = engine.score_validated(ValidatedAttempt(
+                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
                 would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
                 if self.outcomes == "simulated" and out_col[i] is not None:
                     outcome = self._challenge(
-                        d.decision_id, d.factor, would_pass, ts, list(chan_col[i] or ()), out_col[i],
+                        d.decision_id, d.factor, would_pass, ts, _channels(channels, i), out_col[i],
                         int(att_col[i] or 0), secs_col[i], bool(trust_col[i]))
                 else:
                     passed = True if self.outcomes == "verified" else would_pass
@@ -336,7 +447,8 @@ def iter_replay(
         if stats is not None:
             replayer.stats = stats
         started = time.perf_counter()
-        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
+        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar, \
+                _batch_gc():
             for batch in batches:
                 out = replayer.run_batch(batch)
                 replayer.stats.seconds = time.perf_counter() - started
@@ -374,9 +486,13 @@ def replay_to_file(path: str | Path, fmt: str, out: str | Path, **kwargs: Any) -
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
-        for batch in iter_replay(path, fmt, stats=stats, **kwargs):
-            writer.write_batch(batch)
+    try:
+        with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
+            for batch in iter_replay(path, fmt, stats=stats, **kwargs):
+                writer.write_batch(batch)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
+        raise
     tmp.replace(out)
     return stats
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from riskengine.cli import main
 from riskengine.config import Settings
 from riskengine.engine import Engine
 from riskengine.models import LoginAttempt
-from riskengine.replay import replay
+from riskengine.replay import replay, replay_to_file
 from riskengine.simulate import SimulationConfig, simulate
 
 HEADER = ("index,Login Timestamp,User ID,Round-Trip Time [ms],IP Address,Country,Region,City,ASN,"
@@ -101,6 +102,52 @@ def test_bad_input_names_the_problem(tmp_path: Path, rba_csv: Path) -> None:
     with pytest.raises(ValueError, match="--outcomes"):
         replay(rba_csv, "rba", outcomes="simulated")
     assert main(["replay", str(rba_csv), "--format", "native", "--out", str(tmp_path / "d.parquet")]) == 2
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (9, "index 23: 'IP Address' not an IPv4 or IPv6 address: '999.1.1.1'"),
+    (3, "index 13: 'User ID' is longer than 256 characters"),
+    (5, "index 15: 'Country' must be an ISO 3166-1 alpha-2 code"),
+    (1, "index 11: 'Region' is longer than 128 characters"),
+])
+def test_a_row_breaking_the_attempt_rules_stops_the_replay_naming_it(
+        tmp_path: Path, row: int, message: str) -> None:
+    """The columns are validated in bulk against LoginAttempt's rules; the error names the
+    input's own index and the column, and no partial decisions file is left behind."""
+    rows = _rows()
+    fields = rows[row].split(",")
+    if "IP" in message:
+        fields[4] = "999.1.1.1"
+    elif "User ID" in message:
+        fields[2] = "u" * 257
+    elif "Country" in message:
+        fields[5] = "GBR"
+    else:
+        fields[6] = "R" * 129
+    rows[row] = ",".join(fields)
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    dest = tmp_path / "decisions.parquet"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        replay_to_file(path, "rba", dest, baseline=False)
+    assert not dest.exists() and not list(tmp_path.glob("*.tmp"))
+    # the same value through the public API is refused by the pydantic model too
+    with pytest.raises(ValueError):
+        LoginAttempt(user_id=fields[2], timestamp=datetime(2020, 2, 3, tzinfo=UTC), ip=fields[4],
+                     country=fields[5], region=fields[6])
+
+
+def test_bulk_validation_normalises_like_the_model(tmp_path: Path, rba_csv: Path) -> None:
+    """Whitespace around ids and addresses and lower-case countries give the same decisions
+    as the clean file (the model strips and upper-cases them too)."""
+    rows = [r.replace(",alice,", ",  alice ,").replace(",GB,", ",gb,") for r in _rows()]
+    rows[0] = rows[0].replace("81.2.69.160", " 81.2.69.160 ")
+    messy = tmp_path / "messy.csv"
+    messy.write_text("\n".join([HEADER, *rows]) + "\n")
+    clean = replay(rba_csv, "rba", baseline=False)
+    got = replay(messy, "rba", baseline=False)
+    assert got["decision"].to_list() == clean["decision"].to_list()
+    assert got["risk_score"].to_list() == clean["risk_score"].to_list()
 
 
 @pytest.fixture(scope="module")

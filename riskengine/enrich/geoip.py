@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import maxminddb
 
@@ -21,8 +20,7 @@ log = logging.getLogger(__name__)
 GEOLITE2_BUILTIN: Final = "geolite2"
 
 
-@dataclass(frozen=True, slots=True)
-class GeoInfo:
+class GeoInfo(NamedTuple):
     country: str | None = None
     region: str | None = None
     city: str | None = None

@@ -31,7 +31,7 @@ from riskengine.config import Settings
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS, HostingClassifier
 from riskengine.enrich.useragent import classify
-from riskengine.models import LoginAttempt
+from riskengine.models import Attempt
 from riskengine.profile import UserProfile, region_key
 from riskengine.signals.base import SignalResult
 from riskengine.signals.geo import haversine_km
@@ -255,7 +255,7 @@ class FeatureRecorder:
         self.users: list[str] = []
 
     def contribution(
-        self, attempt: LoginAttempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
+        self, attempt: Attempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
         now: float | None = None,
     ) -> tuple[float, list[Any]]:

@@ -26,7 +26,7 @@ from riskengine import reasons as R
 from riskengine.decision import Reason
 from riskengine.enrich.geoip import GeoInfo
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor
-from riskengine.models import LoginAttempt
+from riskengine.models import Attempt
 from riskengine.profile import UserProfile
 from riskengine.signals.base import SignalResult
 
@@ -282,7 +282,7 @@ class LoadedModel:
 
     # ------------------------------------------------------------------ engine hook
     def contribution(
-        self, attempt: LoginAttempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
+        self, attempt: Attempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
         now: float | None = None,
     ) -> tuple[float, list[Reason]]:

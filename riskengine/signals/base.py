@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class SignalResult:
+class SignalResult(NamedTuple):
     """How strongly one signal fired: ``value`` in [0, 1] (0 = not at all), a code, a sentence."""
 
     code: str

@@ -8,8 +8,7 @@ of history behave exactly like production.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from riskengine.profile import UserProfile
 
@@ -20,8 +19,7 @@ class StoreError(RuntimeError):
     """The store is unreachable or failed; the engine turns this into its fail-mode decision."""
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """Everything ``score()`` needs from the store, fetched in one read."""
 
     profile: UserProfile | None

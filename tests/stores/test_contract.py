@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 
 import pytest
 
@@ -43,7 +42,7 @@ def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
 
 def bump(p: UserProfile | None) -> UserProfile:
     base = p if p is not None else UserProfile(created=int(T))
-    return replace(base, logins=base.logins + 1)
+    return base._replace(logins=base.logins + 1)
 
 
 # -- profiles -------------------------------------------------------------------------
@@ -115,12 +114,11 @@ def test_update_is_atomic_under_8_threads(backend: StoreFactory) -> None:
 
 _WORKER = """
 import sys
-from dataclasses import replace
 from riskengine.profile import UserProfile
 from riskengine.stores import open_store
 store = open_store(sys.argv[1])
 for _ in range(int(sys.argv[2])):
-    store.update("shared", lambda p: replace(p or UserProfile(), logins=(p.logins if p else 0) + 1))
+    store.update("shared", lambda p: (p or UserProfile())._replace(logins=(p.logins if p else 0) + 1))
     store.add_failure("shared", "203.0.113.9", 1772442000.0)
 store.close()
 """
