@@ -100,3 +100,21 @@ def test_builtin_geolite2_resolves_real_addresses() -> None:
     assert path is not None, "maxminddb-geolite2 is a runtime dependency"
     info, _ = GeoIP("geolite2").lookup("81.2.69.160")
     assert info is not None and info.country == "GB"
+
+
+@pytest.mark.parametrize("net24", ["81.27.221", "81.33.34", "81.2.69"])
+def test_prefix_caches_give_the_uncached_answer_for_every_address(net24: str) -> None:
+    """81.27.221.0/24 and 81.33.34.0/24 are split into /25s with different cities in the
+    2018 GeoLite2-City; 81.2.69.0/24 is not. Whatever order the addresses arrive in, the
+    per-/24 and per-network caches answer exactly what a cache-less lookup does."""
+    db = builtin_city_db()
+    if db is None:
+        pytest.skip("maxminddb-geolite2 is not installed")
+    cached, plain = GeoIP(db, cache_size=1024), GeoIP(db, cache_size=0)
+    plain._by24_limit = 0  # no prefix cache either: every lookup decodes the record
+    order = [*range(0, 256, 7), *range(255, -1, -1)]
+    answers = {plain.lookup(f"{net24}.{d}") for d in range(256)}
+    for d in order:
+        assert cached.lookup(f"{net24}.{d}") == plain.lookup(f"{net24}.{d}")
+    if net24 != "81.2.69":
+        assert len({a[0].city if a[0] else None for a in answers}) > 1
