@@ -21,7 +21,7 @@ from riskengine.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate
 from riskengine.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
 from riskengine.simulate.writer import LABEL_ONLY_COLUMNS, NATIVE_SCHEMA, RBA_COLUMNS
 
-TINY = SimulationConfig(users=200, days=21, seed=42)
+TINY = SimulationConfig(users=200, days=21, seed=42, warmup_days=30)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_same_seed_gives_identical_files(sim: Path, tmp_path: Path) -> None:
         assert pl.read_parquet(sim / name).equals(pl.read_parquet(again / name)), name
     assert (sim / "logins_rba.csv").read_bytes() == (again / "logins_rba.csv").read_bytes()
     other = tmp_path / "other"
-    simulate(other, SimulationConfig(users=200, days=21, seed=43), fmt="native", progress=False,
+    simulate(other, replace(TINY, seed=43), fmt="native", progress=False,
              pool_path=sim / ".ippool-seed42-v1.parquet")  # same networks, other draws
     assert not pl.read_parquet(sim / "events.parquet").equals(pl.read_parquet(other / "events.parquet"))
 
@@ -189,3 +189,13 @@ def test_cli_rejects_bad_parameters(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--users must be at least 10" in capsys.readouterr().err
     assert main(["simulate", "--out", str(tmp_path), "--warmup-days", "-5"]) == 2
     assert "--warmup-days must be in 0..365" in capsys.readouterr().err
+
+
+def test_cli_warmup_days(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--users", "40", "--days", "3", "--warmup-days", "5",
+                 "--format", "native", "--no-progress"]) == 0
+    assert "(+ 5 warm-up days)" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["warmup_days"] == 5
+    assert manifest["warmup"]["window"] == ["2025-08-27", "2025-09-01"]
+    assert SimulationConfig().warmup_days == 90  # months of history, as a deployed engine has
