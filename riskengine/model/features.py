@@ -214,8 +214,9 @@ class FeatureExtractor:
             if last is None or now - last > history_s:
                 x[11] = 1.0
         lat, lon = geo.latitude, geo.longitude
+        # the same place as the last login is distance 0 and speed 0: both features stay 0
         if lat is not None and lon is not None and p.last_lat is not None and p.last_lon is not None \
-                and p.last_ts:
+                and p.last_ts and (lat != p.last_lat or lon != p.last_lon):
             distance = haversine_km(p.last_lat, p.last_lon, lat, lon)
             x[13] = math.log1p(distance)
             excess = distance - self.config.travel_tolerance_km

@@ -19,6 +19,7 @@ import json
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from operator import mul
 from pathlib import Path
 from typing import Any, Final
 
@@ -209,10 +210,10 @@ class LoadedModel:
     def raw_score(self, x: Sequence[float]) -> float:
         """The estimator's decision function (log-odds scale) for one feature vector."""
         if self.kind == "logistic":
-            s = self._intercept
-            for w, v in zip(self._weights, x, strict=True):
-                s += w * v
-            return s
+            if len(x) != len(self._weights):
+                raise ValueError(f"expected {len(self._weights)} features, got {len(x)}")
+            # sum() adds left to right from the intercept: the same float as the explicit loop
+            return sum(map(mul, self._weights, x), self._intercept)
         total = math.fsum(x)
         if total == total:  # no NaN (nor ±inf pairs): the compiled trees, ~5× faster
             return self._compiled(x)
