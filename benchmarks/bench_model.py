@@ -49,7 +49,8 @@ def models(root: Path, out: Path) -> dict[str, Path]:
         from riskengine.simulate import SimulationConfig, simulate
 
         print(f"simulating a training root into {root} …", file=sys.stderr)
-        simulate(root, SimulationConfig(users=1500, days=56, seed=3, attack_intensity=8, ato_share=0.03),
+        simulate(root, SimulationConfig(users=1500, days=56, seed=3, attack_intensity=8, ato_share=0.03,
+                                        warmup_days=0),
                  fmt="native", progress=False)
     frame = build_dataset(root / "events.parquet", labels=root / "labels.parquet")
     dirs = {}

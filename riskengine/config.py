@@ -33,6 +33,11 @@ class DeviceSettings(_Section):
     weight: float = Field(0.55, ge=0, le=1)
     """A device not seen in the window is the strongest single signal."""
     window_days: float = Field(30.0, gt=0)
+    returning_value: float = Field(0.75, ge=0, le=1)
+    """Strength of NEW_DEVICE (1.0 = a device never seen) for a device the user has used
+    before but not within ``window_days``. It still fires, and with the defaults it still
+    steps up alone (0.55 × 0.75 ≥ the 0.4 challenge threshold); it only ranks below a
+    never-seen device, so a threshold tuned for a step-up budget can tell them apart."""
     max_devices: int = Field(8, ge=1, le=64)
     ua_cache_size: int = Field(16384, ge=0)
 

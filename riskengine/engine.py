@@ -108,6 +108,7 @@ class Engine:
         self._session_s = s.otp.session_minutes * 60.0
         self._trust_s = s.trust.days * _SECONDS_PER_DAY
         self._window_days = s.device.window_days
+        self._returning_value = s.device.returning_value
         self._cold_min = s.coldstart.min_logins
         self._failure_limits = (s.failures.user_threshold, s.failures.user_deny_threshold,
                                 s.failures.ip_threshold, s.failures.ip_deny_threshold,
@@ -225,7 +226,8 @@ class Engine:
     ) -> tuple[Decision, bool, bool]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
-        signals: list[SignalResult] = [device_novelty(dkey, p.devices, now, self._window_days)]
+        signals: list[SignalResult] = [
+            device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
         if user_failures or ip_failures:
             signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
         asn = geo.asn

@@ -44,6 +44,19 @@ def test_new_device_challenges(engine: Engine) -> None:
     assert d.risk == pytest.approx(0.55)
 
 
+def test_device_back_after_the_window_is_new_again_and_still_steps_up_alone(engine: Engine) -> None:
+    """Not seen in the user's last 30 days = new device: it challenges alone, but ranks below
+    a device never seen (0.55 × 0.75 against 0.55), so a tuned threshold can tell them apart."""
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=31)))
+    assert d.action == "challenge"
+    assert d.reason_codes == ("NEW_DEVICE",)
+    assert d.risk == pytest.approx(0.55 * 0.75)
+    assert "not seen for 31 days" in d.reasons[0].detail
+    stranger = engine.score(make_attempt(ts=last + timedelta(days=31, minutes=5), ua=FIREFOX_MAC))
+    assert stranger.risk > d.risk
+
+
 def test_new_country_challenges(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=PARIS))

@@ -153,7 +153,7 @@ def test_bulk_validation_normalises_like_the_model(tmp_path: Path, rba_csv: Path
 @pytest.fixture(scope="module")
 def tiny_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim")
-    simulate(out, SimulationConfig(users=150, days=14, seed=42), fmt="native", progress=False)
+    simulate(out, SimulationConfig(users=150, days=14, seed=42, warmup_days=0), fmt="native", progress=False)
     return out
 
 

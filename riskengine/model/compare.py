@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.config import Settings
-from riskengine.model.dataset import build_dataset, read_labels
+from riskengine.model.dataset import LABEL_COLUMNS, build_dataset, read_labels
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig
 from riskengine.model.inference import MODEL_FILE, LoadedModel
 
@@ -53,7 +53,7 @@ def score_logins(
     blended = replay(events, fmt, config=blended_settings, baseline=False).filter(pl.col("decision") != "")
     trusted = pl.col("rules_decision").eq("allow") & pl.col("rules_reasons").list.contains("TRUSTED_DEVICE")
     return frame.select(
-        "index", "event_time", *(c for c in ("is_attack", "attack_family", "established") if c in frame.columns),
+        "index", "event_time", *(c for c in LABEL_COLUMNS if c in frame.columns),
         # a trusted-device allow is never stepped up, at any threshold (as evaluate counts it)
         pl.when(trusted).then(-np.inf).otherwise(pl.col("rules_risk")).alias("rules"),
         pl.Series("model", probs, dtype=pl.Float64),
@@ -94,6 +94,8 @@ def compare_scorers(
         cutoff = since
     if cutoff is not None:
         rows = rows.filter(pl.col("event_time") >= cutoff)
+    if "warmup" in rows.columns:  # replayed so profiles learn, but never counted (as evaluate)
+        rows = rows.filter(~pl.col("warmup").fill_null(False))
     if rows.height == 0 or not rows["is_attack"].any():
         raise ValueError("no attack logins to compare on (after leaving out the training weeks)")
     attack = rows["is_attack"].to_numpy().astype(bool)

@@ -24,7 +24,7 @@ from riskengine.config import Settings
 from riskengine.engine import Engine
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig, FeatureRecorder
 
-LABEL_COLUMNS: Final = ("is_attack", "attack_family", "established")
+LABEL_COLUMNS: Final = ("is_attack", "attack_family", "established", "warmup")
 ESTABLISHED_MIN_LOGINS: Final = 5
 """Without an ``established`` label column: users with at least this many accepted logins."""
 

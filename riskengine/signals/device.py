@@ -12,14 +12,18 @@ _KNOWN = SignalResult(reasons.KNOWN_DEVICE, 0.0, "device seen before")
 
 
 def device_novelty(
-    device_key: str, devices: Mapping[str, DeviceSeen], now: float, window_days: float
+    device_key: str, devices: Mapping[str, DeviceSeen], now: float, window_days: float,
+    returning_value: float = 1.0,
 ) -> SignalResult:
-    """1.0 when the device is new to the user (or unseen for ``window_days``), else 0.
+    """1.0 when the device is new to the user; ``returning_value`` when the user has used it
+    before but not within ``window_days`` (new again, yet not a stranger); else 0.
 
     >>> device_novelty("abc", {}, 0, 30).code
     'NEW_DEVICE'
     >>> device_novelty("abc", {"abc": DeviceSeen(0, 100, 3)}, 200, 30).value
     0.0
+    >>> device_novelty("abc", {"abc": DeviceSeen(0, 100, 3)}, 100 + 45 * 86400, 30, 0.75).value
+    0.75
     """
     seen = devices.get(device_key)
     if seen is None:
@@ -27,7 +31,7 @@ def device_novelty(
     idle_days = (now - seen.last_seen) / 86400.0
     if idle_days > window_days:
         return SignalResult(
-            reasons.NEW_DEVICE, 1.0, f"device not seen for {idle_days:.0f} days"
+            reasons.NEW_DEVICE, returning_value, f"device not seen for {idle_days:.0f} days"
         )
     return _KNOWN
 

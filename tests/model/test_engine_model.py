@@ -83,3 +83,21 @@ def test_cli_trains_and_evaluate_compares(logins: tuple[Path, Path], tmp_path: P
     by = {r["scorer"]: r for r in c.table.iter_rows(named=True)}
     assert by["model"]["pr_auc"] > c.rows["is_attack"].mean()
     assert "blended" in format_comparison(c, 0.02)
+
+
+def test_compare_leaves_warmup_logins_out_like_evaluate(
+        logins: tuple[Path, Path], trained: Callable[[str, str], Path], tmp_path: Path) -> None:
+    """Warm-up logins (flagged in the labels) are replayed so profiles learn, and counted
+    nowhere — the same rule `riskengine evaluate` applies, so the two tables agree."""
+    import polars as pl
+
+    events, labels = logins
+    frame = pl.read_parquet(labels)
+    flagged = frame["index"].head(frame.height // 3)
+    marked = tmp_path / "labels.parquet"
+    frame.with_columns(pl.col("index").is_in(flagged.implode()).alias("warmup")).write_parquet(marked)
+    model = trained("logistic", "sigmoid")
+    every = compare_scorers(events, labels, model, since=None)
+    without = compare_scorers(events, marked, model, since=None)
+    assert not set(without.rows["index"].to_list()) & set(flagged.to_list())
+    assert set(without.rows["index"].to_list()) == set(every.rows["index"].to_list()) - set(flagged.to_list())

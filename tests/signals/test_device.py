@@ -13,6 +13,9 @@ def test_new_known_and_stale_devices() -> None:
     stale = device_novelty("laptop", devices, 41 * DAY, 30)
     assert (stale.code, stale.value) == ("NEW_DEVICE", 1.0)
     assert "31 days" in stale.detail
+    returning = device_novelty("laptop", devices, 41 * DAY, 30, returning_value=0.75)
+    assert (returning.code, returning.value) == ("NEW_DEVICE", 0.75)
+    assert device_novelty("phone", devices, 41 * DAY, 30, returning_value=0.75).value == 1.0
 
 
 def test_trust_expires() -> None:
