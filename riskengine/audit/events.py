@@ -161,6 +161,10 @@ class Pseudonymizer:
     def _ip(self, ip: str) -> str:
         if not self.enabled:
             return ip
+        parts = ip.split(".")
+        if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+            # dotted-quad IPv4 (the engine's models have validated it): string work, not a parse
+            return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
         addr = ipaddress.ip_address(ip)
         bits = 24 if addr.version == 4 else 48
         return ipaddress.ip_network(f"{ip}/{bits}", strict=False).compressed
