@@ -86,10 +86,12 @@ class MemoryStore:
             self._user_failures.pop(user_id, None)
 
     def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot:
+        user_events = self._user_failures.get(user_id)
+        ip_events = self._ip_failures.get(ip)
         return Snapshot(
             self._profiles.get(user_id),
-            self._count(self._user_failures.get(user_id), since) if self._user_failures else 0,
-            self._count(self._ip_failures.get(ip), since) if self._ip_failures else 0,
+            self._count(user_events, since) if user_events else 0,
+            self._count(ip_events, since) if ip_events else 0,
         )
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
