@@ -214,7 +214,7 @@ class LoadedModel:
                 raise ValueError(f"expected {len(self._weights)} features, got {len(x)}")
             # sum() adds left to right from the intercept: the same float as the explicit loop
             return sum(map(mul, self._weights, x), self._intercept)
-        total = math.fsum(x)
+        total = sum(x)  # NaN when any feature is NaN (or +inf meets -inf): 0.1 µs against fsum's 0.6
         if total == total:  # no NaN (nor ±inf pairs): the compiled trees, ~5× faster
             return self._compiled(x)
         s = self._baseline
@@ -265,7 +265,7 @@ class LoadedModel:
         if self.kind == "logistic":
             for k, (w, v, m) in enumerate(zip(self._weights, x, self._means, strict=True)):
                 pushes[k] = w * (v - m)
-        elif (total := math.fsum(x)) == total:  # no NaN: the compiled walk
+        elif (total := sum(x)) == total:  # no NaN: the compiled walk
             self._compiled_explain(x, pushes)
         else:
             for feature, threshold, left, right, value, missing_left in self._trees:
