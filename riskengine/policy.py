@@ -29,6 +29,10 @@ class Assessment:
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
 
 
+def _by_weight(reason: Reason) -> float:
+    return reason.weight
+
+
 class Policy:
     """Compiled once from settings; ``decide`` is arithmetic over a handful of signals."""
 
@@ -77,11 +81,14 @@ class Policy:
         'allow'
         """
         if not cold_start and not otp_failures_exceeded and extra_risk < self.challenge_threshold \
-                and all(sig.value <= 0.0 for sig in signals) and all(r.weight == 0.0 for r in extra_reasons):
-            # the common case: a familiar login, nothing fired (a model may still add a little;
-            # informational reasons such as GEO_UNKNOWN ride along)
+                and all(sig.value <= 0.0 for sig in signals):
+            # the common case: a familiar login, nothing fired (a model may still add a little
+            # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
+            # ride along). The full path below would reach the same allow.
             if not extra_risk and not extra_reasons:
                 return _CLEAN_ALLOW
+            if len(extra_reasons) > 1:
+                extra_reasons = sorted(extra_reasons, key=_by_weight, reverse=True)
             return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
         contributions: list[Reason] = []
         remaining = 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,25 @@ def test_identical_history_and_attempt_give_identical_decision(logins: list, p: 
     a = replay(logins).score(attempt(*p))
     b = replay(logins).score(attempt(*p))
     assert (a.action, a.risk, a.reasons, a.factor) == (b.action, b.risk, b.reasons, b.factor)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.0, 0.3999), st.lists(st.tuples(st.sampled_from(["MODEL_SCORE", "GEO_UNKNOWN"]),
+                                                   st.floats(0.0, 0.4)), max_size=3))
+def test_policy_fast_path_agrees_with_the_full_path(extra_risk: float, extra: list[tuple[str, float]]) -> None:
+    """Nothing fired and a model term under the threshold: the shortcut returns what the full
+    noisy-OR path returns (forced here by a fired signal whose configured weight is 0)."""
+    from riskengine.config import Settings
+    from riskengine.decision import Reason
+    from riskengine.policy import Policy
+    from riskengine.signals.base import SignalResult
+
+    policy = Policy(Settings())
+    reasons = [Reason(code, weight, "detail") for code, weight in extra]
+    quiet = [SignalResult("NEW_DEVICE", 0.0, "known"), SignalResult("NEW_COUNTRY", 0.0, "seen")]
+    fast = policy.decide(quiet, extra_risk=extra_risk, extra_reasons=reasons)
+    full = policy.decide([*quiet, SignalResult("NO_SUCH_SIGNAL", 1.0, "weight 0")],
+                         extra_risk=extra_risk, extra_reasons=reasons)
+    assert (fast.action, fast.factor) == (full.action, full.factor) == ("allow", None)
+    assert fast.risk == pytest.approx(full.risk, abs=1e-6)
+    assert [r for r in full.reasons if r.code != "NO_SUCH_SIGNAL"] == list(fast.reasons)

@@ -35,6 +35,10 @@ MODEL_FILE: Final = "model.json"
 MIN_CONTRIBUTION: Final = 0.005
 """Model terms below this add nothing: no risk, no reason (keeps clean logins on the fast path)."""
 TOP_FEATURES: Final = 3
+EXPLAIN_MIN: Final = 0.05
+"""Terms from here up name their top features; smaller ones (a calibrated model's floor on
+familiar logins: boosting's is above ``MIN_CONTRIBUTION`` on ~9 logins in 10) carry a reason with
+the probability only — the attribution walk costs 7–15 µs and says little about a 1 % risk."""
 FEATURE_INDEX: Final = {name: k for k, name in enumerate(FEATURE_NAMES)}
 
 
@@ -159,6 +163,7 @@ class LoadedModel:
         self.document = document
         self.weight = weight
         self.min_contribution = min_contribution
+        self._small_reasons: dict[float, Reason] = {}
         self.top = top
         self.features = FeatureExtractor(FeatureConfig.from_json(document["feature_config"]))
         est = document["estimator"]
@@ -295,10 +300,18 @@ class LoadedModel:
         term = self.weight * p
         if term < self.min_contribution:
             return 0.0, []
+        if term < EXPLAIN_MIN:
+            # at most 450 distinct small reasons (terms rounded to 4 places): built once each
+            weight = round(term, 4)
+            reason = self._small_reasons.get(weight)
+            if reason is None:
+                reason = self._small_reasons[weight] = Reason(
+                    R.MODEL_SCORE, weight, f"model p={weight / self.weight:.3f}")
+            return term, [reason]
         top = self.explain(x)[: self.top]
         named = ", ".join(f"{name}={x[FEATURE_INDEX[name]]:.3g} (+{push:.2f})" for name, push in top) \
             or "no single feature"
         return term, [Reason(R.MODEL_SCORE, round(term, 4), f"model p={p:.2f}; top features: {named}")]
 
 
-__all__ = ["LoadedModel", "MIN_CONTRIBUTION", "export_parameters"]
+__all__ = ["EXPLAIN_MIN", "LoadedModel", "MIN_CONTRIBUTION", "export_parameters"]

@@ -79,3 +79,36 @@ def test_load_errors_are_clear(tmp_path: Path, trained: Callable[..., Path]) -> 
         LoadedModel({**doc, "features": ["x"]})
     with pytest.raises(ValueError, match="weight"):
         LoadedModel(doc, weight=2.0)
+
+
+def test_small_terms_name_the_probability_large_ones_the_features(trained: Callable[..., Path]) -> None:
+    """Below MIN_CONTRIBUTION the model adds nothing; under EXPLAIN_MIN its MODEL_SCORE reason
+    carries the probability only (the attribution walk is skipped); from EXPLAIN_MIN up the
+    reason names the top features. The reason's weight is always the term added to the risk.
+    (The estimator's probability is pinned per case: the branch under test is what follows it.)"""
+    from riskengine.enrich.geoip import GeoInfo
+    from riskengine.model.inference import EXPLAIN_MIN, MIN_CONTRIBUTION, LoadedModel
+    from riskengine.profile import UserProfile
+    from riskengine.testing import CHROME_WIN
+
+    class Attempt:
+        user_agent = CHROME_WIN
+
+    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
+    profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
+                                    asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    model = LoadedModel.load(trained("logistic", "sigmoid"), weight=0.5)
+    for p in (MIN_CONTRIBUTION, 0.02, 0.0999, 0.1, 0.6):
+        model.probability = lambda x, p=p: p  # type: ignore[method-assign,misc]
+        term, found = model.contribution(Attempt, away, "d9", 9, profile, [], 0, 0,  # type: ignore[arg-type]
+                                         now=1_700_000_000 + 86400)
+        if 0.5 * p < MIN_CONTRIBUTION:
+            assert (term, found) == (0.0, [])
+            continue
+        (reason,) = found
+        assert reason.code == "MODEL_SCORE" and term == pytest.approx(0.5 * p)
+        assert reason.weight == round(term, 4)
+        if term < EXPLAIN_MIN:
+            assert reason.detail == f"model p={round(term, 4) / 0.5:.3f}"
+        else:
+            assert reason.detail.startswith(f"model p={p:.2f}; top features: ")
