@@ -150,10 +150,6 @@ class FeatureConfig:
         )
 
 
-def _log1p_days(seconds: float) -> float:
-    return math.log1p(seconds / _SECONDS_PER_DAY) if seconds > 0 else 0.0
-
-
 class FeatureExtractor:
     """Builds one login's feature vector (a list of floats in :data:`FEATURE_NAMES` order).
 
@@ -176,14 +172,15 @@ class FeatureExtractor:
         p = profile
         x = [0.0] * 23
         logins = p.logins
+        log1p = math.log1p
         if logins == 0:
             x[0] = 1.0
         else:
-            x[1] = math.log1p(logins)
-            if p.created:
-                x[2] = _log1p_days(now - p.created)
-            if p.last_ts:
-                x[3] = _log1p_days(now - p.last_ts)
+            x[1] = log1p(logins)
+            if p.created and now > p.created:
+                x[2] = log1p((now - p.created) / _SECONDS_PER_DAY)
+            if p.last_ts and now > p.last_ts:
+                x[3] = log1p((now - p.last_ts) / _SECONDS_PER_DAY)
         seen = p.devices.get(dkey)
         if seen is None:
             x[4] = 1.0
@@ -191,7 +188,8 @@ class FeatureExtractor:
             idle = now - seen.last_seen
             if idle > self._window_s:
                 x[4] = 1.0
-            x[5] = _log1p_days(idle)
+            if idle > 0:
+                x[5] = log1p(idle / _SECONDS_PER_DAY)
             x[6] = math.log1p(seen.count)
             if seen.trusted_until >= now:
                 x[8] = 1.0
@@ -204,7 +202,7 @@ class FeatureExtractor:
             last = p.countries.get(country)
             if last is None or now - last > history_s:
                 x[9] = 1.0
-            rkey = region_key(country, geo.region)
+            rkey = region_key(country, geo.region) if geo.region else None
             if rkey is not None:
                 last = p.regions.get(rkey)
                 if last is None or now - last > history_s:
