@@ -186,6 +186,7 @@ class Engine:
         profile: UserProfile | None = None
         cold = False
         trusted = False
+        degraded = False
         try:
             writer = self._writer
             before = writer.peek(attempt.user_id) if writer is not None else None
@@ -197,7 +198,8 @@ class Engine:
                 snap.user_failures, snap.ip_failures)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(decision_id, attempt.user_id, dkey, exc)
-        if decision.action == "allow" and not decision.degraded:
+            degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+        if decision.action == "allow" and not degraded:
             self._learn(attempt.user_id, now, dkey, geo, hour, scored_against=profile, behind=True)
         elif decision.action == "challenge":
             self._park(decision, attempt, now, geo, dkey, hour, ua.device_type)
