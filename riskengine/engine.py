@@ -204,7 +204,7 @@ class Engine:
         elif decision.action == "challenge":
             self._park(decision, attempt, now, geo, dkey, hour, ua.device_type)
         latency_us = (time.perf_counter() - started) * 1e6
-        self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us)
+        self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us, degraded)
         return decision
 
     def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
@@ -491,7 +491,7 @@ class Engine:
 
     def _emit_decision(
         self, attempt: Attempt, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
-        profile: UserProfile | None, cold: bool, trusted: bool, latency_us: float,
+        profile: UserProfile | None, cold: bool, trusted: bool, latency_us: float, degraded: bool,
     ) -> None:
         if isinstance(self.sink, NullSink):
             return
@@ -501,11 +501,11 @@ class Engine:
         # sink stores aware times as UTC); the pseudonyms come from lru caches
         self._emit("decisions", (
             attempt.timestamp, SCHEMA_VERSION, d.decision_id, pz.user(attempt.user_id),
-            pz.user(attempt.session_id) if attempt.session_id else None, pz.ip(attempt.ip),
+            pz.session(attempt.session_id) if attempt.session_id else None, pz.ip(attempt.ip),
             geo.country, geo.region, geo.city, geo.asn, dkey,
             ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
             d.risk, d.action, [r.code for r in reasons] if reasons else [], d.factor, d.policy_version,
-            latency_us, profile.logins if profile is not None else 0, cold, trusted, d.degraded,
+            latency_us, profile.logins if profile is not None else 0, cold, trusted, degraded,
         ))
 
     # ------------------------------------------------------------------ support

@@ -152,6 +152,8 @@ class Pseudonymizer:
         self._key = hashlib.blake2b(key, digest_size=32).digest()
         self.user = lru_cache(maxsize=65536)(self._user)
         self.ip = lru_cache(maxsize=65536)(self._ip)
+        # session ids rarely repeat: hashed uncached, so they cannot evict users from the LRU
+        self.session = self._user
 
     def _user(self, user_id: str) -> str:
         if not self.enabled:

@@ -26,3 +26,15 @@ def test_user_pseudonyms_are_keyed_and_stable() -> None:
     assert other.user("alice") != P.user("alice")
     assert len(P.user("alice")) == 16 and "alice" not in P.user("alice")
     assert Pseudonymizer(b"k", enabled=False).ip("81.2.69.160") == "81.2.69.160"
+
+
+def test_session_pseudonyms_match_user_hashing_without_filling_the_user_cache() -> None:
+    """A session id hashes like any id (so a session can be joined across tables), but through
+    an uncached path: unique-per-login sessions must not evict users from the LRU."""
+    p = Pseudonymizer(b"test-key")
+    p.user("alice")
+    for i in range(1000):
+        assert p.session(f"s{i}") == p._user(f"s{i}")
+    info = p.user.cache_info()  # type: ignore[attr-defined]
+    assert info.currsize == 1
+    assert p.session("alice") == p.user("alice")
