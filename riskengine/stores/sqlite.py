@@ -6,12 +6,15 @@ One connection per thread; the read path is one statement; updates take
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from riskengine.profile import UserProfile
 from riskengine.stores.base import Snapshot, StoreError, Updater
@@ -46,6 +49,79 @@ def _retry_busy(fn: Callable[[], object], timeout_s: float) -> None:
             delay = min(delay * 2, 0.05)
 
 
+class _ForkGate:
+    """Keeps ``fork()`` out while any thread of this process is inside SQLite.
+
+    SQLite guards its allocator and other globals with process-wide mutexes; a fork while a
+    background thread (the write-behind writer, the WAL checkpointer) holds one leaves the
+    child's copy locked forever, and the child's first ``sqlite3.connect`` hangs (seen as a
+    ~1-in-5 hang of a forked worker). Every store call passes through the gate; a fork waits
+    until none is in flight, and the child starts with a fresh gate.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._forking = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._inside -= 1
+            if not self._inside:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        with self._cond:
+            self._forking = True
+            self._cond.wait_for(lambda: self._inside == 0, timeout=30.0)
+
+    def after_fork_in_parent(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the other threads did not come along
+
+
+_GATES: weakref.WeakSet[_ForkGate] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for gate in list(_GATES):
+        gate.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for gate in list(_GATES):
+        gate.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for gate in list(_GATES):
+        gate.after_fork_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _gated(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._gate:
+            return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
 class SqliteStore:
     """Profiles, failure windows and pending challenges in one SQLite file (WAL mode).
 
@@ -60,6 +136,8 @@ class SqliteStore:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._gate = _ForkGate()
+        _GATES.add(self._gate)
         self._window = failure_window_s
         self._timeout = timeout_s
         self._local = threading.local()
@@ -79,11 +157,13 @@ class SqliteStore:
             self._checkpointer.start()
 
     def _checkpoint_loop(self, every_s: float) -> None:
-        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        with self._gate:
+            conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         try:
             while not self._stop.wait(every_s):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    with self._gate:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     continue  # busy or briefly unavailable: the next round will do it
         finally:
@@ -119,6 +199,7 @@ class SqliteStore:
                 self._all.append(conn)
         return conn
 
+    @_gated
     def get(self, user_id: str) -> UserProfile | None:
         try:
             row = self._conn().execute(
@@ -127,6 +208,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
         return UserProfile.from_bytes(row[0]) if row else None
 
+    @_gated
     def put(self, user_id: str, profile: UserProfile) -> None:
         try:
             self._conn().execute(
@@ -136,6 +218,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def update(self, user_id: str, fn: Updater) -> UserProfile | None:
         conn = self._conn()
         try:
@@ -159,6 +242,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def delete(self, user_id: str) -> None:
         try:
             conn = self._conn()
@@ -167,6 +251,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def add_failure(self, user_id: str, ip: str, at: float) -> int:
         conn = self._conn()
         try:
@@ -186,12 +271,14 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def reset_failures(self, user_id: str) -> None:
         try:
             self._conn().execute("DELETE FROM failures WHERE kind = 'u' AND key = ?", (user_id,))
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot:
         try:
             data, uf, ipf = self._conn().execute(_SNAPSHOT, (user_id, ip, since)).fetchone()
@@ -199,6 +286,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
         return Snapshot(UserProfile.from_bytes(data) if data else None, int(uf), int(ipf))
 
+    @_gated
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
         try:
             conn = self._conn()
@@ -210,6 +298,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @_gated
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
         try:
             row = self._conn().execute(
@@ -221,6 +310,7 @@ class SqliteStore:
             return None
         return bytes(row[1])
 
+    @_gated
     def user_ids(self, limit: int = 1000) -> list[str]:
         rows = self._conn().execute(
             "SELECT user_id FROM profiles ORDER BY user_id LIMIT ?", (limit,)).fetchall()
@@ -232,7 +322,7 @@ class SqliteStore:
             stop.set()
         if getattr(self, "_checkpointer", None) is not None and self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
-        with self._all_lock:
+        with self._gate, self._all_lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
