@@ -459,10 +459,10 @@ def iter_replay(
         if stats is not None:
             replayer.stats = stats
         started = time.perf_counter()
-        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar, \
-                _batch_gc():
+        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
             for batch in batches:
-                out = replayer.run_batch(batch)
+                with _batch_gc():  # only while scoring: the caller's code between batches is its own
+                    out = replayer.run_batch(batch)
                 replayer.stats.seconds = time.perf_counter() - started
                 bar.update(batch.height)
                 yield out

@@ -198,3 +198,18 @@ def test_native_replay_cli_writes_decisions_and_audit(tiny_sim: Path, tmp_path: 
     decisions = pl.read_parquet(audit / "decisions", hive_partitioning=True)
     assert decisions.height == (out["decision"] != "").sum()
     assert decisions["asn"].null_count() == 0  # ASNs resolved through the written asn.mmdb
+
+
+def test_collector_settings_are_restored_between_batches(tiny_sim: Path) -> None:
+    """Replay tunes the cyclic collector while it scores a batch; the caller's code between
+    batches (and after an abandoned iteration) runs with the settings it had before."""
+    import gc
+
+    from riskengine.replay import iter_replay
+
+    before = gc.get_threshold()
+    batches = iter_replay(tiny_sim / "events.parquet", "native", baseline=False, batch_rows=200)
+    next(batches)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    batches.close()
+    assert gc.get_threshold() == before
