@@ -1,11 +1,13 @@
-"""Small helpers shared by the benchmark scripts: percentiles and table printing."""
+"""Small helpers shared by the benchmark scripts: percentiles, table printing, audit roots."""
 
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -57,3 +59,20 @@ def _fmt(v: object) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
+
+
+def load_note() -> str:
+    """How busy the machine was: figures from a loaded VM read differently."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def decision_rows(root: Path) -> int:
+    """Decision events in an audit root, from the Parquet footers (no data pages read)."""
+    import duckdb
+
+    files = sorted(str(p) for p in (Path(root) / "decisions").glob("*/*/*.parquet"))
+    if not files:
+        return 0
+    with duckdb.connect() as con:
+        rows = con.sql("SELECT sum(num_rows) FROM parquet_file_metadata($f)", params={"f": files}).fetchall()
+    return int(rows[0][0] or 0)

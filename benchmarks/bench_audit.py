@@ -33,7 +33,7 @@ import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _util import table  # noqa: E402
+from _util import decision_rows, load_note, table  # noqa: E402
 
 from riskengine import Engine  # noqa: E402
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
@@ -136,16 +136,6 @@ def bench_engine(n: int = 60_000) -> list[dict[str, object]]:
                         "events/s to Parquet": (written - 2000) / total if written else 0.0,
                         "dropped": dropped})
     return out
-
-
-def decision_rows(root: Path) -> int:
-    files = sorted(str(p) for p in (root / "decisions").glob("*/*/*.parquet"))
-    if not files:
-        return 0
-    con = duckdb.connect()
-    n = con.sql("SELECT sum(num_rows) FROM parquet_file_metadata($f)", params={"f": files}).fetchall()[0][0]
-    con.close()
-    return int(n or 0)
 
 
 def generate(root: Path, rows: int) -> None:
@@ -280,7 +270,7 @@ def main() -> int:
                          key=lambda r: r["events/s to Parquet"])  # type: ignore[arg-type,return-value]
                      for c in (True, False) for v in (False, True)]
         print(table(sink_rows, f"Audit sink throughput (one process; the flusher shares the GIL), best of "
-                               f"{args.repeat}; load average {os.getloadavg()[0]:.1f}"), flush=True)
+                               f"{args.repeat}; {load_note()}"), flush=True)
         print(table(bench_engine(), "\nEngine.score at full speed, one thread, memory store"), flush=True)
 
     root: Path = args.root
@@ -324,8 +314,7 @@ def main() -> int:
                                                   row["last month, rollups (s)"]) < 1 else "NO"
         out.append(row)
     print(table(out, f"\nAuditDB query wall time, no result cache, best of {args.repeat}, "
-                     f"{decision_rows(root):,} decisions (target < 1 s each); load average "
-                     f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"))
+                     f"{decision_rows(root):,} decisions (target < 1 s each); {load_note()}"))
     return 0
 
 

@@ -32,7 +32,7 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _util import table  # noqa: E402
+from _util import decision_rows, load_note, table  # noqa: E402
 
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
 from riskengine.analytics.rollups import ROLLUPS_ENV, build_rollups  # noqa: E402
@@ -50,13 +50,6 @@ REASON_SETS = [[], ["NEW_DEVICE"], ["NEW_DEVICE", "NEW_COUNTRY"], ["UNUSUAL_HOUR
 REASON_P = np.array([0.62, 0.12, 0.04, 0.05, 0.03, 0.01, 0.08, 0.04, 0.01])
 CHANNEL_PATHS = [["whatsapp"], ["whatsapp", "sms"], ["whatsapp", "sms", "voice"], ["sms"], ["totp"], ["passkey"]]
 CHANNEL_P = np.array([0.45, 0.15, 0.04, 0.2, 0.1, 0.06])
-
-
-def decision_rows(root: Path) -> int:
-    files = list((root / "decisions").glob("**/*.parquet"))
-    if not files:
-        return 0
-    return int(pl.scan_parquet(files, hive_partitioning=False).select(pl.len()).collect().item())
 
 
 def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int, batch: int = 0) -> None:
@@ -247,8 +240,7 @@ def main() -> int:
                      "cold < 2 s": "ok" if cold_s < 2 else "SLOW"})
     mode = "raw segments only" if args.no_rollups else "with rollups"
     print(table(rows, f"dashboard pages on {have:,} decision events ({first} … {last}, all dates selected), "
-                      f"{mode}, best of {args.repeat}; load average {os.getloadavg()[0]:.1f} on "
-                      f"{os.cpu_count()} cores"))
+                      f"{mode}, best of {args.repeat}; {load_note()}"))
     return 0
 
 
