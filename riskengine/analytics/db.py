@@ -265,14 +265,9 @@ class AuditDB:
         if f.factors and "factor" in cols:
             conds.append(f"list_contains({q.p(list(f.factors))}, {a}factor)")
         if table == "decisions":
-            if f.device_types:
-                conds.append(f"list_contains({q.p(list(f.device_types))}, {a}device_type)")
             if f.actions:
                 conds.append(f"list_contains({q.p(list(f.actions))}, {a}action)")
-            if f.reasons:
-                conds.append(f"list_has_any({a}reasons, {q.p(list(f.reasons))})")
-            if f.policy_versions:
-                conds.append(f"list_contains({q.p(list(f.policy_versions))}, {a}policy_version)")
+            conds.extend(self._decision_column_conds(q, f, a))
         elif table == "challenges" and f.decision_only:
             # a challenge row carries its decision's device type, reasons and policy version
             # (and its decision's action is always "challenge"); rows written before those
@@ -292,13 +287,21 @@ class AuditDB:
         conds = ["true"]
         if f.actions and "challenge" not in f.actions:
             conds.append("false")
+        conds.extend(self._decision_column_conds(q, f, a))
+        return " AND ".join(conds)
+
+    @staticmethod
+    def _decision_column_conds(q: _Query, f: Filters, a: str) -> list[str]:
+        """Device type, reason and policy-version filters: one definition for decision rows and
+        for the copies of those columns a challenge row carries."""
+        conds = []
         if f.device_types:
             conds.append(f"list_contains({q.p(list(f.device_types))}, {a}device_type)")
         if f.reasons:
             conds.append(f"list_has_any({a}reasons, {q.p(list(f.reasons))})")
         if f.policy_versions:
             conds.append(f"list_contains({q.p(list(f.policy_versions))}, {a}policy_version)")
-        return " AND ".join(conds)
+        return conds
 
     def _legacy_files_of(self, files: list[str]) -> list[str]:
         """The challenge segments among ``files`` that hold rows without decision columns."""
