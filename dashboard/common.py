@@ -297,6 +297,16 @@ def drill_picker(label: str, options: Sequence[str], kind: str, key: str) -> Non
         drill(**{kind: choice})
 
 
+def drillable_chart(chart: Any, *, field: str, kind: str, key: str, label: str, options: Sequence[str]) -> None:
+    """Render a chart whose marks open the audit explorer on the clicked value (an Altair
+    selection named ``pick`` over ``field``), plus the same as a picker for keyboard users."""
+    event = st.altair_chart(chart, width="stretch", on_select="rerun", key=f"{key}_chart")
+    clicked = selected_value(event, "pick", field)
+    if clicked:
+        drill(**{kind: clicked})
+    drill_picker(label, options, kind, key=f"drill_{key}")
+
+
 def selected_value(event: Any, param: str, field_name: str) -> str | None:
     """The field value of the first point selected in an Altair chart (``on_select='rerun'``)."""
     try:

@@ -148,9 +148,5 @@ else:
         )
         .add_params(pick)
     )
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="country_chart")
-    clicked = common.selected_value(event, "pick", "key")
-    if clicked:
-        common.drill(country=clicked)
-    common.drill_picker("Show the events of a country", countries["key"].drop_nulls().to_list(), "country",
-                        key="drill_country")
+    common.drillable_chart(chart, field="key", kind="country", key="country",
+                           label="Show the events of a country", options=countries["key"].drop_nulls().to_list())

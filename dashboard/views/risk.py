@@ -34,12 +34,8 @@ else:
         )
         .add_params(pick)
     )
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="reason_chart")
-    clicked = common.selected_value(event, "pick", "reason")
-    if clicked:
-        common.drill(reason=clicked)
-    common.drill_picker("Show the events of a reason code", reasons["reason"].to_list(), "reason",
-                        key="drill_reason")
+    common.drillable_chart(chart, field="reason", kind="reason", key="reason",
+                           label="Show the events of a reason code", options=reasons["reason"].to_list())
 
 # ---------------------------------------------------------------- risk histogram
 st.subheader("Risk-score distribution")
