@@ -98,40 +98,9 @@ class FreemanBaseline:
         self._global_total += 1
 
     def observe(self, user_id: str, values: Sequence[Hashable | None], learn: bool) -> float:
-        """Score, then update the population (always) and the user's history (when accepted).
-
-        The same as ``score`` then ``see`` then ``learn``, in one pass over the features: each
-        feature's term uses the counts from before this login (totals are read up front)."""
-        entry = self._users.get(user_id)
-        if learn and entry is None:
-            entry = self._users[user_id] = ([{} for _ in self.features], [0])
-            user_counts, user_total = entry
-            scored = False  # a user with no history yet: p̃ = p, every term is log 1
-        elif entry is not None:
-            user_counts, user_total = entry
-            scored = user_total[0] > 0 or not learn
-        else:
-            user_counts, user_total, scored = [], [0], False
-        g_total = self._global_total
-        mu = self.mu
-        n_user = user_total[0] + mu
-        log = math.log
-        s = 0.0
-        for k, value in enumerate(values):
-            if value is None:
-                continue
-            counts = self._global[k]
-            seen = counts.get(value, 0)
-            p_global = (seen + 1) / (g_total + len(counts) + 1)
-            counts[value] = seen + 1
-            if scored:
-                mine = user_counts[k].get(value, 0)
-                s += log(p_global) - log((mine + mu * p_global) / n_user)
-                if learn:
-                    user_counts[k][value] = mine + 1
-            elif learn:
-                user_counts[k][value] = user_counts[k].get(value, 0) + 1
-        self._global_total = g_total + 1
+        """Score, then update the population (always) and the user's history (when accepted)."""
+        s = self.score(user_id, values)
+        self.see(values)
         if learn:
-            user_total[0] += 1
+            self.learn(user_id, values)
         return s

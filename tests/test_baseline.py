@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from riskengine.baseline import FreemanBaseline
 
@@ -48,22 +46,3 @@ def test_unknown_features_are_skipped_and_bad_smoothing_rejected() -> None:
     assert b.score("u", (None, None, None, None, None)) == 0.0
     with pytest.raises(ValueError, match="smoothing"):
         FreemanBaseline(smoothing=0)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["u", "v", "w"]),
-                          st.tuples(st.sampled_from(["1.1.1.1", "2.2.2.2", None]), st.sampled_from([1, 2, None]),
-                                    st.sampled_from(["GB", "FR"]), st.sampled_from(["Chrome 120", "Firefox 121"]),
-                                    st.sampled_from(["Windows", "Linux", None])),
-                          st.booleans()), max_size=40))
-def test_observe_is_score_then_see_then_learn(stream: list[tuple[str, tuple[object, ...], bool]]) -> None:
-    """The one-pass ``observe`` equals the three documented steps, login after login."""
-    fast, steps = FreemanBaseline(), FreemanBaseline()
-    for user, values, learn in stream:
-        expected = steps.score(user, values)
-        steps.see(values)
-        if learn:
-            steps.learn(user, values)
-        assert fast.observe(user, values, learn) == pytest.approx(expected, rel=1e-12, abs=1e-12)
-    assert fast._global == steps._global and fast._global_total == steps._global_total
-    assert fast._users == steps._users
