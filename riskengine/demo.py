@@ -26,11 +26,8 @@ from riskengine.simulate.writer import EVENTS_FILE, LABELS_FILE, MANIFEST_FILE
 DEFAULT_USERS: Final = 20_000
 """The full-size service: 20k users × 90 days (+ 90 warm-up days) simulate in ~50 s and replay
 with the audit log and the baseline in ~100 s on one core (13k logins/s), so a fresh clone runs
-`make demo` in about 4 minutes including the install and the one-off GeoLite2 sample."""
-DEMO_WARMUP_DAYS: Final = DEFAULT_WARMUP_DAYS
-"""The simulator's steady state (90 days): the demo's detection report is then the README's
-measured table (same seed, users and days). Each warm-up day costs replay time like a window day;
-20k users with 90 warm-up days take ~4 minutes from a fresh clone on 2 cores."""
+`make demo` in about 4 minutes including the install and the one-off GeoLite2 sample. The
+warm-up is the simulator's steady-state default, so the detection report is the README's table."""
 REPLAY_STAMP: Final = "replay.json"
 
 
@@ -121,9 +118,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--headless", action="store_true", help="no dashboard (CI)")
     p.add_argument("--users", type=int, default=DEFAULT_USERS)
     p.add_argument("--days", type=int, default=90)
-    p.add_argument("--warmup-days", type=int, default=DEMO_WARMUP_DAYS,
+    p.add_argument("--warmup-days", type=int, default=DEFAULT_WARMUP_DAYS,
                    help="days of legitimate traffic before the window that profiles learn from and "
-                        f"the detection report leaves out (default {DEMO_WARMUP_DAYS})")
+                        f"the detection report leaves out (default {DEFAULT_WARMUP_DAYS})")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default="var/demo")
     p.add_argument("--port", type=int, default=8501)

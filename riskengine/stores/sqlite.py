@@ -60,6 +60,9 @@ class _ForkGate:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._inside = 0
         self._forking = False
@@ -87,7 +90,7 @@ class _ForkGate:
             self._cond.notify_all()
 
     def after_fork_in_child(self) -> None:
-        self.__init__()  # type: ignore[misc]  # the other threads did not come along
+        self.reset()  # the other threads did not come along
 
 
 _GATES: weakref.WeakSet[_ForkGate] = weakref.WeakSet()
