@@ -10,17 +10,20 @@ from riskengine.stores.base import Snapshot, Updater
 
 _MAX_EVENTS_PER_KEY = 10_000
 _STRIPES = 64
+_MAX_PENDING = 100_000
+_PENDING_GRACE_S = 86400.0  # as the sqlite store: parked contexts a day past expiry are dropped
 
 
 class MemoryStore:
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
-    def __init__(self, failure_window_s: float = 1800.0) -> None:
+    def __init__(self, failure_window_s: float = 1800.0, max_pending: int = _MAX_PENDING) -> None:
         self._profiles: dict[str, UserProfile] = {}
         self._user_failures: dict[str, deque[float]] = {}
         self._ip_failures: dict[str, deque[float]] = {}
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._window = failure_window_s
+        self._max_pending = max(max_pending, 4)
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._failures_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -96,10 +99,23 @@ class MemoryStore:
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
         with self._pending_lock:
-            if len(self._pending) > 100_000:
-                cutoff = min(e for e, _ in self._pending.values())
-                self._pending = {k: v for k, v in self._pending.items() if v[0] > cutoff}
+            if len(self._pending) >= self._max_pending:
+                self._pending = self._trimmed(expires_at)
             self._pending[decision_id] = (expires_at, payload)
+
+    def _trimmed(self, newest: float) -> dict[str, tuple[float, bytes]]:
+        """Challenges nobody finished (abandoned, or a caller that never reports outcomes)
+        pile up here. At the cap, drop those a day past expiry and, if that is not enough,
+        the earliest-expiring quarter: one O(n log n) pass per n/4 new challenges, not an
+        O(n) pass on every one once the map is full."""
+        horizon = newest - _PENDING_GRACE_S
+        live = [(e, k) for k, (e, _) in self._pending.items() if e >= horizon]
+        keep_n = self._max_pending * 3 // 4
+        if len(live) > keep_n:
+            live.sort(reverse=True)
+            del live[keep_n:]
+        keep = {k for _, k in live}
+        return {k: v for k, v in self._pending.items() if k in keep}
 
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
         with self._pending_lock:

@@ -1,0 +1,47 @@
+"""The memory store's bound on parked challenges nobody finished (abandoned challenges)."""
+
+from __future__ import annotations
+
+from riskengine.stores.memory import MemoryStore
+
+T = 1_772_442_000.0
+
+
+def test_full_pending_map_drops_the_earliest_expiring_quarter_and_keeps_the_rest() -> None:
+    store = MemoryStore(max_pending=100)
+    for i in range(100):
+        store.put_pending(f"d{i}", b"ctx", expires_at=T + 600 + i)
+    store.put_pending("newest", b"ctx", expires_at=T + 1000)  # the 101st: trims first
+    assert len(store._pending) == 76  # 75 kept + the new one
+    assert store.pop_pending("d0", now=T) is None and store.pop_pending("d24", now=T) is None
+    assert store.pop_pending("d25", now=T) == b"ctx" and store.pop_pending("d99", now=T) == b"ctx"
+    assert store.pop_pending("newest", now=T) == b"ctx"
+
+
+def test_trimming_is_amortised_not_once_per_challenge() -> None:
+    store = MemoryStore(max_pending=100)
+    trims = 0
+    original = store._trimmed
+
+    def counting(newest: float) -> dict[str, tuple[float, bytes]]:
+        nonlocal trims
+        trims += 1
+        return original(newest)
+
+    store._trimmed = counting  # type: ignore[method-assign]
+    for i in range(1_000):
+        store.put_pending(f"d{i}", b"ctx", expires_at=T + i)
+    # trims before challenges 100, 125, …, 975: one per 25 new challenges, 36 in all (the
+    # old rule rebuilt the map on every challenge once it was full: 900 times here)
+    assert trims == 36
+    assert len(store._pending) <= 100
+
+
+def test_contexts_a_day_past_expiry_go_first_even_when_they_were_parked_last() -> None:
+    store = MemoryStore(max_pending=8)
+    for i in range(4):
+        store.put_pending(f"live{i}", b"ctx", expires_at=T + 600)
+    for i in range(4):  # parked late, but with an expiry far in the past (a replayed clock)
+        store.put_pending(f"stale{i}", b"ctx", expires_at=T - 2 * 86_400)
+    store.put_pending("new", b"ctx", expires_at=T + 600)
+    assert sorted(store._pending) == ["live0", "live1", "live2", "live3", "new"]
