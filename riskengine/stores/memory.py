@@ -73,7 +73,9 @@ class MemoryStore:
             events.extend(items)
         else:
             events.append(at)
-        horizon = events[-1] - self._window
+        # the window of the failure being added, as the sqlite and redis stores count it (a
+        # late one from a worker whose clock runs behind keeps what its own window holds)
+        horizon = at - self._window
         while events and events[0] < horizon:
             events.popleft()
         return events

@@ -167,6 +167,16 @@ def test_failures_expire_after_the_window(store: ProfileStore) -> None:
     assert (snap.user_failures, snap.ip_failures) == (1, 1)
 
 
+def test_a_late_failure_is_counted_in_its_own_window(store: ProfileStore) -> None:
+    # a worker whose clock runs behind reports a failure for T + 100 after one at T + 3000:
+    # it counts its own window (both), and no later read counts it once that window is over
+    assert store.add_failure("alice", "203.0.113.9", T + 3000) == 1
+    assert store.add_failure("alice", "203.0.113.9", T + 100) == 2
+    snap = store.snapshot("alice", "203.0.113.9", since=T + 3000 - WINDOW)
+    assert (snap.user_failures, snap.ip_failures) == (1, 1)
+    assert store.add_failure("alice", "203.0.113.9", T + 3100) == 2  # T + 100 is past its window
+
+
 def test_reset_failures_clears_the_user_not_the_ip(store: ProfileStore) -> None:
     for i in range(4):
         store.add_failure("alice", "203.0.113.9", T + i)
