@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from riskengine import reasons as R
 from riskengine.decision import Action, Factor
 from riskengine.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS
 
@@ -27,6 +28,13 @@ ENV_PREFIX = "RISKENGINE_"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_codes(codes: tuple[str, ...], name: str) -> tuple[str, ...]:
+    unknown = [c for c in codes if c not in R.ALL_CODES]
+    if unknown:
+        raise ValueError(f"{name}: unknown reason codes {unknown} (known: {', '.join(R.ALL_CODES)})")
+    return codes
 
 
 class DeviceSettings(_Section):
@@ -88,6 +96,12 @@ class FailureSettings(_Section):
     user_deny_threshold: int = Field(10, ge=1)
     ip_threshold: int = Field(20, ge=1)
     ip_deny_threshold: int = Field(200, ge=1)
+    user_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_USER`` adds; it steps up regardless of the total."""
+    ip_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_IP`` adds; it steps up regardless of the total."""
+    excessive_weight: float = Field(1.0, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_EXCESSIVE`` adds; it denies regardless of the total."""
 
 
 class TrustSettings(_Section):
@@ -112,6 +126,11 @@ class ColdStartSettings(_Section):
     a fresh account suddenly used from abroad is the takeover cold-start leniency must not
     wave through."""
 
+    @field_validator("scaled_signals")
+    @classmethod
+    def _known_scaled(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "coldstart.scaled_signals")
+
 
 class PolicySettings(_Section):
     version: str = "rules-v1"
@@ -124,6 +143,14 @@ class PolicySettings(_Section):
     model: str | None = None
     """Path to a trained model directory (``riskengine model train``); None = rules only."""
     model_weight: float = Field(0.5, ge=0, le=1)
+    strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
+    """Reason codes that override a trusted device: with one of them fired, a challenge stays
+    a challenge on a device the user trusted after a verified challenge."""
+
+    @field_validator("strong_signals")
+    @classmethod
+    def _known_strong(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "policy.strong_signals")
 
     @model_validator(mode="after")
     def _ordered(self) -> PolicySettings:

@@ -415,9 +415,14 @@ class Engine:
             "policy_version": ctx.get("pv"),
         })
 
-    def record_failure(self, user_id: str, ip: str, timestamp: datetime) -> int:
-        """A failed password. Returns the user's failures in the window (0 if the store is down)."""
-        f = FailedPassword(user_id=user_id, ip=ip, timestamp=timestamp)
+    def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
+                       timestamp: datetime | None = None) -> int:
+        """A failed password at ``ts`` (DESIGN.md's name; ``timestamp=`` is accepted too, as
+        :class:`LoginAttempt` names it). Returns the user's failures in the window (0 if the
+        store is down)."""
+        if (ts is None) == (timestamp is None):
+            raise TypeError("record_failure() takes the failure's time once: ts (or timestamp=)")
+        f = FailedPassword(user_id=user_id, ip=ip, timestamp=ts if ts is not None else timestamp)
         count = 0
         try:
             count = self.store.add_failure(f.user_id, f.ip, f.timestamp.timestamp())

@@ -45,6 +45,7 @@ class Policy:
         self.cold_scale = s.coldstart.novelty_scale
         self.cold_weight = s.coldstart.weight
         self.cold_scaled = frozenset(s.coldstart.scaled_signals)
+        self.strong = frozenset(s.policy.strong_signals)
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -55,9 +56,9 @@ class Policy:
             R.HOSTING_NETWORK: s.geo.hosting_weight,
             R.RARE_COUNTRY_FOR_SERVICE: s.geo.rare_country_weight,
             R.UNUSUAL_HOUR: s.hour.weight,
-            R.FAILED_ATTEMPTS_USER: 0.6,
-            R.FAILED_ATTEMPTS_IP: 0.6,
-            R.FAILED_ATTEMPTS_EXCESSIVE: 1.0,
+            R.FAILED_ATTEMPTS_USER: s.failures.user_weight,
+            R.FAILED_ATTEMPTS_IP: s.failures.ip_weight,
+            R.FAILED_ATTEMPTS_EXCESSIVE: s.failures.excessive_weight,
         }
 
     def decide(
@@ -141,7 +142,7 @@ class Policy:
         if otp_failures_exceeded:
             contributions.append(Reason(
                 R.OTP_ATTEMPTS_EXCEEDED, 1.0, "too many failed second-factor attempts in this session"))
-        if trusted and action == "challenge" and not (fired & R.STRONG_CODES):
+        if trusted and action == "challenge" and not (fired & self.strong):
             action = "allow"
             contributions.append(Reason(
                 R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))

@@ -50,9 +50,11 @@ ALL_CODES: Final[tuple[str, ...]] = (
     MODEL_SCORE,
 )
 
-# Codes that override a trusted device: the trust says "this is my laptop", it
-# does not vouch for a login from another continent or after a password spray.
+# Codes that override a trusted device (the default of ``policy.strong_signals``): the
+# trust says "this is my laptop", it does not vouch for a login from a country or region
+# the user has never been in (DESIGN.md: both are strong), from another continent an hour
+# later, or after a password spray.
 STRONG_CODES: Final[frozenset[str]] = frozenset(
-    {NEW_COUNTRY, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
+    {NEW_COUNTRY, NEW_REGION, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
      FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED}
 )

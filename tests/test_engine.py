@@ -41,6 +41,18 @@ def test_verified_challenge_clears_failed_passwords(engine: Engine) -> None:
     assert engine.score(make_attempt(ts=ts + timedelta(minutes=2))).action == "allow"
 
 
+def test_record_failure_takes_its_time_as_ts_or_timestamp_but_not_both(engine: Engine) -> None:
+    ts = T0 + timedelta(days=3)
+    assert engine.record_failure("bob", "81.2.69.160", ts=ts) == 1  # DESIGN.md's name
+    assert engine.record_failure("bob", "81.2.69.160", timestamp=ts + timedelta(minutes=1)) == 2
+    assert engine.record_failure("bob", "81.2.69.160", ts + timedelta(minutes=2)) == 3
+    with pytest.raises(TypeError, match="once"):
+        engine.record_failure("bob", "81.2.69.160", ts, timestamp=ts)
+    with pytest.raises(TypeError, match="once"):
+        engine.record_failure("bob", "81.2.69.160")
+    assert engine.store.snapshot("bob", "81.2.69.160", (ts - timedelta(minutes=1)).timestamp()).user_failures == 3
+
+
 def test_outcome_for_unknown_decision_is_a_clear_error(engine: Engine) -> None:
     with pytest.raises(UnknownDecisionError, match="not a pending challenge"):
         engine.record_outcome("nope", "verified")

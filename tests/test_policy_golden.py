@@ -14,6 +14,8 @@ from riskengine.testing import (
     CHANGCHUN,
     EDINBURGH,
     FIREFOX_MAC,
+    IPHONE,
+    LONDON,
     MANCHESTER,
     PARIS,
     T0,
@@ -135,13 +137,40 @@ def test_trusted_device_skips_challenge_unless_strong_signal(engine: Engine) -> 
     assert first.action == "challenge"
     engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
                           timestamp=last + timedelta(days=1, minutes=1))
+    # a region never seen is strong (DESIGN.md): the trust does not vouch for it
     odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
                                     place=EDINBURGH))
-    assert odd.action == "allow"
-    assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "TRUSTED_DEVICE")
+    assert odd.action == "challenge"
+    assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR")
+    # the trusted laptop behind a VPN exit at home: a challenge anywhere else, not here
+    vpn = engine.score(make_attempt(ts=last + timedelta(days=2), ua=FIREFOX_MAC,
+                                    place={**LONDON, "asn": 16509}))
+    assert vpn.action == "allow"
+    assert vpn.reason_codes == ("HOSTING_NETWORK", "NEW_ASN", "TRUSTED_DEVICE")
+    same_exit_from_a_new_phone = engine.score(make_attempt(ts=last + timedelta(days=2), ua=IPHONE,
+                                                           place={**LONDON, "asn": 16509}))
+    assert same_exit_from_a_new_phone.action == "challenge"
     abroad = engine.score(make_attempt(ts=last + timedelta(days=3), ua=FIREFOX_MAC, place=PARIS))
     assert abroad.action == "challenge"
     assert "TRUSTED_DEVICE" not in abroad.reason_codes
+
+
+def test_strong_signals_are_configuration() -> None:
+    # the previous default: a new region does not override a trusted device
+    settings = offline_settings(policy={"strong_signals": [
+        "NEW_COUNTRY", "IMPOSSIBLE_TRAVEL", "FAILED_ATTEMPTS_USER", "FAILED_ATTEMPTS_IP",
+        "FAILED_ATTEMPTS_EXCESSIVE", "OTP_ATTEMPTS_EXCEEDED"]})
+    with Engine(settings) as engine:
+        last = establish(engine)
+        first = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
+        engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
+                              timestamp=last + timedelta(days=1, minutes=1))
+        odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
+                                        place=EDINBURGH))
+        assert odd.action == "allow"
+        assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "TRUSTED_DEVICE")
+    with pytest.raises(ValueError, match="unknown reason codes.*NEW_CONTINENT"):
+        offline_settings(policy={"strong_signals": ["NEW_CONTINENT"]})
 
 
 def test_sixth_failed_otp_in_a_session_denies(engine: Engine) -> None:
