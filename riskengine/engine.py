@@ -209,9 +209,11 @@ class Engine:
 
     def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
         if attempt.country is not None:
-            return GeoInfo(
-                attempt.country, attempt.region, attempt.city, attempt.latitude,
-                attempt.longitude, attempt.time_zone, attempt.asn, None), None
+            given = GeoInfo(attempt.country, attempt.region, attempt.city, attempt.latitude,
+                            attempt.longitude, attempt.time_zone, attempt.asn, None)
+            if attempt.latitude is None or attempt.longitude is None:
+                return self._located(given, attempt.ip), None
+            return given, None
         found, problem = self.geoip.lookup(attempt.ip)
         geo = found or EMPTY_GEO
         if attempt.asn is not None and geo.asn is None:
@@ -220,6 +222,20 @@ class Engine:
         if found is None and problem is None and self.geoip.configured:
             problem = "IP not in the GeoIP database"
         return geo, problem
+
+    def _located(self, given: GeoInfo, ip: str) -> GeoInfo:
+        """Caller-supplied geo without coordinates (an RBA file, a CDN's country header): the
+        GeoIP answer's coordinates and time zone, only when it puts the address in the same
+        place — same country, and the same region and city wherever both name one — so
+        impossible travel and the local hour work. The given columns are never replaced."""
+        found, _ = self.geoip.lookup(ip)
+        if found is None or found.latitude is None or found.longitude is None \
+                or found.country != given.country \
+                or not _same_name(given.region, found.region) or not _same_name(given.city, found.city):
+            return given
+        return given._replace(latitude=found.latitude, longitude=found.longitude,
+                              time_zone=given.time_zone or found.time_zone,
+                              asn=given.asn if given.asn is not None else found.asn)
 
     def _decide(
         self, attempt: Attempt, decision_id: str, now: float, geo: GeoInfo,
@@ -583,6 +599,14 @@ def _any_fired(signals: list[SignalResult]) -> bool:
         if sig.value > 0.0:
             return True
     return False
+
+
+def _same_name(given: str | None, found: str | None) -> bool:
+    """A place name the caller gave matches GeoIP's (case-insensitively); no name from the
+    caller matches anything."""
+    if not given:
+        return True
+    return found is not None and given.casefold() == found.casefold()
 
 
 def _peek(counter: itertools.count[int]) -> int:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from riskengine import Engine, UnknownDecisionError, assign_variant
+from riskengine import Engine, LoginAttempt, UnknownDecisionError, assign_variant
 from riskengine.audit.base import MemorySink
-from riskengine.testing import FIREFOX_MAC, IPHONE, PARIS, T0, establish, make_attempt, offline_settings
+from riskengine.testing import (
+    CHROME_WIN,
+    FIREFOX_MAC,
+    IPHONE,
+    PARIS,
+    T0,
+    establish,
+    make_attempt,
+    offline_settings,
+)
 
 
 def test_failed_challenge_does_not_teach_the_profile(engine: Engine) -> None:
@@ -140,3 +151,39 @@ def test_score_is_thread_safe_and_counts_every_call() -> None:
         assert e.health()["scored"] == 1600
         assert len(sink.rows("decisions")) == 1600
         assert len(e.store.user_ids(limit=1000)) == 80
+
+
+def _rba_like(ts: datetime, ip: str, country: str, region: str | None, city: str | None) -> LoginAttempt:
+    """Geo as an RBA file or a CDN header gives it: names, no coordinates, no time zone."""
+    return LoginAttempt(user_id="rba-user", timestamp=ts, ip=ip, user_agent=CHROME_WIN,
+                        country=country, region=region, city=city, asn=2856)
+
+
+def test_supplied_geo_without_coordinates_gets_them_from_geoip_where_it_agrees(
+        maxmind: Callable[[str], Path]) -> None:
+    settings = offline_settings(geo={"city_db": str(maxmind("GeoIP2-City-Test.mmdb"))})
+    with Engine(settings, sink=MemorySink()) as engine:
+        ts = T0
+        for day in range(10):
+            ts = T0 + timedelta(days=day)
+            assert engine.score(_rba_like(ts, "81.2.69.160", "GB", "England", "London")).action == "allow"
+        # the test database puts 175.16.199.0 in Changchun: 8,000 km in an hour
+        far = engine.score(_rba_like(ts + timedelta(hours=1), "175.16.199.0", "CN", "Jilin Sheng", "Changchun"))
+        assert "IMPOSSIBLE_TRAVEL" in far.reason_codes
+        # the caller names another city than GeoIP's: no coordinates, so no travel claim
+        elsewhere = engine.score(_rba_like(ts + timedelta(hours=1), "175.16.199.0", "CN", "Jilin Sheng", "Jilin"))
+        assert "IMPOSSIBLE_TRAVEL" not in elsewhere.reason_codes
+        assert "NEW_COUNTRY" in elsewhere.reason_codes
+        # the given columns are never replaced: a country GeoIP disagrees with stays as given
+        mismatch = engine.score(_rba_like(ts + timedelta(hours=2), "175.16.199.0", "JP", None, None))
+        assert "IMPOSSIBLE_TRAVEL" not in mismatch.reason_codes
+        assert engine.store.get("rba-user").last_lat == pytest.approx(51.5142)  # London, learned
+
+
+def test_supplied_coordinates_are_used_as_given(maxmind: Callable[[str], Path]) -> None:
+    settings = offline_settings(geo={"city_db": str(maxmind("GeoIP2-City-Test.mmdb"))})
+    with Engine(settings, sink=MemorySink()) as engine:
+        attempt = make_attempt(user_id="given", ip="175.16.199.0", place={**PARIS, "country": "CN"})
+        engine.score(attempt)
+        profile = engine.store.get("given")
+        assert profile is not None and (profile.last_lat, profile.last_lon) == (PARIS["latitude"], PARIS["longitude"])
