@@ -127,10 +127,16 @@ def device_key(device_id: str | None, ua: ParsedUA) -> str:
     True
     """
     if device_id:
-        return _device_id_key(device_id)
+        key = _DEVICE_KEYS.get(device_id)
+        if key is None:
+            if len(_DEVICE_KEYS) >= _DEVICE_KEYS_MAX:
+                _DEVICE_KEYS.clear()  # bounded: start over (a dict hit is cheaper than an LRU's)
+            key = _DEVICE_KEYS[device_id] = _digest(f"id:{device_id}")
+        return key
     return ua.ua_key or _digest(f"ua:{ua.stable_parts}")
 
 
-@lru_cache(maxsize=65536)
-def _device_id_key(device_id: str) -> str:
-    return _digest(f"id:{device_id}")
+# device_id → key; plain dict get/set is atomic under the GIL, and every value is a pure
+# function of its key, so concurrent callers can only ever store the same answer
+_DEVICE_KEYS: dict[str, str] = {}
+_DEVICE_KEYS_MAX: Final = 65536
