@@ -187,3 +187,9 @@ def test_supplied_coordinates_are_used_as_given(maxmind: Callable[[str], Path]) 
         engine.score(attempt)
         profile = engine.store.get("given")
         assert profile is not None and (profile.last_lat, profile.last_lon) == (PARIS["latitude"], PARIS["longitude"])
+
+
+def test_a_time_zone_folder_name_from_the_caller_scores_by_the_country(engine: Engine) -> None:
+    # "Europe" is a folder of the zone database: reading it used to raise IsADirectoryError
+    d = engine.score(make_attempt(user_id="tz", place={**PARIS, "time_zone": "Europe"}))
+    assert d.action == "allow" and not d.degraded
