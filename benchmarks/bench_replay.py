@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -116,27 +115,17 @@ def main() -> None:
         simulate(sim, cfg, fmt="native", progress=True)
     events = str(sim / "events.parquet")
     print(f"replay benchmark: {args.users:,} users × {args.days} days (native events, memory store)")
-    from riskengine.hugepages import huge_page_env
-
-    huge = huge_page_env(os.environ)
     stages = [
-        ("read", "read batches + to_list (no scoring)", None),
-        ("validate", "+ a LoginAttempt per row (what replay no longer does)", None),
-        ("score", "score() alone over pre-built attempts (floor)", None),
-        ("engine", "replay, engine only (no baseline, no audit)", None),
+        ("read", "read batches + to_list (no scoring)"),
+        ("validate", "+ a LoginAttempt per row (what replay no longer does)"),
+        ("score", "score() alone over pre-built attempts (floor)"),
+        ("engine", "replay, engine only (no baseline, no audit)"),
+        ("full", "replay + Freeman baseline"),
+        ("audit", "replay + baseline + Parquet audit log"),
     ]
-    if huge is not None:  # what the `riskengine replay` command line runs on (riskengine.hugepages)
-        stages += [("score", "score() floor, huge pages", huge),
-                   ("engine", "replay, engine only, huge pages (the CLI)", huge),
-                   ("full", "+ Freeman baseline, huge pages", huge),
-                   ("audit", "+ baseline + Parquet audit log, huge pages", huge)]
-    else:
-        print("  (huge pages unavailable here: figures are for CPython's own allocator)")
-        stages += [("full", "replay + Freeman baseline", None),
-                   ("audit", "replay + baseline + Parquet audit log", None)]
-    for stage, label, env in stages:
+    for stage, label in stages:
         raw = subprocess.run([sys.executable, __file__, "--stage", stage, "--events", events],
-                             check=True, capture_output=True, text=True, env=env).stdout
+                             check=True, capture_output=True, text=True).stdout
         r = json.loads(raw.strip().splitlines()[-1])
         print(f"  {label:48s} {r['logins_per_s']:>10,.0f} logins/s  {r['seconds']:7.1f} s  "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB")

@@ -24,8 +24,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "riskengine.support",
     "riskengine.model.cli",
 )
-# commands that run long enough over a large heap for huge pages to pay (riskengine.hugepages)
-HUGE_PAGE_COMMANDS: frozenset[str] = frozenset({"demo", "simulate", "replay", "evaluate", "model"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,13 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line. ``argv`` None = ``sys.argv[1:]``, from a real command line: only
-    then may a long batch command re-execute itself on huge pages."""
-    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    if argv is None and command in HUGE_PAGE_COMMANDS:
-        from riskengine.hugepages import reexec_on_huge_pages
-
-        reexec_on_huge_pages(sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
