@@ -17,6 +17,9 @@ _PENDING_GRACE_S = 86400.0  # as the sqlite store: parked contexts a day past ex
 class MemoryStore:
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
+    sweep_every: int = 10_000
+    """Failed passwords between sweeps of keys whose failures all left the window."""
+
     def __init__(self, failure_window_s: float = 1800.0, max_pending: int = _MAX_PENDING) -> None:
         self._profiles: dict[str, UserProfile] = {}
         self._user_failures: dict[str, deque[float]] = {}
@@ -24,6 +27,7 @@ class MemoryStore:
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._window = failure_window_s
         self._max_pending = max(max_pending, 4)
+        self._failures_added = 0
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._failures_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -84,7 +88,17 @@ class MemoryStore:
         with self._failures_lock:
             events = self._append(self._user_failures, user_id, at)
             self._append(self._ip_failures, ip, at)
+            self._failures_added += 1
+            if self._failures_added % self.sweep_every == 0:
+                self._sweep(at - self._window)
             return self._count(events, at - self._window)
+
+    def _sweep(self, horizon: float) -> None:
+        """Forget users and addresses whose last failure is out of the window: a deque
+        per key ever seen would grow with every address a stuffing wave used, not users."""
+        for table in (self._user_failures, self._ip_failures):
+            for key in [k for k, events in table.items() if not events or events[-1] < horizon]:
+                del table[key]
 
     def reset_failures(self, user_id: str) -> None:
         with self._failures_lock:

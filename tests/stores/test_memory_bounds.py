@@ -1,4 +1,4 @@
-"""The memory store's bound on parked challenges nobody finished (abandoned challenges)."""
+"""The memory store's bounds: parked challenges nobody finished, failure counters out of the window."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def test_contexts_a_day_past_expiry_go_first_even_when_they_were_parked_last() -
         store.put_pending(f"stale{i}", b"ctx", expires_at=T - 2 * 86_400)
     store.put_pending("new", b"ctx", expires_at=T + 600)
     assert sorted(store._pending) == ["live0", "live1", "live2", "live3", "new"]
+
+
+def test_failure_counters_of_keys_out_of_the_window_are_forgotten() -> None:
+    store = MemoryStore(failure_window_s=1800.0)
+    store.sweep_every = 100
+    for i in range(99):  # a stuffing wave: one failure from each of 99 addresses
+        store.add_failure(f"user{i}", f"198.51.100.{i}", T + i)
+    assert len(store._ip_failures) == 99
+    later = T + 7200  # two hours on: the wave is out of the window
+    assert store.add_failure("alice", "203.0.113.9", later) == 1  # the 100th: sweeps
+    assert sorted(store._ip_failures) == ["203.0.113.9"] and sorted(store._user_failures) == ["alice"]
+    snap = store.snapshot("alice", "203.0.113.9", since=later - 1800)
+    assert (snap.user_failures, snap.ip_failures) == (1, 1)
+    assert store.snapshot("user5", "198.51.100.5", since=T).user_failures == 0  # forgotten, as expired
