@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -275,8 +275,7 @@ def retain(
     with maintenance_lock(root_path):
         for table in tables or tuple(TABLES):
             for year, month, folder in partitions(root_path, table):
-                next_month = date(year + month // 12, month % 12 + 1, 1)
-                if datetime(next_month.year, next_month.month, 1, tzinfo=UTC) > cutoff:
+                if not _ended_by(year, month, cutoff):
                     continue
                 trash.mkdir(parents=True, exist_ok=True)
                 target = trash / f"{table}-{year:04d}-{month:02d}-{uuid.uuid4().hex}"
@@ -287,7 +286,34 @@ def retain(
                     folder.parent.rmdir()  # the year folder, when that was its last month
                 except OSError:
                     pass
+        _retain_rollups(root_path, cutoff, trash, result)
     return result
+
+
+def _ended_by(year: int, month: int, cutoff: datetime) -> bool:
+    """Whether the whole month ends on or before ``cutoff`` (retention never splits a month)."""
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC) <= cutoff
+
+
+def _retain_rollups(root: Path, cutoff: datetime, trash: Path, result: RetentionResult) -> None:
+    """A month's rollup (``_rollups/YYYY-MM``) goes with its month: aggregates of data the
+    retention policy dropped are not kept either (``compact`` rebuilds the rollup of a month
+    whose raw segments are still there)."""
+    base = root / "_rollups"
+    if not base.is_dir():
+        return
+    for folder in sorted(base.iterdir()):
+        name = folder.name
+        if not folder.is_dir() or len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+            continue
+        year, month = int(name[:4]), int(name[5:])
+        if not 1 <= month <= 12 or not _ended_by(year, month, cutoff):
+            continue
+        trash.mkdir(parents=True, exist_ok=True)
+        target = trash / f"rollup-{name}-{uuid.uuid4().hex}"
+        os.rename(folder, target)
+        shutil.rmtree(target, ignore_errors=True)
+        result.dropped.append(f"_rollups/{name}")
 
 
 __all__ = ["CompactionResult", "RetentionResult", "compact", "cutoff_for", "parse_age", "partitions",

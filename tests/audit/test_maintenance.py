@@ -127,6 +127,18 @@ def test_retention_drops_whole_old_months_only(tmp_path: Path) -> None:
     assert counts(tmp_path) == (10, 10)
 
 
+def test_retention_drops_the_rollups_of_the_months_it_drops(tmp_path: Path) -> None:
+    rollups = tmp_path / "_rollups"
+    for name in ("2021-12", "2022-03", "2026-01"):  # as `compact` lays them out
+        (rollups / name).mkdir(parents=True)
+        (rollups / name / "manifest.json").write_text("{}")
+    (rollups / "notes").write_text("not a month: left alone")
+    res = retain(tmp_path, "4y", now=datetime(2026, 3, 15, tzinfo=UTC))
+    assert "_rollups/2021-12" in res.dropped and "_rollups/2022-03" not in res.dropped
+    assert sorted(p.name for p in rollups.iterdir()) == ["2022-03", "2026-01", "notes"]
+    assert not list((tmp_path / "_meta" / "trash").iterdir())
+
+
 def test_retention_while_writing_the_current_month(tmp_path: Path) -> None:
     write_segments(tmp_path, datetime(2019, 1, 10, tzinfo=UTC), 1, 5)
     with ParquetSink(tmp_path, flush_seconds=0.01) as sink:
