@@ -500,7 +500,7 @@ class Engine:
             if self._emit_values is not None:
                 self._emit_values(table, row)
                 return
-            from riskengine.audit.events import TABLES
+            from riskengine.audit.schema import TABLES
 
             as_dict = {k: list(v) if type(v) is tuple else v for k, v in zip(TABLES[table], row, strict=True)}
             when = as_dict.get("event_time")

@@ -49,7 +49,7 @@ from riskengine.analytics.rollups import (
     ROLLUPS_ENV,
     current_rollups,
 )
-from riskengine.audit.events import TABLES
+from riskengine.audit.schema import TABLES
 
 _DUCK_TYPES = {
     pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",

@@ -38,7 +38,7 @@ from typing import Any
 
 import duckdb
 
-from riskengine.audit.events import TABLES
+from riskengine.audit.schema import TABLES
 
 ROLLUP_DIR = "_rollups"
 ROLLUP_VERSION = 1

@@ -43,8 +43,8 @@ from pathlib import Path
 
 import duckdb
 
-from riskengine.audit.events import TABLES
 from riskengine.audit.parquet import SEGMENT_PREFIX, TMP_SUFFIX, segment_name
+from riskengine.audit.schema import TABLES
 
 log = logging.getLogger(__name__)
 

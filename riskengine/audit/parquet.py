@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskengine.audit.base import Row
-from riskengine.audit.events import TABLES
+from riskengine.audit.schema import TABLES
 
 log = logging.getLogger(__name__)
 
