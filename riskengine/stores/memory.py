@@ -17,8 +17,8 @@ _PENDING_GRACE_S = 86400.0  # as the sqlite store: parked contexts a day past ex
 class MemoryStore:
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
-    sweep_every: int = 10_000
-    """Failed passwords between sweeps of keys whose failures all left the window."""
+    sweep_floor: int = 100_000
+    """Users + addresses with failure counters at which stale ones are first swept."""
 
     def __init__(self, failure_window_s: float = 1800.0, max_pending: int = _MAX_PENDING) -> None:
         self._profiles: dict[str, UserProfile] = {}
@@ -27,7 +27,7 @@ class MemoryStore:
         self._pending: dict[str, tuple[float, bytes]] = {}
         self._window = failure_window_s
         self._max_pending = max(max_pending, 4)
-        self._failures_added = 0
+        self._sweep_at = self.sweep_floor
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._failures_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -88,17 +88,19 @@ class MemoryStore:
         with self._failures_lock:
             events = self._append(self._user_failures, user_id, at)
             self._append(self._ip_failures, ip, at)
-            self._failures_added += 1
-            if self._failures_added % self.sweep_every == 0:
+            if len(self._user_failures) + len(self._ip_failures) >= self._sweep_at:
                 self._sweep(at - self._window)
             return self._count(events, at - self._window)
 
     def _sweep(self, horizon: float) -> None:
-        """Forget users and addresses whose last failure is out of the window: a deque
-        per key ever seen would grow with every address a stuffing wave used, not users."""
+        """Forget users and addresses whose last failure is out of the window: a deque per key
+        ever seen would grow with every address a stuffing wave used, not users. Only once
+        the tables are large (and then at twice what stays), because ``horizon`` comes from
+        the caller's clock: threads replaying different users' histories run days apart."""
         for table in (self._user_failures, self._ip_failures):
             for key in [k for k, events in table.items() if not events or events[-1] < horizon]:
                 del table[key]
+        self._sweep_at = max(self.sweep_floor, 2 * (len(self._user_failures) + len(self._ip_failures)))
 
     def reset_failures(self, user_id: str) -> None:
         with self._failures_lock:

@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from riskengine.profile import UserProfile
 from riskengine.stores.base import Snapshot, StoreError, Updater
@@ -125,6 +125,10 @@ def _gated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+_TRIM_EVERY: Final = 1000  # writes between checks of the failures/pending table sizes
+_PENDING_GRACE_S: Final = 86400.0
+
+
 class SqliteStore:
     """Profiles, failure windows and pending challenges in one SQLite file (WAL mode).
 
@@ -147,6 +151,7 @@ class SqliteStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writes = 0
+        self.max_rows = 100_000  # per table, failures and pending challenges (see _trim)
         self._wal_set = path == ":memory:"
         conn = self._conn()
         with conn:
@@ -262,8 +267,8 @@ class SqliteStore:
             conn.execute("INSERT INTO failures VALUES ('u', ?, ?), ('i', ?, ?)",
                          (user_id, at, ip, at))
             self._writes += 1
-            if self._writes % 1000 == 0:
-                conn.execute("DELETE FROM failures WHERE ts < ?", (at - 2 * self._window,))
+            if self._writes % _TRIM_EVERY == 0:
+                self._trim(conn, "failures", "rowid", "ts", at - 2 * self._window)
             (count,) = conn.execute(
                 "SELECT count(*) FROM failures WHERE kind = 'u' AND key = ? AND ts >= ?",
                 (user_id, at - self._window)).fetchone()
@@ -273,6 +278,22 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(str(exc)) from exc
+
+    def _trim(self, conn: sqlite3.Connection, table: str, key: str, column: str, horizon: float) -> None:
+        """Keep ``table`` bounded: past ``max_rows`` rows, drop those before ``horizon`` and,
+        if that is not enough, the oldest quarter. Only past the bound, because ``horizon``
+        comes from the caller's clock: threads replaying different users' histories run days
+        apart, and pruning on every call dropped other threads' live failures and parked
+        challenges (``record_outcome`` then found no pending challenge)."""
+        (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # table and column names are ours, not input
+        if rows < self.max_rows:
+            return
+        conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (horizon,))
+        (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        excess = rows - self.max_rows * 3 // 4
+        if excess > 0:
+            conn.execute(f"DELETE FROM {table} WHERE {key} IN "
+                         f"(SELECT {key} FROM {table} ORDER BY {column} LIMIT ?)", (excess,))
 
     @_gated
     def reset_failures(self, user_id: str) -> None:
@@ -296,8 +317,8 @@ class SqliteStore:
             conn.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
                          (decision_id, expires_at, payload))
             self._writes += 1
-            if self._writes % 1000 == 0:
-                conn.execute("DELETE FROM pending WHERE expires_at < ?", (expires_at - 86400,))
+            if self._writes % _TRIM_EVERY == 0:
+                self._trim(conn, "pending", "decision_id", "expires_at", expires_at - _PENDING_GRACE_S)
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 

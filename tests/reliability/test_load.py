@@ -2,9 +2,10 @@
 
 The oracle is a single-threaded run of the same per-user stories on a fresh store of the same
 backend: concurrency must not change a single decision, raise, or lose an audit event.
-(Same backend, because the backends legitimately differ on one edge the stories contain:
-failures arriving out of order by more than the window — memory and redis prune relative to
-the newest failure seen, sqlite keeps two windows.)
+(Same backend, because the backends may differ on one edge the stories contain: failures
+arriving out of order by more than the window — redis prunes each user's and address's
+failures relative to the one being added, the memory and sqlite stores only once their tables
+are large.)
 """
 
 from __future__ import annotations

@@ -211,6 +211,19 @@ def test_pending_expires_by_the_time_passed_in(store: ProfileStore) -> None:
     assert store.pop_pending("d3", now=T + 1800) == b"ctx"  # the boundary is still valid
 
 
+def test_other_users_clocks_days_ahead_drop_nothing_live(store: ProfileStore) -> None:
+    # threads replaying different users' histories run days apart: what they write must not
+    # prune this user's parked challenge or failures (sqlite did, every 1,000th write)
+    store.put_pending("mine", b"ctx", expires_at=T + 1800)
+    store.add_failure("alice", "203.0.113.9", T)
+    later = T + 10 * 86_400
+    for i in range(1_100):
+        store.put_pending(f"theirs{i}", b"ctx", expires_at=later + 1800)
+        store.add_failure(f"user{i}", f"198.51.100.{i % 250}", later + i)
+    assert store.pop_pending("mine", now=T + 60) == b"ctx"
+    assert store.snapshot("alice", "203.0.113.9", since=T - 1).user_failures == 1
+
+
 def test_pending_pop_races_hand_out_one_copy(backend: StoreFactory) -> None:
     """Two workers receiving the same outcome (a retried HTTP call): only one applies it."""
     store = backend.open()

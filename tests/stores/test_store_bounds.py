@@ -1,8 +1,11 @@
-"""The memory store's bounds: parked challenges nobody finished, failure counters out of the window."""
+"""The stores' bounds: parked challenges nobody finished, failure counters out of the window."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from riskengine.stores.memory import MemoryStore
+from riskengine.stores.sqlite import SqliteStore
 
 T = 1_772_442_000.0
 
@@ -49,13 +52,28 @@ def test_contexts_a_day_past_expiry_go_first_even_when_they_were_parked_last() -
 
 def test_failure_counters_of_keys_out_of_the_window_are_forgotten() -> None:
     store = MemoryStore(failure_window_s=1800.0)
-    store.sweep_every = 100
-    for i in range(99):  # a stuffing wave: one failure from each of 99 addresses
+    store.sweep_floor = store._sweep_at = 200
+    for i in range(99):  # a stuffing wave: one failure from each of 99 addresses, for 99 users
         store.add_failure(f"user{i}", f"198.51.100.{i}", T + i)
     assert len(store._ip_failures) == 99
     later = T + 7200  # two hours on: the wave is out of the window
-    assert store.add_failure("alice", "203.0.113.9", later) == 1  # the 100th: sweeps
+    assert store.add_failure("alice", "203.0.113.9", later) == 1  # 200 keys now: sweeps
     assert sorted(store._ip_failures) == ["203.0.113.9"] and sorted(store._user_failures) == ["alice"]
+    assert store._sweep_at == 200  # the floor: twice the 2 keys left is less
     snap = store.snapshot("alice", "203.0.113.9", since=later - 1800)
     assert (snap.user_failures, snap.ip_failures) == (1, 1)
     assert store.snapshot("user5", "198.51.100.5", since=T).user_failures == 0  # forgotten, as expired
+
+
+def test_sqlite_tables_past_their_bound_lose_the_oldest_rows_first(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "bounds.db"))
+    store.max_rows = 100
+    try:
+        for i in range(1_200):  # the size is checked every 1,000th write
+            store.put_pending(f"d{i}", b"ctx", expires_at=T + i)
+        conn = store._conn()
+        assert conn.execute("SELECT count(*) FROM pending").fetchone()[0] == 75 + 200
+        assert store.pop_pending("d924", now=T) is None  # the 925 earliest-expiring went
+        assert store.pop_pending("d925", now=T) == b"ctx" and store.pop_pending("d1199", now=T) == b"ctx"
+    finally:
+        store.close()
