@@ -31,9 +31,11 @@ thread a fail-mode decision, not a hang.
 
 from __future__ import annotations
 
+import random
 import secrets
 import struct
 import threading
+import time
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -48,6 +50,8 @@ DEFAULT_SOCKET_TIMEOUT_S: Final = 0.1
 DEFAULT_PROFILE_TTL_DAYS: Final = 400.0
 DEFAULT_PENDING_TTL_S: Final = 86_400
 _MAX_CAS_ATTEMPTS: Final = 64
+_CAS_BACKOFF_S: Final = 0.0002  # first backoff after two lost races (random up to this)
+_CAS_BACKOFF_CAP_S: Final = 0.02
 _EXPIRY = struct.Struct(">d")
 # options this store reads from the URL query; everything else goes to redis-py
 _OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s"})
@@ -185,7 +189,12 @@ class RedisStore:
             current = last[1]
         else:
             current = self._call("GET", self._redis.get, key)
-        for _ in range(_MAX_CAS_ATTEMPTS):
+        for attempt in range(_MAX_CAS_ATTEMPTS):
+            if attempt >= 2:
+                # lost twice: many writers on one user (or a starved thread that loses every
+                # time because the others re-read first). A short random sleep, doubling up
+                # to a cap, breaks the lockstep; the CAS reply already carried the fresh bytes.
+                time.sleep(random.random() * min(_CAS_BACKOFF_CAP_S, _CAS_BACKOFF_S * 2 ** (attempt - 2)))
             new = fn(UserProfile.from_bytes(current) if current is not None else None)
             args = ("0" if current is None else "1", current or b"",
                     "0" if new is None else "1", new.to_bytes() if new is not None else b"",
