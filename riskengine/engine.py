@@ -375,8 +375,9 @@ class Engine:
         Raises :class:`UnknownDecisionError` for an id that was not challenged (or expired);
         a store outage is logged and counted, never raised.
         """
+        # channels as given: the model turns a list into a tuple and rejects None or a number
         o = ChallengeOutcome(
-            decision_id=decision_id, outcome=outcome, channels=tuple(channels), attempts=attempts,
+            decision_id=decision_id, outcome=outcome, channels=channels, attempts=attempts,
             trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
         now = o.timestamp.timestamp() if o.timestamp is not None else time.time()
         try:

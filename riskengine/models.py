@@ -24,15 +24,20 @@ MAX_ASN = 4_294_967_295
 def _normalise_ip(value: str) -> str:
     """Validate and normalise an address (cached: the same addresses log in again and again)."""
     try:
-        return ipaddress.ip_address(value.strip()).compressed
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValueError(f"not an IPv4 or IPv6 address: {value[:64]!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # "fe80::1%eth0": the zone names an interface of the host that saw the address, which
+        # says nothing about the client (and GeoIP readers reject it): dropped
+        address = ipaddress.IPv6Address(int(address))
+    return address.compressed
 
 
 def _upper_country(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) != 2 or not value.isalpha():
+    if len(value) != 2 or not (value.isascii() and value.isalpha()):
         raise ValueError(f"country must be an ISO 3166-1 alpha-2 code, got {value[:16]!r}")
     return value.upper()
 
@@ -137,7 +142,8 @@ class ChallengeOutcome(BaseModel):
 class FailedPassword(BaseModel):
     """A failed password check, reported through `Engine.record_failure`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # stripped as LoginAttempt strips them: " alice " fails and logs in as "alice"
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     user_id: str = Field(min_length=1, max_length=256)
     ip: IPAddressStr

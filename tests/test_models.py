@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from riskengine import LoginAttempt
+from riskengine import Engine, LoginAttempt
 from riskengine.testing import T0
 
 OK = {"user_id": "u1", "timestamp": T0, "ip": "81.2.69.160"}
@@ -41,3 +41,20 @@ def test_ip_forms_are_normalised() -> None:
     assert LoginAttempt(**{**OK, "ip": " 2001:0db8:0000::1 "}).ip == "2001:db8::1"
     assert LoginAttempt(**{**OK, "ip": "::ffff:81.2.69.160"}).ip == "::ffff:5102:45a0"
     assert LoginAttempt(**{**OK, "country": "gb"}).country == "GB"
+
+
+def test_ipv6_zone_ids_are_dropped_and_non_ascii_countries_rejected() -> None:
+    base = {"user_id": "u", "timestamp": datetime(2026, 3, 2, 9, tzinfo=UTC)}
+    assert LoginAttempt(**base, ip="fe80::1%eth0").ip == "fe80::1"
+    assert LoginAttempt(**base, ip="2001:218::1%\x00").ip == "2001:218::1"  # NUL once crashed GeoIP
+    for bad in ("ßa", "éé"):
+        with pytest.raises(ValidationError, match="alpha-2"):
+            LoginAttempt(**base, ip="81.2.69.160", country=bad)
+
+
+def test_failed_password_user_ids_are_stripped_like_logins(engine: Engine) -> None:
+    ts = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    for i in range(3):
+        engine.record_failure(" alice ", "81.2.69.160", ts - timedelta(minutes=i + 1))
+    d = engine.score({"user_id": " alice ", "timestamp": ts, "ip": "81.2.69.160"})
+    assert "FAILED_ATTEMPTS_USER" in d.reason_codes
