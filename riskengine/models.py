@@ -145,7 +145,7 @@ class FailedPassword(BaseModel):
     # stripped as LoginAttempt strips them: " alice " fails and logs in as "alice"
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     ip: IPAddressStr
     timestamp: Timestamp
 

@@ -8,11 +8,17 @@ of history behave exactly like production.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from riskengine.profile import UserProfile
 
 Updater = Callable[[UserProfile | None], UserProfile | None]
+
+# Bounds the local stores (memory, sqlite) share; redis expires keys by TTL instead.
+MAX_ROWS: Final = 100_000
+"""Parked challenges (and, for memory, users + addresses with failure counters) before a trim."""
+PENDING_GRACE_S: Final = 86_400.0
+"""A trim drops parked challenges this long past expiry (relative to the newest) first."""
 
 
 class StoreError(RuntimeError):

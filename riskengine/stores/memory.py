@@ -6,21 +6,19 @@ import threading
 from collections import deque
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import Snapshot, Updater
+from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, Snapshot, Updater
 
 _MAX_EVENTS_PER_KEY = 10_000
 _STRIPES = 64
-_MAX_PENDING = 100_000
-_PENDING_GRACE_S = 86400.0  # as the sqlite store: parked contexts a day past expiry are dropped
 
 
 class MemoryStore:
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
-    sweep_floor: int = 100_000
+    sweep_floor: int = MAX_ROWS
     """Users + addresses with failure counters at which stale ones are first swept."""
 
-    def __init__(self, failure_window_s: float = 1800.0, max_pending: int = _MAX_PENDING) -> None:
+    def __init__(self, failure_window_s: float = 1800.0, max_pending: int = MAX_ROWS) -> None:
         self._profiles: dict[str, UserProfile] = {}
         self._user_failures: dict[str, deque[float]] = {}
         self._ip_failures: dict[str, deque[float]] = {}
@@ -126,7 +124,7 @@ class MemoryStore:
         pile up here. At the cap, drop those a day past expiry and, if that is not enough,
         the earliest-expiring quarter: one O(n log n) pass per n/4 new challenges, not an
         O(n) pass on every one once the map is full."""
-        horizon = newest - _PENDING_GRACE_S
+        horizon = newest - PENDING_GRACE_S
         live = [(e, k) for k, (e, _) in self._pending.items() if e >= horizon]
         keep_n = self._max_pending * 3 // 4
         if len(live) > keep_n:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import Snapshot, StoreError, Updater
+from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, Snapshot, StoreError, Updater
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -126,7 +126,6 @@ def _gated(method: F) -> F:
 
 
 _TRIM_EVERY: Final = 1000  # writes between checks of the failures/pending table sizes
-_PENDING_GRACE_S: Final = 86400.0
 
 
 class SqliteStore:
@@ -151,7 +150,7 @@ class SqliteStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writes = 0
-        self.max_rows = 100_000  # per table, failures and pending challenges (see _trim)
+        self.max_rows = MAX_ROWS  # per table, failures and pending challenges (see _trim)
         self._wal_set = path == ":memory:"
         conn = self._conn()
         with conn:
@@ -268,7 +267,7 @@ class SqliteStore:
                          (user_id, at, ip, at))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
-                self._trim(conn, "failures", "rowid", "ts", at - 2 * self._window)
+                self._trim(conn, "failures", "ts", at - 2 * self._window)
             (count,) = conn.execute(
                 "SELECT count(*) FROM failures WHERE kind = 'u' AND key = ? AND ts >= ?",
                 (user_id, at - self._window)).fetchone()
@@ -279,21 +278,26 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise StoreError(str(exc)) from exc
 
-    def _trim(self, conn: sqlite3.Connection, table: str, key: str, column: str, horizon: float) -> None:
+    def _trim(self, conn: sqlite3.Connection, table: str, column: str, horizon: float,
+              evict: str | None = None) -> None:
         """Keep ``table`` bounded: past ``max_rows`` rows, drop those before ``horizon`` and,
-        if that is not enough, the oldest quarter. Only past the bound, because ``horizon``
-        comes from the caller's clock: threads replaying different users' histories run days
-        apart, and pruning on every call dropped other threads' live failures and parked
-        challenges (``record_outcome`` then found no pending challenge)."""
-        (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # table and column names are ours, not input
+        with ``evict`` (the key column), the oldest quarter if that was not enough. Failures
+        pass no ``evict``: a live failure is never dropped, whatever a stuffing wave costs.
+        Only past the bound, because ``horizon`` comes from the caller's clock: threads
+        replaying different users' histories run days apart, and pruning on every call
+        dropped other threads' live failures and parked challenges."""
+        # table and column names are this module's constants, never input
+        (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         if rows < self.max_rows:
             return
         conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (horizon,))
+        if evict is None:
+            return
         (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         excess = rows - self.max_rows * 3 // 4
         if excess > 0:
-            conn.execute(f"DELETE FROM {table} WHERE {key} IN "
-                         f"(SELECT {key} FROM {table} ORDER BY {column} LIMIT ?)", (excess,))
+            conn.execute(f"DELETE FROM {table} WHERE {evict} IN "
+                         f"(SELECT {evict} FROM {table} ORDER BY {column} LIMIT ?)", (excess,))
 
     @_gated
     def reset_failures(self, user_id: str) -> None:
@@ -318,7 +322,7 @@ class SqliteStore:
                          (decision_id, expires_at, payload))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
-                self._trim(conn, "pending", "decision_id", "expires_at", expires_at - _PENDING_GRACE_S)
+                self._trim(conn, "pending", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 

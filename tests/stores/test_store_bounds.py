@@ -77,3 +77,20 @@ def test_sqlite_tables_past_their_bound_lose_the_oldest_rows_first(tmp_path: Pat
         assert store.pop_pending("d925", now=T) == b"ctx" and store.pop_pending("d1199", now=T) == b"ctx"
     finally:
         store.close()
+
+
+def test_sqlite_never_drops_a_live_failure_past_its_bound(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "failures.db"), failure_window_s=1800.0)
+    store.max_rows = 100
+    try:
+        store.add_failure("victim", "203.0.113.9", T)
+        for i in range(1_199):  # a wave inside the window, far past the bound
+            store.add_failure(f"bot{i}", f"198.51.100.{i % 250}", T + 1 + i / 10)
+        snap = store.snapshot("victim", "203.0.113.9", since=T - 1)
+        assert snap.user_failures == 1  # the oldest row, still in the window: kept
+        for i in range(1_000):  # two hours later: the wave is stale and goes at the next check
+            store.add_failure(f"late{i}", "192.0.2.1", T + 7_200 + i / 10)
+        rows = store._conn().execute("SELECT count(*) FROM failures").fetchone()[0]
+        assert rows == 2 * 1_000  # the late failures (user + address rows), nothing stale
+    finally:
+        store.close()
