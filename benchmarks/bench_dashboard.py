@@ -36,7 +36,8 @@ from _util import decision_rows, load_note, table  # noqa: E402
 
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
 from riskengine.analytics.rollups import ROLLUPS_ENV, build_rollups  # noqa: E402
-from riskengine.audit.events import SCHEMA_VERSION, TABLES  # noqa: E402
+from riskengine.audit.events import SCHEMA_VERSION  # noqa: E402
+from riskengine.audit.schema import TABLES  # noqa: E402
 
 DEFAULT_ROOT = REPO / "var" / "bench" / "audit"
 START = datetime(2024, 1, 1, tzinfo=UTC)

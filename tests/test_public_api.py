@@ -33,3 +33,11 @@ def test_the_scoring_path_imports_no_dashboard_or_dataframe_stack() -> None:
              " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_audit_tables_are_still_importable_where_they_were() -> None:
+    from riskengine import audit
+    from riskengine.audit import events, schema
+
+    assert audit.TABLES is events.TABLES is schema.TABLES
+    assert "decisions" in schema.TABLES

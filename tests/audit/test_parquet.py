@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskengine import Engine
-from riskengine.audit.events import TABLES
 from riskengine.audit.parquet import ParquetSink, arrow_schema
+from riskengine.audit.schema import TABLES
 from riskengine.testing import establish, make_attempt, offline_settings
 
 T = datetime(2026, 3, 2, 9, tzinfo=UTC)
