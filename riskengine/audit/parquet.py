@@ -344,6 +344,8 @@ class ParquetSink:
         self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._buffers = {name: [] for name in TABLES}
+        self._inflight = 0
+        self._pending_signal = None
         if not self._closed and not self._stop:
             self._thread = self._start_thread()
 

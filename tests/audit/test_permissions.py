@@ -12,6 +12,8 @@ import pytest
 
 from riskengine.audit.maintenance import compact, retain
 from riskengine.audit.parquet import ParquetSink
+from riskengine.engine import Engine
+from riskengine.testing import make_attempt, offline_settings
 
 
 @pytest.fixture
@@ -60,8 +62,10 @@ def test_compaction_and_retention_output_is_private(tmp_path: Path, open_umask: 
     for month in (1, 1, 1, 3):
         with ParquetSink(root) as sink:
             sink.emit("conversions", row(month, datetime(2020, month, 5, tzinfo=UTC)))
-    res = compact(root, rollups=False)
-    assert res.files_out == 1
+    with Engine(offline_settings(audit={"root": str(root), "key": "k" * 32})) as engine:
+        engine.score(make_attempt("alice", datetime(2020, 1, 6, 9, tzinfo=UTC)))  # a month to roll up
+    res = compact(root, now=datetime(2026, 1, 1, tzinfo=UTC))  # with the rollups of closed months
+    assert res.files_out == 1 and res.rollups_built
     merged = root / res.merged[0]
     assert stat.S_IMODE(merged.stat().st_mode) == 0o600
     assert stat.S_IMODE((root / "_meta").stat().st_mode) == 0o700
