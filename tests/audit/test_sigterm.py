@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -88,7 +89,7 @@ def test_sigterm_flushes_then_runs_the_previous_python_handler(tmp_path: Path) -
 
 
 @pytest.fixture
-def recorded_previous() -> object:
+def recorded_previous() -> Iterator[list[int]]:
     calls: list[int] = []
 
     def previous(signum: int, frame: FrameType | None) -> None:
