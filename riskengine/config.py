@@ -227,6 +227,15 @@ class AuditSettings(_Section):
     pseudonymize: bool = True
     key: str | None = Field(default=None, repr=False)
     """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""
+    key_file: str | None = None
+    """Without ``key``: the file holding the generated key (0600), which must lie OUTSIDE the
+    root so that a reader of the audit log cannot re-identify users. None = a sibling of the
+    root, ``<root>.pseudonym-key``. A key an older version kept inside the root
+    (``<root>/_meta/pseudonym.key``) is moved here on start-up, so pseudonyms stay stable."""
+    flush_on_sigterm: bool = False
+    """Flush the audit buffer when the process gets SIGTERM (then run the previous handler, or
+    exit as SIGTERM would have). Off for library use; the CLI commands that write an audit log
+    turn it on, and so should a service: SIGTERM is how process managers stop it."""
     flush_seconds: float = Field(1.0, gt=0)
     flush_rows: int = Field(50_000, ge=1)
     buffer_rows: int = Field(1_000_000, ge=1)

@@ -25,7 +25,7 @@ from typing import Any
 
 from riskengine import reasons as R
 from riskengine.audit.base import AuditSink, NullSink
-from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, load_or_create_key
+from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, resolve_key
 from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.devicetoken import DeviceTokens, parse_keys
@@ -118,12 +118,14 @@ class Engine:
         self._emit_values: Any = getattr(self.sink, "emit_values", None)
         self.audit_problems: list[str] = []
         try:
-            key = load_or_create_key(s.audit.root, s.audit.key)
+            audit_key = resolve_key(s.audit.root, s.audit.key, s.audit.key_file)
+            key = audit_key.key
+            self.audit_problems.extend(audit_key.warnings)  # key file readable by others, moved out...
         except OSError as exc:
-            # An unwritable audit root must not keep the auth service from starting: the sink
+            # An unwritable key location must not keep the auth service from starting: the sink
             # counts every event it cannot store; pseudonyms use a per-process key meanwhile.
             key = os.urandom(32)
-            self.audit_problems.append(f"cannot keep the pseudonymisation key in the audit root: {exc}")
+            self.audit_problems.append(f"cannot keep the pseudonymisation key file: {exc}")
             log.error("audit degraded: %s", self.audit_problems[-1])
         self.pseudonymizer = Pseudonymizer(key, s.audit.pseudonymize)
         self.model: Any = None
@@ -198,7 +200,7 @@ class Engine:
 
         sink: AuditSink = ParquetSink(
             s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
-            buffer_rows=s.audit.buffer_rows)
+            buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm)
         return sink
 
     # ------------------------------------------------------------------ scoring
