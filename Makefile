@@ -36,7 +36,7 @@ pytest: install system-deps
 
 # the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 test: lint typecheck docs pytest
 
