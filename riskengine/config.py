@@ -210,7 +210,7 @@ class PolicySettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "memory://"
-    busy_timeout_ms: float = Field(250.0, ge=0)
+    busy_timeout_ms: float = Field(1000.0, ge=0)
     """sqlite: how long a write waits for another process's write lock before failing (the
     login still gets its decision; the lesson is counted as a store error)."""
     max_counters: int = Field(250_000, ge=1000)

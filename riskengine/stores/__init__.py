@@ -8,7 +8,7 @@ from riskengine.stores.memory import MemoryStore
 __all__ = ["MemoryStore", "ProfileStore", "Snapshot", "StoreError", "open_store"]
 
 
-def open_store(url: str, failure_window_s: float = 1800.0, *, busy_timeout_s: float = 0.25,
+def open_store(url: str, failure_window_s: float = 1800.0, *, busy_timeout_s: float = 1.0,
                max_counters: int | None = None, retain_s: float | None = None) -> ProfileStore:
     """Open a store from its URL.
 

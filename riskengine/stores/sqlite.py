@@ -137,6 +137,23 @@ def _gated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _serialised(method: F) -> F:
+    """Writers of this process take turns on a lock before asking SQLite for its write lock:
+    SQLite's busy handler sleeps and retries (unfair, coarse), so eight threads of one process
+    contending there starve each other past a short busy timeout; queued on a lock they don't.
+    The wait is bounded by the same timeout (then a StoreError, the engine's fail mode); the
+    busy timeout itself is left to what other processes hold."""
+    @functools.wraps(method)
+    def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        if not self._writers.acquire(timeout=max(self._timeout, 0.001) * 2):
+            raise StoreError(f"sqlite store {self.path}: this process's writers are backed up")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._writers.release()
+    return wrapper  # type: ignore[return-value]
+
+
 _TRIM_EVERY: Final = 1000  # writes between checks of the failures/pending table sizes
 
 
@@ -161,7 +178,7 @@ class SqliteStore:
     can lose the last moments of profile learning, never corrupt the file.
     """
 
-    def __init__(self, path: str, failure_window_s: float = 1800.0, timeout_s: float = 0.25,
+    def __init__(self, path: str, failure_window_s: float = 1800.0, timeout_s: float = 1.0,
                  checkpoint_s: float = 1.0, retain_s: float | None = None) -> None:
         if path != ":memory:":
             _private_file(Path(path))
@@ -175,6 +192,7 @@ class SqliteStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writers = threading.Lock()
         self._writes = 0
         self.max_rows = MAX_ROWS  # per table, failures and pending challenges (see _trim)
         self._wal_set = path == ":memory:"
@@ -251,6 +269,7 @@ class SqliteStore:
         return UserProfile.from_bytes(row[0]) if row else None
 
     @_gated
+    @_serialised
     def put(self, user_id: str, profile: UserProfile) -> None:
         try:
             self._conn().execute(
@@ -261,6 +280,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def update(self, user_id: str, fn: Updater) -> UserProfile | None:
         conn = self._conn()
         try:
@@ -285,6 +305,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def delete(self, user_id: str) -> None:
         try:
             conn = self._conn()
@@ -294,6 +315,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def add_failure(self, user_id: str, ip: str, at: float) -> int:
         conn = self._conn()
         try:
@@ -335,6 +357,7 @@ class SqliteStore:
                          f"(SELECT {evict} FROM {table} ORDER BY {column} LIMIT ?)", (excess,))
 
     @_gated
+    @_serialised
     def reset_failures(self, user_id: str) -> None:
         try:
             self._conn().execute("DELETE FROM failures WHERE kind = 'u' AND key = ?", (user_id,))
@@ -342,6 +365,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
                          otp_since: float, session_since: float) -> OtpCounts:
         conn = self._conn()
@@ -366,6 +390,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def reset_otp_failures(self, user_id: str) -> None:
         prefix = session_key(user_id, "")
         try:
@@ -390,6 +415,7 @@ class SqliteStore:
         return Snapshot(UserProfile.from_bytes(data) if data else None, int(uf), int(ipf), int(of), int(sf))
 
     @_gated
+    @_serialised
     def population_add(self, country: str, weight: float) -> None:
         try:
             self._conn().execute(
@@ -406,6 +432,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
         conn = self._conn()
