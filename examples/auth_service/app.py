@@ -426,7 +426,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     @app.get("/login")
     def login_form() -> Response:
         token = csrf_token()
-        if request.accept_mimetypes.accept_html and not request.accept_mimetypes.accept_json:
+        if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":  # a browser
             return Response(_LOGIN_FORM.format(csrf=token), mimetype="text/html")
         return jsonify(csrf_token=token)
 

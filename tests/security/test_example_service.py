@@ -348,3 +348,15 @@ def test_trusted_device_token_skips_the_challenge_forged_or_borrowed_ones_do_not
         assert login_with(token) == 202, token[:40]
     assert caplog.text.count(reasons.TRUSTED_DEVICE) == 0
     assert caplog.text.count("DEVICE_TOKEN_INVALID") >= 3  # bob's, tampered, garbage
+
+
+def test_login_form_for_browsers_carries_the_csrf_token(start: Callable[..., Service]) -> None:
+    service = start()
+    browser = service.browser()
+    status, _, resp = browser.request("GET", "/login", headers={
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"})
+    assert status == 200 and resp.headers["Content-Type"].startswith("text/html")
+    html = service.bodies[-1].decode()
+    token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert browser.request("POST", "/login", {"username": "alice", "password": "alice-pw"},
+                           headers={"X-CSRF-Token": token})[0] == 200
