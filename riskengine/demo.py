@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from riskengine.config import Settings
 from riskengine.evaluate import evaluate, plot
 from riskengine.replay import replay_to_file
 from riskengine.simulate import SimulationConfig, existing_run, simulate
@@ -61,7 +62,8 @@ def prepare(out: Path, cfg: SimulationConfig, *, progress: bool = True) -> dict[
             shutil.rmtree(audit)  # an audit log of another simulation would mix two runs
         _say(f"• scoring every login through the engine (audit log → {audit})")
         started = time.perf_counter()
-        stats = replay_to_file(sim_dir / EVENTS_FILE, "native", decisions, audit_root=audit,
+        settings = Settings.load().with_overrides(audit={"flush_on_sigterm": True})  # stopped: keep the buffer
+        stats = replay_to_file(sim_dir / EVENTS_FILE, "native", decisions, config=settings, audit_root=audit,
                                progress=progress)
         timings["replay_s"] = round(time.perf_counter() - started, 1)
         timings["logins_per_s"] = round(stats.logins_per_second)

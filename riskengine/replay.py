@@ -529,8 +529,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config: str | Settings | None = args.config
+    if args.audit_root is not None:  # a stopped CLI run keeps its audit buffer (SIGTERM flushes it)
+        config = Settings.load(args.config).with_overrides(audit={"flush_on_sigterm": True})
     stats = replay_to_file(
-        args.input, args.fmt, args.out, outcomes=args.outcomes, config=args.config,
+        args.input, args.fmt, args.out, outcomes=args.outcomes, config=config,
         audit_root=args.audit_root, asn_db=args.asn_db, baseline=not args.no_baseline,
         progress=not args.no_progress and sys.stderr.isatty())
     print(f"replayed {stats.rows:,} rows ({stats.logins:,} logins, {stats.failures:,} failed passwords, "

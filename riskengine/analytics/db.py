@@ -49,6 +49,7 @@ from riskengine.analytics.rollups import (
     ROLLUPS_ENV,
     current_rollups,
 )
+from riskengine.audit.maintenance import segment_files
 from riskengine.audit.schema import TABLES
 
 _DUCK_TYPES = {
@@ -213,7 +214,7 @@ class AuditDB:
                 except ValueError:
                     continue
                 if lo_key <= key <= hi_key and key not in skip:
-                    out.extend(str(p) for p in mdir.glob("*.parquet"))
+                    out.extend(str(p) for p in segment_files(mdir))
         return sorted(out)
 
     def _src(self, q: _Query, table: str, since: datetime | None = None, until: datetime | None = None,
