@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = SimulationConfig(users=args.users, days=args.days, seed=args.seed, start=args.start,
                                warmup_days=args.warmup_days)
+        cfg.validate()
     except ValueError as exc:  # every field comes straight from a flag
         raise UsageError(str(exc)) from exc
     started = time.perf_counter()
