@@ -277,3 +277,13 @@ def test_user_unlock_clears_failures_and_keeps_the_profile(tmp_path: Path, confi
     with Engine(settings) as engine:
         summary = engine.user_summary("fay", now=now)
     assert summary["known"] and summary["failed_passwords_in_window"] == 0
+
+
+# ------------------------------------------------------------------------------ model train progress
+def test_model_train_progress_counts_every_input_row(tmp_path: Path) -> None:
+    from riskengine.model.dataset import build_dataset
+
+    seen: list[int] = []
+    frame = build_dataset(_rba_csv(tmp_path / "logins.csv"), fmt="rba", config=offline_settings(),
+                          progress=seen.append)
+    assert sum(seen) == 4 and frame.height == 4  # what `model train --progress` shows, batch by batch
