@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.cliutil import UsageError, add_json_flag, print_json
-from riskengine.formats import FORMATS, check_input_file, infer_format
+from riskengine.formats import FORMATS, check_input_file, check_parquet_file, infer_format
 
 ESTABLISHED_MIN_LOGINS: Final = 5
 STEPPED: Final = ("challenge", "deny")
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--target-stepup must be in [0, 1], got {args.target_stepup}")
     if getattr(args, "model", None) and not args.events:
         raise UsageError("--model needs --events (the logins to replay with and without the model)")
-    check_input_file(args.decisions, "--decisions")
+    check_parquet_file(args.decisions, "--decisions")
     check_input_file(args.labels, "--labels")
     ev = evaluate(args.decisions, args.labels, args.target_stepup)
     result: dict[str, Any] = {

@@ -38,6 +38,15 @@ def check_input_file(path: str | Path, label: str = "input") -> Path:
     return p
 
 
+def check_parquet_file(path: str | Path, label: str = "input") -> Path:
+    """:func:`check_input_file`, and the file must be Parquet (by its magic bytes, not its name)."""
+    p = check_input_file(path, label)
+    with open(p, "rb") as fh:
+        if fh.read(len(PARQUET_MAGIC)) != PARQUET_MAGIC:
+            raise ValueError(f"{label} {p} is not a Parquet file")
+    return p
+
+
 def csv_header(path: Path) -> list[str]:
     """The first row of a CSV file (empty when the file has none)."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -74,4 +83,5 @@ def infer_format(path: str | Path, label: str = "input") -> str:
                      "give --format rba|native")
 
 
-__all__ = ["FORMATS", "NATIVE_REQUIRED", "RBA_REQUIRED", "check_input_file", "csv_header", "infer_format"]
+__all__ = ["FORMATS", "NATIVE_REQUIRED", "RBA_REQUIRED", "check_input_file", "check_parquet_file", "csv_header",
+           "infer_format"]

@@ -287,3 +287,45 @@ def test_model_train_progress_counts_every_input_row(tmp_path: Path) -> None:
     frame = build_dataset(_rba_csv(tmp_path / "logins.csv"), fmt="rba", config=offline_settings(),
                           progress=seen.append)
     assert sum(seen) == 4 and frame.height == 4  # what `model train --progress` shows, batch by batch
+
+
+# ------------------------------------------------------------------------------ evaluate --json
+def test_evaluate_json_matches_the_evaluation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from riskengine.evaluate import evaluate
+
+    decisions = pl.DataFrame({
+        "index": [0, 1, 2, 3, 4, 5], "decision": ["allow", "challenge", "allow", "challenge", "deny", ""],
+        "risk_score": [0.1, 0.5, 0.2, 0.6, 0.97, 0.0]}, schema_overrides={"index": pl.Int64})
+    labels = pl.DataFrame({
+        "index": [0, 1, 2, 3, 4, 5], "is_attack": [False, False, False, True, True, True],
+        "attack_family": [None, None, None, "stuffing", "stuffing", "stuffing"],
+        "established": [True, True, False, True, True, False]}, schema_overrides={"index": pl.Int64})
+    decisions.write_parquet(tmp_path / "d.parquet")
+    labels.write_parquet(tmp_path / "l.parquet")
+    argv = ["evaluate", "--decisions", str(tmp_path / "d.parquet"), "--labels", str(tmp_path / "l.parquet"),
+            "--target-stepup", "0.5"]
+    assert main([*argv, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    ev = evaluate(decisions, labels, 0.5)
+    assert (shown["logins"], shown["legit"], shown["attacks"]) == (5, 3, {"stuffing": 2}) == (
+        ev.logins, ev.legit, ev.attacks)
+    assert shown["stepup_established"] == pytest.approx(0.5) and shown["catch"] == {"stuffing": 1.0}
+    assert shown["operating_point"] == ev.table.to_dicts()
+    _write(tmp_path / "d.csv", "index,decision\n1,allow\n")
+    assert main(["evaluate", "--decisions", str(tmp_path / "d.csv"), "--labels", str(tmp_path / "l.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"riskengine: error: --decisions {tmp_path / 'd.csv'} is not a Parquet file\n"
+
+
+# ------------------------------------------------------------------------------ simulate → replay, as JSON
+def test_simulate_json_then_replay_infers_native(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--users", "10", "--days", "1", "--warmup-days", "0",
+                 "--format", "native", "--no-progress", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert (written["users"], written["days"], written["warmup_days"]) == (10, 1, 0)
+    events = Path(written["files"]["events"])
+    assert events.is_file() and "rba" not in written["files"]
+    assert main(["replay", str(events), "--out", str(tmp_path / "d.parquet"), "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "native"
+    assert summary["rows"] == pl.read_parquet(events).height == pl.read_parquet(tmp_path / "d.parquet").height
