@@ -261,7 +261,6 @@ def test_user_json_results(tmp_path: Path, config: Path, capsys: pytest.CaptureF
     assert "--actor must not be blank" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not hasattr(Engine, "unlock_user"), reason="Engine.unlock_user (issue #12) not merged yet")
 def test_user_unlock_clears_failures_and_keeps_the_profile(tmp_path: Path, config: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     settings = offline_settings(store={"url": f"sqlite:///{tmp_path / 'profiles.db'}"})
@@ -329,3 +328,12 @@ def test_simulate_json_then_replay_infers_native(tmp_path: Path, capsys: pytest.
     summary = json.loads(capsys.readouterr().out)
     assert summary["format"] == "native"
     assert summary["rows"] == pl.read_parquet(events).height == pl.read_parquet(tmp_path / "d.parquet").height
+
+
+def test_user_command_without_a_trust_key_is_one_line(config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("RISKENGINE_TRUST_SECRET_KEYS", raising=False)
+    assert main(["user", "show", "alice", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("riskengine: error:") and err.count("\n") == 1
+    assert "RISKENGINE_TRUST_SECRET_KEYS" in err

@@ -27,7 +27,7 @@ T = 1_772_442_000.0  # 2026-03-02 09:00 UTC
 
 def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
     """A user at every bound: 8 devices, 12 countries/regions/ASNs, a full hour histogram,
-    one trusted device and OTP failures on record — the largest profile the engine keeps."""
+    one trusted device and a token device — the largest profile the engine keeps."""
     p = UserProfile()
     countries = ["GB", "FR", "DE", "ES", "IT", "NL", "BE", "PT", "IE", "US", "CA", "JP"]
     for i in range(40):
@@ -37,7 +37,8 @@ def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
             asn=64_500 + i % places, latitude=51.5 + i / 100, longitude=-0.12 + i / 100,
             local_hour=i % 24, max_devices=devices, max_places=places)
     p = p.trusted(next(iter(p.devices)), int(T) + 30 * 86_400)
-    return p.with_otp_failures("session-7f3a9c1e2b4d6f80", 3, int(T) + 41 * 86_400, 1800.0)
+    # a token device (the longest device key) trusted after a verified challenge
+    return p.trusted("t:" + "7f3a9c1e2b4d6f80" * 2, int(T) + 71 * 86_400, now=int(T) + 41 * 86_400)
 
 
 def bump(p: UserProfile | None) -> UserProfile:
