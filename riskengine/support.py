@@ -1,10 +1,11 @@
 """Support operations: why was this user challenged, and how to re-enable them.
 
-The same three operations in the public API (``Engine.user_summary`` / ``untrust`` /
+The same four operations in the public API (``Engine.user_summary`` / ``untrust`` / ``unlock_user`` /
 ``reset_user``) and on the command line::
 
     riskengine user show USER [--config riskengine.toml] [--json]
     riskengine user untrust USER [--device KEY] --actor NAME --reason TEXT
+    riskengine user unlock USER --actor NAME --reason TEXT
     riskengine user reset USER --actor NAME --reason TEXT
 
 The summary joins the two places a user's story lives: the profile store (what the engine
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskengine.audit.events import SCHEMA_VERSION
+from riskengine.cliutil import UsageError, add_json_flag, print_json
+from riskengine.formats import check_input_file
 from riskengine.profile import UserProfile
 
 if TYPE_CHECKING:
@@ -232,14 +235,20 @@ def unlock_user(engine: Engine, user_id: str, *, actor: str, reason: str,
 # ---------------------------------------------------------------------- command line
 def register(subparsers: Any) -> None:
     user = subparsers.add_parser(
-        "user", help="support operations on one user: show, untrust, reset",
-        description="See why a user was challenged or denied; withdraw device trust; reset a "
-                    "locked-out user. Changes are recorded in the audit log (table admin).")
+        "user", help="support operations on one user: show, untrust, unlock, reset",
+        description="See why a user was challenged or denied; withdraw device trust; unlock a locked-out "
+                    "user; reset a compromised profile. Changes are recorded in the audit log (table admin). Needs the "
+                    "service's own store (sqlite:// or redis://, from --config or RISKENGINE_STORE_URL).")
     ops = user.add_subparsers(dest="user_command", metavar="OPERATION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("user_id", metavar="USER", help="the user id as the auth service knows it")
         p.add_argument("--config", help="riskengine TOML (store URL, audit root); env overrides")
+
+    def change(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--actor", required=True, help="who is doing this")
+        p.add_argument("--reason", required=True, help="why (ticket number, ...)")
+        add_json_flag(p, what)
 
     show = ops.add_parser("show", help="profile summary, recent decisions with reasons")
     common(show)
@@ -250,21 +259,41 @@ def register(subparsers: Any) -> None:
     untrust_p = ops.add_parser("untrust", help="withdraw 'trust this device' (one or all devices)")
     common(untrust_p)
     untrust_p.add_argument("--device", help="device key (from `user show`); default: all devices")
-    untrust_p.add_argument("--actor", required=True, help="who is doing this")
-    untrust_p.add_argument("--reason", required=True, help="why (ticket number, ...)")
+    change(untrust_p, "how many devices lost their trust")
     untrust_p.set_defaults(func=_cmd_untrust)
 
-    reset = ops.add_parser("reset", help="forget profile and failed attempts (re-enable a locked-out user)")
+    unlock = ops.add_parser(
+        "unlock", help="clear failed-password and second-factor counters only (profile and trust stay)")
+    common(unlock)
+    change(unlock, "what was done")
+    unlock.set_defaults(func=_cmd_unlock)
+
+    reset = ops.add_parser(
+        "reset", help="erase the profile and its device tokens; next logins are challenged until one is verified")
     common(reset)
-    reset.add_argument("--actor", required=True, help="who is doing this")
-    reset.add_argument("--reason", required=True, help="why (ticket number, ...)")
+    change(reset, "whether a profile existed")
     reset.set_defaults(func=_cmd_reset)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
+    from riskengine.config import Settings
     from riskengine.engine import Engine
 
-    return Engine.from_config(args.config)
+    if getattr(args, "recent", 1) < 0:
+        raise UsageError(f"--recent must be 0 or more, got {args.recent}")
+    if hasattr(args, "actor"):
+        for flag in ("actor", "reason"):
+            if not getattr(args, flag).strip():
+                raise UsageError(f"--{flag} must not be blank (it goes into the audit log)")
+    if args.config is not None:
+        check_input_file(args.config, "--config")
+    settings = Settings.load(args.config)
+    if settings.store.url.split(":", 1)[0] == "memory":
+        raise ValueError(
+            "the profile store is memory:// (one process's memory): `riskengine user` would read and "
+            "change nothing the service sees; set store.url in --config or RISKENGINE_STORE_URL to the "
+            "service's sqlite:// or redis:// store")
+    return Engine.from_config(settings)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -282,20 +311,36 @@ def _cmd_untrust(args: argparse.Namespace) -> int:
         if args.device is not None:
             profile = engine.store.get(args.user_id)
             if profile is None or args.device not in profile.devices:
-                print(f"riskengine user untrust: device {args.device!r} is not known for this user "
-                      "(see `riskengine user show`)")
-                return 1
+                raise ValueError(f"device {args.device!r} is not known for this user (see `riskengine user show`)")
         n = engine.untrust(args.user_id, args.device, actor=args.actor, reason=args.reason)
-    print(f"trust withdrawn from {n} device(s); recorded in the audit log")
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "untrust", "device": args.device,
+                    "devices_untrusted": n})
+    else:
+        print(f"trust withdrawn from {n} device(s); recorded in the audit log")
+    return 0
+
+
+def _cmd_unlock(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        engine.unlock_user(args.user_id, actor=args.actor, reason=args.reason)
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "unlock"})
+    else:
+        print("failed-password and second-factor counters cleared (profile and device trust kept); "
+              "recorded in the audit log")
     return 0
 
 
 def _cmd_reset(args: argparse.Namespace) -> int:
     with _engine(args) as engine:
         existed = engine.reset_user(args.user_id, actor=args.actor, reason=args.reason)
-    print(("profile erased and marked reset" if existed else
-           "no profile was stored; marked reset") + " (next logins are challenged until one is verified); "
-          "recorded in the audit log")
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "reset", "profile_existed": existed})
+    else:
+        print(("profile erased and marked reset" if existed else
+               "no profile was stored; marked reset") + " (next logins are challenged until one is verified); "
+              "recorded in the audit log")
     return 0
 
 

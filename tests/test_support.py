@@ -140,7 +140,7 @@ def test_cli_show_untrust_reset(tmp_path: Path, config: Path, capsys: pytest.Cap
 
     assert main(["user", "untrust", "dana", "--device", "nope", "--actor", "sam", "--reason", "x",
                  "--config", str(config)]) == 1
-    assert "not known" in capsys.readouterr().out
+    assert "not known" in capsys.readouterr().err
     assert main(["user", "untrust", "dana", "--actor", "sam", "--reason", "ticket 7",
                  "--config", str(config)]) == 0
     assert "trust withdrawn" in capsys.readouterr().out

@@ -18,10 +18,12 @@ def register(subparsers: Any) -> None:
         "report", help="KPI summary of an audit root",
         description="Challenge, success, fallback and deny rates plus experiment readouts of an audit root.")
     parser.add_argument("--root", required=True, type=Path, help="audit root folder")
-    parser.add_argument("--since", type=_iso, help="ISO date/time, inclusive (UTC if no offset)")
-    parser.add_argument("--until", type=_iso, help="ISO date/time, exclusive (UTC if no offset)")
+    parser.add_argument("--since", type=_iso,
+                        help="ISO date/time, inclusive (UTC if no offset; default: from the first row)")
+    parser.add_argument("--until", type=_iso,
+                        help="ISO date/time, exclusive (UTC if no offset; default: to the last row)")
     parser.add_argument("--min-samples", type=int, default=100,
-                        help="per-arm exposed users before an experiment counts as readable (default 100)")
+                        help="per-arm exposed users before an experiment counts as readable")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     parser.add_argument("--config", default=None,
                         help="riskengine.toml to read audit.key_file from (to check where the key is kept)")

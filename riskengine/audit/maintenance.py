@@ -85,6 +85,8 @@ class CompactionResult:
 class RetentionResult:
     cutoff: datetime
     dropped: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    """Nothing was dropped: ``dropped`` lists what would have been."""
 
 
 @contextmanager
@@ -143,12 +145,13 @@ def compact(
     min_files: int = 2,
     rollups: bool = True,
     now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
     _after_step: Callable[[str, Path], None] | None = None,
 ) -> CompactionResult:
     """Merge the small segments (< ``small_bytes``) of every partition holding at least
     ``min_files`` of them into one segment. Row counts are preserved exactly. Then, with
     ``rollups``, rebuild the rollups of closed months (ended before ``now``) that are missing
-    or no longer match their segments.
+    or no longer match their segments. ``progress(done, total)`` is called after each partition.
 
     ``_after_step`` is a test seam: called with a step name and the partition folder after
     each step of a merge (``merged``, ``hidden:<i>``, ``published``, ``deleted:<i>``), so a
@@ -156,20 +159,21 @@ def compact(
     root_path = Path(root)
     result = CompactionResult()
     with maintenance_lock(root_path):
-        for table in tables or tuple(TABLES):
-            for _year, _month, folder in partitions(root_path, table):
-                result.recovered += _recover(folder)
-                result.stale_tmp_removed += _remove_stale_tmp(folder)
-                small = sorted(p for p in folder.glob(f"{SEGMENT_PREFIX}*.parquet")
-                               if p.stat().st_size < small_bytes)
-                if len(small) < min_files:
-                    continue
+        folders = [folder for table in tables or tuple(TABLES) for _y, _m, folder in partitions(root_path, table)]
+        for done, folder in enumerate(folders, start=1):
+            result.recovered += _recover(folder)
+            result.stale_tmp_removed += _remove_stale_tmp(folder)
+            small = sorted(p for p in folder.glob(f"{SEGMENT_PREFIX}*.parquet")
+                           if p.stat().st_size < small_bytes)
+            if len(small) >= min_files:
                 merged, rows = _merge(folder, small, _after_step or _no_step)
                 result.partitions += 1
                 result.files_in += len(small)
                 result.files_out += 1
                 result.rows += rows
                 result.merged.append(str(merged.relative_to(root_path)))
+            if progress is not None:
+                progress(done, len(folders))
         if rollups:
             from riskengine.analytics.rollups import build_rollups  # analytics builds on audit, not back
 
@@ -299,16 +303,22 @@ def retain(
     *,
     now: datetime | None = None,
     tables: tuple[str, ...] | None = None,
+    dry_run: bool = False,
 ) -> RetentionResult:
-    """Drop every whole month partition that ends on or before the cutoff (never a partial month)."""
+    """Drop every whole month partition that ends on or before the cutoff (never a partial month).
+
+    With ``dry_run`` nothing is dropped: the result lists what would be."""
     root_path = Path(root)
     cutoff = cutoff_for(older_than, now)
-    result = RetentionResult(cutoff)
+    result = RetentionResult(cutoff, dry_run=dry_run)
     trash = root_path / META / "trash"
     with maintenance_lock(root_path):
         for table in tables or tuple(TABLES):
             for year, month, folder in partitions(root_path, table):
                 if not _ended_by(year, month, cutoff):
+                    continue
+                if dry_run:
+                    result.dropped.append(f"{table}/year={year:04d}/month={month:02d}")
                     continue
                 private_mkdir(trash)
                 target = trash / f"{table}-{year:04d}-{month:02d}-{uuid.uuid4().hex}"
@@ -341,6 +351,9 @@ def _retain_rollups(root: Path, cutoff: datetime, trash: Path, result: Retention
             continue
         year, month = int(name[:4]), int(name[5:])
         if not 1 <= month <= 12 or not _ended_by(year, month, cutoff):
+            continue
+        if result.dry_run:
+            result.dropped.append(f"_rollups/{name}")
             continue
         private_mkdir(trash)
         target = trash / f"rollup-{name}-{uuid.uuid4().hex}"
