@@ -26,11 +26,12 @@ from riskengine.integrations.fastapi import (  # noqa: E402
 )
 
 PEER = "10.0.0.2"
+# module level, as in an app: FastAPI resolves the annotation against the module's names
+behind_one_proxy = attempt_context(trusted_proxies=1, cookie_name="dev")
 
 
 def make_app(engine: Engine) -> FastAPI:
     app = FastAPI()
-    behind_one_proxy = attempt_context(trusted_proxies=1, cookie_name="dev")
 
     @app.post("/login")
     def login(request: Request, hops: int = 0, header: str = "x-forwarded-for", geo: str = "",
