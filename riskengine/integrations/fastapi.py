@@ -1,7 +1,5 @@
 """FastAPI / Starlette adapter (``pip install "riskengine[fastapi]"``).
 
->>> from riskengine.integrations.fastapi import attempt_context, attempt_from_request  # doctest: +SKIP
-
 A dependency per app reads every login request the same way::
 
     client = attempt_context(trusted_proxies=1, geo_headers=CLOUDFLARE_GEO)
