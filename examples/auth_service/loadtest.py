@@ -227,7 +227,8 @@ def server_command(service: str, workers: int, port: int, access_log: Path) -> l
     if service == "fastapi":
         return [sys.executable, "-m", "uvicorn", "--factory", "app:create_app", "--app-dir",
                 str(HERE.parent / "auth_service_fastapi"), "--workers", str(workers), "--host", "127.0.0.1",
-                "--port", str(port), "--log-level", "info", "--no-server-header"]
+                "--port", str(port), "--log-level", "info", "--no-server-header",
+                "--no-proxy-headers"]  # the adapter counts the trusted hops (AUTH_BEHIND_PROXY=1), not uvicorn
     return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
             "--chdir", str(HERE), "--log-level", "warning", "--access-logfile", str(access_log),
             "app:create_app()"]

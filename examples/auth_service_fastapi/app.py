@@ -27,7 +27,9 @@ the server-side session id; ``chl`` the open challenge's id; ``did`` a random de
 Configuration: the Flask example's ``AUTH_*`` and ``RISKENGINE_*`` variables, except that
 ``AUTH_TRUSTED_PROXIES=N`` (the number of proxies in front, default 0) replaces
 ``AUTH_BEHIND_PROXY=1`` (which still means one), and ``AUTH_GEO_HEADERS=cloudflare`` reads
-Cloudflare's country header. Run it with ``uvicorn --factory app:create_app --workers 4``.
+Cloudflare's country header. Run it with
+``uvicorn --factory app:create_app --workers 4 --no-proxy-headers`` (the adapter, not uvicorn,
+decides which forwarded address to believe).
 """
 
 from __future__ import annotations
