@@ -101,19 +101,15 @@ def active_users(root: str, f: Filters, logins: int) -> tuple[int, bool]:
 
 
 def previous_window(f: Filters) -> Filters | None:
-    """The same-length window just before ``f`` (what ``AuditDB.kpis_vs_previous`` compares with)."""
-    if f.since is None or f.until is None:
-        return None
-    return replace(f, since=f.since - (f.until - f.since), until=f.since)
+    """The same-length window just before ``f`` (what ``kpis_vs_previous`` compares with)."""
+    return f.previous()
 
 
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
-    """Like ``AuditDB.kpis_vs_previous`` but from two cached ``kpis`` calls, so the current
-    window's query (already run for the page's empty-state check) is not repeated."""
-    current = kpis(root, f)
-    before = previous_window(f)
-    previous = kpis(root, before) if before is not None else {}
-    return {key: (value, previous.get(key)) for key, value in current.items()}
+    """``AuditDB.kpis_vs_previous`` (the library's one definition), cached; without distinct
+    users, like :func:`kpis` (see :func:`active_users`)."""
+    return dict(_db(root).kpis_vs_previous(f, users=False))
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)

@@ -126,18 +126,25 @@ class _KPIs(_Planner):
 
         return [str(k) for k in self._frame(build)["key"].to_list() if k is not None]
 
-    def kpis_vs_previous(self, f: Filters = Filters()) -> dict[str, tuple[Any, Any]]:
-        """Each KPI now and in the same-length window just before ``f.since``."""
+    def kpis_vs_previous(self, f: Filters = Filters(), *, users: bool = True) -> dict[str, tuple[Any, Any]]:
+        """Each KPI now and in the same-length window just before (:meth:`Filters.previous`).
+
+        A window open at either end is closed at the data's first/last decision first. The one
+        definition of "vs previous period": the dashboard's Overview caches this call.
+        ``users=False`` skips the distinct-user scans (``users`` is then None on both sides)."""
         since, until = f.since, f.until
         if since is None or until is None:
             span = self.date_range()
             if span is None:
-                cur = self.kpis(f)
+                cur = self.kpis(f, users=users)
                 return {k: (v, None) for k, v in cur.items()}
             since = since or span[0]
             until = until or span[1] + timedelta(microseconds=1)
-        current = self.kpis(f.replace(since=since, until=until))
-        previous = self.kpis(f.replace(since=since - (until - since), until=since))
+        window = f.replace(since=since, until=until)
+        before = window.previous()
+        assert before is not None  # both ends are set
+        current = self.kpis(window, users=users)
+        previous = self.kpis(before, users=users)
         return {k: (current[k], previous[k]) for k in current}
 
     def kpi_series(self, f: Filters = Filters(), grain: str = "day") -> pl.DataFrame:

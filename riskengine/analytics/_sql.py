@@ -60,6 +60,20 @@ class Filters:
     def replace(self, **changes: Any) -> Filters:
         return dataclasses.replace(self, **changes)
 
+    def previous(self) -> Filters | None:
+        """The same filters over the same-length window just before this one (None while the
+        window is open at either end): what every "vs previous period" figure compares with.
+
+        >>> from datetime import datetime, UTC
+        >>> f = Filters(since=datetime(2026, 3, 8, tzinfo=UTC), until=datetime(2026, 3, 15, tzinfo=UTC))
+        >>> p = f.previous()
+        >>> (p.since.day, p.until.day) if p else None
+        (1, 8)
+        """
+        if self.since is None or self.until is None:
+            return None
+        return dataclasses.replace(self, since=self.since - (self.until - self.since), until=self.since)
+
     @property
     def decision_only(self) -> bool:
         """Whether a filter needs decision columns that the challenges table does not have."""
