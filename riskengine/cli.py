@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from riskengine._extras import MissingExtraError
+
 # module that registers each command, in the order `--help` lists them
 COMMAND_MODULES: tuple[str, ...] = (
     "riskengine.demo",
@@ -34,12 +36,46 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
+        except MissingExtraError as exc:
+            _register_missing(sub, name, exc)
+            continue
         except ModuleNotFoundError as exc:
             if exc.name == name or name.startswith(f"{exc.name}."):
                 continue  # feature not built into this installation
             raise
         module.register(sub)
     return parser
+
+
+# the command each module registers: listed even when the module's extra is not installed
+COMMAND_NAMES: dict[str, str] = {
+    "riskengine.demo": "demo",
+    "riskengine.simulate.cli": "simulate",
+    "riskengine.replay": "replay",
+    "riskengine.evaluate": "evaluate",
+    "riskengine.analytics.report": "report",
+    "riskengine.dashboard_cli": "dashboard",
+    "riskengine.audit.cli": "audit",
+    "riskengine.support": "user",
+    "riskengine.model.cli": "model",
+}
+
+
+def _register_missing(sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str,
+                      exc: MissingExtraError) -> None:
+    """A placeholder for a command whose extra is not installed: listed by ``--help``, and
+    running it prints what to install (exit 1) instead of an ImportError traceback."""
+    command = COMMAND_NAMES.get(module, module.rpartition(".")[2])
+    # no option prefix: every argument lands in `args`, so any command line gets the message
+    parser = sub.add_parser(command, help=f'not installed: pip install "riskengine[{exc.extra}]"',
+                            description=str(exc), add_help=False, prefix_chars="\x00")
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+
+    def unavailable(args: argparse.Namespace) -> int:
+        print(f"riskengine {command}: error: {exc}", file=sys.stderr)
+        return 1
+
+    parser.set_defaults(func=unavailable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except MissingExtraError as exc:
+        print(f"riskengine {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as exc:
         print(f"riskengine {args.command}: error: {exc}", file=sys.stderr)
         return 2

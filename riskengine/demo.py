@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import polars as pl
+from riskengine._extras import extra
+
+with extra("all", feature="riskengine demo"):
+    import polars as pl
 
 from riskengine.evaluate import evaluate, plot
 from riskengine.replay import replay_to_file

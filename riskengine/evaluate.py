@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine evaluate"):
+    import numpy as np
+    import polars as pl
 
 ESTABLISHED_MIN_LOGINS: Final = 5
 STEPPED: Final = ("challenge", "deny")

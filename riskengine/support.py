@@ -94,7 +94,10 @@ def _query_audit(root: str | None, table: str, columns: str, user_key: str,
     files = _audit_files(root, table)
     if not files:
         return []
-    import duckdb
+    from riskengine._extras import extra
+
+    with extra("analytics", feature="reading the audit log for a user summary"):
+        import duckdb
 
     with duckdb.connect() as con:
         cur = con.execute(

@@ -36,8 +36,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import polars as pl
+from riskengine._extras import extra
+
+with extra("analytics", feature="the audit database (riskengine.analytics)"):
+    import duckdb
+    import polars as pl
 
 from riskengine.analytics.alerts import spikes
 from riskengine.analytics.experiments import ExperimentReadout, readout
@@ -48,13 +51,10 @@ from riskengine.analytics.rollups import (
     OUTCOME_WINDOW,
     ROLLUPS_ENV,
     current_rollups,
+    duck_type,
 )
-from riskengine.audit.schema import TABLES
+from riskengine.audit.columns import COLUMNS as TABLES
 
-_DUCK_TYPES = {
-    pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
-    pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR",
-}
 GRAINS = ("hour", "day", "week")
 BREAKDOWNS = ("country", "device_type", "reason", "factor", "browser_family", "policy_version")
 STRONG_NOVELTY = ("NEW_DEVICE", "NEW_COUNTRY", "IMPOSSIBLE_TRAVEL")
@@ -220,7 +220,7 @@ class AuditDB:
              skip: frozenset[int] = frozenset(), files: list[str] | None = None) -> str:
         """A FROM-able subquery with every column of ``table`` (typed NULLs where a segment
         predates a column) plus ``year``/``month``; empty when there are no segments."""
-        stub = ", ".join(f"NULL::{_duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+        stub = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
         stub = f"SELECT {stub}, NULL::INTEGER AS year, NULL::INTEGER AS month WHERE false"
         if files is None:
             files = self._files(table, since, until, skip)
@@ -1024,15 +1024,6 @@ def _grain(grain: str) -> str:
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {', '.join(GRAINS)}, got {grain!r}")
     return grain
-
-
-def _duck_type(dt: Any) -> str:
-    if isinstance(dt, pl.List):
-        return f"{_duck_type(dt.inner)}[]"
-    for pl_type, duck in _DUCK_TYPES.items():
-        if isinstance(dt, pl_type) or dt == pl_type:
-            return duck
-    raise TypeError(f"no DuckDB type for {dt}")
 
 
 def _vanished(exc: Exception) -> bool:

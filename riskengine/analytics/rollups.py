@@ -34,11 +34,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import duckdb
+from riskengine._extras import extra
+from riskengine.audit.columns import COLUMNS as TABLES
 
-from riskengine.audit.schema import TABLES
+with extra("analytics", feature="audit rollups (riskengine.analytics)"):
+    import duckdb
 
 ROLLUP_DIR = "_rollups"
 ROLLUP_VERSION = 1
@@ -85,18 +87,23 @@ def _next_month_start(key: int) -> datetime:
     return datetime(y + 1, 1, 1, tzinfo=UTC) if m == 12 else datetime(y, m + 1, 1, tzinfo=UTC)
 
 
-def duck_type(dt: Any) -> str:
-    """DuckDB type name of a polars dtype from :data:`TABLES`."""
-    import polars as pl
+DUCK_TYPES: Final[dict[str, str]] = {
+    "timestamp": "TIMESTAMPTZ", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT", "double": "DOUBLE",
+    "bool": "BOOLEAN", "string": "VARCHAR", "list<string>": "VARCHAR[]", "list<double>": "DOUBLE[]",
+}
+"""DuckDB type of each column type name in :data:`~riskengine.audit.columns.COLUMNS`."""
 
-    if isinstance(dt, pl.List):
-        return f"{duck_type(dt.inner)}[]"
-    names = {pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
-             pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR"}
-    for pl_type, duck in names.items():
-        if isinstance(dt, pl_type) or dt == pl_type:
-            return duck
-    raise TypeError(f"no DuckDB type for {dt}")
+
+def duck_type(kind: str) -> str:
+    """DuckDB type name of a column type from :data:`~riskengine.audit.columns.COLUMNS`.
+
+    >>> duck_type("list<string>")
+    'VARCHAR[]'
+    """
+    try:
+        return DUCK_TYPES[kind]
+    except KeyError:
+        raise TypeError(f"no DuckDB type for audit column type {kind!r}") from None
 
 
 def stub(table: str) -> str:
