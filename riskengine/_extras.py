@@ -48,6 +48,13 @@ def _check(extra: str) -> None:
         raise ValueError(f"unknown extra {extra!r}; known: {', '.join(sorted(EXTRAS))}")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent is missing, or a broken finder
+        return False
+
+
 def missing(extra: str) -> list[str]:
     """The import names of ``extra`` that are not installed (``[]`` when it is complete).
 
@@ -57,7 +64,7 @@ def missing(extra: str) -> list[str]:
     True
     """
     _check(extra)
-    return [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    return [name for name in EXTRAS[extra] if not _installed(name)]
 
 
 def require(*modules: str, extra: str, feature: str | None = None) -> None:
@@ -73,7 +80,7 @@ def require(*modules: str, extra: str, feature: str | None = None) -> None:
     """
     _check(extra)
     for name in modules or EXTRAS[extra]:
-        if importlib.util.find_spec(name) is None:
+        if not _installed(name):
             raise MissingExtraError(name, extra, feature)
 
 
