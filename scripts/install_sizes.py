@@ -3,7 +3,7 @@
     python scripts/install_sizes.py [--out DIR] [--profiles core,redis,...]
 
 Builds the wheel (``pip wheel --no-deps``), then for each profile creates a fresh venv,
-installs ``riskengine[<extras>]`` from that wheel (dependencies from the package index) and
+installs that wheel with the profile's extras (dependencies from the package index) and
 measures ``du`` of its site-packages. Prints a Markdown table for docs/install-sizes.md.
 """
 
@@ -19,13 +19,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES: dict[str, str] = {
-    "core": "riskengine",
-    "core+redis": "riskengine[redis]",
-    "audit": "riskengine[audit]",
-    "analytics": "riskengine[analytics]",
-    "dashboard": "riskengine[dashboard]",
-    "all": "riskengine[all]",
+    "core": "",
+    "core+redis": "[redis]",
+    "audit": "[audit]",
+    "analytics": "[analytics]",
+    "dashboard": "[dashboard]",
+    "all": "[all]",
 }
+"""Profile name → extras, installed as ``<wheel file>[extras]`` (never a riskengine from the index)."""
 BOOTSTRAP = ("pip", "setuptools", "_distutils_hack", "distutils-precedence.pth")
 """What ``python -m venv`` puts in every site-packages (not riskengine's doing)."""
 HEAVY = ("polars", "pyarrow", "duckdb", "scikit-learn", "scipy", "streamlit", "numpy", "pandas", "matplotlib")
@@ -53,12 +54,12 @@ class Measured:
     heavy: tuple[str, ...]
 
 
-def measure(profile: str, requirement: str, wheel_dir: Path, work: Path) -> Measured:
+def measure(profile: str, extras: str, wheel: Path, work: Path) -> Measured:
     env = work / profile
     venv.EnvBuilder(with_pip=True, clear=True).create(env)
     python = env / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "--find-links", str(wheel_dir), requirement], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{wheel}{extras}"],
+                   check=True)
     (site,) = (env / "lib").glob("python3*/site-packages")
     total = du_bytes(site)
     bootstrap = sum(du_bytes(p) for p in site.iterdir() if p.name.split("-")[0] in BOOTSTRAP)
@@ -66,7 +67,8 @@ def measure(profile: str, requirement: str, wheel_dir: Path, work: Path) -> Meas
                              check=True, capture_output=True, text=True).stdout.split()
     names = sorted(line.split("==")[0].lower() for line in listing)
     dists = [n for n in names if n not in ("pip", "setuptools")]
-    return Measured(profile, requirement, total, total - bootstrap, len(dists), tuple(h for h in HEAVY if h in names))
+    heavy = tuple(h for h in HEAVY if h in names)
+    return Measured(profile, f"riskengine{extras}", total, total - bootstrap, len(dists), heavy)
 
 
 def main() -> int:
@@ -82,12 +84,12 @@ def main() -> int:
         wheel_dir.mkdir(exist_ok=True)
         for old in wheel_dir.glob("*.whl"):
             old.unlink()
-        build_wheel(wheel_dir)
+        wheel = build_wheel(wheel_dir)
         print(f"Python {sys.version.split()[0]}")
         print("| profile | `pip install` | site-packages | without pip/setuptools | distributions | heavy packages |")
         print("|---|---|---:|---:|---:|---|")
         for profile in args.profiles.split(","):
-            r = measure(profile, PROFILES[profile], wheel_dir, work)
+            r = measure(profile, PROFILES[profile], wheel, work)
             print(f"| {profile} | `{r.requirement}` | {r.total / 1e6:.0f} MB | {r.without_bootstrap / 1e6:.0f} MB "
                   f"| {r.distributions} | {', '.join(r.heavy) or 'none'} |", flush=True)
     return 0
