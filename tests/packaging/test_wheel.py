@@ -155,26 +155,27 @@ print(json.dumps({"app": str(app), "errors": errors}))
 
     # and `riskengine dashboard` serves it over HTTP
     port = _free_port()
-    server = subprocess.Popen([str(tmp_path / "dash" / "bin" / "riskengine"), "dashboard", "--root", str(root),
-                               "--port", str(port)], cwd=tmp_path, env=_clean_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        health: tuple[int, str] | None = None
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                health = _get(f"http://127.0.0.1:{port}/_stcore/health")
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert server.poll() is None, f"dashboard exited early:\n{server.stdout.read() if server.stdout else ''}"
-        assert health == (200, "ok")
-        status, page = _get(f"http://127.0.0.1:{port}/")
-        assert status == 200 and "<title>Streamlit</title>" in page
-    finally:
-        server.terminate()
+    log = tmp_path / "dashboard.log"
+    with log.open("w") as out, subprocess.Popen(
+            [str(tmp_path / "dash" / "bin" / "riskengine"), "dashboard", "--root", str(root), "--port", str(port)],
+            cwd=tmp_path, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT) as server:
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            deadline = time.monotonic() + 120
+            health: tuple[int, str] | None = None
+            while time.monotonic() < deadline and server.poll() is None:
+                try:
+                    health = _get(f"http://127.0.0.1:{port}/_stcore/health")
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            assert server.poll() is None, f"dashboard exited early:\n{log.read_text()}"
+            assert health == (200, "ok"), log.read_text()
+            status, page = _get(f"http://127.0.0.1:{port}/")
+            assert status == 200 and "<title>Streamlit</title>" in page
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
