@@ -30,7 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="riskengine", description="Risk-based step-up authentication engine.")
+        prog="riskengine", description="Risk-based step-up authentication engine.", epilog=_extras_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -45,6 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+# the extra each command needs (None: the core install); `--help` prints the table
+COMMAND_EXTRAS: dict[str, str | None] = {
+    "demo": "all", "simulate": "sim", "replay": "sim", "evaluate": "sim", "report": "analytics",
+    "dashboard": "dashboard", "audit": "analytics", "user": None, "model": "model",
+}
+
+
+def _extras_epilog() -> str:
+    lines = ["extras (pip install \"riskengine[EXTRA]\"):"]
+    for command, extra in COMMAND_EXTRAS.items():
+        lines.append(f"  {command:<12} {f'[{extra}]' if extra else 'core install'}")
+    lines.append("  (`user show` reads a user's audit-log history with [analytics])")
+    return "\n".join(lines)
 
 
 # the command each module registers: listed even when the module's extra is not installed

@@ -8,6 +8,7 @@ core-only install is proven by tests/packaging/test_wheel.py.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -157,18 +158,27 @@ def test_each_optional_area_names_its_extra() -> None:
 def test_cli_lists_every_command_and_says_what_to_install() -> None:
     result = run_without_extras("""
         import contextlib, io
-        from riskengine.cli import COMMAND_NAMES, build_parser, main
+        from riskengine.cli import COMMAND_EXTRAS, COMMAND_NAMES, build_parser, main
         help_text = build_parser().format_help()
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             codes = {c: main([c, "--root", "x"]) for c in ("report", "replay", "dashboard")}
         result = {"help": help_text, "codes": codes, "stderr": err.getvalue(),
-                  "names": sorted(COMMAND_NAMES.values())}
+                  "names": sorted(COMMAND_NAMES.values()), "extras": COMMAND_EXTRAS}
     """)
     help_text = str(result["help"])
     for command in result["names"]:  # type: ignore[attr-defined]
         assert f"    {command} " in help_text
     assert 'report       not installed: pip install "riskengine[analytics]"' in help_text
+    # every placeholder names the extra the epilog's table gives for its command
+    extras: dict[str, str | None] = result["extras"]  # type: ignore[assignment]
+    placeholders = re.findall(r'^    (\w+) +not installed: pip install "riskengine\[(\w+)\]"$', help_text, re.M)
+    assert {c for c, _ in placeholders} == {"demo", "simulate", "replay", "evaluate", "report", "audit"}
+    for command, extra_name in placeholders:
+        assert extras[command] == extra_name, command
+    for command, extra_name in extras.items():
+        assert re.search(rf"^  {command} +{re.escape(f'[{extra_name}]') if extra_name else 'core install'}$",
+                         help_text, re.M), command
     assert result["codes"] == {"report": 1, "replay": 1, "dashboard": 1}
     stderr = str(result["stderr"])
     assert 'riskengine report: error: riskengine.analytics needs the \'duckdb\' package' in stderr
