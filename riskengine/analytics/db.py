@@ -53,7 +53,7 @@ from riskengine.analytics.rollups import (
     current_rollups,
     duck_type,
 )
-from riskengine.audit.columns import COLUMNS as TABLES
+from riskengine.audit.columns import COLUMNS
 
 GRAINS = ("hour", "day", "week")
 BREAKDOWNS = ("country", "device_type", "reason", "factor", "browser_family", "policy_version")
@@ -220,7 +220,7 @@ class AuditDB:
              skip: frozenset[int] = frozenset(), files: list[str] | None = None) -> str:
         """A FROM-able subquery with every column of ``table`` (typed NULLs where a segment
         predates a column) plus ``year``/``month``; empty when there are no segments."""
-        stub = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+        stub = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in COLUMNS[table].items())
         stub = f"SELECT {stub}, NULL::INTEGER AS year, NULL::INTEGER AS month WHERE false"
         if files is None:
             files = self._files(table, since, until, skip)
@@ -252,7 +252,7 @@ class AuditDB:
         lack their decision's columns: True (any: look their decisions up in the window),
         False (none) or the challenge segments holding such rows (look up only their months)."""
         a = f"{alias}." if alias else ""
-        cols = TABLES[table]
+        cols = COLUMNS[table]
         conds = ["true"]
         if f.since is not None:
             conds.append(f"{a}event_time >= {q.p(f.since)}")
@@ -797,8 +797,8 @@ class AuditDB:
     def events(self, f: Filters = Filters(), table: str = "decisions", limit: int = 500,
                offset: int = 0) -> pl.DataFrame:
         """Raw audit rows, newest first (the audit explorer)."""
-        if table not in TABLES:
-            raise ValueError(f"unknown audit table {table!r}; known: {', '.join(TABLES)}")
+        if table not in COLUMNS:
+            raise ValueError(f"unknown audit table {table!r}; known: {', '.join(COLUMNS)}")
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
 

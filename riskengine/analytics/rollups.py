@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from riskengine._extras import extra
-from riskengine.audit.columns import COLUMNS as TABLES
+from riskengine.audit.columns import COLUMNS
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
@@ -109,7 +109,7 @@ def duck_type(kind: str) -> str:
 def stub(table: str) -> str:
     """A zero-row SELECT with every column of ``table``, typed: UNION ALL BY NAME with it
     gives segments written before a column existed that column as NULL."""
-    cols = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+    cols = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in COLUMNS[table].items())
     return f"SELECT {cols} WHERE false"
 
 
@@ -147,7 +147,7 @@ def is_current(root: Path, key: int, manifest: dict[str, Any]) -> bool:
         return False
     for ref, names in sources.items():
         table, _, month = ref.partition("/")
-        if table not in TABLES or not month.isdigit():
+        if table not in COLUMNS or not month.isdigit():
             return False
         if [p.name for p in month_files(root, table, int(month))] != names:
             return False

@@ -3,8 +3,8 @@
 Plain Python, no third-party import: the engine needs the column order to turn its row
 tuples into dicts for a sink without the tuple fast path (``MemorySink``), and it must not
 import pyarrow to do so. The Arrow schema the Parquet sink writes is built from this in
-:mod:`riskengine.audit.schema` (extra ``[audit]``); the analytics layer derives its DuckDB
-and polars types from that Arrow schema.
+:mod:`riskengine.audit.schema` (extra ``[audit]``); the DuckDB layer maps the same names
+to SQL types (:data:`riskengine.analytics.rollups.DUCK_TYPES`).
 
 Type names: ``timestamp`` (microseconds, UTC), ``int16``, ``int32``, ``int64``, ``double``,
 ``bool``, ``string``, ``list<string>``, ``list<double>``.
