@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo demo-headless test lint typecheck pytest bench dashboard clean
+.PHONY: install system-deps demo demo-headless test lint typecheck pytest docs bench dashboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ typecheck: install
 pytest: install system-deps
 	$(VENV)/bin/pytest
 
-test: lint typecheck pytest
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint typecheck docs pytest
 
 bench: install system-deps
 	$(PY) benchmarks/run_all.py
@@ -43,4 +47,4 @@ dashboard: install
 	$(PY) -m riskengine dashboard --root var/demo/audit
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var site .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,13 @@
 """`riskengine …`: one argparse tree; each command lives in the module that owns the feature.
 
 A command module exposes ``register(subparsers)`` which adds its parser and sets
-``func`` (called with the parsed namespace, returns an exit code).
+``func`` (called with the parsed namespace, returns an exit code). Command modules are
+imported lazily: ``riskengine --help`` and ``riskengine user …`` load no polars, DuckDB or
+scikit-learn; only the command being run is imported.
+
+Exit status: 0 success, 1 runtime error (missing file, bad input, store or audit error,
+missing optional dependency: one ``riskengine: error: …`` line on stderr, the traceback
+with ``--debug`` or ``RISKENGINE_DEBUG=1``), 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,104 +15,225 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from riskengine._extras import MissingExtraError
+import riskengine
+from riskengine.cliutil import UsageError
 
-# module that registers each command, in the order `--help` lists them
-COMMAND_MODULES: tuple[str, ...] = (
-    "riskengine.demo",
-    "riskengine.simulate.cli",
-    "riskengine.replay",
-    "riskengine.evaluate",
-    "riskengine.analytics.report",
-    "riskengine.dashboard_cli",
-    "riskengine.audit.cli",
-    "riskengine.support",
-    "riskengine.model.cli",
+DEBUG_ENV = "RISKENGINE_DEBUG"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    module: str  # imports the feature and exposes register(subparsers)
+    extras: tuple[str, ...]  # what `pip install "riskengine[...]"` it needs; () = the core install
+    summary: str
+
+    @property
+    def install(self) -> str:
+        return f'pip install "riskengine[{",".join(self.extras)}]"' if self.extras else "pip install riskengine"
+
+
+# in the order `--help` lists them
+COMMANDS: tuple[Command, ...] = (
+    Command("demo", "riskengine.demo", ("dashboard", "sim"),
+            "simulate → score every login → audit → report → dashboard"),
+    Command("simulate", "riskengine.simulate.cli", ("sim",),
+            "write synthetic logins (native Parquet and/or RBA CSV) with labels"),
+    Command("replay", "riskengine.replay", ("sim",),
+            "score historical logins (native or RBA CSV) through the engine"),
+    Command("evaluate", "riskengine.evaluate", ("sim",),
+            "detection quality of a labelled replay (ours vs Freeman et al. 2016)"),
+    Command("report", "riskengine.analytics.report", ("analytics",), "KPI summary of an audit root"),
+    Command("dashboard", "riskengine.dashboard_cli", ("dashboard",), "start the Streamlit dashboard on an audit root"),
+    Command("audit", "riskengine.audit.cli", ("analytics",), "audit log maintenance (compaction, retention)"),
+    Command("user", "riskengine.support", (), "support operations on one user: show, untrust, unlock, reset"),
+    Command("model", "riskengine.model.cli", ("model",),
+            "learned risk model: train a calibrated classifier on labelled logins"),
 )
+COMMANDS_BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+
+# which extra brings a third-party module, for a missing import met while a command runs
+# (the first extra listed that provides it, unless the running command's own extras do)
+EXTRA_MODULES: dict[str, frozenset[str]] = {
+    "audit": frozenset({"pyarrow"}),
+    "analytics": frozenset({"duckdb", "polars", "pyarrow"}),
+    "sim": frozenset({"polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"}),
+    "model": frozenset({"sklearn", "joblib", "scipy", "polars", "pyarrow", "numpy", "tqdm"}),
+    "redis": frozenset({"redis"}),
+    "dashboard": frozenset({"streamlit", "altair", "duckdb", "polars", "pyarrow"}),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="riskengine", description="Risk-based step-up authentication engine.", epilog=_extras_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default unless its help already explains it (``default`` in the
+    text, as for defaults computed at run time); flags (store_true/false) show none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (not action.option_strings or "%(default)" in text or "default" in text.lower()
+                or action.default in (None, argparse.SUPPRESS)
+                or isinstance(action, argparse._StoreConstAction | argparse._HelpAction | argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose help shows defaults; nested subparsers inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+class _Registrar:
+    """The subparsers object handed to a command module: the top-level listing shows the
+    command's summary and extras from :data:`COMMANDS`, whatever the module passes."""
+
+    def __init__(self, sub: Any, command: Command) -> None:
+        self._sub, self._command = sub, command
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs["help"] = _listing(self._command)
+        if "description" in kwargs:
+            kwargs["description"] = f"{kwargs['description']} Needs: {self._command.install}"
+        return cast(argparse.ArgumentParser, self._sub.add_parser(name, **kwargs))
+
+
+def _listing(command: Command) -> str:
+    extras = f"[{','.join(command.extras)}]" if command.extras else "[core]"
+    return f"{command.summary}   {extras}"
+
+
+def build_parser(command: str | None = None, *, full: bool = True) -> argparse.ArgumentParser:
+    """The whole tree (``full``), or every command listed and only ``command``'s module imported."""
+    parser = Parser(
+        prog="riskengine", description="Risk-based step-up authentication engine.",
+        epilog='Each command names the extra it needs in brackets: pip install "riskengine[<extra>]" '
+               "([core]: the plain pip install riskengine).")
+    parser.add_argument("--version", action="version", version=f"riskengine {riskengine.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except MissingExtraError as exc:
-            _register_missing(sub, name, exc)
-            continue
-        except ModuleNotFoundError as exc:
-            if exc.name == name or name.startswith(f"{exc.name}."):
-                continue  # feature not built into this installation
-            raise
-        module.register(sub)
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (also: {DEBUG_ENV}=1)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for cmd in COMMANDS:
+        if full or cmd.name == command:
+            module = _import_command(cmd)
+            if module is not None:
+                module.register(_Registrar(sub, cmd))
+                continue
+        stub = sub.add_parser(cmd.name, help=_listing(cmd), description=cmd.summary)
+        stub.set_defaults(func=_unavailable(cmd))
     return parser
 
 
-# the extra each command needs (None: the core install); `--help` prints the table
-COMMAND_EXTRAS: dict[str, str | None] = {
-    "demo": "all", "simulate": "sim", "replay": "sim", "evaluate": "sim", "report": "analytics",
-    "dashboard": "dashboard", "audit": "analytics", "user": None, "model": "model",
-}
+def _import_command(cmd: Command) -> Any:
+    try:
+        return importlib.import_module(cmd.module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (exc.name == cmd.module or cmd.module.startswith(f"{exc.name}.")):
+            return None  # feature not built into this installation
+        raise
 
 
-def _extras_epilog() -> str:
-    lines = ["extras (pip install \"riskengine[EXTRA]\"):"]
-    for command, extra in COMMAND_EXTRAS.items():
-        lines.append(f"  {command:<12} {f'[{extra}]' if extra else 'core install'}")
-    lines.append("  (`user show` reads a user's audit-log history with [analytics])")
-    return "\n".join(lines)
+def _unavailable(cmd: Command) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        raise ImportError(f"`riskengine {cmd.name}` is not available in this installation: {cmd.install}")
+    return run
 
 
-# the command each module registers: listed even when the module's extra is not installed
-COMMAND_NAMES: dict[str, str] = {
-    "riskengine.demo": "demo",
-    "riskengine.simulate.cli": "simulate",
-    "riskengine.replay": "replay",
-    "riskengine.evaluate": "evaluate",
-    "riskengine.analytics.report": "report",
-    "riskengine.dashboard_cli": "dashboard",
-    "riskengine.audit.cli": "audit",
-    "riskengine.support": "user",
-    "riskengine.model.cli": "model",
-}
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word: the first argument that is not a top-level option (none takes a value)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
-def _register_missing(sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str,
-                      exc: MissingExtraError) -> None:
-    """A placeholder for a command whose extra is not installed: listed by ``--help``, and
-    running it prints what to install (exit 1) instead of an ImportError traceback."""
-    command = COMMAND_NAMES.get(module, module.rpartition(".")[2])
-    # no option prefix: every argument lands in `args`, so any command line gets the message
-    parser = sub.add_parser(command, help=f'not installed: pip install "riskengine[{exc.extra}]"',
-                            description=str(exc), add_help=False, prefix_chars="\x00")
-    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
 
-    def unavailable(args: argparse.Namespace) -> int:
-        print(f"riskengine {command}: error: {exc}", file=sys.stderr)
-        return 1
 
-    parser.set_defaults(func=unavailable)
+def missing_extra_message(exc: ImportError, command: str | None) -> str:
+    """One line naming what to install for a missing optional dependency."""
+    text = str(exc)
+    if "pip install" in text:
+        return text
+    top = (exc.name or "").split(".")[0]
+    if not top or top == "riskengine":
+        return text
+    cmd = COMMANDS_BY_NAME.get(command or "")
+    if cmd is not None and any(top in EXTRA_MODULES.get(e, frozenset()) for e in cmd.extras):
+        install = cmd.install
+    else:
+        extra = next((e for e, mods in EXTRA_MODULES.items() if top in mods), None)
+        install = f'pip install "riskengine[{extra}]"' if extra else f"pip install {top}"
+    what = f"`riskengine {command}`" if command else "this"
+    return f"{what} needs {top}, which is not installed: {install}"
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input, a missing file or a failing store, not a bug in riskengine.
+    Only libraries already imported are looked at (this must not import polars)."""
+    known: list[type[BaseException]] = [OSError, ValueError, sqlite3.Error]
+    for module, attr in (("redis.exceptions", "RedisError"), ("polars.exceptions", "PolarsError"),
+                         ("duckdb", "Error"), ("pyarrow.lib", "ArrowException")):
+        mod = sys.modules.get(module)
+        cls = getattr(mod, attr, None) if mod is not None else None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            known.append(cls)
+    return tuple(known)
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args_list) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    command = _command_in(args_list)
+    try:
+        parser = build_parser(command if command in COMMANDS_BY_NAME else None, full=False)
+    except ImportError as exc:
+        if debug:
+            raise
+        print(f"riskengine: error: {missing_extra_message(exc, command)}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(args_list)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)
-    except MissingExtraError as exc:
-        print(f"riskengine {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"riskengine {args.command}: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"riskengine {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("riskengine: interrupted", file=sys.stderr)
+        return 130
+    except ImportError as exc:
+        if debug:
+            raise
+        print(f"riskengine: error: {missing_extra_message(exc, args.command)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if debug or not isinstance(exc, _known_errors()):
+            raise
+        print(f"riskengine: error: {one_line(exc)}", file=sys.stderr)
+        return 1

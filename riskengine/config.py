@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from riskengine import reasons as R
 from riskengine.decision import Action, Factor
+from riskengine.devicetoken import parse_keys
 from riskengine.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS
+from riskengine.identity import UserIdNormalization
 
 ENV_PREFIX = "RISKENGINE_"
 
@@ -69,7 +71,11 @@ class GeoSettings(_Section):
     ``rare_country_share`` of the service's accepted logins (once ``rare_country_min_logins``
     have been seen by this process)."""
     rare_country_share: float = Field(0.005, ge=0, le=1)
-    rare_country_min_logins: int = Field(5000, ge=1)
+    rare_country_min_logins: float = Field(5000, ge=1)
+    """Decayed accepted logins the service must have seen before shares mean anything."""
+    population_half_life_days: float = Field(30.0, ge=1)
+    """Half-life of the service's country counts (the population prior), shared by every
+    worker through the profile store and fed only by established users' accepted logins."""
     hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
     hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
     """Lower-case substrings of AS organisation names that mean hosting/VPN."""
@@ -101,17 +107,60 @@ class FailureSettings(_Section):
     ip_weight: float = Field(0.6, ge=0, le=1)
     """The risk ``FAILED_ATTEMPTS_IP`` adds; it steps up regardless of the total."""
     excessive_weight: float = Field(1.0, ge=0, le=1)
-    """The risk ``FAILED_ATTEMPTS_EXCESSIVE`` adds; it denies regardless of the total."""
+    """The risk ``FAILED_ATTEMPTS_EXCESSIVE`` adds; it denies regardless of the total, except
+    for a login presenting a valid trusted device token, which it challenges (the attacker
+    who fails passwords for a username cannot lock its owner out of a trusted device)."""
+    ipv6_prefix: int = Field(64, ge=32, le=128)
+    """Failed passwords from IPv6 addresses are counted per prefix of this length (a /64 is one
+    subscriber's network: rotating addresses inside it does not reset the count)."""
 
 
 class TrustSettings(_Section):
     days: float = Field(30.0, ge=0)
+    """How long a device token (and the trust behind it) lasts."""
+    secret_keys: tuple[str, ...] = Field(default=(), repr=False)
+    """Device-token HMAC keys (each >= 32 characters): the first signs, all verify, so a key
+    rotates by putting the new one first. Prefer ``RISKENGINE_TRUST_SECRET_KEYS`` (a TOML list
+    or comma-separated). Empty: a per-process random key (memory store only; health() says
+    so) — a sqlite or redis store without a key is a start-up error. Never logged."""
+    invalid_token_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``DEVICE_TOKEN_INVALID`` adds (a forged, foreign, expired or revoked token)."""
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_keys(value)
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _long_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if len(key.encode()) < 32:
+                raise ValueError("trust.secret_keys: every key must be at least 32 characters "
+                                 "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return keys
 
 
 class OtpSettings(_Section):
     max_attempts: int = Field(5, ge=1)
     """More failed second-factor attempts than this in one session denies."""
     session_minutes: float = Field(30.0, gt=0)
+    """A session's second-factor count window, and how long a parked challenge waits."""
+    user_max_failures: int = Field(10, ge=1)
+    """More failed second-factor attempts than this for one user within
+    ``user_window_minutes``, whatever the session, denies with ``OTP_LOCKED``."""
+    user_window_minutes: float = Field(60.0, gt=0)
+    max_pending_per_user: int = Field(20, ge=1)
+    """Parked challenges one user may have outstanding; past it their own oldest goes first
+    (one account cannot evict other users' pending challenges)."""
+
+
+class IdentitySettings(_Section):
+    normalize_user_id: UserIdNormalization = "nfkc_casefold"
+    """Applied to the user id of every API call: NFKC + casefold + strip (``"strip"`` or
+    ``"none"`` to keep ids as given, e.g. while migrating a store keyed by raw ids)."""
 
 
 class ColdStartSettings(_Section):
@@ -161,6 +210,11 @@ class PolicySettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "memory://"
+    busy_timeout_ms: float = Field(1000.0, ge=0)
+    """sqlite: how long a write waits for another process's write lock before failing (the
+    login still gets its decision; the lesson is counted as a store error)."""
+    max_counters: int = Field(250_000, ge=1000)
+    """memory: live failure / second-factor counters per kind before the oldest is evicted."""
     write_behind: bool | None = None
     """Apply what an allowed login teaches the profile on a background thread, so ``score()``
     makes one store round trip. None = on for networked stores (redis), off for memory and
@@ -173,6 +227,15 @@ class AuditSettings(_Section):
     pseudonymize: bool = True
     key: str | None = Field(default=None, repr=False)
     """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""
+    key_file: str | None = None
+    """Without ``key``: the file holding the generated key (0600), which must lie OUTSIDE the
+    root so that a reader of the audit log cannot re-identify users. None = a sibling of the
+    root, ``<root>.pseudonym-key``. A key an older version kept inside the root
+    (``<root>/_meta/pseudonym.key``) is moved here on start-up, so pseudonyms stay stable."""
+    flush_on_sigterm: bool = False
+    """Flush the audit buffer when the process gets SIGTERM (then run the previous handler, or
+    exit as SIGTERM would have). Off for library use; the CLI commands that write an audit log
+    turn it on, and so should a service: SIGTERM is how process managers stop it."""
     flush_seconds: float = Field(1.0, gt=0)
     flush_rows: int = Field(50_000, ge=1)
     buffer_rows: int = Field(1_000_000, ge=1)
@@ -186,6 +249,7 @@ class Settings(_Section):
     failures: FailureSettings = FailureSettings()
     trust: TrustSettings = TrustSettings()
     otp: OtpSettings = OtpSettings()
+    identity: IdentitySettings = IdentitySettings()
     coldstart: ColdStartSettings = ColdStartSettings()
     policy: PolicySettings = PolicySettings()
     store: StoreSettings = StoreSettings()

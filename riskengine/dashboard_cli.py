@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import riskengine
 from riskengine._extras import require
@@ -94,15 +95,16 @@ def _run(args: argparse.Namespace) -> int:
     os.execv(sys.executable, command)  # replaces this process: Ctrl-C goes straight to Streamlit
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "dashboard", help="start the Streamlit dashboard on an audit root",
         description="Start the Streamlit dashboard (Overview, Challenges & channels, Experiments, "
                     "Risk & signals, Audit explorer) on an audit root.")
     parser.add_argument("--root", required=True, help="audit log root folder (Engine audit.root)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port")
     parser.add_argument("--labels", default=None,
-                        help="optional labels file (CSV/Parquet: decision_id, is_attack) for the what-if catch rate")
+                        help="optional labels file (CSV/Parquet: decision_id, is_attack) for the what-if catch rate "
+                             "(default: none)")
     parser.add_argument("--address", default="127.0.0.1",
-                        help="interface to listen on (default 127.0.0.1; 0.0.0.0 exposes the audit data)")
+                        help="interface to listen on (0.0.0.0 exposes the audit data to the network)")
     parser.set_defaults(func=_run)

@@ -20,6 +20,7 @@ from riskengine._extras import extra
 with extra("all", feature="riskengine demo"):
     import polars as pl
 
+from riskengine.config import Settings
 from riskengine.evaluate import evaluate, plot
 from riskengine.replay import replay_to_file
 from riskengine.simulate import SimulationConfig, existing_run, simulate
@@ -64,7 +65,8 @@ def prepare(out: Path, cfg: SimulationConfig, *, progress: bool = True) -> dict[
             shutil.rmtree(audit)  # an audit log of another simulation would mix two runs
         _say(f"• scoring every login through the engine (audit log → {audit})")
         started = time.perf_counter()
-        stats = replay_to_file(sim_dir / EVENTS_FILE, "native", decisions, audit_root=audit,
+        settings = Settings.load().with_overrides(audit={"flush_on_sigterm": True})  # stopped: keep the buffer
+        stats = replay_to_file(sim_dir / EVENTS_FILE, "native", decisions, config=settings, audit_root=audit,
                                progress=progress)
         timings["replay_s"] = round(time.perf_counter() - started, 1)
         timings["logins_per_s"] = round(stats.logins_per_second)
@@ -119,15 +121,16 @@ def register(subparsers: Any) -> None:
         description="The whole product on a laptop: ~90 days of a simulated service, every login "
                     "scored, an audit log, a report, then the dashboard.")
     p.add_argument("--headless", action="store_true", help="no dashboard (CI)")
-    p.add_argument("--users", type=int, default=DEFAULT_USERS)
-    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--users", type=int, default=DEFAULT_USERS, help="simulated users")
+    p.add_argument("--days", type=int, default=90, help="simulated days")
     p.add_argument("--warmup-days", type=int, default=DEFAULT_WARMUP_DAYS,
                    help="days of legitimate traffic before the window that profiles learn from and "
-                        f"the detection report leaves out (default {DEFAULT_WARMUP_DAYS})")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", default="var/demo")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--target-stepup", type=float, default=0.02)
+                        "the detection report leaves out")
+    p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    p.add_argument("--out", default="var/demo", help="working folder (data, decisions, audit root)")
+    p.add_argument("--port", type=int, default=8501, help="dashboard HTTP port")
+    p.add_argument("--target-stepup", type=float, default=0.02,
+                   help="legitimate step-up rate the detection report picks its operating point at")
     p.set_defaults(func=run)
 
 

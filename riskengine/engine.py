@@ -9,26 +9,31 @@ configured fail-mode decision with reason ``ENGINE_DEGRADED`` instead.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
 import os
-import random
+import secrets
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
 from riskengine import reasons as R
 from riskengine.audit.base import AuditSink, NullSink
-from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, load_or_create_key
+from riskengine.audit.events import SCHEMA_VERSION, Pseudonymizer, resolve_key
 from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
+from riskengine.devicetoken import DeviceTokens, parse_keys
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
 from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
+from riskengine.identity import checked, normalizer
 from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
@@ -37,15 +42,24 @@ from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
 from riskengine.signals.geo import impossible_travel, novelty
 from riskengine.signals.network import hosting_network
-from riskengine.signals.population import CountryCounts, rare_country_for_service
+from riskengine.signals.population import rare_country_for_service
 from riskengine.signals.time_of_day import unusual_hour
-from riskengine.stores import ProfileStore, open_store
+from riskengine.stores import MemoryStore, ProfileStore, open_store
 from riskengine.stores.base import Updater
 from riskengine.writeback import WriteBehind
 
 log = logging.getLogger(__name__)
 
 _SECONDS_PER_DAY = 86400.0
+_POPULATION_LANDMARK = 1_735_689_600.0
+"""2025-01-01 UTC: forward decay weighs a login at ``t`` by 2^((t − landmark)/half-life), so
+decaying every count is dividing by the weight of "now" when reading (Cormode et al., ICDE 2009)."""
+_POPULATION_FLUSH_ADDS = 256
+_POPULATION_FLUSH_S = 1.0
+_POPULATION_CACHE_S = 2.0
+TRUST_KEYS_ENV = "RISKENGINE_TRUST_SECRET_KEYS"
+PARKED_VERSION = 2
+"""Format of a parked challenge's context (``record_outcome`` reads every earlier one too)."""
 
 
 class UnknownDecisionError(LookupError):
@@ -76,8 +90,24 @@ class Engine:
         geoip: GeoIP | None = None,
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
+        self._uid = normalizer(s.identity.normalize_user_id)
+        trust_keys = s.trust.secret_keys or parse_keys(os.environ.get(TRUST_KEYS_ENV, ""))
+        shared_store = not isinstance(store, MemoryStore) if store is not None \
+            else not s.store.url.startswith("memory://")
+        if not trust_keys and shared_store:
+            raise ValueError(
+                "a shared profile store (sqlite/redis) needs a device-token key that every worker "
+                f"shares: set [trust] secret_keys or {TRUST_KEYS_ENV} (>= 32 characters each; e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        # the keys are checked here too: the environment variable bypasses Settings' validation
+        self.tokens = DeviceTokens([k.encode() for k in trust_keys] or [secrets.token_bytes(32)])
+        self.trust_key_ephemeral = not trust_keys
         self.store: ProfileStore = (
-            store if store is not None else open_store(s.store.url, s.failures.window_minutes * 60)
+            store if store is not None else open_store(
+                s.store.url, s.failures.window_minutes * 60, busy_timeout_s=s.store.busy_timeout_ms / 1000.0,
+                max_counters=s.store.max_counters,
+                retain_s=2 * 60.0 * max(s.failures.window_minutes, s.otp.user_window_minutes,
+                                        s.otp.session_minutes))
         )
         self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
         self.ua = UAParser(s.device.ua_cache_size)
@@ -88,12 +118,14 @@ class Engine:
         self._emit_values: Any = getattr(self.sink, "emit_values", None)
         self.audit_problems: list[str] = []
         try:
-            key = load_or_create_key(s.audit.root, s.audit.key)
+            audit_key = resolve_key(s.audit.root, s.audit.key, s.audit.key_file)
+            key = audit_key.key
+            self.audit_problems.extend(audit_key.warnings)  # key file readable by others, moved out...
         except OSError as exc:
-            # An unwritable audit root must not keep the auth service from starting: the sink
+            # An unwritable key location must not keep the auth service from starting: the sink
             # counts every event it cannot store; pseudonyms use a per-process key meanwhile.
             key = os.urandom(32)
-            self.audit_problems.append(f"cannot keep the pseudonymisation key in the audit root: {exc}")
+            self.audit_problems.append(f"cannot keep the pseudonymisation key file: {exc}")
             log.error("audit degraded: %s", self.audit_problems[-1])
         self.pseudonymizer = Pseudonymizer(key, s.audit.pseudonymize)
         self.model: Any = None
@@ -106,6 +138,10 @@ class Engine:
         self._history_days = s.geo.history_days
         self._failure_window_s = s.failures.window_minutes * 60.0
         self._session_s = s.otp.session_minutes * 60.0
+        self._otp_user_window_s = s.otp.user_window_minutes * 60.0
+        self._otp_user_max = s.otp.user_max_failures
+        self._max_pending_per_user = s.otp.max_pending_per_user
+        self._ipv6_prefix = s.failures.ipv6_prefix
         self._trust_s = s.trust.days * _SECONDS_PER_DAY
         self._window_days = s.device.window_days
         self._returning_value = s.device.returning_value
@@ -121,7 +157,13 @@ class Engine:
         self._rare_weight = s.geo.rare_country_weight
         self._rare_share = s.geo.rare_country_share
         self._rare_min_logins = s.geo.rare_country_min_logins
-        self.population = CountryCounts()
+        self._population_half_life_s = s.geo.population_half_life_days * _SECONDS_PER_DAY
+        self._population_local = isinstance(self.store, MemoryStore)
+        self._population_lock = threading.Lock()
+        self._population_unsent: dict[str, float] = {}
+        self._population_unsent_n = 0
+        self._population_sent_at = time.monotonic()
+        self._population_cache: tuple[float, dict[str, float]] = (-1e18, {})
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -130,10 +172,9 @@ class Engine:
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
         self._writer = WriteBehind(self.store) if write_behind else None
-        # decision ids: 64 random bits from a per-process generator seeded by the OS
-        # (os.urandom per call costs a syscall); reseeded after fork so workers differ
-        self._ids = random.Random(os.urandom(16))
-        os.register_at_fork(after_in_child=lambda: self._ids.seed(os.urandom(16)))
+        if self.trust_key_ephemeral:
+            log.info("no device-token key configured (%s): tokens this process issues die with it",
+                        TRUST_KEYS_ENV)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -159,7 +200,7 @@ class Engine:
 
         sink: AuditSink = ParquetSink(
             s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
-            buffer_rows=s.audit.buffer_rows)
+            buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm)
         return sink
 
     # ------------------------------------------------------------------ scoring
@@ -178,10 +219,16 @@ class Engine:
             started = time.perf_counter()
         next(self._scored)
         now = attempt.timestamp.timestamp()
-        decision_id = f"{self._ids.getrandbits(64):016x}"
+        user_id = checked(self._uid, attempt.user_id)
+        decision_id = secrets.token_hex(8)  # 64 bits from the OS CSPRNG: not predictable from others
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
         dkey = device_key(attempt.device_id, ua)
+        token_key: str | None = None
+        token_problem: str | None = None
+        if attempt.device_token is not None:
+            check = self.tokens.verify(attempt.device_token, user_id, now)
+            token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
         profile: UserProfile | None = None
         cold = False
@@ -189,23 +236,37 @@ class Engine:
         degraded = False
         try:
             writer = self._writer
-            before = writer.peek(attempt.user_id) if writer is not None else None
-            snap = self.store.snapshot(attempt.user_id, attempt.ip, now - self._failure_window_s)
-            profile = snap.profile if writer is None else writer.overlay(
-                attempt.user_id, snap.profile, before)
-            decision, cold, trusted = self._decide(
-                attempt, decision_id, now, geo, geo_problem, dkey, hour, profile,
-                snap.user_failures, snap.ip_failures)
+            before = writer.peek(user_id) if writer is not None else None
+            snap = self.store.snapshot(
+                user_id, self.failure_key(attempt.ip), now - self._failure_window_s,
+                session=attempt.session_id or "", otp_since=now - self._otp_user_window_s,
+                session_since=now - self._session_s)
+            profile = snap.profile if writer is None else writer.overlay(user_id, snap.profile, before)
+            decision, cold, trusted, dkey = self._decide(
+                attempt, user_id, decision_id, now, geo, geo_problem, dkey, token_key, token_problem,
+                hour, profile, snap.user_failures, snap.ip_failures,
+                snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
-            decision = self._fail_mode(decision_id, attempt.user_id, dkey, exc)
+            decision = self._fail_mode(decision_id, user_id, dkey, exc)
             degraded = True  # a fail-mode allow teaches nothing: the profile was never read
         if decision.action == "allow" and not degraded:
-            self._learn(attempt.user_id, now, dkey, geo, hour, scored_against=profile, behind=True)
+            self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
+                        established=profile is not None and not cold)
         elif decision.action == "challenge":
-            self._park(decision, attempt, now, geo, dkey, hour, ua.device_type)
+            self._park(decision, attempt, user_id, now, geo, dkey, hour, ua.device_type,
+                       trusted_key=dkey if trusted else None, established=profile is not None and not cold)
         latency_us = (time.perf_counter() - started) * 1e6
-        self._emit_decision(attempt, decision, geo, ua, dkey, profile, cold, trusted, latency_us, degraded)
+        self._emit_decision(attempt, user_id, decision, geo, ua, dkey, profile, cold, trusted, latency_us,
+                            degraded)
         return decision
+
+    def failure_key(self, ip: str) -> str:
+        """The key failed passwords from ``ip`` are counted under: the address itself (IPv4), or
+        its ``failures.ipv6_prefix`` network (IPv6: one subscriber gets a whole /64, so counting
+        single addresses would let an attacker rotate through them)."""
+        if ":" not in ip:
+            return ip
+        return _ipv6_network(ip, self._ipv6_prefix)
 
     def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
         if attempt.country is not None:
@@ -238,24 +299,39 @@ class Engine:
                               asn=given.asn if given.asn is not None else found.asn)
 
     def _decide(
-        self, attempt: Attempt, decision_id: str, now: float, geo: GeoInfo,
-        geo_problem: str | None, dkey: str, hour: int | None, profile: UserProfile | None,
-        user_failures: int, ip_failures: int,
-    ) -> tuple[Decision, bool, bool]:
+        self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,
+        geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
+        hour: int | None, profile: UserProfile | None, user_failures: int, ip_failures: int,
+        otp_exceeded: bool, otp_locked: bool,
+    ) -> tuple[Decision, bool, bool, str]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
+        trusted = False
+        if token_key is not None:
+            # the signature says who minted it; the profile says whether the trust still stands
+            # (support's untrust, a reset, a device evicted from the bounded profile revoke it)
+            if is_trusted(token_key, p.devices, now):
+                dkey, trusted = token_key, True
+            else:
+                token_problem = "device token revoked: its device is no longer trusted by this profile"
         signals: list[SignalResult] = [
             device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
+        if token_problem is not None:
+            signals.append(SignalResult(R.DEVICE_TOKEN_INVALID, 1.0, token_problem))
+        if p.reset_at:
+            signals.append(SignalResult(
+                R.PROFILE_RESET, 1.0, "profile reset by support: logins step up until a challenge is verified"))
         if user_failures or ip_failures:
             signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
         asn = geo.asn
         if asn is not None or geo.asn_org:
             signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
                                            p.asns))
-        if not p.countries and self._rare_weight:
+        if not p.countries and self._rare_weight and geo.country is not None:
+            counts = self._population_counts()
             signals.append(rare_country_for_service(
-                geo.country, self.population.counts, self.population.total,
-                self._rare_min_logins, self._rare_share))
+                geo.country, counts, sum(counts.values()),
+                self._rare_min_logins * self._population_weight(now), self._rare_share))
         if p.logins > 0:
             history_days = self._history_days
             # novelty needs something to be new against: a user whose earlier logins had no
@@ -275,9 +351,6 @@ class Engine:
             # when something else fired (a model computes its own hour rarity from the profile)
             if _any_fired(signals):
                 signals.append(unusual_hour(hour, p, self._hour_min_logins, self._hour_rare_share))
-        trusted = is_trusted(dkey, p.devices, now) if p.devices else False
-        otp_exceeded = bool(p.otp_failures) and \
-            p.otp_failures_for(attempt.session_id or "", now, self._session_s) > self._otp_max
         extra: list[Reason] = []
         if geo_problem is not None:
             code = R.GEOIP_UNAVAILABLE if not self.geoip.available or "failed" in geo_problem \
@@ -290,10 +363,11 @@ class Engine:
             extra.extend(model_reasons)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
-            enrolled=attempt.enrolled_factors, extra_risk=extra_risk, extra_reasons=extra)
-        decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, attempt.user_id,
+            otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
+            extra_reasons=extra)
+        decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
                             dkey, self.policy.version)
-        return decision, cold, trusted
+        return decision, cold, trusted, dkey
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)
@@ -307,10 +381,12 @@ class Engine:
                         self.policy.version)
 
     def _learn(self, user_id: str, now: float, dkey: str, geo: GeoInfo, hour: int | None,
-               trust_until: int = 0, scored_against: UserProfile | None = None,
-               behind: bool = False) -> None:
+               trust_key: str | None = None, trust_until: int = 0,
+               scored_against: UserProfile | None = None, behind: bool = False,
+               established: bool = False, verified: bool = False) -> None:
         """Teach the profile an accepted login (``scored_against``: the profile the login was
-        scored against, which write-behind needs to keep reads consistent)."""
+        scored against, which write-behind needs to keep reads consistent). ``trust_key``: the
+        token device a verified "trust this device" trusts until ``trust_until``."""
         s = self.settings
 
         def learn(p: UserProfile | None) -> UserProfile:
@@ -321,9 +397,16 @@ class Engine:
                 max_devices=s.device.max_devices, max_places=s.geo.max_countries,
                 half_life_days=s.hour.half_life_days, max_regions=s.geo.max_regions,
                 max_asns=s.geo.max_asns)
-            return out.trusted(dkey, trust_until) if trust_until else out
+            if verified:
+                out = out.verified()
+            if trust_key is not None:
+                out = out.trusted(trust_key, trust_until, now=int(now), max_devices=s.device.max_devices)
+            return out
 
-        self.population.add(geo.country)
+        if established and geo.country is not None:
+            # the population prior learns only from users with a history: a fresh account
+            # (an attacker's, or a takeover of one) does not get to shape what "common" means
+            self._population_add(geo.country, now)
         if behind and self._writer is not None:
             self._writer.submit(user_id, learn, learn(scored_against))
             return
@@ -341,18 +424,22 @@ class Engine:
             next(self._store_errors)
             log.warning("%s failed: %s", what, exc)
 
-    def _park(self, decision: Decision, attempt: Attempt, now: float, geo: GeoInfo,
-              dkey: str, hour: int | None, device_type: str) -> None:
+    def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
+              dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
+              established: bool) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
         ctx = {
-            "u": attempt.user_id, "t": now, "d": dkey, "h": hour, "s": attempt.session_id or "",
+            "v": PARKED_VERSION,
+            "u": user_id, "t": now, "d": dkey, "h": hour, "s": attempt.session_id or "",
             "f": decision.factor, "r": decision.risk, "dt": device_type,
             "rc": [r.code for r in decision.reasons], "pv": decision.policy_version,
             "g": [geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn],
+            "tk": trusted_key, "e": established,
         }
         try:
             self.store.put_pending(decision.decision_id, json.dumps(ctx).encode(),
-                                   now + self._session_s)
+                                   now + self._session_s, user_id=user_id,
+                                   max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             log.warning("could not park challenge context: %s", exc)
@@ -368,9 +455,12 @@ class Engine:
         *,
         seconds_to_verify: float | None = None,
         timestamp: datetime | None = None,
-    ) -> None:
-        """Report how a challenge ended. A verified challenge teaches the profile (and trusts
-        the device when asked); failed attempts count toward the session's OTP limit.
+    ) -> str | None:
+        """Report how a challenge ended. A verified challenge teaches the profile; with
+        ``trust_device=True`` it also trusts the device and **returns its device token** (an
+        opaque URL-safe string: set it as a long-lived HttpOnly cookie and present it as
+        ``LoginAttempt.device_token``); otherwise returns None. Failed attempts count toward
+        the session's and the user's second-factor limits, atomically in the store.
 
         Raises :class:`UnknownDecisionError` for an id that was not challenged (or expired);
         a store outage is logged and counted, never raised.
@@ -385,7 +475,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             log.warning("record_outcome: store unavailable, outcome not applied: %s", exc)
-            return
+            return None
         if raw is None:
             raise UnknownDecisionError(
                 f"decision {o.decision_id!r} was not a pending challenge here (unknown or expired)")
@@ -395,22 +485,34 @@ class Engine:
         geo = GeoInfo(country, region, city, lat, lon, None, asn, None)
         failed_attempts_n = o.attempts if o.outcome == "failed" else max(0, o.attempts - 1)
         event_ts = now if o.timestamp is not None else ctx["t"]
+        if failed_attempts_n:
+            try:
+                self.store.add_otp_failures(
+                    user_id, ctx["s"], failed_attempts_n, event_ts,
+                    otp_since=event_ts - self._otp_user_window_s, session_since=event_ts - self._session_s)
+            except Exception as exc:  # noqa: BLE001
+                next(self._store_errors)
+                log.warning("counting second-factor failures failed: %s", exc)
+        token: str | None = None
         if o.outcome == "verified":
-            until = int(event_ts + self._trust_s) if o.trust_device else 0
-            self._learn(user_id, ctx["t"], ctx["d"], geo, ctx["h"], trust_until=until)
+            trust_key: str | None = None
+            until = 0
+            if o.trust_device and self._trust_s > 0:
+                until = int(event_ts + self._trust_s)
+                # a device that presented a valid token keeps its id; any other gets a fresh one
+                known: str | None = ctx.get("tk")
+                device_id = DeviceTokens.device_id_of(known) if known else None
+                if device_id is None:
+                    device_id = DeviceTokens.new_device_id()
+                trust_key = DeviceTokens.device_key(device_id)
+                token = self.tokens.issue(user_id, device_id, issued=int(event_ts), expires=until)
+            self._learn(user_id, ctx["t"], ctx["d"], geo, ctx["h"], trust_key=trust_key, trust_until=until,
+                        established=bool(ctx.get("e", False)), verified=True)
             try:
                 self.store.reset_failures(user_id)
             except Exception as exc:  # noqa: BLE001
                 next(self._store_errors)
                 log.warning("could not reset failures: %s", exc)
-        if failed_attempts_n:
-            session = ctx["s"]
-
-            def add(p: UserProfile | None) -> UserProfile:
-                return (p or UserProfile()).with_otp_failures(
-                    session, failed_attempts_n, int(event_ts), self._session_s)
-
-            self._update_profile(user_id, add, "counting OTP failures")
         chans = list(o.channels)
         self._emit("challenges", {
             "event_time": _utc(event_ts),
@@ -431,6 +533,7 @@ class Engine:
             "reasons": ctx.get("rc", []),
             "policy_version": ctx.get("pv"),
         })
+        return token
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
                        timestamp: datetime | None = None) -> int:
@@ -440,16 +543,17 @@ class Engine:
         if (ts is None) == (timestamp is None):
             raise TypeError("record_failure() takes the failure's time once: ts (or timestamp=)")
         f = FailedPassword(user_id=user_id, ip=ip, timestamp=ts if ts is not None else timestamp)
+        uid = checked(self._uid, f.user_id)
         count = 0
         try:
-            count = self.store.add_failure(f.user_id, f.ip, f.timestamp.timestamp())
+            count = self.store.add_failure(uid, self.failure_key(f.ip), f.timestamp.timestamp())
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             log.warning("record_failure: store unavailable: %s", exc)
         self._emit("failures", {
             "event_time": f.timestamp.astimezone(UTC),
             "schema_version": SCHEMA_VERSION,
-            "user_key": self.pseudonymizer.user(f.user_id),
+            "user_key": self.pseudonymizer.user(uid),
             "ip_prefix": self.pseudonymizer.ip(f.ip),
             "user_failures": count,
         })
@@ -464,6 +568,7 @@ class Engine:
 
         The first variant is the control. Same inputs → same variant in every process.
         """
+        user_id = checked(self._uid, user_id)
         variant = assign_variant(experiment, user_id, weights)
         ts = timestamp or datetime.now(UTC)
         if ts.tzinfo is None:
@@ -481,6 +586,7 @@ class Engine:
         """A conversion (e.g. signup completed) for a user exposed to ``experiment``."""
         if not experiment:
             raise ValueError("experiment name must not be empty")
+        user_id = checked(self._uid, user_id)
         ts = timestamp or datetime.now(UTC)
         if ts.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware")
@@ -512,7 +618,7 @@ class Engine:
             log.warning("audit emit failed: %s", exc)
 
     def _emit_decision(
-        self, attempt: Attempt, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
+        self, attempt: Attempt, user_id: str, d: Decision, geo: GeoInfo, ua: ParsedUA, dkey: str,
         profile: UserProfile | None, cold: bool, trusted: bool, latency_us: float, degraded: bool,
     ) -> None:
         if isinstance(self.sink, NullSink):
@@ -522,7 +628,7 @@ class Engine:
         # a tuple in TABLES["decisions"] column order: no dict, no per-row UTC conversion (the
         # sink stores aware times as UTC); the pseudonyms come from lru caches
         self._emit("decisions", (
-            attempt.timestamp, SCHEMA_VERSION, d.decision_id, pz.user(attempt.user_id),
+            attempt.timestamp, SCHEMA_VERSION, d.decision_id, pz.user(user_id),
             pz.session(attempt.session_id) if attempt.session_id else None, pz.ip(attempt.ip),
             geo.country, geo.region, geo.city, geo.asn, dkey,
             ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
@@ -537,21 +643,81 @@ class Engine:
         decisions with reasons and support actions from the audit log. See riskengine.support."""
         from riskengine import support
 
-        return support.user_summary(self, user_id, recent=recent, now=now)
+        return support.user_summary(self, checked(self._uid, user_id), recent=recent, now=now)
 
     def untrust(self, user_id: str, device_key: str | None = None, *, actor: str, reason: str,
                 now: datetime | None = None) -> int:
         """Withdraw device trust (one device or all); audited with who and why."""
         from riskengine import support
 
-        return support.untrust(self, user_id, device_key, actor=actor, reason=reason, now=now)
+        return support.untrust(self, checked(self._uid, user_id), device_key, actor=actor, reason=reason,
+                               now=now)
 
     def reset_user(self, user_id: str, *, actor: str, reason: str,
                    now: datetime | None = None) -> bool:
-        """Forget the profile and failed attempts (re-enable a locked-out user); audited."""
+        """Erase the profile (every device token is revoked with it) and mark it reset: the
+        next logins are challenged (``PROFILE_RESET``) until one is verified. Audited.
+        Lock-outs are :meth:`unlock_user`'s job, not this one's."""
         from riskengine import support
 
-        return support.reset_user(self, user_id, actor=actor, reason=reason, now=now)
+        return support.reset_user(self, checked(self._uid, user_id), actor=actor, reason=reason, now=now)
+
+    def unlock_user(self, user_id: str, *, actor: str, reason: str,
+                    now: datetime | None = None) -> None:
+        """Clear the user's failed-password and second-factor counters, and nothing else (the
+        runbook's answer to a lock-out: the profile and its trust stay). Audited."""
+        from riskengine import support
+
+        support.unlock_user(self, checked(self._uid, user_id), actor=actor, reason=reason, now=now)
+
+    # ------------------------------------------------------------------ population prior
+    def _population_weight(self, now: float) -> float:
+        exponent = (now - _POPULATION_LANDMARK) / self._population_half_life_s
+        return float(2.0 ** max(-1000.0, min(1000.0, exponent)))
+
+    def _population_add(self, country: str, now: float) -> None:
+        weight = self._population_weight(now)
+        if self._population_local:
+            self.store.population_add(country, weight)  # in-process: exact and immediate
+            return
+        with self._population_lock:
+            self._population_unsent[country] = self._population_unsent.get(country, 0.0) + weight
+            self._population_unsent_n += 1
+            due = self._population_unsent_n >= _POPULATION_FLUSH_ADDS or \
+                time.monotonic() - self._population_sent_at >= _POPULATION_FLUSH_S
+        if due:
+            self._population_flush()
+
+    def _population_flush(self) -> None:
+        """Send this process's batched population counts to the shared store (networked stores
+        get one write per country per second, not one per login)."""
+        with self._population_lock:
+            batch, self._population_unsent = self._population_unsent, {}
+            self._population_unsent_n = 0
+            self._population_sent_at = time.monotonic()
+        try:
+            for country, weight in batch.items():
+                self.store.population_add(country, weight)
+        except Exception as exc:  # noqa: BLE001 - a lost count shifts a share a little
+            next(self._store_errors)
+            log.warning("population prior update failed: %s", exc)
+
+    def _population_counts(self) -> Mapping[str, float]:
+        if self._population_local:
+            return self.store.population()
+        read_at, counts = self._population_cache
+        if time.monotonic() - read_at > _POPULATION_CACHE_S:
+            counts = self.store.population()
+            self._population_cache = (time.monotonic(), counts)
+        return counts
+
+    def population_logins(self, now: datetime) -> float:
+        """The population prior's weight at ``now``: established users' accepted logins, each
+        decayed by ``geo.population_half_life_days`` (what ``rare_country_min_logins`` is
+        compared with)."""
+        self._population_flush()
+        counts = self.store.population()
+        return sum(counts.values()) / self._population_weight(now.timestamp())
 
     # ------------------------------------------------------------------ lifecycle
     def health(self) -> dict[str, Any]:
@@ -563,6 +729,7 @@ class Engine:
             "audit_dropped": getattr(self.sink, "dropped", 0),
             "audit_problems": list(self.audit_problems),
             "geoip_problems": list(self.geoip.problems),
+            "trust_key": "ephemeral" if self.trust_key_ephemeral else "configured",
         }
 
     def close(self) -> None:
@@ -571,6 +738,8 @@ class Engine:
             return
         self._closed = True
         try:
+            if self._population_unsent:
+                self._population_flush()
             if self._writer is not None:
                 self._writer.close()
             self.sink.close()
@@ -580,6 +749,8 @@ class Engine:
 
     def flush(self) -> None:
         """Apply queued profile lessons (write-behind) and write buffered audit events now."""
+        if self._population_unsent:
+            self._population_flush()
         if self._writer is not None:
             self._writer.flush()
         self.sink.flush()
@@ -600,6 +771,14 @@ def _any_fired(signals: list[SignalResult]) -> bool:
         if sig.value > 0.0:
             return True
     return False
+
+
+@lru_cache(maxsize=65536)
+def _ipv6_network(ip: str, prefix: int) -> str:
+    try:
+        return ipaddress.IPv6Network((ip, prefix), strict=False).with_prefixlen
+    except ValueError:
+        return ip  # not an IPv6 address after all (an IPv4-mapped form is still one): as given
 
 
 def _same_name(given: str | None, found: str | None) -> bool:

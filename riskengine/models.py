@@ -18,6 +18,14 @@ MAX_ID_LENGTH = 256
 MAX_PLACE_LENGTH = 128
 """Region and city names."""
 MAX_ASN = 4_294_967_295
+MAX_DEVICE_TOKEN_LENGTH = 4096
+"""A cookie's size limit: anything a client can send. A token that is not one of ours is
+scored as ``DEVICE_TOKEN_INVALID`` rather than rejected, so a hostile cookie can never turn
+into an exception in the caller's login flow."""
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value if value else None
 
 
 @lru_cache(maxsize=65536)
@@ -89,6 +97,11 @@ class LoginAttempt(BaseModel):
     time_zone: str | None = Field(default=None, max_length=64)
     enrolled_factors: tuple[Factor, ...] = ()
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    device_token: Annotated[str | None, AfterValidator(_blank_to_none)] = Field(
+        default=None, max_length=MAX_DEVICE_TOKEN_LENGTH)
+    """The device token ``Engine.record_outcome(..., trust_device=True)`` returned for this
+    user's device, as the client presented it (a cookie). Only a valid one makes a device
+    trusted; a forged, foreign, expired or revoked one adds ``DEVICE_TOKEN_INVALID``."""
 
 
 class ValidatedAttempt(NamedTuple):
@@ -114,6 +127,7 @@ class ValidatedAttempt(NamedTuple):
     time_zone: str | None = None
     enrolled_factors: tuple[Factor, ...] = ()
     session_id: str | None = None
+    device_token: str | None = None
 
 
 Attempt = LoginAttempt | ValidatedAttempt

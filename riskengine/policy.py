@@ -4,7 +4,9 @@ Risk is a noisy-OR of weighted signals, ``1 − Π(1 − wᵢ·vᵢ)``: each ind
 evidence closes part of the remaining gap to 1, so risk stays in [0, 1] and adding a
 signal never lowers it. Rules on top encode what field practice says weights cannot:
 failures step up regardless, an odd hour never steps up alone, a trusted device skips
-the challenge unless a strong signal fires, too many OTP failures deny.
+the challenge unless a strong signal fires, too many OTP failures deny, a profile reset by
+support steps up until a challenge is verified, and a trusted device (a valid device token)
+is challenged, not denied, when failed passwords alone would deny.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Policy:
             R.FAILED_ATTEMPTS_USER: s.failures.user_weight,
             R.FAILED_ATTEMPTS_IP: s.failures.ip_weight,
             R.FAILED_ATTEMPTS_EXCESSIVE: s.failures.excessive_weight,
+            R.DEVICE_TOKEN_INVALID: s.trust.invalid_token_weight,
+            R.PROFILE_RESET: 0.0,
         }
 
     def decide(
@@ -68,6 +72,7 @@ class Policy:
         cold_start: bool = False,
         trusted: bool = False,
         otp_failures_exceeded: bool = False,
+        otp_locked: bool = False,
         enrolled: Sequence[Factor] = (),
         extra_risk: float = 0.0,
         extra_reasons: Sequence[Reason] = (),
@@ -81,7 +86,7 @@ class Policy:
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
         """
-        if not cold_start and not otp_failures_exceeded and extra_risk < self.challenge_threshold \
+        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < self.challenge_threshold \
                 and all(sig.value <= 0.0 for sig in signals):
             # the common case: a familiar login, nothing fired (a model may still add a little
             # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
@@ -93,6 +98,7 @@ class Policy:
             return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
         contributions: list[Reason] = []
         remaining = 1.0
+        remaining_without_excessive = 1.0
         hour: SignalResult | None = None
         fired: set[str] = set()
         for sig in signals:
@@ -106,24 +112,38 @@ class Policy:
                 w *= self.cold_scale
             fired.add(sig.code)
             remaining *= 1.0 - w
+            if sig.code != R.FAILED_ATTEMPTS_EXCESSIVE:
+                remaining_without_excessive *= 1.0 - w
             contributions.append(Reason(sig.code, round(w, 4), sig.detail))
         if hour is not None and contributions:
             # weak alone: an odd hour only adds to other evidence
             w = self.weights[R.UNUSUAL_HOUR] * hour.value
             remaining *= 1.0 - w
+            remaining_without_excessive *= 1.0 - w
             fired.add(R.UNUSUAL_HOUR)
             contributions.append(Reason(R.UNUSUAL_HOUR, round(w, 4), hour.detail))
         if cold_start:
             remaining *= 1.0 - self.cold_weight
+            remaining_without_excessive *= 1.0 - self.cold_weight
             contributions.append(Reason(
                 R.COLD_START, self.cold_weight,
                 "little history for this user: novelty signals count for less"))
         if extra_risk > 0.0:
             remaining *= 1.0 - extra_risk
+            remaining_without_excessive *= 1.0 - extra_risk
         contributions.extend(extra_reasons)
         risk = min(1.0, max(0.0, 1.0 - remaining))
 
-        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded:
+        if trusted and R.FAILED_ATTEMPTS_EXCESSIVE in fired and not otp_failures_exceeded \
+                and not otp_locked:
+            # the failures may be anyone's (a username is not a secret); a valid device token
+            # is not: step up instead of locking the owner out on their own device
+            without = min(1.0, max(0.0, 1.0 - remaining_without_excessive))
+            if without < self.deny_threshold:
+                fired.discard(R.FAILED_ATTEMPTS_EXCESSIVE)
+                fired.add(R.FAILED_ATTEMPTS_USER)  # strong: the trust does not skip the challenge
+                risk = max(without, self.challenge_threshold)
+        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked:
             action: Action = "deny"
             risk = max(risk, self.deny_threshold)
         elif self.travel_denies and R.IMPOSSIBLE_TRAVEL in fired:
@@ -131,7 +151,7 @@ class Policy:
             risk = max(risk, self.deny_threshold)
         elif risk >= self.deny_threshold:
             action = "deny"
-        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP}:
+        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET}:
             action = "challenge"  # steps up regardless of how familiar the rest looks
             risk = max(risk, self.challenge_threshold)
         elif risk >= self.challenge_threshold:
@@ -142,6 +162,9 @@ class Policy:
         if otp_failures_exceeded:
             contributions.append(Reason(
                 R.OTP_ATTEMPTS_EXCEEDED, 1.0, "too many failed second-factor attempts in this session"))
+        if otp_locked:
+            contributions.append(Reason(
+                R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
         if trusted and action == "challenge" and not (fired & self.strong):
             action = "allow"
             contributions.append(Reason(

@@ -47,9 +47,9 @@ class UserProfile(NamedTuple):
     last_ts: int = 0
     last_lat: float | None = None
     last_lon: float | None = None
-    otp_session: str = ""
-    otp_failures: int = 0
-    otp_at: int = 0
+    reset_at: int = 0
+    """When support reset this profile (0: never, or a verified challenge since): until a
+    challenge is verified every login is stepped up with ``PROFILE_RESET``."""
 
     # -- reading ---------------------------------------------------------------------
     def hour_share(self, hour: int) -> float:
@@ -61,10 +61,6 @@ class UserProfile(NamedTuple):
         near = h[(hour - 1) % HOURS] * 0.5 + h[hour % HOURS] + h[(hour + 1) % HOURS] * 0.5
         # the smoothed bins sum to 2 × total, so this is a share that sums to 1 over 24 h
         return near / (2.0 * total)
-
-    def is_trusted(self, device_key: str, now: float) -> bool:
-        seen = self.devices.get(device_key)
-        return seen is not None and seen.trusted_until >= now
 
     # -- learning (all return new profiles) -------------------------------------------
     def learned(
@@ -122,18 +118,32 @@ class UserProfile(NamedTuple):
             now if newer else self.last_ts,
             latitude if newer and latitude is not None else self.last_lat,
             longitude if newer and longitude is not None else self.last_lon,
-            self.otp_session,
-            self.otp_failures,
-            self.otp_at,
+            self.reset_at,
         )
 
-    def trusted(self, device_key: str, until: int) -> UserProfile:
+    def trusted(self, device_key: str, until: int, *, now: int | None = None,
+                max_devices: int = 8) -> UserProfile:
+        """Trust ``device_key`` until ``until``. With ``now``, a device the profile does not
+        hold yet (a freshly minted token device) is added as seen at ``now``."""
         devices = dict(self.devices)
         seen = devices.get(device_key)
         if seen is None:
-            return self
+            if now is None:
+                return self
+            devices[device_key] = DeviceSeen(now, now, 1, until)
+            return self._replace(devices=_bounded(devices, max_devices, key=_last_seen))
         devices[device_key] = replace(seen, trusted_until=until)
         return self._replace(devices=devices)
+
+    def verified(self) -> UserProfile:
+        """After a verified challenge: a support reset has been answered."""
+        return self._replace(reset_at=0) if self.reset_at else self
+
+    @classmethod
+    def reset_marker(cls, now: int) -> UserProfile:
+        """What ``reset_user`` leaves: no history, no devices (every token revoked), and the
+        mark that keeps logins stepped up until one is verified."""
+        return cls(reset_at=max(1, now))
 
     def untrusted(self, device_key: str | None = None) -> UserProfile:
         devices = {
@@ -141,19 +151,6 @@ class UserProfile(NamedTuple):
             for k, v in self.devices.items()
         }
         return self._replace(devices=devices)
-
-    def with_otp_failures(self, session: str, failures: int, now: int, session_s: float) -> UserProfile:
-        """Count failed second-factor attempts per session (or rolling window without one)."""
-        same = session == self.otp_session and (session or now - self.otp_at <= session_s)
-        total = (self.otp_failures if same else 0) + failures
-        return self._replace(otp_session=session, otp_failures=total, otp_at=now)
-
-    def otp_failures_for(self, session: str, now: float, session_s: float) -> int:
-        if session != self.otp_session:
-            return 0
-        if not session and now - self.otp_at > session_s:
-            return 0
-        return self.otp_failures
 
     def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12) -> UserProfile:
         """Union of two concurrent versions of one user's profile (last-seen = the later)."""
@@ -173,6 +170,7 @@ class UserProfile(NamedTuple):
             asns=_merge_seen(self.asns, other.asns, max_places),
             hours=tuple(max(a, b) for a, b in zip(self.hours, other.hours, strict=True)),
             hours_at=max(self.hours_at, other.hours_at),
+            reset_at=max(self.reset_at, other.reset_at),
         )
 
     # -- serialisation ----------------------------------------------------------------
@@ -188,7 +186,7 @@ class UserProfile(NamedTuple):
             "h": list(self.hours) if any(self.hours) else [],
             "ha": self.hours_at,
             "l": [self.last_ts, self.last_lat, self.last_lon],
-            "o": [self.otp_session, self.otp_failures, self.otp_at],
+            **({"x": self.reset_at} if self.reset_at else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -203,7 +201,6 @@ class UserProfile(NamedTuple):
         if data.get("v") != FORMAT_VERSION:
             raise ValueError(f"unsupported profile format version {data.get('v')!r}")
         last_ts, last_lat, last_lon = data["l"]
-        otp_session, otp_failures, otp_at = data["o"]
         hours = tuple(float(x) for x in data["h"]) if data["h"] else _EMPTY_HOURS
         if len(hours) != HOURS:
             raise ValueError("profile hour histogram must have 24 bins")
@@ -219,9 +216,9 @@ class UserProfile(NamedTuple):
             last_ts=int(last_ts),
             last_lat=last_lat,
             last_lon=last_lon,
-            otp_session=str(otp_session),
-            otp_failures=int(otp_failures),
-            otp_at=int(otp_at),
+            # "o" (per-session second-factor counts, format 1 before 0.2) is ignored: those
+            # counters live in the store now, counted atomically
+            reset_at=int(data.get("x", 0)),
         )
 
     @classmethod

@@ -27,6 +27,9 @@ GEO_UNKNOWN: Final = "GEO_UNKNOWN"
 GEOIP_UNAVAILABLE: Final = "GEOIP_UNAVAILABLE"
 ENGINE_DEGRADED: Final = "ENGINE_DEGRADED"
 MODEL_SCORE: Final = "MODEL_SCORE"
+DEVICE_TOKEN_INVALID: Final = "DEVICE_TOKEN_INVALID"
+OTP_LOCKED: Final = "OTP_LOCKED"
+PROFILE_RESET: Final = "PROFILE_RESET"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -48,13 +51,18 @@ ALL_CODES: Final[tuple[str, ...]] = (
     GEOIP_UNAVAILABLE,
     ENGINE_DEGRADED,
     MODEL_SCORE,
+    DEVICE_TOKEN_INVALID,
+    OTP_LOCKED,
+    PROFILE_RESET,
 )
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region
 # the user has never been in (DESIGN.md: both are strong), from another continent an hour
-# later, or after a password spray.
+# later, after a password spray, with a device token that does not verify, or after a
+# support reset.
 STRONG_CODES: Final[frozenset[str]] = frozenset(
     {NEW_COUNTRY, NEW_REGION, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
-     FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED}
+     FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
+     PROFILE_RESET}
 )

@@ -1,10 +1,11 @@
 """Support operations: why was this user challenged, and how to re-enable them.
 
-The same three operations in the public API (``Engine.user_summary`` / ``untrust`` /
+The same four operations in the public API (``Engine.user_summary`` / ``untrust`` / ``unlock_user`` /
 ``reset_user``) and on the command line::
 
     riskengine user show USER [--config riskengine.toml] [--json]
     riskengine user untrust USER [--device KEY] --actor NAME --reason TEXT
+    riskengine user unlock USER --actor NAME --reason TEXT
     riskengine user reset USER --actor NAME --reason TEXT
 
 The summary joins the two places a user's story lives: the profile store (what the engine
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskengine.audit.events import SCHEMA_VERSION
+from riskengine.cliutil import UsageError, add_json_flag, print_json
+from riskengine.formats import check_input_file
 from riskengine.profile import UserProfile
 
 if TYPE_CHECKING:
@@ -62,8 +65,9 @@ def _places(seen: Mapping[Any, int], label: str) -> list[dict[str, Any]]:
 
 def profile_summary(profile: UserProfile | None, now: float) -> dict[str, Any]:
     """What the store remembers about one user, with times as ISO strings (UTC)."""
-    if profile is None:
-        return {"known": False, "logins": 0, "devices": [], "countries": [], "regions": [], "asns": []}
+    if profile is None or (not profile.logins and not profile.devices):
+        return {"known": False, "logins": 0, "devices": [], "countries": [], "regions": [], "asns": [],
+                "reset_at": _iso(profile.reset_at) if profile is not None else None}
     devices = sorted(profile.devices.items(), key=lambda kv: kv[1].last_seen, reverse=True)
     return {
         "known": True,
@@ -79,7 +83,7 @@ def profile_summary(profile: UserProfile | None, now: float) -> dict[str, Any]:
         "countries": _places(profile.countries, "country"),
         "regions": _places(profile.regions, "region"),
         "asns": _places(profile.asns, "asn"),
-        "otp_failures": {"session_failures": profile.otp_failures, "at": _iso(profile.otp_at)},
+        "reset_at": _iso(profile.reset_at),
     }
 
 
@@ -125,7 +129,8 @@ def user_summary(engine: Engine, user_id: str, *, recent: int = DEFAULT_RECENT,
     window_s = engine.settings.failures.window_minutes * 60.0
     # this process's queued profile lessons and buffered audit events belong in the answer
     engine.flush()
-    snap = engine.store.snapshot(user_id, "", at - window_s)
+    otp_window_s = engine.settings.otp.user_window_minutes * 60.0
+    snap = engine.store.snapshot(user_id, "", at - window_s, otp_since=at - otp_window_s)
     user_key = engine.pseudonymizer.user(user_id)
     root = engine.settings.audit.root
     decisions = _query_audit(
@@ -148,6 +153,8 @@ def user_summary(engine: Engine, user_id: str, *, recent: int = DEFAULT_RECENT,
         "as_of": _iso(at),
         **profile_summary(snap.profile, at),
         "failed_passwords_in_window": snap.user_failures,
+        "failed_second_factors_in_window": snap.otp_user_failures,
+        "second_factor_window_minutes": engine.settings.otp.user_window_minutes,
         "failure_window_minutes": engine.settings.failures.window_minutes,
         "audit_root": root,
         "recent_decisions": decisions,
@@ -193,32 +200,58 @@ def untrust(engine: Engine, user_id: str, device_key: str | None = None, *, acto
 
 def reset_user(engine: Engine, user_id: str, *, actor: str, reason: str,
                now: datetime | None = None) -> bool:
-    """Forget the user's profile and failed-password count: the next login is a first login.
+    """Erase the user's profile — history, devices, and with them every device token — and
+    leave the reset mark: the next logins are challenged (``PROFILE_RESET``) until one is
+    verified. A reset is never a cold start that an attacker's login sails through.
 
-    This re-enables a user locked out by failed passwords or second-factor attempts. Returns
-    whether a profile existed. Failures counted per IP are left alone: they protect other users.
+    Returns whether a profile existed. Counters (failed passwords, second factors) are left
+    alone: clearing them is :func:`unlock_user`'s job.
     """
     actor, reason = _require(actor, reason)
     at = _epoch(now)
-    engine.flush()  # a queued lesson written after the delete would bring the profile back
-    existed = engine.store.get(user_id) is not None
-    engine.store.delete(user_id)
-    engine.store.reset_failures(user_id)
+    engine.flush()  # a queued lesson written after the reset would bring the profile back
+    existed = False
+
+    def erase(p: UserProfile | None) -> UserProfile:
+        nonlocal existed
+        existed = p is not None and p.logins > 0
+        return UserProfile.reset_marker(int(at))
+
+    engine.store.update(user_id, erase)
     _record(engine, "reset", user_id, None, actor, reason, at)
     return existed
+
+
+def unlock_user(engine: Engine, user_id: str, *, actor: str, reason: str,
+                now: datetime | None = None) -> None:
+    """Clear the user's failed-password and second-factor counters, and nothing else: the
+    answer to a lock-out (``FAILED_ATTEMPTS_EXCESSIVE``, ``OTP_LOCKED``). The profile, its
+    devices and their trust stay. Failures counted per address are left alone: they protect
+    other users."""
+    actor, reason = _require(actor, reason)
+    at = _epoch(now)
+    engine.store.reset_failures(user_id)
+    engine.store.reset_otp_failures(user_id)
+    _record(engine, "unlock", user_id, None, actor, reason, at)
 
 
 # ---------------------------------------------------------------------- command line
 def register(subparsers: Any) -> None:
     user = subparsers.add_parser(
-        "user", help="support operations on one user: show, untrust, reset",
-        description="See why a user was challenged or denied; withdraw device trust; reset a "
-                    "locked-out user. Changes are recorded in the audit log (table admin).")
+        "user", help="support operations on one user: show, untrust, unlock, reset",
+        description="See why a user was challenged or denied; withdraw device trust; unlock a locked-out "
+                    "user; reset a compromised profile. Changes are recorded in the audit log (table admin). Needs the "
+                    "service's own store (sqlite:// or redis://, from --config or RISKENGINE_STORE_URL).")
     ops = user.add_subparsers(dest="user_command", metavar="OPERATION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("user_id", metavar="USER", help="the user id as the auth service knows it")
         p.add_argument("--config", help="riskengine TOML (store URL, audit root); env overrides")
+
+    def change(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--actor", required=True, help="who is doing this")
+        p.add_argument("--reason", required=True, help="why (ticket number, ...)")
+        add_json_flag(p, what)
 
     show = ops.add_parser("show", help="profile summary, recent decisions with reasons")
     common(show)
@@ -229,21 +262,41 @@ def register(subparsers: Any) -> None:
     untrust_p = ops.add_parser("untrust", help="withdraw 'trust this device' (one or all devices)")
     common(untrust_p)
     untrust_p.add_argument("--device", help="device key (from `user show`); default: all devices")
-    untrust_p.add_argument("--actor", required=True, help="who is doing this")
-    untrust_p.add_argument("--reason", required=True, help="why (ticket number, ...)")
+    change(untrust_p, "how many devices lost their trust")
     untrust_p.set_defaults(func=_cmd_untrust)
 
-    reset = ops.add_parser("reset", help="forget profile and failed attempts (re-enable a locked-out user)")
+    unlock = ops.add_parser(
+        "unlock", help="clear failed-password and second-factor counters only (profile and trust stay)")
+    common(unlock)
+    change(unlock, "what was done")
+    unlock.set_defaults(func=_cmd_unlock)
+
+    reset = ops.add_parser(
+        "reset", help="erase the profile and its device tokens; next logins are challenged until one is verified")
     common(reset)
-    reset.add_argument("--actor", required=True, help="who is doing this")
-    reset.add_argument("--reason", required=True, help="why (ticket number, ...)")
+    change(reset, "whether a profile existed")
     reset.set_defaults(func=_cmd_reset)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
+    from riskengine.config import Settings
     from riskengine.engine import Engine
 
-    return Engine.from_config(args.config)
+    if getattr(args, "recent", 1) < 0:
+        raise UsageError(f"--recent must be 0 or more, got {args.recent}")
+    if hasattr(args, "actor"):
+        for flag in ("actor", "reason"):
+            if not getattr(args, flag).strip():
+                raise UsageError(f"--{flag} must not be blank (it goes into the audit log)")
+    if args.config is not None:
+        check_input_file(args.config, "--config")
+    settings = Settings.load(args.config)
+    if settings.store.url.split(":", 1)[0] == "memory":
+        raise ValueError(
+            "the profile store is memory:// (one process's memory): `riskengine user` would read and "
+            "change nothing the service sees; set store.url in --config or RISKENGINE_STORE_URL to the "
+            "service's sqlite:// or redis:// store")
+    return Engine.from_config(settings)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -261,19 +314,36 @@ def _cmd_untrust(args: argparse.Namespace) -> int:
         if args.device is not None:
             profile = engine.store.get(args.user_id)
             if profile is None or args.device not in profile.devices:
-                print(f"riskengine user untrust: device {args.device!r} is not known for this user "
-                      "(see `riskengine user show`)")
-                return 1
+                raise ValueError(f"device {args.device!r} is not known for this user (see `riskengine user show`)")
         n = engine.untrust(args.user_id, args.device, actor=args.actor, reason=args.reason)
-    print(f"trust withdrawn from {n} device(s); recorded in the audit log")
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "untrust", "device": args.device,
+                    "devices_untrusted": n})
+    else:
+        print(f"trust withdrawn from {n} device(s); recorded in the audit log")
+    return 0
+
+
+def _cmd_unlock(args: argparse.Namespace) -> int:
+    with _engine(args) as engine:
+        engine.unlock_user(args.user_id, actor=args.actor, reason=args.reason)
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "unlock"})
+    else:
+        print("failed-password and second-factor counters cleared (profile and device trust kept); "
+              "recorded in the audit log")
     return 0
 
 
 def _cmd_reset(args: argparse.Namespace) -> int:
     with _engine(args) as engine:
         existed = engine.reset_user(args.user_id, actor=args.actor, reason=args.reason)
-    print(("profile and failed attempts cleared" if existed else
-           "no profile was stored; failed attempts cleared") + "; recorded in the audit log")
+    if args.json:
+        print_json({"user_id": args.user_id, "operation": "reset", "profile_existed": existed})
+    else:
+        print(("profile erased and marked reset" if existed else
+               "no profile was stored; marked reset") + " (next logins are challenged until one is verified); "
+              "recorded in the audit log")
     return 0
 
 
@@ -293,12 +363,12 @@ def format_summary(s: Mapping[str, Any]) -> str:
             items = s[{"networks (ASN)": "asns"}.get(label, label)]
             shown = ", ".join(f"{i[key]} ({(i['last_seen'] or '')[:10]})" for i in items) or "-"
             lines.append(f"  {label}: {shown}")
-        otp = s["otp_failures"]
-        if otp["session_failures"]:
-            lines.append(f"  failed second-factor attempts in last session: {otp['session_failures']} "
-                         f"(at {otp['at']})")
+        if s.get("reset_at"):
+            lines.append(f"  reset by support at {s['reset_at']}: logins step up until one is verified")
     lines.append(f"  failed passwords in the last {s['failure_window_minutes']:g} min: "
                  f"{s['failed_passwords_in_window']}")
+    lines.append(f"  failed second factors in the last {s['second_factor_window_minutes']:g} min: "
+                 f"{s['failed_second_factors_in_window']}")
     if not s["audit_root"]:
         lines.append("  audit log: not configured (no decision history available)")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.testing import offline_settings
+
+# Every worker of a deployment shares one device-token key; the test processes (and the
+# subprocesses they start) are one deployment. Tests of the missing-key error remove it.
+TEST_TRUST_KEY = "test-only-device-token-key-0123456789abcdef"
+os.environ.setdefault("RISKENGINE_TRUST_SECRET_KEYS", TEST_TRUST_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 MAXMIND_TEST = REPO.parent / "shared" / "data" / "maxmind-test"

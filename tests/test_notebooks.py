@@ -42,3 +42,50 @@ def test_notebook_runs_and_its_assertions_hold(root: Path, name: str, monkeypatc
     monkeypatch.setenv("MPLBACKEND", "Agg")
     client = NotebookClient(book, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(root)}})
     client.execute(env=dict(os.environ))
+
+
+@pytest.fixture(scope="module")
+def bare_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated data directory with no audit root and no decisions file."""
+    from riskengine.model.sample import write_sample
+
+    data = tmp_path_factory.mktemp("nbbare")
+    write_sample(data, users=120, days=42, seed=5, visitors=4000, signup_drop=0.10)
+    return data
+
+
+@pytest.mark.slow
+def test_relative_data_path_resolves_against_the_repo_and_replays_into_a_temp_root(
+        bare_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `RISKENGINE_NB_DATA=<path relative to the repo> jupyter lab notebooks/` runs it: the
+    kernel's folder is notebooks/, the path is relative to the repository root, and no audit
+    root is given — so the replayed rows must go to a temporary directory, not the data folder."""
+    from nbclient import NotebookClient
+
+    repo = NOTEBOOKS.parent
+    relative = os.path.relpath(bare_data, repo)
+    assert not Path(relative).is_absolute()
+    book = nbformat.read(NOTEBOOKS / "02_experiment_readout.ipynb", as_version=4)
+    monkeypatch.setenv("RISKENGINE_NB_DATA", relative)
+    monkeypatch.delenv("RISKENGINE_NB_AUDIT", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    client = NotebookClient(book, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute(env=dict(os.environ))
+    assert not (bare_data / "audit").exists(), "replayed rows were written into the data folder"
+    assert not (bare_data / "decisions.parquet").exists()
+
+
+@pytest.mark.slow
+def test_a_missing_audit_root_is_an_error_naming_the_variable(
+        bare_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    book = nbformat.read(NOTEBOOKS / "01_threshold_tuning.ipynb", as_version=4)
+    monkeypatch.setenv("RISKENGINE_NB_DATA", str(bare_data))
+    monkeypatch.setenv("RISKENGINE_NB_AUDIT", str(tmp_path / "no-such-root"))
+    client = NotebookClient(book, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError, match="RISKENGINE_NB_AUDIT"):
+        client.execute(env=dict(os.environ))
+    assert not (tmp_path / "no-such-root").exists()

@@ -135,22 +135,29 @@ def test_trusted_device_skips_challenge_unless_strong_signal(engine: Engine) -> 
     last = establish(engine)
     first = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
     assert first.action == "challenge"
-    engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
-                          timestamp=last + timedelta(days=1, minutes=1))
+    token = engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
+                                  timestamp=last + timedelta(days=1, minutes=1))
+    assert token is not None
     # a region never seen is strong (DESIGN.md): the trust does not vouch for it
     odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
-                                    place=EDINBURGH))
+                                    place=EDINBURGH, device_token=token))
     assert odd.action == "challenge"
     assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR")
+    # the same browser without the token is only familiar, never trusted
+    same_browser_no_token = engine.score(make_attempt(ts=last + timedelta(days=2), ua=FIREFOX_MAC,
+                                                      place={**LONDON, "asn": 16509}))
+    assert same_browser_no_token.action == "challenge"
+    assert "TRUSTED_DEVICE" not in same_browser_no_token.reason_codes
     # the trusted laptop behind a VPN exit at home: a challenge anywhere else, not here
     vpn = engine.score(make_attempt(ts=last + timedelta(days=2), ua=FIREFOX_MAC,
-                                    place={**LONDON, "asn": 16509}))
+                                    place={**LONDON, "asn": 16509}, device_token=token))
     assert vpn.action == "allow"
     assert vpn.reason_codes == ("HOSTING_NETWORK", "NEW_ASN", "TRUSTED_DEVICE")
     same_exit_from_a_new_phone = engine.score(make_attempt(ts=last + timedelta(days=2), ua=IPHONE,
                                                            place={**LONDON, "asn": 16509}))
     assert same_exit_from_a_new_phone.action == "challenge"
-    abroad = engine.score(make_attempt(ts=last + timedelta(days=3), ua=FIREFOX_MAC, place=PARIS))
+    abroad = engine.score(make_attempt(ts=last + timedelta(days=3), ua=FIREFOX_MAC, place=PARIS,
+                                       device_token=token))
     assert abroad.action == "challenge"
     assert "TRUSTED_DEVICE" not in abroad.reason_codes
 
@@ -163,10 +170,10 @@ def test_strong_signals_are_configuration() -> None:
     with Engine(settings) as engine:
         last = establish(engine)
         first = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
-        engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
-                              timestamp=last + timedelta(days=1, minutes=1))
+        token = engine.record_outcome(first.decision_id, "verified", channels=["totp"], trust_device=True,
+                                      timestamp=last + timedelta(days=1, minutes=1))
         odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
-                                        place=EDINBURGH))
+                                        place=EDINBURGH, device_token=token))
         assert odd.action == "allow"
         assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "TRUSTED_DEVICE")
     with pytest.raises(ValueError, match="unknown reason codes.*NEW_CONTINENT"):

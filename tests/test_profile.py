@@ -16,7 +16,7 @@ def rich_profile() -> UserProfile:
                                "DK", "NO"][i % 13],
                       region=f"Region number {i % 15}", asn=60000 + i % 14,
                       latitude=51.5 + (i % 7) / 10, longitude=-0.1, local_hour=(8 + i) % 24)
-    return p.trusted(f"{3:012x}", 1_800_000_000).with_otp_failures("session-abc", 2, 1_700_100_000, 1800)
+    return p.trusted(f"{3:012x}", 1_800_000_000).trusted("t:" + "ab" * 16, 1_800_000_000, now=1_700_100_000)
 
 
 def test_round_trip_and_size_bound() -> None:

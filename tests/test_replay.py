@@ -101,7 +101,7 @@ def test_bad_input_names_the_problem(tmp_path: Path, rba_csv: Path) -> None:
         replay(tmp_path / "nope.csv", "rba")
     with pytest.raises(ValueError, match="--outcomes"):
         replay(rba_csv, "rba", outcomes="simulated")
-    assert main(["replay", str(rba_csv), "--format", "native", "--out", str(tmp_path / "d.parquet")]) == 2
+    assert main(["replay", str(rba_csv), "--format", "native", "--out", str(tmp_path / "d.parquet")]) == 1
 
 
 @pytest.mark.parametrize(("row", "message"), [

@@ -59,25 +59,46 @@ def test_untrust_withdraws_trust_and_is_audited(tmp_path: Path) -> None:
         last = establish(engine, "bob", days=4)
         ts = last + timedelta(days=1)
         d = engine.score(make_attempt("bob", ts, PARIS, IPHONE))
-        engine.record_outcome(d.decision_id, "verified", channels=["sms"], trust_device=True,
-                              timestamp=ts + timedelta(seconds=20))
+        token = engine.record_outcome(d.decision_id, "verified", channels=["sms"], trust_device=True,
+                                      timestamp=ts + timedelta(seconds=20))
         now = ts + timedelta(minutes=5)
         trusted = [x for x in engine.user_summary("bob", now=now)["devices"] if x["trusted"]]
-        assert [x["device_key"] for x in trusted] == [d.device_key]
+        assert len(trusted) == 1 and trusted[0]["device_key"].startswith("t:")  # the token's device
+        token_device = trusted[0]["device_key"]
+        again = engine.score(make_attempt("bob", ts + timedelta(minutes=4), PARIS, IPHONE, device_token=token))
+        assert again.device_key == token_device
 
-        assert engine.untrust("bob", d.device_key, actor="sam", reason="ticket 42: lost phone",
+        assert engine.untrust("bob", token_device, actor="sam", reason="ticket 42: lost phone",
                               now=now) == 1
         summary = engine.user_summary("bob", now=now)
         assert not any(x["trusted"] for x in summary["devices"])
-        assert len(summary["devices"]) == 2  # the device is still known, just not trusted
+        assert len(summary["devices"]) == 3  # browser families + the token device: known, not trusted
+        revoked = engine.score(make_attempt("bob", ts + timedelta(minutes=6), PARIS, IPHONE, device_token=token))
+        assert "DEVICE_TOKEN_INVALID" in revoked.reason_codes and "TRUSTED_DEVICE" not in revoked.reason_codes
         assert summary["admin_actions"][0]["operation"] == "untrust"
         assert summary["admin_actions"][0]["actor"] == "sam"
         with pytest.raises(ValueError, match="actor"):
             engine.untrust("bob", actor=" ", reason="x")
-    assert _admin_rows(tmp_path / "audit") == [("untrust", d.device_key, "sam", "ticket 42: lost phone")]
+    assert _admin_rows(tmp_path / "audit") == [("untrust", token_device, "sam", "ticket 42: lost phone")]
 
 
-def test_reset_re_enables_a_locked_out_user(tmp_path: Path) -> None:
+def test_unlock_re_enables_a_locked_out_user(tmp_path: Path) -> None:
+    with _engine(tmp_path) as engine:
+        last = establish(engine, "erin", days=4)
+        ts = last + timedelta(days=1)
+        for i in range(10):
+            engine.record_failure("erin", "203.0.113.9", ts + timedelta(seconds=i))
+        locked = engine.score(make_attempt("erin", ts + timedelta(minutes=1), ip="81.2.69.160"))
+        assert locked.action == "deny" and "FAILED_ATTEMPTS_EXCESSIVE" in locked.reason_codes
+        engine.unlock_user("erin", actor="sam", reason="ticket 44", now=ts + timedelta(minutes=2))
+        after = engine.user_summary("erin", now=ts + timedelta(minutes=3))
+        assert after["known"] and after["logins"] == 4 and after["failed_passwords_in_window"] == 0
+        again = engine.score(make_attempt("erin", ts + timedelta(minutes=3), ip="81.2.69.160"))
+        assert again.action == "allow"  # the profile (history, devices) is untouched
+    assert ("unlock", None, "sam", "ticket 44") in _admin_rows(tmp_path / "audit")
+
+
+def test_reset_erases_the_profile_and_steps_up_until_verified(tmp_path: Path) -> None:
     with _engine(tmp_path) as engine:
         last = establish(engine, "carol", days=4)
         ts = last + timedelta(days=1)
@@ -92,9 +113,14 @@ def test_reset_re_enables_a_locked_out_user(tmp_path: Path) -> None:
         assert engine.reset_user("carol", actor="sam", reason="verified by phone, ticket 43",
                                  now=ts + timedelta(minutes=2)) is True
         after = engine.user_summary("carol", now=ts + timedelta(minutes=3))
-        assert not after["known"] and after["failed_passwords_in_window"] == 0
+        assert after["logins"] == 0 and after["devices"] == [] and after["reset_at"]
+        assert after["failed_passwords_in_window"] == 10  # counters are unlock_user's job
+        engine.unlock_user("carol", actor="sam", reason="ticket 43", now=ts + timedelta(minutes=3))
         again = engine.score(make_attempt("carol", ts + timedelta(minutes=3), ip="81.2.69.160"))
-        assert again.action != "deny" and "COLD_START" in again.reason_codes
+        assert again.action == "challenge" and "PROFILE_RESET" in again.reason_codes
+        engine.record_outcome(again.decision_id, "verified", timestamp=ts + timedelta(minutes=4))
+        later = engine.score(make_attempt("carol", ts + timedelta(minutes=5), ip="81.2.69.160"))
+        assert "PROFILE_RESET" not in later.reason_codes
 
 
 def test_cli_show_untrust_reset(tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,13 +140,13 @@ def test_cli_show_untrust_reset(tmp_path: Path, config: Path, capsys: pytest.Cap
 
     assert main(["user", "untrust", "dana", "--device", "nope", "--actor", "sam", "--reason", "x",
                  "--config", str(config)]) == 1
-    assert "not known" in capsys.readouterr().out
+    assert "not known" in capsys.readouterr().err
     assert main(["user", "untrust", "dana", "--actor", "sam", "--reason", "ticket 7",
                  "--config", str(config)]) == 0
     assert "trust withdrawn" in capsys.readouterr().out
     assert main(["user", "reset", "dana", "--actor", "kim", "--reason", "ticket 8",
                  "--config", str(config)]) == 0
-    assert "cleared" in capsys.readouterr().out
+    assert "marked reset" in capsys.readouterr().out
 
     assert main(["user", "show", "dana", "--config", str(config), "--json"]) == 0
     after = json.loads(capsys.readouterr().out)

@@ -1,56 +1,79 @@
 """A small but real Flask login service using riskengine: the integration guide, in code.
 
-    password check ─ fail ─► engine.record_failure          → 401
+    GET /csrf (or GET /login) ─► CSRF token bound to a pre-session cookie
+    POST /login ─ no/bad CSRF token ─────────────────────────────► 403
+          │ user or address in back-off ─────────────────────────► 429 + Retry-After
+          │ password check ─ fail ─► engine.record_failure         → 401 (+ back-off 2^k s)
           │ ok
           ▼
-    engine.score(LoginAttempt) ─ allow ─► session            → 200
-          │ challenge                 └ deny                  → 403
+    engine.score(LoginAttempt, device_token=cookie rdt) ─ allow ─► server-side session → 200
+          │ challenge                                      └ deny                      → 403
           ▼
     one-time code, delivered on whatsapp → sms → voice (fallback when a channel fails)
-    POST /otp ─ right code ─► engine.record_outcome("verified", channels, attempts, trust)
-              ─ 5 wrong ───► engine.record_outcome("failed")  → 403, challenge closed
+    POST /otp ─ right code ─► token = engine.record_outcome("verified", ..., trust_device)
+              │               → session; cookie rdt = token when "trust this device"
+              ─ 5th wrong ──► engine.record_outcome("failed")       → 403, challenge closed
+    POST /logout ─► the server-side session row is deleted: a copied cookie stops working
 
-Device identity is a cookie, ``rdev``: HMAC-signed (itsdangerous) ``{user, device id}`` with a
-timestamp, rejected after ``AUTH_DEVICE_COOKIE_DAYS``. It is verified on every login and is
-only honoured for the user it was issued to, so a forged cookie, or one copied from another
-user's browser, is just a new device (and a new device steps up). The engine keeps *whether*
-that device is trusted (after a verified challenge with "trust this device"), so support can
-withdraw trust centrally (``riskengine user untrust``).
+What a client learns is only allow / challenge / deny (+ challenge id and channel): the risk
+score and reason codes are logged server-side (and audited by the engine), never returned, so
+an attacker cannot tune a login until the score drops.
+
+Trusted devices use the engine's device tokens: ``record_outcome(..., trust_device=True)``
+returns an HMAC-signed, user-bound token that goes into the ``rdt`` cookie (HttpOnly, Secure,
+SameSite=Lax, Max-Age = ``trust.days``); each login hands it back as
+``LoginAttempt.device_token``. A forged, expired, revoked or another user's token is never
+trusted (``DEVICE_TOKEN_INVALID``). The ``did`` cookie is a random device id used only as a
+familiarity signal (known vs new device), never as trust.
 
 Configuration (environment):
 
-``AUTH_SECRET``            signing key for cookies and code MACs (required, ≥ 32 chars)
+``AUTH_SECRET``            signing key for the session cookie and code MACs (required, ≥ 32 chars)
+``RISKENGINE_TRUST_SECRET_KEYS`` device-token signing keys (required; the engine's setting)
 ``AUTH_USERS``             users JSON written by ``seed.py`` (default ``users.json`` here)
-``AUTH_STATE_DB``          sqlite file for open OTP challenges, shared by all workers on a host
+``AUTH_STATE_DB``          sqlite file for sessions, OTP challenges and back-off, shared by all
+                           workers on a host
+``AUTH_SESSION_HOURS``     session lifetime (12)
+``AUTH_BACKOFF_USER_FREE`` / ``AUTH_BACKOFF_ADDR_FREE`` wrong passwords before back-off starts,
+                           per username (5) and per client address or IPv6 /64 (20)
+``AUTH_BACKOFF_BASE_S`` / ``AUTH_BACKOFF_MAX_S`` / ``AUTH_BACKOFF_WINDOW_S`` first block (1 s),
+                           cap (900 s), quiet time after which the count restarts (3600 s)
 ``RISKENGINE_STORE_URL``   ``sqlite:///profiles.db`` or ``redis://host:6379/0``
 ``RISKENGINE_AUDIT_ROOT``  audit log folder (any ``RISKENGINE_*`` setting works)
 ``AUTH_DEV_ECHO_OTP=1``    put the code in the challenge response (load tests only!)
 ``AUTH_DELIVERY_FAILURES`` simulated channel failure rates, e.g. ``whatsapp=0.2,sms=0.05``
 ``AUTH_BEHIND_PROXY=1``    take the client IP from one X-Forwarded-For hop (werkzeug ProxyFix)
-``AUTH_INSECURE_COOKIES=1`` allow cookies over plain HTTP (local testing only)
+``AUTH_INSECURE_COOKIES=1`` session and ``did`` cookies over plain HTTP (local testing only;
+                           the ``rdt`` trust cookie is always Secure)
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
+import math
 import os
 import random
+import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request, session
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
 
-from riskengine import Engine
+from riskengine import Engine, LoginAttempt
+from riskengine.config import Settings
 from riskengine.engine import UnknownDecisionError
 
 HERE = Path(__file__).resolve().parent
@@ -58,68 +81,77 @@ CHANNELS = ("whatsapp", "sms", "voice")  # cheapest and most secure first; voice
 OTP_DIGITS = 6
 OTP_TTL_S = 300
 MAX_OTP_ATTEMPTS = 5
-DEVICE_COOKIE = "rdev"
+TRUST_COOKIE = "rdt"  # the engine's device token
+DEVICE_ID_COOKIE = "did"  # a random id: familiarity only, never trust
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+MAX_NAME_LENGTH = 256
+log = logging.getLogger("auth_service")
 
 
 # ---------------------------------------------------------------------- passwords
+DEFAULT_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
 def hash_password(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> dict[str, Any]:
     """A salted scrypt record. Parameters live in the record so they can be raised later."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_maxmem(n, r), dklen=32)
     return {"salt": salt.hex(), "hash": digest.hex(), "n": n, "r": r, "p": p}
 
 
 def check_password(record: Mapping[str, Any], password: str) -> bool:
     digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(record["salt"]), n=record["n"],
-                            r=record["r"], p=record["p"], dklen=32)
+                            r=record["r"], p=record["p"], maxmem=_maxmem(record["n"], record["r"]), dklen=32)
     return hmac.compare_digest(digest.hex(), record["hash"])
 
 
-# a record to check unknown users against, so "no such user" takes as long as "wrong password"
-_DUMMY = hash_password("not-a-real-password", n=2**10)
+def _maxmem(n: int, r: int) -> int:
+    return 128 * r * (n + 2) + 1024 * 1024  # OpenSSL's default 32 MB refuses n=2**15, r=8
 
 
-# ---------------------------------------------------------------------- device cookie
-class DeviceCookies:
-    """Signed, expiring ``{user, device}`` tokens: forgery needs AUTH_SECRET; replay for another
-    user fails the user check; an old one fails ``max_age``."""
-
-    def __init__(self, secret: str, max_age_days: float) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="riskengine-example-device")
-        self.max_age_s = int(max_age_days * 86400)
-
-    def issue(self, user_id: str, device_id: str) -> str:
-        return self._serializer.dumps({"u": user_id, "d": device_id})
-
-    def device_for(self, token: str | None, user_id: str) -> str | None:
-        """The device id in ``token`` if it is genuine, unexpired and issued to ``user_id``."""
-        if not token:
-            return None
-        try:
-            data = self._serializer.loads(token, max_age=self.max_age_s)
-        except (BadSignature, SignatureExpired):
-            return None
-        if not isinstance(data, dict) or data.get("u") != user_id or not isinstance(data.get("d"), str):
-            return None
-        return data["d"]
+def dummy_record(users: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A record to check unknown users against, with the cost parameters of the real records, so
+    "no such user" costs exactly what "wrong password" costs (otherwise timing tells an attacker
+    which usernames exist). Several cost classes in one file leak the class: we use the most
+    common one and warn."""
+    params = Counter((int(u["n"]), int(u["r"]), int(u["p"])) for u in users.values())
+    if len(params) > 1:
+        log.warning("users file mixes scrypt parameters %s: logins of the rarer ones are "
+                    "distinguishable by timing; rehash them at the next login", sorted(params))
+    n, r, p = params.most_common(1)[0][0] if params else tuple(DEFAULT_SCRYPT.values())
+    return hash_password(secrets.token_urlsafe(24), n=n, r=r, p=p)
 
 
-# ---------------------------------------------------------------------- OTP challenges
-class Challenges:
-    """Open OTP challenges in a sqlite file, so any worker process can take the second step.
+def normalize_username(raw: str) -> str:
+    """``ALICE``, ``alice `` and full-width ``ａｌｉｃｅ`` are one user (as the engine's
+    ``identity.normalize_user_id`` default), so neither back-off nor lookups can be split."""
+    return unicodedata.normalize("NFKC", raw).casefold().strip()
 
-    Only a MAC of the code is stored; the attempt counter is server-side (a client cannot
-    reset it by replaying an old cookie)."""
 
-    def __init__(self, path: str, secret: bytes) -> None:
+# ---------------------------------------------------------------------- shared state (sqlite)
+class StateDB:
+    """One sqlite file (WAL) for the state every worker on a host must share: sessions, open OTP
+    challenges and back-off counters. One connection per thread."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
+        " expires REAL NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS otp_challenges (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, expires REAL NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS backoff (key TEXT PRIMARY KEY, failures INTEGER NOT NULL,"
+        " last REAL NOT NULL, blocked_until REAL NOT NULL)",
+    )
+
+    def __init__(self, path: str) -> None:
         self.path = path
-        self._secret = secret
         self._local = threading.local()
-        with self._conn() as c:
-            c.execute("CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
-                      " expires REAL NOT NULL)")
+        conn = self.conn()
+        for statement in self.SCHEMA:
+            conn.execute(statement)
+        if path != ":memory:":
+            os.chmod(path, 0o600)  # session hashes and challenge MACs: not for other local users
 
-    def _conn(self) -> sqlite3.Connection:
+    def conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -127,23 +159,131 @@ class Challenges:
             self._local.conn = conn
         return conn
 
+
+class Sessions:
+    """Server-side sessions: the cookie carries a random id, the db a hash of it. Every
+    authenticated request looks the row up, so logout (row deleted) ends the session for every
+    copy of the cookie."""
+
+    def __init__(self, db: StateDB, ttl_s: float) -> None:
+        self.db, self.ttl_s = db, ttl_s
+
+    @staticmethod
+    def _hash(session_id: str) -> str:
+        return hashlib.sha256(session_id.encode()).hexdigest()
+
+    def create(self, user: str) -> str:
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        conn = self.db.conn()
+        conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (self._hash(session_id), user, now + self.ttl_s))
+        if secrets.randbelow(200) == 0:
+            conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+        return session_id
+
+    def user(self, session_id: str | None) -> str | None:
+        if not session_id:
+            return None
+        row = self.db.conn().execute("SELECT user FROM sessions WHERE id_hash = ? AND expires >= ?",
+                                     (self._hash(session_id), time.time())).fetchone()
+        return str(row[0]) if row else None
+
+    def revoke(self, session_id: str | None) -> None:
+        if session_id:
+            self.db.conn().execute("DELETE FROM sessions WHERE id_hash = ?", (self._hash(session_id),))
+
+
+class Challenges:
+    """Open OTP challenges, so any worker process can take the second step.
+
+    Only a MAC of the code is stored. The attempt counter is a column bumped in one statement
+    (``UPDATE … WHERE attempts < limit RETURNING``): parallel guesses on one challenge cannot
+    read the same count, so at most ``MAX_OTP_ATTEMPTS`` codes are ever checked."""
+
+    def __init__(self, db: StateDB, secret: bytes) -> None:
+        self.db = db
+        self._secret = secret
+
     def mac(self, challenge_id: str, code: str) -> str:
         return hmac.new(self._secret, f"{challenge_id}:{code}".encode(), "sha256").hexdigest()
 
-    def put(self, challenge_id: str, data: dict[str, Any]) -> None:
-        self._conn().execute("INSERT OR REPLACE INTO challenges VALUES (?, ?, ?)",
-                             (challenge_id, json.dumps(data), data["expires"]))
+    def open(self, challenge_id: str, data: dict[str, Any]) -> None:
+        self.db.conn().execute("INSERT INTO otp_challenges (id, data, expires) VALUES (?, ?, ?)",
+                               (challenge_id, json.dumps(data), data["expires"]))
 
-    def get(self, challenge_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute("SELECT data FROM challenges WHERE id = ? AND expires >= ?",
-                                   (challenge_id, time.time())).fetchone()
-        return json.loads(row[0]) if row else None
+    def get(self, challenge_id: str) -> tuple[int, dict[str, Any]] | None:
+        row = self.db.conn().execute("SELECT attempts, data FROM otp_challenges WHERE id = ? AND expires >= ?",
+                                     (challenge_id, time.time())).fetchone()
+        return (int(row[0]), json.loads(row[1])) if row else None
 
-    def take(self, challenge_id: str) -> None:
-        conn = self._conn()
-        conn.execute("DELETE FROM challenges WHERE id = ?", (challenge_id,))
+    def update(self, challenge_id: str, data: dict[str, Any]) -> None:
+        """New code / channel after a resend; the attempt counter is left alone."""
+        self.db.conn().execute("UPDATE otp_challenges SET data = ? WHERE id = ?", (json.dumps(data), challenge_id))
+
+    def attempt(self, challenge_id: str) -> tuple[int, dict[str, Any]] | None:
+        """Count one attempt atomically; ``None`` when the challenge is gone, expired or spent."""
+        row = self.db.conn().execute(
+            "UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = ? AND attempts < ? AND expires >= ?"
+            " RETURNING attempts, data", (challenge_id, MAX_OTP_ATTEMPTS, time.time())).fetchone()
+        return (int(row[0]), json.loads(row[1])) if row else None
+
+    def take(self, challenge_id: str) -> bool:
+        """Close the challenge; True for the one caller that closed it."""
+        conn = self.db.conn()
+        took = conn.execute("DELETE FROM otp_challenges WHERE id = ? RETURNING id", (challenge_id,)).fetchone()
         if secrets.randbelow(200) == 0:
-            conn.execute("DELETE FROM challenges WHERE expires < ?", (time.time() - 3600,))
+            conn.execute("DELETE FROM otp_challenges WHERE expires < ?", (time.time() - 3600,))
+        return took is not None
+
+
+class Backoff:
+    """Exponential back-off on wrong passwords per key (a username, a client address): after
+    ``free`` failures within ``window_s`` each further one blocks the key for
+    ``base_s * 2**(failures - free)`` seconds, capped at ``max_s``. A blocked key is answered
+    429 without checking the password. Shared by all workers through the state db."""
+
+    def __init__(self, db: StateDB, *, base_s: float, max_s: float, window_s: float) -> None:
+        self.db, self.base_s, self.max_s, self.window_s = db, base_s, max_s, window_s
+
+    def retry_after(self, keys: Iterable[str], now: float) -> float:
+        keys = list(keys)
+        marks = ",".join("?" * len(keys))
+        row = self.db.conn().execute(f"SELECT max(blocked_until) FROM backoff WHERE key IN ({marks})",
+                                     keys).fetchone()
+        return max(0.0, float(row[0] or 0.0) - now)
+
+    def fail(self, key: str, free: int, now: float) -> int:
+        """Count a failure for ``key``; returns the failures in the current window."""
+        conn = self.db.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT failures, last FROM backoff WHERE key = ?", (key,)).fetchone()
+            failures = 1 if row is None or now - row[1] > self.window_s else int(row[0]) + 1
+            blocked = now + min(self.max_s, self.base_s * 2 ** min(failures - free, 40)) if failures >= free else 0.0
+            conn.execute("INSERT OR REPLACE INTO backoff VALUES (?, ?, ?, ?)", (key, failures, now, blocked))
+            if secrets.randbelow(500) == 0:
+                conn.execute("DELETE FROM backoff WHERE last < ? AND blocked_until < ?", (now - self.window_s, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return failures
+
+    def clear(self, key: str) -> None:
+        self.db.conn().execute("DELETE FROM backoff WHERE key = ?", (key,))
+
+
+def address_key(ip: str) -> str:
+    """IPv6 clients get a /64 each (rotating inside it is free): count the /64."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return f"a:{ip}"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return f"a:{addr.ipv4_mapped}"
+        return f"a:{ipaddress.ip_network(f'{addr}/64', strict=False)}"
+    return f"a:{addr}"
 
 
 def new_code() -> str:
@@ -178,19 +318,52 @@ class Delivery:
         return tried, -1
 
 
+def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise RuntimeError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
+
+
 # ---------------------------------------------------------------------- the app
 def create_app(env: Mapping[str, str] | None = None) -> Flask:
+    """The service; ``env`` (default ``os.environ``) holds both ``AUTH_*`` and ``RISKENGINE_*``."""
     env = os.environ if env is None else env
     secret = env.get("AUTH_SECRET", "")
     if len(secret) < 32:
         raise RuntimeError("AUTH_SECRET must be set to a random string of at least 32 characters")
+    settings = Settings.load(env.get("RISKENGINE_CONFIG") or None, env=env)
+    if not settings.trust.secret_keys:
+        # a per-process key would make every worker (and every restart) reject the others' tokens
+        raise RuntimeError("RISKENGINE_TRUST_SECRET_KEYS must be set (device-token signing keys, "
+                           "each >= 32 random characters; or [trust] secret_keys in RISKENGINE_CONFIG)")
     users_path = Path(env.get("AUTH_USERS", str(HERE / "users.json")))
-    users: dict[str, dict[str, Any]] = json.loads(users_path.read_text())
-    engine = Engine.from_config(env.get("RISKENGINE_CONFIG"))  # + RISKENGINE_* env overrides
-    challenges = Challenges(env.get("AUTH_STATE_DB", str(HERE / "challenges.db")), secret.encode())
-    cookies = DeviceCookies(secret, float(env.get("AUTH_DEVICE_COOKIE_DAYS", "365")))
+    users: dict[str, dict[str, Any]] = {}
+    for name, record in json.loads(users_path.read_text()).items():
+        key = normalize_username(name)
+        if key in users:
+            raise RuntimeError(f"{users_path}: users {name!r} and another one are the same after normalisation")
+        users[key] = record
+    dummy = dummy_record(users)
+    engine = Engine(settings)
+    db = StateDB(env.get("AUTH_STATE_DB", str(HERE / "auth_state.db")))
+    sessions = Sessions(db, _env_number(env, "AUTH_SESSION_HOURS", 12) * 3600)
+    challenges = Challenges(db, secret.encode())
+    backoff = Backoff(db, base_s=_env_number(env, "AUTH_BACKOFF_BASE_S", 1),
+                      max_s=_env_number(env, "AUTH_BACKOFF_MAX_S", 900),
+                      window_s=_env_number(env, "AUTH_BACKOFF_WINDOW_S", 3600))
+    user_free = max(1, int(_env_number(env, "AUTH_BACKOFF_USER_FREE", 5)))
+    addr_free = max(1, int(_env_number(env, "AUTH_BACKOFF_ADDR_FREE", 20)))
     delivery = Delivery.from_env(env.get("AUTH_DELIVERY_FAILURES", ""))
     echo_codes = env.get("AUTH_DEV_ECHO_OTP") == "1"
+    trust_max_age = int(settings.trust.days * 86400)
+    insecure = env.get("AUTH_INSECURE_COOKIES") == "1"
 
     app = Flask(__name__)
     if env.get("AUTH_BEHIND_PROXY") == "1":
@@ -199,125 +372,205 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
     app.secret_key = secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=env.get("AUTH_INSECURE_COOKIES") != "1")
-    app.extensions["riskengine"] = engine
-    app.extensions["device_cookies"] = cookies
+                      SESSION_COOKIE_SECURE=not insecure, MAX_CONTENT_LENGTH=16 * 1024)
+    app.extensions.update(riskengine=engine, auth_state=db, dummy_password_record=dummy)
 
     def client_ip() -> str:
         # behind a proxy, only the address your proxy vouches for (AUTH_BEHIND_PROXY=1)
         return request.remote_addr or "0.0.0.0"
 
-    @app.after_request
-    def set_device_cookie(resp: Response) -> Response:
-        token = g.get("device_cookie")
-        if token:
-            resp.set_cookie(DEVICE_COOKIE, token, max_age=cookies.max_age_s, httponly=True,
-                            samesite="Lax", secure=app.config["SESSION_COOKIE_SECURE"])
-        return resp
+    def form() -> Mapping[str, Any]:
+        body = request.get_json(silent=True)
+        return body if isinstance(body, dict) else request.form
+
+    def csrf_token() -> str:
+        token = session.get("csrf")
+        if not isinstance(token, str):
+            token = session["csrf"] = secrets.token_urlsafe(32)
+        return token
+
+    def csrf_ok() -> bool:
+        """The token must come back in the body or X-CSRF-Token and equal the one in this
+        browser's (signed) session cookie: another site can make the browser send the cookie,
+        not read the token."""
+        expected = session.get("csrf")
+        sent = request.headers.get("X-CSRF-Token") or form().get("csrf_token")
+        return isinstance(expected, str) and isinstance(sent, str) and hmac.compare_digest(expected, sent)
+
+    def start_session(user: str) -> None:
+        csrf = session.get("csrf")
+        sessions.revoke(session.get("sid"))  # this browser's previous session, if any
+        session.clear()  # no fixation: a pre-login cookie never becomes a logged-in one
+        session["sid"] = sessions.create(user)
+        if isinstance(csrf, str):
+            session["csrf"] = csrf
+
+    def device_id() -> tuple[str, bool]:
+        current = request.cookies.get(DEVICE_ID_COOKIE, "")
+        if _DEVICE_ID.fullmatch(current):
+            return current, False
+        return secrets.token_urlsafe(16), True
+
+    @app.before_request
+    def check_csrf() -> tuple[Response, int] | None:
+        if request.method == "POST" and not csrf_ok():
+            return jsonify(status="csrf_failed", detail="GET /csrf first; send the token as csrf_token "
+                           "or X-CSRF-Token with the same cookies"), 403
+        return None
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(engine.health())
 
+    @app.get("/csrf")
+    @app.get("/login")
+    def login_form() -> Response:
+        token = csrf_token()
+        if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":  # a browser
+            return Response(_LOGIN_FORM.format(csrf=token), mimetype="text/html")
+        return jsonify(csrf_token=token)
+
     @app.post("/login")
     def login() -> tuple[Response, int]:
-        form = request.get_json(silent=True) or request.form
-        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        fields = form()
+        username = normalize_username(str(fields.get("username", ""))[:MAX_NAME_LENGTH])
+        password = str(fields.get("password", ""))
         now = datetime.now(UTC)
+        ip = client_ip()
+        user_key, addr_key = f"u:{username}", address_key(ip)
+        wait = backoff.retry_after((user_key, addr_key), now.timestamp())
+        if wait > 0:  # not even checked: a blocked guesser learns nothing, and costs no scrypt
+            resp = jsonify(status="too_many_attempts")
+            resp.headers["Retry-After"] = str(math.ceil(wait))
+            return resp, 429
         record = users.get(username)
-        if not check_password(record or _DUMMY, password) or record is None:
+        if not check_password(record or dummy, password) or record is None:
+            backoff.fail(user_key, user_free, now.timestamp())  # known or not: same answers
+            backoff.fail(addr_key, addr_free, now.timestamp())
             if username:
                 try:
-                    engine.record_failure(username, client_ip(), now)
+                    engine.record_failure(username, ip, now)
                 except ValidationError:
                     pass  # an unusable IP or name: nothing to count against
             return jsonify(status="invalid_credentials"), 401
-        session.clear()
-        device_id = cookies.device_for(request.cookies.get(DEVICE_COOKIE), username)
-        if device_id is None:  # unknown, forged, expired or another user's: a new device
-            device_id = secrets.token_urlsafe(16)
-            g.device_cookie = cookies.issue(username, device_id)
-        session_id = secrets.token_urlsafe(12)
-        decision = engine.score({
-            "user_id": username, "timestamp": now, "ip": client_ip(),
+        backoff.clear(user_key)  # not the address's count: one own account must not reset it
+        did, new_did = device_id()
+        token = request.cookies.get(TRUST_COOKIE) or None
+        fields_in = {
+            "user_id": username, "timestamp": now, "ip": ip,
             # non-UTF-8 header bytes arrive as latin-1 in WSGI; keep the string printable
-            "user_agent": request.headers.get("User-Agent", "")[:2048],
-            "device_id": device_id, "session_id": session_id, "enrolled_factors": ["whatsapp", "sms", "voice"],
-        })
-        body: dict[str, Any] = {"decision_id": decision.decision_id, "decision": decision.action,
-                                "reasons": list(decision.reason_codes)}
-        if decision.action == "allow":
-            session["user"] = username
-            return jsonify(status="ok", **body), 200
-        if decision.action == "deny":
-            return jsonify(status="denied", **body), 403
+            "user_agent": request.headers.get("User-Agent", "")[:2048], "device_id": did,
+            "session_id": secrets.token_urlsafe(12), "enrolled_factors": list(CHANNELS)}
+        try:
+            attempt = LoginAttempt(**fields_in, device_token=token)
+        except ValidationError:
+            if token is None:
+                raise
+            attempt = LoginAttempt(**fields_in)  # a malformed cookie is no token at all
+        decision = engine.score(attempt)
+        log.info("login user=%s action=%s risk=%.3f reasons=%s decision=%s", username, decision.action,
+                 decision.risk, ",".join(decision.reason_codes), decision.decision_id)
+        resp, status = _decide(decision.action, decision.decision_id, username)
+        if new_did:
+            resp.set_cookie(DEVICE_ID_COOKIE, did, max_age=2 * 365 * 86400, httponly=True, samesite="Lax",
+                            secure=not insecure)
+        return resp, status
+
+    def _decide(action: str, decision_id: str, username: str) -> tuple[Response, int]:
+        if action == "allow":
+            start_session(username)
+            return jsonify(status="ok", decision="allow"), 200
+        if action == "deny":
+            return jsonify(status="denied", decision="deny"), 403
         challenge_id = secrets.token_urlsafe(16)
         code = new_code()
         tried, at = delivery.send(0, username, code)
         if at < 0:
-            engine.record_outcome(decision.decision_id, "abandoned", channels=tried, attempts=0)
-            return jsonify(status="delivery_failed", **body), 503
-        challenges.put(challenge_id, {
-            "user": username, "decision_id": decision.decision_id, "mac": challenges.mac(challenge_id, code),
-            "channels": tried, "channel_index": at, "attempts": 0, "started": time.time(),
-            "expires": time.time() + OTP_TTL_S})
+            engine.record_outcome(decision_id, "abandoned", channels=tried, attempts=0)  # type: ignore[arg-type]
+            return jsonify(status="delivery_failed", decision="challenge"), 503
+        challenges.open(challenge_id, {
+            "user": username, "decision_id": decision_id, "mac": challenges.mac(challenge_id, code),
+            "channels": tried, "channel_index": at, "started": time.time(), "expires": time.time() + OTP_TTL_S})
         session["challenge"] = challenge_id
+        body: dict[str, Any] = {"status": "otp_required", "decision": "challenge",
+                                "challenge_id": challenge_id, "channel": tried[-1]}
         if echo_codes:
             body["dev_code"] = code
-        return jsonify(status="otp_required", channel=tried[-1], **body), 202
+        return jsonify(body), 202
 
     @app.post("/otp")
     def otp() -> tuple[Response, int]:
-        form = request.get_json(silent=True) or request.form
+        fields = form()
         challenge_id = session.get("challenge")
-        state = challenges.get(challenge_id) if challenge_id else None
-        if state is None or challenge_id is None:
+        if not isinstance(challenge_id, str):
             return jsonify(status="no_open_challenge"), 400
-        if form.get("resend"):  # "didn't get it": next channel, new code
+        if fields.get("resend"):  # "didn't get it": next channel, new code
+            current = challenges.get(challenge_id)
+            if current is None:
+                return jsonify(status="no_open_challenge"), 400
+            attempts, state = current
             code = new_code()
             tried, at = delivery.send(state["channel_index"] + 1, state["user"], code)
             state["channels"] += tried
             if at < 0:
-                return _close(engine, challenges, challenge_id, state, "abandoned", 503, "delivery_failed")
+                return close(challenge_id, state, attempts, "abandoned", 503, "delivery_failed")
             state.update(mac=challenges.mac(challenge_id, code), channel_index=at)
-            challenges.put(challenge_id, state)
+            challenges.update(challenge_id, state)
             body: dict[str, Any] = {"status": "otp_resent", "channel": state["channels"][-1]}
             if echo_codes:
                 body["dev_code"] = code
             return jsonify(body), 202
-        state["attempts"] += 1
-        code = str(form.get("code", ""))
+        counted = challenges.attempt(challenge_id)
+        if counted is None:  # closed, expired, or its attempts are spent (a parallel guess took the last)
+            return jsonify(status="challenge_closed"), 403
+        attempts, state = counted
+        code = str(fields.get("code", ""))
         if hmac.compare_digest(challenges.mac(challenge_id, code), state["mac"]):
-            trust = str(form.get("trust_device", "")).lower() in ("1", "true", "yes", "on")
-            resp = _close(engine, challenges, challenge_id, state, "verified", 200, "ok", trust=trust)
-            session["user"] = state["user"]
-            return resp
-        if state["attempts"] >= MAX_OTP_ATTEMPTS:
-            return _close(engine, challenges, challenge_id, state, "failed", 403, "too_many_attempts")
-        challenges.put(challenge_id, state)
-        return jsonify(status="wrong_code", attempts_left=MAX_OTP_ATTEMPTS - state["attempts"]), 401
+            trust = str(fields.get("trust_device", "")).lower() in ("1", "true", "yes", "on")
+            return close(challenge_id, state, attempts, "verified", 200, "ok", trust=trust)
+        if attempts >= MAX_OTP_ATTEMPTS:
+            return close(challenge_id, state, attempts, "failed", 403, "too_many_attempts")
+        return jsonify(status="wrong_code", attempts_left=MAX_OTP_ATTEMPTS - attempts), 401
+
+    def close(challenge_id: str, state: dict[str, Any], attempts: int, outcome: str, http_status: int,
+              status: str, *, trust: bool = False) -> tuple[Response, int]:
+        session.pop("challenge", None)
+        if not challenges.take(challenge_id):  # a parallel request closed it first
+            return jsonify(status="challenge_closed"), 403
+        token: str | None = None
+        try:
+            token = engine.record_outcome(
+                state["decision_id"], outcome, channels=state["channels"], attempts=attempts,  # type: ignore[arg-type]
+                trust_device=trust, seconds_to_verify=max(0.0, time.time() - state["started"]))
+        except UnknownDecisionError:
+            pass  # the engine's own pending context expired (or its store was down at scoring time)
+        if outcome == "verified":
+            start_session(state["user"])
+        resp = jsonify(status=status)
+        if token:
+            resp.set_cookie(TRUST_COOKIE, token, max_age=trust_max_age, httponly=True, secure=True, samesite="Lax")
+        return resp, http_status
 
     @app.get("/me")
     def me() -> tuple[Response, int]:
-        user = session.get("user")
+        user = sessions.user(session.get("sid"))
         return (jsonify(user=user), 200) if user else (jsonify(status="not_logged_in"), 401)
 
     @app.post("/logout")
     def logout() -> tuple[Response, int]:
+        sessions.revoke(session.get("sid"))
         session.clear()
         return jsonify(status="ok"), 200
 
     return app
 
 
-def _close(engine: Engine, challenges: Challenges, challenge_id: str, state: dict[str, Any],
-           outcome: str, http_status: int, status: str, *, trust: bool = False) -> tuple[Response, int]:
-    challenges.take(challenge_id)
-    session.pop("challenge", None)
-    try:
-        engine.record_outcome(state["decision_id"], outcome, channels=state["channels"],  # type: ignore[arg-type]
-                              attempts=state["attempts"], trust_device=trust,
-                              seconds_to_verify=max(0.0, time.time() - state["started"]))
-    except UnknownDecisionError:
-        pass  # the engine's own pending context expired (or its store was down at scoring time)
-    return jsonify(status=status), http_status
+_LOGIN_FORM = """<!doctype html>
+<title>Sign in</title>
+<form method="post" action="/login">
+  <input type="hidden" name="csrf_token" value="{csrf}">
+  <label>Username <input name="username" autocomplete="username"></label>
+  <label>Password <input name="password" type="password" autocomplete="current-password"></label>
+  <button>Sign in</button>
+</form>
+"""

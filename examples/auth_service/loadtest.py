@@ -44,6 +44,8 @@ sys.path.insert(0, str(HERE))
 
 from seed import load_user  # noqa: E402
 
+SCORED_STATUSES = ("ok", "otp_required", "denied", "delivery_failed")  # /login answers after score()
+
 
 @dataclass
 class Stats:
@@ -83,12 +85,21 @@ async def http(port: int, method: str, path: str, body: dict[str, Any] | None,
 async def virtual_user(port: int, users: list[int], deadline_requests: int, stats: Stats,
                        rng: random.Random) -> None:
     jars: dict[int, dict[str, str]] = {}
+    csrf: dict[int, str] = {}
     while stats.requests < deadline_requests:
         i = rng.choice(users)
         name, password = load_user(i)
         jar = jars.setdefault(i, {})
         headers = {"User-Agent": f"Mozilla/5.0 (loadtest user {i % 7})",
                    "X-Forwarded-For": f"81.2.69.{i % 200 + 1}"}
+        if i not in csrf:  # the browser loads the login form first: a CSRF token for its pre-session
+            try:
+                csrf[i] = str((await http(port, "GET", "/csrf", None, jar, headers))[1]["csrf_token"])
+            except (OSError, ValueError, KeyError):
+                stats.errors += 1
+                continue
+            stats.requests += 1
+        headers["X-CSRF-Token"] = csrf[i]
         wrong = rng.random() < 0.05
         t = time.perf_counter()
         try:
@@ -102,7 +113,7 @@ async def virtual_user(port: int, users: list[int], deadline_requests: int, stat
         stats.requests += 1
         key = str(body.get("status", status))
         stats.by_status[key] = stats.by_status.get(key, 0) + 1
-        if "decision_id" in body:
+        if body.get("status") in SCORED_STATUSES:
             stats.scored += 1
         if body.get("status") != "otp_required":
             continue
@@ -162,7 +173,8 @@ function request()
   counter = counter + 1
   local u = users[(counter %% #users) + 1]
   return wrk.format("POST", "/login", {["Content-Type"] = "application/json",
-    ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"},
+    ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    ["Cookie"] = "%(cookie)s", ["X-CSRF-Token"] = "%(csrf)s"},
     '{"username":"' .. u[1] .. '","password":"' .. u[2] .. '"}')
 end
 function response(status, headers, body)
@@ -180,6 +192,16 @@ end
 """
 
 
+def csrf_pair(port: int) -> tuple[str, str]:
+    """A pre-session cookie and its CSRF token, from GET /csrf."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/csrf", timeout=10) as resp:
+        cookie = "; ".join(h.split(";", 1)[0] for h in resp.headers.get_all("Set-Cookie") or [])
+        token = json.loads(resp.read())["csrf_token"]
+    return cookie, str(token)
+
+
 def drive_wrk(port: int, n_users: int, seconds: int, concurrency: int, tmp: Path) -> dict[str, Any]:
     """Run wrk against POST /login; returns its parsed WRK_RESULT line."""
     import shutil
@@ -187,8 +209,9 @@ def drive_wrk(port: int, n_users: int, seconds: int, concurrency: int, tmp: Path
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not installed: apt-get install wrk (scripts/system-deps.sh does)")
     users = ", ".join(f'{{"{name}", "{password}"}}' for name, password in map(load_user, range(n_users)))
+    cookie, token = csrf_pair(port)  # one pre-session for the whole run: wrk keeps no cookies
     script = tmp / "login.lua"
-    script.write_text(_WRK_SCRIPT % {"users": users})
+    script.write_text(_WRK_SCRIPT % {"users": users, "cookie": cookie, "csrf": token})
     done = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds}s", "-s", str(script),
                            f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
@@ -219,7 +242,8 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
            "AUTH_STATE_DB": str(tmp / "challenges.db"), "AUTH_DEV_ECHO_OTP": "1",
            "AUTH_INSECURE_COOKIES": "1", "AUTH_BEHIND_PROXY": "1",
            "AUTH_DELIVERY_FAILURES": "whatsapp=0.15,sms=0.05",
-           "RISKENGINE_STORE_URL": store_url, "RISKENGINE_AUDIT_ROOT": str(root)}
+           "RISKENGINE_STORE_URL": store_url, "RISKENGINE_AUDIT_ROOT": str(root),
+           "RISKENGINE_TRUST_SECRET_KEYS": secrets.token_urlsafe(48)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--chdir", str(HERE), "--log-level", "warning", "--access-logfile", str(tmp / "access.log"),

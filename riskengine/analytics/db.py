@@ -54,6 +54,7 @@ from riskengine.analytics.rollups import (
     duck_type,
 )
 from riskengine.audit.columns import COLUMNS
+from riskengine.audit.maintenance import segment_files
 
 GRAINS = ("hour", "day", "week")
 BREAKDOWNS = ("country", "device_type", "reason", "factor", "browser_family", "policy_version")
@@ -213,7 +214,7 @@ class AuditDB:
                 except ValueError:
                     continue
                 if lo_key <= key <= hi_key and key not in skip:
-                    out.extend(str(p) for p in mdir.glob("*.parquet"))
+                    out.extend(str(p) for p in segment_files(mdir))
         return sorted(out)
 
     def _src(self, q: _Query, table: str, since: datetime | None = None, until: datetime | None = None,

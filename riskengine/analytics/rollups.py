@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from riskengine._extras import extra
+from riskengine.audit._fs import FILE_MODE, private_mkdir
 from riskengine.audit.columns import COLUMNS
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
@@ -206,13 +207,14 @@ def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
 
 def _build_month(root: Path, key: int, folder: Path) -> int:
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.tmp"
-    tmp.mkdir(parents=True)
+    private_mkdir(tmp)  # 0700, like everything compaction writes
     try:
         rows, legacy = _write_month(root, key, tmp)
         manifest = {"version": ROLLUP_VERSION, "month": folder.name, "built_at": datetime.now(UTC).isoformat(),
                     "legacy_challenges": legacy, "sources": _sources(root, key, legacy)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         for p in tmp.iterdir():
+            os.chmod(p, FILE_MODE)
             fd = os.open(p, os.O_RDONLY)
             try:
                 os.fsync(fd)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import os
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, private_mkdir
 
 if TYPE_CHECKING:
     from riskengine.audit.schema import TABLES as TABLES
@@ -22,32 +27,169 @@ SCHEMA_VERSION: Final = 1
 
 KEY_ENV: Final = "RISKENGINE_AUDIT_KEY"
 KEY_FILE: Final = "_meta/pseudonym.key"
+"""Where older versions generated the key: INSIDE the root (moved out on start-up)."""
+KEY_FILE_SUFFIX: Final = ".pseudonym-key"
+
+log = logging.getLogger(__name__)
 
 
-def load_or_create_key(root: str | os.PathLike[str] | None, configured: str | None = None) -> bytes:
-    """The pseudonymisation key: config/env if given, else a random key kept in the audit root
-    (mode 0600) so every writer process of one root agrees. Never logged."""
-    if configured:
-        return configured.encode()
-    env = os.environ.get(KEY_ENV)
-    if env:
-        return env.encode()
+def default_key_file(root: str | os.PathLike[str]) -> Path:
+    """``<root>.pseudonym-key``: a sibling of the audit root, so a reader of the root alone
+    (a dashboard, an analyst's copy, a backup of the audit data) never holds the key.
+
+    >>> default_key_file("/var/lib/riskengine/audit/").as_posix()
+    '/var/lib/riskengine/audit.pseudonym-key'
+    """
+    absolute = Path(os.path.abspath(root))
+    return absolute.with_name(absolute.name + KEY_FILE_SUFFIX)
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """The pseudonymisation key, where it came from, and what an operator should fix."""
+
+    key: bytes = field(repr=False)
+    path: Path | None
+    """The key file in use (None for a configured key or a per-process random one)."""
+    warnings: tuple[str, ...] = ()
+
+
+def resolve_key(
+    root: str | os.PathLike[str] | None,
+    configured: str | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> AuditKey:
+    """The pseudonymisation key: ``configured`` (``audit.key``) or ``RISKENGINE_AUDIT_KEY`` if
+    set; else the key in ``key_file`` (default :func:`default_key_file`), generated there
+    once (0600) so every writer process of one root agrees. No root: a per-process random key.
+
+    The key file must lie outside the root: a key the old layout kept inside the root
+    (``<root>/_meta/pseudonym.key``) is moved out to ``key_file`` with a warning, so the
+    pseudonyms already written stay stable. Raises ``ValueError`` for a ``key_file`` inside
+    the root and ``OSError`` when the key file cannot be read or created. Never logs the key.
+    """
+    environ = os.environ if env is None else env
+    secret = configured or environ.get(KEY_ENV)
     if root is None:
-        return secrets.token_bytes(32)
-    path = Path(root) / KEY_FILE
+        return AuditKey(secret.encode() if secret else secrets.token_bytes(32), None)
+    legacy = Path(root) / KEY_FILE
+    if secret:
+        warnings = []
+        if legacy.exists():
+            warnings.append(f"an old generated pseudonymisation key file sits inside the audit root ({legacy}); "
+                            "a configured key is in use, so it only re-identifies old rows: delete it")
+        return AuditKey(secret.encode(), None, tuple(warnings))
+    path = Path(key_file) if key_file else default_key_file(root)
+    if _inside(path, Path(root)):
+        raise ValueError(f"audit.key_file {path} lies inside audit.root {root}: anyone who can read the audit "
+                         f"log could re-identify users; put it outside (default: {default_key_file(root)})")
+    moved: list[str] = []
+    if legacy.exists():
+        moved.append(_move_out(legacy, path))
+        log.warning("%s", moved[-1])
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_key_file(path)
+    key = path.read_bytes().strip()
+    if not key:
+        raise OSError(f"pseudonymisation key file {path} is empty")
+    return AuditKey(key, path, tuple(moved) + tuple(key_file_warnings(root, path)))
+
+
+def load_or_create_key(
+    root: str | os.PathLike[str] | None,
+    configured: str | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+) -> bytes:
+    """The key alone (see :func:`resolve_key`)."""
+    return resolve_key(root, configured, key_file).key
+
+
+def key_file_warnings(root: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None) -> list[str]:
+    """What is wrong with where the key of ``root`` is kept: a key file readable or writable by
+    group/others, a key file inside the root, an old-layout key left in the root."""
+    out: list[str] = []
+    legacy = Path(root) / KEY_FILE
+    if legacy.exists():
+        out.append(f"pseudonymisation key file {legacy} sits inside the audit root: anyone who can read the "
+                   "root can re-identify users (start an engine on this root to move it out)")
+    path = Path(key_file) if key_file else default_key_file(root)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return out
+    if mode & 0o077:
+        out.append(f"pseudonymisation key file {path} is accessible by group/others (mode {mode:04o}): "
+                   f"chmod 600 {path}")
+    if _inside(path, Path(root)):
+        out.append(f"pseudonymisation key file {path} sits inside the audit root {root}: anyone who can read "
+                   "the root can re-identify users")
+    return out
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _create_key_file(path: Path) -> None:
+    private_mkdir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = create_private_file(tmp)
+    try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_hex(32).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
         try:
-            os.link(tmp, path)  # first writer wins; others read its key
+            os.link(tmp, path)  # first writer wins; the others read its key
         except FileExistsError:
             pass
-        finally:
-            os.unlink(tmp)
-    return path.read_bytes().strip()
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+
+
+def _move_out(legacy: Path, path: Path) -> str:
+    """Move an old-layout key out of the root to ``path`` (several processes may race here)."""
+    private_mkdir(path.parent)
+    old = legacy.read_bytes()
+    try:
+        _link_or_copy(legacy, path)
+        message = f"moved the pseudonymisation key out of the audit root: {legacy} -> {path}"
+    except FileExistsError:
+        if path.read_bytes().strip() == old.strip():  # another process moved it first
+            message = f"moved the pseudonymisation key out of the audit root: {legacy} -> {path}"
+        else:  # two different keys: the one outside is in use; keep the old one beside it
+            aside = path.with_name(f"{path.name}.from-root-{secrets.token_hex(4)}")
+            _link_or_copy(legacy, aside)
+            message = (f"an old pseudonymisation key sat inside the audit root ({legacy}) while {path} holds "
+                       f"another; the old one (for rows written before) is now {aside}")
+    os.chmod(path, FILE_MODE)
+    legacy.unlink(missing_ok=True)
+    fsync_dir(legacy.parent)
+    return message
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes ``src``'s content (0600) atomically; FileExistsError if ``dst`` exists."""
+    try:
+        os.link(src, dst)
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # another file system (EXDEV) or no hard links: copy, then link into place
+        pass
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = create_private_file(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(src.read_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, dst)
+    finally:
+        os.unlink(tmp)
 
 
 class Pseudonymizer:

@@ -10,12 +10,22 @@ Compaction of one partition (under an exclusive lock file, one compactor at a ti
 3. rename the merged file to ``part-…-compacted-<id>.parquet`` (globbed);
 4. delete the renamed inputs.
 
-A reader therefore never sees a row twice. Between steps 2 and 3 (a handful of renames,
-microseconds) a reader that globs may miss the partition's merged rows; the next query
-sees them. A query that globbed an input just before step 2 gets "file not found" when
-it opens it; :class:`riskengine.analytics.AuditDB` retries such queries. If the
-compactor dies, the next run finishes or undoes its work from the names on disk (the
-merged temp file is complete before any input is renamed).
+A reader that globs ``*.parquet`` therefore never sees a row twice; between steps 2 and 3
+(a handful of renames, microseconds) it may miss the rows being merged. No order of
+single-file renames can avoid both for a plain glob (each rename changes the globbed rows,
+and merging n > 1 files must change them somewhere), so the layout also defines an exact
+listing, :func:`segment_files`: the globbed segments plus the hidden inputs of a
+compaction whose merged file is not yet published. It sees every row exactly once at
+every step (the fault-injection tests stop compaction after each one);
+:class:`riskengine.analytics.AuditDB` reads through it. A query that listed an input just
+before step 4 gets "file not found" when it opens it; AuditDB retries such queries.
+
+If the compactor dies, the next run repairs the partition from the names on disk: after
+step 3 it deletes the hidden inputs; before it, it renames them back and deletes the
+merged temp file (rolling forward could publish rows twice when the compactor died in
+the middle of step 2, with some inputs still visible).
+
+Every folder and file compaction and retention create is 0700/0600.
 
 After merging, compaction (re)builds the rollups of closed months whose segments changed
 (see :mod:`riskengine.analytics.rollups`): small pre-aggregated tables under
@@ -35,7 +45,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +56,7 @@ from riskengine._extras import extra
 with extra("analytics", feature="audit compaction and retention (riskengine audit)"):
     import duckdb
 
+from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.parquet import SEGMENT_PREFIX, TMP_SUFFIX, segment_name
 from riskengine.audit.schema import TABLES
 
@@ -56,6 +67,7 @@ LOCK_FILE = "maintenance.lock"
 STALE_TMP_SECONDS = 3600.0
 _HIDDEN_INPUT = re.compile(r"^\.(?P<name>.+\.parquet)\.compacting-(?P<id>[0-9a-f]{32})$")
 _MERGED_TMP = re.compile(r"^\.merged-(?P<id>[0-9a-f]{32})\.parquet" + re.escape(TMP_SUFFIX) + "$")
+_COMPACTED = re.compile(r"-compacted-(?P<id>[0-9a-f]{32})\.parquet$")
 _PARTITION = re.compile(r"^year=(\d{4})$"), re.compile(r"^month=(\d{2})$")
 
 
@@ -76,19 +88,39 @@ class CompactionResult:
 class RetentionResult:
     cutoff: datetime
     dropped: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    """Nothing was dropped: ``dropped`` lists what would have been."""
 
 
 @contextmanager
 def maintenance_lock(root: Path) -> Iterator[None]:
     """One compactor/retainer per root at a time (writers never take it)."""
     meta = root / META
-    meta.mkdir(parents=True, exist_ok=True)
-    with open(meta / LOCK_FILE, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    private_mkdir(meta)
+    fd = os.open(meta / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def segment_files(folder: Path) -> list[Path]:
+    """The segments of one partition folder that hold its rows, each row exactly once, at
+    every step of a compaction: the ``*.parquet`` files plus the hidden inputs of any
+    compaction that has not published its merged file yet. One directory listing."""
+    names = os.listdir(folder)
+    published = {m.group("id") for n in names if (m := _COMPACTED.search(n)) and not n.startswith(".")}
+    out = []
+    for name in names:
+        if name.endswith(".parquet") and not name.startswith("."):
+            out.append(folder / name)
+        elif (m := _HIDDEN_INPUT.match(name)) and m.group("id") not in published:
+            out.append(folder / name)
+    return sorted(out)
 
 
 def partitions(root: Path, table: str) -> list[tuple[int, int, Path]]:
@@ -116,28 +148,35 @@ def compact(
     min_files: int = 2,
     rollups: bool = True,
     now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    _after_step: Callable[[str, Path], None] | None = None,
 ) -> CompactionResult:
     """Merge the small segments (< ``small_bytes``) of every partition holding at least
     ``min_files`` of them into one segment. Row counts are preserved exactly. Then, with
     ``rollups``, rebuild the rollups of closed months (ended before ``now``) that are missing
-    or no longer match their segments."""
+    or no longer match their segments. ``progress(done, total)`` is called after each partition.
+
+    ``_after_step`` is a test seam: called with a step name and the partition folder after
+    each step of a merge (``merged``, ``hidden:<i>``, ``published``, ``deleted:<i>``), so a
+    test can read the layout there, or raise to stop the compactor as a crash would."""
     root_path = Path(root)
     result = CompactionResult()
     with maintenance_lock(root_path):
-        for table in tables or tuple(TABLES):
-            for _year, _month, folder in partitions(root_path, table):
-                result.recovered += _recover(folder)
-                result.stale_tmp_removed += _remove_stale_tmp(folder)
-                small = sorted(p for p in folder.glob(f"{SEGMENT_PREFIX}*.parquet")
-                               if p.stat().st_size < small_bytes)
-                if len(small) < min_files:
-                    continue
-                merged, rows = _merge(folder, small)
+        folders = [folder for table in tables or tuple(TABLES) for _y, _m, folder in partitions(root_path, table)]
+        for done, folder in enumerate(folders, start=1):
+            result.recovered += _recover(folder)
+            result.stale_tmp_removed += _remove_stale_tmp(folder)
+            small = sorted(p for p in folder.glob(f"{SEGMENT_PREFIX}*.parquet")
+                           if p.stat().st_size < small_bytes)
+            if len(small) >= min_files:
+                merged, rows = _merge(folder, small, _after_step or _no_step)
                 result.partitions += 1
                 result.files_in += len(small)
                 result.files_out += 1
                 result.rows += rows
                 result.merged.append(str(merged.relative_to(root_path)))
+            if progress is not None:
+                progress(done, len(folders))
         if rollups:
             from riskengine.analytics.rollups import build_rollups  # analytics builds on audit, not back
 
@@ -147,9 +186,14 @@ def compact(
     return result
 
 
-def _merge(folder: Path, inputs: list[Path]) -> tuple[Path, int]:
+def _no_step(step: str, folder: Path) -> None:
+    pass
+
+
+def _merge(folder: Path, inputs: list[Path], after_step: Callable[[str, Path], None]) -> tuple[Path, int]:
     op = uuid.uuid4().hex
     tmp = folder / f".merged-{op}.parquet{TMP_SUFFIX}"
+    os.close(create_private_file(tmp))  # private from its first byte; DuckDB overwrites it
     con = duckdb.connect()
     try:
         # the segments hold no year/month columns (those live in the path): read them raw;
@@ -160,47 +204,51 @@ def _merge(folder: Path, inputs: list[Path]) -> tuple[Path, int]:
             {"files": [str(p) for p in inputs], "out": str(tmp)}).fetchall()[0][0]
     finally:
         con.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    os.chmod(tmp, FILE_MODE)
+    fsync_path(tmp)
+    after_step("merged", folder)
     hidden = []
-    for p in inputs:
+    for i, p in enumerate(inputs):
         target = folder / f".{p.name}.compacting-{op}"
         os.rename(p, target)
         hidden.append(target)
+        after_step(f"hidden:{i}", folder)
     final = folder / segment_name().replace(".parquet", f"-compacted-{op}.parquet")
     os.rename(tmp, final)
-    _fsync_dir(folder)
-    for h in hidden:
+    fsync_dir(folder)
+    after_step("published", folder)
+    for i, h in enumerate(hidden):
         h.unlink()
+        after_step(f"deleted:{i}", folder)
     return final, int(rows)
 
 
 def _recover(folder: Path) -> int:
     """Finish or undo a compaction that died half-way (we hold the maintenance lock)."""
     ops: dict[str, list[Path]] = {}
+    orphans: dict[str, Path] = {}
     for p in folder.iterdir():
-        m = _HIDDEN_INPUT.match(p.name)
-        if m:
+        m = _HIDDEN_INPUT.match(p.name) or _MERGED_TMP.match(p.name)
+        if m and m.re is _HIDDEN_INPUT:
             ops.setdefault(m.group("id"), []).append(p)
+        elif m:
+            orphans[m.group("id")] = p
     for op, hidden in ops.items():
-        done = list(folder.glob(f"*-compacted-{op}.parquet"))
-        tmp = folder / f".merged-{op}.parquet{TMP_SUFFIX}"
-        if not done and tmp.exists():  # merged file complete (fsynced before step 2): publish it
-            os.rename(tmp, folder / segment_name().replace(".parquet", f"-compacted-{op}.parquet"))
-            done = [tmp]
-        if done:
+        if list(folder.glob(f"*-compacted-{op}.parquet")):  # published: the inputs are redundant
             for h in hidden:
                 h.unlink()
-        else:  # never happens with the step order above, but never lose rows
+        else:  # not published: undo (some inputs may never have been hidden)
             for h in hidden:
                 m = _HIDDEN_INPUT.match(h.name)
                 assert m is not None
                 os.rename(h, folder / m.group("name"))
         log.warning("recovered an interrupted compaction in %s", folder)
-    return len(ops)
+    # merged temp files of dead compactors (we hold the lock: no live one is writing)
+    for tmp in orphans.values():
+        tmp.unlink(missing_ok=True)
+    if ops or orphans:
+        fsync_dir(folder)
+    return len(ops.keys() | orphans.keys())
 
 
 def _remove_stale_tmp(folder: Path, now: float | None = None) -> int:
@@ -215,17 +263,6 @@ def _remove_stale_tmp(folder: Path, now: float | None = None) -> int:
         except FileNotFoundError:
             pass
     return removed
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([ymd])\s*$", re.IGNORECASE)
@@ -269,18 +306,24 @@ def retain(
     *,
     now: datetime | None = None,
     tables: tuple[str, ...] | None = None,
+    dry_run: bool = False,
 ) -> RetentionResult:
-    """Drop every whole month partition that ends on or before the cutoff (never a partial month)."""
+    """Drop every whole month partition that ends on or before the cutoff (never a partial month).
+
+    With ``dry_run`` nothing is dropped: the result lists what would be."""
     root_path = Path(root)
     cutoff = cutoff_for(older_than, now)
-    result = RetentionResult(cutoff)
+    result = RetentionResult(cutoff, dry_run=dry_run)
     trash = root_path / META / "trash"
     with maintenance_lock(root_path):
         for table in tables or tuple(TABLES):
             for year, month, folder in partitions(root_path, table):
                 if not _ended_by(year, month, cutoff):
                     continue
-                trash.mkdir(parents=True, exist_ok=True)
+                if dry_run:
+                    result.dropped.append(f"{table}/year={year:04d}/month={month:02d}")
+                    continue
+                private_mkdir(trash)
                 target = trash / f"{table}-{year:04d}-{month:02d}-{uuid.uuid4().hex}"
                 os.rename(folder, target)  # one atomic step out of every reader's glob
                 shutil.rmtree(target, ignore_errors=True)
@@ -312,7 +355,10 @@ def _retain_rollups(root: Path, cutoff: datetime, trash: Path, result: Retention
         year, month = int(name[:4]), int(name[5:])
         if not 1 <= month <= 12 or not _ended_by(year, month, cutoff):
             continue
-        trash.mkdir(parents=True, exist_ok=True)
+        if result.dry_run:
+            result.dropped.append(f"_rollups/{name}")
+            continue
+        private_mkdir(trash)
         target = trash / f"rollup-{name}-{uuid.uuid4().hex}"
         os.rename(folder, target)
         shutil.rmtree(target, ignore_errors=True)
@@ -320,4 +366,4 @@ def _retain_rollups(root: Path, cutoff: datetime, trash: Path, result: Retention
 
 
 __all__ = ["CompactionResult", "RetentionResult", "compact", "cutoff_for", "parse_age", "partitions",
-           "retain"]
+           "retain", "segment_files"]

@@ -12,6 +12,13 @@ Each segment is written to ``.<name>.tmp`` in the same folder, fsynced and renam
 place, so a reader globbing ``**/*.parquet`` sees whole segments or nothing, and a writer
 killed mid-flush leaves at most a hidden ``.tmp`` file (removed later by compaction).
 Names carry the pid and a uuid, so any number of processes can write one root.
+Segments and temp files are created 0600 and the folders the sink creates 0700, whatever
+the process umask (see :mod:`riskengine.audit._fs`).
+
+A process killed with SIGKILL loses at most the rows not yet stored: :attr:`ParquetSink.unflushed`
+(the buffer plus a flush in progress), one flush interval's worth. With
+``flush_on_sigterm=True`` (``audit.flush_on_sigterm``) SIGTERM loses nothing: the sink
+flushes, then hands the signal on to the handler that was installed before it.
 
 When the buffer is full or the disk fails, rows are counted in :attr:`ParquetSink.dropped`
 and logged (once per kind of problem); scoring goes on regardless.
@@ -22,12 +29,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 import uuid
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from riskengine._extras import extra
@@ -36,6 +45,7 @@ with extra("audit", feature="the Parquet audit sink (Engine audit.root)"):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+from riskengine.audit._fs import create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.base import Row
 from riskengine.audit.schema import TABLES, arrow_schema
 
@@ -55,16 +65,15 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` for a hidden temp file beside ``path``, fsync it, rename it into place.
 
     Readers glob ``*.parquet``, so they never see the temp file; the rename is atomic on
-    POSIX file systems, so they see the whole segment or nothing.
+    POSIX file systems, so they see the whole segment or nothing. The temp file is created
+    0600 before ``write`` fills it, so the segment is private from its first byte.
     """
     tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
     try:
+        os.close(create_private_file(tmp))
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.chmod(tmp, 0o600)  # in case ``write`` replaced the file rather than filling it
+        fsync_path(tmp)
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -72,20 +81,15 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         except OSError:
             pass
         raise
-    try:  # make the rename itself durable; not every file system allows fsync on a folder
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_dir(path.parent)  # make the rename itself durable
 
 
 class ParquetSink:
     """Buffered, thread-safe, multi-process-safe audit sink writing Parquet segments.
 
     ``buffer_rows`` bounds each table's buffer; ``flush_rows`` wakes the flusher early.
+    ``flush_on_sigterm`` installs a SIGTERM handler (from the main thread only; elsewhere it
+    is skipped with a log line) that flushes and then chains to the previous handler.
 
     >>> import tempfile, datetime as dt
     >>> root = tempfile.mkdtemp()
@@ -103,6 +107,7 @@ class ParquetSink:
         flush_seconds: float = 1.0,
         flush_rows: int = 50_000,
         buffer_rows: int = 1_000_000,
+        flush_on_sigterm: bool = False,
     ) -> None:
         if flush_seconds <= 0:
             raise ValueError(f"flush_seconds must be > 0, got {flush_seconds}")
@@ -119,20 +124,25 @@ class ParquetSink:
         # in as tz-less (aware datetimes are converted to UTC in C) and are cast afterwards
         self._row_types = {name: pa.struct([_naive(f) for f in schema]) for name, schema in self._schemas.items()}
         self._buffers: dict[str, list[Row | tuple[Any, ...]]] = {name: [] for name in TABLES}
-        self._lock = threading.Lock()  # guards _buffers and the counters
-        self._write_lock = threading.Lock()  # one flush at a time (thread vs flush())
+        # re-entrant, so the SIGTERM handler (which runs on the main thread between any two
+        # bytecodes) can tell that it interrupted a critical section and defer until its end
+        self._lock = threading.RLock()  # guards _buffers and the counters
+        self._write_lock = threading.RLock()  # one flush at a time (thread vs flush())
+        self._pending_signal: tuple[int, FrameType | None] | None = None
         self._wake = threading.Event()
         self._stop = False
         self._closed = False
         self._dropped = 0
         self._written = 0
         self._segments = 0
+        self._inflight = 0  # rows taken from the buffers by a flush and not yet stored or counted
         self._logged: set[str] = set()
         self.last_error: str | None = None
         """The most recent storage problem (None while all is well), for status pages."""
         self._thread = self._start_thread()
         atexit.register(self.close)
         _register_fork_handler(self)
+        self._sigterm: _SigtermFlush | None = _SigtermFlush.install(self) if flush_on_sigterm else None
 
     # ------------------------------------------------------------------ hot path
     def emit(self, table: str, row: Row) -> None:
@@ -162,10 +172,13 @@ class ParquetSink:
                 buf.append(row)
                 if n + 1 == self.flush_rows:
                     self._wake.set()
-                return
-        self._report("buffer" if full else "closed",
-                     "audit buffer full, dropping events (is the disk slow or failing?)" if full
-                     else "audit sink is closed, dropping events")
+                full = None
+        if self._pending_signal is not None:  # a SIGTERM arrived inside the critical section
+            self._settle()
+        if full is not None:
+            self._report("buffer" if full else "closed",
+                         "audit buffer full, dropping events (is the disk slow or failing?)" if full
+                         else "audit sink is closed, dropping events")
 
     # ------------------------------------------------------------------ status
     @property
@@ -185,8 +198,17 @@ class ParquetSink:
 
     @property
     def buffered(self) -> int:
+        """Rows waiting in the buffers (not yet taken by a flush)."""
         with self._lock:
             return sum(len(b) for b in self._buffers.values())
+
+    @property
+    def unflushed(self) -> int:
+        """Rows accepted and not yet stored (nor counted as dropped): the buffers plus a flush in
+        progress. What a SIGKILL at this instant would lose; ``written + dropped + unflushed``
+        is the number of rows accepted."""
+        with self._lock:
+            return sum(len(b) for b in self._buffers.values()) + self._inflight
 
     # ------------------------------------------------------------------ flushing
     def flush(self) -> None:
@@ -196,8 +218,11 @@ class ParquetSink:
                 taken = {t: b for t, b in self._buffers.items() if b}
                 for t in taken:
                     self._buffers[t] = []
+                self._inflight += sum(len(b) for b in taken.values())
             for table, rows in taken.items():
                 self._write_table(table, rows)
+        if self._pending_signal is not None:
+            self._settle()
 
     def close(self) -> None:
         """Flush everything and stop the flusher. Idempotent; also runs at interpreter exit."""
@@ -211,6 +236,8 @@ class ParquetSink:
         with self._lock:
             self._closed = True
         self.flush()
+        if self._sigterm is not None:
+            self._sigterm.uninstall()
         try:
             atexit.unregister(self.close)
         except Exception:  # noqa: BLE001 - interpreter shutting down
@@ -244,6 +271,8 @@ class ParquetSink:
                 self._report("flusher", f"audit flusher error: {type(exc).__name__}: {exc}")
 
     def _write_table(self, table: str, rows: list[Row | tuple[Any, ...]]) -> None:
+        # the caller has counted ``rows`` in ``_inflight``; every row leaves it exactly once,
+        # in the same critical section that counts it as written or dropped
         try:
             batch = self._to_arrow(table, rows)
         except Exception as exc:  # noqa: BLE001 - bad rows are a bug upstream; count, don't crash
@@ -251,17 +280,22 @@ class ParquetSink:
                        f"audit rows for {table!r} do not fit its schema: {type(exc).__name__}: {exc}")
             return
         times = batch.column("event_time")
-        for (year, month), part in _split_by_month(batch, times):
+        parts = _split_by_month(batch, times)
+        for i, ((year, month), part) in enumerate(parts):
             folder = self.root / table / f"year={year:04d}" / f"month={month:02d}"
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                private_mkdir(folder)
                 write_atomically(folder / segment_name(), _parquet_writer(part))
-            except Exception as exc:  # noqa: BLE001 - disk full, read-only, permissions...
+            except BaseException as exc:
                 self._lost(part.num_rows, "disk",
                            f"cannot write audit segment under {folder}: {type(exc).__name__}: {exc}")
+                if not isinstance(exc, Exception):  # KeyboardInterrupt & co: the rest is lost too
+                    self._lost(sum(p.num_rows for _, p in parts[i + 1:]), "disk", "audit flush interrupted")
+                    raise
                 continue
             with self._lock:
                 self._written += part.num_rows
+                self._inflight -= part.num_rows
                 self._segments += 1
                 if self.last_error is not None:
                     log.warning("audit log writes recovered (%d rows dropped so far)", self._dropped)
@@ -283,6 +317,7 @@ class ParquetSink:
     def _lost(self, n: int, kind: str, message: str) -> None:
         with self._lock:
             self._dropped += n
+            self._inflight -= n
             self.last_error = message
         self._report(kind, f"{message} ({n} rows dropped)")
 
@@ -291,17 +326,95 @@ class ParquetSink:
             self._logged.add(kind)
             log.error("%s", message)
 
+    def _settle(self) -> None:
+        """Run a SIGTERM flush deferred because the signal interrupted a critical section."""
+        pending, hook = self._pending_signal, self._sigterm
+        if pending is None or hook is None or _owned(self._lock) or _owned(self._write_lock):
+            return
+        self._pending_signal = None
+        hook.finish(*pending)
+
     def _after_fork_in_child(self) -> None:
         # the parent's buffered rows are the parent's to write; the child starts clean
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._buffers = {name: [] for name in TABLES}
+        self._inflight = 0
+        self._pending_signal = None
         if not self._closed and not self._stop:
             self._thread = self._start_thread()
 
     def __repr__(self) -> str:
         return f"ParquetSink(root={str(self.root)!r}, written={self._written}, dropped={self._dropped})"
+
+
+def _owned(lock: Any) -> bool:
+    """Whether the current thread holds the re-entrant ``lock``."""
+    return bool(lock._is_owned())
+
+
+class _SigtermFlush:
+    """SIGTERM → flush the sink → the handler that was there before (chained, never replaced).
+
+    A previous Python handler is called; SIG_DFL is restored and the signal raised again, so
+    the process ends with the status SIGTERM gives; SIG_IGN stays ignored. Python runs signal
+    handlers on the main thread between bytecodes: one that lands inside the sink's own
+    critical section (an ``emit`` on the main thread) is deferred to that section's end rather
+    than deadlocking on the sink's lock.
+    """
+
+    def __init__(self, sink: ParquetSink, previous: Any) -> None:
+        self._sink = weakref.ref(sink)
+        self.previous = previous
+
+    @classmethod
+    def install(cls, sink: ParquetSink) -> _SigtermFlush | None:
+        if threading.current_thread() is not threading.main_thread():
+            log.info("audit.flush_on_sigterm: not on the main thread, no SIGTERM handler installed")
+            return None
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None:  # installed outside Python: it could not be chained
+            log.warning("audit.flush_on_sigterm: the SIGTERM handler was not set from Python and "
+                        "cannot be chained; not installing one")
+            return None
+        hook = cls(sink, previous)
+        signal.signal(signal.SIGTERM, hook.handle)
+        return hook
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        sink = self._sink()
+        if sink is not None and (_owned(sink._lock) or _owned(sink._write_lock)):
+            sink._pending_signal = (signum, frame)  # finished by sink._settle()
+            return
+        self.finish(signum, frame)
+
+    def finish(self, signum: int, frame: FrameType | None) -> None:
+        sink = self._sink()
+        if sink is not None:
+            try:
+                sink.flush()
+            except Exception as exc:  # noqa: BLE001 - the previous handler must still run
+                log.error("audit flush on SIGTERM failed: %s: %s", type(exc).__name__, exc)
+        self.chain(signum, frame)
+
+    def chain(self, signum: int, frame: FrameType | None) -> None:
+        previous = self.previous
+        if previous == signal.SIG_IGN:
+            return
+        if previous == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        if callable(previous):
+            previous(signum, frame)
+
+    def uninstall(self) -> None:
+        """Put the previous handler back if ours is still the installed one (else keep chaining)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) == self.handle:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def _naive(f: pa.Field) -> pa.Field:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from riskengine.cliutil import Progress, UsageError, add_progress_flag, jsonable, want_progress
+from riskengine.formats import check_input_file
 
 
 def register(subparsers: Any) -> None:
@@ -34,18 +38,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="directory to write model.json, model.joblib, metrics.json")
     p.add_argument("--config", default=None, help="riskengine.toml the replay engine uses (rules, windows)")
     p.add_argument("--estimator", choices=("auto", "logistic", "hgb"), default="auto",
-                   help="auto: logistic unless boosting is clearly better on the validation weeks")
-    p.add_argument("--calibration", choices=("auto", "sigmoid", "isotonic"), default="auto")
-    p.add_argument("--test-weeks", type=float, default=2.0)
-    p.add_argument("--validation-weeks", type=float, default=1.0)
+                   help="logistic regression, histogram gradient boosting (hgb), or auto: logistic unless "
+                        "boosting is clearly better on the validation weeks")
+    p.add_argument("--calibration", choices=("auto", "sigmoid", "isotonic"), default="auto",
+                   help="probability calibration on the validation weeks; auto: isotonic when they hold "
+                        "enough attacks, else sigmoid")
+    p.add_argument("--test-weeks", type=float, default=2.0, help="last weeks held out to report the metrics on")
+    p.add_argument("--validation-weeks", type=float, default=1.0,
+                   help="weeks before the test weeks used to pick the estimator and calibrate")
     p.add_argument("--warmup-days", type=float, default=7.0,
                    help="leading days left out of training (profiles still empty)")
     p.add_argument("--hosting-asn", type=int, action="append", default=None, metavar="ASN",
                    help="treat this AS as hosting/VPN (repeatable; replaces the built-in list)")
     p.add_argument("--hosting-keyword", action="append", default=None, metavar="WORD",
                    help="AS organisation keyword meaning hosting/VPN (repeatable; replaces the built-in list)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the estimators")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_progress_flag(p)
     p.set_defaults(func=run_train)
 
     def usage(args: argparse.Namespace) -> int:
@@ -61,9 +70,14 @@ def run_train(args: argparse.Namespace) -> int:
     from riskengine.model.features import FeatureConfig
     from riskengine.model.train import format_metrics, train_model
 
+    if args.root is None and args.events is None:
+        raise UsageError("give --root (a simulated data directory) or --events (logins file)")
+    if args.labels is not None:
+        check_input_file(args.labels, "--labels")
     events, fmt, labels = resolve_inputs(args.root, args.events, args.labels)
     if labels is None:
-        raise ValueError("no labels: pass --labels (index, is_attack) or a --root holding labels.parquet")
+        raise UsageError("no labels: pass --labels (index, is_attack) or a --root holding labels.parquet")
+    show = want_progress(args.progress)
     settings = Settings.load(args.config)
     overrides: dict[str, Any] = {}
     if args.hosting_asn:
@@ -71,14 +85,27 @@ def run_train(args: argparse.Namespace) -> int:
     if args.hosting_keyword:
         overrides["hosting_keywords"] = [k.lower() for k in args.hosting_keyword]
     fcfg = FeatureConfig.from_settings(settings, **overrides)
-    frame = build_dataset(events, fmt=fmt, labels=labels, config=settings, feature_config=fcfg)
+    with Progress(_rows(events, fmt), "replaying logins", enabled=show, unit=" rows") as bar:
+        frame = build_dataset(events, fmt=fmt, labels=labels, config=settings, feature_config=fcfg,
+                              progress=bar.update)
+    if show:
+        print(f"fitting and calibrating on {frame.height:,} logins…", file=sys.stderr, flush=True)
     metrics = train_model(
         frame, args.out, feature_config=fcfg, estimator=args.estimator, calibration=args.calibration,
         test_weeks=args.test_weeks, validation_weeks=args.validation_weeks, warmup_days=args.warmup_days,
         seed=args.seed)
     if args.json:
-        print(json.dumps(metrics, indent=1, default=str))
+        print(json.dumps(jsonable(metrics), indent=1))
     else:
         print(format_metrics(metrics))
         print(f"saved → {Path(args.out)}/ (enable with policy.model = \"{args.out}\")")
     return 0
+
+
+def _rows(events: Path, fmt: str) -> int | None:
+    """Rows in a native (Parquet) logins file, for the progress total; None for a CSV."""
+    if fmt != "native":
+        return None
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(events).metadata.num_rows)

@@ -13,7 +13,7 @@ rules' decision and risk, and the Freeman baseline score; labels are joined on `
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +25,7 @@ with extra("model", feature="model training (riskengine model)"):
 from riskengine.baseline import FreemanBaseline
 from riskengine.config import Settings
 from riskengine.engine import Engine
+from riskengine.formats import infer_format
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig, FeatureRecorder
 
 LABEL_COLUMNS: Final = ("is_attack", "attack_family", "established", "warmup")
@@ -70,9 +71,7 @@ def resolve_inputs(root: str | Path | None, events: str | Path | None,
             labels = base / "labels.parquet"
     else:
         events_path = Path(events)
-        found_fmt = "rba" if events_path.suffix.lower() == ".csv" else "native"
-    if not events_path.exists():
-        raise FileNotFoundError(f"logins file not found: {events_path}")
+        found_fmt = infer_format(events_path, "logins file")  # also: missing, empty, a directory
     if found_fmt == "rba" and labels is None:
         labels = events_path  # the RBA layout carries "Is Account Takeover"
     return events_path, found_fmt, Path(labels) if labels is not None else None
@@ -102,12 +101,12 @@ def build_dataset(
     events: str | Path, *, fmt: str = "native", labels: str | Path | None = None,
     config: str | Path | Settings | None = None, outcomes: str | None = None,
     feature_config: FeatureConfig | None = None, asn_db: str | Path | None = None,
-    batch_rows: int = 65_536,
+    batch_rows: int = 65_536, progress: Callable[[int], None] | None = None,
 ) -> pl.DataFrame:
     """One row per scored login, in stream order: ``index``, ``event_time``, ``user_id``,
     ``rules_decision``, ``rules_risk``, ``rules_reasons``, ``baseline_score``, the
     :data:`FEATURE_NAMES` columns and (with labels) ``is_attack``, ``attack_family``,
-    ``established``.
+    ``established``. ``progress(rows)`` is called after each batch of input rows.
 
     >>> build_dataset("missing.parquet")
     Traceback (most recent call last):
@@ -152,6 +151,8 @@ def build_dataset(
                 pl.col("risk_score").alias("rules_risk"), pl.col("reasons").alias("rules_reasons"),
                 "outcome", "baseline_score"), feats], how="horizontal"))
             del recorder.rows[:], recorder.users[:]
+            if progress is not None:
+                progress(batch.height)
     frame = pl.concat(pieces) if pieces else pl.DataFrame()
     if frame.height == 0:
         raise ValueError(f"{path}: no successful logins to learn from")

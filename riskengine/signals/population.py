@@ -5,7 +5,9 @@ to be new against. The service's population still knows something: a login from 
 that holds a tiny share of all accepted logins is far likelier to be an attacker's than a
 member's (the attacker model of Freeman et al., NDSS 2016, is exactly this global
 distribution). Only used when the user has no country history, and only once the engine has
-seen enough accepted logins for the shares to mean anything.
+seen enough accepted logins for the shares to mean anything. The counts come from the profile
+store (shared by every worker), forward-decayed, fed only by established users' accepted
+logins (see ``Engine._population_add``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ _QUIET = SignalResult(reasons.RARE_COUNTRY_FOR_SERVICE, 0.0, "country common for
 
 
 def rare_country_for_service(
-    country: str | None, counts: Mapping[str, int], total: int, min_total: int, rare_share: float
+    country: str | None, counts: Mapping[str, float], total: float, min_total: float, rare_share: float
 ) -> SignalResult:
     """1.0 when ``country`` holds less than ``rare_share`` of the service's accepted logins.
 
@@ -37,18 +39,3 @@ def rare_country_for_service(
         return _QUIET
     return SignalResult(reasons.RARE_COUNTRY_FOR_SERVICE, 1.0,
                         f"{country} is {share:.2%} of this service's logins and the user has no history")
-
-
-class CountryCounts:
-    """Accepted logins per country, in this process (thread-safe enough: a lost increment under
-    a race shifts a share by 1/total)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.total = 0
-
-    def add(self, country: str | None) -> None:
-        if country is None:
-            return
-        self.counts[country] = self.counts.get(country, 0) + 1
-        self.total += 1

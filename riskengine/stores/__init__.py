@@ -8,14 +8,17 @@ from riskengine.stores.memory import MemoryStore
 __all__ = ["MemoryStore", "ProfileStore", "Snapshot", "StoreError", "open_store"]
 
 
-def open_store(url: str, failure_window_s: float = 1800.0) -> ProfileStore:
+def open_store(url: str, failure_window_s: float = 1800.0, *, busy_timeout_s: float = 1.0,
+               max_counters: int | None = None, retain_s: float | None = None) -> ProfileStore:
     """Open a store from its URL.
 
     >>> type(open_store("memory://")).__name__
     'MemoryStore'
     """
     if url.startswith("memory://"):
-        return MemoryStore(failure_window_s)
+        if max_counters is None:
+            return MemoryStore(failure_window_s)
+        return MemoryStore(failure_window_s, max_counters=max_counters)
     if url.startswith("sqlite://"):
         from riskengine.stores.sqlite import SqliteStore
 
@@ -24,7 +27,7 @@ def open_store(url: str, failure_window_s: float = 1800.0) -> ProfileStore:
             path = path[1:]  # sqlite:///rel/path → rel/path, sqlite:////abs → /abs
         if not path:
             raise ValueError("sqlite store URL needs a path: sqlite:///path/to/profiles.db")
-        return SqliteStore(path, failure_window_s)
+        return SqliteStore(path, failure_window_s, timeout_s=busy_timeout_s, retain_s=retain_s)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from riskengine.stores.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
 

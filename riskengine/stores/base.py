@@ -31,6 +31,26 @@ class Snapshot(NamedTuple):
     profile: UserProfile | None
     user_failures: int
     ip_failures: int
+    otp_user_failures: int = 0
+    """Failed second factors of the user since ``otp_since`` (any session)."""
+    otp_session_failures: int = 0
+    """Failed second factors in this login's session since ``session_since``."""
+
+
+class OtpCounts(NamedTuple):
+    """Failed second factors after an ``add_otp_failures``, counted in the same atomic step."""
+
+    session: int
+    user: int
+
+
+def session_key(user_id: str, session: str) -> str:
+    """One user's session as a counter key (length-prefixed: no user/session split collides).
+
+    >>> session_key("a:b", "c") != session_key("a", "b:c")
+    True
+    """
+    return f"{len(user_id)}:{user_id}:{session}"
 
 
 @runtime_checkable
@@ -50,12 +70,39 @@ class ProfileStore(Protocol):
         """Record a failed password; return the user's failures in the store's window."""
         ...
 
-    def reset_failures(self, user_id: str) -> None: ...
+    def reset_failures(self, user_id: str) -> None:
+        """Forget the user's failed passwords (a verified challenge, or ``unlock_user``)."""
+        ...
 
-    def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot: ...
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        """Atomically record ``count`` failed second factors of ``user_id`` in ``session`` at
+        ``at`` (they also count as the user's failed passwords) and return the session's and
+        the user's counts in their windows, including these."""
+        ...
 
-    def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
-        """Park a challenge's context until its outcome arrives (possibly at another worker)."""
+    def reset_otp_failures(self, user_id: str) -> None:
+        """Forget the user's failed second factors, every session (``unlock_user``)."""
+        ...
+
+    def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                 otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        """Profile + failure counts in one read (second-factor counts when ``otp_since`` /
+        ``session_since`` are given, else 0)."""
+        ...
+
+    def population_add(self, country: str, weight: float) -> None:
+        """Add ``weight`` to ``country`` in the service-wide population prior (atomic)."""
+        ...
+
+    def population(self) -> dict[str, float]:
+        """The population prior: country → accumulated (forward-decayed) weight."""
+        ...
+
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        """Park a challenge's context until its outcome arrives (possibly at another worker).
+        With ``max_per_user``, the user's own oldest parked challenges beyond it are dropped."""
         ...
 
     def pop_pending(self, decision_id: str, now: float) -> bytes | None: ...

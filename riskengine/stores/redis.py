@@ -6,6 +6,10 @@ Key layout (``prefix`` defaults to ``riskengine:``)::
     <prefix>fu:<user_id>    sorted set of failed-password times (score = epoch seconds)
     <prefix>fi:<ip>         same, per client IP
     <prefix>pd:<decision>   pending challenge context: 8-byte expiry + payload, TTL pending_ttl_s
+    <prefix>pu:<user_id>    sorted set of the user's parked decision ids (score = expiry), for the per-user cap
+    <prefix>fo:<user_id>    sorted set of failed second-factor times per user
+    <prefix>fs:<session>    same per user session (session_key(): length-prefixed user + session)
+    <prefix>pop             hash country → forward-decayed weight (the population prior)
 
 Round trips, because on loopback each costs ~50-100 µs of the 1 ms budget:
 
@@ -47,7 +51,7 @@ with extra("redis", feature="the redis:// profile store"):
     from redis.retry import Retry
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import Snapshot, StoreError, Updater
+from riskengine.stores.base import OtpCounts, Snapshot, StoreError, Updater, session_key
 
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.1
 DEFAULT_PROFILE_TTL_DAYS: Final = 400.0
@@ -62,7 +66,46 @@ _OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s"})
 _SNAPSHOT_LUA = """
 return {redis.call('GET', KEYS[1]),
         redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf'),
-        redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf')}
+        redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf'),
+        redis.call('ZCOUNT', KEYS[4], ARGV[2], '+inf'),
+        redis.call('ZCOUNT', KEYS[5], ARGV[3], '+inf')}
+"""
+
+# KEYS: user failures, user second factors, session second factors
+# ARGV: at, count, horizons (user, otp, session), ttls (user, otp, session), member prefix
+_ADD_OTP_LUA = """
+local at, n = ARGV[1], tonumber(ARGV[2])
+local horizons = {ARGV[3], ARGV[4], ARGV[5]}
+local ttls = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+for k = 1, 3 do
+  for i = 1, n do redis.call('ZADD', KEYS[k], at, ARGV[9] .. i) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. horizons[k])
+  if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('EXPIRE', KEYS[k], ttls[k]) end
+end
+return {redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf'), redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf')}
+"""
+
+# KEYS: pending key, the user's pending index; ARGV: payload, ttl, decision id, expiry, cap, key prefix
+_PUT_PENDING_LUA = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if KEYS[2] == '' then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local cap = tonumber(ARGV[5])
+local excess = redis.call('ZCARD', KEYS[2]) - cap
+if cap > 0 and excess > 0 then
+  -- challenges already answered (popped) leave their id behind: drop those first
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', ARGV[6] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+  end
+  excess = redis.call('ZCARD', KEYS[2]) - cap
+end
+if cap > 0 and excess > 0 then
+  local victims = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  for _, id in ipairs(victims) do redis.call('DEL', ARGV[6] .. id) end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+end
+return 0
 """
 
 _ADD_FAILURE_LUA = """
@@ -94,6 +137,17 @@ _POP_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v then redis.call('DEL', KEYS[1]) end
 return v
+"""
+
+_RESET_OTP_LUA = """
+redis.call('DEL', KEYS[1])
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do redis.call('DEL', k) end
+until cursor == '0'
+return 0
 """
 
 
@@ -152,6 +206,9 @@ class RedisStore:
         self._add_failure = self._redis.register_script(_ADD_FAILURE_LUA)
         self._cas = self._redis.register_script(_CAS_LUA)
         self._pop = self._redis.register_script(_POP_LUA)
+        self._add_otp = self._redis.register_script(_ADD_OTP_LUA)
+        self._put_pending = self._redis.register_script(_PUT_PENDING_LUA)
+        self._reset_otp = self._redis.register_script(_RESET_OTP_LUA)
         self._local = threading.local()
 
     # -- keys ----------------------------------------------------------------------
@@ -168,6 +225,9 @@ class RedisStore:
 
     def _dkey(self, decision_id: str) -> bytes:
         return f"{self.prefix}pd:{decision_id}".encode("utf-8", "surrogatepass")
+
+    def _key(self, kind: str, name: str) -> bytes:
+        return f"{self.prefix}{kind}:{name}".encode("utf-8", "surrogatepass")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -224,19 +284,50 @@ class RedisStore:
     def reset_failures(self, user_id: str) -> None:
         self._call("DEL", self._redis.delete, self._ukey(user_id))
 
-    def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot:
-        raw, user_failures, ip_failures = self._call(
+    def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                 otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        raw, user_failures, ip_failures, otp_user, otp_session = self._call(
             "snapshot", self._snapshot,
-            keys=[self._pkey(user_id), self._ukey(user_id), self._ikey(ip)], args=[repr(float(since))])
+            keys=[self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._key("fo", user_id),
+                  self._key("fs", session_key(user_id, session))],
+            args=[repr(float(since)), "+inf" if otp_since is None else repr(float(otp_since)),
+                  "+inf" if session_since is None else repr(float(session_since))])
         # remembered so that the learn-after-allow update of this user needs no second read
         self._local.last = (user_id, raw)
         profile = UserProfile.from_bytes(raw) if raw is not None else None
-        return Snapshot(profile, int(user_failures), int(ip_failures))
+        return Snapshot(profile, int(user_failures), int(ip_failures), int(otp_user), int(otp_session))
+
+    # -- second factors ----------------------------------------------------------------
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        at = float(at)
+        session_n, user_n = self._call(
+            "add_otp_failures", self._add_otp,
+            keys=[self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session))],
+            args=[repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
+                  repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
+                  int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
+        return OtpCounts(int(session_n), int(user_n))
+
+    def reset_otp_failures(self, user_id: str) -> None:
+        pattern = _glob_escape(self._key("fs", session_key(user_id, ""))) + b"*"
+        self._call("reset_otp_failures", self._reset_otp, keys=[self._key("fo", user_id)], args=[pattern])
+
+    # -- population prior ----------------------------------------------------------------
+    def population_add(self, country: str, weight: float) -> None:
+        self._call("HINCRBYFLOAT", self._redis.hincrbyfloat, self._key("pop", "countries"), country, weight)
+
+    def population(self) -> dict[str, float]:
+        raw = self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries"))
+        return {k.decode(): float(v) for k, v in raw.items()}
 
     # -- pending challenges -------------------------------------------------------------
-    def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
-        self._call("SET", self._redis.set, self._dkey(decision_id),
-                   _EXPIRY.pack(expires_at) + payload, ex=self._pending_ttl)
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        index = self._key("pu", user_id) if user_id else b""
+        self._call("put_pending", self._put_pending, keys=[self._dkey(decision_id), index],
+                   args=[_EXPIRY.pack(expires_at) + payload, self._pending_ttl, decision_id,
+                         repr(float(expires_at)), max_per_user, self._dkey("")])
 
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
         raw = self._call("pop_pending", self._pop, keys=[self._dkey(decision_id)])

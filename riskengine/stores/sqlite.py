@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, Snapshot, StoreError, Updater
+from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, StoreError, Updater, session_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -25,13 +25,25 @@ CREATE TABLE IF NOT EXISTS failures (kind TEXT NOT NULL, key TEXT NOT NULL, ts R
 CREATE INDEX IF NOT EXISTS failures_key_ts ON failures (kind, key, ts);
 CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REAL NOT NULL,
                                     payload BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS population (country TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
 """
+# failures.kind: 'u' failed password (and second factor) per user, 'i' per address (or IPv6
+# prefix), 'o' failed second factor per user, 's' per user session (key: session_key())
+
+_MIGRATIONS = (
+    # 0.2: parked challenges know their user, for the per-user cap
+    ("pending", "user_id", "ALTER TABLE pending ADD COLUMN user_id TEXT NOT NULL DEFAULT ''"),
+)
+_INDEXES = "CREATE INDEX IF NOT EXISTS pending_user ON pending (user_id, expires_at);"
 
 _SNAPSHOT = """
 SELECT (SELECT data FROM profiles WHERE user_id = ?1),
        (SELECT count(*) FROM failures WHERE kind = 'u' AND key = ?1 AND ts >= ?3),
-       (SELECT count(*) FROM failures WHERE kind = 'i' AND key = ?2 AND ts >= ?3)
+       (SELECT count(*) FROM failures WHERE kind = 'i' AND key = ?2 AND ts >= ?3),
+       (SELECT count(*) FROM failures WHERE kind = 'o' AND key = ?1 AND ts >= ?4),
+       (SELECT count(*) FROM failures WHERE kind = 's' AND key = ?5 AND ts >= ?6)
 """
+_NEVER: Final = float("inf")
 
 
 def _retry_busy(fn: Callable[[], object], timeout_s: float) -> None:
@@ -125,7 +137,36 @@ def _gated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _serialised(method: F) -> F:
+    """Writers of this process take turns on a lock before asking SQLite for its write lock:
+    SQLite's busy handler sleeps and retries (unfair, coarse), so eight threads of one process
+    contending there starve each other past a short busy timeout; queued on a lock they don't.
+    The wait is bounded by the same timeout (then a StoreError, the engine's fail mode); the
+    busy timeout itself is left to what other processes hold."""
+    @functools.wraps(method)
+    def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        if not self._writers.acquire(timeout=max(self._timeout, 0.001) * 2):
+            raise StoreError(f"sqlite store {self.path}: this process's writers are backed up")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._writers.release()
+    return wrapper  # type: ignore[return-value]
+
+
 _TRIM_EVERY: Final = 1000  # writes between checks of the failures/pending table sizes
+
+
+def _private_file(path: Path) -> None:
+    """Create the database 0600 in a folder created 0700 (SQLite gives its -wal and -shm files
+    the database file's mode): profiles say where and when people log in."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process created it first
 
 
 class SqliteStore:
@@ -137,24 +178,26 @@ class SqliteStore:
     can lose the last moments of profile learning, never corrupt the file.
     """
 
-    def __init__(self, path: str, failure_window_s: float = 1800.0, timeout_s: float = 5.0,
-                 checkpoint_s: float = 1.0) -> None:
+    def __init__(self, path: str, failure_window_s: float = 1800.0, timeout_s: float = 1.0,
+                 checkpoint_s: float = 1.0, retain_s: float | None = None) -> None:
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         self.path = path
         self._gate = _ForkGate()
         _GATES.add(self._gate)
         self._window = failure_window_s
+        # counters older than this may be trimmed: twice the longest window that reads them
+        self._retain = retain_s if retain_s is not None else 2 * failure_window_s
         self._timeout = timeout_s
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writers = threading.Lock()
         self._writes = 0
         self.max_rows = MAX_ROWS  # per table, failures and pending challenges (see _trim)
         self._wal_set = path == ":memory:"
         conn = self._conn()
-        with conn:
-            conn.executescript(_SCHEMA)
+        _retry_busy(lambda: self._create_schema(conn), max(timeout_s, 5.0))
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if path != ":memory:" and checkpoint_s > 0:
@@ -162,6 +205,16 @@ class SqliteStore:
                 target=self._checkpoint_loop, args=(checkpoint_s,), name="riskengine-sqlite-wal",
                 daemon=True)
             self._checkpointer.start()
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.executescript(_SCHEMA)
+        for table, column, ddl in _MIGRATIONS:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                conn.execute(ddl)
+        conn.executescript(_INDEXES)
 
     def _checkpoint_loop(self, every_s: float) -> None:
         with self._gate:
@@ -192,7 +245,7 @@ class SqliteStore:
                 if not self._wal_set:
                     # WAL is a property of the file: set once per store, retried because a
                     # journal-mode change can meet SQLITE_BUSY without waiting for the timeout
-                    _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"), self._timeout)
+                    _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"), max(self._timeout, 5.0))
                     self._wal_set = True
                 conn.execute("PRAGMA synchronous=NORMAL")
                 # checkpoints happen on the background thread, not in a login's commit;
@@ -216,6 +269,7 @@ class SqliteStore:
         return UserProfile.from_bytes(row[0]) if row else None
 
     @_gated
+    @_serialised
     def put(self, user_id: str, profile: UserProfile) -> None:
         try:
             self._conn().execute(
@@ -226,6 +280,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def update(self, user_id: str, fn: Updater) -> UserProfile | None:
         conn = self._conn()
         try:
@@ -250,6 +305,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def delete(self, user_id: str) -> None:
         try:
             conn = self._conn()
@@ -259,6 +315,7 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
+    @_serialised
     def add_failure(self, user_id: str, ip: str, at: float) -> int:
         conn = self._conn()
         try:
@@ -267,7 +324,7 @@ class SqliteStore:
                          (user_id, at, ip, at))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
-                self._trim(conn, "failures", "ts", at - 2 * self._window)
+                self._trim(conn, "failures", "ts", at - self._retain)
             (count,) = conn.execute(
                 "SELECT count(*) FROM failures WHERE kind = 'u' AND key = ? AND ts >= ?",
                 (user_id, at - self._window)).fetchone()
@@ -300,6 +357,7 @@ class SqliteStore:
                          f"(SELECT {evict} FROM {table} ORDER BY {column} LIMIT ?)", (excess,))
 
     @_gated
+    @_serialised
     def reset_failures(self, user_id: str) -> None:
         try:
             self._conn().execute("DELETE FROM failures WHERE kind = 'u' AND key = ?", (user_id,))
@@ -307,23 +365,93 @@ class SqliteStore:
             raise StoreError(str(exc)) from exc
 
     @_gated
-    def snapshot(self, user_id: str, ip: str, since: float) -> Snapshot:
+    @_serialised
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        conn = self._conn()
+        skey = session_key(user_id, session)
         try:
-            data, uf, ipf = self._conn().execute(_SNAPSHOT, (user_id, ip, since)).fetchone()
+            # one write transaction: concurrent writers (threads or processes) serialise on
+            # SQLite's write lock, so every failure is counted and each caller sees its own
+            conn.execute("BEGIN IMMEDIATE")
+            if count > 0:
+                conn.executemany("INSERT INTO failures VALUES (?, ?, ?)",
+                                 [(kind, key, at) for kind, key in (("u", user_id), ("o", user_id), ("s", skey))
+                                  for _ in range(count)])
+            session_n, user_n = conn.execute(
+                "SELECT (SELECT count(*) FROM failures WHERE kind = 's' AND key = ? AND ts >= ?), "
+                "(SELECT count(*) FROM failures WHERE kind = 'o' AND key = ? AND ts >= ?)",
+                (skey, session_since, user_id, otp_since)).fetchone()
+            conn.execute("COMMIT")
+            return OtpCounts(int(session_n), int(user_n))
         except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(str(exc)) from exc
-        return Snapshot(UserProfile.from_bytes(data) if data else None, int(uf), int(ipf))
 
     @_gated
-    def put_pending(self, decision_id: str, payload: bytes, expires_at: float) -> None:
+    @_serialised
+    def reset_otp_failures(self, user_id: str) -> None:
+        prefix = session_key(user_id, "")
         try:
             conn = self._conn()
-            conn.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)",
-                         (decision_id, expires_at, payload))
+            conn.execute("DELETE FROM failures WHERE kind = 'o' AND key = ?", (user_id,))
+            # the session keys of this user: [prefix, prefix + U+10FFFF) in key order
+            conn.execute("DELETE FROM failures WHERE kind = 's' AND key >= ? AND key < ?",
+                         (prefix, prefix + "\U0010ffff"))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                 otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        try:
+            data, uf, ipf, of, sf = self._conn().execute(_SNAPSHOT, (
+                user_id, ip, since, _NEVER if otp_since is None else otp_since,
+                session_key(user_id, session), _NEVER if session_since is None else session_since,
+            )).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return Snapshot(UserProfile.from_bytes(data) if data else None, int(uf), int(ipf), int(of), int(sf))
+
+    @_gated
+    @_serialised
+    def population_add(self, country: str, weight: float) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO population VALUES (?, ?) "
+                "ON CONFLICT (country) DO UPDATE SET weight = weight + excluded.weight", (country, weight))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    def population(self) -> dict[str, float]:
+        try:
+            return {c: float(w) for c, w in self._conn().execute("SELECT country, weight FROM population")}
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO pending (decision_id, expires_at, payload, user_id) "
+                         "VALUES (?, ?, ?, ?)", (decision_id, expires_at, payload, user_id))
+            if max_per_user:
+                # this user's own earliest-expiring challenges make room, nobody else's
+                conn.execute(
+                    "DELETE FROM pending WHERE decision_id IN (SELECT decision_id FROM pending "
+                    "WHERE user_id = ? ORDER BY expires_at DESC LIMIT -1 OFFSET ?)", (user_id, max_per_user))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 self._trim(conn, "pending", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(str(exc)) from exc
 
     @_gated

@@ -45,7 +45,7 @@ def test_report_terminal_summary(audit_root: Path, capsys: pytest.CaptureFixture
 
 
 def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "--root", str(tmp_path / "missing")]) == 2
+    assert main(["report", "--root", str(tmp_path / "missing")]) == 1  # runtime error; 2 is for usage
     assert "is not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["report", "--root", str(tmp_path), "--since", "yesterday"])

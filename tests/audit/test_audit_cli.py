@@ -32,7 +32,7 @@ def test_compact_and_retain_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_bad_arguments_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "retain", "--root", str(tmp_path), "--older-than", "4 weeks"]) == 2
     assert "not like 4y, 18m or 90d" in capsys.readouterr().err
-    assert main(["audit", "compact", "--root", str(tmp_path / "missing")]) == 2
+    assert main(["audit", "compact", "--root", str(tmp_path / "missing")]) == 1  # runtime error
     assert "is not a folder" in capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from riskengine.audit.maintenance import compact, cutoff_for, parse_age, retain
+from riskengine.audit.maintenance import compact, cutoff_for, parse_age, partitions, retain, segment_files
 from riskengine.audit.parquet import ParquetSink
 
 
@@ -70,14 +70,32 @@ def test_compaction_while_a_writer_writes_never_duplicates_or_loses(tmp_path: Pa
             written[0] = i
             time.sleep(0.002)
 
+    retries = [0]
+    reads = [0]
+
     def reader() -> None:
+        # the exact listing (what AuditDB reads): never a row twice, and never fewer rows than a
+        # read before it (the writer only adds). Only a file deleted between listing and reading
+        # is retried, as AuditDB does; any other error is a problem, never skipped
+        floor = 150
         while not stop.is_set():
+            files = [str(p) for _, _, f in partitions(tmp_path, "conversions") for p in segment_files(f)]
             try:
-                n, distinct = counts(tmp_path)
-            except duckdb.IOException:
-                continue  # a file globbed just before compaction renamed it: retry, as AuditDB does
+                n, distinct = duckdb.connect().execute(
+                    "SELECT count(*), count(DISTINCT user_key) FROM read_parquet(?)", [files]).fetchall()[0]
+            except duckdb.Error as exc:
+                vanished = ("No such file", "No files found that match")  # as AuditDB's _vanished
+                if isinstance(exc, duckdb.IOException) and any(v in str(exc) for v in vanished):
+                    retries[0] += 1
+                    continue
+                problems.append(f"reader failed: {type(exc).__name__}: {exc}")
+                return
+            reads[0] += 1
             if n != distinct:
                 problems.append(f"reader saw {n - distinct} duplicate rows")
+            if n < floor:
+                problems.append(f"reader saw {n} rows after having seen {floor}")
+            floor = max(floor, n)
 
     threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
     for t in threads:
@@ -93,6 +111,7 @@ def test_compaction_while_a_writer_writes_never_duplicates_or_loses(tmp_path: Pa
         sink.close()
     compact(tmp_path)
     assert problems == []
+    assert reads[0] > retries[0]  # the reader mostly read, it did not just retry
     assert sink.dropped == 0
     assert counts(tmp_path) == (written[0], written[0])
     assert len(segments(tmp_path)) == 1

@@ -1,15 +1,13 @@
-"""Security: the pseudonymisation key never leaks; the example service's device cookie cannot
-be forged, replayed for another user or used after it expires; the OTP step is bounded."""
+"""Security: the example service's login journey (CSRF token, OTP limit, the engine's device
+token) works end to end; its attack tests run over HTTP in tests/security/test_example_service.py.
+(The pseudonymisation key's tests live in tests/security/test_audit_key.py: they need no Flask.)"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import sys
-import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,57 +15,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from riskengine import Engine
-from riskengine.stores.redis_server import free_port
-from riskengine.testing import PARIS, establish, make_attempt, offline_settings
-
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "auth_service"
-SENTINEL_KEY = "sentinel-pseudonym-key-3f9a7c1e5b"
 
 
-# -- pseudonymisation key ---------------------------------------------------------------------
-@pytest.mark.parametrize("source", ["env", "config"])
-def test_pseudonymisation_key_never_leaks(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    root = tmp_path / "audit"
-    audit: dict[str, Any] = {"root": str(root), "flush_seconds": 0.1}
-    if source == "env":
-        monkeypatch.setenv("RISKENGINE_AUDIT_KEY", SENTINEL_KEY)
-    else:
-        audit["key"] = SENTINEL_KEY
-    dead_store = f"redis://127.0.0.1:{free_port()}/0"
-    engine = Engine(offline_settings(audit=audit))
-    last = establish(engine, "alice", days=4)
-    d = engine.score(make_attempt("alice", last + timedelta(days=1), PARIS))
-    engine.record_outcome(d.decision_id, "verified", timestamp=last + timedelta(days=1, seconds=9))
-    engine.record_failure("alice", "203.0.113.9", last + timedelta(days=2))
-    engine.untrust("alice", actor="sam", reason="test")
-    texts = [repr(engine), repr(engine.settings), str(engine.settings), repr(engine.pseudonymizer),
-             repr(engine.sink), json.dumps(engine.health()), repr(vars(engine.pseudonymizer))]
-    engine.close()
-    degraded = Engine(offline_settings(audit=audit, store={"url": dead_store}))
-    degraded.score(make_attempt("alice"))  # logs a warning with the store error
-    degraded.close()
-    texts.append(caplog.text)
-    assert not any(SENTINEL_KEY in t for t in texts)
-    files = [p for p in root.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".parquet" for p in files)
-    for path in files:
-        assert SENTINEL_KEY.encode() not in path.read_bytes(), path
-    assert not (root / "_meta" / "pseudonym.key").exists()  # a configured key is never written out
-
-
-def test_generated_key_file_is_private(tmp_path: Path) -> None:
-    root = tmp_path / "audit"
-    with Engine(offline_settings(audit={"root": str(root)})) as engine:
-        engine.score(make_attempt("alice"))
-    key_file = root / "_meta" / "pseudonym.key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-
-
-# -- the example service -----------------------------------------------------------------------
+# -- the example service (its attack tests over HTTP: tests/security/test_example_service.py) ---
 def _load_example() -> ModuleType:
     sys.path.insert(0, str(EXAMPLE))
     try:
@@ -86,20 +38,27 @@ SECRET = "s" * 40
 
 
 @pytest.fixture
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def service(tmp_path: Path) -> Iterator[Any]:
     users = {"alice": example.hash_password("alice-pw", n=2**10),
              "bob": example.hash_password("bob-pw", n=2**10)}
     (tmp_path / "users.json").write_text(json.dumps(users))
-    monkeypatch.setenv("RISKENGINE_STORE_URL", f"sqlite:///{tmp_path / 'profiles.db'}")
-    monkeypatch.setenv("RISKENGINE_AUDIT_ROOT", str(tmp_path / "audit"))
-    monkeypatch.setenv("RISKENGINE_GEO_CITY_DB", "")
     app = example.create_app({
         "AUTH_SECRET": SECRET, "AUTH_USERS": str(tmp_path / "users.json"),
-        "AUTH_STATE_DB": str(tmp_path / "challenges.db"), "AUTH_DEV_ECHO_OTP": "1",
-        "AUTH_INSECURE_COOKIES": "1"})
+        "AUTH_STATE_DB": str(tmp_path / "state.db"), "AUTH_DEV_ECHO_OTP": "1",
+        "AUTH_INSECURE_COOKIES": "1", "RISKENGINE_STORE_URL": f"sqlite:///{tmp_path / 'profiles.db'}",
+        "RISKENGINE_AUDIT_ROOT": str(tmp_path / "audit"), "RISKENGINE_GEO_CITY_DB": "",
+        "RISKENGINE_TRUST_SECRET_KEYS": "t" * 40})
     app.testing = True
     yield app
     app.extensions["riskengine"].close()
+
+
+def _client(app: Any) -> Any:
+    """A test client holding a CSRF token for its pre-session, sent with every POST."""
+    client = app.test_client()
+    token = client.get("/csrf").get_json()["csrf_token"]
+    client.environ_base["HTTP_X_CSRF_TOKEN"] = token
+    return client
 
 
 def _login(client: Any, user: str, password: str) -> tuple[int, dict[str, Any]]:
@@ -108,15 +67,9 @@ def _login(client: Any, user: str, password: str) -> tuple[int, dict[str, Any]]:
     return resp.status_code, resp.get_json()
 
 
-def _device_cookie(client: Any) -> str:
-    cookie = client.get_cookie(example.DEVICE_COOKIE)
-    assert cookie is not None
-    return str(cookie.value)
-
-
 def _established_client(app: Any, user: str, password: str) -> Any:
-    client = app.test_client()
-    for _ in range(4):  # past cold start, on one device (the cookie keeps it one device)
+    client = _client(app)
+    for _ in range(4):  # past cold start, on one device (the did cookie keeps it one device)
         status, body = _login(client, user, password)
         assert status == 200, body
     return client
@@ -124,15 +77,16 @@ def _established_client(app: Any, user: str, password: str) -> Any:
 
 def test_login_challenge_otp_and_trusted_device(service: Any) -> None:
     _established_client(service, "alice", "alice-pw")
-    laptop = service.test_client()  # a second browser: no device cookie → a new device
+    laptop = _client(service)  # a second browser: no device cookies → a new device
     status, body = _login(laptop, "alice", "alice-pw")
-    assert status == 202 and body["status"] == "otp_required" and "NEW_DEVICE" in body["reasons"]
+    assert status == 202 and body["status"] == "otp_required" and body["decision"] == "challenge"
     wrong = laptop.post("/otp", json={"code": "x"})
     assert wrong.status_code == 401 and wrong.get_json()["attempts_left"] == 4
     ok = laptop.post("/otp", json={"code": body["dev_code"], "trust_device": True})
     assert ok.status_code == 200
+    assert laptop.get_cookie(example.TRUST_COOKIE) is not None
     assert laptop.get("/me").get_json() == {"user": "alice"}
-    # the same browser next time: its (now trusted) device is recognised
+    # the same browser next time: its trusted device token is recognised
     status, again = _login(laptop, "alice", "alice-pw")
     assert status == 200 and again["decision"] == "allow"
     engine = service.extensions["riskengine"]
@@ -143,7 +97,7 @@ def test_login_challenge_otp_and_trusted_device(service: Any) -> None:
 
 
 def test_wrong_password_counts_a_failure(service: Any) -> None:
-    client = service.test_client()
+    client = _client(service)
     assert _login(client, "alice", "guess")[0] == 401
     assert _login(client, "nobody", "guess")[0] == 401  # same answer for unknown users
     engine = service.extensions["riskengine"]
@@ -152,7 +106,7 @@ def test_wrong_password_counts_a_failure(service: Any) -> None:
 
 def test_otp_attempt_limit_closes_the_challenge(service: Any) -> None:
     _established_client(service, "alice", "alice-pw")
-    attacker = service.test_client()
+    attacker = _client(service)
     status, body = _login(attacker, "alice", "alice-pw")
     assert status == 202
     codes = [attacker.post("/otp", json={"code": f"{i:06d}x"}).status_code for i in range(5)]
@@ -161,38 +115,11 @@ def test_otp_attempt_limit_closes_the_challenge(service: Any) -> None:
     assert attacker.get("/me").status_code == 401
 
 
-def test_device_cookie_replayed_for_another_user_is_a_new_device(service: Any) -> None:
-    alice = _established_client(service, "alice", "alice-pw")
-    _established_client(service, "bob", "bob-pw")
-    stolen = _device_cookie(alice)
-    mallory = service.test_client()
-    mallory.set_cookie(example.DEVICE_COOKIE, stolen)
-    status, body = _login(mallory, "bob", "bob-pw")  # alice's cookie, bob's login
-    assert status == 202 and "NEW_DEVICE" in body["reasons"]
-    assert _device_cookie(mallory) != stolen  # a fresh device cookie for bob was issued
-
-
-def test_forged_and_tampered_device_cookies_are_rejected(service: Any) -> None:
-    alice = _established_client(service, "alice", "alice-pw")
-    genuine = _device_cookie(alice)
-    cookies = service.extensions["device_cookies"]
-    assert cookies.device_for(genuine, "alice") is not None
-    forger = example.DeviceCookies("not-the-secret-" * 3, 365)
-    forged = forger.issue("alice", cookies.device_for(genuine, "alice"))
-    tampered = genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB")
-    for token in (forged, tampered, "", "garbage", genuine + "x"):
-        assert cookies.device_for(token, "alice") is None
-    client = service.test_client()
-    client.set_cookie(example.DEVICE_COOKIE, forged)
-    status, body = _login(client, "alice", "alice-pw")
-    assert status == 202 and "NEW_DEVICE" in body["reasons"]
-
-
-def test_expired_device_cookie_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    cookies = example.DeviceCookies(SECRET, max_age_days=1)
-    real_time = time.time
-    monkeypatch.setattr(time, "time", lambda: real_time() - 2 * 86400)  # issued two days ago
-    old = cookies.issue("alice", "device-1")
-    monkeypatch.setattr(time, "time", real_time)
-    assert cookies.device_for(old, "alice") is None
-    assert cookies.device_for(cookies.issue("alice", "device-1"), "alice") == "device-1"
+def test_example_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
+    (tmp_path / "users.json").write_text("{}")
+    env = {"AUTH_USERS": str(tmp_path / "users.json"), "AUTH_STATE_DB": str(tmp_path / "state.db"),
+           "RISKENGINE_GEO_CITY_DB": ""}
+    with pytest.raises(RuntimeError, match="AUTH_SECRET"):
+        example.create_app(env)
+    with pytest.raises(RuntimeError, match="RISKENGINE_TRUST_SECRET_KEYS"):
+        example.create_app({**env, "AUTH_SECRET": SECRET})

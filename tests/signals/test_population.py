@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from riskengine import Engine
 from riskengine.audit.base import NullSink
 from riskengine.testing import CHANGCHUN, LONDON, PARIS, T0, make_attempt, offline_settings
@@ -9,10 +11,16 @@ from riskengine.testing import CHANGCHUN, LONDON, PARIS, T0, make_attempt, offli
 
 def service_with_history(min_logins: int = 50) -> Engine:
     engine = Engine(offline_settings(geo={"rare_country_min_logins": min_logins}), sink=NullSink())
-    for i in range(120):  # 120 accepted logins: GB 100, FR 20
+    for i in range(240):  # 240 logins of 40 members: GB 200, FR 40
         place = PARIS if i % 6 == 0 else LONDON
-        engine.score(make_attempt(user_id=f"member-{i % 40}", ts=T0 + timedelta(hours=i), place=place))
-    assert engine.population.total >= 60  # the accepted ones (a few first trips to Paris were challenged)
+        ts = T0 + timedelta(hours=i)
+        d = engine.score(make_attempt(user_id=f"member-{i % 40}", ts=ts, place=place))
+        if d.action == "challenge":  # first trips to Paris: the members pass the challenge
+            engine.record_outcome(d.decision_id, "verified", timestamp=ts + timedelta(minutes=1))
+    # only established members' accepted logins count (the first 3 of each member do not: the
+    # logins at hours 120..239), each decayed by the 30-day half-life to hour 240
+    decayed = sum(0.5 ** ((240 - hour) / (30 * 24)) for hour in range(120, 240))
+    assert engine.population_logins(T0 + timedelta(hours=240)) == pytest.approx(decayed, rel=1e-9)
     return engine
 
 
@@ -37,3 +45,22 @@ def test_quiet_until_the_service_has_enough_history_and_never_for_users_with_his
         # an established member travelling there: NEW_COUNTRY speaks, the population prior does not
         d = e.score(make_attempt(user_id="member-1", ts=T0 + timedelta(days=10), place=CHANGCHUN))
         assert "NEW_COUNTRY" in d.reason_codes and "RARE_COUNTRY_FOR_SERVICE" not in d.reason_codes
+
+
+def test_the_prior_decays_and_cold_accounts_never_feed_it() -> None:
+    with service_with_history() as e:
+        now = T0 + timedelta(hours=240)
+        weight = e.population_logins(now)
+        for i in range(200):  # a wave of fresh accounts: allowed (cold start), never counted
+            e.score(make_attempt(user_id=f"fresh-{i}", ts=now, place=CHANGCHUN))
+        assert e.population_logins(now) == pytest.approx(weight, rel=1e-12)
+        # one half-life later the same logins weigh half
+        assert e.population_logins(now + timedelta(days=30)) == pytest.approx(weight / 2, rel=1e-9)
+
+
+def test_two_engines_on_one_store_share_the_prior() -> None:
+    with service_with_history() as first:
+        second = Engine(offline_settings(geo={"rare_country_min_logins": 50}), store=first.store,
+                        sink=NullSink())
+        d = second.score(make_attempt(user_id="fresh", ts=T0 + timedelta(days=10), place=CHANGCHUN))
+        assert d.reason_codes[0] == "RARE_COUNTRY_FOR_SERVICE"  # learnt by the other engine

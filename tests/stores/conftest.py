@@ -52,7 +52,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFac
         factory = StoreFactory(name, "memory://", lambda: shared)
     elif name == "sqlite":
         url = f"sqlite:///{tmp_path / 'profiles.db'}"
-        factory = StoreFactory(name, url, lambda: open_store(url))
+        # the suite pins atomicity under contention, not the (deliberately short) busy timeout
+        factory = StoreFactory(name, url, lambda: open_store(url, busy_timeout_s=5.0))
     else:
         server: LocalRedisServer = request.getfixturevalue("redis_server")
         # a fresh key prefix per test: isolation without FLUSHDB

@@ -27,7 +27,7 @@ T = 1_772_442_000.0  # 2026-03-02 09:00 UTC
 
 def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
     """A user at every bound: 8 devices, 12 countries/regions/ASNs, a full hour histogram,
-    one trusted device and OTP failures on record — the largest profile the engine keeps."""
+    one trusted device and a token device — the largest profile the engine keeps."""
     p = UserProfile()
     countries = ["GB", "FR", "DE", "ES", "IT", "NL", "BE", "PT", "IE", "US", "CA", "JP"]
     for i in range(40):
@@ -37,7 +37,8 @@ def realistic_profile(devices: int = 8, places: int = 12) -> UserProfile:
             asn=64_500 + i % places, latitude=51.5 + i / 100, longitude=-0.12 + i / 100,
             local_hour=i % 24, max_devices=devices, max_places=places)
     p = p.trusted(next(iter(p.devices)), int(T) + 30 * 86_400)
-    return p.with_otp_failures("session-7f3a9c1e2b4d6f80", 3, int(T) + 41 * 86_400, 1800.0)
+    # a token device (the longest device key) trusted after a verified challenge
+    return p.trusted("t:" + "7f3a9c1e2b4d6f80" * 2, int(T) + 71 * 86_400, now=int(T) + 41 * 86_400)
 
 
 def bump(p: UserProfile | None) -> UserProfile:
@@ -376,3 +377,95 @@ def test_redis_url_options(redis_server: object) -> None:
     store.close()
     with pytest.raises(ValueError, match="redis"):
         RedisStore(f"{redis_server.url}?socket_timeout=soon")
+
+
+# -- second factors, the population prior, the per-user pending cap (security issue #12) ----------
+OTP_WINDOW = 3600.0
+SESSION_WINDOW = 1800.0
+
+
+def _otp(store: ProfileStore, user: str, session: str, n: int, at: float) -> tuple[int, int]:
+    counts = store.add_otp_failures(user, session, n, at, otp_since=at - OTP_WINDOW,
+                                    session_since=at - SESSION_WINDOW)
+    return counts.session, counts.user
+
+
+def test_second_factor_failures_count_per_session_and_per_user(store: ProfileStore) -> None:
+    assert _otp(store, "alice", "s1", 3, T) == (3, 3)
+    assert _otp(store, "alice", "s2", 2, T + 60) == (2, 5)  # a new session does not reset the user
+    assert _otp(store, "alice", "s1", 1, T + 120) == (4, 6)
+    assert _otp(store, "bob", "s1", 1, T + 120) == (1, 1)  # another user's session of the same name
+    snap = store.snapshot("alice", "203.0.113.9", T + 120 - WINDOW, session="s1",
+                          otp_since=T + 120 - OTP_WINDOW, session_since=T + 120 - SESSION_WINDOW)
+    assert (snap.otp_session_failures, snap.otp_user_failures) == (4, 6)
+    assert snap.user_failures == 6  # failed second factors count as the user's failures too
+    # windows are the times passed in: an hour and a second later only the later ones remain
+    late = T + 60 + OTP_WINDOW + 1
+    snap = store.snapshot("alice", "", late - WINDOW, session="s1", otp_since=late - OTP_WINDOW,
+                          session_since=late - SESSION_WINDOW)
+    assert (snap.otp_session_failures, snap.otp_user_failures) == (0, 1)
+
+
+def test_session_keys_do_not_collide(store: ProfileStore) -> None:
+    assert _otp(store, "a:b", "c", 1, T) == (1, 1)
+    assert _otp(store, "a", "b:c", 1, T) == (1, 1)
+
+
+def test_reset_otp_failures_clears_every_session_of_the_user_only(store: ProfileStore) -> None:
+    _otp(store, "alice", "s1", 3, T)
+    _otp(store, "alice", "s2", 3, T)
+    _otp(store, "alicia", "s1", 2, T)
+    store.reset_otp_failures("alice")
+    assert _otp(store, "alice", "s1", 0, T) == (0, 0)
+    assert _otp(store, "alice", "s2", 0, T) == (0, 0)
+    assert _otp(store, "alicia", "s1", 0, T) == (2, 2)
+
+
+def test_second_factor_counting_is_atomic_under_8_threads(backend: StoreFactory) -> None:
+    threads_n, per_thread = 8, 25
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_n, timeout=60)
+
+    def guess() -> None:
+        store = backend.open()
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                seen.append(_otp(store, "victim", f"session-{threading.get_ident()}", 1, T)[1])
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=guess) for _ in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors
+    # every failure counted, and each caller saw a distinct running count: no read-then-write race
+    assert sorted(seen) == list(range(1, threads_n * per_thread + 1))
+
+
+def test_population_prior_accumulates_and_is_shared(backend: StoreFactory) -> None:
+    a, b = backend.open(), backend.open()
+    a.population_add("GB", 1.5)
+    b.population_add("GB", 2.25)
+    b.population_add("FR", 0.5)
+    assert a.population() == {"GB": 3.75, "FR": 0.5}
+
+
+def test_pending_per_user_cap_evicts_that_users_oldest_only(store: ProfileStore) -> None:
+    store.put_pending("victim-1", b"v", T + 600, user_id="victim", max_per_user=3)
+    for i in range(50):
+        store.put_pending(f"spam-{i}", b"s", T + 600 + i, user_id="attacker", max_per_user=3)
+    assert store.pop_pending("victim-1", T) == b"v"
+    kept = [i for i in range(50) if store.pop_pending(f"spam-{i}", T) is not None]
+    assert kept == [47, 48, 49]
+
+
+def test_pending_cap_does_not_count_answered_challenges(store: ProfileStore) -> None:
+    for i in range(3):
+        store.put_pending(f"d{i}", b"x", T + 600 + i, user_id="alice", max_per_user=3)
+    assert store.pop_pending("d2", T) == b"x"  # the newest answered
+    store.put_pending("d3", b"x", T + 700, user_id="alice", max_per_user=3)
+    assert store.pop_pending("d0", T) == b"x"  # still there: only 3 outstanding

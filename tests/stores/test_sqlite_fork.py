@@ -23,7 +23,7 @@ def _child(out: Any) -> None:
 
 
 def test_forks_during_busy_sqlite_threads_never_hang_the_child(tmp_path: Path) -> None:
-    store = SqliteStore(str(tmp_path / "p.db"), checkpoint_s=0.001)
+    store = SqliteStore(str(tmp_path / "p.db"), checkpoint_s=0.001, timeout_s=5.0)
     _inherited["store"] = store
     stop = threading.Event()
 

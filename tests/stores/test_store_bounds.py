@@ -24,14 +24,14 @@ def test_full_pending_map_drops_the_earliest_expiring_quarter_and_keeps_the_rest
 def test_trimming_is_amortised_not_once_per_challenge() -> None:
     store = MemoryStore(max_pending=100)
     trims = 0
-    original = store._trimmed
+    original = store._trim
 
-    def counting(newest: float) -> dict[str, tuple[float, bytes]]:
+    def counting(newest: float) -> None:
         nonlocal trims
         trims += 1
-        return original(newest)
+        original(newest)
 
-    store._trimmed = counting  # type: ignore[method-assign]
+    store._trim = counting  # type: ignore[method-assign]
     for i in range(1_000):
         store.put_pending(f"d{i}", b"ctx", expires_at=T + i)
     # trims before challenges 100, 125, …, 975: one per 25 new challenges, 36 in all (the
@@ -55,10 +55,10 @@ def test_failure_counters_of_keys_out_of_the_window_are_forgotten() -> None:
     store.sweep_floor = store._sweep_at = 200
     for i in range(99):  # a stuffing wave: one failure from each of 99 addresses, for 99 users
         store.add_failure(f"user{i}", f"198.51.100.{i}", T + i)
-    assert len(store._ip_failures) == 99
+    assert len(store._ips.events) == 99
     later = T + 7200  # two hours on: the wave is out of the window
     assert store.add_failure("alice", "203.0.113.9", later) == 1  # 200 keys now: sweeps
-    assert sorted(store._ip_failures) == ["203.0.113.9"] and sorted(store._user_failures) == ["alice"]
+    assert sorted(store._ips.events) == ["203.0.113.9"] and sorted(store._users.events) == ["alice"]
     assert store._sweep_at == 200  # the floor: twice the 2 keys left is less
     snap = store.snapshot("alice", "203.0.113.9", since=later - 1800)
     assert (snap.user_failures, snap.ip_failures) == (1, 1)
