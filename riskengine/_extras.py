@@ -21,8 +21,8 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "audit": ("pyarrow",),
     "analytics": ("duckdb", "polars", "pyarrow"),
     "dashboard": ("streamlit", "altair", "duckdb", "polars", "pyarrow"),
-    "sim": ("polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr"),
-    "model": ("sklearn", "polars", "pyarrow", "numpy", "tqdm"),
+    "sim": ("polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"),
+    "model": ("sklearn", "joblib", "polars", "pyarrow", "numpy", "tqdm"),
 }
 EXTRAS["all"] = tuple(sorted({name for names in EXTRAS.values() for name in names}))
 """Import names (not distribution names) each extra provides, as pyproject.toml declares them."""
@@ -43,9 +43,13 @@ class MissingExtraError(ModuleNotFoundError):
         self.feature = feature
 
 
-def _check(extra: str) -> None:
-    if extra not in EXTRAS:
-        raise ValueError(f"unknown extra {extra!r}; known: {', '.join(sorted(EXTRAS))}")
+def _check(extra: str) -> tuple[str, ...]:
+    """The extras named by ``extra`` (one name, or several joined by commas as pip spells them)."""
+    names = tuple(extra.split(","))
+    for name in names:
+        if name not in EXTRAS:
+            raise ValueError(f"unknown extra {name!r}; known: {', '.join(sorted(EXTRAS))}")
+    return names
 
 
 def _installed(module: str) -> bool:
@@ -63,8 +67,8 @@ def missing(extra: str) -> list[str]:
     >>> missing("audit") in ([], ["pyarrow"])
     True
     """
-    _check(extra)
-    return [name for name in EXTRAS[extra] if not _installed(name)]
+    modules = dict.fromkeys(m for name in _check(extra) for m in EXTRAS[name])
+    return [m for m in modules if not _installed(m)]
 
 
 def require(*modules: str, extra: str, feature: str | None = None) -> None:
@@ -78,10 +82,10 @@ def require(*modules: str, extra: str, feature: str | None = None) -> None:
     ...
     riskengine._extras.MissingExtraError: ... pip install "riskengine[analytics]"
     """
-    _check(extra)
-    for name in modules or EXTRAS[extra]:
-        if not _installed(name):
-            raise MissingExtraError(name, extra, feature)
+    names = _check(extra)
+    for module in modules or dict.fromkeys(m for name in names for m in EXTRAS[name]):
+        if not _installed(module):
+            raise MissingExtraError(module, extra, feature)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from riskengine._extras import extra
 
-with extra("all", feature="riskengine demo"):
+with extra("dashboard,sim", feature="riskengine demo"):
     import polars as pl
 
 from riskengine.config import Settings

@@ -8,7 +8,6 @@ core-only install is proven by tests/packaging/test_wheel.py.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -85,6 +84,14 @@ def test_all_is_the_union_of_the_extras() -> None:
     assert set(EXTRAS["all"]) == others
 
 
+def test_several_extras_are_named_as_pip_spells_them() -> None:
+    assert missing("dashboard,sim") == []  # this checkout's environment has everything
+    with pytest.raises(MissingExtraError, match=r'pip install "riskengine\[dashboard,sim\]"'):
+        require("riskengine_no_such_module", extra="dashboard,sim")
+    with pytest.raises(ValueError, match="unknown extra 'simulator'"):
+        require("json", extra="dashboard,simulator")
+
+
 def test_core_scores_and_audits_to_memory_without_any_heavy_package() -> None:
     result = run_without_extras("""
         from datetime import UTC, datetime
@@ -120,7 +127,7 @@ OPTIONAL_AREAS: dict[str, str] = {
     "import riskengine.simulate": "sim",
     "import riskengine.replay": "sim",
     "import riskengine.evaluate": "sim",
-    "import riskengine.demo": "all",
+    "import riskengine.demo": "dashboard,sim",
     "import riskengine.model.train": "model",
     "import riskengine.model.dataset": "model",
     "import riskengine.stores.redis": "redis",
@@ -155,32 +162,46 @@ def test_each_optional_area_names_its_extra() -> None:
         assert f'pip install "riskengine[{extra_name}]"' in raised[1], statement  # type: ignore[index]
 
 
-def test_cli_lists_every_command_and_says_what_to_install() -> None:
+def test_each_command_module_names_an_extra_its_help_line_lists() -> None:
+    # the CLI's table (COMMANDS: name, module, extras) and the modules' own import boundaries agree
+    result = run_without_extras("""
+        import importlib
+        from riskengine._extras import MissingExtraError
+        from riskengine.cli import COMMANDS
+        result = {}
+        for cmd in COMMANDS:
+            try:
+                importlib.import_module(cmd.module)
+                result[cmd.name] = [list(cmd.extras), None]
+            except MissingExtraError as exc:
+                result[cmd.name] = [list(cmd.extras), exc.extra]
+    """)
+    imported_in_core = set()
+    for command, (listed, raised) in result.items():  # type: ignore[misc]
+        if raised is None:
+            imported_in_core.add(command)  # the command's module imports its extra lazily
+        else:
+            assert set(raised.split(",")) <= set(listed), f"{command}: raises [{raised}], --help lists {listed}"
+    assert imported_in_core == {"dashboard", "user", "model"}
+
+
+def test_cli_says_what_to_install_in_one_line() -> None:
     result = run_without_extras("""
         import contextlib, io
-        from riskengine.cli import COMMAND_EXTRAS, COMMAND_NAMES, build_parser, main
-        help_text = build_parser().format_help()
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            codes = {c: main([c, "--root", "x"]) for c in ("report", "replay", "dashboard")}
-        result = {"help": help_text, "codes": codes, "stderr": err.getvalue(),
-                  "names": sorted(COMMAND_NAMES.values()), "extras": COMMAND_EXTRAS}
+        from riskengine.cli import main
+        codes, lines = {}, {}
+        for argv in (["report", "--root", "x"], ["replay", "in.csv", "--out", "o.parquet"],
+                     ["dashboard", "--root", "x"], ["demo"], ["audit", "compact", "--root", "x"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                codes[argv[0]] = main(argv)
+            lines[argv[0]] = err.getvalue()
+        result = {"codes": codes, "stderr": lines}
     """)
-    help_text = str(result["help"])
-    for command in result["names"]:  # type: ignore[attr-defined]
-        assert f"    {command} " in help_text
-    assert 'report       not installed: pip install "riskengine[analytics]"' in help_text
-    # every placeholder names the extra the epilog's table gives for its command
-    extras: dict[str, str | None] = result["extras"]  # type: ignore[assignment]
-    placeholders = re.findall(r'^    (\w+) +not installed: pip install "riskengine\[(\w+)\]"$', help_text, re.M)
-    assert {c for c, _ in placeholders} == {"demo", "simulate", "replay", "evaluate", "report", "audit"}
-    for command, extra_name in placeholders:
-        assert extras[command] == extra_name, command
-    for command, extra_name in extras.items():
-        assert re.search(rf"^  {command} +{re.escape(f'[{extra_name}]') if extra_name else 'core install'}$",
-                         help_text, re.M), command
-    assert result["codes"] == {"report": 1, "replay": 1, "dashboard": 1}
-    stderr = str(result["stderr"])
-    assert 'riskengine report: error: riskengine.analytics needs the \'duckdb\' package' in stderr
-    assert 'riskengine replay: error: riskengine replay needs' in stderr
-    assert 'pip install "riskengine[dashboard]"' in stderr
+    assert result["codes"] == {"report": 1, "replay": 1, "dashboard": 1, "demo": 1, "audit": 1}
+    stderr: dict[str, str] = result["stderr"]  # type: ignore[assignment]
+    expected = {"report": "analytics", "replay": "sim", "dashboard": "dashboard", "demo": "dashboard,sim",
+                "audit": "analytics"}
+    for command, extra_name in expected.items():
+        assert stderr[command].count("\n") == 1 and stderr[command].startswith("riskengine: error:"), stderr[command]
+        assert f'pip install "riskengine[{extra_name}]"' in stderr[command], stderr[command]
