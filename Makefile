@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip setuptools wheel
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,example]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[all,dev,example]'
 	touch $(STAMP)
 
 install: $(STAMP)

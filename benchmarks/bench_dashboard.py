@@ -37,7 +37,7 @@ from _util import decision_rows, load_note, table  # noqa: E402
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
 from riskengine.analytics.rollups import ROLLUPS_ENV, build_rollups  # noqa: E402
 from riskengine.audit.events import SCHEMA_VERSION  # noqa: E402
-from riskengine.audit.schema import TABLES  # noqa: E402
+from riskengine.audit.schema import arrow_schema  # noqa: E402
 
 DEFAULT_ROOT = REPO / "var" / "bench" / "audit"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -137,7 +137,7 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
 
 def _conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """Exactly the columns and types of the audit table (absent ones null)."""
-    schema = TABLES[table]
+    schema = pl.from_arrow(arrow_schema(table).empty_table()).schema
     return frame.select(
         (pl.col(c) if c in frame.columns else pl.lit(None)).cast(dtype).alias(c) for c, dtype in schema.items())
 

@@ -7,16 +7,14 @@ every page honours the same filters), then runs the selected page from ``views/`
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE.parent) not in sys.path:  # `import dashboard.common` from a source checkout
-    sys.path.insert(0, str(_HERE.parent))
+from riskengine.dashboard_cli import app_module
 
-from dashboard import common  # noqa: E402
+_HERE = Path(__file__).resolve().parent
+common = app_module("common", __file__)  # dashboard.common in a checkout, riskengine.dashboard_app.common installed
 
 st.set_page_config(page_title="riskengine", page_icon=":material/shield_lock:", layout="wide")
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import riskengine
+from riskengine._extras import EXTRAS
 from riskengine.cliutil import UsageError
 
 DEBUG_ENV = "RISKENGINE_DEBUG"
@@ -62,13 +63,7 @@ COMMANDS_BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
 # which extra brings a third-party module, for a missing import met while a command runs
 # (the first extra listed that provides it, unless the running command's own extras do)
 EXTRA_MODULES: dict[str, frozenset[str]] = {
-    "audit": frozenset({"pyarrow"}),
-    "analytics": frozenset({"duckdb", "polars", "pyarrow"}),
-    "sim": frozenset({"polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"}),
-    "model": frozenset({"sklearn", "joblib", "scipy", "polars", "pyarrow", "numpy", "tqdm"}),
-    "redis": frozenset({"redis"}),
-    "dashboard": frozenset({"streamlit", "altair", "duckdb", "polars", "pyarrow"}),
-}
+    extra: frozenset(modules) for extra, modules in EXTRAS.items() if extra != "all"}
 
 
 class HelpFormatter(argparse.HelpFormatter):

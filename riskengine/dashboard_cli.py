@@ -1,34 +1,68 @@
 """``riskengine dashboard --root DIR [--port N] [--labels PATH] [--config TOML]``: start the Streamlit app.
 
-The app lives in the repository's top-level ``dashboard/`` folder (beside the package, not
-inside it), so this command works from a source checkout or an editable install
-(``pip install -e .``), which is how the project is run. A wheel installed elsewhere has no
-``dashboard/`` and gets a clear error naming the path it looked for.
+The app's source is the repository's top-level ``dashboard/`` folder; the wheel ships it as
+the package ``riskengine.dashboard_app`` (mapped at build time), so the command works from a
+source checkout, an editable install and ``pip install "riskengine[dashboard]"`` alike. It
+needs the ``[dashboard]`` extra (Streamlit, Altair and the analytics layer).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import riskengine
+from riskengine._extras import require
+
+INSTALLED_PACKAGE = "riskengine.dashboard_app"
+"""Where the wheel puts the ``dashboard/`` folder."""
 
 DEFAULT_PORT = 8501
 APP_ENV = "RISKENGINE_DASHBOARD_APP"
 
 
 def app_path() -> Path:
-    """``<repo>/dashboard/app.py`` next to the ``riskengine`` package (or ``$RISKENGINE_DASHBOARD_APP``)."""
+    """The Streamlit entry point: ``$RISKENGINE_DASHBOARD_APP`` if set; else ``dashboard/app.py``
+    of the source checkout this ``riskengine`` package belongs to; else the installed
+    ``riskengine/dashboard_app/app.py``."""
     override = os.environ.get(APP_ENV)
-    path = Path(override) if override else Path(riskengine.__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if override:
+        path = Path(override)
+    else:
+        package = Path(riskengine.__file__).resolve().parent
+        checkout = package.parent
+        if (checkout / "pyproject.toml").is_file() and (checkout / "dashboard" / "app.py").is_file():
+            path = checkout / "dashboard" / "app.py"
+        else:
+            path = package / "dashboard_app" / "app.py"
     if not path.is_file():
         raise FileNotFoundError(
-            f"dashboard app not found at {path}: `riskengine dashboard` runs from a source checkout or an "
-            f"editable install (pip install -e .), or set {APP_ENV} to the path of dashboard/app.py")
+            f"dashboard app not found at {path}: reinstall riskengine (pip install \"riskengine[dashboard]\") "
+            f"or set {APP_ENV} to the path of dashboard/app.py")
     return path
+
+
+def app_module(name: str, near: str | os.PathLike[str]) -> ModuleType:
+    """Import module ``name`` of the dashboard app that the file ``near`` belongs to (the app or
+    one of its ``views/``): ``dashboard.<name>`` from a source checkout (its folder put on
+    ``sys.path``), ``riskengine.dashboard_app.<name>`` from an installed wheel.
+
+    The app's pages run as Streamlit scripts, not as package modules, so they cannot use
+    relative imports; this keeps one spelling for both layouts.
+    """
+    folder = Path(near).resolve().parent
+    if not (folder / "app.py").is_file():
+        folder = folder.parent
+    if folder == Path(riskengine.__file__).resolve().parent / "dashboard_app":
+        return importlib.import_module(f"{INSTALLED_PACKAGE}.{name}")
+    if str(folder.parent) not in sys.path:
+        sys.path.insert(0, str(folder.parent))
+    return importlib.import_module(f"{folder.name}.{name}")
 
 
 def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None,
@@ -36,6 +70,7 @@ def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None
     """The ``python -m streamlit run …`` argv; arguments after ``--`` reach the app itself."""
     if not 0 < port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    require(extra="dashboard", feature="riskengine dashboard")
     if labels is not None and not Path(labels).is_file():
         raise FileNotFoundError(f"--labels file not found: {labels}")
     if config is not None and not Path(config).is_file():

@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import polars as pl
+from riskengine._extras import extra
+
+with extra("dashboard,sim", feature="riskengine demo"):
+    import polars as pl
 
 from riskengine.config import Settings
 from riskengine.evaluate import evaluate, plot

@@ -607,9 +607,9 @@ class Engine:
             if self._emit_values is not None:
                 self._emit_values(table, row)
                 return
-            from riskengine.audit.schema import TABLES
+            from riskengine.audit.columns import COLUMNS  # not .schema: that needs pyarrow
 
-            as_dict = {k: list(v) if type(v) is tuple else v for k, v in zip(TABLES[table], row, strict=True)}
+            as_dict = {k: list(v) if type(v) is tuple else v for k, v in zip(COLUMNS[table], row, strict=True)}
             when = as_dict.get("event_time")
             if isinstance(when, datetime):
                 as_dict["event_time"] = when.astimezone(UTC)

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine evaluate"):
+    import numpy as np
+    import polars as pl
 
 from riskengine.cliutil import UsageError, add_json_flag, print_json
 from riskengine.formats import FORMATS, check_input_file, check_parquet_file, infer_format

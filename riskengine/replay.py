@@ -31,9 +31,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine replay"):
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 from riskengine.baseline import FreemanBaseline
 from riskengine.cliutil import add_json_flag, jsonable, print_json

@@ -9,8 +9,10 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboard import common
 from riskengine.analytics.stats import wilson_ci
+from riskengine.dashboard_cli import app_module
+
+common = app_module("common", __file__)
 
 root, f = common.page_context("Experiments", needs_logins=False)
 r = str(root)

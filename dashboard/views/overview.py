@@ -9,7 +9,9 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from dashboard import common
+from riskengine.dashboard_cli import app_module
+
+common = app_module("common", __file__)
 
 root, f = common.page_context("Overview")
 r = str(root)

@@ -15,7 +15,7 @@ import polars as pl
 
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query
-from riskengine.audit.schema import TABLES
+from riskengine.audit.columns import COLUMNS
 
 USER_TABLES = ("decisions", "challenges", "admin")
 """The tables :meth:`_Explorer.user_events` reads: what support shows about one user."""
@@ -27,8 +27,8 @@ class _Explorer(_Reader):
     def events(self, f: Filters = Filters(), table: str = "decisions", limit: int = 500,
                offset: int = 0) -> pl.DataFrame:
         """Raw audit rows, newest first (the audit explorer); challenges with an outcome only."""
-        if table not in TABLES:
-            raise ValueError(f"unknown audit table {table!r}; known: {', '.join(TABLES)}")
+        if table not in COLUMNS:
+            raise ValueError(f"unknown audit table {table!r}; known: {', '.join(COLUMNS)}")
         return self._newest(f, table, limit, offset, "outcome IS NOT NULL" if table == "challenges" else "true")
 
     def user_events(self, user_key: str, table: str = "decisions", limit: int = 20) -> pl.DataFrame:

@@ -22,9 +22,9 @@ import duckdb
 import polars as pl
 
 from riskengine.analytics._files import month_of, months_of, previous_month, segments, vanished
-from riskengine.analytics._sql import Filters, Query, decision_column_conds, duck_type
-from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV
-from riskengine.audit.schema import TABLES
+from riskengine.analytics._sql import Filters, Query, decision_column_conds
+from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, duck_type
+from riskengine.audit.columns import COLUMNS
 
 _RETRIES = 3
 
@@ -71,7 +71,7 @@ class _Reader:
              skip: frozenset[int] = frozenset(), files: list[str] | None = None) -> str:
         """A FROM-able subquery with every column of ``table`` (typed NULLs where a segment
         predates a column) plus ``year``/``month``; empty when there are no segments."""
-        stub = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+        stub = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in COLUMNS[table].items())
         stub = f"SELECT {stub}, NULL::INTEGER AS year, NULL::INTEGER AS month WHERE false"
         if files is None:
             files = self._files(table, since, until, skip)
@@ -118,7 +118,7 @@ class _Reader:
         lack their decision's columns: True (any: look their decisions up in the window),
         False (none) or the challenge segments holding such rows (look up only their months)."""
         a = f"{alias}." if alias else ""
-        cols = TABLES[table]
+        cols = COLUMNS[table]
         conds = ["true"]
         if f.since is not None:
             conds.append(f"{a}event_time >= {q.p(f.since)}")

@@ -18,10 +18,6 @@ import polars as pl
 from riskengine.analytics.rollups import DAY_US
 
 GRAINS = ("hour", "day", "week")
-_DUCK_TYPES = {
-    pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
-    pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR",
-}
 
 
 @dataclass(frozen=True)
@@ -136,16 +132,6 @@ def check_grain(grain: str) -> str:
 
 def utc_buckets(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("bucket").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-
-
-def duck_type(dt: Any) -> str:
-    """The DuckDB type of a polars dtype of the audit schema."""
-    if isinstance(dt, pl.List):
-        return f"{duck_type(dt.inner)}[]"
-    for pl_type, duck in _DUCK_TYPES.items():
-        if isinstance(dt, pl_type) or dt == pl_type:
-            return duck
-    raise TypeError(f"no DuckDB type for {dt}")
 
 
 def epoch_us(t: datetime) -> int:

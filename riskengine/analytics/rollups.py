@@ -34,12 +34,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import duckdb
-
+from riskengine._extras import extra
 from riskengine.audit._fs import FILE_MODE, private_mkdir
-from riskengine.audit.schema import TABLES
+from riskengine.audit.columns import COLUMNS
+
+with extra("analytics", feature="audit rollups (riskengine.analytics)"):
+    import duckdb
 
 ROLLUP_DIR = "_rollups"
 ROLLUP_VERSION = 1
@@ -86,24 +88,29 @@ def _next_month_start(key: int) -> datetime:
     return datetime(y + 1, 1, 1, tzinfo=UTC) if m == 12 else datetime(y, m + 1, 1, tzinfo=UTC)
 
 
-def duck_type(dt: Any) -> str:
-    """DuckDB type name of a polars dtype from :data:`TABLES`."""
-    import polars as pl
+DUCK_TYPES: Final[dict[str, str]] = {
+    "timestamp": "TIMESTAMPTZ", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT", "double": "DOUBLE",
+    "bool": "BOOLEAN", "string": "VARCHAR", "list<string>": "VARCHAR[]", "list<double>": "DOUBLE[]",
+}
+"""DuckDB type of each column type name in :data:`~riskengine.audit.columns.COLUMNS`."""
 
-    if isinstance(dt, pl.List):
-        return f"{duck_type(dt.inner)}[]"
-    names = {pl.Datetime: "TIMESTAMPTZ", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
-             pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR"}
-    for pl_type, duck in names.items():
-        if isinstance(dt, pl_type) or dt == pl_type:
-            return duck
-    raise TypeError(f"no DuckDB type for {dt}")
+
+def duck_type(kind: str) -> str:
+    """DuckDB type name of a column type from :data:`~riskengine.audit.columns.COLUMNS`.
+
+    >>> duck_type("list<string>")
+    'VARCHAR[]'
+    """
+    try:
+        return DUCK_TYPES[kind]
+    except KeyError:
+        raise TypeError(f"no DuckDB type for audit column type {kind!r}") from None
 
 
 def stub(table: str) -> str:
     """A zero-row SELECT with every column of ``table``, typed: UNION ALL BY NAME with it
     gives segments written before a column existed that column as NULL."""
-    cols = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in TABLES[table].items())
+    cols = ", ".join(f"NULL::{duck_type(dt)} AS {name}" for name, dt in COLUMNS[table].items())
     return f"SELECT {cols} WHERE false"
 
 
@@ -141,7 +148,7 @@ def is_current(root: Path, key: int, manifest: dict[str, Any]) -> bool:
         return False
     for ref, names in sources.items():
         table, _, month = ref.partition("/")
-        if table not in TABLES or not month.isdigit():
+        if table not in COLUMNS or not month.isdigit():
             return False
         if [p.name for p in month_files(root, table, int(month))] != names:
             return False

@@ -12,7 +12,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "AuditSink", "MemorySink", "NullSink", "P
 
 
 def __getattr__(name: str) -> Any:
-    # TABLES needs Polars, which the scoring path does not: imported on first use
+    # TABLES needs pyarrow (extra [audit]), which the scoring path does not: imported on first use
     if name == "TABLES":
         from riskengine.audit.schema import TABLES
 

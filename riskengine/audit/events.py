@@ -233,7 +233,7 @@ class Pseudonymizer:
 
 
 def __getattr__(name: str) -> Any:
-    # ``TABLES`` moved to riskengine.audit.schema (it needs Polars); still importable from here
+    # ``TABLES`` moved to riskengine.audit.schema (it needs pyarrow); still importable from here
     if name == "TABLES":
         from riskengine.audit.schema import TABLES
 

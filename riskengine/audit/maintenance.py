@@ -51,7 +51,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
+from riskengine._extras import extra
+
+with extra("analytics", feature="audit compaction and retention (riskengine audit)"):
+    import duckdb
 
 from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.parquet import SEGMENT_PREFIX, TMP_SUFFIX, segment_name

@@ -39,24 +39,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from riskengine._extras import extra
+
+with extra("audit", feature="the Parquet audit sink (Engine audit.root)"):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 from riskengine.audit._fs import create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.base import Row
-from riskengine.audit.schema import TABLES
+from riskengine.audit.schema import TABLES, arrow_schema
 
 log = logging.getLogger(__name__)
 
 SEGMENT_PREFIX = "part-"
 TMP_SUFFIX = ".tmp"
-
-
-def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema of an audit table, derived from :data:`TABLES` (the one source)."""
-    import polars as pl
-
-    return pl.DataFrame(schema=TABLES[table]).to_arrow().schema
 
 
 def segment_name(now: datetime | None = None) -> str:

@@ -19,8 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("model", feature="model training (riskengine model)"):
+    import numpy as np
+    import polars as pl
 
 from riskengine.config import Settings
 from riskengine.model.dataset import LABEL_COLUMNS, build_dataset, read_labels

@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-import polars as pl
+from riskengine._extras import extra
+
+with extra("model", feature="model training (riskengine model)"):
+    import polars as pl
 
 from riskengine.baseline import FreemanBaseline
 from riskengine.config import Settings

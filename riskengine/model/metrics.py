@@ -21,8 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("model", feature="model training (riskengine model)"):
+    import numpy as np
+    import polars as pl
 
 DEFAULT_STEP_UP_TARGETS: Final = (0.01, 0.02, 0.05)
 

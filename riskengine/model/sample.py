@@ -18,8 +18,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("model", feature="model training (riskengine model)"):
+    import numpy as np
+    import polars as pl
 
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE
 

@@ -22,8 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-import polars as pl
+from riskengine._extras import extra
+
+with extra("model", feature="model training (riskengine model)"):
+    import numpy as np
+    import polars as pl
 
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig
 from riskengine.model.metrics import (
@@ -129,8 +132,9 @@ def train_model(
     warmup_days: float = 7.0, seed: int = 0, targets: tuple[float, ...] = DEFAULT_STEP_UP_TARGETS,
 ) -> dict[str, Any]:
     """Fit both estimators, pick, calibrate, evaluate on the test weeks, save; returns the metrics."""
-    import joblib  # type: ignore[import-untyped]
-    import sklearn
+    with extra("model", feature="model training (riskengine model train)"):
+        import joblib  # type: ignore[import-untyped]
+        import sklearn
 
     if "is_attack" not in frame.columns:
         raise ValueError("training rows need labels (an is_attack column): pass --labels")

@@ -5,6 +5,13 @@
 7
 """
 
+from riskengine._extras import extra
+
+with extra("sim", feature="the simulator (riskengine.simulate)"):
+    import numpy  # noqa: F401 - checked here so every simulator module names the extra
+    import polars  # noqa: F401
+    import tqdm  # noqa: F401
+
 from riskengine.simulate.run import SimulationConfig, existing_run, simulate
 
 __all__ = ["SimulationConfig", "existing_run", "simulate"]

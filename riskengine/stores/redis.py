@@ -43,9 +43,12 @@ import time
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from riskengine._extras import extra
+
+with extra("redis", feature="the redis:// profile store"):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
 from riskengine.profile import UserProfile
 from riskengine.stores.base import OtpCounts, Snapshot, StoreError, Updater, session_key
