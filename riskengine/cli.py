@@ -54,7 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("report", "riskengine.analytics.report", ("analytics",), "KPI summary of an audit root"),
     Command("dashboard", "riskengine.dashboard_cli", ("dashboard",), "start the Streamlit dashboard on an audit root"),
     Command("audit", "riskengine.audit.cli", ("analytics",), "audit log maintenance (compaction, retention)"),
-    Command("user", "riskengine.support", (), "support operations on one user: show, untrust, unlock, reset"),
+    Command("user", "riskengine.support", (), "one user, for support: show, untrust, unlock, reset"),
     Command("model", "riskengine.model.cli", ("model",),
             "learned risk model: train a calibrated classifier on labelled logins"),
 )
