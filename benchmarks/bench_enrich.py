@@ -19,8 +19,8 @@ import maxminddb  # noqa: E402
 import user_agents  # noqa: E402
 from _util import table  # noqa: E402
 
-from riskengine.enrich.geoip import GeoIP, builtin_city_db  # noqa: E402
-from riskengine.enrich.useragent import UAParser, classify  # noqa: E402
+from riskengine.core.enrich.geoip import GeoIP, builtin_city_db  # noqa: E402
+from riskengine.core.enrich.useragent import UAParser, classify  # noqa: E402
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE  # noqa: E402
 
 

@@ -31,12 +31,12 @@ from bench_score import CALLS, USERS, attempts  # noqa: E402
 
 from riskengine import Engine, LoginAttempt, Settings  # noqa: E402
 from riskengine.audit.base import NullSink  # noqa: E402
-from riskengine.enrich.geoip import GeoInfo  # noqa: E402
-from riskengine.model.dataset import build_dataset  # noqa: E402
-from riskengine.model.features import FEATURE_NAMES, FeatureConfig  # noqa: E402
-from riskengine.model.inference import LoadedModel  # noqa: E402
-from riskengine.model.train import train_model  # noqa: E402
-from riskengine.stores import open_store  # noqa: E402
+from riskengine.core.enrich.geoip import GeoInfo  # noqa: E402
+from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig  # noqa: E402
+from riskengine.core.model.inference import LoadedModel  # noqa: E402
+from riskengine.core.stores import open_store  # noqa: E402
+from riskengine.offline.model.dataset import build_dataset  # noqa: E402
+from riskengine.offline.model.train import train_model  # noqa: E402
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE  # noqa: E402
 
 UAS = [CHROME_WIN, FIREFOX_MAC, IPHONE]
@@ -46,7 +46,7 @@ IPS = ["81.2.69.160", "89.160.20.112", "216.160.83.56", "2.125.160.216", "175.16
 
 def models(root: Path, out: Path) -> dict[str, Path]:
     if not (root / "events.parquet").exists():
-        from riskengine.simulate import SimulationConfig, simulate
+        from riskengine.offline.simulate import SimulationConfig, simulate
 
         print(f"simulating a training root into {root} …", file=sys.stderr)
         simulate(root, SimulationConfig(users=1500, days=56, seed=3, attack_intensity=8, ato_share=0.03,
@@ -95,7 +95,7 @@ def run_hook(label: str, model_dir: Path) -> list[dict[str, object]]:
     model = LoadedModel.load(model_dir, weight=0.5)
     engine = Engine(Settings().with_overrides(geo={"city_db": None}), sink=NullSink())
     prof = engine.store.get("x")
-    from riskengine.profile import UserProfile
+    from riskengine.core.profile import UserProfile
 
     profile = prof or UserProfile()
     attempt = make_attempt("x")  # 09:00 UTC

@@ -26,9 +26,9 @@ from _util import percentiles_us, table  # noqa: E402
 
 from riskengine import Engine, LoginAttempt, Settings  # noqa: E402
 from riskengine.audit.base import NullSink  # noqa: E402
-from riskengine.profile import UserProfile  # noqa: E402
-from riskengine.stores.redis import RedisStore  # noqa: E402
-from riskengine.stores.redis_server import LocalRedisServer  # noqa: E402
+from riskengine.core.profile import UserProfile  # noqa: E402
+from riskengine.core.stores.redis import RedisStore  # noqa: E402
+from riskengine.core.stores.redis_server import LocalRedisServer  # noqa: E402
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE  # noqa: E402
 
 USERS = 2_000

@@ -21,8 +21,8 @@ from pathlib import Path
 def _stage(stage: str, events: str) -> dict[str, float]:
     import polars as pl
 
-    from riskengine.models import LoginAttempt
-    from riskengine.replay import ReplayStats, _native_batches, replay_to_file
+    from riskengine.core.attempt import LoginAttempt
+    from riskengine.offline.replay import ReplayStats, _native_batches, replay_to_file
 
     started = time.perf_counter()
     logins = 0
@@ -36,8 +36,8 @@ def _stage(stage: str, events: str) -> dict[str, float]:
         # the engine's own floor: score() over attempts built beforehand (timed from here),
         # so no reading, no column work, no failed passwords and no challenge outcomes
         attempts = _prebuilt_attempts(Path(events))
-        from riskengine.config import Settings
-        from riskengine.engine import Engine
+        from riskengine.core.config import Settings
+        from riskengine.core.engine import Engine
 
         asn_db = Path(events).parent / "asn.mmdb"
         engine = Engine(Settings().with_overrides(geo={"asn_db": str(asn_db) if asn_db.exists() else None}))
@@ -71,7 +71,7 @@ def _stage(stage: str, events: str) -> dict[str, float]:
 def _prebuilt_attempts(events: Path) -> list[object]:
     import polars as pl
 
-    from riskengine.models import ValidatedAttempt
+    from riskengine.core.attempt import ValidatedAttempt
 
     logins = pl.read_parquet(events, columns=["kind", "event_time", "user_id", "ip", "user_agent",
                                               "device_id", "session_id"]).filter(pl.col("kind") == "login")
@@ -106,7 +106,7 @@ def main() -> None:
     if args.stage:
         print(json.dumps(_stage(args.stage, args.events)))
         return
-    from riskengine.simulate import SimulationConfig, existing_run, simulate
+    from riskengine.offline.simulate import SimulationConfig, existing_run, simulate
 
     sim = Path(args.out) / "sim"
     # no warm-up by default: the figures stay comparable with the earlier ones in the README

@@ -22,7 +22,7 @@ from _util import percentiles_us, table, time_each  # noqa: E402
 
 from riskengine import Engine, LoginAttempt, Settings  # noqa: E402
 from riskengine.audit.base import NullSink  # noqa: E402
-from riskengine.stores import open_store  # noqa: E402
+from riskengine.core.stores import open_store  # noqa: E402
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE  # noqa: E402
 
 USERS = 10_000

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import table  # noqa: E402
 
-from riskengine.stores import MemoryStore  # noqa: E402
+from riskengine.core.stores import MemoryStore  # noqa: E402
 
 
 def wave(store: MemoryStore, n: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from riskengine.dashboard_cli import app_module
+from riskengine.apps.dashboard_cli import app_module
 
 _HERE = Path(__file__).resolve().parent
 common = app_module("common", __file__)  # dashboard.common in a checkout, riskengine.dashboard_app.common installed

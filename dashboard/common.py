@@ -24,7 +24,7 @@ import polars as pl
 import streamlit as st
 
 from riskengine.analytics import AuditDB, Filters
-from riskengine.config import Settings
+from riskengine.core.config import Settings
 
 ROOT_ENV = "RISKENGINE_AUDIT_ROOT"
 LABELS_ENV = "RISKENGINE_LABELS"

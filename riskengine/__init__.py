@@ -3,11 +3,11 @@
 >>> from riskengine import Engine, LoginAttempt, Decision
 """
 
-from riskengine.config import Settings
-from riskengine.decision import Action, Decision, Factor, Reason
-from riskengine.engine import Engine, UnknownDecisionError, assign_variant
-from riskengine.models import LoginAttempt
-from riskengine.profile import UserProfile
+from riskengine.core.attempt import LoginAttempt
+from riskengine.core.config import Settings
+from riskengine.core.decision import Action, Decision, Factor, Reason
+from riskengine.core.engine import Engine, UnknownDecisionError, assign_variant
+from riskengine.core.profile import UserProfile
 
 __version__ = "0.1.0"
 

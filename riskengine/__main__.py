@@ -1,3 +1,3 @@
-from riskengine.cli import main
+from riskengine.apps.cli import main
 
 raise SystemExit(main())

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from riskengine.config import Settings
-from riskengine.engine import Engine
-from riskengine.models import LoginAttempt
+from riskengine.core.attempt import LoginAttempt
+from riskengine.core.config import Settings
+from riskengine.core.engine import Engine
 
 CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/120.0.0.0 Safari/537.36")

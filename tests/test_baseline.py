@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from riskengine.baseline import FreemanBaseline
+from riskengine.offline.baseline import FreemanBaseline
 
 HOME = ("1.1.1.1", 10, "GB", "Chrome 120", "Windows")
 

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 
 import riskengine
+from riskengine.apps.cli import COMMANDS, build_parser, main
 from riskengine.audit.parquet import ParquetSink
-from riskengine.cli import COMMANDS, build_parser, main
-from riskengine.engine import Engine
-from riskengine.formats import infer_format
+from riskengine.core.engine import Engine
+from riskengine.offline.formats import infer_format
 from riskengine.testing import establish, offline_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_version() -> None:
 
 
 def test_help_lists_every_command_with_its_extra_without_heavy_imports() -> None:
-    code = ("import sys\nfrom riskengine.cli import main\n"
+    code = ("import sys\nfrom riskengine.apps.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
@@ -100,7 +100,7 @@ def test_help_lists_every_command_with_its_extra_without_heavy_imports() -> None
 
 
 def test_user_command_loads_no_analytics_stack_for_its_help() -> None:
-    code = ("import sys\nfrom riskengine.cli import main\n"
+    code = ("import sys\nfrom riskengine.apps.cli import main\n"
             "try:\n    main(['user', 'unlock', '--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
@@ -110,7 +110,7 @@ def test_user_command_loads_no_analytics_stack_for_its_help() -> None:
 
 def test_a_missing_extra_is_one_line_naming_the_install(tmp_path: Path) -> None:
     code = ("import sys\nsys.modules['duckdb'] = None  # as if riskengine[analytics] were not installed\n"
-            "from riskengine.cli import main\n"
+            "from riskengine.apps.cli import main\n"
             f"sys.exit(main(['report', '--root', {str(tmp_path)!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
@@ -280,7 +280,7 @@ def test_user_unlock_clears_failures_and_keeps_the_profile(tmp_path: Path, confi
 
 # ------------------------------------------------------------------------------ model train progress
 def test_model_train_progress_counts_every_input_row(tmp_path: Path) -> None:
-    from riskengine.model.dataset import build_dataset
+    from riskengine.offline.model.dataset import build_dataset
 
     seen: list[int] = []
     frame = build_dataset(_rba_csv(tmp_path / "logins.csv"), fmt="rba", config=offline_settings(),
@@ -290,7 +290,7 @@ def test_model_train_progress_counts_every_input_row(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ evaluate --json
 def test_evaluate_json_matches_the_evaluation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from riskengine.evaluate import evaluate
+    from riskengine.offline.evaluate import evaluate
 
     decisions = pl.DataFrame({
         "index": [0, 1, 2, 3, 4, 5], "decision": ["allow", "challenge", "allow", "challenge", "deny", ""],

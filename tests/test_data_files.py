@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from riskengine import Settings
-from riskengine.replay import replay
+from riskengine.offline.replay import replay
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from riskengine.cli import main
+from riskengine.apps.cli import main
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.cli import main
-from riskengine.evaluate import evaluate, load_labels
+from riskengine.apps.cli import main
+from riskengine.offline.evaluate import evaluate, load_labels
 
 NEG_INF = float("-inf")
 

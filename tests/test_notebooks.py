@@ -2,7 +2,7 @@
 
 Each notebook reads its parameters from environment variables (``RISKENGINE_NB_DATA``,
 ``RISKENGINE_NB_AUDIT``) in its ``parameters`` cell, so the same notebooks run on an
-analyst's own data. The root: ``riskengine.model.sample`` logins with labelled attacks and
+analyst's own data. The root: ``riskengine.offline.model.sample`` logins with labelled attacks and
 signups to the ``signup_2fa`` experiment, replayed once into an audit log.
 """
 
@@ -19,8 +19,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from riskengine.model.sample import write_sample
-    from riskengine.replay import replay_to_file
+    from riskengine.offline.model.sample import write_sample
+    from riskengine.offline.replay import replay_to_file
 
     data = tmp_path_factory.mktemp("nbroot")
     write_sample(data, users=120, days=42, seed=5, visitors=4000, signup_drop=0.10)
@@ -47,7 +47,7 @@ def test_notebook_runs_and_its_assertions_hold(root: Path, name: str, monkeypatc
 @pytest.fixture(scope="module")
 def bare_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A simulated data directory with no audit root and no decisions file."""
-    from riskengine.model.sample import write_sample
+    from riskengine.offline.model.sample import write_sample
 
     data = tmp_path_factory.mktemp("nbbare")
     write_sample(data, users=120, days=42, seed=5, visitors=4000, signup_drop=0.10)

@@ -9,7 +9,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.stores.sqlite import SqliteStore
+from riskengine.core.stores.sqlite import SqliteStore
 from riskengine.testing import (
     CHANGCHUN,
     EDINBURGH,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from riskengine.profile import UserProfile
+from riskengine.core.profile import UserProfile
 
 DAY = 86400
 

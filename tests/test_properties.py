@@ -83,10 +83,10 @@ def test_identical_history_and_attempt_give_identical_decision(logins: list, p: 
 def test_policy_fast_path_agrees_with_the_full_path(extra_risk: float, extra: list[tuple[str, float]]) -> None:
     """Nothing fired and a model term under the threshold: the shortcut returns what the full
     noisy-OR path returns (forced here by a fired signal whose configured weight is 0)."""
-    from riskengine.config import Settings
-    from riskengine.decision import Reason
-    from riskengine.policy import Policy
-    from riskengine.signals.base import SignalResult
+    from riskengine.core.config import Settings
+    from riskengine.core.decision import Reason
+    from riskengine.core.policy import Policy
+    from riskengine.core.signals.base import SignalResult
 
     policy = Policy(Settings())
     reasons = [Reason(code, weight, "detail") for code, weight in extra]

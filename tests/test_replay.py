@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.cli import main
-from riskengine.config import Settings
-from riskengine.engine import Engine
-from riskengine.models import LoginAttempt
-from riskengine.replay import replay, replay_to_file
-from riskengine.simulate import SimulationConfig, simulate
+from riskengine.apps.cli import main
+from riskengine.core.attempt import LoginAttempt
+from riskengine.core.config import Settings
+from riskengine.core.engine import Engine
+from riskengine.offline.replay import replay, replay_to_file
+from riskengine.offline.simulate import SimulationConfig, simulate
 
 HEADER = ("index,Login Timestamp,User ID,Round-Trip Time [ms],IP Address,Country,Region,City,ASN,"
           "User Agent String,Browser Name and Version,OS Name and Version,Device Type,Login Successful,"
@@ -205,7 +205,7 @@ def test_collector_settings_are_restored_between_batches(tiny_sim: Path) -> None
     batches (and after an abandoned iteration) runs with the settings it had before."""
     import gc
 
-    from riskengine.replay import iter_replay
+    from riskengine.offline.replay import iter_replay
 
     before = gc.get_threshold()
     batches = iter_replay(tiny_sim / "events.parquet", "native", baseline=False, batch_rows=200)

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from riskengine import Engine
-from riskengine.cli import main
+from riskengine.apps.cli import main
 from riskengine.testing import CHROME_WIN, IPHONE, PARIS, establish, make_attempt, offline_settings
 
 

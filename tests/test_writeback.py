@@ -15,10 +15,11 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import NullSink
-from riskengine.profile import UserProfile
-from riskengine.stores.base import ProfileStore, Snapshot, Updater
-from riskengine.stores.redis_server import LocalRedisServer
-from riskengine.stores.sqlite import SqliteStore
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores.base import Snapshot, Updater
+from riskengine.core.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.sqlite import SqliteStore
+from riskengine.core.typing import ProfileStore
 from riskengine.testing import FIREFOX_MAC, T0, make_attempt, offline_settings
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from riskengine.analytics.stats import wilson_ci
-from riskengine.dashboard_cli import app_module
+from riskengine.apps.dashboard_cli import app_module
 
 common = app_module("common", __file__)
 

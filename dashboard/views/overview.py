@@ -9,7 +9,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from riskengine.dashboard_cli import app_module
+from riskengine.apps.dashboard_cli import app_module
 
 common = app_module("common", __file__)
 

@@ -139,7 +139,7 @@ def cli_parser() -> argparse.ArgumentParser:
     from importlib.metadata import entry_points
 
     # The console script's module owns the parser; fall back to the historic location.
-    module_name = "riskengine.cli"
+    module_name = "riskengine.apps.cli"
     for ep in entry_points(group="console_scripts", name="riskengine"):
         module_name = ep.value.split(":")[0]
     parser = import_module(module_name).build_parser()

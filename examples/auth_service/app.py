@@ -73,8 +73,8 @@ from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
 
 from riskengine import Engine, LoginAttempt
-from riskengine.config import Settings
-from riskengine.engine import UnknownDecisionError
+from riskengine.core.config import Settings
+from riskengine.core.engine import UnknownDecisionError
 
 HERE = Path(__file__).resolve().parent
 CHANNELS = ("whatsapp", "sms", "voice")  # cheapest and most secure first; voice reaches landlines

@@ -236,7 +236,7 @@ def server_command(service: str, workers: int, port: int, access_log: Path) -> l
 
 def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
         generator: str = "python", seconds: int = 10, service: str = "flask") -> dict[str, Any]:
-    from riskengine.stores.redis_server import LocalRedisServer, free_port
+    from riskengine.core.stores.redis_server import LocalRedisServer, free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="riskengine-loadtest-"))
     from app import hash_password

@@ -58,7 +58,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from riskengine import Engine, UnknownDecisionError
-from riskengine.config import Settings
+from riskengine.core.config import Settings
 from riskengine.integrations import CLOUDFLARE_GEO, AttemptContext
 from riskengine.integrations.fastapi import attempt_context, set_device_token
 

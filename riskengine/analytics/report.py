@@ -65,7 +65,7 @@ def key_warnings(root: Path, key_file: Path | None = None, config: str | None = 
     from riskengine.audit.events import key_file_warnings
 
     if key_file is None:
-        from riskengine.config import Settings
+        from riskengine.core.config import Settings
 
         configured = Settings.load(config).audit.key_file
         key_file = Path(configured) if configured else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.cli import main
+from riskengine.apps.cli import main
 
 
 def test_report_json_contract(audit_root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from riskengine.apps.cli import main
 from riskengine.audit.parquet import ParquetSink
-from riskengine.cli import main
 
 
 def _segment(root: Path, when: datetime) -> None:

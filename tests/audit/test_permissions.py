@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.audit.maintenance import compact, retain
 from riskengine.audit.parquet import ParquetSink
-from riskengine.engine import Engine
+from riskengine.core.engine import Engine
+from riskengine.ops.maintenance import compact, retain
 from riskengine.testing import make_attempt, offline_settings
 
 

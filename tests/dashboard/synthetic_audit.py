@@ -19,7 +19,7 @@ import polars as pl
 from riskengine import Engine
 from riskengine.audit.base import AuditSink, MemorySink, Row
 from riskengine.audit.parquet import ParquetSink
-from riskengine.engine import assign_variant
+from riskengine.core.engine import assign_variant
 from riskengine.testing import (
     CHANGCHUN,
     CHROME_WIN,

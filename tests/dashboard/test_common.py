@@ -17,7 +17,7 @@ if _REPO not in sys.path:  # `import dashboard` from the checkout
 
 from dashboard import common  # noqa: E402
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
-from riskengine.config import Settings  # noqa: E402
+from riskengine.core.config import Settings  # noqa: E402
 
 
 def windows() -> list[Filters]:
@@ -104,7 +104,7 @@ def test_unreadable_config_is_named_and_the_default_used(open_app: Callable[...,
 
 
 def test_dashboard_command_passes_config_to_the_app(tmp_path: Path) -> None:
-    from riskengine.dashboard_cli import build_command
+    from riskengine.apps.dashboard_cli import build_command
 
     config = tmp_path / "riskengine.toml"
     config.write_text("[policy]\nchallenge_threshold = 0.3\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from riskengine import Engine
-from riskengine.enrich.geoip import GeoIP, builtin_city_db
+from riskengine.core.enrich.geoip import GeoIP, builtin_city_db
 from riskengine.testing import CHROME_WIN, T0, offline_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from riskengine.enrich.geoip import GeoIP
+from riskengine.core.enrich.geoip import GeoIP
 
 
 def test_prefix_cache_agrees_with_uncached_lookups(maxmind: Callable[[str], Path]) -> None:

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskengine.enrich import timezone as tzmod
-from riskengine.enrich.timezone import local_hour, local_hour_at
+from riskengine.core.enrich import timezone as tzmod
+from riskengine.core.enrich.timezone import local_hour, local_hour_at
 
 Y2000 = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
 Y2040 = int(datetime(2040, 1, 1, tzinfo=UTC).timestamp())

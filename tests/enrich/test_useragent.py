@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import user_agents
 
-from riskengine.enrich.useragent import UAParser, classify, device_key
+from riskengine.core.enrich.useragent import UAParser, classify, device_key
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE
 
 SAMPLES = [

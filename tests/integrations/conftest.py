@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from riskengine import Engine, reasons
+from riskengine import Engine
+from riskengine.core import reasons
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE, LONDON, establish
 
 PEER = "10.0.0.2"

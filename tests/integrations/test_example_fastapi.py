@@ -22,7 +22,7 @@ pytest.importorskip("httpx2", reason="Starlette's TestClient needs httpx2")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from riskengine import reasons  # noqa: E402
+from riskengine.core import reasons  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "auth_service_fastapi"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from riskengine.model.sample import write_sample
+from riskengine.offline.model.sample import write_sample
 
 
 def write_logins(out: Path) -> tuple[Path, Path]:
@@ -27,7 +27,7 @@ def logins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def dataset(logins: tuple[Path, Path]) -> pl.DataFrame:
-    from riskengine.model.dataset import build_dataset
+    from riskengine.offline.model.dataset import build_dataset
 
     events, labels = logins
     return build_dataset(events, labels=labels)
@@ -36,8 +36,8 @@ def dataset(logins: tuple[Path, Path]) -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, dataset: pl.DataFrame) -> Callable[[str, str], Path]:
     """``trained(estimator, calibration)`` → model directory (cached per combination)."""
-    from riskengine.model.features import FeatureConfig
-    from riskengine.model.train import train_model
+    from riskengine.core.model.features import FeatureConfig
+    from riskengine.offline.model.train import train_model
 
     cache: dict[tuple[str, str], Path] = {}
 

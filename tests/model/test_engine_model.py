@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from riskengine import Engine, reasons
-from riskengine.cli import main
-from riskengine.model.compare import compare_scorers, format_comparison
+from riskengine import Engine
+from riskengine.apps.cli import main
+from riskengine.core import reasons
+from riskengine.offline.model.compare import compare_scorers, format_comparison
 from riskengine.testing import CHANGCHUN, LONDON, PARIS, T0, make_attempt, offline_settings
 
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 
 from riskengine import Engine
-from riskengine.enrich.geoip import GeoInfo
-from riskengine.model.dataset import build_dataset
-from riskengine.model.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor
-from riskengine.model.inference import LoadedModel
-from riskengine.profile import DeviceSeen, UserProfile
-from riskengine.replay import Replayer, _native_batches
+from riskengine.core.enrich.geoip import GeoInfo
+from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig, FeatureExtractor
+from riskengine.core.model.inference import LoadedModel
+from riskengine.core.profile import DeviceSeen, UserProfile
+from riskengine.offline.model.dataset import build_dataset
+from riskengine.offline.replay import Replayer, _native_batches
 from riskengine.testing import CHROME_WIN, IPHONE
 
 NOW = 1_760_000_000.0

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.model.features import FEATURE_NAMES
-from riskengine.model.inference import LoadedModel
+from riskengine.core.model.features import FEATURE_NAMES
+from riskengine.core.model.inference import LoadedModel
 
 
 @pytest.mark.parametrize("estimator", ["logistic", "hgb"])
@@ -86,9 +86,9 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
     carries the probability only (the attribution walk is skipped); from EXPLAIN_MIN up the
     reason names the top features. The reason's weight is always the term added to the risk.
     (The estimator's probability is pinned per case: the branch under test is what follows it.)"""
-    from riskengine.enrich.geoip import GeoInfo
-    from riskengine.model.inference import EXPLAIN_MIN, MIN_CONTRIBUTION, LoadedModel
-    from riskengine.profile import UserProfile
+    from riskengine.core.enrich.geoip import GeoInfo
+    from riskengine.core.model.inference import EXPLAIN_MIN, MIN_CONTRIBUTION, LoadedModel
+    from riskengine.core.profile import UserProfile
     from riskengine.testing import CHROME_WIN
 
     class Attempt:

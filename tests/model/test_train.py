@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from sklearn.metrics import average_precision_score
 
-from riskengine.model.features import FEATURE_NAMES, FeatureConfig
-from riskengine.model.metrics import calibration_error, threshold_for_step_up, tradeoff
-from riskengine.model.train import time_split, train_model
+from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
+from riskengine.offline.model.metrics import calibration_error, threshold_for_step_up, tradeoff
+from riskengine.offline.model.train import time_split, train_model
 
 
 def test_time_split_orders_parts_and_drops_warmup(dataset: pl.DataFrame) -> None:

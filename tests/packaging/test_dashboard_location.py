@@ -8,7 +8,7 @@ import pytest
 
 import riskengine
 from riskengine import dashboard_cli
-from riskengine.dashboard_cli import APP_ENV, app_module, app_path
+from riskengine.apps.dashboard_cli import APP_ENV, app_module, app_path
 
 REPO = Path(__file__).resolve().parents[2]
 

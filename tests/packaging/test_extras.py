@@ -97,7 +97,7 @@ def test_core_scores_and_audits_to_memory_without_any_heavy_package() -> None:
         from datetime import UTC, datetime
         from riskengine import Engine, LoginAttempt
         from riskengine.audit import MemorySink
-        from riskengine.stores import open_store
+        from riskengine.core.stores import open_store
         import tempfile, os
         sink = MemorySink()
         engine = Engine(sink=sink)
@@ -123,17 +123,17 @@ OPTIONAL_AREAS: dict[str, str] = {
     "import riskengine.analytics.rollups": "analytics",
     "from riskengine.audit import TABLES": "audit",
     "import riskengine.audit.parquet": "audit",
-    "import riskengine.audit.maintenance": "analytics",
-    "import riskengine.simulate": "sim",
-    "import riskengine.replay": "sim",
-    "import riskengine.evaluate": "sim",
-    "import riskengine.demo": "dashboard,sim",
-    "import riskengine.model.train": "model",
-    "import riskengine.model.dataset": "model",
-    "import riskengine.stores.redis": "redis",
+    "import riskengine.ops.maintenance": "analytics",
+    "import riskengine.offline.simulate": "sim",
+    "import riskengine.offline.replay": "sim",
+    "import riskengine.offline.evaluate": "sim",
+    "import riskengine.apps.demo": "dashboard,sim",
+    "import riskengine.offline.model.train": "model",
+    "import riskengine.offline.model.dataset": "model",
+    "import riskengine.core.stores.redis": "redis",
     "from riskengine import Engine; Engine.from_config({'audit': {'root': tempfile.mkdtemp()}})": "audit",
-    "from riskengine.stores import open_store; open_store('redis://localhost:1/0')": "redis",
-    "from riskengine.dashboard_cli import build_command; build_command('root')": "dashboard",
+    "from riskengine.core.stores import open_store; open_store('redis://localhost:1/0')": "redis",
+    "from riskengine.apps.dashboard_cli import build_command; build_command('root')": "dashboard",
 }
 
 
@@ -146,8 +146,7 @@ def test_each_optional_area_names_its_extra() -> None:
         result = {{}}
         for statement in {list(OPTIONAL_AREAS)!r}:
             for name in [m for m in sys.modules if m.startswith(("riskengine.analytics", "riskengine.audit.",
-                         "riskengine.simulate", "riskengine.replay", "riskengine.evaluate", "riskengine.demo",
-                         "riskengine.model.", "riskengine.stores.redis"))]:
+                         "riskengine.offline", "riskengine.ops", "riskengine.apps", "riskengine.core.stores.redis"))]:
                 del sys.modules[name]
             try:
                 exec(statement)
@@ -167,7 +166,7 @@ def test_each_command_module_names_an_extra_its_help_line_lists() -> None:
     result = run_without_extras("""
         import importlib
         from riskengine._extras import MissingExtraError
-        from riskengine.cli import COMMANDS
+        from riskengine.apps.cli import COMMANDS
         result = {}
         for cmd in COMMANDS:
             try:
@@ -188,7 +187,7 @@ def test_each_command_module_names_an_extra_its_help_line_lists() -> None:
 def test_cli_says_what_to_install_in_one_line() -> None:
     result = run_without_extras("""
         import contextlib, io
-        from riskengine.cli import main
+        from riskengine.apps.cli import main
         codes, lines = {}, {}
         for argv in (["report", "--root", "x"], ["replay", "in.csv", "--out", "o.parquet"],
                      ["dashboard", "--root", "x"], ["demo"], ["audit", "compact", "--root", "x"]):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from riskengine.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.redis_server import LocalRedisServer
 
 BACKENDS = ("memory", "sqlite", "redis")
 

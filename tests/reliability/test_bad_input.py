@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.decision import Decision
-from riskengine.models import LoginAttempt
-from riskengine.profile import UserProfile
+from riskengine.core.attempt import LoginAttempt
+from riskengine.core.decision import Decision
+from riskengine.core.profile import UserProfile
 from riskengine.testing import CHROME_WIN, offline_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +180,7 @@ def _write_rba(path: Path, rows: list[dict[str, str]], raw_tail: bytes = b"") ->
 
 
 def _replay_or_clear_error(path: Path) -> Any:
-    from riskengine.replay import replay
+    from riskengine.offline.replay import replay
 
     try:
         return replay(path, "rba", config=offline_settings(), baseline=False, outcomes="verified")

@@ -19,8 +19,8 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.decision import Decision
-from riskengine.stores.redis_server import LocalRedisServer
+from riskengine.core.decision import Decision
+from riskengine.core.stores.redis_server import LocalRedisServer
 from riskengine.testing import LONDON, PARIS, T0, establish, make_attempt, offline_settings
 
 REPO = Path(__file__).resolve().parents[2]

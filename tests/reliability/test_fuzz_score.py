@@ -42,11 +42,11 @@ from pydantic import ValidationError
 
 from riskengine import Decision, Engine, UnknownDecisionError
 from riskengine.audit.base import MemorySink
-from riskengine.config import Settings
-from riskengine.decision import FACTOR_STRENGTH, Reason
-from riskengine.identity import normalize_user_id
-from riskengine.models import ChallengeOutcome, FailedPassword, LoginAttempt
-from riskengine.profile import HOURS, UserProfile
+from riskengine.core.attempt import ChallengeOutcome, FailedPassword, LoginAttempt
+from riskengine.core.config import Settings
+from riskengine.core.decision import FACTOR_STRENGTH, Reason
+from riskengine.core.identity import normalize_user_id
+from riskengine.core.profile import HOURS, UserProfile
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE, LONDON, T0, offline_settings
 
 SCALE = int(os.environ.get("RISKENGINE_FUZZ_SCALE", "1"))

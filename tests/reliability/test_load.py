@@ -23,7 +23,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.redis_server import LocalRedisServer
 from riskengine.testing import offline_settings
 
 from .conftest import BACKENDS

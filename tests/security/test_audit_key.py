@@ -17,8 +17,8 @@ import duckdb
 import pytest
 
 from riskengine import Engine
+from riskengine.apps.cli import main
 from riskengine.audit.events import KEY_ENV, KEY_FILE, Pseudonymizer, default_key_file
-from riskengine.cli import main
 from riskengine.testing import PARIS, T0, establish, make_attempt, offline_settings
 
 SENTINEL_KEY = "sentinel-pseudonym-key-3f9a7c1e5b"

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from riskengine import reasons
+from riskengine.core import reasons
 
 pytest.importorskip("flask", reason="the example service needs the `example` extra")
 from werkzeug.serving import make_server  # noqa: E402

@@ -11,7 +11,8 @@ pytest.importorskip("flask", reason="needs the `flask` extra")
 
 from flask import Flask, jsonify, request  # noqa: E402
 
-from riskengine import Engine, reasons  # noqa: E402
+from riskengine import Engine
+from riskengine.core import reasons  # noqa: E402
 from riskengine.integrations.flask import attempt_from_request  # noqa: E402
 from riskengine.testing import T0  # noqa: E402
 

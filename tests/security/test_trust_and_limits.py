@@ -17,9 +17,9 @@ import pytest
 
 from riskengine import Engine, LoginAttempt
 from riskengine.audit.base import MemorySink
-from riskengine.devicetoken import DeviceTokens
-from riskengine.stores import MemoryStore
-from riskengine.stores.sqlite import SqliteStore
+from riskengine.core.devicetoken import DeviceTokens
+from riskengine.core.stores import MemoryStore
+from riskengine.core.stores.sqlite import SqliteStore
 from riskengine.testing import CHROME_WIN, LONDON, T0, establish, make_attempt, offline_settings
 
 # another build of the victim's browser family: same browser, OS and device families

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from riskengine.profile import DeviceSeen
-from riskengine.signals.device import device_novelty, is_trusted
+from riskengine.core.profile import DeviceSeen
+from riskengine.core.signals.device import device_novelty, is_trusted
 
 DAY = 86400
 

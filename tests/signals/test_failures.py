@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from riskengine.signals.failures import failed_attempts
+from riskengine.core.signals.failures import failed_attempts
 
 
 def codes(u: int, i: int) -> list[str]:

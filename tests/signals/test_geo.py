@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics.pairwise import haversine_distances
 
-from riskengine.signals.geo import EARTH_RADIUS_KM, haversine_km, impossible_travel, novelty
+from riskengine.core.signals.geo import EARTH_RADIUS_KM, haversine_km, impossible_travel, novelty
 
 lat = st.floats(-90, 90, allow_nan=False)
 lon = st.floats(-180, 180, allow_nan=False)

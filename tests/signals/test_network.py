@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from riskengine import Engine
-from riskengine.enrich.network import HostingClassifier
-from riskengine.signals.network import hosting_network
+from riskengine.core.enrich.network import HostingClassifier
+from riskengine.core.signals.network import hosting_network
 from riskengine.testing import LONDON, establish, make_attempt
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from riskengine.profile import UserProfile
-from riskengine.signals.time_of_day import unusual_hour
+from riskengine.core.profile import UserProfile
+from riskengine.core.signals.time_of_day import unusual_hour
 
 
 def _profile(hours: dict[int, float], logins: int = 30) -> UserProfile:

@@ -13,13 +13,13 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from riskengine.cli import main
-from riskengine.engine import assign_variant
-from riskengine.simulate import SimulationConfig, existing_run, simulate
-from riskengine.simulate.addressing import HOSTING_ASNS
-from riskengine.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate_challenge
-from riskengine.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
-from riskengine.simulate.writer import LABEL_ONLY_COLUMNS, NATIVE_SCHEMA, RBA_COLUMNS
+from riskengine.apps.cli import main
+from riskengine.core.engine import assign_variant
+from riskengine.offline.simulate import SimulationConfig, existing_run, simulate
+from riskengine.offline.simulate.addressing import HOSTING_ASNS
+from riskengine.offline.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate_challenge
+from riskengine.offline.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
+from riskengine.offline.simulate.writer import LABEL_ONLY_COLUMNS, NATIVE_SCHEMA, RBA_COLUMNS
 
 TINY = SimulationConfig(users=200, days=21, seed=42, warmup_days=30)
 

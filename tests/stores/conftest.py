@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.stores import ProfileStore, open_store
-from riskengine.stores.redis_server import LocalRedisServer
+from riskengine.core.stores import ProfileStore, open_store
+from riskengine.core.stores.redis_server import LocalRedisServer
 
 BACKENDS = ("memory", "sqlite", "redis")
 

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from riskengine.profile import UserProfile
-from riskengine.stores import ProfileStore, Snapshot, StoreError
-from riskengine.stores.redis import RedisStore
-from riskengine.stores.redis_server import free_port
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores import ProfileStore, Snapshot, StoreError
+from riskengine.core.stores.redis import RedisStore
+from riskengine.core.stores.redis_server import free_port
 
 from .conftest import StoreFactory
 
@@ -115,8 +115,8 @@ def test_update_is_atomic_under_8_threads(backend: StoreFactory) -> None:
 
 _WORKER = """
 import sys
-from riskengine.profile import UserProfile
-from riskengine.stores import open_store
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores import open_store
 store = open_store(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     store.update("shared", lambda p: (p or UserProfile())._replace(logins=(p.logins if p else 0) + 1))
@@ -368,7 +368,7 @@ def test_redis_down_raises_store_error_fast() -> None:
 
 
 def test_redis_url_options(redis_server: object) -> None:
-    from riskengine.stores.redis_server import LocalRedisServer
+    from riskengine.core.stores.redis_server import LocalRedisServer
 
     assert isinstance(redis_server, LocalRedisServer)
     store = RedisStore(f"{redis_server.url}?socket_timeout=0.05&prefix=opt:&profile_ttl_days=2")

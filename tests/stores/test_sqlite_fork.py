@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from riskengine.profile import UserProfile
-from riskengine.stores.sqlite import SqliteStore
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores.sqlite import SqliteStore
 
 _inherited: dict[str, SqliteStore] = {}
 

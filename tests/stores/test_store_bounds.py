@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from riskengine.stores.memory import MemoryStore
-from riskengine.stores.sqlite import SqliteStore
+from riskengine.core.stores.memory import MemoryStore
+from riskengine.core.stores.sqlite import SqliteStore
 
 T = 1_772_442_000.0
 

@@ -1,0 +1,1 @@
+"""The apps layer: the ``riskengine`` command line, the demo and the dashboard launcher."""

@@ -1,0 +1,1 @@
+"""Per-area command modules: each exposes ``register(subparsers)`` (see :mod:`riskengine.apps.cli`)."""

@@ -1,0 +1,305 @@
+"""Every tunable in one place: TOML file + environment → validated settings.
+
+Environment variables override the file: ``RISKENGINE_<SECTION>_<KEY>``, for
+example ``RISKENGINE_AUDIT_ROOT=audit/`` or ``RISKENGINE_POLICY_CHALLENGE_THRESHOLD=0.5``.
+Section names contain no underscore, so the split is unambiguous.
+
+>>> s = Settings()
+>>> s.policy.challenge_threshold
+0.4
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from riskengine.core import reasons as R
+from riskengine.core.decision import Action, Factor
+from riskengine.core.devicetoken import parse_keys
+from riskengine.core.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS
+from riskengine.core.identity import UserIdNormalization
+
+ENV_PREFIX = "RISKENGINE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_codes(codes: tuple[str, ...], name: str) -> tuple[str, ...]:
+    unknown = [c for c in codes if c not in R.ALL_CODES]
+    if unknown:
+        raise ValueError(f"{name}: unknown reason codes {unknown} (known: {', '.join(R.ALL_CODES)})")
+    return codes
+
+
+class DeviceSettings(_Section):
+    weight: float = Field(0.55, ge=0, le=1)
+    """A device not seen in the window is the strongest single signal."""
+    window_days: float = Field(30.0, gt=0)
+    returning_value: float = Field(0.75, ge=0, le=1)
+    """Strength of NEW_DEVICE (1.0 = a device never seen) for a device the user has used
+    before but not within ``window_days``. It still fires, and with the defaults it still
+    steps up alone (0.55 × 0.75 ≥ the 0.4 challenge threshold); it only ranks below a
+    never-seen device, so a threshold tuned for a step-up budget can tell them apart."""
+    max_devices: int = Field(8, ge=1, le=64)
+    ua_cache_size: int = Field(16384, ge=0)
+
+
+class GeoSettings(_Section):
+    city_db: str | None = "geolite2"
+    """Path to a GeoIP2/GeoLite2/DB-IP City mmdb; ``"geolite2"`` = the 2018 GeoLite2-City
+    that the ``maxminddb-geolite2`` package ships; empty/None = no City lookups."""
+    asn_db: str | None = None
+    """Path to a GeoLite2-ASN style mmdb. No redistributable one exists; without it the ASN
+    signal uses ``LoginAttempt.asn`` when given and is absent otherwise."""
+    cache_size: int = Field(65536, ge=0)
+    new_country_weight: float = Field(0.5, ge=0, le=1)
+    new_region_weight: float = Field(0.3, ge=0, le=1)
+    new_asn_weight: float = Field(0.15, ge=0, le=1)
+    impossible_travel_weight: float = Field(0.6, ge=0, le=1)
+    hosting_weight: float = Field(0.35, ge=0, le=1)
+    """A hosting provider / VPN exit the user has not logged in from before."""
+    rare_country_weight: float = Field(0.45, ge=0, le=1)
+    """A user with no country history logging in from a country that holds less than
+    ``rare_country_share`` of the service's accepted logins (once ``rare_country_min_logins``
+    have been seen by this process)."""
+    rare_country_share: float = Field(0.005, ge=0, le=1)
+    rare_country_min_logins: float = Field(5000, ge=1)
+    """Decayed accepted logins the service must have seen before shares mean anything."""
+    population_half_life_days: float = Field(30.0, ge=1)
+    """Half-life of the service's country counts (the population prior), shared by every
+    worker through the profile store and fed only by established users' accepted logins."""
+    hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
+    hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
+    """Lower-case substrings of AS organisation names that mean hosting/VPN."""
+    max_speed_kmh: float = Field(1000.0, gt=0)
+    travel_tolerance_km: float = Field(100.0, ge=0)
+    history_days: float = Field(365.0, gt=0)
+    max_countries: int = Field(12, ge=1, le=64)
+    max_regions: int = Field(12, ge=1, le=64)
+    max_asns: int = Field(12, ge=1, le=64)
+
+
+class HourSettings(_Section):
+    weight: float = Field(0.2, ge=0, le=1)
+    """Only counts together with another signal: an odd hour alone never steps up."""
+    min_logins: int = Field(8, ge=1)
+    rare_share: float = Field(0.02, ge=0, le=1)
+    """An hour (±1 h smoothed) holding less than this share of the user's logins is unusual."""
+    half_life_days: float = Field(90.0, gt=0)
+
+
+class FailureSettings(_Section):
+    window_minutes: float = Field(30.0, gt=0)
+    user_threshold: int = Field(3, ge=1)
+    user_deny_threshold: int = Field(10, ge=1)
+    ip_threshold: int = Field(20, ge=1)
+    ip_deny_threshold: int = Field(200, ge=1)
+    user_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_USER`` adds; it steps up regardless of the total."""
+    ip_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_IP`` adds; it steps up regardless of the total."""
+    excessive_weight: float = Field(1.0, ge=0, le=1)
+    """The risk ``FAILED_ATTEMPTS_EXCESSIVE`` adds; it denies regardless of the total, except
+    for a login presenting a valid trusted device token, which it challenges (the attacker
+    who fails passwords for a username cannot lock its owner out of a trusted device)."""
+    ipv6_prefix: int = Field(64, ge=32, le=128)
+    """Failed passwords from IPv6 addresses are counted per prefix of this length (a /64 is one
+    subscriber's network: rotating addresses inside it does not reset the count)."""
+
+
+class TrustSettings(_Section):
+    days: float = Field(30.0, ge=0)
+    """How long a device token (and the trust behind it) lasts."""
+    secret_keys: tuple[str, ...] = Field(default=(), repr=False)
+    """Device-token HMAC keys (each >= 32 characters): the first signs, all verify, so a key
+    rotates by putting the new one first. Prefer ``RISKENGINE_TRUST_SECRET_KEYS`` (a TOML list
+    or comma-separated). Empty: a per-process random key (memory store only; health() says
+    so) — a sqlite or redis store without a key is a start-up error. Never logged."""
+    invalid_token_weight: float = Field(0.6, ge=0, le=1)
+    """The risk ``DEVICE_TOKEN_INVALID`` adds (a forged, foreign, expired or revoked token)."""
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_keys(value)
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _long_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if len(key.encode()) < 32:
+                raise ValueError("trust.secret_keys: every key must be at least 32 characters "
+                                 "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return keys
+
+
+class OtpSettings(_Section):
+    max_attempts: int = Field(5, ge=1)
+    """More failed second-factor attempts than this in one session denies."""
+    session_minutes: float = Field(30.0, gt=0)
+    """A session's second-factor count window, and how long a parked challenge waits."""
+    user_max_failures: int = Field(10, ge=1)
+    """More failed second-factor attempts than this for one user within
+    ``user_window_minutes``, whatever the session, denies with ``OTP_LOCKED``."""
+    user_window_minutes: float = Field(60.0, gt=0)
+    max_pending_per_user: int = Field(20, ge=1)
+    """Parked challenges one user may have outstanding; past it their own oldest goes first
+    (one account cannot evict other users' pending challenges)."""
+
+
+class IdentitySettings(_Section):
+    normalize_user_id: UserIdNormalization = "nfkc_casefold"
+    """Applied to the user id of every API call: NFKC + casefold + strip (``"strip"`` or
+    ``"none"`` to keep ids as given, e.g. while migrating a store keyed by raw ids)."""
+
+
+class ColdStartSettings(_Section):
+    min_logins: int = Field(3, ge=0)
+    """Users with fewer accepted logins than this are in cold start."""
+    novelty_scale: float = Field(0.5, ge=0, le=1)
+    """Device/geo novelty weights are multiplied by this while in cold start: everything is
+    new for a new user, so novelty says little; failures and travel still count in full."""
+    weight: float = Field(0.1, ge=0, le=1)
+    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN")
+    """Which signals ``novelty_scale`` applies to. NEW_COUNTRY is deliberately not among them:
+    a fresh account suddenly used from abroad is the takeover cold-start leniency must not
+    wave through."""
+
+    @field_validator("scaled_signals")
+    @classmethod
+    def _known_scaled(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "coldstart.scaled_signals")
+
+
+class PolicySettings(_Section):
+    version: str = "rules-v1"
+    challenge_threshold: float = Field(0.4, ge=0, le=1)
+    deny_threshold: float = Field(0.95, ge=0, le=1)
+    impossible_travel_action: Action = "challenge"
+    fail_mode: Action = "challenge"
+    default_factors: tuple[Factor, ...] = ("sms",)
+    """Assumed enrolment when the attempt names none."""
+    model: str | None = None
+    """Path to a trained model directory (``riskengine model train``); None = rules only."""
+    model_weight: float = Field(0.5, ge=0, le=1)
+    strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
+    """Reason codes that override a trusted device: with one of them fired, a challenge stays
+    a challenge on a device the user trusted after a verified challenge."""
+
+    @field_validator("strong_signals")
+    @classmethod
+    def _known_strong(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "policy.strong_signals")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicySettings:
+        if self.deny_threshold < self.challenge_threshold:
+            raise ValueError("policy.deny_threshold must be >= policy.challenge_threshold")
+        return self
+
+
+class StoreSettings(_Section):
+    url: str = "memory://"
+    busy_timeout_ms: float = Field(1000.0, ge=0)
+    """sqlite: how long a write waits for another process's write lock before failing (the
+    login still gets its decision; the lesson is counted as a store error)."""
+    max_counters: int = Field(250_000, ge=1000)
+    """memory: live failure / second-factor counters per kind before the oldest is evicted."""
+    write_behind: bool | None = None
+    """Apply what an allowed login teaches the profile on a background thread, so ``score()``
+    makes one store round trip. None = on for networked stores (redis), off for memory and
+    sqlite (where the write is local and replays stay strictly sequential)."""
+
+
+class AuditSettings(_Section):
+    root: str | None = None
+    """Audit log root folder; None = no audit log (a null sink)."""
+    pseudonymize: bool = True
+    key: str | None = Field(default=None, repr=False)
+    """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""
+    key_file: str | None = None
+    """Without ``key``: the file holding the generated key (0600), which must lie OUTSIDE the
+    root so that a reader of the audit log cannot re-identify users. None = a sibling of the
+    root, ``<root>.pseudonym-key``. A key an older version kept inside the root
+    (``<root>/_meta/pseudonym.key``) is moved here on start-up, so pseudonyms stay stable."""
+    flush_on_sigterm: bool = False
+    """Flush the audit buffer when the process gets SIGTERM (then run the previous handler, or
+    exit as SIGTERM would have). Off for library use; the CLI commands that write an audit log
+    turn it on, and so should a service: SIGTERM is how process managers stop it."""
+    flush_seconds: float = Field(1.0, gt=0)
+    flush_rows: int = Field(50_000, ge=1)
+    buffer_rows: int = Field(1_000_000, ge=1)
+    retention_years: float = Field(4.0, gt=0)
+
+
+class Settings(_Section):
+    device: DeviceSettings = DeviceSettings()
+    geo: GeoSettings = GeoSettings()
+    hour: HourSettings = HourSettings()
+    failures: FailureSettings = FailureSettings()
+    trust: TrustSettings = TrustSettings()
+    otp: OtpSettings = OtpSettings()
+    identity: IdentitySettings = IdentitySettings()
+    coldstart: ColdStartSettings = ColdStartSettings()
+    policy: PolicySettings = PolicySettings()
+    store: StoreSettings = StoreSettings()
+    audit: AuditSettings = AuditSettings()
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Read a TOML file (optional), then apply ``RISKENGINE_*`` environment overrides."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            with Path(path).open("rb") as fh:
+                data = tomllib.load(fh)
+        return cls.model_validate(_apply_env(data, os.environ if env is None else env))
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys of some sections replaced (validated)."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return Settings.model_validate(data)
+
+
+_SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            continue
+        fields = Settings.model_fields[section].annotation
+        assert fields is not None
+        if key not in fields.model_fields:
+            raise ValueError(f"unknown setting in environment variable {name}")
+        merged.setdefault(section, {})[key] = _parse_env_value(raw)
+    return merged
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Env values are strings; TOML syntax gives them types (``0.5``, ``true``, ``["a"]``)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+FailMode = Literal["allow", "challenge", "deny"]

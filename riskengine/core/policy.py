@@ -1,0 +1,188 @@
+"""Signals → risk, action, reasons, recommended factor.
+
+Risk is a noisy-OR of weighted signals, ``1 − Π(1 − wᵢ·vᵢ)``: each independent piece of
+evidence closes part of the remaining gap to 1, so risk stays in [0, 1] and adding a
+signal never lowers it. Rules on top encode what field practice says weights cannot:
+failures step up regardless, an odd hour never steps up alone, a trusted device skips
+the challenge unless a strong signal fires, too many OTP failures deny, a profile reset by
+support steps up until a challenge is verified, and a trusted device (a valid device token)
+is challenged, not denied, when failed passwords alone would deny.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from riskengine.core import reasons as R
+from riskengine.core.config import Settings
+from riskengine.core.decision import FACTOR_STRENGTH, Action, Factor, Reason
+from riskengine.core.signals.base import SignalResult
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    action: Action
+    risk: float
+    reasons: tuple[Reason, ...]
+    factor: Factor | None
+
+
+_CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
+
+
+def _by_weight(reason: Reason) -> float:
+    return reason.weight
+
+
+class Policy:
+    """Compiled once from settings; ``decide`` is arithmetic over a handful of signals."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        self.version = s.policy.version
+        self.challenge_threshold = s.policy.challenge_threshold
+        self.deny_threshold = s.policy.deny_threshold
+        self.travel_denies = s.policy.impossible_travel_action == "deny"
+        self.cold_scale = s.coldstart.novelty_scale
+        self.cold_weight = s.coldstart.weight
+        self.cold_scaled = frozenset(s.coldstart.scaled_signals)
+        self.strong = frozenset(s.policy.strong_signals)
+        self.default_factors = s.policy.default_factors
+        self.weights: dict[str, float] = {
+            R.NEW_DEVICE: s.device.weight,
+            R.NEW_COUNTRY: s.geo.new_country_weight,
+            R.NEW_REGION: s.geo.new_region_weight,
+            R.NEW_ASN: s.geo.new_asn_weight,
+            R.IMPOSSIBLE_TRAVEL: s.geo.impossible_travel_weight,
+            R.HOSTING_NETWORK: s.geo.hosting_weight,
+            R.RARE_COUNTRY_FOR_SERVICE: s.geo.rare_country_weight,
+            R.UNUSUAL_HOUR: s.hour.weight,
+            R.FAILED_ATTEMPTS_USER: s.failures.user_weight,
+            R.FAILED_ATTEMPTS_IP: s.failures.ip_weight,
+            R.FAILED_ATTEMPTS_EXCESSIVE: s.failures.excessive_weight,
+            R.DEVICE_TOKEN_INVALID: s.trust.invalid_token_weight,
+            R.PROFILE_RESET: 0.0,
+        }
+
+    def decide(
+        self,
+        signals: Sequence[SignalResult],
+        *,
+        cold_start: bool = False,
+        trusted: bool = False,
+        otp_failures_exceeded: bool = False,
+        otp_locked: bool = False,
+        enrolled: Sequence[Factor] = (),
+        extra_risk: float = 0.0,
+        extra_reasons: Sequence[Reason] = (),
+    ) -> Assessment:
+        """Combine fired signals into a decision.
+
+        >>> from riskengine.core.config import Settings
+        >>> p = Policy(Settings())
+        >>> p.decide([SignalResult("NEW_DEVICE", 1.0, "first login from this device")]).action
+        'challenge'
+        >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
+        'allow'
+        """
+        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < self.challenge_threshold \
+                and all(sig.value <= 0.0 for sig in signals):
+            # the common case: a familiar login, nothing fired (a model may still add a little
+            # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
+            # ride along). The full path below would reach the same allow.
+            if not extra_risk and not extra_reasons:
+                return _CLEAN_ALLOW
+            if len(extra_reasons) > 1:
+                extra_reasons = sorted(extra_reasons, key=_by_weight, reverse=True)
+            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
+        contributions: list[Reason] = []
+        remaining = 1.0
+        remaining_without_excessive = 1.0
+        hour: SignalResult | None = None
+        fired: set[str] = set()
+        for sig in signals:
+            if sig.value <= 0.0:
+                continue
+            if sig.code == R.UNUSUAL_HOUR:
+                hour = sig
+                continue
+            w = self.weights.get(sig.code, 0.0) * sig.value
+            if cold_start and sig.code in self.cold_scaled:
+                w *= self.cold_scale
+            fired.add(sig.code)
+            remaining *= 1.0 - w
+            if sig.code != R.FAILED_ATTEMPTS_EXCESSIVE:
+                remaining_without_excessive *= 1.0 - w
+            contributions.append(Reason(sig.code, round(w, 4), sig.detail))
+        if hour is not None and contributions:
+            # weak alone: an odd hour only adds to other evidence
+            w = self.weights[R.UNUSUAL_HOUR] * hour.value
+            remaining *= 1.0 - w
+            remaining_without_excessive *= 1.0 - w
+            fired.add(R.UNUSUAL_HOUR)
+            contributions.append(Reason(R.UNUSUAL_HOUR, round(w, 4), hour.detail))
+        if cold_start:
+            remaining *= 1.0 - self.cold_weight
+            remaining_without_excessive *= 1.0 - self.cold_weight
+            contributions.append(Reason(
+                R.COLD_START, self.cold_weight,
+                "little history for this user: novelty signals count for less"))
+        if extra_risk > 0.0:
+            remaining *= 1.0 - extra_risk
+            remaining_without_excessive *= 1.0 - extra_risk
+        contributions.extend(extra_reasons)
+        risk = min(1.0, max(0.0, 1.0 - remaining))
+
+        if trusted and R.FAILED_ATTEMPTS_EXCESSIVE in fired and not otp_failures_exceeded \
+                and not otp_locked:
+            # the failures may be anyone's (a username is not a secret); a valid device token
+            # is not: step up instead of locking the owner out on their own device
+            without = min(1.0, max(0.0, 1.0 - remaining_without_excessive))
+            if without < self.deny_threshold:
+                fired.discard(R.FAILED_ATTEMPTS_EXCESSIVE)
+                fired.add(R.FAILED_ATTEMPTS_USER)  # strong: the trust does not skip the challenge
+                risk = max(without, self.challenge_threshold)
+        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked:
+            action: Action = "deny"
+            risk = max(risk, self.deny_threshold)
+        elif self.travel_denies and R.IMPOSSIBLE_TRAVEL in fired:
+            action = "deny"
+            risk = max(risk, self.deny_threshold)
+        elif risk >= self.deny_threshold:
+            action = "deny"
+        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET}:
+            action = "challenge"  # steps up regardless of how familiar the rest looks
+            risk = max(risk, self.challenge_threshold)
+        elif risk >= self.challenge_threshold:
+            action = "challenge"
+        else:
+            action = "allow"
+
+        if otp_failures_exceeded:
+            contributions.append(Reason(
+                R.OTP_ATTEMPTS_EXCEEDED, 1.0, "too many failed second-factor attempts in this session"))
+        if otp_locked:
+            contributions.append(Reason(
+                R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
+        if trusted and action == "challenge" and not (fired & self.strong):
+            action = "allow"
+            contributions.append(Reason(
+                R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
+
+        factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
+        contributions.sort(key=lambda r: r.weight, reverse=True)
+        return Assessment(action, round(risk, 6), tuple(contributions), factor)
+
+    def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
+        """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.
+
+        >>> from riskengine.core.config import Settings
+        >>> Policy(Settings()).recommend_factor(0.9, ["sms", "totp"])
+        'totp'
+        """
+        options = enrolled or self.default_factors
+        for factor in FACTOR_STRENGTH:
+            if factor in options:
+                return factor
+        return None

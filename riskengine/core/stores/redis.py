@@ -1,0 +1,368 @@
+"""``redis://host:port/db``: the scale-out store (Redis or Valkey), shared by many hosts.
+
+Key layout (``prefix`` defaults to ``riskengine:``)::
+
+    <prefix>p:<user_id>     profile bytes (UserProfile.to_bytes), TTL profile_ttl_days, refreshed on write
+    <prefix>fu:<user_id>    sorted set of failed-password times (score = epoch seconds)
+    <prefix>fi:<ip>         same, per client IP
+    <prefix>pd:<decision>   pending challenge context: 8-byte expiry + payload, TTL pending_ttl_s
+    <prefix>pu:<user_id>    sorted set of the user's parked decision ids (score = expiry), for the per-user cap
+    <prefix>fo:<user_id>    sorted set of failed second-factor times per user
+    <prefix>fs:<session>    same per user session (session_key(): length-prefixed user + session)
+    <prefix>pop             hash country → forward-decayed weight (the population prior)
+
+Round trips, because on loopback each costs ~50-100 µs of the 1 ms budget:
+
+* ``snapshot`` is one server-side script: GET + two ZCOUNTs.
+* ``add_failure`` is one script: ZADD + ZREMRANGEBYSCORE + EXPIRE for both sets + ZCOUNT,
+  atomic by construction.
+* ``update`` is optimistic concurrency as compare-and-set: read, apply ``fn``, then a script
+  that writes only if the stored bytes are still the ones read, else returns the current bytes
+  and the loop re-applies ``fn`` to them. After a ``snapshot`` of the same user on the same
+  thread (the engine's score-then-learn), the snapshot's bytes are the read, so the write is
+  one round trip. This is WATCH/MULTI/EXEC's guarantee with one round trip instead of three.
+
+Windows are the scores, not the TTLs: counts always filter on the ``since``/``at`` passed
+in (stores never read the clock, so replays of history behave like production). TTLs only
+reclaim memory: a failure set expires ``window`` seconds after its last write, a profile
+``profile_ttl_days`` after its last write, a pending context ``pending_ttl_s`` after parking
+(its logical expiry is checked against ``now`` in ``pop_pending``).
+
+Connection errors and timeouts become :class:`StoreError` quickly (socket timeouts default
+to 100 ms, ``?socket_timeout=0.05`` in the URL overrides), so a dead Redis costs the auth
+thread a fail-mode decision, not a hang.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import struct
+import threading
+import time
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from riskengine._extras import extra
+
+with extra("redis", feature="the redis:// profile store"):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores.base import OtpCounts, Snapshot, StoreError, Updater, session_key
+
+DEFAULT_SOCKET_TIMEOUT_S: Final = 0.1
+DEFAULT_PROFILE_TTL_DAYS: Final = 400.0
+DEFAULT_PENDING_TTL_S: Final = 86_400
+_MAX_CAS_ATTEMPTS: Final = 64
+_CAS_BACKOFF_S: Final = 0.0002  # first backoff after two lost races (random up to this)
+_CAS_BACKOFF_CAP_S: Final = 0.02
+_EXPIRY = struct.Struct(">d")
+# options this store reads from the URL query; everything else goes to redis-py
+_OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s"})
+
+_SNAPSHOT_LUA = """
+return {redis.call('GET', KEYS[1]),
+        redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf'),
+        redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf'),
+        redis.call('ZCOUNT', KEYS[4], ARGV[2], '+inf'),
+        redis.call('ZCOUNT', KEYS[5], ARGV[3], '+inf')}
+"""
+
+# KEYS: user failures, user second factors, session second factors
+# ARGV: at, count, horizons (user, otp, session), ttls (user, otp, session), member prefix
+_ADD_OTP_LUA = """
+local at, n = ARGV[1], tonumber(ARGV[2])
+local horizons = {ARGV[3], ARGV[4], ARGV[5]}
+local ttls = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+for k = 1, 3 do
+  for i = 1, n do redis.call('ZADD', KEYS[k], at, ARGV[9] .. i) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. horizons[k])
+  if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('EXPIRE', KEYS[k], ttls[k]) end
+end
+return {redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf'), redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf')}
+"""
+
+# KEYS: pending key, the user's pending index; ARGV: payload, ttl, decision id, expiry, cap, key prefix
+_PUT_PENDING_LUA = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if KEYS[2] == '' then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local cap = tonumber(ARGV[5])
+local excess = redis.call('ZCARD', KEYS[2]) - cap
+if cap > 0 and excess > 0 then
+  -- challenges already answered (popped) leave their id behind: drop those first
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', ARGV[6] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+  end
+  excess = redis.call('ZCARD', KEYS[2]) - cap
+end
+if cap > 0 and excess > 0 then
+  local victims = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  for _, id in ipairs(victims) do redis.call('DEL', ARGV[6] .. id) end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+end
+return 0
+"""
+
+_ADD_FAILURE_LUA = """
+local at, horizon, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], at, ARGV[3 + i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. horizon)
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+return redis.call('ZCOUNT', KEYS[1], horizon, '+inf')
+"""
+
+# ARGV: expected-exists ('0'/'1'), expected bytes, new-exists ('0'/'1'), new bytes, ttl seconds.
+# Returns {1} when written, {0, current-or-false} when someone else wrote first.
+_CAS_LUA = """
+local current = redis.call('GET', KEYS[1])
+local matches
+if ARGV[1] == '0' then matches = (current == false) else matches = (current == ARGV[2]) end
+if not matches then return {0, current} end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[5])
+else
+  redis.call('DEL', KEYS[1])
+end
+return {1}
+"""
+
+_POP_LUA = """
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('DEL', KEYS[1]) end
+return v
+"""
+
+_RESET_OTP_LUA = """
+redis.call('DEL', KEYS[1])
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do redis.call('DEL', k) end
+until cursor == '0'
+return 0
+"""
+
+
+def _split_url(url: str) -> tuple[str, dict[str, str]]:
+    """Separate this store's own query options from the ones redis-py understands."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    theirs: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        (ours.__setitem__(key, value) if key in _OWN_OPTIONS else theirs.append((key, value)))
+    return urlunsplit(parts._replace(query=urlencode(theirs))), ours
+
+
+class RedisStore:
+    """Profiles, failure windows and pending challenges in Redis/Valkey.
+
+    Thread-safe and fork-safe (redis-py's pool reconnects in a child process).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        failure_window_s: float = 1800.0,
+        *,
+        prefix: str | None = None,
+        profile_ttl_days: float | None = None,
+        pending_ttl_s: int | None = None,
+    ) -> None:
+        redis_url, own = _split_url(url)
+        self.prefix = prefix if prefix is not None else own.get("prefix", "riskengine:")
+        ttl_days = profile_ttl_days if profile_ttl_days is not None else float(
+            own.get("profile_ttl_days", DEFAULT_PROFILE_TTL_DAYS))
+        self._profile_ttl = max(1, int(ttl_days * 86400))
+        self._pending_ttl = max(1, int(pending_ttl_s if pending_ttl_s is not None
+                                       else own.get("pending_ttl_s", DEFAULT_PENDING_TTL_S)))
+        if failure_window_s <= 0:
+            raise ValueError("failure_window_s must be positive")
+        self._window = float(failure_window_s)
+        self._failure_ttl = int(failure_window_s) + 60
+        try:
+            # querystring options win over these defaults (redis-py's from_url rule)
+            self._redis: redis.Redis[bytes] = redis.Redis.from_url(
+                redis_url,
+                socket_timeout=DEFAULT_SOCKET_TIMEOUT_S,
+                socket_connect_timeout=DEFAULT_SOCKET_TIMEOUT_S,
+                # one immediate retry on a dropped connection: a pooled socket that died
+                # with a restarted server is replaced transparently; a down server still
+                # fails fast (refused connects cost microseconds)
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[redis.ConnectionError],
+                health_check_interval=0,
+            )
+        except ValueError as exc:
+            raise ValueError(f"bad redis store URL {url!r}: {exc}") from exc
+        self._snapshot = self._redis.register_script(_SNAPSHOT_LUA)
+        self._add_failure = self._redis.register_script(_ADD_FAILURE_LUA)
+        self._cas = self._redis.register_script(_CAS_LUA)
+        self._pop = self._redis.register_script(_POP_LUA)
+        self._add_otp = self._redis.register_script(_ADD_OTP_LUA)
+        self._put_pending = self._redis.register_script(_PUT_PENDING_LUA)
+        self._reset_otp = self._redis.register_script(_RESET_OTP_LUA)
+        self._local = threading.local()
+
+    # -- keys ----------------------------------------------------------------------
+    # user ids are arbitrary str (even lone surrogates from surrogateescape-decoded input):
+    # keys are encoded here, losslessly, rather than by redis-py's strict UTF-8
+    def _pkey(self, user_id: str) -> bytes:
+        return f"{self.prefix}p:{user_id}".encode("utf-8", "surrogatepass")
+
+    def _ukey(self, user_id: str) -> bytes:
+        return f"{self.prefix}fu:{user_id}".encode("utf-8", "surrogatepass")
+
+    def _ikey(self, ip: str) -> bytes:
+        return f"{self.prefix}fi:{ip}".encode("utf-8", "surrogatepass")
+
+    def _dkey(self, decision_id: str) -> bytes:
+        return f"{self.prefix}pd:{decision_id}".encode("utf-8", "surrogatepass")
+
+    def _key(self, kind: str, name: str) -> bytes:
+        return f"{self.prefix}{kind}:{name}".encode("utf-8", "surrogatepass")
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- profiles --------------------------------------------------------------------
+    def get(self, user_id: str) -> UserProfile | None:
+        raw = self._call("GET", self._redis.get, self._pkey(user_id))
+        return UserProfile.from_bytes(raw) if raw is not None else None
+
+    def put(self, user_id: str, profile: UserProfile) -> None:
+        self._call("SET", self._redis.set, self._pkey(user_id), profile.to_bytes(),
+                   ex=self._profile_ttl)
+
+    def update(self, user_id: str, fn: Updater) -> UserProfile | None:
+        key = self._pkey(user_id)
+        last: tuple[str, bytes | None] | None = getattr(self._local, "last", None)
+        self._local.last = None
+        if last is not None and last[0] == user_id:
+            current = last[1]
+        else:
+            current = self._call("GET", self._redis.get, key)
+        for attempt in range(_MAX_CAS_ATTEMPTS):
+            if attempt >= 2:
+                # lost twice: many writers on one user (or a starved thread that loses every
+                # time because the others re-read first). A short random sleep, doubling up
+                # to a cap, breaks the lockstep; the CAS reply already carried the fresh bytes.
+                time.sleep(random.random() * min(_CAS_BACKOFF_CAP_S, _CAS_BACKOFF_S * 2 ** (attempt - 2)))
+            new = fn(UserProfile.from_bytes(current) if current is not None else None)
+            args = ("0" if current is None else "1", current or b"",
+                    "0" if new is None else "1", new.to_bytes() if new is not None else b"",
+                    self._profile_ttl)
+            result = self._call("update", self._cas, keys=[key], args=args)
+            if int(result[0]) == 1:
+                return new
+            current = result[1] if result[1] else None
+        raise StoreError(f"profile update of one user lost {_MAX_CAS_ATTEMPTS} races in a row")
+
+    def delete(self, user_id: str) -> None:
+        self._call("DEL", self._redis.delete, self._pkey(user_id), self._ukey(user_id))
+
+    # -- failed passwords --------------------------------------------------------------
+    def add_failure(self, user_id: str, ip: str, at: float) -> int:
+        # a random member suffix: two failures in the same microsecond both count
+        member = f"{at!r}:{secrets.token_hex(4)}"
+        count = self._call(
+            "add_failure", self._add_failure,
+            keys=[self._ukey(user_id), self._ikey(ip)],
+            args=[repr(float(at)), repr(float(at) - self._window), self._failure_ttl, member, member])
+        return int(count)
+
+    def reset_failures(self, user_id: str) -> None:
+        self._call("DEL", self._redis.delete, self._ukey(user_id))
+
+    def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                 otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        raw, user_failures, ip_failures, otp_user, otp_session = self._call(
+            "snapshot", self._snapshot,
+            keys=[self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._key("fo", user_id),
+                  self._key("fs", session_key(user_id, session))],
+            args=[repr(float(since)), "+inf" if otp_since is None else repr(float(otp_since)),
+                  "+inf" if session_since is None else repr(float(session_since))])
+        # remembered so that the learn-after-allow update of this user needs no second read
+        self._local.last = (user_id, raw)
+        profile = UserProfile.from_bytes(raw) if raw is not None else None
+        return Snapshot(profile, int(user_failures), int(ip_failures), int(otp_user), int(otp_session))
+
+    # -- second factors ----------------------------------------------------------------
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        at = float(at)
+        session_n, user_n = self._call(
+            "add_otp_failures", self._add_otp,
+            keys=[self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session))],
+            args=[repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
+                  repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
+                  int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
+        return OtpCounts(int(session_n), int(user_n))
+
+    def reset_otp_failures(self, user_id: str) -> None:
+        pattern = _glob_escape(self._key("fs", session_key(user_id, ""))) + b"*"
+        self._call("reset_otp_failures", self._reset_otp, keys=[self._key("fo", user_id)], args=[pattern])
+
+    # -- population prior ----------------------------------------------------------------
+    def population_add(self, country: str, weight: float) -> None:
+        self._call("HINCRBYFLOAT", self._redis.hincrbyfloat, self._key("pop", "countries"), country, weight)
+
+    def population(self) -> dict[str, float]:
+        raw = self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries"))
+        return {k.decode(): float(v) for k, v in raw.items()}
+
+    # -- pending challenges -------------------------------------------------------------
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        index = self._key("pu", user_id) if user_id else b""
+        self._call("put_pending", self._put_pending, keys=[self._dkey(decision_id), index],
+                   args=[_EXPIRY.pack(expires_at) + payload, self._pending_ttl, decision_id,
+                         repr(float(expires_at)), max_per_user, self._dkey("")])
+
+    def pop_pending(self, decision_id: str, now: float) -> bytes | None:
+        raw = self._call("pop_pending", self._pop, keys=[self._dkey(decision_id)])
+        if raw is None:
+            return None
+        (expires_at,) = _EXPIRY.unpack_from(raw)
+        if expires_at < now:
+            return None
+        return bytes(raw[_EXPIRY.size:])
+
+    # -- support -----------------------------------------------------------------------
+    def user_ids(self, limit: int = 1000) -> list[str]:
+        """Sorted user ids, first ``limit``. Scans the keyspace: a support tool, not a hot path."""
+        prefix = self._pkey("")
+        found: list[str] = []
+        try:
+            for key in self._redis.scan_iter(match=_glob_escape(prefix) + b"*", count=1000):
+                found.append(key[len(prefix):].decode("utf-8", "surrogatepass"))
+        except redis.RedisError as exc:
+            raise StoreError(f"redis SCAN failed: {exc}") from exc
+        return sorted(found)[:limit]
+
+    def ping(self) -> bool:
+        """True when the server answers (for health checks)."""
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __repr__(self) -> str:  # never the URL: it may carry a password
+        return f"RedisStore(prefix={self.prefix!r})"
+
+
+def _glob_escape(text: bytes) -> bytes:
+    return b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in text)

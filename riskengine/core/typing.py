@@ -1,0 +1,127 @@
+"""The protocols the engine is written against, in one typed module (as ``structlog.typing``).
+
+- :class:`ProfileStore`: every profile store backend (memory, sqlite, redis) passes one
+  contract suite (``tests/stores/test_contract.py``), not a base class.
+- :class:`AuditSink`: where audit events go. Declared by the audit library
+  (:mod:`riskengine.audit`, the layer below core, which knows nothing of scoring) and
+  re-exported here; :class:`ValuesAuditSink` is its fast path (``emit_values``: a tuple in
+  column order, no dict per row), which the engine detects once, by type, at construction.
+- :class:`RiskModel`: the hook the engine calls on a learned model
+  (:class:`riskengine.core.model.LoadedModel` implements it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from riskengine.audit import AuditSink
+from riskengine.core.attempt import Attempt
+from riskengine.core.decision import Reason
+from riskengine.core.enrich.geoip import GeoInfo
+from riskengine.core.profile import UserProfile
+from riskengine.core.signals.base import SignalResult
+
+__all__ = ["AuditSink", "OtpCounts", "ProfileStore", "RiskModel", "Snapshot", "Updater", "ValuesAuditSink"]
+
+Updater = Callable[[UserProfile | None], UserProfile | None]
+"""What ``ProfileStore.update`` applies: the stored profile (or None) in, the new one out (None deletes)."""
+
+
+class Snapshot(NamedTuple):
+    """Everything ``score()`` needs from the store, fetched in one read."""
+
+    profile: UserProfile | None
+    user_failures: int
+    ip_failures: int
+    otp_user_failures: int = 0
+    """Failed second factors of the user since ``otp_since`` (any session)."""
+    otp_session_failures: int = 0
+    """Failed second factors in this login's session since ``session_since``."""
+
+
+class OtpCounts(NamedTuple):
+    """Failed second factors after an ``add_otp_failures``, counted in the same atomic step."""
+
+    session: int
+    user: int
+
+
+@runtime_checkable
+class ValuesAuditSink(AuditSink, Protocol):
+    """An :class:`AuditSink` with the tuple fast path (the Parquet sink)."""
+
+    def emit_values(self, table: str, values: tuple[Any, ...]) -> None:
+        """Buffer one row given as a tuple in ``riskengine.audit.columns.COLUMNS[table]`` order."""
+        ...
+
+
+class RiskModel(Protocol):
+    """What :class:`~riskengine.core.engine.Engine` calls on a loaded model for each login."""
+
+    def contribution(
+        self, attempt: Attempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
+        signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
+        now: float | None = None,
+    ) -> tuple[float, list[Reason]]:
+        """The model's term in the noisy-OR risk and the reasons explaining it."""
+        ...
+
+
+@runtime_checkable
+class ProfileStore(Protocol):
+    def get(self, user_id: str) -> UserProfile | None: ...
+
+    def put(self, user_id: str, profile: UserProfile) -> None: ...
+
+    def update(self, user_id: str, fn: Updater) -> UserProfile | None:
+        """Atomic read-modify-write: concurrent updates of one user are never lost.
+        ``fn`` returning None deletes the profile."""
+        ...
+
+    def delete(self, user_id: str) -> None: ...
+
+    def add_failure(self, user_id: str, ip: str, at: float) -> int:
+        """Record a failed password; return the user's failures in the store's window."""
+        ...
+
+    def reset_failures(self, user_id: str) -> None:
+        """Forget the user's failed passwords (a verified challenge, or ``unlock_user``)."""
+        ...
+
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        """Atomically record ``count`` failed second factors of ``user_id`` in ``session`` at
+        ``at`` (they also count as the user's failed passwords) and return the session's and
+        the user's counts in their windows, including these."""
+        ...
+
+    def reset_otp_failures(self, user_id: str) -> None:
+        """Forget the user's failed second factors, every session (``unlock_user``)."""
+        ...
+
+    def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                 otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        """Profile + failure counts in one read (second-factor counts when ``otp_since`` /
+        ``session_since`` are given, else 0)."""
+        ...
+
+    def population_add(self, country: str, weight: float) -> None:
+        """Add ``weight`` to ``country`` in the service-wide population prior (atomic)."""
+        ...
+
+    def population(self) -> dict[str, float]:
+        """The population prior: country → accumulated (forward-decayed) weight."""
+        ...
+
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        """Park a challenge's context until its outcome arrives (possibly at another worker).
+        With ``max_per_user``, the user's own oldest parked challenges beyond it are dropped."""
+        ...
+
+    def pop_pending(self, decision_id: str, now: float) -> bytes | None: ...
+
+    def user_ids(self, limit: int = 1000) -> list[str]: ...
+
+    def close(self) -> None: ...

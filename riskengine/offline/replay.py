@@ -1,0 +1,507 @@
+"""Replay historical logins through ``Engine.score()``: ``riskengine replay IN --format rba|native``.
+
+Contract (DESIGN.md): one output row per input row, in input order, with ``index`` (the
+input's own index column; native: ``event_id``), ``decision`` (``allow`` | ``challenge`` |
+``deny``; empty for rows that are not scored logins — failed passwords and signups),
+``risk_score`` (float in [0, 1]; 0.0 for rows that are not scored) and ``reasons`` (list of
+codes). Extra columns: ``outcome`` (what was reported back for a challenge) and
+``baseline_score`` (Freeman et al. log-likelihood ratio, see :mod:`riskengine.offline.baseline`).
+
+Rows stream in file order through the same engine the auth service uses: failed
+passwords go to ``record_failure``, challenges get ``record_outcome`` —
+``labels`` (RBA: pass iff not ``Is Account Takeover``; native: the simulated
+``would_pass``), ``verified`` (every challenge passes) or, for native input, ``simulated``
+(the simulated channel path, fallbacks, abandons and timings; the default). Inputs are
+read in batches, so memory grows with the number of users, not rows. The label columns of
+the RBA layout are read only to decide challenge outcomes under ``--outcomes labels``;
+they never reach the scorer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine replay"):
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+from riskengine.core.attempt import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_ASN,
+    MAX_ID_LENGTH,
+    MAX_PLACE_LENGTH,
+    MAX_USER_AGENT_LENGTH,
+    ValidatedAttempt,
+    normalise_ip,
+)
+from riskengine.core.config import Settings
+from riskengine.core.decision import Decision
+from riskengine.core.engine import Engine
+from riskengine.offline.baseline import FreemanBaseline
+from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS: Final = 65_536
+OUTPUT_SCHEMA: Final = pa.schema([
+    ("index", pa.int64()),
+    ("decision", pa.string()),
+    ("risk_score", pa.float64()),
+    ("reasons", pa.list_(pa.string())),
+    ("outcome", pa.string()),
+    ("baseline_score", pa.float64()),
+])
+_KNOWN_CHANNELS: Final = frozenset({"passkey", "totp", "push", "whatsapp", "sms", "voice", "email"})
+_KNOWN_FACTORS = _KNOWN_CHANNELS
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    rows: int = 0
+    logins: int = 0
+    failures: int = 0
+    signups: int = 0
+    challenges: int = 0
+    denies: int = 0
+    out_of_order: int = 0
+    seconds: float = 0.0
+
+    @property
+    def logins_per_second(self) -> float:
+        return self.logins / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- reading
+def _rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.csv as pcsv
+
+    head = pl.read_csv(path, n_rows=0)
+    missing = [c for c in RBA_REQUIRED if c not in head.columns]
+    if missing:
+        raise ValueError(f"{path}: not in the RBA layout, missing columns {missing}")
+    types = {"index": pa.int64(), "User ID": pa.string(), "IP Address": pa.string(),
+             "User Agent String": pa.string(), "Login Timestamp": pa.string(), "Country": pa.string(),
+             "Region": pa.string(), "City": pa.string(), "ASN": pa.int64()}
+    reader = pcsv.open_csv(
+        path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+        convert_options=pcsv.ConvertOptions(
+            column_types={k: v for k, v in types.items() if k in head.columns},
+            true_values=["True", "true", "1"], false_values=["False", "false", "0"],
+            null_values=["", "-"], strings_can_be_null=True))
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in reader:
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= batch_rows:
+            yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+            pending, size = [], 0
+    if pending:
+        yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
+
+
+def _native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    pf = pq.ParquetFile(path)
+    missing = [c for c in NATIVE_REQUIRED if c not in pf.schema_arrow.names]
+    if missing:
+        raise ValueError(f"{path}: not a native events file, missing columns {missing}")
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        yield pl.from_arrow(batch)  # type: ignore[misc]
+
+
+def _parse_rba_time(value: str | None) -> datetime:
+    if value is None:
+        raise ValueError("RBA row without a Login Timestamp")
+    ts = datetime.fromisoformat(value)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------- validation
+# The rules of ``LoginAttempt``, applied to whole columns at once (a pydantic model per row
+# cost more than the rest of the loop). A row that breaks one stops the replay with an
+# error naming the row's index, the column and the rule — as ``score()`` would have.
+def _require(bad: pl.Series, ids: Sequence[Any], column: str, rule: str) -> None:
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise ValueError(f"replay input row with index {ids[row]}: {column!r} {rule}")
+
+
+def _text(b: pl.DataFrame, name: str, scored: pl.Series, ids: Sequence[Any], *, limit: int,
+          required: bool = False) -> pl.Series:
+    """A string column with surrounding whitespace stripped, checked against ``limit``."""
+    s = b[name].cast(pl.Utf8).str.strip_chars()
+    length = s.str.len_chars()
+    if required:
+        _require(scored & (s.is_null() | (length == 0)), ids, name, "is empty")
+    _require(scored & (length > limit), ids, name, f"is longer than {limit} characters")
+    return s
+
+
+def _times(ts: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> list[datetime]:
+    """Aware datetimes (naive input is UTC), within the range the engine accepts."""
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    _require(scored & ts.is_null(), ids, column, "is missing")
+    _require(scored & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, column,
+             f"must be between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+    # datetimes on the fixed UTC tzinfo: polars hands out ZoneInfo("UTC") ones, whose
+    # .timestamp() costs three times as much, and the engine asks for it on every login
+    micros = ts.dt.epoch("us").to_list()
+    return [_EPOCH + timedelta(microseconds=m) if m is not None else None for m in micros]  # type: ignore[misc]
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# an IPv4 address already in canonical dotted-quad form (no leading zeros, each part ≤ 255)
+_OCTET: Final = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_V4: Final = rf"^{_OCTET}(\.{_OCTET}){{3}}$"
+
+
+def _addresses(s: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> dict[str, str]:
+    """Canonical form of every distinct address the scored rows use (validated once each:
+    canonical IPv4 by one regex over the column, anything else by ``ipaddress``)."""
+    _require(scored & s.is_null(), ids, column, "is missing")
+    distinct = s.filter(scored).unique()
+    plain = distinct.str.contains(_CANONICAL_V4)
+    canonical: dict[str, str] = {ip: ip for ip in distinct.filter(plain).to_list()}
+    for ip in distinct.filter(~plain).to_list():
+        try:
+            canonical[ip] = normalise_ip(ip)
+        except ValueError as exc:
+            _require(scored & (s == ip), ids, column, str(exc))
+    return canonical
+
+
+def _channels(column: pl.Series | None, row: int) -> list[str]:
+    """One row of a list column (read only for the few challenged rows)."""
+    if column is None:
+        return []
+    value = column.slice(row, 1).to_list()[0]
+    return list(value) if value else []
+
+
+@contextlib.contextmanager
+def _batch_gc() -> Iterator[None]:
+    """Replay allocates millions of short-lived objects next to a long-lived heap of profiles
+    and caches; the default collector thresholds rescan that heap over and over (~20 % of
+    the run). Profiles hold no reference cycles, so collect rarely while replaying."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+# ---------------------------------------------------------------------------- replay
+class Replayer:
+    """Feeds rows to one Engine (and the baseline) and collects the contract's columns."""
+
+    def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
+        if fmt not in ("rba", "native"):
+            raise ValueError(f"--format must be rba or native, got {fmt!r}")
+        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
+        if outcomes not in allowed:
+            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+        self.engine = engine
+        self.fmt = fmt
+        self.outcomes = outcomes
+        self.baseline = baseline
+        self.stats = ReplayStats()
+        self._last_ts = 0.0
+
+    def _baseline(self, user: str, ip: str, ua: str, country: str | None, asn: int | None,
+                  accepted: bool) -> float | None:
+        if self.baseline is None:
+            return None
+        parsed = self.engine.ua.parse(ua)
+        browser = f"{parsed.browser_family} {parsed.browser_version.split('.')[0]}"
+        return self.baseline.observe(user, (ip, asn, country, browser, parsed.os_family), accepted)
+
+    def _geo_for_baseline(self, ip: str) -> tuple[str | None, int | None]:
+        found, _ = self.engine.geoip.lookup(ip)
+        return (found.country, found.asn) if found is not None else (None, None)
+
+    def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
+        n = batch.height
+        decisions: list[str] = [""] * n
+        risks: list[float | None] = [0.0] * n  # rows that are not scored logins carry no risk
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        outcomes: list[str | None] = [None] * n
+        baseline: list[float | None] = [None] * n
+        if self.fmt == "rba":
+            index = batch["index"].to_list()
+            self._run_rba(batch, decisions, risks, reasons, outcomes, baseline)
+        else:
+            index = batch["event_id"].to_list()
+            self._run_native(batch, decisions, risks, reasons, outcomes, baseline)
+        self.stats.rows += n
+        return pa.RecordBatch.from_arrays([
+            pa.array(index, pa.int64()), pa.array(decisions, pa.string()), pa.array(risks, pa.float64()),
+            pa.array(reasons, pa.list_(pa.string())), pa.array(outcomes, pa.string()),
+            pa.array(baseline, pa.float64()),
+        ], schema=OUTPUT_SCHEMA)
+
+    def _order(self, now: float) -> None:
+        if now < self._last_ts - 1.0:
+            self.stats.out_of_order += 1
+        else:
+            self._last_ts = now
+
+    def _challenge(self, decision_id: str, factor: str | None, passed: bool, ts: datetime,
+                   channels: list[str] | None = None, outcome: str | None = None, attempts: int = 1,
+                   seconds: float | None = None, trust: bool = False) -> str:
+        if outcome is None:
+            outcome = "verified" if passed else "failed"
+        chans = [c for c in (channels or ([factor] if factor else [])) if c in _KNOWN_CHANNELS]
+        self.engine.record_outcome(
+            decision_id, outcome, chans, attempts, trust and outcome == "verified",  # type: ignore[arg-type]
+            seconds_to_verify=seconds if outcome == "verified" else None,
+            timestamp=ts + timedelta(seconds=seconds or 30.0))
+        return outcome
+
+    def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
+               reasons: list[list[str]]) -> None:
+        """Record one scored login in the output columns and the run's counts."""
+        self.stats.logins += 1
+        decisions[i] = d.action
+        risks[i] = d.risk
+        reasons[i] = [r.code for r in d.reasons]
+        if d.action == "challenge":
+            self.stats.challenges += 1
+        elif d.action == "deny":
+            self.stats.denies += 1
+
+    def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
+                 reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
+        engine = self.engine
+        cols = b.columns
+        n = b.height
+        none: list[Any] = [None] * n
+        ids = b["index"].to_list()
+        ok_series = b["Login Successful"].fill_null(False)
+        every = pl.Series([True] * n)
+        ts_col = b["Login Timestamp"].to_list()
+        user_col = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+        ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
+        canonical = _addresses(ip_series, every, ids, "IP Address")
+        ip_col = ip_series.to_list()
+        ua_col = b["User Agent String"].fill_null("").str.strip_chars().str.slice(
+            0, MAX_USER_AGENT_LENGTH).to_list()
+        ok_col = ok_series.to_list()
+        if "Country" in cols:
+            country = b["Country"].cast(pl.Utf8).str.strip_chars()
+            _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
+                     ids, "Country", "must be an ISO 3166-1 alpha-2 code")
+            country_col = country.str.to_uppercase().replace("", None).to_list()
+        else:
+            country_col = none
+        region_col = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() \
+            if "Region" in cols else none
+        city_col = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+        if "ASN" in cols:
+            asn = b["ASN"]
+            _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
+            asn_col = asn.to_list()
+        else:
+            asn_col = none
+        # only the challenge outcome under --outcomes labels looks at the label column
+        ato_col = b["Is Account Takeover"].to_list() if (
+            self.outcomes == "labels" and "Is Account Takeover" in cols) else none
+        for i in range(n):
+            ts = _parse_rba_time(ts_col[i])
+            if not EARLIEST_TIME <= ts < LATEST_TIME:
+                raise ValueError(f"replay input row with index {ids[i]}: 'Login Timestamp' must be between "
+                                 f"{EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+            self._order(ts.timestamp())
+            user, ip = user_col[i], canonical[ip_col[i]]
+            if not ok_col[i]:
+                engine.record_failure(user, ip, ts)
+                self.stats.failures += 1
+                continue
+            country = country_col[i]
+            d = engine.score_validated(ValidatedAttempt(
+                user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
+                session_id=f"r{i}"))
+            self._tally(i, d, decisions, risks, reasons)
+            accepted = d.action == "allow"
+            if d.action == "challenge":
+                passed = True if self.outcomes == "verified" else not ato_col[i]
+                outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
+                accepted = passed
+            if self.baseline is not None:
+                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn_col[i], accepted)
+
+    def _run_native(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
+                    reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
+        engine = self.engine
+        cols = b.columns
+        n = b.height
+        none: list[Any] = [None] * n
+        ids = b["event_id"].to_list()
+        kind = b["kind"]
+        scored = (kind == "login") | (kind == "failed_password")
+        ts_col = _times(b["event_time"], scored, ids, "event_time")
+        kind_col = kind.to_list()
+        user_col = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+        ip_series = b["ip"].str.strip_chars()
+        canonical = _addresses(ip_series, scored, ids, "ip")
+        ip_col = ip_series.to_list()
+        ua_col = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+
+        def col(name: str) -> list[Any]:
+            return b[name].to_list() if name in cols else none
+
+        device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
+            if "device_id" in cols else none
+        session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
+            if "session_id" in cols else none
+        # list columns are slow to turn into Python lists: factors go through their joined
+        # text (a handful of distinct sets), channels are read only for challenged rows
+        enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
+        factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
+        channels = b["challenge_channels"] if "challenge_channels" in cols else None
+        pass_col, out_col = col("would_pass"), col("challenge_outcome")
+        att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
+        exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
+        for i in range(n):
+            ts: datetime = ts_col[i]
+            self._order(ts.timestamp())
+            kind, user = kind_col[i], user_col[i]
+            if kind == "failed_password":
+                ip = canonical[ip_col[i]]
+                engine.record_failure(user, ip, ts)
+                self.stats.failures += 1
+                continue
+            if kind == "signup":
+                self.stats.signups += 1
+                if exp_col[i] and var_col[i]:
+                    from riskengine.offline.simulate.experiment import VARIANTS
+
+                    engine.assign(exp_col[i], user, VARIANTS, ts)
+                    if conv_col[i]:
+                        engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
+                continue
+            if kind != "login":
+                raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {kind!r}")
+            ip = canonical[ip_col[i]]
+            enrolled = factor_sets.get(enrolled_col[i])
+            if enrolled is None:
+                enrolled = factor_sets[enrolled_col[i]] = tuple(
+                    f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
+            d = engine.score_validated(ValidatedAttempt(
+                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]))
+            self._tally(i, d, decisions, risks, reasons)
+            accepted = d.action == "allow"
+            if d.action == "challenge":
+                would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
+                if self.outcomes == "simulated" and out_col[i] is not None:
+                    outcome = self._challenge(
+                        d.decision_id, d.factor, would_pass, ts, _channels(channels, i), out_col[i],
+                        int(att_col[i] or 0), secs_col[i], bool(trust_col[i]))
+                else:
+                    passed = True if self.outcomes == "verified" else would_pass
+                    outcome = self._challenge(d.decision_id, d.factor, passed, ts)
+                outcomes[i] = outcome
+                accepted = outcome == "verified"
+            if self.baseline is not None:
+                country, asn = self._geo_for_baseline(ip)
+                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn, accepted)
+
+
+def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
+              asn_db: str | Path | None) -> Settings:
+    settings = config if isinstance(config, Settings) else Settings.load(config)
+    if audit_root is not None:
+        settings = settings.with_overrides(audit={"root": str(audit_root)})
+    if asn_db is not None:
+        if not Path(asn_db).exists():
+            raise FileNotFoundError(f"ASN database not found: {asn_db}")
+        settings = settings.with_overrides(geo={"asn_db": str(asn_db)})
+    return settings
+
+
+def iter_replay(
+    path: str | Path, fmt: str, *, outcomes: str | None = None, config: str | Path | Settings | None = None,
+    audit_root: str | Path | None = None, asn_db: str | Path | None = None, baseline: bool = True,
+    progress: bool = False, batch_rows: int = BATCH_ROWS, stats: ReplayStats | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Decisions batch by batch (bounded memory). ``stats`` (if given) is filled in as it goes."""
+    from tqdm import tqdm
+
+    path = check_input_file(path, "replay input")
+    if fmt not in ("rba", "native"):
+        raise ValueError(f"--format must be rba or native, got {fmt!r}")
+    if outcomes is None:
+        outcomes = "simulated" if fmt == "native" else "labels"
+    if asn_db is None and fmt == "native" and (path.parent / "asn.mmdb").exists():
+        asn_db = path.parent / "asn.mmdb"  # written by `riskengine simulate` beside its events
+    settings = _settings(config, audit_root, asn_db)
+    total = pq.ParquetFile(path).metadata.num_rows if fmt == "native" else None
+    batches = _native_batches(path, batch_rows) if fmt == "native" else _rba_batches(path, batch_rows)
+    with Engine(settings) as engine:
+        replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
+        if stats is not None:
+            replayer.stats = stats
+        started = time.perf_counter()
+        with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
+            for batch in batches:
+                with _batch_gc():  # only while scoring: the caller's code between batches is its own
+                    out = replayer.run_batch(batch)
+                replayer.stats.seconds = time.perf_counter() - started
+                bar.update(batch.height)
+                yield out
+        if replayer.stats.out_of_order:
+            log.warning("%d rows were earlier than the row before them; scored in file order",
+                        replayer.stats.out_of_order)
+
+
+def replay(
+    path: str | Path, fmt: str, *, out: str | Path | None = None, outcomes: str | None = None,
+    config: str | Path | Settings | None = None, audit_root: str | Path | None = None,
+    asn_db: str | Path | None = None, baseline: bool = True, progress: bool = False,
+    batch_rows: int = BATCH_ROWS, stats: ReplayStats | None = None,
+) -> pl.DataFrame:
+    """Replay a file and return (and optionally write) the decisions frame — for notebooks.
+
+    For inputs too large for memory use the CLI or :func:`replay_to_file`.
+    """
+    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=config, audit_root=audit_root,
+                               asn_db=asn_db, baseline=baseline, progress=progress,
+                               batch_rows=batch_rows, stats=stats))
+    table = pa.Table.from_batches(batches, schema=OUTPUT_SCHEMA)
+    if out is not None:
+        pq.write_table(table, out)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def replay_to_file(path: str | Path, fmt: str, out: str | Path, **kwargs: Any) -> ReplayStats:
+    """Stream decisions into a Parquet file batch by batch; returns the run's statistics."""
+    stats = ReplayStats()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    try:
+        with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
+            for batch in iter_replay(path, fmt, stats=stats, **kwargs):
+                writer.write_batch(batch)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
+        raise
+    tmp.replace(out)
+    return stats

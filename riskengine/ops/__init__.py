@@ -1,0 +1,1 @@
+"""The ops layer: operating an installation — audit log maintenance (compaction, retention)."""

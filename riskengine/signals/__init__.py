@@ -1,5 +1,0 @@
-"""Signals: pure functions, values and ``now`` in, :class:`SignalResult` out. No I/O, no clock."""
-
-from riskengine.signals.base import SignalResult
-
-__all__ = ["SignalResult"]
