@@ -22,12 +22,12 @@ def _stage(stage: str, events: str) -> dict[str, float]:
     import polars as pl
 
     from riskengine.core.attempt import LoginAttempt
-    from riskengine.offline.replay import ReplayStats, _native_batches, replay_to_file
+    from riskengine.offline.replay import ReplayStats, native_batches, replay_to_file
 
     started = time.perf_counter()
     logins = 0
     if stage == "read":
-        for batch in _native_batches(Path(events), 65_536):
+        for batch in native_batches(Path(events), 65_536):
             logins += int((batch["kind"] == "login").sum())
             for _ in zip(*(batch[c].to_list() for c in ("event_time", "user_id", "ip", "user_agent")),
                          strict=True):
@@ -49,7 +49,7 @@ def _stage(stage: str, events: str) -> dict[str, float]:
             score(attempt)
         logins = len(attempts)
     elif stage == "validate":
-        for batch in _native_batches(Path(events), 65_536):
+        for batch in native_batches(Path(events), 65_536):
             b = batch.filter(pl.col("kind") == "login")
             for ts, u, ip, ua, dev in zip(*(b[c].to_list() for c in (
                     "event_time", "user_id", "ip", "user_agent", "device_id")), strict=True):

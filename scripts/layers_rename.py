@@ -1,6 +1,9 @@
 """Rewrite riskengine module paths (dotted and slashed) after the issue #13 layer move.
 
-Usage: python scripts/layers_rename.py FILE...   (e.g. `git grep -lz riskengine | xargs -0 python ...`)
+Usage: python scripts/layers_rename.py FILE...
+  e.g. git grep -lz riskengine -- . ':!scripts/layers_rename.py' ':!CHANGELOG.md' |
+       xargs -0 python scripts/layers_rename.py
+(never on this script itself: it would rewrite its own map). Idempotent: new paths are left alone.
 The map is the table in docs/layout.md; this script is how merges of older branches get fixed.
 """
 from __future__ import annotations
@@ -17,7 +20,8 @@ MAP: dict[str, str] = {
     "riskengine.model.dataset": "riskengine.offline.model.dataset",
     "riskengine.model.compare": "riskengine.offline.model.compare",
     "riskengine.model.sample": "riskengine.offline.model.sample",
-    "riskengine.model.metrics": "riskengine.offline.model.metrics",
+    "riskengine.model.metrics": "riskengine.offline.metrics",
+    "riskengine.offline.model.metrics": "riskengine.offline.metrics",  # moved in a second step
     "riskengine.model.cli": "riskengine.apps.commands.model",
     "riskengine.model": "riskengine.core.model",
     "riskengine.models": "riskengine.core.attempt",

@@ -1,7 +1,7 @@
 """Risk and signals: reason-code counts, the risk histogram and the what-if threshold table.
 
 What-if follows the engine's own rule: a decision is stepped up at threshold ``t`` when
-``risk >= t`` (the definition :mod:`riskengine.offline.model.metrics` shares with ``evaluate``).
+``risk >= t`` (the definition :mod:`riskengine.offline.metrics` shares with ``evaluate``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 - *Catch rate* per attack family: share of the attackers' password-correct logins that
   were challenged or denied.
 - *Trade-off curve*: for every risk threshold ``t``, "stepped up" means ``risk ≥ t`` (one
-  definition, :func:`riskengine.offline.model.metrics.stepped_up`, shared with the model metrics); the
+  definition, :func:`riskengine.offline.metrics.stepped_up`, shared with the model metrics); the
   established users' legitimate step-up rate against the catch rate of each family. A
   login the engine allowed because of a trusted device (``TRUSTED_DEVICE`` override) counts
   as not stepped up at any threshold, as in production. The same curve is drawn for the
@@ -32,7 +32,7 @@ with extra("sim", feature="riskengine evaluate"):
     import numpy as np
     import polars as pl
 
-from riskengine.offline.model.metrics import Curve, curve
+from riskengine.offline.metrics import Curve, curve
 
 ESTABLISHED_MIN_LOGINS: Final = 5
 STEPPED: Final = ("challenge", "deny")

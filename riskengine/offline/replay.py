@@ -51,6 +51,7 @@ from riskengine.core.decision import Decision
 from riskengine.core.engine import Engine
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
+from riskengine.offline.simulate.experiment import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class ReplayStats:
 
 
 # ---------------------------------------------------------------------------- reading
-def _rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+def rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     import pyarrow.csv as pcsv
 
     head = pl.read_csv(path, n_rows=0)
@@ -112,7 +113,7 @@ def _rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(pa.Table.from_batches(pending))  # type: ignore[misc]
 
 
-def _native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+def native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     pf = pq.ParquetFile(path)
     missing = [c for c in NATIVE_REQUIRED if c not in pf.schema_arrow.names]
     if missing:
@@ -389,8 +390,6 @@ class Replayer:
             if kind == "signup":
                 self.stats.signups += 1
                 if exp_col[i] and var_col[i]:
-                    from riskengine.offline.simulate.experiment import VARIANTS
-
                     engine.assign(exp_col[i], user, VARIANTS, ts)
                     if conv_col[i]:
                         engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
@@ -451,7 +450,7 @@ def iter_replay(
         asn_db = path.parent / "asn.mmdb"  # written by `riskengine simulate` beside its events
     settings = _settings(config, audit_root, asn_db)
     total = pq.ParquetFile(path).metadata.num_rows if fmt == "native" else None
-    batches = _native_batches(path, batch_rows) if fmt == "native" else _rba_batches(path, batch_rows)
+    batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
     with Engine(settings) as engine:
         replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
         if stats is not None:

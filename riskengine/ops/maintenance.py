@@ -27,9 +27,12 @@ the middle of step 2, with some inputs still visible).
 
 Every folder and file compaction and retention create is 0700/0600.
 
-After merging, compaction (re)builds the rollups of closed months whose segments changed
-(see :mod:`riskengine.analytics.rollups`): small pre-aggregated tables under
-``<root>/_rollups`` that analytics reads instead of every raw row where they are current.
+After merging, ``riskengine audit compact`` (the command layer,
+:mod:`riskengine.apps.commands.audit`) (re)builds the rollups of closed months whose
+segments changed (:func:`riskengine.analytics.rollups.build_rollups`, under
+:func:`maintenance_lock`): small pre-aggregated tables under ``<root>/_rollups`` that
+analytics reads instead of every raw row where they are current. Maintenance itself does
+not call analytics.
 
 Retention renames a whole ``month=MM`` folder into ``<root>/_meta/trash/`` (one rename,
 outside every table glob), then deletes it.
@@ -80,8 +83,6 @@ class CompactionResult:
     recovered: int = 0
     stale_tmp_removed: int = 0
     merged: list[str] = field(default_factory=list)
-    rollups_built: list[str] = field(default_factory=list)
-    rollups_current: int = 0
 
 
 @dataclass
@@ -146,15 +147,13 @@ def compact(
     tables: tuple[str, ...] | None = None,
     small_bytes: int = 64 * 1024 * 1024,
     min_files: int = 2,
-    rollups: bool = True,
-    now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
     _after_step: Callable[[str, Path], None] | None = None,
 ) -> CompactionResult:
     """Merge the small segments (< ``small_bytes``) of every partition holding at least
-    ``min_files`` of them into one segment. Row counts are preserved exactly. Then, with
-    ``rollups``, rebuild the rollups of closed months (ended before ``now``) that are missing
-    or no longer match their segments. ``progress(done, total)`` is called after each partition.
+    ``min_files`` of them into one segment. Row counts are preserved exactly.
+    ``progress(done, total)`` is called after each partition. (Rollups are built afterwards by
+    the caller: :func:`riskengine.analytics.rollups.build_rollups` under :func:`maintenance_lock`.)
 
     ``_after_step`` is a test seam: called with a step name and the partition folder after
     each step of a merge (``merged``, ``hidden:<i>``, ``published``, ``deleted:<i>``), so a
@@ -177,12 +176,6 @@ def compact(
                 result.merged.append(str(merged.relative_to(root_path)))
             if progress is not None:
                 progress(done, len(folders))
-        if rollups:
-            from riskengine.analytics.rollups import build_rollups  # analytics builds on audit, not back
-
-            built = build_rollups(root_path, now=now)
-            result.rollups_built = built.built
-            result.rollups_current = built.current
     return result
 
 

@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
 from riskengine.analytics.rollups import ROLLUP_DIR, build_rollups, current_rollups
 from riskengine.audit.parquet import ParquetSink
-from riskengine.ops.maintenance import compact
+from riskengine.ops.maintenance import compact, maintenance_lock
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 4, 15, tzinfo=UTC)
@@ -75,8 +75,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(11)
     _write(path, rng, START, 90, 4000, "a", legacy_share=0.3)   # January–March
     _write(path, rng, datetime(2026, 4, 1, tzinfo=UTC), 10, 500, "b", legacy_share=0.0)  # April: still open
-    res = compact(path, now=NOW, small_bytes=1)  # merge nothing (every segment is "big"), build rollups
-    assert sorted(res.rollups_built) == ["2026-01", "2026-02", "2026-03"]
+    compact(path, small_bytes=1)  # merge nothing (every segment is "big"), then build rollups as `audit compact` does
+    with maintenance_lock(path):
+        res = build_rollups(path, now=NOW)
+    assert sorted(res.built) == ["2026-01", "2026-02", "2026-03"]
     assert sorted(current_rollups(path)) == [202601, 202602, 202603]
     _write(path, rng, datetime(2026, 2, 10, tzinfo=UTC), 5, 300, "c", legacy_share=0.5)  # a late segment
     # February is raw again until recompaction, and so is March: its legacy challenge rows took

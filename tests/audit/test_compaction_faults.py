@@ -74,7 +74,7 @@ def test_every_step_shows_each_row_exactly_once(tmp_path: Path) -> None:
         n, distinct = glob_reader(tmp_path)
         assert n == distinct, f"a plain glob saw {n - distinct} rows twice after {step}"  # never twice
 
-    res = compact(tmp_path, rollups=False, _after_step=check)
+    res = compact(tmp_path, _after_step=check)
     assert seen == STEPS  # the seam covers every step of the merge
     assert (res.files_in, res.files_out) == (SEGMENTS, 1)
     assert exact_reader(tmp_path) == glob_reader(tmp_path) == (N, N)
@@ -89,13 +89,13 @@ def test_a_crash_after_any_step_is_repaired_by_the_next_run(crash_after: str, tm
             raise Crash(step)
 
     with pytest.raises(Crash):
-        compact(tmp_path, rollups=False, _after_step=crash)
+        compact(tmp_path, _after_step=crash)
     assert exact_reader(tmp_path) == (N, N)  # the dead compactor's layout
     assert audit_db_reader(tmp_path) == (N, N)
     n, distinct = glob_reader(tmp_path)
     assert n == distinct
 
-    res = compact(tmp_path, rollups=False)  # the next run repairs, then compacts
+    res = compact(tmp_path)  # the next run repairs, then compacts
     assert exact_reader(tmp_path) == glob_reader(tmp_path) == audit_db_reader(tmp_path) == (N, N)
     assert res.recovered == (0 if crash_after == STEPS[-1] else 1)
     assert not [p.name for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no hidden leftovers

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from riskengine.analytics.rollups import build_rollups
 from riskengine.audit.parquet import ParquetSink
 from riskengine.core.engine import Engine
-from riskengine.ops.maintenance import compact, retain
+from riskengine.ops.maintenance import compact, maintenance_lock, retain
 from riskengine.testing import make_attempt, offline_settings
 
 
@@ -64,8 +65,10 @@ def test_compaction_and_retention_output_is_private(tmp_path: Path, open_umask: 
             sink.emit("conversions", row(month, datetime(2020, month, 5, tzinfo=UTC)))
     with Engine(offline_settings(audit={"root": str(root), "key": "k" * 32})) as engine:
         engine.score(make_attempt("alice", datetime(2020, 1, 6, 9, tzinfo=UTC)))  # a month to roll up
-    res = compact(root, now=datetime(2026, 1, 1, tzinfo=UTC))  # with the rollups of closed months
-    assert res.files_out == 1 and res.rollups_built
+    res = compact(root)
+    with maintenance_lock(root):  # and the rollups of closed months, as `audit compact` builds them
+        built = build_rollups(root, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert res.files_out == 1 and built.built
     merged = root / res.merged[0]
     assert stat.S_IMODE(merged.stat().st_mode) == 0o600
     assert stat.S_IMODE((root / "_meta").stat().st_mode) == 0o700

@@ -16,7 +16,7 @@ from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig, Feature
 from riskengine.core.model.inference import LoadedModel
 from riskengine.core.profile import DeviceSeen, UserProfile
 from riskengine.offline.model.dataset import build_dataset
-from riskengine.offline.replay import Replayer, _native_batches
+from riskengine.offline.replay import Replayer, native_batches
 from riskengine.testing import CHROME_WIN, IPHONE
 
 NOW = 1_760_000_000.0
@@ -47,7 +47,7 @@ def test_online_features_equal_offline_training_rows(
         recorder = RecordingExtractor(engine.model.features.config)
         engine.model.features = recorder
         replayer = Replayer(engine, "native", "simulated", None)
-        for batch in _native_batches(events, 1000):
+        for batch in native_batches(events, 1000):
             replayer.run_batch(batch)
     offline = [list(r) for r in dataset.select(FEATURE_NAMES).iter_rows()]
     assert len(recorder.seen) == len(offline) == dataset.height

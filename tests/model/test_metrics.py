@@ -1,4 +1,4 @@
-"""riskengine.offline.model.metrics: the one definition of "stepped up" (score >= threshold), shared by
+"""riskengine.offline.metrics: the one definition of "stepped up" (score >= threshold), shared by
 ``riskengine evaluate`` (curves, operating point) and the model metrics (tradeoff, compare)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.offline.model import compare
 from riskengine.offline import evaluate as evaluate_module
 from riskengine.offline.evaluate import evaluate
-from riskengine.offline.model.metrics import curve, stepped_up, stepped_up_rate, threshold_for_step_up, tradeoff
+from riskengine.offline.metrics import curve, stepped_up, stepped_up_rate, threshold_for_step_up, tradeoff
+from riskengine.offline.model import compare
 
 
 def test_a_score_exactly_at_the_threshold_is_stepped_up() -> None:
@@ -70,7 +70,7 @@ def test_evaluate_curve_and_model_tradeoff_agree(seed: int) -> None:
 
 
 def test_evaluate_and_compare_use_the_shared_definition() -> None:
-    from riskengine.offline.model import metrics
+    from riskengine.offline import metrics
 
     assert evaluate_module.curve is metrics.curve and evaluate_module.Curve is metrics.Curve
     assert compare.curve is metrics.curve

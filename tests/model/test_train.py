@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
-from riskengine.offline.model.metrics import calibration_error, threshold_for_step_up, tradeoff
+from riskengine.offline.metrics import calibration_error, threshold_for_step_up, tradeoff
 from riskengine.offline.model.train import time_split, train_model
 
 

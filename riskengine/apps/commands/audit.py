@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from riskengine.analytics.rollups import build_rollups
 from riskengine.apps.cliutil import (
     Progress,
     UsageError,
@@ -15,7 +16,8 @@ from riskengine.apps.cliutil import (
     print_json,
     want_progress,
 )
-from riskengine.ops.maintenance import compact, parse_age, retain
+from riskengine.core.config import Settings
+from riskengine.ops.maintenance import compact, maintenance_lock, parse_age, retain
 
 
 def register(subparsers: Any) -> None:
@@ -62,23 +64,27 @@ def _compact(args: argparse.Namespace) -> int:
             bar.set_total(total)
             bar.update()
 
-        res = compact(root, small_bytes=int(args.small_mb * 1024 * 1024), rollups=args.rollups, progress=step)
+        res = compact(root, small_bytes=int(args.small_mb * 1024 * 1024), progress=step)
+    built: list[str] = []
+    current = 0
+    if args.rollups:  # analytics builds on the compacted audit log; maintenance never calls it
+        with maintenance_lock(root):
+            rolled = build_rollups(root)
+        built, current = rolled.built, rolled.current
     if args.json:
-        print_json(res)
+        print_json({**jsonable(res), "rollups_built": built, "rollups_current": current})
         return 0
     print(f"compacted {res.partitions} partitions: {res.files_in} segments -> {res.files_out} "
           f"({res.rows} rows); recovered {res.recovered} interrupted runs, "
           f"removed {res.stale_tmp_removed} stale temp files")
     if args.rollups:
-        print(f"rollups: built {len(res.rollups_built)} months, {res.rollups_current} already current")
+        print(f"rollups: built {len(built)} months, {current} already current")
     return 0
 
 
 def _retain(args: argparse.Namespace) -> int:
     older_than = args.older_than
     if older_than is None:
-        from riskengine.core.config import Settings
-
         older_than = f"{Settings.load(args.config).audit.retention_years:g}y"
     else:
         try:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from riskengine.apps.cliutil import Progress, UsageError, add_progress_flag, jsonable, want_progress
+from riskengine.core.config import Settings
+from riskengine.core.model.features import FeatureConfig
 from riskengine.offline.formats import check_input_file
 
 
@@ -65,8 +67,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from riskengine.core.config import Settings
-    from riskengine.core.model.features import FeatureConfig
+    # training needs the [model] extra (scikit-learn): imported when the command runs, so
+    # `riskengine model --help` works on any install
     from riskengine.offline.model.dataset import build_dataset, resolve_inputs
     from riskengine.offline.model.train import format_metrics, train_model
 

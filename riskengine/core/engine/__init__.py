@@ -26,7 +26,7 @@ from typing import Any
 from riskengine.audit import COLUMNS, SCHEMA_VERSION, AuditSink, NullSink, Pseudonymizer, resolve_key
 from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
-from riskengine.core.config import Settings
+from riskengine.core.config import Settings, _apply_env
 from riskengine.core.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.core.devicetoken import DeviceTokens, parse_keys
 from riskengine.core.engine import support
@@ -185,8 +185,6 @@ class Engine:
         if isinstance(config, Settings):
             settings = config
         elif isinstance(config, Mapping):
-            from riskengine.core.config import _apply_env
-
             settings = Settings.model_validate(_apply_env(dict(config), os.environ))
         else:
             settings = Settings.load(config)

@@ -6,7 +6,7 @@
   the noisy-OR, its decisions feeding back into what profiles learn, as in production;
 - *freeman2016*: the Freeman et al. likelihood ratio computed in the first replay.
 
-Scored with :func:`riskengine.offline.model.metrics.curve` (as ``riskengine evaluate``) so every row means exactly what
+Scored with :func:`riskengine.offline.metrics.curve` (as ``riskengine evaluate``) so every row means exactly what
 ``riskengine evaluate`` means. Logins the model was fitted or calibrated on are excluded by
 default (``since`` = the model's first test instant when the data reaches into it).
 """
@@ -28,8 +28,9 @@ with extra("model", feature="model training (riskengine model)"):
 from riskengine.core.config import Settings
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
 from riskengine.core.model.inference import MODEL_FILE, LoadedModel
+from riskengine.offline.metrics import curve, pr_auc, stepped_up_rate
 from riskengine.offline.model.dataset import LABEL_COLUMNS, build_dataset, read_labels
-from riskengine.offline.model.metrics import curve, pr_auc, stepped_up_rate
+from riskengine.offline.replay import replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,6 @@ def score_logins(
     config: str | Path | Settings | None = None,
 ) -> pl.DataFrame:
     """Per scored login: ``rules``, ``model``, ``blended``, ``freeman2016`` scores (+ labels)."""
-    from riskengine.offline.replay import replay
-
     settings = config if isinstance(config, Settings) else Settings.load(config)
     model = LoadedModel.load(model_dir, weight=settings.policy.model_weight)
     fcfg = FeatureConfig.from_json(model.document["feature_config"])

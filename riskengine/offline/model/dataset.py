@@ -27,6 +27,7 @@ from riskengine.core.engine import Engine
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig, FeatureRecorder
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import infer_format
+from riskengine.offline.replay import Replayer, native_batches, rba_batches
 
 LABEL_COLUMNS: Final = ("is_attack", "attack_family", "established", "warmup")
 ESTABLISHED_MIN_LOGINS: Final = 5
@@ -44,11 +45,9 @@ def _settings(config: str | Path | Settings | None, asn_db: str | Path | None) -
 
 
 def _batches(path: Path, fmt: str, batch_rows: int) -> Iterator[pl.DataFrame]:
-    from riskengine.offline import replay
-
     if fmt == "native":
-        return replay._native_batches(path, batch_rows)
-    return replay._rba_batches(path, batch_rows)
+        return native_batches(path, batch_rows)
+    return rba_batches(path, batch_rows)
 
 
 def resolve_inputs(root: str | Path | None, events: str | Path | None,
@@ -113,8 +112,6 @@ def build_dataset(
     ...
     FileNotFoundError: logins file not found: missing.parquet
     """
-    from riskengine.offline.replay import Replayer
-
     path = Path(events)
     if not path.exists():
         raise FileNotFoundError(f"logins file not found: {path}")

@@ -24,6 +24,8 @@ with extra("model", feature="model training (riskengine model)"):
     import numpy as np
     import polars as pl
 
+from riskengine.core.engine import assign_variant
+from riskengine.offline.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE
 
 HOME_IPS = ["81.2.69.160", "2.125.160.216", "89.160.20.112", "5.61.0.1", "24.48.0.1", "152.216.7.110",
@@ -85,9 +87,6 @@ def write_sample(out: str | Path, *, users: int = 80, days: int = 42, seed: int 
                         "ato_foreign" if foreign else "ato_domestic")
                 add(at, "login", user, ip, attack_ua, None, False, "ato_foreign" if foreign else "ato_domestic")
     if visitors:
-        from riskengine.core.engine import assign_variant
-        from riskengine.offline.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
-
         for k in range(visitors):
             visitor = f"n{k:05d}"
             variant = assign_variant(EXPERIMENT, visitor, VARIANTS)

@@ -29,7 +29,8 @@ with extra("model", feature="model training (riskengine model)"):
     import polars as pl
 
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
-from riskengine.offline.model.metrics import (
+from riskengine.core.model.inference import export_parameters
+from riskengine.offline.metrics import (
     DEFAULT_STEP_UP_TARGETS,
     calibration_error,
     pr_auc,
@@ -206,8 +207,6 @@ def train_model(
         base = test_frame["baseline_score"].fill_null(0.0).to_numpy()
         metrics["test_freeman"] = {"pr_auc": pr_auc(base, y_te),
                                    "tradeoff": _operating_points(base, test_frame, targets)}
-
-    from riskengine.core.model.inference import export_parameters
 
     params = export_parameters(model)
     document = {

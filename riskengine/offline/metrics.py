@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from riskengine._extras import extra
 
-with extra("model", feature="model training (riskengine model)"):
+with extra("sim", feature="detection metrics (riskengine evaluate, model training)"):
     import numpy as np
     import polars as pl
 
