@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from riskengine.audit import SCHEMA_VERSION, Pseudonymizer
 from riskengine.core.config import Settings
+from riskengine.core.engine.lifecycle import Lifecycle
+from riskengine.core.identity import checked
 from riskengine.core.profile import UserProfile
 from riskengine.core.typing import AuditSink, ProfileStore
 
@@ -222,3 +224,39 @@ def unlock_user(store: ProfileStore, sink: AuditSink, pseudonymizer: Pseudonymiz
     store.reset_failures(user_id)
     store.reset_otp_failures(user_id)
     _record(sink, pseudonymizer, "unlock", user_id, None, actor, reason, at)
+
+
+class SupportOps(Lifecycle):
+    """The Engine's support methods: normalise the user id, flush, forward to the functions above."""
+
+    def user_summary(self, user_id: str, *, recent: int = 20,
+                     now: datetime | None = None) -> dict[str, Any]:
+        """Why was this user challenged? Profile (devices, places, trust, failures) plus recent
+        decisions with reasons and support actions from the audit log. See :func:`user_summary`."""
+        self.flush()  # this process's queued lessons and buffered audit events belong in the answer
+        return user_summary(self.store, self.pseudonymizer, self.settings, checked(self._uid, user_id),
+                                    recent=recent, now=now)
+
+    def untrust(self, user_id: str, device_key: str | None = None, *, actor: str, reason: str,
+                now: datetime | None = None) -> int:
+        """Withdraw device trust (one device or all); audited with who and why."""
+        self.flush()  # a queued lesson written after this would bring the trust back
+        return untrust(self.store, self.sink, self.pseudonymizer, checked(self._uid, user_id), device_key,
+                               actor=actor, reason=reason, now=now)
+
+    def reset_user(self, user_id: str, *, actor: str, reason: str,
+                   now: datetime | None = None) -> bool:
+        """Erase the profile (every device token is revoked with it) and mark it reset: the
+        next logins are challenged (``PROFILE_RESET``) until one is verified. Audited.
+        Lock-outs are :meth:`unlock_user`'s job, not this one's."""
+        self.flush()  # a queued lesson written after the reset would bring the profile back
+        return reset_user(self.store, self.sink, self.pseudonymizer, checked(self._uid, user_id),
+                                  actor=actor, reason=reason, now=now)
+
+    def unlock_user(self, user_id: str, *, actor: str, reason: str,
+                    now: datetime | None = None) -> None:
+        """Clear the user's failed-password and second-factor counters, and nothing else (the
+        runbook's answer to a lock-out: the profile and its trust stay). Audited."""
+        unlock_user(self.store, self.sink, self.pseudonymizer, checked(self._uid, user_id),
+                            actor=actor, reason=reason, now=now)
+

@@ -1,0 +1,61 @@
+"""What an accepted (or verified) login teaches the profile; every profile write."""
+
+from __future__ import annotations
+
+import logging
+
+from riskengine.core.engine.population import PopulationPrior
+from riskengine.core.enrich.geoip import GeoInfo
+from riskengine.core.profile import UserProfile
+from riskengine.core.stores.base import Updater
+
+log = logging.getLogger(__name__)
+
+
+class Learning(PopulationPrior):
+    """Profile lessons: write-behind or write-through, never failing the login."""
+
+    def _learn(self, user_id: str, now: float, dkey: str, geo: GeoInfo, hour: int | None,
+               trust_key: str | None = None, trust_until: int = 0,
+               scored_against: UserProfile | None = None, behind: bool = False,
+               established: bool = False, verified: bool = False) -> None:
+        """Teach the profile an accepted login (``scored_against``: the profile the login was
+        scored against, which write-behind needs to keep reads consistent). ``trust_key``: the
+        token device a verified "trust this device" trusts until ``trust_until``."""
+        s = self.settings
+
+        def learn(p: UserProfile | None) -> UserProfile:
+            base = p if p is not None else UserProfile()
+            out = base.learned(
+                now=int(now), device_key=dkey, country=geo.country, region=geo.region,
+                asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
+                max_devices=s.device.max_devices, max_places=s.geo.max_countries,
+                half_life_days=s.hour.half_life_days, max_regions=s.geo.max_regions,
+                max_asns=s.geo.max_asns)
+            if verified:
+                out = out.verified()
+            if trust_key is not None:
+                out = out.trusted(trust_key, trust_until, now=int(now), max_devices=s.device.max_devices)
+            return out
+
+        if established and geo.country is not None:
+            # the population prior learns only from users with a history: a fresh account
+            # (an attacker's, or a takeover of one) does not get to shape what "common" means
+            self._population_add(geo.country, now)
+        if behind and self._writer is not None:
+            self._writer.submit(user_id, learn, learn(scored_against))
+            return
+        self._update_profile(user_id, learn, "profile update for a login")
+
+    def _update_profile(self, user_id: str, fn: Updater, what: str) -> None:
+        """Every profile write goes through here: with write-behind on it queues behind this
+        user's pending lessons (so they apply in order), otherwise it writes through."""
+        try:
+            if self._writer is not None:
+                self._writer.update(user_id, fn)
+            else:
+                self.store.update(user_id, fn)
+        except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
+            next(self._store_errors)
+            log.warning("%s failed: %s", what, exc)
+

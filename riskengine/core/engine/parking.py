@@ -1,0 +1,134 @@
+"""Challenge parking: what ``record_outcome`` needs about a challenged login, kept in the
+profile store (``put_pending``) so any worker can take the outcome.
+
+The record is **versioned** JSON. A rolling deploy runs old and new workers side by side,
+so :func:`decode` reads every earlier version and ignores fields a newer version added;
+it never raises ``KeyError``: a record it cannot read raises :class:`ParkedRecordError`
+naming the problem. Versions:
+
+- 1: ``u t d h s f r g`` (+ optional ``dt rc pv``), no ``"v"`` key;
+- 2: adds ``"v": 2``, ``tk`` (the device key a valid device token proved, or null) and
+  ``e`` (the user was established when scored).
+
+>>> rec = ParkedChallenge("alice", 1.5e9, "ua:x", 9, "s1", "totp", 0.5)
+>>> decode(encode(rec)) == rec
+True
+>>> decode(b'{"u": "bob", "t": 1, "d": "k", "h": null, "s": "", "f": null, "r": 0.4, '
+...        b'"g": [null, null, null, null, null, null]}').version
+1
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from riskengine.core.attempt import Attempt
+from riskengine.core.decision import Decision
+from riskengine.core.engine.state import EngineState
+from riskengine.core.enrich.geoip import GeoInfo
+
+log = logging.getLogger(__name__)
+
+PARKED_VERSION: Final = 2
+"""The version :func:`encode` writes (:func:`decode` reads this one and every earlier one)."""
+_REQUIRED: Final = ("u", "t", "d", "h", "s", "f", "r", "g")
+
+Place = tuple[str | None, str | None, str | None, float | None, float | None, int | None]
+"""country, region, city, latitude, longitude, ASN."""
+_NO_PLACE: Final[Place] = (None, None, None, None, None, None)
+
+
+class ParkedRecordError(ValueError):
+    """A parked challenge record that cannot be read (corrupt, or missing a required field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedChallenge:
+    """A challenged login, as ``record_outcome`` needs it."""
+
+    user_id: str
+    at: float
+    """The login's epoch seconds."""
+    device_key: str
+    local_hour: int | None
+    session: str
+    factor: str | None
+    risk: float
+    place: Place = _NO_PLACE
+    device_type: str | None = None
+    reason_codes: tuple[str, ...] = ()
+    policy_version: str | None = None
+    trusted_key: str | None = None
+    """The device key a valid device token proved (None: no token, or a version-1 record)."""
+    established: bool = False
+    version: int = PARKED_VERSION
+
+    @property
+    def geo(self) -> GeoInfo:
+        country, region, city, lat, lon, asn = self.place
+        return GeoInfo(country, region, city, lat, lon, None, asn, None)
+
+
+def encode(rec: ParkedChallenge) -> bytes:
+    """The record as stored (always the current :data:`PARKED_VERSION`)."""
+    return json.dumps({
+        "v": PARKED_VERSION,
+        "u": rec.user_id, "t": rec.at, "d": rec.device_key, "h": rec.local_hour, "s": rec.session,
+        "f": rec.factor, "r": rec.risk, "dt": rec.device_type, "rc": list(rec.reason_codes),
+        "pv": rec.policy_version, "g": list(rec.place), "tk": rec.trusted_key, "e": rec.established,
+    }).encode()
+
+
+def decode(raw: bytes) -> ParkedChallenge:
+    """A stored record of any version up to this one's, or newer (unknown fields are ignored).
+
+    >>> decode(b'{"v": 2, "u": "x"}')
+    Traceback (most recent call last):
+    ...
+    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 2) lacks d, f, g, h, r, s, t
+    """
+    try:
+        ctx: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParkedRecordError(f"parked challenge record is not JSON: {exc}") from None
+    if not isinstance(ctx, dict):
+        raise ParkedRecordError(f"parked challenge record is a JSON {type(ctx).__name__}, not an object")
+    version = ctx.get("v", 1)
+    missing = sorted(k for k in _REQUIRED if k not in ctx)
+    if missing:
+        raise ParkedRecordError(f"parked challenge record (version {version}) lacks {', '.join(missing)}")
+    place = ctx["g"]
+    if not isinstance(place, list) or len(place) != len(_NO_PLACE):
+        raise ParkedRecordError(f"parked challenge record: g must list {len(_NO_PLACE)} place fields, got {place!r}")
+    if not isinstance(ctx["u"], str) or not isinstance(ctx["t"], int | float):
+        raise ParkedRecordError("parked challenge record: u must be a string and t a number")
+    codes = ctx.get("rc") or ()
+    return ParkedChallenge(
+        user_id=ctx["u"], at=float(ctx["t"]), device_key=ctx["d"], local_hour=ctx["h"], session=ctx["s"],
+        factor=ctx["f"], risk=ctx["r"], place=tuple(place),
+        device_type=ctx.get("dt"), reason_codes=tuple(codes), policy_version=ctx.get("pv"),
+        trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)),
+        version=version if isinstance(version, int) else 1)
+
+
+class Parking(EngineState):
+    """Parks a challenged login's context in the store (see :func:`encode`)."""
+
+    def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
+              dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
+              established: bool) -> None:
+        """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
+        rec = ParkedChallenge(
+            user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
+            (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
+            device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
+            trusted_key, established)
+        try:
+            self.store.put_pending(decision.decision_id, encode(rec), now + self._session_s, user_id=user_id,
+                                   max_per_user=self._max_pending_per_user)
+        except Exception as exc:  # noqa: BLE001
+            next(self._store_errors)
+            log.warning("could not park challenge context: %s", exc)

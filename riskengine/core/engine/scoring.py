@@ -1,0 +1,223 @@
+"""Scoring: ``score`` / ``score_validated``: geo, signals, the model hook, the policy, and the
+fail-mode decision when the store is down."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from riskengine.core import reasons as R
+from riskengine.core.attempt import Attempt, LoginAttempt
+from riskengine.core.decision import Action, Decision, Reason
+from riskengine.core.engine.audit_rows import AuditRows
+from riskengine.core.engine.learning import Learning
+from riskengine.core.engine.parking import Parking
+from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
+from riskengine.core.enrich.timezone import local_hour_at
+from riskengine.core.enrich.useragent import device_key
+from riskengine.core.identity import checked
+from riskengine.core.profile import UserProfile, region_key
+from riskengine.core.signals.base import SignalResult
+from riskengine.core.signals.device import device_novelty, is_trusted
+from riskengine.core.signals.failures import failed_attempts
+from riskengine.core.signals.geo import impossible_travel, novelty
+from riskengine.core.signals.network import hosting_network
+from riskengine.core.signals.population import rare_country_for_service
+from riskengine.core.signals.time_of_day import unusual_hour
+
+log = logging.getLogger(__name__)
+
+
+class Scoring(AuditRows, Learning, Parking):
+    """``score()``: lookups and arithmetic over the state; the fail-mode decision when the store is down."""
+
+    def score(self, attempt: LoginAttempt | Mapping[str, Any]) -> Decision:
+        """Allow, challenge or deny this login, with a risk in [0, 1] and the reasons."""
+        started = time.perf_counter()
+        if not isinstance(attempt, LoginAttempt):
+            attempt = LoginAttempt.model_validate(attempt)
+        return self.score_validated(attempt, started)
+
+    def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
+        """:meth:`score` for an attempt the caller has already validated — a
+        :class:`~riskengine.core.attempt.ValidatedAttempt` whose columns ``riskengine replay``
+        checked in bulk against the model's rules. The same scoring path as ``score()``."""
+        if started is None:
+            started = time.perf_counter()
+        next(self._scored)
+        now = attempt.timestamp.timestamp()
+        user_id = checked(self._uid, attempt.user_id)
+        decision_id = secrets.token_hex(8)  # 64 bits from the OS CSPRNG: not predictable from others
+        geo, geo_problem = self._geo(attempt)
+        ua = self.ua.parse(attempt.user_agent)
+        dkey = device_key(attempt.device_id, ua)
+        token_key: str | None = None
+        token_problem: str | None = None
+        if attempt.device_token is not None:
+            check = self.tokens.verify(attempt.device_token, user_id, now)
+            token_key, token_problem = check.device_key, check.problem
+        hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
+        profile: UserProfile | None = None
+        cold = False
+        trusted = False
+        degraded = False
+        try:
+            writer = self._writer
+            before = writer.peek(user_id) if writer is not None else None
+            snap = self.store.snapshot(
+                user_id, self.failure_key(attempt.ip), now - self._failure_window_s,
+                session=attempt.session_id or "", otp_since=now - self._otp_user_window_s,
+                session_since=now - self._session_s)
+            profile = snap.profile if writer is None else writer.overlay(user_id, snap.profile, before)
+            decision, cold, trusted, dkey = self._decide(
+                attempt, user_id, decision_id, now, geo, geo_problem, dkey, token_key, token_problem,
+                hour, profile, snap.user_failures, snap.ip_failures,
+                snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max)
+        except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
+            decision = self._fail_mode(decision_id, user_id, dkey, exc)
+            degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+        if decision.action == "allow" and not degraded:
+            self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
+                        established=profile is not None and not cold)
+        elif decision.action == "challenge":
+            self._park(decision, attempt, user_id, now, geo, dkey, hour, ua.device_type,
+                       trusted_key=dkey if trusted else None, established=profile is not None and not cold)
+        latency_us = (time.perf_counter() - started) * 1e6
+        self._emit_decision(attempt, user_id, decision, geo, ua, dkey, profile, cold, trusted, latency_us,
+                            degraded)
+        return decision
+
+    def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
+        if attempt.country is not None:
+            given = GeoInfo(attempt.country, attempt.region, attempt.city, attempt.latitude,
+                            attempt.longitude, attempt.time_zone, attempt.asn, None)
+            if attempt.latitude is None or attempt.longitude is None:
+                return self._located(given, attempt.ip), None
+            return given, None
+        found, problem = self.geoip.lookup(attempt.ip)
+        geo = found or EMPTY_GEO
+        if attempt.asn is not None and geo.asn is None:
+            geo = GeoInfo(geo.country, geo.region, geo.city, geo.latitude, geo.longitude,
+                          geo.time_zone, attempt.asn, geo.asn_org)
+        if found is None and problem is None and self.geoip.configured:
+            problem = "IP not in the GeoIP database"
+        return geo, problem
+
+    def _located(self, given: GeoInfo, ip: str) -> GeoInfo:
+        """Caller-supplied geo without coordinates (an RBA file, a CDN's country header): the
+        GeoIP answer's coordinates and time zone, only when it puts the address in the same
+        place — same country, and the same region and city wherever both name one — so
+        impossible travel and the local hour work. The given columns are never replaced."""
+        found, _ = self.geoip.lookup(ip)
+        if found is None or found.latitude is None or found.longitude is None \
+                or found.country != given.country \
+                or not _same_name(given.region, found.region) or not _same_name(given.city, found.city):
+            return given
+        return given._replace(latitude=found.latitude, longitude=found.longitude,
+                              time_zone=given.time_zone or found.time_zone,
+                              asn=given.asn if given.asn is not None else found.asn)
+
+    def _decide(
+        self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,
+        geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
+        hour: int | None, profile: UserProfile | None, user_failures: int, ip_failures: int,
+        otp_exceeded: bool, otp_locked: bool,
+    ) -> tuple[Decision, bool, bool, str]:
+        p = profile if profile is not None else _EMPTY_PROFILE
+        cold = p.logins < self._cold_min
+        trusted = False
+        if token_key is not None:
+            # the signature says who minted it; the profile says whether the trust still stands
+            # (support's untrust, a reset, a device evicted from the bounded profile revoke it)
+            if is_trusted(token_key, p.devices, now):
+                dkey, trusted = token_key, True
+            else:
+                token_problem = "device token revoked: its device is no longer trusted by this profile"
+        signals: list[SignalResult] = [
+            device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
+        if token_problem is not None:
+            signals.append(SignalResult(R.DEVICE_TOKEN_INVALID, 1.0, token_problem))
+        if p.reset_at:
+            signals.append(SignalResult(
+                R.PROFILE_RESET, 1.0, "profile reset by support: logins step up until a challenge is verified"))
+        if user_failures or ip_failures:
+            signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
+        asn = geo.asn
+        if asn is not None or geo.asn_org:
+            signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
+                                           p.asns))
+        if not p.countries and self._rare_weight and geo.country is not None:
+            counts = self._population_counts()
+            signals.append(rare_country_for_service(
+                geo.country, counts, sum(counts.values()),
+                self._rare_min_logins * self._population_weight(now), self._rare_share))
+        if p.logins > 0:
+            history_days = self._history_days
+            # novelty needs something to be new against: a user whose earlier logins had no
+            # known country/region/AS (no GeoIP answer, "-" in an RBA file) gets no signal
+            if p.countries:
+                signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
+            if p.regions:
+                signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
+                                       p.regions, now, history_days))
+            if p.asns:
+                signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
+            if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
+                signals.append(impossible_travel(
+                    geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
+                    self._max_speed_kmh, self._tolerance_km))
+            # an odd hour only ever adds to other evidence, so it is only worth computing
+            # when something else fired (a model computes its own hour rarity from the profile)
+            if _any_fired(signals):
+                signals.append(unusual_hour(hour, p, self._hour_min_logins, self._hour_rare_share))
+        extra: list[Reason] = []
+        if geo_problem is not None:
+            code = R.GEOIP_UNAVAILABLE if not self.geoip.available or "failed" in geo_problem \
+                else R.GEO_UNKNOWN
+            extra.append(Reason(code, 0.0, geo_problem))
+        extra_risk = 0.0
+        if self.model is not None:
+            extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
+                                                                user_failures, ip_failures, now=now)
+            extra.extend(model_reasons)
+        a = self.policy.decide(
+            signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
+            otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
+            extra_reasons=extra)
+        decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
+                            dkey, self.policy.version)
+        return decision, cold, trusted, dkey
+
+    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
+        next(self._degraded)
+        log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
+        action: Action = self.settings.policy.fail_mode
+        risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
+        factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
+        reason = Reason(R.ENGINE_DEGRADED, 0.0,
+                        f"profile store unavailable ({type(exc).__name__}); fail mode {action}")
+        return Decision(decision_id, action, risk, (reason,), factor, user_id, dkey,
+                        self.policy.version)
+
+_EMPTY_PROFILE = UserProfile()
+
+
+def _any_fired(signals: list[SignalResult]) -> bool:
+    for sig in signals:
+        if sig.value > 0.0:
+            return True
+    return False
+
+
+
+def _same_name(given: str | None, found: str | None) -> bool:
+    """A place name the caller gave matches GeoIP's (case-insensitively); no name from the
+    caller matches anything."""
+    if not given:
+        return True
+    return found is not None and given.casefold() == found.casefold()
+
+

@@ -1,0 +1,163 @@
+"""The engine's state, set up once: settings, store, sink, GeoIP, UA parser, policy, device
+tokens, pseudonymizer, model and the hot-path constants every part of the engine reads.
+
+Everything expensive happens here (open GeoIP readers, compile the policy, open the store
+and the audit sink); the parts of :class:`~riskengine.core.engine.Engine` (scoring,
+outcomes, experiments, audit rows, population prior, support, lifecycle) are mixins over it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from functools import lru_cache
+
+from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
+from riskengine.core.config import Settings
+from riskengine.core.devicetoken import DeviceTokens, parse_keys
+from riskengine.core.enrich.geoip import GeoIP
+from riskengine.core.enrich.network import HostingClassifier
+from riskengine.core.enrich.useragent import UAParser
+from riskengine.core.identity import normalizer
+from riskengine.core.model import LoadedModel
+from riskengine.core.policy import Policy
+from riskengine.core.stores import MemoryStore, open_store
+from riskengine.core.typing import ProfileStore, RiskModel, ValuesAuditSink
+from riskengine.core.writeback import WriteBehind
+
+log = logging.getLogger(__name__)
+
+_SECONDS_PER_DAY = 86400.0
+TRUST_KEYS_ENV = "RISKENGINE_TRUST_SECRET_KEYS"
+
+
+class EngineState:
+    """What every part of the engine shares; built by the constructor."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: ProfileStore | None = None,
+        sink: AuditSink | None = None,
+        geoip: GeoIP | None = None,
+    ) -> None:
+        self.settings = s = settings if settings is not None else Settings()
+        self._uid = normalizer(s.identity.normalize_user_id)
+        trust_keys = s.trust.secret_keys or parse_keys(os.environ.get(TRUST_KEYS_ENV, ""))
+        shared_store = not isinstance(store, MemoryStore) if store is not None \
+            else not s.store.url.startswith("memory://")
+        if not trust_keys and shared_store:
+            raise ValueError(
+                "a shared profile store (sqlite/redis) needs a device-token key that every worker "
+                f"shares: set [trust] secret_keys or {TRUST_KEYS_ENV} (>= 32 characters each; e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        # the keys are checked here too: the environment variable bypasses Settings' validation
+        self.tokens = DeviceTokens([k.encode() for k in trust_keys] or [secrets.token_bytes(32)])
+        self.trust_key_ephemeral = not trust_keys
+        self.store: ProfileStore = (
+            store if store is not None else open_store(
+                s.store.url, s.failures.window_minutes * 60, busy_timeout_s=s.store.busy_timeout_ms / 1000.0,
+                max_counters=s.store.max_counters,
+                retain_s=2 * 60.0 * max(s.failures.window_minutes, s.otp.user_window_minutes,
+                                        s.otp.session_minutes))
+        )
+        self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
+        self.ua = UAParser(s.device.ua_cache_size)
+        self.policy = Policy(s)
+        self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
+        self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
+        # the sink's tuple fast path (ParquetSink), looked up once rather than per event
+        self._emit_values = self.sink.emit_values if isinstance(self.sink, ValuesAuditSink) else None
+        self.audit_problems: list[str] = []
+        try:
+            audit_key = resolve_key(s.audit.root, s.audit.key, s.audit.key_file)
+            key = audit_key.key
+            self.audit_problems.extend(audit_key.warnings)  # key file readable by others, moved out...
+        except OSError as exc:
+            # An unwritable key location must not keep the auth service from starting: the sink
+            # counts every event it cannot store; pseudonyms use a per-process key meanwhile.
+            key = os.urandom(32)
+            self.audit_problems.append(f"cannot keep the pseudonymisation key file: {exc}")
+            log.error("audit degraded: %s", self.audit_problems[-1])
+        self.pseudonymizer = Pseudonymizer(key, s.audit.pseudonymize)
+        self.model: RiskModel | None = None
+        if s.policy.model:
+            self.model = LoadedModel.load(s.policy.model, weight=s.policy.model_weight)
+        # hot-path constants
+        self._window_s = s.device.window_days * _SECONDS_PER_DAY
+        self._history_days = s.geo.history_days
+        self._failure_window_s = s.failures.window_minutes * 60.0
+        self._session_s = s.otp.session_minutes * 60.0
+        self._otp_user_window_s = s.otp.user_window_minutes * 60.0
+        self._otp_user_max = s.otp.user_max_failures
+        self._max_pending_per_user = s.otp.max_pending_per_user
+        self._ipv6_prefix = s.failures.ipv6_prefix
+        self._trust_s = s.trust.days * _SECONDS_PER_DAY
+        self._window_days = s.device.window_days
+        self._returning_value = s.device.returning_value
+        self._cold_min = s.coldstart.min_logins
+        self._failure_limits = (s.failures.user_threshold, s.failures.user_deny_threshold,
+                                s.failures.ip_threshold, s.failures.ip_deny_threshold,
+                                s.failures.window_minutes)
+        self._max_speed_kmh = s.geo.max_speed_kmh
+        self._tolerance_km = s.geo.travel_tolerance_km
+        self._hour_min_logins = s.hour.min_logins
+        self._hour_rare_share = s.hour.rare_share
+        self._otp_max = s.otp.max_attempts
+        self._rare_weight = s.geo.rare_country_weight
+        self._rare_share = s.geo.rare_country_share
+        self._rare_min_logins = s.geo.rare_country_min_logins
+        self._population_half_life_s = s.geo.population_half_life_days * _SECONDS_PER_DAY
+        self._population_local = isinstance(self.store, MemoryStore)
+        self._population_lock = threading.Lock()
+        self._population_unsent: dict[str, float] = {}
+        self._population_unsent_n = 0
+        self._population_sent_at = time.monotonic()
+        self._population_cache: tuple[float, dict[str, float]] = (-1e18, {})
+        self._scored = itertools.count()
+        self._degraded = itertools.count()
+        self._store_errors = itertools.count()
+        self._closed = False
+        write_behind = s.store.write_behind
+        if write_behind is None:
+            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
+        self._writer = WriteBehind(self.store) if write_behind else None
+        if self.trust_key_ephemeral:
+            log.info("no device-token key configured (%s): tokens this process issues die with it",
+                        TRUST_KEYS_ENV)
+
+    @staticmethod
+    def _default_sink(s: Settings) -> AuditSink:
+        if not s.audit.root:
+            return NullSink()
+        from riskengine.audit import ParquetSink  # pyarrow (extra [audit]): only with an audit root
+
+        sink: AuditSink = ParquetSink(
+            s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
+            buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm)
+        return sink
+
+    def failure_key(self, ip: str) -> str:
+        """The key failed passwords from ``ip`` are counted under: the address itself (IPv4), or
+        its ``failures.ipv6_prefix`` network (IPv6: one subscriber gets a whole /64, so counting
+        single addresses would let an attacker rotate through them)."""
+        if ":" not in ip:
+            return ip
+        return _ipv6_network(ip, self._ipv6_prefix)
+
+
+
+@lru_cache(maxsize=65536)
+def _ipv6_network(ip: str, prefix: int) -> str:
+    try:
+        return ipaddress.IPv6Network((ip, prefix), strict=False).with_prefixlen
+    except ValueError:
+        return ip  # not an IPv6 address after all (an IPv4-mapped form is still one): as given
+
+
