@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo demo-headless test lint typecheck pytest docs bench dashboard clean
+.PHONY: install system-deps demo demo-headless test lint typecheck imports pytest docs bench dashboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# the layer contracts of docs/layout.md ([tool.importlinter] in pyproject.toml)
+imports: install
+	$(VENV)/bin/lint-imports
+
 pytest: install system-deps
 	$(VENV)/bin/pytest
 
@@ -38,7 +42,7 @@ pytest: install system-deps
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
-test: lint typecheck docs pytest
+test: lint typecheck imports docs pytest
 
 bench: install system-deps
 	$(PY) benchmarks/run_all.py

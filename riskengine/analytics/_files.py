@@ -2,7 +2,7 @@
 
 The audit layout is ``<root>/<table>/year=YYYY/month=MM/part-….parquet``: a window maps to
 month partitions, so narrow windows list few folders. Listing goes through
-:func:`riskengine.ops.maintenance.segment_files`, which sees each row exactly once at
+:func:`riskengine.audit.layout.segment_files`, which sees each row exactly once at
 every step of a compaction. Pure filesystem code, no DuckDB: the reader decides what to do
 when a listed file vanishes before it is opened (:func:`vanished`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from riskengine.ops.maintenance import segment_files
+from riskengine.audit.layout import segment_files
 
 
 def segments(root: Path, table: str, since: datetime | None, until: datetime | None,

@@ -31,7 +31,6 @@ import logging
 import os
 import signal
 import threading
-import uuid
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,19 +46,10 @@ with extra("audit", feature="the Parquet audit sink (Engine audit.root)"):
 
 from riskengine.audit._fs import create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.base import Row
+from riskengine.audit.layout import TMP_SUFFIX, segment_name
 from riskengine.audit.schema import TABLES, arrow_schema
 
 log = logging.getLogger(__name__)
-
-SEGMENT_PREFIX = "part-"
-TMP_SUFFIX = ".tmp"
-
-
-def segment_name(now: datetime | None = None) -> str:
-    """A segment file name unique across processes and time, sortable by creation time."""
-    ts = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{SEGMENT_PREFIX}{ts}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` for a hidden temp file beside ``path``, fsync it, rename it into place.

@@ -41,15 +41,13 @@ outside every table glob), then deletes it.
 from __future__ import annotations
 
 import calendar
-import fcntl
 import logging
 import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,18 +58,21 @@ with extra("analytics", feature="audit compaction and retention (riskengine audi
     import duckdb
 
 from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
-from riskengine.audit.parquet import SEGMENT_PREFIX, TMP_SUFFIX, segment_name
+from riskengine.audit.layout import (
+    HIDDEN_INPUT,
+    MERGED_TMP,
+    META,
+    SEGMENT_PREFIX,
+    TMP_SUFFIX,
+    maintenance_lock,
+    partitions,
+    segment_name,
+)
 from riskengine.audit.schema import TABLES
 
 log = logging.getLogger(__name__)
 
-META = "_meta"
-LOCK_FILE = "maintenance.lock"
 STALE_TMP_SECONDS = 3600.0
-_HIDDEN_INPUT = re.compile(r"^\.(?P<name>.+\.parquet)\.compacting-(?P<id>[0-9a-f]{32})$")
-_MERGED_TMP = re.compile(r"^\.merged-(?P<id>[0-9a-f]{32})\.parquet" + re.escape(TMP_SUFFIX) + "$")
-_COMPACTED = re.compile(r"-compacted-(?P<id>[0-9a-f]{32})\.parquet$")
-_PARTITION = re.compile(r"^year=(\d{4})$"), re.compile(r"^month=(\d{2})$")
 
 
 @dataclass
@@ -91,54 +92,6 @@ class RetentionResult:
     dropped: list[str] = field(default_factory=list)
     dry_run: bool = False
     """Nothing was dropped: ``dropped`` lists what would have been."""
-
-
-@contextmanager
-def maintenance_lock(root: Path) -> Iterator[None]:
-    """One compactor/retainer per root at a time (writers never take it)."""
-    meta = root / META
-    private_mkdir(meta)
-    fd = os.open(meta / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def segment_files(folder: Path) -> list[Path]:
-    """The segments of one partition folder that hold its rows, each row exactly once, at
-    every step of a compaction: the ``*.parquet`` files plus the hidden inputs of any
-    compaction that has not published its merged file yet. One directory listing."""
-    names = os.listdir(folder)
-    published = {m.group("id") for n in names if (m := _COMPACTED.search(n)) and not n.startswith(".")}
-    out = []
-    for name in names:
-        if name.endswith(".parquet") and not name.startswith("."):
-            out.append(folder / name)
-        elif (m := _HIDDEN_INPUT.match(name)) and m.group("id") not in published:
-            out.append(folder / name)
-    return sorted(out)
-
-
-def partitions(root: Path, table: str) -> list[tuple[int, int, Path]]:
-    """``(year, month, folder)`` of every partition of ``table``, oldest first."""
-    out: list[tuple[int, int, Path]] = []
-    base = root / table
-    if not base.is_dir():
-        return out
-    for ydir in base.iterdir():
-        ym = _PARTITION[0].match(ydir.name)
-        if not ym or not ydir.is_dir():
-            continue
-        for mdir in ydir.iterdir():
-            mm = _PARTITION[1].match(mdir.name)
-            if mm and mdir.is_dir():
-                out.append((int(ym.group(1)), int(mm.group(1)), mdir))
-    return sorted(out)
 
 
 def compact(
@@ -221,8 +174,8 @@ def _recover(folder: Path) -> int:
     ops: dict[str, list[Path]] = {}
     orphans: dict[str, Path] = {}
     for p in folder.iterdir():
-        m = _HIDDEN_INPUT.match(p.name) or _MERGED_TMP.match(p.name)
-        if m and m.re is _HIDDEN_INPUT:
+        m = HIDDEN_INPUT.match(p.name) or MERGED_TMP.match(p.name)
+        if m and m.re is HIDDEN_INPUT:
             ops.setdefault(m.group("id"), []).append(p)
         elif m:
             orphans[m.group("id")] = p
@@ -232,7 +185,7 @@ def _recover(folder: Path) -> int:
                 h.unlink()
         else:  # not published: undo (some inputs may never have been hidden)
             for h in hidden:
-                m = _HIDDEN_INPUT.match(h.name)
+                m = HIDDEN_INPUT.match(h.name)
                 assert m is not None
                 os.rename(h, folder / m.group("name"))
         log.warning("recovered an interrupted compaction in %s", folder)
@@ -250,7 +203,7 @@ def _remove_stale_tmp(folder: Path, now: float | None = None) -> int:
     removed = 0
     for p in folder.glob(f".*{TMP_SUFFIX}"):
         try:
-            if now - p.stat().st_mtime > STALE_TMP_SECONDS and not _MERGED_TMP.match(p.name):
+            if now - p.stat().st_mtime > STALE_TMP_SECONDS and not MERGED_TMP.match(p.name):
                 p.unlink()
                 removed += 1
         except FileNotFoundError:
@@ -358,5 +311,4 @@ def _retain_rollups(root: Path, cutoff: datetime, trash: Path, result: Retention
         result.dropped.append(f"_rollups/{name}")
 
 
-__all__ = ["CompactionResult", "RetentionResult", "compact", "cutoff_for", "parse_age", "partitions",
-           "retain", "segment_files"]
+__all__ = ["CompactionResult", "RetentionResult", "compact", "cutoff_for", "parse_age", "retain"]

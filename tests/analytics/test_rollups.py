@@ -20,8 +20,9 @@ from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
 from riskengine.analytics.rollups import ROLLUP_DIR, build_rollups, current_rollups
+from riskengine.audit.layout import maintenance_lock
 from riskengine.audit.parquet import ParquetSink
-from riskengine.ops.maintenance import compact, maintenance_lock
+from riskengine.ops.maintenance import compact
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 4, 15, tzinfo=UTC)

@@ -11,8 +11,9 @@ import duckdb
 import pytest
 
 from riskengine.analytics import AuditDB
+from riskengine.audit.layout import partitions, segment_files
 from riskengine.audit.parquet import ParquetSink
-from riskengine.ops.maintenance import compact, partitions, segment_files
+from riskengine.ops.maintenance import compact
 
 SEGMENTS, PER = 4, 25
 N = SEGMENTS * PER + 10  # plus one lone segment in February, which compaction leaves alone

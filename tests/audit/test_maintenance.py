@@ -11,8 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from riskengine.audit.layout import partitions, segment_files
 from riskengine.audit.parquet import ParquetSink
-from riskengine.ops.maintenance import compact, cutoff_for, parse_age, partitions, retain, segment_files
+from riskengine.ops.maintenance import compact, cutoff_for, parse_age, retain
 
 
 def row(i: int, when: datetime) -> dict[str, object]:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from riskengine.analytics.rollups import build_rollups
+from riskengine.audit.layout import maintenance_lock
 from riskengine.audit.parquet import ParquetSink
 from riskengine.core.engine import Engine
-from riskengine.ops.maintenance import compact, maintenance_lock, retain
+from riskengine.ops.maintenance import compact, retain
 from riskengine.testing import make_attempt, offline_settings
 
 

@@ -16,8 +16,9 @@ from riskengine.apps.cliutil import (
     print_json,
     want_progress,
 )
+from riskengine.audit.layout import maintenance_lock
 from riskengine.core.config import Settings
-from riskengine.ops.maintenance import compact, maintenance_lock, parse_age, retain
+from riskengine.ops.maintenance import compact, parse_age, retain
 
 
 def register(subparsers: Any) -> None:

@@ -29,13 +29,13 @@ with extra("model", feature="model training (riskengine model)"):
     import polars as pl
 
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
-from riskengine.core.model.inference import export_parameters
 from riskengine.offline.metrics import (
     DEFAULT_STEP_UP_TARGETS,
     calibration_error,
     pr_auc,
     tradeoff,
 )
+from riskengine.offline.model.export import export_parameters
 
 MODEL_FILE: Final = "model.json"
 SKLEARN_FILE: Final = "model.joblib"
