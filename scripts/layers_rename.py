@@ -3,7 +3,8 @@
 Usage: python scripts/layers_rename.py FILE...
   e.g. git grep -lz riskengine -- . ':!scripts/layers_rename.py' ':!CHANGELOG.md' |
        xargs -0 python scripts/layers_rename.py
-(never on this script itself: it would rewrite its own map). Idempotent: new paths are left alone.
+(CHANGELOG.md, docs/layout.md and this script are skipped: they must keep the old names).
+Idempotent: new paths are left alone.
 The map is the table in docs/layout.md; this script is how merges of older branches get fixed.
 """
 from __future__ import annotations
@@ -99,10 +100,16 @@ def rewrite(text: str) -> str:
     return out
 
 
+# history and the map itself keep the old names
+SKIP = ("CHANGELOG.md", "docs/layout.md", "scripts/layers_rename.py")
+
+
 def main(argv: list[str]) -> int:
     changed = 0
     for name in argv:
         p = Path(name)
+        if p.as_posix().endswith(SKIP):
+            continue
         try:
             old = p.read_text(encoding="utf-8")
         except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
