@@ -76,7 +76,7 @@ def _slashed(text: str) -> str:
         old = m.group(1).replace("/", ".")
         new = MAP[old]
         if new == "riskengine.core.engine" and m.group(2) == ".py":
-            return "riskengine/core/engine/__init__.py"
+            return "riskengine/core/engine/"  # a package now: the Engine facade and its parts
         return path(new) + m.group(2)
     return pat.sub(sub, out)
 
@@ -90,13 +90,24 @@ def _from_imports(text: str) -> str:
 
 # `from riskengine.model import compare` (a submodule of a package that was split)
 SUBMODULE_IMPORTS = {f"from riskengine.core.model import {m}": f"from riskengine.offline.model import {m}"
-                     for m in ("train", "dataset", "compare", "sample", "metrics")}
+                     for m in ("train", "dataset", "compare", "sample")}
+SUBMODULE_IMPORTS["from riskengine.core.model import metrics"] = "from riskengine.offline import metrics"
+SUBMODULE_IMPORTS["from riskengine.offline.model import metrics"] = "from riskengine.offline import metrics"
+# names that moved between modules or were made public
+NAME_MOVES = {
+    "_native_batches": "native_batches",
+    "_rba_batches": "rba_batches",
+    "from riskengine.core.model.inference import export_parameters":
+        "from riskengine.offline.model.export import export_parameters",
+}
 
 
 def rewrite(text: str) -> str:
     out = _from_imports(_slashed(_dotted(text)))
     for old, new in SUBMODULE_IMPORTS.items():
         out = re.sub(re.escape(old) + r"\b", new, out)
+    for old, new in NAME_MOVES.items():
+        out = re.sub(r"(?<!\w)" + re.escape(old) + r"\b", new, out)
     return out
 
 
