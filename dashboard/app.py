@@ -1,4 +1,4 @@
-"""riskengine dashboard: ``streamlit run dashboard/app.py -- --root DIR [--labels PATH]``.
+"""riskengine dashboard: ``streamlit run dashboard/app.py -- --root DIR [--labels PATH] [--config TOML]``.
 
 Also reads ``RISKENGINE_AUDIT_ROOT`` / ``RISKENGINE_LABELS``; ``riskengine dashboard --root DIR``
 starts it for you. The entry point draws the navigation and the global sidebar filters (so

@@ -24,14 +24,16 @@ import polars as pl
 import streamlit as st
 
 from riskengine.analytics import AuditDB, Filters
+from riskengine.config import Settings
 
 ROOT_ENV = "RISKENGINE_AUDIT_ROOT"
 LABELS_ENV = "RISKENGINE_LABELS"
 CACHE_TTL_SECONDS = 30
 """Query results are reused for this long: the engine keeps writing, so not longer."""
 
-DEFAULT_CHALLENGE_THRESHOLD = 0.4
-"""Where the what-if slider starts: the shipped policy's challenge threshold."""
+CONFIG_ENV = "RISKENGINE_DASHBOARD_CONFIG"
+WHATIF_RANGE = (0.05, 0.95)
+"""The what-if slider's range; a configured threshold outside it starts the slider at the nearest end."""
 
 EXPLORER_PAGE = "views/audit_explorer.py"
 # session-state keys of the audit explorer's own filters; other pages set them to "drill"
@@ -46,6 +48,7 @@ def _script_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--root")
     parser.add_argument("--labels")
+    parser.add_argument("--config")
     known, _ = parser.parse_known_args(list(argv))
     return known
 
@@ -60,6 +63,32 @@ def labels_path() -> Path | None:
     """Optional ground-truth labels (decision id → attack?) for the what-if catch rate."""
     value = _script_args(sys.argv[1:]).labels or os.environ.get(LABELS_ENV)
     return Path(value).expanduser() if value else None
+
+
+def config_path() -> Path | None:
+    """The riskengine TOML the dashboard was started with (``riskengine dashboard --config``,
+    i.e. ``--config`` after ``--``, or ``RISKENGINE_DASHBOARD_CONFIG``); None: built-in settings."""
+    value = _script_args(sys.argv[1:]).config or os.environ.get(CONFIG_ENV)
+    return Path(value).expanduser() if value else None
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _policy_threshold(path: str | None, env: tuple[tuple[str, str], ...]) -> tuple[float, str | None]:
+    try:
+        return Settings.load(path, env=dict(env)).policy.challenge_threshold, None
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError and TOML errors are ValueErrors
+        where = f"--config {path}" if path else "the RISKENGINE_* environment"
+        return Settings().policy.challenge_threshold, f"could not read the policy from {where}: {exc}"
+
+
+def challenge_threshold() -> tuple[float, str | None]:
+    """The engine's ``policy.challenge_threshold`` from the configuration the dashboard was
+    started with (``--config`` + ``RISKENGINE_*`` environment overrides, as the engine reads
+    them): where the what-if slider starts. Returns (threshold, problem): when the configuration
+    cannot be read, the built-in default and what went wrong, for the page to show."""
+    path = config_path()
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RISKENGINE_")))
+    return _policy_threshold(str(path) if path is not None else None, env)
 
 
 # --------------------------------------------------------------------------- cached queries
@@ -101,19 +130,15 @@ def active_users(root: str, f: Filters, logins: int) -> tuple[int, bool]:
 
 
 def previous_window(f: Filters) -> Filters | None:
-    """The same-length window just before ``f`` (what ``AuditDB.kpis_vs_previous`` compares with)."""
-    if f.since is None or f.until is None:
-        return None
-    return replace(f, since=f.since - (f.until - f.since), until=f.since)
+    """The same-length window just before ``f`` (what ``kpis_vs_previous`` compares with)."""
+    return f.previous()
 
 
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
-    """Like ``AuditDB.kpis_vs_previous`` but from two cached ``kpis`` calls, so the current
-    window's query (already run for the page's empty-state check) is not repeated."""
-    current = kpis(root, f)
-    before = previous_window(f)
-    previous = kpis(root, before) if before is not None else {}
-    return {key: (value, previous.get(key)) for key, value in current.items()}
+    """``AuditDB.kpis_vs_previous`` (the library's one definition), cached; without distinct
+    users, like :func:`kpis` (see :func:`active_users`)."""
+    return dict(_db(root).kpis_vs_previous(f, users=False))
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)

@@ -1,4 +1,4 @@
-"""``riskengine dashboard --root DIR [--port N] [--labels PATH]``: start the Streamlit app.
+"""``riskengine dashboard --root DIR [--port N] [--labels PATH] [--config TOML]``: start the Streamlit app.
 
 The app's source is the repository's top-level ``dashboard/`` folder; the wheel ships it as
 the package ``riskengine.dashboard_app`` (mapped at build time), so the command works from a
@@ -66,13 +66,15 @@ def app_module(name: str, near: str | os.PathLike[str]) -> ModuleType:
 
 
 def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None,
-                  address: str = "127.0.0.1") -> list[str]:
+                  address: str = "127.0.0.1", config: str | None = None) -> list[str]:
     """The ``python -m streamlit run …`` argv; arguments after ``--`` reach the app itself."""
     if not 0 < port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {port}")
     require(extra="dashboard", feature="riskengine dashboard")
     if labels is not None and not Path(labels).is_file():
         raise FileNotFoundError(f"--labels file not found: {labels}")
+    if config is not None and not Path(config).is_file():
+        raise FileNotFoundError(f"--config file not found: {config}")
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path()),
         "--server.port", str(port), "--server.headless", "true", "--server.address", address,
@@ -81,11 +83,13 @@ def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None
     ]
     if labels is not None:
         command += ["--labels", str(Path(labels).expanduser().resolve())]
+    if config is not None:
+        command += ["--config", str(Path(config).expanduser().resolve())]
     return command
 
 
 def _run(args: argparse.Namespace) -> int:
-    command = build_command(args.root, args.port, args.labels, args.address)
+    command = build_command(args.root, args.port, args.labels, args.address, args.config)
     if not Path(args.root).exists():
         print(f"riskengine dashboard: note: {args.root} does not exist yet; the dashboard shows an empty "
               "state until the engine writes there", file=sys.stderr)
@@ -105,6 +109,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--labels", default=None,
                         help="optional labels file (CSV/Parquet: decision_id, is_attack) for the what-if catch rate "
                              "(default: none)")
+    parser.add_argument("--config", default=None,
+                        help="riskengine TOML the engine runs with: the what-if slider starts at its "
+                             "policy.challenge_threshold (default: built-in settings + RISKENGINE_* env)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to listen on (0.0.0.0 exposes the audit data to the network)")
     parser.set_defaults(func=_run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Action = Literal["allow", "challenge", "deny"]
 Factor = Literal["passkey", "totp", "push", "whatsapp", "sms", "voice", "email"]
@@ -48,3 +48,17 @@ class Decision:
     @property
     def degraded(self) -> bool:
         return any(r.code == "ENGINE_DEGRADED" for r in self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for logs and APIs (never send ``reasons`` or ``risk`` to an
+        unauthenticated client: they tell an attacker what to change).
+
+        >>> Decision("d1", "allow", 0.0, (), None, "u1", "k", "rules-v1").to_dict()["action"]
+        'allow'
+        """
+        return {
+            "decision_id": self.decision_id, "action": self.action, "risk": self.risk,
+            "reasons": [{"code": r.code, "weight": r.weight, "detail": r.detail} for r in self.reasons],
+            "factor": self.factor, "user_id": self.user_id, "device_key": self.device_key,
+            "policy_version": self.policy_version,
+        }

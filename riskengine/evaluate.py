@@ -4,7 +4,8 @@
   overall, for established users (≥ 5 earlier logins) and for cold-start users.
 - *Catch rate* per attack family: share of the attackers' password-correct logins that
   were challenged or denied.
-- *Trade-off curve*: for every risk threshold ``t``, "stepped up" means ``risk ≥ t``; the
+- *Trade-off curve*: for every risk threshold ``t``, "stepped up" means ``risk ≥ t`` (one
+  definition, :func:`riskengine.model.metrics.stepped_up`, shared with the model metrics); the
   established users' legitimate step-up rate against the catch rate of each family. A
   login the engine allowed because of a trusted device (``TRUSTED_DEVICE`` override) counts
   as not stepped up at any threshold, as in production. The same curve is drawn for the
@@ -22,7 +23,6 @@ but no rate, curve or baseline figure includes them.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +35,7 @@ with extra("sim", feature="riskengine evaluate"):
 
 from riskengine.cliutil import UsageError, add_json_flag, print_json
 from riskengine.formats import FORMATS, check_input_file, check_parquet_file, infer_format
+from riskengine.model.metrics import Curve, curve
 
 ESTABLISHED_MIN_LOGINS: Final = 5
 STEPPED: Final = ("challenge", "deny")
@@ -84,53 +85,6 @@ def _warmup_column(labels: pl.DataFrame) -> pl.Expr:
     if "warmup" not in labels.columns:
         return pl.lit(False).alias("warmup")
     return pl.col("warmup").fill_null(False).cast(pl.Boolean)
-
-
-@dataclass(frozen=True, slots=True)
-class Curve:
-    """Thresholds (descending) and, at each, the step-up/catch rates."""
-
-    thresholds: np.ndarray[Any, np.dtype[np.float64]]
-    legit_established: np.ndarray[Any, np.dtype[np.float64]]
-    legit_all: np.ndarray[Any, np.dtype[np.float64]]
-    catch: dict[str, np.ndarray[Any, np.dtype[np.float64]]]
-
-    def at_target(self, target: float) -> tuple[float, float, dict[str, float]]:
-        """(threshold, established step-up rate, catch per family) at the lowest threshold
-        whose established-user step-up rate is ≤ ``target``."""
-        ok = np.nonzero(self.legit_established <= target + 1e-12)[0]
-        if len(ok) == 0:
-            return float("inf"), 0.0, {f: 0.0 for f in self.catch}
-        i = int(ok[-1])  # thresholds descend, rates ascend: the last index that fits
-        return float(self.thresholds[i]), float(self.legit_established[i]), {
-            f: float(c[i]) for f, c in self.catch.items()}
-
-    def frame(self) -> pl.DataFrame:
-        return pl.DataFrame({
-            "threshold": self.thresholds, "legit_stepup_established": self.legit_established,
-            "legit_stepup_all": self.legit_all,
-            **{f"catch_{f}": c for f, c in self.catch.items()}})
-
-
-def _rate_at(scores: np.ndarray[Any, Any], thresholds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Share of ``scores`` ≥ each threshold."""
-    if len(scores) == 0:
-        return np.zeros(len(thresholds))
-    ordered = np.sort(scores)
-    below = np.searchsorted(ordered, thresholds, side="left")
-    return np.asarray((len(ordered) - below) / len(ordered), dtype=np.float64)
-
-
-def curve(score: np.ndarray[Any, Any], is_attack: np.ndarray[Any, Any], established: np.ndarray[Any, Any],
-          family: Sequence[str | None], families: Sequence[str]) -> Curve:
-    """The trade-off curve over every distinct score (plus +inf: nobody stepped up)."""
-    finite = score[np.isfinite(score)]
-    thresholds = np.concatenate([[np.inf], np.unique(finite)[::-1]])
-    legit = ~is_attack
-    fam = np.array([f or "" for f in family], dtype=object)
-    catch = {f: _rate_at(score[is_attack & (fam == f)], thresholds) for f in families}
-    return Curve(thresholds, _rate_at(score[legit & established], thresholds),
-                 _rate_at(score[legit], thresholds), catch)
 
 
 @dataclass(slots=True)

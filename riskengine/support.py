@@ -23,7 +23,6 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskengine.audit.events import SCHEMA_VERSION
@@ -32,6 +31,7 @@ from riskengine.formats import check_input_file
 from riskengine.profile import UserProfile
 
 if TYPE_CHECKING:
+    from riskengine.analytics import AuditDB
     from riskengine.engine import Engine
 
 DEFAULT_RECENT = 20
@@ -87,28 +87,17 @@ def profile_summary(profile: UserProfile | None, now: float) -> dict[str, Any]:
     }
 
 
-def _audit_files(root: str | None, table: str) -> list[str]:
-    if not root:
-        return []
-    return sorted(str(p) for p in (Path(root) / table).glob("**/*.parquet"))
+_DECISION_COLUMNS = ("event_time", "decision_id", "action", "risk", "reasons", "factor", "country", "region",
+                     "device_key", "browser_family", "os_family", "trusted_device", "cold_start", "degraded")
+_CHALLENGE_COLUMNS = ("event_time", "decision_id", "outcome", "channels", "attempts", "trust_device")
+_ADMIN_COLUMNS = ("event_time", "operation", "device_key", "actor", "note")
 
 
-def _query_audit(root: str | None, table: str, columns: str, user_key: str,
-                 limit: int) -> list[dict[str, Any]]:
-    files = _audit_files(root, table)
-    if not files:
-        return []
-    from riskengine._extras import extra
-
-    with extra("analytics", feature="reading the audit log for a user summary"):
-        import duckdb
-
-    with duckdb.connect() as con:
-        cur = con.execute(
-            f"SELECT {columns} FROM read_parquet(?, hive_partitioning = true, union_by_name = true) "
-            "WHERE user_key = ? ORDER BY event_time DESC LIMIT ?", [files, user_key, limit])
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+def _user_rows(db: AuditDB, table: str, columns: tuple[str, ...], user_key: str,
+               limit: int) -> list[dict[str, Any]]:
+    """One user's newest rows of an audit table (``AuditDB.user_events``) as plain dicts,
+    times as ISO strings (UTC)."""
+    rows = db.user_events(user_key, table, limit).select(columns).to_dicts()
     for row in rows:
         t = row.get("event_time")
         if isinstance(t, datetime):
@@ -133,20 +122,25 @@ def user_summary(engine: Engine, user_id: str, *, recent: int = DEFAULT_RECENT,
     snap = engine.store.snapshot(user_id, "", at - window_s, otp_since=at - otp_window_s)
     user_key = engine.pseudonymizer.user(user_id)
     root = engine.settings.audit.root
-    decisions = _query_audit(
-        root, "decisions",
-        "event_time, decision_id, action, risk, reasons, factor, country, region, device_key, "
-        "browser_family, os_family, trusted_device, cold_start, degraded", user_key, recent)
-    outcomes = {c["decision_id"]: c for c in _query_audit(
-        root, "challenges", "event_time, decision_id, outcome, channels, attempts, trust_device",
-        user_key, max(recent, 1) * 4)}
-    for d in decisions:
-        c = outcomes.get(d["decision_id"])
-        d["challenge"] = None if c is None else {
-            "outcome": c["outcome"], "channels": c["channels"], "attempts": c["attempts"],
-            "trust_device": c["trust_device"], "at": c["event_time"]}
-    admin = _query_audit(root, "admin", "event_time, operation, device_key, actor, note",
-                         user_key, recent)
+    decisions: list[dict[str, Any]] = []
+    admin: list[dict[str, Any]] = []
+    if root:
+        # the audit history needs the analytics extra; a store-only summary does not
+        from riskengine.analytics import AuditDB
+
+        db = AuditDB(root)
+        try:
+            decisions = _user_rows(db, "decisions", _DECISION_COLUMNS, user_key, recent)
+            outcomes = {c["decision_id"]: c for c in _user_rows(
+                db, "challenges", _CHALLENGE_COLUMNS, user_key, max(recent, 1) * 4)}
+            admin = _user_rows(db, "admin", _ADMIN_COLUMNS, user_key, recent)
+        finally:
+            db.close()
+        for d in decisions:
+            c = outcomes.get(d["decision_id"])
+            d["challenge"] = None if c is None else {
+                "outcome": c["outcome"], "channels": c["channels"], "attempts": c["attempts"],
+                "trust_device": c["trust_device"], "at": c["event_time"]}
     summary: dict[str, Any] = {
         "user_id": user_id,
         "user_key": user_key,

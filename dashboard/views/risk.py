@@ -94,8 +94,13 @@ labels = common.labels_path()
 st.caption("Replays the recorded risk scores against another challenge threshold: which share of these logins "
            "would have been stepped up." + (" Catch rate uses the labels file." if labels else
                                              " Start with `--labels PATH` to also see the catch rate."))
-threshold = st.slider("Challenge threshold (risk ≥ threshold is challenged)", 0.05, 0.95,
-                      common.DEFAULT_CHALLENGE_THRESHOLD, 0.01, key="whatif_threshold")
+configured, problem = common.challenge_threshold()
+if problem:
+    st.warning(f"{problem}. The slider starts at the built-in threshold {configured:g}.")
+low, high = common.WHATIF_RANGE
+threshold = st.slider("Challenge threshold (risk ≥ threshold is challenged)", low, high,
+                      min(max(configured, low), high), 0.01, key="whatif_threshold",
+                      help=f"Starts at the configured policy.challenge_threshold ({configured:g}).")
 # the curve on a coarse grid plus the exact point, in one query: each what-if reads every risk
 # score once however many thresholds it asks about
 grid = tuple(round(0.05 * i, 2) for i in range(1, 20))

@@ -2,6 +2,7 @@
 store (sqlite or a throwaway redis-server) and one audit root, driven over HTTP.
 
     python examples/auth_service/loadtest.py --store redis --requests 3000
+    python examples/auth_service/loadtest.py --service fastapi --store redis   # the FastAPI example on uvicorn
 
 Prints requests/s, the latency the engine added (``latency_us`` of every audited decision),
 client-side latency, and whether the audit log holds exactly one decision row per scored
@@ -135,7 +136,7 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("gunicorn exited during start-up")
+            raise RuntimeError("the server exited during start-up")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
                 if resp.status == 200:
@@ -221,8 +222,20 @@ def drive_wrk(port: int, n_users: int, seconds: int, concurrency: int, tmp: Path
     return result
 
 
+def server_command(service: str, workers: int, port: int, access_log: Path) -> list[str]:
+    """Flask under gunicorn, or the FastAPI example (same HTTP API) under uvicorn."""
+    if service == "fastapi":
+        return [sys.executable, "-m", "uvicorn", "--factory", "app:create_app", "--app-dir",
+                str(HERE.parent / "auth_service_fastapi"), "--workers", str(workers), "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "info", "--no-server-header",
+                "--no-proxy-headers"]  # the adapter counts the trusted hops (AUTH_BEHIND_PROXY=1), not uvicorn
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--chdir", str(HERE), "--log-level", "warning", "--access-logfile", str(access_log),
+            "app:create_app()"]
+
+
 def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
-        generator: str = "python", seconds: int = 10) -> dict[str, Any]:
+        generator: str = "python", seconds: int = 10, service: str = "flask") -> dict[str, Any]:
     from riskengine.stores.redis_server import LocalRedisServer, free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="riskengine-loadtest-"))
@@ -244,10 +257,9 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
            "AUTH_DELIVERY_FAILURES": "whatsapp=0.15,sms=0.05",
            "RISKENGINE_STORE_URL": store_url, "RISKENGINE_AUDIT_ROOT": str(root),
            "RISKENGINE_TRUST_SECRET_KEYS": secrets.token_urlsafe(48)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--chdir", str(HERE), "--log-level", "warning", "--access-logfile", str(tmp / "access.log"),
-         "app:create_app()"], env=env)
+    # uvicorn writes its access log (INFO, '"POST /login HTTP/1.1" 200 OK') to stdout
+    log_out = (tmp / "access.log").open("w") if service == "fastapi" else None
+    proc = subprocess.Popen(server_command(service, workers, port, tmp / "access.log"), env=env, stdout=log_out)
     try:
         wait_healthy(port, proc)
         stats = Stats()
@@ -265,6 +277,8 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: workers finish, engines close, audit flushes
         proc.wait(60)
+        if log_out is not None:
+            log_out.close()
         if redis_server is not None:
             redis_server.stop()
     audit = audit_figures(root)
@@ -301,6 +315,8 @@ def run(store: str, workers: int, requests: int, concurrency: int, n_users: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", choices=["sqlite", "redis"], default="redis")
+    parser.add_argument("--service", choices=["flask", "fastapi"], default="flask",
+                        help="the Flask example under gunicorn, or the FastAPI example under uvicorn")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=3000, help="stop after this many HTTP requests")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -310,12 +326,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = run(args.store, args.workers, args.requests, args.concurrency, args.users,
-                 args.generator, args.seconds)
+                 args.generator, args.seconds, args.service)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         a = report["audit"]
-        print(f"store={report['store']} workers={report['workers']} requests={report['http_requests']} "
+        print(f"service={args.service} store={report['store']} workers={report['workers']} "
+              f"requests={report['http_requests']} "
               f"in {report['elapsed_s']} s → {report['requests_per_s']} req/s")
         print(f"  /login latency (client): p50 {report['login_p50_ms']} ms, p99 {report['login_p99_ms']} ms")
         print(f"  engine latency (audit latency_us): p50 {a.get('engine_p50_us', 0):.0f} µs, "

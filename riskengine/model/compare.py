@@ -6,7 +6,7 @@
   the noisy-OR, its decisions feeding back into what profiles learn, as in production;
 - *freeman2016*: the Freeman et al. likelihood ratio computed in the first replay.
 
-Scored with :func:`riskengine.evaluate.curve` so every row means exactly what
+Scored with :func:`riskengine.model.metrics.curve` (as ``riskengine evaluate``) so every row means exactly what
 ``riskengine evaluate`` means. Logins the model was fitted or calibrated on are excluded by
 default (``since`` = the model's first test instant when the data reaches into it).
 """
@@ -29,6 +29,7 @@ from riskengine.config import Settings
 from riskengine.model.dataset import LABEL_COLUMNS, build_dataset, read_labels
 from riskengine.model.features import FEATURE_NAMES, FeatureConfig
 from riskengine.model.inference import MODEL_FILE, LoadedModel
+from riskengine.model.metrics import curve, pr_auc, stepped_up_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +76,6 @@ def compare_scorers(
     since: datetime | str | None = "auto",
 ) -> Comparison:
     """The side-by-side table ``riskengine evaluate --model`` prints."""
-    from riskengine.evaluate import curve
-    from riskengine.model.metrics import pr_auc
-
     if labels is None and fmt == "rba":
         labels = events
     if labels is None:
@@ -112,7 +110,7 @@ def compare_scorers(
         finite = np.where(np.isfinite(score), score, -1e300)
         out.append({"scorer": name, "threshold": t, "legit_stepup_established": rate,
                     **{f"catch_{f}": v for f, v in caught.items()},
-                    "catch_all": float(np.mean(finite[attack] >= t)) if np.isfinite(t) else 0.0,
+                    "catch_all": float(stepped_up_rate(score[attack], [t])[0]),
                     "pr_auc": pr_auc(finite, attack)})
     return Comparison(pl.DataFrame(out), rows, cutoff)
 

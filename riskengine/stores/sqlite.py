@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS failures (kind TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS failures_key_ts ON failures (kind, key, ts);
 CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REAL NOT NULL,
-                                    payload BLOB NOT NULL) WITHOUT ROWID;
+                                    payload BLOB NOT NULL, user_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS population (country TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
 """
 # failures.kind: 'u' failed password (and second factor) per user, 'i' per address (or IPv6
@@ -213,7 +213,11 @@ class SqliteStore:
         for table, column, ddl in _MIGRATIONS:
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
-                conn.execute(ddl)
+                try:
+                    conn.execute(ddl)
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process migrated first
+                        raise
         conn.executescript(_INDEXES)
 
     def _checkpoint_loop(self, every_s: float) -> None:

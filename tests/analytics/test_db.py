@@ -251,3 +251,24 @@ def test_concurrent_queries_from_threads(db: AuditDB) -> None:
     for t in threads:
         t.join()
     assert results == [10] * 20
+
+
+def test_user_events_newest_first_across_months(db: AuditDB) -> None:
+    # u1: d06 (03-03), d01 (03-01), d10 (02-27: the February partition)
+    assert db.user_events("u1", "decisions", limit=10)["decision_id"].to_list() == ["d06", "d01", "d10"]
+    assert db.user_events("u1", "decisions", limit=2)["decision_id"].to_list() == ["d06", "d01"]
+    assert db.user_events("u1", "decisions", limit=0).height == 0
+    challenges = db.user_events("u1", "challenges")
+    assert challenges["decision_id"].to_list() == ["d06"] and challenges["outcome"].to_list() == ["verified"]
+    assert db.user_events("nobody", "decisions").height == 0
+
+
+def test_user_events_admin_table_and_bad_arguments(db: AuditDB) -> None:
+    admin = db.user_events("u1", "admin")
+    assert admin.height == 0 and {"operation", "actor", "note", "device_key"} <= set(admin.columns)
+    with pytest.raises(ValueError, match="no per-user history in table 'failures'"):
+        db.user_events("u1", "failures")
+    with pytest.raises(ValueError, match="user_key must be a non-empty string"):
+        db.user_events("", "decisions")
+    with pytest.raises(ValueError, match="limit and offset must be >= 0"):
+        db.user_events("u1", "decisions", limit=-1)

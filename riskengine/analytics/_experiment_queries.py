@@ -1,0 +1,64 @@
+"""Experiments: which experiments have exposures, and each one's per-variant counts, handed
+to the pure readout statistics in :mod:`riskengine.analytics.experiments`.
+
+Exposures and conversions carry only time and user, so only those filters apply.
+"""
+
+from __future__ import annotations
+
+from riskengine.analytics._reader import _Reader
+from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics.experiments import ExperimentReadout, readout
+
+
+class _Experiments(_Reader):
+    """Experiment names and readouts."""
+
+    def experiment_names(self) -> list[str]:
+        df = self._frame(lambda q: f"SELECT DISTINCT experiment FROM {self._src(q, 'exposures')} "
+                                   "WHERE experiment IS NOT NULL ORDER BY 1")
+        return [str(x) for x in df["experiment"].to_list()]
+
+    def experiment_readout(self, name: str, f: Filters = Filters(), min_samples: int = 100) -> ExperimentReadout:
+        """Per-variant readout. A user counts in the variant of their first exposure in the
+        window, and converts if any conversion for this experiment comes at or after that
+        exposure (and before ``f.until``)."""
+        exp_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
+
+        def counts_sql(q: Query) -> str:
+            conv_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
+            return f"""
+            WITH e AS (SELECT user_key, arg_min(variant, event_time) AS variant, min(event_time) AS first_seen
+                         FROM {self._src(q, 'exposures', f.since, f.until)}
+                        WHERE experiment = {q.p(name)} AND {self._where(q, exp_f, 'exposures')}
+                        GROUP BY user_key),
+            c AS (SELECT user_key, event_time FROM {self._src(q, 'conversions', f.since, f.until)}
+                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')}),
+            u AS (SELECT e.user_key, any_value(e.variant) AS variant,
+                         coalesce(bool_or(c.event_time >= e.first_seen), false) AS converted
+                    FROM e LEFT JOIN c USING (user_key) GROUP BY e.user_key)
+            SELECT variant, count(*) AS n, count(*) FILTER (WHERE converted) AS conversions
+              FROM u GROUP BY variant ORDER BY variant"""
+
+        counts = self._frame(counts_sql)
+        design = self._frame(lambda q: f"""
+            SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
+                   arg_max(weights, event_time) AS weights
+              FROM {self._src(q, 'exposures')} WHERE experiment = {q.p(name)} AND control IS NOT NULL""").row(
+            0, named=True)
+        observed = {str(r["variant"]): (int(r["n"]), int(r["conversions"])) for r in counts.iter_rows(named=True)}
+        weights: dict[str, float] | None = None
+        if design["control"] is not None:
+            control = str(design["control"])
+            if design["variants"] and design["weights"] and len(design["variants"]) == len(design["weights"]):
+                weights = {str(v): float(w) for v, w in zip(design["variants"], design["weights"], strict=True)}
+        elif "control" in observed:
+            control = "control"
+        elif observed:
+            control = sorted(observed)[0]
+        else:
+            raise ValueError(f"no exposures recorded for experiment {name!r}")
+        ordered = {v: observed.get(v, (0, 0)) for v in (weights or {})}
+        ordered.update({v: c for v, c in observed.items() if v not in ordered})
+        return readout(name, ordered, control, weights, min_samples)
+

@@ -1,0 +1,141 @@
+"""Rollup planning: which part of a query window the rollups answer, and the count rows that
+union them with the raw segments for the rest.
+
+Rollups (:mod:`riskengine.analytics.rollups`) count whole UTC days of months whose rollup is
+current. :meth:`_Planner._plan` cuts a window into those days and the rest; ``_dcounts`` /
+``_ccounts`` / ``_hourly`` / ``_failures`` give every KPI query the same shape, count rows
+``(dims…, n)``, whichever side a row comes from, so a query is written once and gives the
+same numbers with or without rollups. A mixin over the reader: planning needs its file
+listing and filters, and every rolled-up query family needs planning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from riskengine.analytics._files import months_of
+from riskengine.analytics._reader import _Reader
+from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_us, floor_day, month_end, month_start
+from riskengine.analytics.rollups import LEGACY_EXPR, OUTCOME_WINDOW, current_rollups
+
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which part of a query window the rollups answer: whole UTC days in [lo, hi) of the
+    ``months`` (``YYYYMM``) in ``folders``; raw segments answer for everything else."""
+
+    folders: tuple[Path, ...]
+    months: frozenset[int]
+    lo: datetime
+    hi: datetime
+    skip: frozenset[int]  # months wholly inside [lo, hi): their raw segments are not read
+
+    @property
+    def lo_us(self) -> int:
+        return epoch_us(self.lo)
+
+    @property
+    def hi_us(self) -> int:
+        return epoch_us(self.hi)
+
+    def files(self, name: str) -> list[str]:
+        return [str(folder / name) for folder in self.folders]
+
+
+
+class _Planner(_Reader):
+    """Rollup-aware count sources for the query mixins."""
+
+    def _plan(self, f: Filters, *, grain: str = "day") -> Plan | None:
+        """The part of ``f``'s window rollups can answer (None: raw segments only)."""
+        if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
+            return None
+        current = current_rollups(self.root)
+        if not current:
+            return None
+        lo = ceil_day(f.since) if f.since is not None else _FAR_PAST
+        hi = floor_day(f.until) if f.until is not None else _FAR_FUTURE
+        if hi <= lo:
+            return None
+        months = {k for k in current if month_start(k) < hi and month_end(k) > lo}
+        if not months:
+            return None
+        skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
+        return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+
+    def _raw_rest(self, q: Query, plan: Plan | None) -> str:
+        """Excludes raw rows the rollups already count (partially covered rolled-up months)."""
+        if plan is None:
+            return "true"
+        return (f"NOT (list_contains({q.p(sorted(plan.months))}, year * 100 + month) "
+                f"AND event_time >= {q.p(plan.lo)} AND event_time < {q.p(plan.hi)})")
+
+    def _dcounts(self, q: Query, f: Filters, cols: Sequence[str], plan: Plan | None) -> str:
+        """Decisions as count rows ``(cols..., n, trusted, cold)``: rollup rows for the whole
+        days the plan covers, one row per raw decision (n = 1) for the rest of the window.
+        ``cols`` are decision dimensions or ``day_us`` (start of the UTC day, epoch µs)."""
+        raw_cols = ", ".join(f"{day_sql()} AS day_us" if c == "day_us" else c for c in cols)
+        raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n, trusted_device::INTEGER AS trusted, "
+               f"cold_start::INTEGER AS cold "
+               f"FROM {self._src(q, 'decisions', f.since, f.until, plan.skip if plan else frozenset())} "
+               f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        dims = Filters(countries=f.countries, device_types=f.device_types, actions=f.actions,
+                       reasons=f.reasons, factors=f.factors, policy_versions=f.policy_versions)
+        rolled = (f"SELECT {', '.join(cols)}{', ' if cols else ''}n, trusted, cold "
+                  f"FROM read_parquet({q.p(plan.files('decisions.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} "
+                  f"AND {self._where(q, dims, 'decisions')}")
+        return f"({rolled} UNION ALL {raw})"
+
+    def _ccounts(self, q: Query, f: Filters, cols: Sequence[str], plan: Plan | None) -> str:
+        """Challenges with an outcome as count rows ``(cols..., n)``, like :meth:`_dcounts`.
+        ``cols``: challenge dimensions (device type, reasons and policy version are the
+        decision's), ``fallback`` (more than one channel) or ``day_us``."""
+        files = self._files("challenges", f.since, f.until, plan.skip if plan else frozenset())
+        needs_decision = bool({"device_type", "reasons", "policy_version"} & set(cols))
+        legacy = self._legacy_files_of(files) if needs_decision or f.decision_only else []
+        src = self._src(q, "challenges", files=files)
+        if legacy and needs_decision:
+            since = f.since - OUTCOME_WINDOW if f.since else None
+            cols_sql = ", ".join(f"{expr} AS {name}" for name, expr in LEGACY_EXPR.items())
+            src = (f"(SELECT c.* REPLACE ({cols_sql}) FROM {src} c LEFT JOIN "
+                   f"(SELECT decision_id, device_type, reasons, policy_version "
+                   f"FROM {self._decision_src(q, since, f.until, months_of(legacy))}) d USING (decision_id))")
+        exprs = {"day_us": day_sql(), "fallback": "len(channels) > 1"}
+        raw_cols = ", ".join(f"{exprs.get(c, c)} AS {c}" for c in cols)
+        raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n FROM {src} "
+               f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=legacy)} "
+               f"AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        rolled = (f"SELECT {', '.join(cols)}{', ' if cols else ''}n "
+                  f"FROM read_parquet({q.p(plan.files('challenges.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
+        if f.decision_only:
+            rolled += f" AND {self._challenge_decision_conds(q, f)}"
+        return f"({rolled} UNION ALL {raw})"
+
+    def _hourly(self, q: Query, plan: Plan) -> str:
+        """Hourly ``(hour_us, logins, stepups, failures)`` from the rollups, for the whole days
+        the plan covers (no segment filters: the hourly rollup has no dimensions)."""
+        return (f"(SELECT hour_us, logins, stepups, failures FROM read_parquet({q.p(plan.files('hourly.parquet'))}) "
+                f"WHERE hour_us >= {q.p(plan.lo_us)} AND hour_us < {q.p(plan.hi_us)})")
+
+    def _failures(self, q: Query, f: Filters, plan: Plan | None) -> str:
+        """Failed passwords of the window that the hourly rollup does not count, one row each
+        (failures have no segment columns, so only time and user filters apply to them)."""
+        src = self._src(q, "failures", f.since, f.until, plan.skip if plan else frozenset())
+        return f"(SELECT event_time FROM {src} WHERE {self._where(q, f, 'failures')} AND {self._raw_rest(q, plan)})"
+

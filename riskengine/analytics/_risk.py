@@ -1,0 +1,95 @@
+"""Risk and signals: reason-code counts, the risk histogram and the what-if threshold table.
+
+What-if follows the engine's own rule: a decision is stepped up at threshold ``t`` when
+``risk >= t`` (the definition :mod:`riskengine.model.metrics` shares with ``evaluate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from riskengine.analytics._planner import _Planner
+from riskengine.analytics._sql import Filters, Query
+
+
+class _Risk(_Planner):
+    """Decision-level risk queries."""
+
+    def reason_counts(self, f: Filters = Filters()) -> pl.DataFrame:
+        """How often each reason code appears, and how often those decisions stepped up."""
+        return self._frame(lambda q: f"""
+            WITH d AS (SELECT reasons, action, n FROM {self._dcounts(q, f, ('reasons', 'action'), self._plan(f))}),
+            t AS (SELECT sum(n) AS n FROM d)
+            SELECT r.reason, sum(r.n)::BIGINT AS decisions, sum(r.n) / any_value(t.n) AS share,
+                   coalesce(sum(r.n) FILTER (WHERE r.action <> 'allow'), 0) / sum(r.n) AS challenge_rate
+              FROM (SELECT unnest(reasons) AS reason, action, n FROM d) r, t
+             GROUP BY r.reason ORDER BY decisions DESC, r.reason""")
+
+    def risk_histogram(self, f: Filters = Filters(), bins: int = 20) -> pl.DataFrame:
+        """Decisions per risk bin and action; every bin present."""
+        if not 1 <= bins <= 1000:
+            raise ValueError(f"bins must be between 1 and 1000, got {bins}")
+        counts = self._frame(lambda q: f"""
+            SELECT least(floor(risk * {q.p(bins)}), {q.p(bins - 1)})::INTEGER AS b,
+                   count(*) FILTER (WHERE action = 'allow') AS allow,
+                   count(*) FILTER (WHERE action = 'challenge') AS challenge,
+                   count(*) FILTER (WHERE action = 'deny') AS deny
+              FROM {self._dec(q, f)} WHERE risk IS NOT NULL GROUP BY 1""")
+        grid = pl.DataFrame({"b": list(range(bins))}, schema={"b": pl.Int32})
+        out = grid.join(counts.with_columns(pl.col("b").cast(pl.Int32)), on="b", how="left").fill_null(0)
+        return out.select(
+            (pl.col("b") / bins).alias("bin_low"), ((pl.col("b") + 1) / bins).alias("bin_high"),
+            pl.col("allow").cast(pl.Int64), pl.col("challenge").cast(pl.Int64), pl.col("deny").cast(pl.Int64))
+
+    def whatif(self, f: Filters = Filters(), thresholds: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7),
+               labels: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Step-up rate had the challenge threshold been each of ``thresholds`` (risk ≥ t steps
+        up), next to today's rate; with ``labels`` (columns ``decision_id``, ``is_attack``) also
+        the share of attacks that would have been stepped up."""
+        ths = [float(t) for t in thresholds]
+        if not ths:
+            raise ValueError("whatif needs at least one threshold")
+        if labels is not None and not {"decision_id", "is_attack"} <= set(labels.columns):
+            raise ValueError("labels must have columns decision_id and is_attack")
+
+        # One pass: each decision falls in the bucket k = how many of the sorted distinct
+        # thresholds its risk reaches, found by binary search in nested CASEs (log2 of the
+        # thresholds comparisons per row instead of one filtered count per threshold); the
+        # decisions stepped up at the j-th threshold are those in buckets k >= j. A null risk
+        # takes every ELSE: bucket 0, stepped up at no threshold.
+        steps = sorted(set(ths))
+
+        def bucket(q: Query, lo: int, hi: int) -> str:
+            if lo == hi:
+                return str(lo)
+            mid = (lo + hi + 1) // 2
+            return (f"CASE WHEN risk >= {q.p(steps[mid - 1])} THEN {bucket(q, mid, hi)} "
+                    f"ELSE {bucket(q, lo, mid - 1)} END")
+
+        def build(q: Query) -> str:
+            extra = join = ""
+            if labels is not None:
+                extra = ", count(*) FILTER (WHERE l.is_attack) AS attacks"
+                join = "LEFT JOIN _labels l USING (decision_id)"
+            return (f"SELECT {bucket(q, 0, len(steps))} AS k, count(*) AS n, "
+                    f"count(*) FILTER (WHERE action <> 'allow') AS stepped{extra} "
+                    f"FROM {self._dec(q, f)} d {join} GROUP BY 1")
+
+        buckets = self._frame_with_labels(build, labels) if labels is not None else self._frame(build)
+        per_k = {int(r["k"]): (int(r["n"]), int(r.get("attacks") or 0)) for r in buckets.iter_rows(named=True)}
+        n = sum(v[0] for v in per_k.values())
+        attacks = sum(v[1] for v in per_k.values())
+        stepped = int(buckets["stepped"].sum()) if buckets.height else 0
+        reached = {t: (sum(v[0] for k, v in per_k.items() if k >= j), sum(v[1] for k, v in per_k.items() if k >= j))
+                   for j, t in enumerate(steps, 1)}
+        out = {
+            "threshold": ths,
+            "projected_challenge_rate": [reached[t][0] / n if n else None for t in ths],
+            "current_challenge_rate": [stepped / n if n else None] * len(ths),
+            "catch_rate": [(reached[t][1] / attacks if attacks else None) if labels is not None else None
+                           for t in ths],
+        }
+        return pl.DataFrame(out, schema={"threshold": pl.Float64, "projected_challenge_rate": pl.Float64,
+                                         "current_challenge_rate": pl.Float64, "catch_rate": pl.Float64})

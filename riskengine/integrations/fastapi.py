@@ -1,0 +1,91 @@
+"""FastAPI / Starlette adapter (``pip install "riskengine[fastapi]"``).
+
+A dependency per app reads every login request the same way::
+
+    client = attempt_context(trusted_proxies=1, geo_headers=CLOUDFLARE_GEO)
+
+    @app.post("/login")
+    async def login(form: LoginForm, ctx: AttemptContext = Depends(client)):
+        decision = await run_in_threadpool(engine.score, ctx.attempt(user_id=form.username))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import Response
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides starlette
+    raise ImportError('riskengine.integrations.fastapi needs FastAPI/Starlette: pip install "riskengine[fastapi]"'
+                      ) from exc
+
+from riskengine import LoginAttempt
+from riskengine.integrations._common import (
+    DEFAULT_COOKIE_NAME,
+    DEFAULT_TRUST_DAYS,
+    AdapterOptions,
+    AttemptContext,
+    ProxyHeader,
+    device_cookie,
+    read_request,
+)
+
+__all__ = ["AttemptContext", "attempt_context", "attempt_from_request", "clear_device_token", "read_context",
+           "set_device_token"]
+
+
+def read_context(request: HTTPConnection, options: AdapterOptions) -> AttemptContext:
+    """The request's :class:`AttemptContext` (client address, User-Agent, token, geo)."""
+    headers = request.headers
+
+    def header(name: str) -> str | None:
+        values = headers.getlist(name)
+        return ",".join(values) if values else None
+
+    peer = request.client.host if request.client is not None else None
+    return read_request(peer, header, request.cookies.get, options)
+
+
+def attempt_from_request(request: HTTPConnection, *, user_id: str, trusted_proxies: int = 0,
+                         proxy_header: ProxyHeader = "x-forwarded-for", cookie_name: str = DEFAULT_COOKIE_NAME,
+                         geo_headers: Mapping[str, str] | None = None, **fields: Any) -> LoginAttempt:
+    """A :class:`~riskengine.LoginAttempt` for ``user_id`` from a Starlette request.
+
+    ``trusted_proxies``: how many proxies you run in front of the service (0: the socket peer
+    is the client). ``fields``: any other LoginAttempt field (``session_id``, ``device_id``,
+    ``enrolled_factors``, ``timestamp``…); they win over what the request says.
+    """
+    options = AdapterOptions(trusted_proxies, proxy_header, cookie_name, dict(geo_headers or {}))
+    return read_context(request, options).attempt(user_id=user_id, **fields)
+
+
+def attempt_context(*, trusted_proxies: int = 0, proxy_header: ProxyHeader = "x-forwarded-for",
+                    cookie_name: str = DEFAULT_COOKIE_NAME,
+                    geo_headers: Mapping[str, str] | None = None) -> Callable[[Request], AttemptContext]:
+    """A FastAPI dependency yielding each request's :class:`AttemptContext`; the options are
+    checked here, once, so a misconfiguration stops the app at import."""
+    options = AdapterOptions(trusted_proxies, proxy_header, cookie_name, dict(geo_headers or {}))
+
+    def dependency(request: Request) -> AttemptContext:
+        return read_context(request, options)
+
+    return dependency
+
+
+def set_device_token(response: Response, token: str | None, *, cookie_name: str = DEFAULT_COOKIE_NAME,
+                     max_age_days: float = DEFAULT_TRUST_DAYS) -> bool:
+    """Set the device-token cookie (HttpOnly, Secure, SameSite=Lax) when ``token`` is one —
+    pass ``record_outcome(...)``'s result straight in; None sets nothing. True if set."""
+    if token is None:
+        return False
+    c = device_cookie(token, cookie_name=cookie_name, max_age_days=max_age_days)
+    response.set_cookie(c.name, c.value, max_age=c.max_age, path=c.path, secure=c.secure, httponly=c.httponly,
+                        samesite="lax")
+    return True
+
+
+def clear_device_token(response: Response, *, cookie_name: str = DEFAULT_COOKIE_NAME) -> None:
+    """Expire the device-token cookie (after ``untrust``/``reset_user``, or "forget this device")."""
+    response.delete_cookie(cookie_name, path="/", secure=True, httponly=True, samesite="lax")
