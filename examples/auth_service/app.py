@@ -72,8 +72,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
 
-from riskengine import Engine, LoginAttempt, Settings
-from riskengine.core.engine import UnknownDecisionError
+from riskengine import Engine, LoginAttempt, Settings, UnknownDecisionError
 
 HERE = Path(__file__).resolve().parent
 CHANNELS = ("whatsapp", "sms", "voice")  # cheapest and most secure first; voice reaches landlines
