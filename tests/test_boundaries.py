@@ -265,3 +265,12 @@ def test_srm_alpha_is_a_strict_bound(monkeypatch: pytest.MonkeyPatch, step: int)
     alpha = {-1: math.nextafter(p, 1.0), 0: p, 1: math.nextafter(p, 0.0)}[step]
     monkeypatch.setattr(experiments, "SRM_ALPHA", alpha)
     assert readout("x", counts, control="a").srm_flag is (step < 0)
+
+
+def test_srm_alpha_is_the_documented_strict_bar() -> None:
+    """The configured value itself: 0.001 (README/dashboard say so); at 10,000 users a 50/50
+    design flags 5,165/4,835 and not 5,164/4,836, the chi-square oracle's split for 0.001."""
+    assert experiments.SRM_ALPHA == 0.001
+    assert scipy_stats.chisquare([5164, 4836]).pvalue >= 0.001 > scipy_stats.chisquare([5165, 4835]).pvalue
+    assert not readout("x", {"a": (5164, 0), "b": (4836, 0)}, control="a").srm_flag
+    assert readout("x", {"a": (5165, 0), "b": (4835, 0)}, control="a").srm_flag
