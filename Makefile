@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo demo-headless test lint typecheck pytest bench dashboard clean
+.PHONY: install system-deps demo demo-headless test lint typecheck pytest bench dashboard clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ pytest: install system-deps
 
 test: lint typecheck pytest
 
+# Mutation testing (docs/testing.md): run before a release, not part of `make test` (about 35 min).
+mutation: install
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $$(nproc)
+	$(VENV)/bin/mutmut results
+
 bench: install system-deps
 	$(PY) benchmarks/run_all.py
 
@@ -43,4 +49,4 @@ dashboard: install
 	$(PY) -m riskengine dashboard --root var/demo/audit
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache mutants
