@@ -24,6 +24,9 @@ def test_round_trip_and_size_bound() -> None:
     raw = p.to_bytes()
     assert UserProfile.from_bytes(raw) == p
     assert len(raw) <= 1024, len(raw)
+    # docs/signals.md quotes 468 bytes for this profile: a format change that grows (or shrinks) it
+    # by more than a few bytes must update that page too
+    assert 462 <= len(raw) <= 474, len(raw)
     assert len(p.devices) == 8 and len(p.countries) == 12 and len(p.asns) == 12
 
 

@@ -175,6 +175,12 @@ class AuditDB:
         self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
         """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
         always scan raw segments)."""
+        self.rollup_plans = 0
+        """How many queries the planner has answered (in part) from rollups: a call that leaves
+        it unchanged was answered from raw segments only. Tests read it to know which source
+        answered; it is a plain counter, not a metric to alert on."""
+        self.last_plan_months: frozenset[int] = frozenset()
+        """``YYYYMM`` of the months the last rollup-answered query read from rollups."""
 
     def close(self) -> None:
         self._con.close()
@@ -374,6 +380,8 @@ class AuditDB:
         if not months:
             return None
         skip = frozenset(k for k in months if _month_start(k) >= lo and _month_end(k) <= hi)
+        self.rollup_plans += 1
+        self.last_plan_months = frozenset(months)
         return _Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
 
     def _raw_rest(self, q: _Query, plan: _Plan | None) -> str:
