@@ -274,3 +274,197 @@ def test_srm_alpha_is_the_documented_strict_bar() -> None:
     assert scipy_stats.chisquare([5164, 4836]).pvalue >= 0.001 > scipy_stats.chisquare([5165, 4835]).pvalue
     assert not readout("x", {"a": (5164, 0), "b": (4836, 0)}, control="a").srm_flag
     assert readout("x", {"a": (5165, 0), "b": (4835, 0)}, control="a").srm_flag
+
+
+# ---------------------------------------------------------------- trust duration
+HOSTING_EXIT = {**LONDON, "asn": 16509}  # an AWS exit in the user's own city
+
+
+def _trusted_token(engine: Engine) -> tuple[str, datetime]:
+    """Alice, established, verifies a challenge on a new device and trusts it. Returns the
+    device token and the outcome's timestamp (whole seconds: the token stores epoch seconds)."""
+    last = establish(engine)
+    ts = (last + timedelta(days=1)).replace(hour=3)  # an odd hour: with a hosting exit, a challenge
+    d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, device_id="new-laptop"))
+    assert d.action == "challenge", d
+    verified_at = ts + timedelta(minutes=1)
+    token = engine.record_outcome(d.decision_id, "verified", trust_device=True, timestamp=verified_at)
+    assert token is not None
+    return token, verified_at
+
+
+@pytest.mark.parametrize("days", [DEFAULTS.trust.days, 7.0], ids=["default", "seven"])
+@pytest.mark.parametrize("step", STEPS)
+def test_a_device_token_is_trusted_until_exactly_trust_days_after_the_verified_challenge(
+        days: float, step: int) -> None:
+    """The token and the profile's trust both end exactly ``trust.days`` after the verified
+    challenge (inclusive); 1 ms later the token is refused (DEVICE_TOKEN_INVALID) and the login
+    through a hosting exit at 3 am is challenged instead of TRUSTED_DEVICE."""
+    with _engine(offline_settings(trust={"days": days})) as engine:
+        token, verified_at = _trusted_token(engine)
+        when = verified_at + timedelta(days=days) + step * MS
+        # at 3 am through a hosting exit: a challenge unless the device is trusted
+        d = engine.score(make_attempt(ts=when, place=HOSTING_EXIT, ua=FIREFOX_MAC, device_id="new-laptop",
+                                      device_token=token))
+    if step <= 0:
+        assert d.action == "allow" and "TRUSTED_DEVICE" in d.reason_codes, d
+        assert "DEVICE_TOKEN_INVALID" not in d.reason_codes, d
+    else:
+        assert "TRUSTED_DEVICE" not in d.reason_codes and "DEVICE_TOKEN_INVALID" in d.reason_codes, d
+        assert d.action == "challenge", d
+
+
+def test_trust_days_zero_issues_no_token() -> None:
+    with _engine(offline_settings(trust={"days": 0})) as engine:
+        last = establish(engine)
+        d = engine.score(make_attempt(ts=last + timedelta(days=1), ua=FIREFOX_MAC))
+        assert d.action == "challenge"
+        assert engine.record_outcome(d.decision_id, "verified", trust_device=True,
+                                     timestamp=last + timedelta(days=1, minutes=1)) is None
+
+
+# ---------------------------------------------------------------- second-factor limits
+def _otp_engine(**otp: float) -> Engine:
+    """Failed second factors also count as failed passwords; lift those limits so only the
+    second-factor limits under test can deny."""
+    return _engine(offline_settings(failures={"user_threshold": 10_000, "user_deny_threshold": 10_000},
+                                    otp=otp))
+
+
+def _challenge(engine: Engine, ts: datetime, session: str) -> str:
+    d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, session_id=session))
+    assert d.action == "challenge", d
+    return d.decision_id
+
+
+def _otp_denial(engine: Engine, ts: datetime, session: str) -> set[str]:
+    """The OTP reason codes of the next login (deny), or the empty set (not denied by them)."""
+    d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, session_id=session))
+    codes = {c for c in d.reason_codes if c.startswith("OTP_")}
+    assert (d.action == "deny") is bool(codes), d
+    return codes
+
+
+@pytest.mark.parametrize("count_delta", [-1, 0, 1])
+def test_session_limit_denies_only_past_otp_max_attempts_in_one_outcome(count_delta: int) -> None:
+    """``otp.max_attempts`` failed codes in a session are allowed; one more denies the session."""
+    o = DEFAULTS.otp
+    assert o.max_attempts + 1 <= o.user_max_failures  # the per-user limit stays out of the way
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        d = _challenge(engine, ts, "s1")
+        engine.record_outcome(d, "failed", attempts=o.max_attempts + count_delta, timestamp=ts + timedelta(seconds=20))
+        codes = _otp_denial(engine, ts + timedelta(minutes=1), "s1")
+        # another session of the same user is not denied by this session's count
+        other = _otp_denial(engine, ts + timedelta(minutes=1), "s2")
+    assert codes == ({"OTP_ATTEMPTS_EXCEEDED"} if count_delta > 0 else set())
+    assert other == set()
+
+
+@pytest.mark.parametrize("count_delta", [-1, 0, 1])
+def test_session_failures_accumulate_across_outcomes(count_delta: int) -> None:
+    """One wrong code per challenge, several challenges in one session: the count is the sum."""
+    o = DEFAULTS.otp
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        for i in range(o.max_attempts + count_delta):
+            at = ts + timedelta(seconds=30 * i)
+            engine.record_outcome(_challenge(engine, at, "s1"), "failed", attempts=1,
+                                  timestamp=at + timedelta(seconds=10))
+        codes = _otp_denial(engine, ts + timedelta(minutes=10), "s1")
+    assert codes == ({"OTP_ATTEMPTS_EXCEEDED"} if count_delta > 0 else set())
+
+
+@pytest.mark.parametrize("count_delta", [-1, 0, 1])
+def test_failed_tries_before_a_verified_outcome_count(count_delta: int) -> None:
+    """``attempts=n, outcome="verified"``: the n-1 tries before the right code were wrong and
+    count toward the session's limit (e.g. attempts=3 counts 2)."""
+    o = DEFAULTS.otp
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        d = _challenge(engine, ts, "s1")
+        failed = o.max_attempts + count_delta
+        engine.record_outcome(d, "verified", attempts=failed + 1, timestamp=ts + timedelta(seconds=20))
+        codes = _otp_denial(engine, ts + timedelta(minutes=1), "s1")
+    assert codes == ({"OTP_ATTEMPTS_EXCEEDED"} if count_delta > 0 else set())
+
+
+@pytest.mark.parametrize(("max_attempts", "denied"), [(2, False), (1, True)])
+def test_attempts_3_verified_counts_exactly_2(max_attempts: int, denied: bool) -> None:
+    """A verified ``attempts=3`` is 2 wrong codes: within a limit of 2, past a limit of 1."""
+    with _otp_engine(max_attempts=max_attempts) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        engine.record_outcome(_challenge(engine, ts, "s1"), "verified", attempts=3,
+                              timestamp=ts + timedelta(seconds=20))
+        codes = _otp_denial(engine, ts + timedelta(minutes=1), "s1")
+    assert codes == ({"OTP_ATTEMPTS_EXCEEDED"} if denied else set())
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_session_failures_leave_the_count_after_otp_session_minutes(step: int) -> None:
+    """The session's failures are counted over ``otp.session_minutes`` (inclusive): a failure
+    exactly that old still counts, 1 ms older it does not."""
+    o = DEFAULTS.otp
+    session = timedelta(minutes=o.session_minutes)
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        first = ts + timedelta(seconds=10)
+        engine.record_outcome(_challenge(engine, ts, "s1"), "failed", attempts=1, timestamp=first)
+        later = first + timedelta(minutes=1)
+        engine.record_outcome(_challenge(engine, later, "s1"), "failed", attempts=o.max_attempts,
+                              timestamp=later + timedelta(seconds=10))
+        codes = _otp_denial(engine, first + session + step * MS, "s1")
+    assert codes == ({"OTP_ATTEMPTS_EXCEEDED"} if step <= 0 else set())
+
+
+@pytest.mark.parametrize("count_delta", [-1, 0, 1])
+def test_user_limit_counts_failures_of_every_session(count_delta: int) -> None:
+    """``otp.user_max_failures`` wrong codes spread over sessions (each under its own limit)
+    are allowed; one more denies the user in any session with OTP_LOCKED."""
+    o = DEFAULTS.otp
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        for i in range(o.user_max_failures + count_delta):
+            at = ts + timedelta(seconds=30 * i)
+            engine.record_outcome(_challenge(engine, at, f"s{i}"), "failed", attempts=1,
+                                  timestamp=at + timedelta(seconds=10))
+        codes = _otp_denial(engine, ts + timedelta(minutes=30), "fresh")
+    assert codes == ({"OTP_LOCKED"} if count_delta > 0 else set())
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_user_limit_window_is_otp_user_window_minutes_inclusive(step: int) -> None:
+    """``otp.user_max_failures`` + 1 wrong codes: the user is locked while the oldest is at most
+    ``otp.user_window_minutes`` old; 1 ms later it has left the window and the lock lifts."""
+    o = DEFAULTS.otp
+    window = timedelta(minutes=o.user_window_minutes)
+    with _otp_engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        oldest = ts + timedelta(seconds=10)
+        engine.record_outcome(_challenge(engine, ts, "s-old"), "failed", attempts=1, timestamp=oldest)
+        later = ts + window / 2
+        for i in range(o.user_max_failures):
+            at = later + timedelta(seconds=30 * i)
+            engine.record_outcome(_challenge(engine, at, f"s{i}"), "failed", attempts=1,
+                                  timestamp=at + timedelta(seconds=10))
+        codes = _otp_denial(engine, oldest + window + step * MS, "fresh")
+    assert codes == ({"OTP_LOCKED"} if step <= 0 else set())
+
+
+@pytest.mark.parametrize("count_delta", [-1, 0, 1])
+def test_max_pending_per_user_keeps_exactly_that_many_challenges(count_delta: int) -> None:
+    """``otp.max_pending_per_user`` open challenges of one user are all kept; one more evicts
+    that user's earliest-expiring one (its outcome is then unknown)."""
+    cap = DEFAULTS.otp.max_pending_per_user
+    with _engine() as engine:
+        ts = establish(engine) + timedelta(days=1)
+        ids = [engine.score(make_attempt(ts=ts + timedelta(seconds=i), ua=FIREFOX_MAC)).decision_id
+               for i in range(cap + count_delta)]
+        done = ts + timedelta(minutes=1)
+        if count_delta > 0:
+            with pytest.raises(UnknownDecisionError):
+                engine.record_outcome(ids[0], "failed", timestamp=done)
+        else:
+            engine.record_outcome(ids[0], "failed", timestamp=done)
+        engine.record_outcome(ids[1], "failed", timestamp=done)  # the next oldest always stays
+        engine.record_outcome(ids[-1], "verified", timestamp=done)
