@@ -99,6 +99,7 @@ def test_every_tampered_token_is_refused_with_its_reason_and_no_expiry(kind: str
 def test_a_token_is_bound_to_its_user_and_signed_by_the_first_key_only() -> None:
     rotated = DeviceTokens([K2, K1])
     t = rotated.issue("alice", DEV, issued=0, expires=10)
+    assert rotated.verify(t, "alice", now=5).problem is None  # signed by the first of two keys
     assert rotated.verify(t, "bob", now=5).problem == "device token does not verify for this user"
     assert DeviceTokens([K2]).verify(t, "alice", now=5).problem is None
     assert DeviceTokens([K1]).verify(t, "alice", now=5).problem == "device token does not verify for this user"
@@ -106,6 +107,14 @@ def test_a_token_is_bound_to_its_user_and_signed_by_the_first_key_only() -> None
     assert rotated.verify(old, "alice", now=5).problem is None  # every key verifies
     # the user id is delimited: "al" + "ice…" cannot be re-split into another user's MAC input
     assert DeviceTokens([K1]).verify(old, "alice\x00", now=5).problem is not None
+
+
+def test_a_user_id_with_a_lone_surrogate_still_gets_a_token() -> None:
+    """Ids are arbitrary str: one a JSON client sent with a lone surrogate must not crash."""
+    tokens = DeviceTokens([K1])
+    t = tokens.issue("al\ud800ice", DEV, issued=0, expires=10)
+    assert tokens.verify(t, "al\ud800ice", now=5).problem is None
+    assert tokens.verify(t, "al\udc00ice", now=5).problem is not None
 
 
 def test_keys_are_required_and_at_least_32_bytes() -> None:
