@@ -72,7 +72,8 @@ def test_impossible_travel_needs_both_places_and_a_last_time(missing: int) -> No
 def test_impossible_travel_tolerance_boundary_and_detail() -> None:
     d = haversine_km(51.51, -0.09, 51.6, -0.1)
     # exactly the tolerance away: within it; 0.5 km beyond it at walking pace: plausible
-    assert impossible_travel(51.6, -0.1, 3600, 51.51, -0.09, 1, 1000, d).detail == "within the tolerance of the last login"
+    assert impossible_travel(51.6, -0.1, 3600, 51.51, -0.09, 1, 1000, d).detail == (
+        "within the tolerance of the last login")
     assert impossible_travel(51.6, -0.1, 3600, 51.51, -0.09, 1, 1000, d - 0.5).detail == (
         "plausible speed since the last login")
     # 1.5 s apart: the time is taken as is (only floored at 1 s)
