@@ -211,13 +211,17 @@ class SqliteStore:
         with conn:
             conn.executescript(_SCHEMA)
         for table, column, ddl in _MIGRATIONS:
-            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                try:
+            # look and alter in one write transaction: two processes (or threads) opening an old
+            # file at once both saw the column missing and the second ALTER failed
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
                     conn.execute(ddl)
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):  # another process migrated first
-                        raise
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         conn.executescript(_INDEXES)
 
     def _checkpoint_loop(self, every_s: float) -> None:
