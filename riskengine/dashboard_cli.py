@@ -78,7 +78,7 @@ def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path()),
         "--server.port", str(port), "--server.headless", "true", "--server.address", address,
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
         "--", "--root", str(Path(root).expanduser().resolve()),
     ]
     if labels is not None:

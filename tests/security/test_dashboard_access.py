@@ -10,6 +10,7 @@ wrote with pseudonymisation OFF, so any leak would show a raw user id.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,3 +195,34 @@ def test_a_broken_policy_does_not_open_or_close_the_gate(tmp_path: Path) -> None
     config = tmp_path / "riskengine.toml"
     config.write_text('[policy]\nchallenge_threshold = 7\n\n[dashboard]\nauth = "oidc"\n')
     assert DashboardSettings.load(config, env={}).auth == "oidc"
+
+
+# ------------------------------------------------------------------ the header a proxy sets
+def _common() -> Any:
+    if str(REPO) not in sys.path:  # `import dashboard` from the checkout
+        sys.path.insert(0, str(REPO))
+    from dashboard import common
+
+    return common
+
+
+HEADER = DashboardSettings(auth="header", trusted_user_header="X-Forwarded-Email", allowed_users=("@example.org",),
+                           pii_viewers=("ana@example.org",))
+
+
+@pytest.mark.parametrize(("values", "who"), [
+    (["ana@example.org"], ("ana@example.org", True)),
+    (["bo@example.org"], ("bo@example.org", False)),
+    ([], None),                                            # bypassed the proxy
+    (["   "], None),                                       # empty value
+    (["mallory@evil.test", "ana@example.org"], None),      # client header + proxy header, appended
+    (["mallory@evil.test, ana@example.org"], None),        # …folded into one value
+    (["mallory@evil.test"], None),                         # signed in by the proxy, not allowed
+])
+def test_header_identity(values: list[str], who: tuple[str, bool] | None) -> None:
+    common = _common()
+    got = common.resolve_viewer(HEADER, header_values=values)
+    if who is None:
+        assert isinstance(got, common.Denied)
+    else:
+        assert got == common.Viewer(*who)
