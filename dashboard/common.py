@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import secrets
@@ -173,6 +174,9 @@ def dashboard_settings() -> tuple[DashboardSettings | None, str | None]:
 
 
 def _oidc_problem(settings: DashboardSettings) -> str | None:
+    if importlib.util.find_spec("authlib") is None:
+        return ('dashboard.auth = "oidc" needs Authlib: pip install "riskengine[dashboard]" '
+                '(or "streamlit[auth]")')
     try:
         auth = st.secrets["auth"]
     except Exception:  # no secrets.toml, or no [auth] in it (Streamlit raises its own error types)

@@ -11,6 +11,7 @@ wrote with pseudonymisation OFF, so any leak would show a raw user id.
 from __future__ import annotations
 
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,3 +227,23 @@ def test_header_identity(values: list[str], who: tuple[str, bool] | None) -> Non
         assert isinstance(got, common.Denied)
     else:
         assert got == common.Viewer(*who)
+
+
+# ------------------------------------------------------------------ what `streamlit run` starts with
+def test_shipped_streamlit_config_is_closed() -> None:
+    """The file Streamlit reads beside app.py (tests/e2e/test_dashboard_access.py runs it)."""
+    config = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["toolbarMode"] == "viewer"
+    assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_dashboard_command_passes_the_same_settings(tmp_path: Path) -> None:
+    from riskengine.dashboard_cli import build_command
+
+    argv = build_command(str(tmp_path))
+    flags = dict(zip(argv[argv.index("run") + 2:argv.index("--"):2], argv[argv.index("run") + 3:argv.index("--"):2],
+                     strict=True))
+    assert flags["--server.address"] == "127.0.0.1"
+    assert flags["--client.toolbarMode"] == "viewer"
+    assert flags["--browser.gatherUsageStats"] == "false"
