@@ -187,11 +187,16 @@ _ALAST: contextvars.ContextVar[tuple[int, str, bytes | None] | None] = contextva
 
 
 class _LoopClient(NamedTuple):
-    """One event loop's asyncio client, its registered scripts, and per-user update locks."""
+    """One event loop's asyncio client, its registered scripts, per-user update locks, and the
+    fair queue for its connections."""
 
     client: aredis.Redis[bytes]
     scripts: dict[str, AsyncScript]
     user_locks: weakref.WeakValueDictionary[str, asyncio.Lock]
+    slots: asyncio.Semaphore
+    """As many as the pool has connections: tasks queue here first come, first served (the
+    pool's own wait lets a task that just released a connection take it straight back, which
+    starves others under a burst)."""
 
 
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -316,15 +321,25 @@ class RedisStore:
                     client: aredis.Redis[bytes] = aredis.Redis.from_pool(  # type: ignore[attr-defined]
                         self._async_pool())  # (types-redis predates from_pool, redis 5.0.1)
                     found = _LoopClient(client, {what: client.register_script(text) for what, text in _SCRIPTS.items()},
-                                        weakref.WeakValueDictionary())
+                                        weakref.WeakValueDictionary(),
+                                        asyncio.Semaphore(client.connection_pool.max_connections))
                     self._aclients[loop] = found
         return found
 
     async def _acall(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        slots = self._aclient().slots
+        try:
+            async with asyncio.timeout(ASYNC_POOL_WAIT_S):
+                await slots.acquire()
+        except TimeoutError:
+            raise StoreError(f"redis {what} failed: every connection of this event loop's pool stayed "
+                             f"busy for {ASYNC_POOL_WAIT_S} s") from None
         try:
             return await fn(*args, **kwargs)
         except redis.RedisError as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            slots.release()
 
     async def _arun(self, call: _ScriptCall) -> Any:
         what, keys, args = call
