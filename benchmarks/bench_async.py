@@ -95,7 +95,8 @@ def main() -> None:
     args = parser.parse_args()
     server = LocalRedisServer().start()
     try:
-        store = RedisStore(f"{server.url}?prefix=bench:")
+        # generous timeouts: this measures throughput of a burst on a possibly busy host, not fail-fast
+        store = RedisStore(f"{server.url}?prefix=bench:&socket_timeout=5&pool_wait_s=30")
         users = [f"user{i:04d}" for i in range(CONCURRENT)]
         for i, uid in enumerate(users):
             store.put(uid, established(i))

@@ -79,7 +79,7 @@ _CAS_BACKOFF_S: Final = 0.0002  # first backoff after two lost races (random up 
 _CAS_BACKOFF_CAP_S: Final = 0.02
 _EXPIRY = struct.Struct(">d")
 # options this store reads from the URL query; everything else goes to redis-py
-_OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s"})
+_OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s", "pool_wait_s"})
 
 _SNAPSHOT_LUA = """
 return {redis.call('GET', KEYS[1]),
@@ -229,6 +229,12 @@ class RedisStore:
         ttl_days = profile_ttl_days if profile_ttl_days is not None else float(
             own.get("profile_ttl_days", DEFAULT_PROFILE_TTL_DAYS))
         self._profile_ttl = max(1, int(ttl_days * 86400))
+        try:
+            self._pool_wait_s = float(own.get("pool_wait_s", ASYNC_POOL_WAIT_S))
+        except ValueError as exc:
+            raise ValueError(f"bad redis store URL option pool_wait_s: {exc}") from None
+        if not self._pool_wait_s > 0:
+            raise ValueError("redis store URL option pool_wait_s must be positive")
         self._pending_ttl = max(1, int(pending_ttl_s if pending_ttl_s is not None
                                        else own.get("pending_ttl_s", DEFAULT_PENDING_TTL_S)))
         if failure_window_s <= 0:
@@ -267,12 +273,12 @@ class RedisStore:
         self._aclients_lock = threading.Lock()
 
     def _async_pool(self) -> aredis.BlockingConnectionPool[Any]:
-        """An asyncio pool that makes a task wait for a free connection (up to
-        ``ASYNC_POOL_WAIT_S``, then StoreError) rather than fail when ``ASYNC_MAX_CONNECTIONS``
-        are busy: a thousand concurrent logins share a few dozen sockets. ``?max_connections=``
-        in the URL overrides the cap."""
+        """An asyncio pool that makes a task wait for a free connection (up to ``?pool_wait_s=``,
+        default ``ASYNC_POOL_WAIT_S``, then StoreError) rather than fail when all
+        ``ASYNC_MAX_CONNECTIONS`` are busy: a thousand concurrent logins share a few dozen
+        sockets. ``?max_connections=`` in the URL overrides the cap."""
         return aredis.BlockingConnectionPool.from_url(
-            self._redis_url, max_connections=ASYNC_MAX_CONNECTIONS, timeout=ASYNC_POOL_WAIT_S,
+            self._redis_url, max_connections=ASYNC_MAX_CONNECTIONS, timeout=self._pool_wait_s,
             retry=AsyncRetry(NoBackoff(), 1), **self._client_options())
 
     @staticmethod
@@ -329,11 +335,11 @@ class RedisStore:
     async def _acall(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         slots = self._aclient().slots
         try:
-            async with asyncio.timeout(ASYNC_POOL_WAIT_S):
+            async with asyncio.timeout(self._pool_wait_s):
                 await slots.acquire()
         except TimeoutError:
             raise StoreError(f"redis {what} failed: every connection of this event loop's pool stayed "
-                             f"busy for {ASYNC_POOL_WAIT_S} s") from None
+                             f"busy for {self._pool_wait_s} s (?pool_wait_s=)") from None
         try:
             return await fn(*args, **kwargs)
         except redis.RedisError as exc:

@@ -266,3 +266,22 @@ def test_redis_down_raises_store_error_fast_on_the_async_path() -> None:
 def test_redis_bad_url_option_fails_at_construction(redis_server: LocalRedisServer) -> None:
     with pytest.raises(ValueError, match="redis"):
         RedisStore(f"{redis_server.url}?socket_timeout=soon")
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ValueError, match="pool_wait_s"):
+            RedisStore(f"{redis_server.url}?pool_wait_s={bad}")
+
+
+def test_redis_async_pool_options(redis_server: LocalRedisServer) -> None:
+    store = RedisStore(f"{redis_server.url}?max_connections=3&pool_wait_s=2.5&prefix=pool:")
+
+    async def body(s: AsyncProfileStore) -> tuple[int, float, list[int]]:
+        assert isinstance(s, RedisStore)
+        pool = s._aclient().client.connection_pool
+        counts = await asyncio.gather(*(s.aadd_failure("alice", "192.0.2.1", T + i) for i in range(20)))
+        return pool.max_connections, pool.timeout, sorted(counts)
+
+    try:
+        # 20 concurrent calls through 3 connections: they queue, none fails
+        assert run(store, body) == (3, 2.5, list(range(1, 21)))
+    finally:
+        store.close()
