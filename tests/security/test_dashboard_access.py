@@ -247,3 +247,16 @@ def test_dashboard_command_passes_the_same_settings(tmp_path: Path) -> None:
     assert flags["--server.address"] == "127.0.0.1"
     assert flags["--client.toolbarMode"] == "viewer"
     assert flags["--browser.gatherUsageStats"] == "false"
+
+
+def test_dashboard_command_warns_when_exposed_without_sign_in(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskengine.dashboard_cli import exposure_warning
+
+    monkeypatch.delenv("RISKENGINE_DASHBOARD_AUTH", raising=False)
+    assert exposure_warning("127.0.0.1", None) is None
+    warning = exposure_warning("0.0.0.0", None)
+    assert warning is not None and "0.0.0.0" in warning and 'auth = "none"' in warning
+    config = tmp_path / "riskengine.toml"
+    config.write_text('[dashboard]\nauth = "header"\ntrusted_user_header = "X-Forwarded-Email"\n')
+    assert exposure_warning("0.0.0.0", str(config)) is None
