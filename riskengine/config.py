@@ -12,6 +12,7 @@ Section names contain no underscore, so the split is unambiguous.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -242,6 +243,75 @@ class AuditSettings(_Section):
     retention_years: float = Field(4.0, gt=0)
 
 
+DashboardAuth = Literal["none", "oidc", "header"]
+
+
+class DashboardSettings(_Section):
+    """Who may open the dashboard (it shows who was challenged where) and who may see raw ids."""
+
+    auth: DashboardAuth = "none"
+    """``"none"``: no sign-in (the dashboard listens on 127.0.0.1 only); ``"oidc"``: Streamlit's
+    built-in OpenID Connect login (``st.login``; the provider goes in ``.streamlit/secrets.toml``
+    ``[auth]``); ``"header"``: behind an authenticating reverse proxy that puts the signed-in
+    user in ``trusted_user_header``."""
+    oidc_provider: str | None = None
+    """With ``auth = "oidc"``: the provider's name (``[auth.<name>]`` in secrets.toml); None =
+    the single provider configured directly in ``[auth]``."""
+    trusted_user_header: str | None = None
+    """With ``auth = "header"``: the request header holding the signed-in user, e.g.
+    ``X-Forwarded-Email`` (oauth2-proxy) — the proxy must set it on every request and strip it
+    from clients; Streamlit must be reachable only through the proxy."""
+    allowed_users: tuple[str, ...] = ()
+    """Signed-in users allowed in (e-mail addresses, or ``@example.com`` for a whole domain;
+    case-insensitive). Empty: everyone the identity provider or proxy signs in — restrict it
+    there or here (a public provider such as Google signs in anyone with an account)."""
+    pii_viewers: tuple[str, ...] = ()
+    """Users (as in ``allowed_users``) offered the raw-identifier toggle; everyone else sees
+    pseudonymised ids only. With ``auth = "none"`` nobody is identified, so nobody is offered it."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None,
+             env: Mapping[str, str] | None = None) -> DashboardSettings:
+        """This section alone from a TOML file + ``RISKENGINE_DASHBOARD_*``: the dashboard's access
+        gate must not depend on (nor be opened by) a mistake in another section."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            with Path(path).open("rb") as fh:
+                data = {"dashboard": tomllib.load(fh).get("dashboard", {})}
+        own = {k: v for k, v in (os.environ if env is None else env).items()
+               if k.startswith(f"{ENV_PREFIX}DASHBOARD_")}
+        return Settings.model_validate(_apply_env(data, own)).dashboard
+
+    @field_validator("allowed_users", "pii_viewers", mode="before")
+    @classmethod
+    def _split_users(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RISKENGINE_DASHBOARD_PII_VIEWERS=a@x.com,b@x.com
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_user_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"dashboard.trusted_user_header: {value!r} is not an HTTP header name")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs_its_setting(self) -> DashboardSettings:
+        if self.auth == "header" and not self.trusted_user_header:
+            raise ValueError('dashboard.auth = "header" needs dashboard.trusted_user_header '
+                             '(the header your reverse proxy sets, e.g. "X-Forwarded-Email")')
+        if self.auth != "header" and self.trusted_user_header:
+            raise ValueError(f'dashboard.trusted_user_header is only read with dashboard.auth = "header" '
+                             f'(auth is "{self.auth}"): set auth = "header" or remove the header')
+        if self.auth == "none" and self.allowed_users:
+            raise ValueError('dashboard.allowed_users needs sign-in: set dashboard.auth = "oidc" or "header"')
+        return self
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
@@ -254,6 +324,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @classmethod
     def load(
@@ -277,10 +348,14 @@ class Settings(_Section):
 _SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
 
 
+# variables that share a section's prefix but are not settings (the dashboard's launcher reads them)
+_NOT_SETTINGS: frozenset[str] = frozenset({"RISKENGINE_DASHBOARD_CONFIG", "RISKENGINE_DASHBOARD_APP"})
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         rest = name[len(ENV_PREFIX):].lower()
         section, _, key = rest.partition("_")

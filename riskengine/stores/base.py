@@ -7,6 +7,7 @@ of history behave exactly like production.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
@@ -110,3 +111,79 @@ class ProfileStore(Protocol):
     def user_ids(self, limit: int = 1000) -> list[str]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncProfileStore(Protocol):
+    """The async twins of the hot-path calls (what ``Engine.ascore``/``arecord_*`` need).
+
+    Same arguments, same results as the sync methods. :class:`~riskengine.stores.redis.RedisStore`
+    implements them over ``redis.asyncio``; the local stores offload to a thread
+    (:class:`ThreadOffload`)."""
+
+    async def asnapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                        otp_since: float | None = None, session_since: float | None = None) -> Snapshot: ...
+
+    async def aupdate(self, user_id: str, fn: Updater) -> UserProfile | None: ...
+
+    async def aadd_failure(self, user_id: str, ip: str, at: float) -> int: ...
+
+    async def areset_failures(self, user_id: str) -> None: ...
+
+    async def aadd_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                                otp_since: float, session_since: float) -> OtpCounts: ...
+
+    async def apopulation_add(self, country: str, weight: float) -> None: ...
+
+    async def apopulation(self) -> dict[str, float]: ...
+
+    async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                           user_id: str = "", max_per_user: int = 0) -> None: ...
+
+    async def apop_pending(self, decision_id: str, now: float) -> bytes | None: ...
+
+    async def aclose(self) -> None:
+        """Release the async resources of the running event loop (not the store itself)."""
+        ...
+
+
+class ThreadOffload:
+    """The async twins for a store whose calls are local (memory, sqlite): each runs the sync
+    method in the default executor (``asyncio.to_thread``), so a sqlite busy wait or a
+    contended lock never stalls the event loop. Mixed into the store class."""
+
+    async def asnapshot(self: ProfileStore, user_id: str, ip: str, since: float, *, session: str = "",
+                        otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        return await asyncio.to_thread(self.snapshot, user_id, ip, since, session=session,
+                                       otp_since=otp_since, session_since=session_since)
+
+    async def aupdate(self: ProfileStore, user_id: str, fn: Updater) -> UserProfile | None:
+        return await asyncio.to_thread(self.update, user_id, fn)
+
+    async def aadd_failure(self: ProfileStore, user_id: str, ip: str, at: float) -> int:
+        return await asyncio.to_thread(self.add_failure, user_id, ip, at)
+
+    async def areset_failures(self: ProfileStore, user_id: str) -> None:
+        await asyncio.to_thread(self.reset_failures, user_id)
+
+    async def aadd_otp_failures(self: ProfileStore, user_id: str, session: str, count: int, at: float, *,
+                                otp_since: float, session_since: float) -> OtpCounts:
+        return await asyncio.to_thread(self.add_otp_failures, user_id, session, count, at,
+                                       otp_since=otp_since, session_since=session_since)
+
+    async def apopulation_add(self: ProfileStore, country: str, weight: float) -> None:
+        await asyncio.to_thread(self.population_add, country, weight)
+
+    async def apopulation(self: ProfileStore) -> dict[str, float]:
+        return await asyncio.to_thread(self.population)
+
+    async def aput_pending(self: ProfileStore, decision_id: str, payload: bytes, expires_at: float, *,
+                           user_id: str = "", max_per_user: int = 0) -> None:
+        await asyncio.to_thread(self.put_pending, decision_id, payload, expires_at, user_id=user_id,
+                                max_per_user=max_per_user)
+
+    async def apop_pending(self: ProfileStore, decision_id: str, now: float) -> bytes | None:
+        return await asyncio.to_thread(self.pop_pending, decision_id, now)
+
+    async def aclose(self) -> None:
+        """Nothing async to release: the store is closed by ``close()``."""

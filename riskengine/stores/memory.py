@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_left, insort
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, Updater, session_key
+from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, ThreadOffload, Updater, session_key
 
 _MAX_EVENTS_PER_KEY = 10_000
 _STRIPES = 64
@@ -63,7 +63,7 @@ class _Counters:
         return len(self.events)
 
 
-class MemoryStore:
+class MemoryStore(ThreadOffload):
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
     sweep_floor: int = MAX_ROWS

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from riskengine.profile import UserProfile
-from riskengine.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, StoreError, Updater, session_key
+from riskengine.stores.base import (
+    MAX_ROWS,
+    PENDING_GRACE_S,
+    OtpCounts,
+    Snapshot,
+    StoreError,
+    ThreadOffload,
+    Updater,
+    session_key,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -169,7 +178,7 @@ def _private_file(path: Path) -> None:
             pass  # another process created it first
 
 
-class SqliteStore:
+class SqliteStore(ThreadOffload):
     """Profiles, failure windows and pending challenges in one SQLite file (WAL mode).
 
     WAL checkpoints (which fsync) run on a background thread every ``checkpoint_s`` instead
