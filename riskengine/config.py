@@ -183,6 +183,10 @@ class ColdStartSettings(_Section):
 
 class PolicySettings(_Section):
     version: str = "rules-v1"
+    mode: Literal["enforce", "shadow"] = "enforce"
+    """``"shadow"``: score and audit every login but return ``allow``; the decision's
+    ``shadow_action`` (and the audit log's ``shadow_action`` column) says what enforcement
+    would have done. Env ``RISKENGINE_POLICY_MODE``. See docs/operations.md (rollout)."""
     challenge_threshold: float = Field(0.4, ge=0, le=1)
     deny_threshold: float = Field(0.95, ge=0, le=1)
     impossible_travel_action: Action = "challenge"

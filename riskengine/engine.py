@@ -37,6 +37,7 @@ from riskengine.identity import checked, normalizer
 from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
+from riskengine.shadow import shadowed
 from riskengine.signals.base import SignalResult
 from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
@@ -168,6 +169,7 @@ class Engine:
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
         self._closed = False
+        self._shadow = s.policy.mode == "shadow"
         write_behind = s.store.write_behind
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
@@ -249,6 +251,8 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(decision_id, user_id, dkey, exc)
             degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+        if self._shadow:
+            decision = shadowed(decision)  # returns allow; what enforcement would do rides along
         if decision.action == "allow" and not degraded:
             self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
                         established=profile is not None and not cold)
@@ -634,6 +638,7 @@ class Engine:
             ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
             d.risk, d.action, [r.code for r in reasons] if reasons else [], d.factor, d.policy_version,
             latency_us, profile.logins if profile is not None else 0, cold, trusted, degraded,
+            d.shadow_action,
         ))
 
     # ------------------------------------------------------------------ support

@@ -44,6 +44,8 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "cold_start": "bool",
         "trusted_device": "bool",
         "degraded": "bool",
+        # shadow mode: what enforcement would have done (null in enforce mode and in old segments)
+        "shadow_action": "string",
     },
     "challenges": {
         "event_time": "timestamp",
