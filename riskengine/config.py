@@ -246,6 +246,16 @@ class AuditSettings(_Section):
     retention_years: float = Field(4.0, gt=0)
 
 
+class MetricsSettings(_Section):
+    prometheus: bool = False
+    """Count decisions, reasons, latency, degraded decisions, store errors, dropped audit events
+    and challenge outcomes in Prometheus metrics (extra ``[metrics]``) on prometheus_client's
+    global registry (``Engine(metrics_registry=...)`` for another). OpenTelemetry spans need no
+    setting: they follow the configured tracer provider."""
+    degraded_log_seconds: float = Field(60.0, gt=0)
+    """Degraded decisions are logged at WARNING once, then as one count per this interval."""
+
+
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
@@ -258,6 +268,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def load(

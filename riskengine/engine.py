@@ -33,10 +33,12 @@ from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
 from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
+from riskengine.health import ping_store
 from riskengine.identity import checked, normalizer
 from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
+from riskengine.ratelimit import RateLimitedLog
 from riskengine.shadow import shadowed
 from riskengine.signals.base import SignalResult
 from riskengine.signals.device import device_novelty, is_trusted
@@ -170,6 +172,8 @@ class Engine:
         self._store_errors = itertools.count()
         self._closed = False
         self._shadow = s.policy.mode == "shadow"
+        self.degraded_log = RateLimitedLog(log, "degraded decisions", s.metrics.degraded_log_seconds)
+        """Degraded decisions are logged once, then counted per interval (clock injectable)."""
         write_behind = s.store.write_behind
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
@@ -375,7 +379,7 @@ class Engine:
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)
-        log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
+        self.degraded_log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
         action: Action = self.settings.policy.fail_mode
         risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
         factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
@@ -726,8 +730,13 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
     def health(self) -> dict[str, Any]:
-        """Counters an operator wants on a status page."""
+        """Counters an operator wants on a status page, and a real store ping: ``store_ok``
+        (the store answered) and ``store_ping_ms`` (how long it took)."""
+        self.degraded_log.flush_due()
+        store_ok, ping_ms = ping_store(self.store)
         return {
+            "store_ok": store_ok,
+            "store_ping_ms": ping_ms,
             "scored": _peek(self._scored),
             "degraded": _peek(self._degraded),
             "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
@@ -747,6 +756,7 @@ class Engine:
                 self._population_flush()
             if self._writer is not None:
                 self._writer.close()
+            self.degraded_log.flush()
             self.sink.close()
         finally:
             self.store.close()
