@@ -253,7 +253,9 @@ class MetricsSettings(_Section):
     global registry (``Engine(metrics_registry=...)`` for another). OpenTelemetry spans need no
     setting: they follow the configured tracer provider."""
     degraded_log_seconds: float = Field(60.0, gt=0)
-    """Degraded decisions are logged at WARNING once, then as one count per this interval."""
+    """Degraded decisions (and the store errors behind decisions: a challenge that cannot be
+    parked, a lesson that cannot be written) are logged at WARNING once, then as one count per
+    this interval, so an outage does not flood the log."""
 
 
 class Settings(_Section):

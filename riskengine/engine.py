@@ -35,6 +35,7 @@ from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
 from riskengine.health import ping_store
 from riskengine.identity import checked, normalizer
+from riskengine.metrics import observer_for
 from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
@@ -91,6 +92,7 @@ class Engine:
         store: ProfileStore | None = None,
         sink: AuditSink | None = None,
         geoip: GeoIP | None = None,
+        metrics_registry: Any = None,
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
         self._uid = normalizer(s.identity.normalize_user_id)
@@ -174,6 +176,12 @@ class Engine:
         self._shadow = s.policy.mode == "shadow"
         self.degraded_log = RateLimitedLog(log, "degraded decisions", s.metrics.degraded_log_seconds)
         """Degraded decisions are logged once, then counted per interval (clock injectable)."""
+        self.store_error_log = RateLimitedLog(log, "store errors", s.metrics.degraded_log_seconds)
+        """Store errors behind a decision (parking a challenge, teaching a profile), likewise."""
+        # Prometheus ([metrics] prometheus, or a registry) and/or tracing; None when both are off
+        self._observer = observer_for(s.metrics.prometheus, metrics_registry)
+        if self._observer is not None and self._observer.prometheus is not None:
+            self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
@@ -215,7 +223,9 @@ class Engine:
         started = time.perf_counter()
         if not isinstance(attempt, LoginAttempt):
             attempt = LoginAttempt.model_validate(attempt)
-        return self.score_validated(attempt, started)
+        if self._observer is None:
+            return self.score_validated(attempt, started)
+        return self._observer.scored(self.score_validated, attempt, started)
 
     def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
         """:meth:`score` for an attempt the caller has already validated — a
@@ -430,7 +440,7 @@ class Engine:
                 self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             next(self._store_errors)
-            log.warning("%s failed: %s", what, exc)
+            self.store_error_log.warning("%s failed: %s", what, exc)
 
     def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
@@ -450,7 +460,7 @@ class Engine:
                                    max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
-            log.warning("could not park challenge context: %s", exc)
+            self.store_error_log.warning("could not park challenge context: %s", exc)
 
     # ------------------------------------------------------------------ outcomes
     def record_outcome(
@@ -541,6 +551,8 @@ class Engine:
             "reasons": ctx.get("rc", []),
             "policy_version": ctx.get("pv"),
         })
+        if self._observer is not None:
+            self._observer.challenge(o.outcome, chans[-1] if chans else None)
         return token
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
@@ -733,6 +745,7 @@ class Engine:
         """Counters an operator wants on a status page, and a real store ping: ``store_ok``
         (the store answered) and ``store_ping_ms`` (how long it took)."""
         self.degraded_log.flush_due()
+        self.store_error_log.flush_due()
         store_ok, ping_ms = ping_store(self.store)
         return {
             "store_ok": store_ok,
@@ -746,6 +759,14 @@ class Engine:
             "trust_key": "ephemeral" if self.trust_key_ephemeral else "configured",
         }
 
+    def counters(self) -> dict[str, int]:
+        """The running totals metrics export: degraded decisions, store errors, dropped audit events."""
+        return {
+            "degraded": _peek(self._degraded),
+            "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
+            "audit_dropped": int(getattr(self.sink, "dropped", 0)),
+        }
+
     def close(self) -> None:
         """Flush the audit log and release the store and GeoIP readers. Idempotent."""
         if self._closed:
@@ -757,7 +778,10 @@ class Engine:
             if self._writer is not None:
                 self._writer.close()
             self.degraded_log.flush()
+            self.store_error_log.flush()
             self.sink.close()
+            if self._observer is not None and self._observer.prometheus is not None:
+                self._observer.prometheus.engine_counters.retire(self)
         finally:
             self.store.close()
             self.geoip.close()

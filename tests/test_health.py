@@ -76,7 +76,7 @@ def test_rate_limited_log_flushes_its_count_and_rejects_a_bad_interval(caplog: p
 def test_engine_logs_degraded_decisions_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     with dead_redis_engine() as engine:
-        engine.degraded_log.clock = clock
+        engine.degraded_log.clock = engine.store_error_log.clock = clock
         with caplog.at_level(logging.WARNING, logger="riskengine.engine"):
             for i in range(5):
                 assert engine.score(make_attempt(ts=T0 + timedelta(seconds=i))).degraded
@@ -88,3 +88,6 @@ def test_engine_logs_degraded_decisions_rate_limited(caplog: pytest.LogCaptureFi
     messages = [r.getMessage() for r in caplog.records if "degraded" in r.getMessage()]
     assert messages[1] == "4 more degraded decisions in the last 61 s"
     assert "fail-mode decision" in messages[2] and len(messages) == 3
+    # the fail-mode challenges cannot be parked either: those store errors are rate-limited too
+    parks = [r.getMessage() for r in caplog.records if "park" in r.getMessage() or "store errors" in r.getMessage()]
+    assert len(parks) == 3 and parks[1] == "4 more store errors in the last 61 s"
