@@ -76,6 +76,12 @@ class GeoSettings(_Section):
     population_half_life_days: float = Field(30.0, ge=1)
     """Half-life of the service's country counts (the population prior), shared by every
     worker through the profile store and fed only by established users' accepted logins."""
+    anonymous_db: str | None = None
+    """Path to an anonymous-IP mmdb (MaxMind GeoIP2 Anonymous IP, IPinfo privacy detection or
+    IP2Proxy): Tor exits, public/residential proxies and anonymous VPNs give
+    ``ANONYMOUS_PROXY``; its hosting flag feeds ``HOSTING_NETWORK``. None = not used."""
+    anonymous_weight: float = Field(0.4, ge=0, le=1)
+    """The risk ``ANONYMOUS_PROXY`` adds."""
     hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
     hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
     """Lower-case substrings of AS organisation names that mean hosting/VPN."""
@@ -246,6 +252,31 @@ class AuditSettings(_Section):
     retention_years: float = Field(4.0, gt=0)
 
 
+class NetworkSettings(_Section):
+    allow_cidrs: tuple[str, ...] = ()
+    """Networks (CIDR or address) whose logins skip the network signals — NEW_ASN,
+    HOSTING_NETWORK, ANONYMOUS_PROXY — but never device, failure or geo signals (an office
+    egress, a partner's NAT). Env: a TOML list, e.g. ``'["10.0.0.0/8"]'``."""
+    deny_cidrs: tuple[str, ...] = ()
+    """Networks whose logins are denied (``NETWORK_DENYLIST``), whatever else; wins over
+    ``allow_cidrs``."""
+
+    @field_validator("allow_cidrs", "deny_cidrs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> NetworkSettings:
+        from riskengine.enrich.netlists import parse_cidrs
+
+        parse_cidrs(self.allow_cidrs, "network.allow_cidrs")
+        parse_cidrs(self.deny_cidrs, "network.deny_cidrs")
+        return self
+
+
 class MetricsSettings(_Section):
     prometheus: bool = False
     """Count decisions, reasons, latency, degraded decisions, store errors, dropped audit events
@@ -271,6 +302,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @classmethod
     def load(

@@ -30,6 +30,7 @@ from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.devicetoken import DeviceTokens, parse_keys
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
+from riskengine.enrich.netlists import AnonymousIP, NetworkLists
 from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
@@ -41,6 +42,7 @@ from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
 from riskengine.ratelimit import RateLimitedLog
 from riskengine.shadow import shadowed
+from riskengine.signals.anonymous import anonymous_proxy
 from riskengine.signals.base import SignalResult
 from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
@@ -118,6 +120,9 @@ class Engine:
         self.ua = UAParser(s.device.ua_cache_size)
         self.policy = Policy(s)
         self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
+        self.netlists = NetworkLists(s.network.allow_cidrs, s.network.deny_cidrs)
+        self._netlists = self.netlists if self.netlists else None
+        self.anonymous = AnonymousIP(s.geo.anonymous_db, s.geo.cache_size) if s.geo.anonymous_db else None
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
         # the sink's tuple fast path (ParquetSink), looked up once rather than per event
         self._emit_values: Any = getattr(self.sink, "emit_values", None)
@@ -332,8 +337,11 @@ class Engine:
                 dkey, trusted = token_key, True
             else:
                 token_problem = "device token revoked: its device is no longer trusted by this profile"
+        listed = self._netlists.match(attempt.ip) if self._netlists is not None else None
         signals: list[SignalResult] = [
             device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
+        if listed == "deny":
+            signals.append(SignalResult(R.NETWORK_DENYLIST, 1.0, "address in network.deny_cidrs"))
         if token_problem is not None:
             signals.append(SignalResult(R.DEVICE_TOKEN_INVALID, 1.0, token_problem))
         if p.reset_at:
@@ -342,9 +350,14 @@ class Engine:
         if user_failures or ip_failures:
             signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
         asn = geo.asn
-        if asn is not None or geo.asn_org:
-            signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
-                                           p.asns))
+        # an allow-listed network skips the network signals (never device/failure/geo ones)
+        anon = self.anonymous.lookup(attempt.ip) if self.anonymous is not None and listed != "allow" \
+            else _NO_CATEGORIES
+        if (asn is not None or geo.asn_org or "hosting" in anon) and listed != "allow":
+            signals.append(hosting_network(asn, geo.asn_org,
+                                           "hosting" in anon or self.hosting.is_hosting(asn, geo.asn_org), p.asns))
+        if anon:
+            signals.append(anonymous_proxy(anon, asn, p.asns))
         if not p.countries and self._rare_weight and geo.country is not None:
             counts = self._population_counts()
             signals.append(rare_country_for_service(
@@ -359,7 +372,7 @@ class Engine:
             if p.regions:
                 signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                        p.regions, now, history_days))
-            if p.asns:
+            if p.asns and listed != "allow":
                 signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -755,7 +768,8 @@ class Engine:
             "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
             "audit_dropped": getattr(self.sink, "dropped", 0),
             "audit_problems": list(self.audit_problems),
-            "geoip_problems": list(self.geoip.problems),
+            "geoip_problems": list(self.geoip.problems) + (
+                [self.anonymous.problem] if self.anonymous is not None and self.anonymous.problem else []),
             "trust_key": "ephemeral" if self.trust_key_ephemeral else "configured",
         }
 
@@ -785,6 +799,8 @@ class Engine:
         finally:
             self.store.close()
             self.geoip.close()
+            if self.anonymous is not None:
+                self.anonymous.close()
 
     def flush(self) -> None:
         """Apply queued profile lessons (write-behind) and write buffered audit events now."""
@@ -803,6 +819,7 @@ class Engine:
 
 
 _EMPTY_PROFILE = UserProfile()
+_NO_CATEGORIES: frozenset[str] = frozenset()
 
 
 def _any_fired(signals: list[SignalResult]) -> bool:
