@@ -182,6 +182,11 @@ def reason_counts(root: str, f: Filters) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def feedback_by_reason(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).feedback_by_reason(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def policy_modes(root: str, f: Filters) -> pl.DataFrame:
     return _db(root).policy_modes(f)
 

@@ -704,6 +704,16 @@ class Engine:
 
         support.unlock_user(self, checked(self._uid, user_id), actor=actor, reason=reason, now=now)
 
+    def report_fraud(self, *, decision_id: str, user_id: str, kind: str, actor: str,
+                     note: str | None = None, timestamp: datetime | None = None) -> None:
+        """Record fraud feedback on a decision — ``kind``: ``"not_me"`` (the user),
+        ``"confirmed_takeover"`` or ``"false_positive"`` (an analyst) — in the audit table
+        ``feedback``. See :mod:`riskengine.feedback` (and how training uses it as labels)."""
+        from riskengine import feedback
+
+        feedback.report_fraud(self, decision_id=decision_id, user_id=checked(self._uid, user_id), kind=kind,
+                              actor=actor, note=note, timestamp=timestamp)
+
     # ------------------------------------------------------------------ population prior
     def _population_weight(self, now: float) -> float:
         exponent = (now - _POPULATION_LANDMARK) / self._population_half_life_s

@@ -100,4 +100,14 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "actor": "string",
         "note": "string",
     },
+    # fraud feedback (riskengine.feedback): a user's "not me", an analyst's verdict
+    "feedback": {
+        "event_time": "timestamp",
+        "schema_version": "int16",
+        "decision_id": "string",
+        "user_key": "string",
+        "kind": "string",
+        "actor": "string",
+        "note": "string",
+    },
 }
