@@ -91,3 +91,18 @@ def test_engine_logs_degraded_decisions_rate_limited(caplog: pytest.LogCaptureFi
     # the fail-mode challenges cannot be parked either: those store errors are rate-limited too
     parks = [r.getMessage() for r in caplog.records if "park" in r.getMessage() or "store errors" in r.getMessage()]
     assert len(parks) == 3 and parks[1] == "4 more store errors in the last 61 s"
+
+
+def test_readiness_needs_the_store_and_the_geoip_databases() -> None:
+    from riskengine.health import readiness
+
+    with Engine(offline_settings(), sink=MemorySink()) as ok:
+        ready, body = readiness(ok)
+    assert ready and body["ready"] is True and body["store_ok"] is True and body["geoip_problems"] == []
+    assert set(body) == {"ready", "store_ok", "store_ping_ms", "geoip_problems"}
+    with dead_redis_engine() as dead:
+        ready, body = readiness(dead)
+        assert not ready and body["store_ok"] is False
+    with Engine(offline_settings(geo={"city_db": "/nonexistent/City.mmdb"}), sink=MemorySink()) as no_geo:
+        ready, body = readiness(no_geo)
+        assert not ready and body["store_ok"] is True and "City database" in body["geoip_problems"][0]
