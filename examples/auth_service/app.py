@@ -72,8 +72,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
 
-from riskengine import Engine, LoginAttempt
-from riskengine.config import Settings
+from riskengine import Engine, LoginAttempt, Settings
 from riskengine.engine import UnknownDecisionError
 from riskengine.health import readiness
 
@@ -340,6 +339,9 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     if len(secret) < 32:
         raise RuntimeError("AUTH_SECRET must be set to a random string of at least 32 characters")
     settings = Settings.load(env.get("RISKENGINE_CONFIG") or None, env=env)
+    if "RISKENGINE_AUDIT_FLUSH_ON_SIGTERM" not in env:
+        # a process manager stops the service with SIGTERM: flush the audit buffer first
+        settings = settings.with_overrides(audit={"flush_on_sigterm": True})
     if not settings.trust.secret_keys:
         # a per-process key would make every worker (and every restart) reject the others' tokens
         raise RuntimeError("RISKENGINE_TRUST_SECRET_KEYS must be set (device-token signing keys, "

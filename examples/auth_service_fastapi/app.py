@@ -57,8 +57,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from riskengine import Engine, UnknownDecisionError
-from riskengine.config import Settings
+from riskengine import Engine, Settings, UnknownDecisionError
 from riskengine.health import readiness
 from riskengine.integrations import CLOUDFLARE_GEO, AttemptContext
 from riskengine.integrations.fastapi import attempt_context, set_device_token
@@ -105,6 +104,9 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
     if len(secret) < 32:
         raise RuntimeError("AUTH_SECRET must be set to a random string of at least 32 characters")
     settings = Settings.load(env.get("RISKENGINE_CONFIG") or None, env=env)
+    if "RISKENGINE_AUDIT_FLUSH_ON_SIGTERM" not in env:
+        # a process manager stops the service with SIGTERM: flush the audit buffer first
+        settings = settings.with_overrides(audit={"flush_on_sigterm": True})
     if not settings.trust.secret_keys:
         raise RuntimeError("RISKENGINE_TRUST_SECRET_KEYS must be set (device-token signing keys, "
                            "each >= 32 random characters; or [trust] secret_keys in RISKENGINE_CONFIG)")

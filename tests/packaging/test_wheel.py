@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -100,8 +101,9 @@ print(json.dumps({{"action": decision.action, "risk": decision.risk, "version": 
     # the CLI lists every command with its extra, and a missing one says what to install
     riskengine_cli = tmp_path / "core" / "bin" / "riskengine"
     listing = _run(riskengine_cli, "--help", cwd=tmp_path, env=_clean_env())
-    for command, extra_name in (("report", "[analytics]"), ("dashboard", "[dashboard]"), ("user", "[core]")):
-        assert any(line.split()[:1] == [command] and extra_name in line for line in listing.splitlines()), listing
+    for command, extra_name in (("report", "analytics"), ("dashboard", "dashboard"), ("user", "core")):
+        # the summary may wrap: the first bracket after the command's name is its extra
+        assert re.search(rf"\n +{command} +[^\[]*\[{extra_name}\]", listing), listing
     done = subprocess.run([str(riskengine_cli), "dashboard", "--root", str(tmp_path)], cwd=tmp_path,
                           capture_output=True, text=True, env=_clean_env(), timeout=120)
     assert done.returncode == 1
