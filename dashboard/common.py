@@ -319,6 +319,21 @@ def reason_counts(root: str, f: Filters) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def feedback_by_reason(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).feedback_by_reason(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def policy_modes(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).policy_modes(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def shadow_reason_counts(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).shadow_reason_counts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def risk_histogram(root: str, f: Filters, bins: int = 20) -> pl.DataFrame:
     return _db(root).risk_histogram(f, bins=bins)
 

@@ -77,6 +77,12 @@ class GeoSettings(_Section):
     population_half_life_days: float = Field(30.0, ge=1)
     """Half-life of the service's country counts (the population prior), shared by every
     worker through the profile store and fed only by established users' accepted logins."""
+    anonymous_db: str | None = None
+    """Path to an anonymous-IP mmdb (MaxMind GeoIP2 Anonymous IP, IPinfo privacy detection or
+    IP2Proxy): Tor exits, public/residential proxies and anonymous VPNs give
+    ``ANONYMOUS_PROXY``; its hosting flag feeds ``HOSTING_NETWORK``. None = not used."""
+    anonymous_weight: float = Field(0.4, ge=0, le=1)
+    """The risk ``ANONYMOUS_PROXY`` adds."""
     hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
     hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
     """Lower-case substrings of AS organisation names that mean hosting/VPN."""
@@ -184,6 +190,10 @@ class ColdStartSettings(_Section):
 
 class PolicySettings(_Section):
     version: str = "rules-v1"
+    mode: Literal["enforce", "shadow"] = "enforce"
+    """``"shadow"``: score and audit every login but return ``allow``; the decision's
+    ``shadow_action`` (and the audit log's ``shadow_action`` column) says what enforcement
+    would have done. Env ``RISKENGINE_POLICY_MODE``. See docs/operations.md (rollout)."""
     challenge_threshold: float = Field(0.4, ge=0, le=1)
     deny_threshold: float = Field(0.95, ge=0, le=1)
     impossible_travel_action: Action = "challenge"
@@ -312,6 +322,43 @@ class DashboardSettings(_Section):
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+class NetworkSettings(_Section):
+    allow_cidrs: tuple[str, ...] = ()
+    """Networks (CIDR or address) whose logins skip the network signals — NEW_ASN,
+    HOSTING_NETWORK, ANONYMOUS_PROXY — but never device, failure or geo signals (an office
+    egress, a partner's NAT). Env: a TOML list, e.g. ``'["10.0.0.0/8"]'``."""
+    deny_cidrs: tuple[str, ...] = ()
+    """Networks whose logins are denied (``NETWORK_DENYLIST``), whatever else; wins over
+    ``allow_cidrs``."""
+
+    @field_validator("allow_cidrs", "deny_cidrs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> NetworkSettings:
+        from riskengine.enrich.netlists import parse_cidrs
+
+        parse_cidrs(self.allow_cidrs, "network.allow_cidrs")
+        parse_cidrs(self.deny_cidrs, "network.deny_cidrs")
+        return self
+
+
+class MetricsSettings(_Section):
+    prometheus: bool = False
+    """Count decisions, reasons, latency, degraded decisions, store errors, dropped audit events
+    and challenge outcomes in Prometheus metrics (extra ``[metrics]``) on prometheus_client's
+    global registry (``Engine(metrics_registry=...)`` for another). OpenTelemetry spans need no
+    setting: they follow the configured tracer provider."""
+    degraded_log_seconds: float = Field(60.0, gt=0)
+    """Degraded decisions (and the store errors behind decisions: a challenge that cannot be
+    parked, a lesson that cannot be written) are logged at WARNING once, then as one count per
+    this interval, so an outage does not flood the log."""
+
+
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
@@ -325,6 +372,10 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
     dashboard: DashboardSettings = DashboardSettings()
+
+
+    metrics: MetricsSettings = MetricsSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @classmethod
     def load(

@@ -30,13 +30,19 @@ from riskengine.config import Settings
 from riskengine.decision import Action, Channel, Decision, Factor, Outcome, Reason
 from riskengine.devicetoken import DeviceTokens, parse_keys
 from riskengine.enrich.geoip import EMPTY_GEO, GeoInfo, GeoIP
+from riskengine.enrich.netlists import AnonymousIP, NetworkLists
 from riskengine.enrich.network import HostingClassifier
 from riskengine.enrich.timezone import local_hour_at
 from riskengine.enrich.useragent import ParsedUA, UAParser, device_key
+from riskengine.health import ping_store
 from riskengine.identity import checked, normalizer
+from riskengine.metrics import observer_for
 from riskengine.models import Attempt, ChallengeOutcome, FailedPassword, LoginAttempt
 from riskengine.policy import Policy
 from riskengine.profile import UserProfile, region_key
+from riskengine.ratelimit import RateLimitedLog
+from riskengine.shadow import shadowed
+from riskengine.signals.anonymous import anonymous_proxy
 from riskengine.signals.base import SignalResult
 from riskengine.signals.device import device_novelty, is_trusted
 from riskengine.signals.failures import failed_attempts
@@ -88,6 +94,7 @@ class Engine:
         store: ProfileStore | None = None,
         sink: AuditSink | None = None,
         geoip: GeoIP | None = None,
+        metrics_registry: Any = None,
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
         self._uid = normalizer(s.identity.normalize_user_id)
@@ -113,6 +120,9 @@ class Engine:
         self.ua = UAParser(s.device.ua_cache_size)
         self.policy = Policy(s)
         self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
+        self.netlists = NetworkLists(s.network.allow_cidrs, s.network.deny_cidrs)
+        self._netlists = self.netlists if self.netlists else None
+        self.anonymous = AnonymousIP(s.geo.anonymous_db, s.geo.cache_size) if s.geo.anonymous_db else None
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
         # the sink's tuple fast path (ParquetSink), looked up once rather than per event
         self._emit_values: Any = getattr(self.sink, "emit_values", None)
@@ -168,6 +178,15 @@ class Engine:
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
         self._closed = False
+        self._shadow = s.policy.mode == "shadow"
+        self.degraded_log = RateLimitedLog(log, "degraded decisions", s.metrics.degraded_log_seconds)
+        """Degraded decisions are logged once, then counted per interval (clock injectable)."""
+        self.store_error_log = RateLimitedLog(log, "store errors", s.metrics.degraded_log_seconds)
+        """Store errors behind a decision (parking a challenge, teaching a profile), likewise."""
+        # Prometheus ([metrics] prometheus, or a registry) and/or tracing; None when both are off
+        self._observer = observer_for(s.metrics.prometheus, metrics_registry)
+        if self._observer is not None and self._observer.prometheus is not None:
+            self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
@@ -209,7 +228,9 @@ class Engine:
         started = time.perf_counter()
         if not isinstance(attempt, LoginAttempt):
             attempt = LoginAttempt.model_validate(attempt)
-        return self.score_validated(attempt, started)
+        if self._observer is None:
+            return self.score_validated(attempt, started)
+        return self._observer.scored(self.score_validated, attempt, started)
 
     def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
         """:meth:`score` for an attempt the caller has already validated — a
@@ -249,6 +270,8 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(decision_id, user_id, dkey, exc)
             degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+        if self._shadow:
+            decision = shadowed(decision)  # returns allow; what enforcement would do rides along
         if decision.action == "allow" and not degraded:
             self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
                         established=profile is not None and not cold)
@@ -314,8 +337,11 @@ class Engine:
                 dkey, trusted = token_key, True
             else:
                 token_problem = "device token revoked: its device is no longer trusted by this profile"
+        listed = self._netlists.match(attempt.ip) if self._netlists is not None else None
         signals: list[SignalResult] = [
             device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
+        if listed == "deny":
+            signals.append(SignalResult(R.NETWORK_DENYLIST, 1.0, "address in network.deny_cidrs"))
         if token_problem is not None:
             signals.append(SignalResult(R.DEVICE_TOKEN_INVALID, 1.0, token_problem))
         if p.reset_at:
@@ -324,9 +350,14 @@ class Engine:
         if user_failures or ip_failures:
             signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
         asn = geo.asn
-        if asn is not None or geo.asn_org:
-            signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
-                                           p.asns))
+        # an allow-listed network skips the network signals (never device/failure/geo ones)
+        anon = self.anonymous.lookup(attempt.ip) if self.anonymous is not None and listed != "allow" \
+            else _NO_CATEGORIES
+        if (asn is not None or geo.asn_org or "hosting" in anon) and listed != "allow":
+            signals.append(hosting_network(asn, geo.asn_org,
+                                           "hosting" in anon or self.hosting.is_hosting(asn, geo.asn_org), p.asns))
+        if anon:
+            signals.append(anonymous_proxy(anon, asn, p.asns))
         if not p.countries and self._rare_weight and geo.country is not None:
             counts = self._population_counts()
             signals.append(rare_country_for_service(
@@ -341,7 +372,7 @@ class Engine:
             if p.regions:
                 signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                        p.regions, now, history_days))
-            if p.asns:
+            if p.asns and listed != "allow":
                 signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -371,7 +402,7 @@ class Engine:
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)
-        log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
+        self.degraded_log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
         action: Action = self.settings.policy.fail_mode
         risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
         factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
@@ -422,7 +453,7 @@ class Engine:
                 self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             next(self._store_errors)
-            log.warning("%s failed: %s", what, exc)
+            self.store_error_log.warning("%s failed: %s", what, exc)
 
     def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
@@ -442,7 +473,7 @@ class Engine:
                                    max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
-            log.warning("could not park challenge context: %s", exc)
+            self.store_error_log.warning("could not park challenge context: %s", exc)
 
     # ------------------------------------------------------------------ outcomes
     def record_outcome(
@@ -533,6 +564,8 @@ class Engine:
             "reasons": ctx.get("rc", []),
             "policy_version": ctx.get("pv"),
         })
+        if self._observer is not None:
+            self._observer.challenge(o.outcome, chans[-1] if chans else None)
         return token
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
@@ -634,6 +667,7 @@ class Engine:
             ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
             d.risk, d.action, [r.code for r in reasons] if reasons else [], d.factor, d.policy_version,
             latency_us, profile.logins if profile is not None else 0, cold, trusted, degraded,
+            d.shadow_action,
         ))
 
     # ------------------------------------------------------------------ support
@@ -669,6 +703,16 @@ class Engine:
         from riskengine import support
 
         support.unlock_user(self, checked(self._uid, user_id), actor=actor, reason=reason, now=now)
+
+    def report_fraud(self, *, decision_id: str, user_id: str, kind: str, actor: str,
+                     note: str | None = None, timestamp: datetime | None = None) -> None:
+        """Record fraud feedback on a decision — ``kind``: ``"not_me"`` (the user),
+        ``"confirmed_takeover"`` or ``"false_positive"`` (an analyst) — in the audit table
+        ``feedback``. See :mod:`riskengine.feedback` (and how training uses it as labels)."""
+        from riskengine import feedback
+
+        feedback.report_fraud(self, decision_id=decision_id, user_id=checked(self._uid, user_id), kind=kind,
+                              actor=actor, note=note, timestamp=timestamp)
 
     # ------------------------------------------------------------------ population prior
     def _population_weight(self, now: float) -> float:
@@ -721,15 +765,30 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
     def health(self) -> dict[str, Any]:
-        """Counters an operator wants on a status page."""
+        """Counters an operator wants on a status page, and a real store ping: ``store_ok``
+        (the store answered) and ``store_ping_ms`` (how long it took)."""
+        self.degraded_log.flush_due()
+        self.store_error_log.flush_due()
+        store_ok, ping_ms = ping_store(self.store)
         return {
+            "store_ok": store_ok,
+            "store_ping_ms": ping_ms,
             "scored": _peek(self._scored),
             "degraded": _peek(self._degraded),
             "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
             "audit_dropped": getattr(self.sink, "dropped", 0),
             "audit_problems": list(self.audit_problems),
-            "geoip_problems": list(self.geoip.problems),
+            "geoip_problems": list(self.geoip.problems) + (
+                [self.anonymous.problem] if self.anonymous is not None and self.anonymous.problem else []),
             "trust_key": "ephemeral" if self.trust_key_ephemeral else "configured",
+        }
+
+    def counters(self) -> dict[str, int]:
+        """The running totals metrics export: degraded decisions, store errors, dropped audit events."""
+        return {
+            "degraded": _peek(self._degraded),
+            "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
+            "audit_dropped": int(getattr(self.sink, "dropped", 0)),
         }
 
     def close(self) -> None:
@@ -742,10 +801,16 @@ class Engine:
                 self._population_flush()
             if self._writer is not None:
                 self._writer.close()
+            self.degraded_log.flush()
+            self.store_error_log.flush()
             self.sink.close()
+            if self._observer is not None and self._observer.prometheus is not None:
+                self._observer.prometheus.engine_counters.retire(self)
         finally:
             self.store.close()
             self.geoip.close()
+            if self.anonymous is not None:
+                self.anonymous.close()
 
     def flush(self) -> None:
         """Apply queued profile lessons (write-behind) and write buffered audit events now."""
@@ -764,6 +829,7 @@ class Engine:
 
 
 _EMPTY_PROFILE = UserProfile()
+_NO_CATEGORIES: frozenset[str] = frozenset()
 
 
 def _any_fired(signals: list[SignalResult]) -> bool:

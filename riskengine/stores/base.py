@@ -110,6 +110,10 @@ class ProfileStore(Protocol):
 
     def user_ids(self, limit: int = 1000) -> list[str]: ...
 
+    def ping(self) -> bool:
+        """Whether the backend answers a trivial request now (health checks; never raises)."""
+        ...
+
     def close(self) -> None: ...
 
 

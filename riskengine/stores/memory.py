@@ -224,5 +224,9 @@ class MemoryStore(ThreadOffload):
     def user_ids(self, limit: int = 1000) -> list[str]:
         return sorted(self._profiles)[:limit]
 
+    def ping(self) -> bool:
+        """In-process: always reachable."""
+        return True
+
     def close(self) -> None:
         pass

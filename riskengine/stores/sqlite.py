@@ -489,6 +489,14 @@ class SqliteStore(ThreadOffload):
             "SELECT user_id FROM profiles ORDER BY user_id LIMIT ?", (limit,)).fetchall()
         return [r[0] for r in rows]
 
+    @_gated
+    def ping(self) -> bool:
+        """True when the database file answers ``SELECT 1`` (for health checks)."""
+        try:
+            return bool(self._conn().execute("SELECT 1").fetchone() == (1,))
+        except (sqlite3.Error, StoreError):
+            return False
+
     def close(self) -> None:
         stop = getattr(self, "_stop", None)
         if stop is not None:

@@ -17,7 +17,8 @@ from riskengine.audit.schema import ARROW_TYPES, TABLES, arrow_schema
 
 REPO = Path(__file__).resolve().parents[2]
 # distribution name → import name, where they differ
-IMPORT_NAMES = {"scikit-learn": "sklearn", "mmdb-writer": "mmdb_writer"}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "mmdb-writer": "mmdb_writer", "prometheus-client": "prometheus_client",
+                "opentelemetry-api": "opentelemetry"}
 
 
 def _pyproject() -> dict[str, Any]:
