@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo demo-headless test lint typecheck imports pytest docs bench dashboard clean
+.PHONY: install system-deps demo demo-headless test lint typecheck imports pytest docs bench dashboard clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ docs: install
 
 test: lint typecheck imports docs pytest
 
+# Mutation testing (docs/testing.md): run before a release, not part of `make test` (about 35 min).
+mutation: install
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $$(nproc)
+	$(VENV)/bin/mutmut results
+
 bench: install system-deps
 	$(PY) benchmarks/run_all.py
 
@@ -51,4 +57,4 @@ dashboard: install
 	$(PY) -m riskengine dashboard --root var/demo/audit
 
 clean:
-	rm -rf var site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var site .pytest_cache .mypy_cache .ruff_cache mutants

@@ -31,6 +31,7 @@ PAGES = [
             url_path="explorer"),
 ]
 
+common.require_viewer()  # before any page or filter reads the audit root: a sign-in page, or the viewer
 page = st.navigation(PAGES)
 common.sidebar_filters(common.audit_root())
 page.run()

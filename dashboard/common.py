@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import secrets
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import streamlit as st
 
 from riskengine.analytics import AuditDB, Filters
-from riskengine.core.config import Settings
+from riskengine.core.config import DashboardSettings, Settings
 
 ROOT_ENV = "RISKENGINE_AUDIT_ROOT"
 LABELS_ENV = "RISKENGINE_LABELS"
@@ -89,6 +90,142 @@ def challenge_threshold() -> tuple[float, str | None]:
     path = config_path()
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RISKENGINE_")))
     return _policy_threshold(str(path) if path is not None else None, env)
+
+
+# --------------------------------------------------------------------------- access
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking: ``name`` is None with ``auth = "none"`` (nobody is identified)."""
+
+    name: str | None
+    raw_ids: bool
+    """Offered the raw-identifier toggle (listed in ``dashboard.pii_viewers``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """No data for this request, and why (shown on the page)."""
+
+    message: str
+    offer: Literal["login", "logout"] | None = None
+    """The button the page offers (OIDC): sign in, or sign out to switch accounts."""
+
+
+def listed(user: str, entries: Sequence[str]) -> bool:
+    """Is ``user`` one of ``entries`` (e-mail addresses, or ``@domain`` for a whole domain)?
+
+    >>> listed("Ana@Example.com", ["ana@example.com"]), listed("bo@example.com", ["@example.com"])
+    (True, True)
+    >>> listed("bo@evil-example.com", ["@example.com"]), listed("x@y@example.com", ["@example.com"])
+    (False, False)
+    """
+    who = user.strip().casefold()
+    for entry in entries:
+        want = entry.strip().casefold()
+        if want.startswith("@"):
+            if who.count("@") == 1 and who.endswith(want):
+                return True
+        elif want and who == want:
+            return True
+    return False
+
+
+def resolve_viewer(settings: DashboardSettings, *, header_values: Sequence[str] = (),
+                   user: Mapping[str, Any] | None = None) -> Viewer | Denied:
+    """Decide who is looking from what the request carries: ``header_values`` (every value of
+    ``trusted_user_header``) in header mode, ``user`` (``st.user``'s claims) in OIDC mode."""
+    if settings.auth == "none":
+        return Viewer(None, raw_ids=False)
+    if settings.auth == "header":
+        values = [v.strip() for v in header_values if v.strip()]
+        if not values:
+            return Denied(f"Not signed in: this dashboard is served behind a sign-in proxy, and the request "
+                          f"carried no `{settings.trusted_user_header}` header. Open it through the proxy.")
+        if len(set(values)) > 1 or "," in values[0]:
+            # a client-supplied header the proxy appended to instead of replacing: trust neither
+            return Denied(f"Ambiguous sign-in: the request carried several `{settings.trusted_user_header}` "
+                          "values. The proxy must overwrite that header, not append to it.")
+        name = values[0]
+    else:
+        claims = dict(user or {})
+        if not claims.get("is_logged_in"):
+            return Denied("Sign in to see the dashboard: it shows who was challenged where.", offer="login")
+        if claims.get("email_verified") is False:
+            return Denied("Your identity provider has not verified your e-mail address.", offer="logout")
+        name = str(claims.get("email") or claims.get("sub") or "").strip()
+        if not name:
+            return Denied("Your identity provider sent neither an e-mail address nor a subject.", offer="logout")
+    if settings.allowed_users and not listed(name, settings.allowed_users):
+        return Denied(f"{name} is not allowed to open this dashboard (dashboard.allowed_users).",
+                      offer="logout" if settings.auth == "oidc" else None)
+    return Viewer(name, raw_ids=listed(name, settings.pii_viewers))
+
+
+def dashboard_settings() -> tuple[DashboardSettings | None, str | None]:
+    """The ``[dashboard]`` section of the configuration the dashboard was started with (read on
+    every run, so a change of who may look takes effect at once); (None, problem) when it
+    cannot be read — the caller then shows no data."""
+    path = config_path()
+    try:
+        return DashboardSettings.load(path, env=os.environ), None
+    except (OSError, ValueError) as exc:
+        where = f"--config {path}" if path else "the RISKENGINE_* environment"
+        return None, f"could not read the dashboard settings from {where}: {exc}"
+
+
+def _oidc_problem(settings: DashboardSettings) -> str | None:
+    if importlib.util.find_spec("authlib") is None:
+        return ('dashboard.auth = "oidc" needs Authlib: pip install "riskengine[dashboard]" '
+                '(or "streamlit[auth]")')
+    try:
+        auth = st.secrets["auth"]
+    except Exception:  # no secrets.toml, or no [auth] in it (Streamlit raises its own error types)
+        return ('dashboard.auth = "oidc" but no [auth] section was found in .streamlit/secrets.toml: '
+                "see docs/dashboard.md")
+    if settings.oidc_provider and settings.oidc_provider not in auth:
+        name = settings.oidc_provider
+        return f"dashboard.oidc_provider = {name!r} but .streamlit/secrets.toml has no [auth.{name}]"
+    return None
+
+
+def viewer() -> Viewer | Denied:
+    """Who is looking at this run (no output): pages ask it before offering anything beyond
+    the pseudonymised default."""
+    settings, problem = dashboard_settings()
+    if settings is None:
+        return Denied(f"The dashboard is closed: {problem}")
+    if settings.auth == "oidc":
+        problem = _oidc_problem(settings)
+        if problem is not None:
+            return Denied(f"The dashboard is closed: {problem}")
+        return resolve_viewer(settings, user=st.user.to_dict())
+    if settings.auth == "header":
+        assert settings.trusted_user_header is not None
+        return resolve_viewer(settings, header_values=st.context.headers.get_all(settings.trusted_user_header))
+    return resolve_viewer(settings)
+
+
+def require_viewer() -> Viewer:
+    """The access gate the entry point runs before any page: a signed-in (or, with
+    ``auth = "none"``, local) viewer, or a sign-in page and ``st.stop()`` — no data is read."""
+    who = viewer()
+    if isinstance(who, Denied):
+        st.title("riskengine")
+        st.warning(who.message, icon=":material/lock:")
+        if who.offer == "logout":
+            st.button("Log out", on_click=st.logout, key="auth_logout")
+        elif who.offer == "login":
+            settings, _ = dashboard_settings()
+            provider = settings.oidc_provider if settings is not None else None
+            st.button("Log in", on_click=st.login, args=(provider,) if provider else (), key="auth_login",
+                      type="primary")
+        st.stop()
+    assert isinstance(who, Viewer)
+    if who.name is not None:
+        st.sidebar.caption(f"Signed in as {who.name}")
+        if st.user.get("is_logged_in"):
+            st.sidebar.button("Log out", on_click=st.logout, key="auth_logout")
+    return who
 
 
 # --------------------------------------------------------------------------- cached queries
@@ -179,6 +316,21 @@ def avoidable_challenges(root: str, f: Filters) -> dict[str, Any]:
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def reason_counts(root: str, f: Filters) -> pl.DataFrame:
     return _db(root).reason_counts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def feedback_by_reason(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).feedback_by_reason(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def policy_modes(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).policy_modes(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def shadow_reason_counts(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).shadow_reason_counts(f)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)

@@ -23,6 +23,8 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "dashboard": ("streamlit", "altair", "duckdb", "polars", "pyarrow"),
     "sim": ("polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"),
     "model": ("sklearn", "joblib", "polars", "pyarrow", "numpy", "tqdm"),
+    "metrics": ("prometheus_client",),
+    "otel": ("opentelemetry",),
 }
 EXTRAS["all"] = tuple(sorted({name for names in EXTRAS.values() for name in names}))
 """Import names (not distribution names) each extra provides, as pyproject.toml declares them."""

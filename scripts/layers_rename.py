@@ -51,6 +51,12 @@ MAP: dict[str, str] = {
     "riskengine.cli": "riskengine.apps.cli",
     "riskengine.demo": "riskengine.apps.demo",
     "riskengine.dashboard_cli": "riskengine.apps.dashboard_cli",
+    # added by the operations-surface merge (issue #15): engine helpers live in core
+    "riskengine.feedback": "riskengine.core.feedback",
+    "riskengine.health": "riskengine.core.health",
+    "riskengine.metrics": "riskengine.core.metrics",
+    "riskengine.ratelimit": "riskengine.core.ratelimit",
+    "riskengine.shadow": "riskengine.core.shadow",
 }
 # `from riskengine import X` for moved modules
 FROM_IMPORTS = {"reasons": "riskengine.core", "support": "riskengine.core.engine", "replay": "riskengine.offline",

@@ -9,6 +9,9 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
+from riskengine.core.config import Settings
+from riskengine.core.policy import Policy
+from riskengine.core.signals.base import SignalResult
 from riskengine.core.stores.sqlite import SqliteStore
 from riskengine.testing import (
     CHANGCHUN,
@@ -228,3 +231,19 @@ def test_fail_mode_is_configurable(tmp_path: Path) -> None:
         db.write_bytes(b"garbage" * 1000)
         d = e.score(make_attempt())
     assert (d.action, d.reason_codes) == ("allow", ("ENGINE_DEGRADED",))
+
+
+def test_a_trusted_device_under_excessive_failures_is_challenged_at_the_risk_without_them() -> None:
+    """Failures for a username may be anyone's: on a valid token the excessive-failures deny
+    becomes a challenge, whose risk is the noisy-OR of the *other* signals (here above the
+    challenge threshold, so the exact figure shows), hour included."""
+    s = Settings()
+    p = Policy(s)
+    signals = [SignalResult("FAILED_ATTEMPTS_EXCESSIVE", 1.0, "x"), SignalResult("NEW_ASN", 1.0, "a"),
+               SignalResult("HOSTING_NETWORK", 1.0, "h"), SignalResult("UNUSUAL_HOUR", 0.5, "3 am")]
+    w_asn, w_host, w_hour = s.geo.new_asn_weight, s.geo.hosting_weight, s.hour.weight * 0.5
+    without = 1.0 - (1.0 - w_asn) * (1.0 - w_host) * (1.0 - w_hour)
+    assert p.challenge_threshold < without < p.deny_threshold  # the case this test needs
+    a = p.decide(signals, trusted=True)
+    assert a.action == "challenge" and a.risk == round(without, 6), (a, without)
+    assert p.decide(signals).action == "deny"

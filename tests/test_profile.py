@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from riskengine.core.profile import UserProfile
+from riskengine.core.profile import DeviceSeen, UserProfile
 
 DAY = 86400
 
@@ -24,6 +24,9 @@ def test_round_trip_and_size_bound() -> None:
     raw = p.to_bytes()
     assert UserProfile.from_bytes(raw) == p
     assert len(raw) <= 1024, len(raw)
+    # docs/signals.md quotes 468 bytes for this profile: a format change that grows (or shrinks) it
+    # by more than a few bytes must update that page too
+    assert 462 <= len(raw) <= 474, len(raw)
     assert len(p.devices) == 8 and len(p.countries) == 12 and len(p.asns) == 12
 
 
@@ -51,6 +54,53 @@ def test_merge_keeps_union_and_latest() -> None:
     assert m.countries == {"GB": 100, "FR": 200}
     assert (m.last_ts, m.last_lat) == (200, 48.0)
     assert m == b.merge(a)
+
+
+def test_merge_combines_every_field_of_two_concurrent_versions() -> None:
+    """Field by field: devices union (earliest first seen, latest last seen, larger count and
+    trust), the later version's last location, earliest non-zero creation, larger login count,
+    places by larger count, hours by larger weight, latest decay time and reset mark."""
+    hours_a = tuple(float(i == 9) for i in range(24))
+    hours_b = tuple(0.5 if i in (9, 20) else 0.0 for i in range(24))
+    a = UserProfile(created=0, logins=7, devices={"d": DeviceSeen(10, 500, 3, 0), "a": DeviceSeen(5, 50, 1, 900)},
+                    countries={"GB": 300, "FR": 10}, regions={"GB/E": 30}, asns={1: 40}, hours=hours_a,
+                    hours_at=400, last_ts=500, last_lat=51.5, last_lon=-0.1, reset_at=0)
+    b = UserProfile(created=20, logins=5, devices={"d": DeviceSeen(20, 400, 9, 800), "b": DeviceSeen(60, 60, 1, 0)},
+                    countries={"GB": 100, "FR": 200, "IT": 0}, regions={"GB/E": 60}, asns={1: 20, 2: 2}, hours=hours_b,
+                    hours_at=450, last_ts=499, last_lat=48.8, last_lon=2.3, reset_at=77)
+    for m in (a.merge(b), b.merge(a)):
+        assert m.devices == {"d": DeviceSeen(10, 500, 9, 800), "a": DeviceSeen(5, 50, 1, 900),
+                             "b": DeviceSeen(60, 60, 1, 0)}
+        assert (m.last_ts, m.last_lat, m.last_lon) == (500, 51.5, -0.1)  # a is later
+        assert m.created == 20 and m.logins == 7
+        assert m.countries == {"GB": 300, "FR": 200, "IT": 0} and m.regions == {"GB/E": 60} and m.asns == {1: 40, 2: 2}
+        assert m.hours == tuple(1.0 if i == 9 else 0.5 if i == 20 else 0.0 for i in range(24))
+        assert m.hours_at == 450 and m.reset_at == 77
+    assert UserProfile().merge(UserProfile()).created == 0
+    assert UserProfile(created=5).merge(UserProfile(created=3)).created == 3
+    # equal last_ts: the other version's location (a tie is broken one way, consistently)
+    tie = UserProfile(last_ts=1, last_lat=1.0).merge(UserProfile(last_ts=1, last_lat=2.0))
+    assert tie.last_lat == 2.0
+
+
+def test_merge_bounds_devices_by_last_seen_and_places_by_count() -> None:
+    a = UserProfile(devices={f"a{i}": DeviceSeen(i, 100 + i, 1) for i in range(3)}, countries={"GB": 5, "FR": 1})
+    b = UserProfile(devices={f"b{i}": DeviceSeen(i, 200 + i, 1) for i in range(3)}, countries={"DE": 3, "ES": 9})
+    m = a.merge(b, max_devices=4, max_places=2)
+    assert set(m.devices) == {"b0", "b1", "b2", "a2"}  # the most recently seen four
+    assert m.countries == {"ES": 9, "GB": 5}  # the two most used
+
+
+def test_untrusting_one_device_keeps_the_others_trust() -> None:
+    p = UserProfile(devices={"a": DeviceSeen(1, 2, 1, 900), "b": DeviceSeen(1, 2, 1, 800)})
+    assert p.untrusted("a").devices == {"a": DeviceSeen(1, 2, 1, 0), "b": DeviceSeen(1, 2, 1, 800)}
+    assert {d.trusted_until for d in p.untrusted().devices.values()} == {0}
+
+
+def test_reset_marker_is_never_zero() -> None:
+    """reset_at 0 means "never reset": a reset at epoch 0 (or a negative clock) still marks."""
+    assert UserProfile.reset_marker(0).reset_at == 1
+    assert UserProfile.reset_marker(1_700_000_000) == UserProfile(reset_at=1_700_000_000)
 
 
 def test_hour_histogram_decays() -> None:

@@ -43,7 +43,11 @@ def test_summary_explains_a_challenge(tmp_path: Path) -> None:
         summary = engine.user_summary("alice", now=last + timedelta(days=1, minutes=1))
     assert summary["known"] and summary["logins"] == 6
     assert [d["logins"] for d in summary["devices"]] == [6]
-    assert summary["devices"][0]["device_key"] == challenged.device_key or len(summary["devices"]) == 1
+    # the challenge was never verified, so the profile knows only the established device
+    established = summary["recent_decisions"][1]
+    assert established["action"] == "allow"
+    assert [d["device_key"] for d in summary["devices"]] == [established["device_key"]]
+    assert challenged.device_key != established["device_key"]
     assert [c["country"] for c in summary["countries"]] == ["GB"]
     decisions = summary["recent_decisions"]
     assert len(decisions) == 7  # every decision of this user, newest first

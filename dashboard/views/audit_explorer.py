@@ -57,9 +57,13 @@ shared = {"action": list(actions), "reason": list(reasons), "country": list(coun
 st.query_params.from_dict({k: v for k, v in shared.items() if v})
 st.session_state["x_params_applied"] = repr(sorted(shared.items()))
 
-pseudo = st.toggle("Pseudonymised identifiers", value=True, key="x_pseudo",
-                   help="User and session keys stay hashed; raw ids (audit roots written with "
-                        "pseudonymisation off) are hashed for display.")
+# raw identifiers only for dashboard.pii_viewers: everyone else gets no toggle (nor its state)
+who = common.viewer()
+pseudo = True
+if isinstance(who, common.Viewer) and who.raw_ids:
+    pseudo = st.toggle("Pseudonymised identifiers", value=True, key="x_pseudo",
+                       help="User and session keys stay hashed; raw ids (audit roots written with "
+                            "pseudonymisation off) are hashed for display.")
 
 if st.session_state.get("x_view") != (repr(view), table):  # new filters: back to the first page
     st.session_state["x_view"] = (repr(view), table)

@@ -93,6 +93,25 @@ if len(names) > 1:
     st.selectbox("Experiment shown in the A/B conversion tile", ranked, key="main_experiment",
                  width=360)
 
+# ---------------------------------------------------------------- shadow policy
+modes = common.policy_modes(r, f)
+if not modes.filter(pl.col("mode") == "shadow").is_empty():
+    st.subheader("Shadow policy (would-be, not enforced)")
+    st.caption("Decisions scored with policy.mode = \"shadow\" were allowed; their would-be challenge and "
+               "deny rates (from shadow_action) sit beside the enforced rates of enforced decisions.")
+    left, right = st.columns(2)
+    left.dataframe(modes, hide_index=True, width="stretch", column_config={
+        "policy_version": "Policy version", "mode": "Mode",
+        "decisions": st.column_config.NumberColumn("Decisions", format="%d"),
+        "challenge_rate": st.column_config.NumberColumn("Challenge rate (would-be in shadow)", format="percent"),
+        "deny_rate": st.column_config.NumberColumn("Deny rate (would-be in shadow)", format="percent")})
+    right.dataframe(common.shadow_reason_counts(r, f).head(10), hide_index=True, width="stretch",
+                    column_config={
+                        "reason": "Reason", "decisions": st.column_config.NumberColumn("Decisions", format="%d"),
+                        "share": st.column_config.NumberColumn("Share", format="percent"),
+                        "would_be_challenge_rate": st.column_config.NumberColumn("Would step up",
+                                                                                  format="percent")})
+
 # ---------------------------------------------------------------- trends
 days = span.days if span else 30
 grain = "hour" if days <= 3 else ("day" if days <= 120 else "week")

@@ -137,3 +137,17 @@ else:
     rule = alt.Chart(pl.DataFrame({"threshold": [threshold]}).to_pandas()).mark_rule(
         strokeDash=[4, 4], color="gray").encode(x="threshold:Q")
     st.altair_chart(lines + rule, width="stretch")
+
+# ---------------------------------------------------------------- fraud feedback
+st.subheader("Fraud feedback by reason code and policy version")
+feedback = common.feedback_by_reason(r, f)
+if feedback.is_empty():
+    st.info("No fraud feedback in this period (engine.report_fraud: not_me, confirmed_takeover, false_positive).")
+else:
+    st.caption("Reports filed in this period, joined to the decisions they are about; a decision with several "
+               "reasons counts under each. Many false positives under one reason: its weight is too high.")
+    st.dataframe(feedback, hide_index=True, width="stretch", column_config={
+        "reason": "Reason", "policy_version": "Policy version",
+        "confirmed_takeovers": st.column_config.NumberColumn("Confirmed takeovers", format="%d"),
+        "false_positives": st.column_config.NumberColumn("False positives", format="%d"),
+        "not_me": st.column_config.NumberColumn("\"Not me\" reports", format="%d")})

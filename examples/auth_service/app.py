@@ -72,7 +72,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
 
-from riskengine import Engine, LoginAttempt, Settings, UnknownDecisionError
+from riskengine import Engine, LoginAttempt, Settings
+from riskengine.core.engine import UnknownDecisionError
+from riskengine.core.health import readiness
 
 HERE = Path(__file__).resolve().parent
 CHANNELS = ("whatsapp", "sms", "voice")  # cheapest and most secure first; voice reaches landlines
@@ -420,8 +422,13 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         return None
 
     @app.get("/healthz")
-    def healthz() -> Response:
+    def healthz() -> Response:  # liveness: the process answers (counters for monitoring)
         return jsonify(engine.health())
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:  # readiness: the store answers, GeoIP loaded
+        ready, body = readiness(engine)
+        return jsonify(body), 200 if ready else 503
 
     @app.get("/csrf")
     @app.get("/login")

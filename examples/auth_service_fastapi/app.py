@@ -58,6 +58,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from riskengine import Engine, Settings, UnknownDecisionError
+from riskengine.core.health import readiness
 from riskengine.integrations import CLOUDFLARE_GEO, AttemptContext
 from riskengine.integrations.fastapi import attempt_context, set_device_token
 
@@ -181,8 +182,13 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
         cookie(resp, SID, sessions.create(user), max_age=int(sessions.ttl_s))  # a new id: no fixation
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    def healthz() -> dict[str, Any]:  # liveness: the process answers (counters for monitoring)
         return engine.health()
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:  # readiness: the store answers, GeoIP loaded
+        ready, body = readiness(engine)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/csrf")
     @app.get("/login")

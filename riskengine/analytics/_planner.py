@@ -67,6 +67,8 @@ class _Planner(_Reader):
         if not months:
             return None
         skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
+        self.rollup_plans += 1
+        self.last_plan_months = frozenset(months)
         return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
 
     def _raw_rest(self, q: Query, plan: Plan | None) -> str:

@@ -43,6 +43,12 @@ class _Reader:
         self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
         """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
         always scan raw segments)."""
+        self.rollup_plans = 0
+        """How many queries the planner has answered (in part) from rollups: a call that leaves
+        it unchanged was answered from raw segments only. Tests read it to know which source
+        answered; it is a plain counter, not a metric to alert on."""
+        self.last_plan_months: frozenset[int] = frozenset()
+        """``YYYYMM`` of the months the last rollup-answered query read from rollups."""
 
     def close(self) -> None:
         self._con.close()

@@ -35,6 +35,8 @@ reader (one connection, one definition of a filtered table):
 - :mod:`._risk`     reason counts, risk histogram, what-if thresholds
 - :mod:`._explorer` raw rows, newest first (audit explorer, one user's history)
 - :mod:`._alert_queries`, :mod:`._experiment_queries`  spikes; experiment readouts
+- :mod:`._shadow`   a shadow-mode policy's would-be rates and reasons
+- :mod:`._feedback` fraud feedback per reason code and policy version; feedback labels
 
 Mixins rather than composed objects because every family needs the same reader state (the
 connection, the legacy-segment cache, ``use_rollups``) and the public methods keep their
@@ -49,12 +51,14 @@ from riskengine.analytics._alert_queries import _Alerts
 from riskengine.analytics._channels import STRONG_NOVELTY, _Channels
 from riskengine.analytics._experiment_queries import _Experiments
 from riskengine.analytics._explorer import USER_TABLES, _Explorer
+from riskengine.analytics._feedback import _Feedback
 from riskengine.analytics._kpis import BREAKDOWNS, RATE_DEFINITIONS, _KPIs
 from riskengine.analytics._risk import _Risk
+from riskengine.analytics._shadow import _Shadow
 from riskengine.analytics._sql import GRAINS, Filters
 
 
-class AuditDB(_KPIs, _Channels, _Risk, _Explorer, _Alerts, _Experiments):
+class AuditDB(_KPIs, _Channels, _Risk, _Explorer, _Alerts, _Experiments, _Shadow, _Feedback):
     """Read-only analytics over an audit root. Thread-safe: one DuckDB cursor per call.
 
     >>> import tempfile
@@ -75,6 +79,7 @@ class AuditDB(_KPIs, _Channels, _Risk, _Explorer, _Alerts, _Experiments):
         out["data_to"] = span[1].isoformat() if span else None
         out.update(self.kpis(f))
         out["rate_definitions"] = dict(RATE_DEFINITIONS)
+        out["shadow"] = self.shadow_summary(f)
         out["experiments"] = {name: self.experiment_readout(name, f, min_samples).to_dict()
                               for name in self.experiment_names()}
         return out

@@ -102,6 +102,16 @@ def format_summary(r: dict[str, Any]) -> str:
         f"  fallback rate           {_pct(r['fallback_rate']):>12}   ({r['fallbacks']:,} used a 2nd channel)",
         f"  failed passwords        {r['failures']:>12,}",
     ]
+    shadow = r.get("shadow") or {}
+    if shadow.get("shadow_logins"):
+        lines += [
+            "",
+            f"Shadow policy ({', '.join(shadow['policy_versions']) or '-'}): would-be numbers, not enforced",
+            f"  shadow logins           {shadow['shadow_logins']:>12,}",
+            f"  would-be challenge rate {_pct(shadow['would_be_challenge_rate']):>12}   "
+            f"({shadow['would_be_challenged']:,} challenged + {shadow['would_be_denied']:,} denied)",
+            f"  would-be deny rate      {_pct(shadow['would_be_deny_rate']):>12}",
+        ]
     for name, e in r["experiments"].items():
         lines += ["", f"Experiment {name}   control {e['control']}   SRM p={e['srm_p_value']:.3g}"
                   + ("   ** SAMPLE RATIO MISMATCH **" if e["srm_flag"] else "")

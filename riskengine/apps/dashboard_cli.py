@@ -78,7 +78,7 @@ def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path()),
         "--server.port", str(port), "--server.headless", "true", "--server.address", address,
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
         "--", "--root", str(Path(root).expanduser().resolve()),
     ]
     if labels is not None:
@@ -88,8 +88,27 @@ def build_command(root: str, port: int = DEFAULT_PORT, labels: str | None = None
     return command
 
 
+def exposure_warning(address: str, config: str | None) -> str | None:
+    """A warning when the dashboard would listen beyond loopback with no sign-in configured."""
+    from riskengine.core.config import DashboardSettings
+
+    if address in ("127.0.0.1", "::1", "localhost"):
+        return None
+    try:
+        auth = DashboardSettings.load(config).auth
+    except (OSError, ValueError):
+        return None  # the app itself reports unreadable settings, and stays closed
+    if auth != "none":
+        return None
+    return (f"riskengine dashboard: warning: listening on {address} with [dashboard] auth = \"none\": anyone "
+            "who can reach this port sees the audit data; set auth = \"oidc\" or \"header\" (docs/dashboard.md)")
+
+
 def _run(args: argparse.Namespace) -> int:
     command = build_command(args.root, args.port, args.labels, args.address, args.config)
+    warning = exposure_warning(args.address, args.config)
+    if warning:
+        print(warning, file=sys.stderr)
     if not Path(args.root).exists():
         print(f"riskengine dashboard: note: {args.root} does not exist yet; the dashboard shows an empty "
               "state until the engine writes there", file=sys.stderr)

@@ -44,6 +44,8 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "cold_start": "bool",
         "trusted_device": "bool",
         "degraded": "bool",
+        # shadow mode: what enforcement would have done (null in enforce mode and in old segments)
+        "shadow_action": "string",
     },
     "challenges": {
         "event_time": "timestamp",
@@ -95,6 +97,16 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "operation": "string",
         "user_key": "string",
         "device_key": "string",
+        "actor": "string",
+        "note": "string",
+    },
+    # fraud feedback (riskengine.core.feedback): a user's "not me", an analyst's verdict
+    "feedback": {
+        "event_time": "timestamp",
+        "schema_version": "int16",
+        "decision_id": "string",
+        "user_key": "string",
+        "kind": "string",
         "actor": "string",
         "note": "string",
     },

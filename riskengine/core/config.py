@@ -12,6 +12,7 @@ Section names contain no underscore, so the split is unambiguous.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +77,12 @@ class GeoSettings(_Section):
     population_half_life_days: float = Field(30.0, ge=1)
     """Half-life of the service's country counts (the population prior), shared by every
     worker through the profile store and fed only by established users' accepted logins."""
+    anonymous_db: str | None = None
+    """Path to an anonymous-IP mmdb (MaxMind GeoIP2 Anonymous IP, IPinfo privacy detection or
+    IP2Proxy): Tor exits, public/residential proxies and anonymous VPNs give
+    ``ANONYMOUS_PROXY``; its hosting flag feeds ``HOSTING_NETWORK``. None = not used."""
+    anonymous_weight: float = Field(0.4, ge=0, le=1)
+    """The risk ``ANONYMOUS_PROXY`` adds."""
     hosting_asns: tuple[int, ...] = DEFAULT_HOSTING_ASNS
     hosting_keywords: tuple[str, ...] = DEFAULT_HOSTING_KEYWORDS
     """Lower-case substrings of AS organisation names that mean hosting/VPN."""
@@ -183,6 +190,10 @@ class ColdStartSettings(_Section):
 
 class PolicySettings(_Section):
     version: str = "rules-v1"
+    mode: Literal["enforce", "shadow"] = "enforce"
+    """``"shadow"``: score and audit every login but return ``allow``; the decision's
+    ``shadow_action`` (and the audit log's ``shadow_action`` column) says what enforcement
+    would have done. Env ``RISKENGINE_POLICY_MODE``. See docs/operations.md (rollout)."""
     challenge_threshold: float = Field(0.4, ge=0, le=1)
     deny_threshold: float = Field(0.95, ge=0, le=1)
     impossible_travel_action: Action = "challenge"
@@ -242,6 +253,112 @@ class AuditSettings(_Section):
     retention_years: float = Field(4.0, gt=0)
 
 
+DashboardAuth = Literal["none", "oidc", "header"]
+
+
+class DashboardSettings(_Section):
+    """Who may open the dashboard (it shows who was challenged where) and who may see raw ids."""
+
+    auth: DashboardAuth = "none"
+    """``"none"``: no sign-in (the dashboard listens on 127.0.0.1 only); ``"oidc"``: Streamlit's
+    built-in OpenID Connect login (``st.login``; the provider goes in ``.streamlit/secrets.toml``
+    ``[auth]``); ``"header"``: behind an authenticating reverse proxy that puts the signed-in
+    user in ``trusted_user_header``."""
+    oidc_provider: str | None = None
+    """With ``auth = "oidc"``: the provider's name (``[auth.<name>]`` in secrets.toml); None =
+    the single provider configured directly in ``[auth]``."""
+    trusted_user_header: str | None = None
+    """With ``auth = "header"``: the request header holding the signed-in user, e.g.
+    ``X-Forwarded-Email`` (oauth2-proxy) — the proxy must set it on every request and strip it
+    from clients; Streamlit must be reachable only through the proxy."""
+    allowed_users: tuple[str, ...] = ()
+    """Signed-in users allowed in (e-mail addresses, or ``@example.com`` for a whole domain;
+    case-insensitive). Empty: everyone the identity provider or proxy signs in — restrict it
+    there or here (a public provider such as Google signs in anyone with an account)."""
+    pii_viewers: tuple[str, ...] = ()
+    """Users (as in ``allowed_users``) offered the raw-identifier toggle; everyone else sees
+    pseudonymised ids only. With ``auth = "none"`` nobody is identified, so nobody is offered it."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None,
+             env: Mapping[str, str] | None = None) -> DashboardSettings:
+        """This section alone from a TOML file + ``RISKENGINE_DASHBOARD_*``: the dashboard's access
+        gate must not depend on (nor be opened by) a mistake in another section."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            with Path(path).open("rb") as fh:
+                data = {"dashboard": tomllib.load(fh).get("dashboard", {})}
+        own = {k: v for k, v in (os.environ if env is None else env).items()
+               if k.startswith(f"{ENV_PREFIX}DASHBOARD_")}
+        return Settings.model_validate(_apply_env(data, own)).dashboard
+
+    @field_validator("allowed_users", "pii_viewers", mode="before")
+    @classmethod
+    def _split_users(cls, value: Any) -> Any:
+        if isinstance(value, str):  # RISKENGINE_DASHBOARD_PII_VIEWERS=a@x.com,b@x.com
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_user_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"dashboard.trusted_user_header: {value!r} is not an HTTP header name")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_needs_its_setting(self) -> DashboardSettings:
+        if self.auth == "header" and not self.trusted_user_header:
+            raise ValueError('dashboard.auth = "header" needs dashboard.trusted_user_header '
+                             '(the header your reverse proxy sets, e.g. "X-Forwarded-Email")')
+        if self.auth != "header" and self.trusted_user_header:
+            raise ValueError(f'dashboard.trusted_user_header is only read with dashboard.auth = "header" '
+                             f'(auth is "{self.auth}"): set auth = "header" or remove the header')
+        if self.auth == "none" and self.allowed_users:
+            raise ValueError('dashboard.allowed_users needs sign-in: set dashboard.auth = "oidc" or "header"')
+        return self
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+class NetworkSettings(_Section):
+    allow_cidrs: tuple[str, ...] = ()
+    """Networks (CIDR or address) whose logins skip the network signals — NEW_ASN,
+    HOSTING_NETWORK, ANONYMOUS_PROXY — but never device, failure or geo signals (an office
+    egress, a partner's NAT). Env: a TOML list, e.g. ``'["10.0.0.0/8"]'``."""
+    deny_cidrs: tuple[str, ...] = ()
+    """Networks whose logins are denied (``NETWORK_DENYLIST``), whatever else; wins over
+    ``allow_cidrs``."""
+
+    @field_validator("allow_cidrs", "deny_cidrs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> NetworkSettings:
+        from riskengine.core.enrich.netlists import parse_cidrs
+
+        parse_cidrs(self.allow_cidrs, "network.allow_cidrs")
+        parse_cidrs(self.deny_cidrs, "network.deny_cidrs")
+        return self
+
+
+class MetricsSettings(_Section):
+    prometheus: bool = False
+    """Count decisions, reasons, latency, degraded decisions, store errors, dropped audit events
+    and challenge outcomes in Prometheus metrics (extra ``[metrics]``) on prometheus_client's
+    global registry (``Engine(metrics_registry=...)`` for another). OpenTelemetry spans need no
+    setting: they follow the configured tracer provider."""
+    degraded_log_seconds: float = Field(60.0, gt=0)
+    """Degraded decisions (and the store errors behind decisions: a challenge that cannot be
+    parked, a lesson that cannot be written) are logged at WARNING once, then as one count per
+    this interval, so an outage does not flood the log."""
+
+
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
@@ -254,6 +371,11 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+
+
+    metrics: MetricsSettings = MetricsSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @classmethod
     def load(
@@ -277,10 +399,14 @@ class Settings(_Section):
 _SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
 
 
+# variables that share a section's prefix but are not settings (the dashboard's launcher reads them)
+_NOT_SETTINGS: frozenset[str] = frozenset({"RISKENGINE_DASHBOARD_CONFIG", "RISKENGINE_DASHBOARD_APP"})
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         rest = name[len(ENV_PREFIX):].lower()
         section, _, key = rest.partition("_")

@@ -40,6 +40,9 @@ class Decision:
     user_id: str
     device_key: str
     policy_version: str
+    shadow_action: Action | None = None
+    """Shadow mode (``policy.mode = "shadow"``): what enforcement would have done (``action``
+    is then always ``"allow"``); None in enforce mode."""
 
     @property
     def reason_codes(self) -> tuple[str, ...]:
@@ -60,5 +63,5 @@ class Decision:
             "decision_id": self.decision_id, "action": self.action, "risk": self.risk,
             "reasons": [{"code": r.code, "weight": r.weight, "detail": r.detail} for r in self.reasons],
             "factor": self.factor, "user_id": self.user_id, "device_key": self.device_key,
-            "policy_version": self.policy_version,
+            "policy_version": self.policy_version, "shadow_action": self.shadow_action,
         }

@@ -63,6 +63,8 @@ class Policy:
             R.FAILED_ATTEMPTS_EXCESSIVE: s.failures.excessive_weight,
             R.DEVICE_TOKEN_INVALID: s.trust.invalid_token_weight,
             R.PROFILE_RESET: 0.0,
+            R.ANONYMOUS_PROXY: s.geo.anonymous_weight,
+            R.NETWORK_DENYLIST: 1.0,
         }
 
     def decide(
@@ -143,7 +145,8 @@ class Policy:
                 fired.discard(R.FAILED_ATTEMPTS_EXCESSIVE)
                 fired.add(R.FAILED_ATTEMPTS_USER)  # strong: the trust does not skip the challenge
                 risk = max(without, self.challenge_threshold)
-        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked:
+        if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked \
+                or R.NETWORK_DENYLIST in fired:
             action: Action = "deny"
             risk = max(risk, self.deny_threshold)
         elif self.travel_denies and R.IMPOSSIBLE_TRAVEL in fired:

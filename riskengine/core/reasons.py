@@ -30,6 +30,8 @@ MODEL_SCORE: Final = "MODEL_SCORE"
 DEVICE_TOKEN_INVALID: Final = "DEVICE_TOKEN_INVALID"
 OTP_LOCKED: Final = "OTP_LOCKED"
 PROFILE_RESET: Final = "PROFILE_RESET"
+NETWORK_DENYLIST: Final = "NETWORK_DENYLIST"
+ANONYMOUS_PROXY: Final = "ANONYMOUS_PROXY"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -54,6 +56,8 @@ ALL_CODES: Final[tuple[str, ...]] = (
     DEVICE_TOKEN_INVALID,
     OTP_LOCKED,
     PROFILE_RESET,
+    NETWORK_DENYLIST,
+    ANONYMOUS_PROXY,
 )
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the

@@ -22,7 +22,8 @@ from riskengine.core.enrich.geoip import GeoInfo
 from riskengine.core.profile import UserProfile
 from riskengine.core.signals.base import SignalResult
 
-__all__ = ["AuditSink", "OtpCounts", "ProfileStore", "RiskModel", "Snapshot", "Updater", "ValuesAuditSink"]
+__all__ = ["AsyncProfileStore", "AuditSink", "OtpCounts", "ProfileStore", "RiskModel", "Snapshot", "Updater",
+           "ValuesAuditSink"]
 
 Updater = Callable[[UserProfile | None], UserProfile | None]
 """What ``ProfileStore.update`` applies: the stored profile (or None) in, the new one out (None deletes)."""
@@ -124,4 +125,42 @@ class ProfileStore(Protocol):
 
     def user_ids(self, limit: int = 1000) -> list[str]: ...
 
+    def ping(self) -> bool:
+        """Whether the backend answers a trivial request now (health checks; never raises)."""
+        ...
+
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncProfileStore(Protocol):
+    """The async twins of the hot-path calls (what ``Engine.ascore``/``arecord_*`` need).
+
+    Same arguments, same results as the sync methods. :class:`~riskengine.core.stores.redis.RedisStore`
+    implements them over ``redis.asyncio``; the local stores offload to a thread
+    (:class:`riskengine.core.stores.base.ThreadOffload`)."""
+
+    async def asnapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                        otp_since: float | None = None, session_since: float | None = None) -> Snapshot: ...
+
+    async def aupdate(self, user_id: str, fn: Updater) -> UserProfile | None: ...
+
+    async def aadd_failure(self, user_id: str, ip: str, at: float) -> int: ...
+
+    async def areset_failures(self, user_id: str) -> None: ...
+
+    async def aadd_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                                otp_since: float, session_since: float) -> OtpCounts: ...
+
+    async def apopulation_add(self, country: str, weight: float) -> None: ...
+
+    async def apopulation(self) -> dict[str, float]: ...
+
+    async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                           user_id: str = "", max_per_user: int = 0) -> None: ...
+
+    async def apop_pending(self, decision_id: str, now: float) -> bytes | None: ...
+
+    async def aclose(self) -> None:
+        """Release the async resources of the running event loop (not the store itself)."""
+        ...

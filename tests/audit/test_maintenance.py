@@ -22,7 +22,7 @@ def row(i: int, when: datetime) -> dict[str, object]:
 
 def counts(root: Path) -> tuple[int, int]:
     """(rows, distinct keys) as a reader sees them."""
-    rel = duckdb.sql(f"SELECT count(*), count(DISTINCT user_key) FROM "
+    rel = duckdb.connect().sql(f"SELECT count(*), count(DISTINCT user_key) FROM "
                      f"read_parquet('{root}/conversions/**/*.parquet', hive_partitioning=true)")
     n, distinct = rel.fetchall()[0]
     return int(n), int(distinct)
@@ -123,7 +123,7 @@ def test_interrupted_compaction_is_finished_by_the_next_run(tmp_path: Path) -> N
     folder = segments(tmp_path)[0].parent
     # simulate a compactor killed after hiding its inputs, before publishing the merged file
     op = "0" * 32
-    duckdb.sql(f"COPY (SELECT * FROM read_parquet('{folder}/*.parquet')) TO "
+    duckdb.connect().sql(f"COPY (SELECT * FROM read_parquet('{folder}/*.parquet')) TO "
                f"'{folder}/.merged-{op}.parquet.tmp' (FORMAT parquet)")
     for p in folder.glob("part-*.parquet"):
         p.rename(folder / f".{p.name}.compacting-{op}")
@@ -141,7 +141,7 @@ def test_retention_drops_whole_old_months_only(tmp_path: Path) -> None:
     # March 2022 straddles the cutoff: kept whole
     assert sorted(res.dropped) == ["conversions/year=2021/month=12", "conversions/year=2022/month=02"]
     assert not (tmp_path / "conversions" / "year=2021").exists()
-    left = duckdb.sql(f"SELECT DISTINCT year, month FROM read_parquet('{tmp_path}/conversions/**/*.parquet', "
+    left = duckdb.connect().sql(f"SELECT DISTINCT year, month FROM read_parquet('{tmp_path}/conversions/**/*.parquet', "
                       "hive_partitioning=true, hive_types={'year': INTEGER, 'month': INTEGER}) ORDER BY 1, 2")
     assert left.fetchall() == [(2022, 3), (2026, 3)]
     assert counts(tmp_path) == (10, 10)

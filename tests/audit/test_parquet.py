@@ -30,7 +30,7 @@ def conversion(i: int, when: datetime = T) -> dict[str, object]:
 
 def count(root: Path, table: str) -> int:
     glob = str(root / table / "**" / "*.parquet")
-    return int(duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true)")
+    return int(duckdb.connect().sql(f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true)")
                .fetchall()[0][0])  # type: ignore[index]
 
 
@@ -83,7 +83,8 @@ def test_threads_and_two_processes_lose_nothing(tmp_path: Path) -> None:
         assert p.wait(120) == 0
     assert sink.dropped == 0
     assert count(tmp_path, "conversions") == 4 * 3_000 + 2 * 7_000
-    keys = duckdb.sql(f"SELECT count(DISTINCT user_key) FROM read_parquet('{tmp_path}/conversions/**/*.parquet')")
+    keys = duckdb.connect().sql(
+        f"SELECT count(DISTINCT user_key) FROM read_parquet('{tmp_path}/conversions/**/*.parquet')")
     assert keys.fetchall()[0][0] == 4 * 3_000 + 2 * 7_000  # type: ignore[index]
 
 
@@ -142,7 +143,7 @@ def test_rows_are_cast_to_the_table_schema_and_split_by_month(tmp_path: Path) ->
         sink.emit("conversions", conversion(3, datetime(2026, 2, 1, 0, 0, tzinfo=UTC)))
     months = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
     assert months == ["conversions/year=2026/month=01", "conversions/year=2026/month=02"]
-    per_month = duckdb.sql(f"SELECT month, count(*) FROM read_parquet('{tmp_path}/conversions/**/*.parquet', "
+    per_month = duckdb.connect().sql(f"SELECT month, count(*) FROM read_parquet('{tmp_path}/conversions/**/*.parquet', "
                            "hive_partitioning=true, hive_types={'month': INTEGER}) "
                            "GROUP BY month ORDER BY month").fetchall()
     assert per_month == [(1, 1), (2, 2)]
@@ -195,7 +196,7 @@ def _all_bytes(root: Path) -> bytes:
 
 def _all_text(root: Path) -> str:
     glob = str(root / "*" / "**" / "*.parquet")
-    return str(duckdb.sql(f"SELECT * FROM read_parquet('{glob}', union_by_name=true)").fetchall())
+    return str(duckdb.connect().sql(f"SELECT * FROM read_parquet('{glob}', union_by_name=true)").fetchall())
 
 
 def test_no_raw_user_id_or_ip_by_default(tmp_path: Path) -> None:

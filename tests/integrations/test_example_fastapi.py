@@ -140,3 +140,12 @@ def test_refuses_to_start_without_secrets(tmp_path: Path) -> None:
 
 def test_module_names_do_not_clash() -> None:
     assert "app" not in sys.modules or sys.modules["app"] is not example
+
+
+def test_readyz_says_ready_with_a_reachable_store_and_healthz_stays_up(app: Any) -> None:
+    client = TestClient(app, base_url="https://testserver")
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True and body["store_ok"] is True and body["geoip_problems"] == []
+    assert client.get("/healthz").json()["store_ok"] is True

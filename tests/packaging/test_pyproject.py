@@ -17,7 +17,8 @@ from riskengine.audit.schema import ARROW_TYPES, TABLES, arrow_schema
 
 REPO = Path(__file__).resolve().parents[2]
 # distribution name → import name, where they differ
-IMPORT_NAMES = {"scikit-learn": "sklearn", "mmdb-writer": "mmdb_writer"}
+IMPORT_NAMES = {"scikit-learn": "sklearn", "mmdb-writer": "mmdb_writer", "prometheus-client": "prometheus_client",
+                "opentelemetry-api": "opentelemetry"}
 
 
 def _pyproject() -> dict[str, Any]:
@@ -53,8 +54,9 @@ def test_every_package_of_the_tree_is_listed_and_the_dashboard_is_mapped() -> No
 
 
 def test_package_data_matches_real_files() -> None:
-    for package, patterns in _pyproject()["tool"]["setuptools"]["package-data"].items():
-        folder = REPO / Path(*package.split("."))
+    tool = _pyproject()["tool"]["setuptools"]
+    for package, patterns in tool["package-data"].items():
+        folder = REPO / tool["package-dir"].get(package, Path(*package.split(".")))
         for pattern in patterns:
             assert list(folder.glob(pattern)), f"package-data {package}: {pattern} matches no file"
 

@@ -67,6 +67,8 @@ def test_wheel_holds_the_package_the_dashboard_and_the_licence(wheel: Path) -> N
            for p in (REPO / "dashboard").rglob("*.py") if "__pycache__" not in p.parts}
     assert source | app | {"riskengine/py.typed"} <= names
     assert "riskengine/dashboard_app/app.py" in names and "riskengine/dashboard_app/views/overview.py" in names
+    # the Streamlit settings beside app.py: `streamlit run` of the installed app is loopback-only
+    assert "riskengine/dashboard_app/.streamlit/config.toml" in names
     assert not any(n.startswith(("dashboard/", "tests/", "benchmarks/")) for n in names)
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     assert f"{dist_info}/licenses/LICENSE" in names

@@ -227,8 +227,8 @@ def test_full_audit_disk_keeps_scoring_and_counts_the_loss(tiny_disk: Path) -> N
     assert health["audit_dropped"] > 0  # 4000 rows of 64 kB: the disk filled up
     assert written + health["audit_dropped"] == n  # every event is either stored or counted
     files = [str(p) for p in root.glob("decisions/**/*.parquet")]
-    # fetchall, not fetchone: an unfinished result would block the next user of duckdb's default connection
-    stored = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] if files else 0
+    stored = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] \
+        if files else 0  # type: ignore[index]
     assert stored == written  # what was stored is whole and readable
 
 
@@ -270,7 +270,7 @@ def test_writer_killed_mid_flush_leaves_only_whole_segments(tmp_path: Path) -> N
     for path in segments:
         total += pq.read_metadata(path).num_rows  # each visible segment is a whole Parquet file
     files = [str(p) for p in segments]
-    assert duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0] == total
+    assert duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0] == total  # type: ignore[index]
     leftovers = [p for p in root.rglob("*") if p.is_file() and p.suffix != ".parquet"
                  and p.name != "pseudonym.key"]
     assert all(p.name.startswith(".") for p in leftovers), leftovers  # half-written = hidden temp

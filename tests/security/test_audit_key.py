@@ -19,6 +19,7 @@ import pytest
 from riskengine import Engine
 from riskengine.apps.cli import main
 from riskengine.audit.events import KEY_ENV, KEY_FILE, Pseudonymizer, default_key_file
+from riskengine.core.stores.redis_server import free_port
 from riskengine.testing import PARIS, T0, establish, make_attempt, offline_settings
 
 SENTINEL_KEY = "sentinel-pseudonym-key-3f9a7c1e5b"
@@ -169,6 +170,12 @@ def test_a_configured_key_never_leaks(source: str, tmp_path: Path, monkeypatch: 
     texts = [repr(engine), repr(engine.settings), str(engine.settings), repr(engine.pseudonymizer),
              repr(engine.sink), json.dumps(engine.health()), repr(vars(engine.pseudonymizer))]
     engine.close()
+    # an engine whose store is down logs the store error: the key must not ride along
+    degraded = Engine(offline_settings(audit=audit, store={"url": f"redis://127.0.0.1:{free_port()}/0"},
+                                       trust={"secret_keys": ["k" * 32]}))
+    assert degraded.score(make_attempt("alice")).decision_id
+    degraded.close()
+    assert "store" in caplog.text.lower()
     texts.append(caplog.text)
     assert not any(SENTINEL_KEY in t for t in texts)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

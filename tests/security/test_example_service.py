@@ -360,3 +360,18 @@ def test_login_form_for_browsers_carries_the_csrf_token(start: Callable[..., Ser
     token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     assert browser.request("POST", "/login", {"username": "alice", "password": "alice-pw"},
                            headers={"X-CSRF-Token": token})[0] == 200
+
+
+def test_readyz_reports_readiness_and_healthz_liveness(start: Callable[..., Service]) -> None:
+    service = start()
+    status, body, _ = service.browser().request("GET", "/readyz")
+    assert status == 200 and body["ready"] is True and body["store_ok"] is True
+    assert set(body) == {"ready", "store_ok", "store_ping_ms", "geoip_problems"}  # no counters, no ids
+    status, body, _ = service.browser().request("GET", "/healthz")
+    assert status == 200 and body["store_ok"] is True
+
+
+def test_readyz_is_503_while_geoip_is_missing(start: Callable[..., Service], tmp_path: Path) -> None:
+    service = start(RISKENGINE_GEO_CITY_DB=str(tmp_path / "missing-City.mmdb"))
+    status, body, _ = service.browser().request("GET", "/readyz")
+    assert status == 503 and body["ready"] is False and body["geoip_problems"]

@@ -45,3 +45,40 @@ def test_novelty_history_window() -> None:
     day = 86400
     assert novelty("NEW_COUNTRY", "country", "GB", {"GB": 0}, 364 * day, 365).value == 0.0
     assert novelty("NEW_COUNTRY", "country", "GB", {"GB": 0}, 366 * day, 365).value == 1.0
+
+
+def test_novelty_exact_results_and_history_boundary() -> None:
+    day = 86400.0
+    assert novelty("NEW_COUNTRY", "country", None, {"GB": 0}, 10, 365) == ("NEW_COUNTRY", 0.0, "unknown")
+    assert novelty("NEW_COUNTRY", "country", "GB", {"GB": 0}, 10, 365) == ("NEW_COUNTRY", 0.0, "seen before")
+    assert novelty("NEW_ASN", "network", 64500, {}, 10, 365) == ("NEW_ASN", 1.0, "first login from network 64500")
+    # seen exactly history_days ago: still known; one second later: new again
+    assert novelty("NEW_COUNTRY", "country", "GB", {"GB": 0}, 365 * day, 365).value == 0.0
+    assert novelty("NEW_COUNTRY", "country", "GB", {"GB": 0}, 365 * day + 1, 365).value == 1.0
+
+
+@pytest.mark.parametrize("missing", range(5))
+def test_impossible_travel_needs_both_places_and_a_last_time(missing: int) -> None:
+    args: list[float | None] = [43.88, 125.32, 3600.0, 51.51, -0.09, 1.0]
+    args[[0, 1, 3, 4, 5][missing]] = None if missing < 4 else 0.0
+    lat, lon, now, last_lat, last_lon, last_ts = args
+    assert now is not None and last_ts is not None
+    assert impossible_travel(lat, lon, now, last_lat, last_lon, last_ts, 1000, 100) == (
+        "IMPOSSIBLE_TRAVEL", 0.0, "no previous location")
+    full = impossible_travel(43.88, 125.32, 3600.0, 51.51, -0.09, 1.0, 1000, 100)
+    assert full.code == "IMPOSSIBLE_TRAVEL" and full.value > 0.5
+
+
+def test_impossible_travel_tolerance_boundary_and_detail() -> None:
+    d = haversine_km(51.51, -0.09, 51.6, -0.1)
+    # exactly the tolerance away: within it; 0.5 km beyond it at walking pace: plausible
+    assert impossible_travel(51.6, -0.1, 3600, 51.51, -0.09, 1, 1000, d).detail == (
+        "within the tolerance of the last login")
+    assert impossible_travel(51.6, -0.1, 3600, 51.51, -0.09, 1, 1000, d - 0.5).detail == (
+        "plausible speed since the last login")
+    # 1.5 s apart: the time is taken as is (only floored at 1 s)
+    fast = impossible_travel(43.88, 125.32, 1.5, 51.51, -0.09, 0.000001, 1000, 100)
+    hours = (1.5 - 0.000001) / 3600
+    excess = haversine_km(51.51, -0.09, 43.88, 125.32) - 100
+    assert fast.value == 1.0
+    assert fast.detail == (f"{excess + 100:.0f} km in {hours:.1f} h ({excess / hours:.0f} km/h) since the last login")

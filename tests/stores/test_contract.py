@@ -322,8 +322,9 @@ def test_redis_update_after_snapshot_takes_one_round_trip(
     """The engine's allow path is snapshot + learn: the learn must not re-read the profile."""
     store = _redis_only(backend)
     store.put("alice", realistic_profile())
-    # the server's script cache is warm in production: load the scripts first, so the count
-    # does not depend on whether an earlier test happened to (EVALSHA → NOSCRIPT → SCRIPT LOAD)
+    # the server's script cache is shared by the session's tests: load the scripts here, or the
+    # first EVALSHA of a test that runs before the others answers NOSCRIPT (+ SCRIPT LOAD)
+    store.put("warm-up", realistic_profile())
     store.snapshot("warm-up", "203.0.113.9", T)
     store.update("warm-up", bump)
     sent: list[str] = []

@@ -37,6 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--labels", default=None,
                    help="labels (index, is_attack[, attack_family, established]); default: "
                         "<root>/labels.parquet, or the RBA CSV's Is Account Takeover column")
+    p.add_argument("--feedback", default=None, type=Path, metavar="AUDIT_ROOT",
+                   help="audit root whose fraud feedback (engine.report_fraud) overrides the labels of the "
+                        "logins it names; default: the config's audit.root when it holds feedback")
     p.add_argument("--out", required=True, help="directory to write model.json, model.joblib, metrics.json")
     p.add_argument("--config", default=None, help="riskengine.toml the replay engine uses (rules, windows)")
     p.add_argument("--estimator", choices=("auto", "logistic", "hgb"), default="auto",
@@ -87,9 +90,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.hosting_keyword:
         overrides["hosting_keywords"] = [k.lower() for k in args.hosting_keyword]
     fcfg = FeatureConfig.from_settings(settings, **overrides)
+    feedback = args.feedback
+    if feedback is None and settings.audit.root and any(Path(settings.audit.root, "feedback").rglob("*.parquet")):
+        feedback = Path(settings.audit.root)
     with Progress(_rows(events, fmt), "replaying logins", enabled=show, unit=" rows") as bar:
         frame = build_dataset(events, fmt=fmt, labels=labels, config=settings, feature_config=fcfg,
-                              progress=bar.update)
+                              progress=bar.update, feedback=feedback)
     if show:
         print(f"fitting and calibrating on {frame.height:,} logins…", file=sys.stderr, flush=True)
     metrics = train_model(

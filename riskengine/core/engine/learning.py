@@ -57,5 +57,5 @@ class Learning(PopulationPrior):
                 self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             next(self._store_errors)
-            log.warning("%s failed: %s", what, exc)
+            self.store_error_log.warning("%s failed: %s", what, exc)
 

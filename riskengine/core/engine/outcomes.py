@@ -121,6 +121,8 @@ class Outcomes(AuditRows, Learning):
             "reasons": list(rec.reason_codes),
             "policy_version": rec.policy_version,
         })
+        if self._observer is not None:
+            self._observer.challenge(o.outcome, chans[-1] if chans else None)
         return token
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,

@@ -131,4 +131,4 @@ class Parking(EngineState):
                                    max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
-            log.warning("could not park challenge context: %s", exc)
+            self.store_error_log.warning("could not park challenge context: %s", exc)

@@ -20,6 +20,8 @@ from riskengine.core.enrich.timezone import local_hour_at
 from riskengine.core.enrich.useragent import device_key
 from riskengine.core.identity import checked
 from riskengine.core.profile import UserProfile, region_key
+from riskengine.core.shadow import shadowed
+from riskengine.core.signals.anonymous import anonymous_proxy
 from riskengine.core.signals.base import SignalResult
 from riskengine.core.signals.device import device_novelty, is_trusted
 from riskengine.core.signals.failures import failed_attempts
@@ -39,7 +41,9 @@ class Scoring(AuditRows, Learning, Parking):
         started = time.perf_counter()
         if not isinstance(attempt, LoginAttempt):
             attempt = LoginAttempt.model_validate(attempt)
-        return self.score_validated(attempt, started)
+        if self._observer is None:
+            return self.score_validated(attempt, started)
+        return self._observer.scored(self.score_validated, attempt, started)
 
     def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
         """:meth:`score` for an attempt the caller has already validated — a
@@ -79,6 +83,8 @@ class Scoring(AuditRows, Learning, Parking):
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(decision_id, user_id, dkey, exc)
             degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+        if self._shadow:
+            decision = shadowed(decision)  # returns allow; what enforcement would do rides along
         if decision.action == "allow" and not degraded:
             self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
                         established=profile is not None and not cold)
@@ -136,8 +142,11 @@ class Scoring(AuditRows, Learning, Parking):
                 dkey, trusted = token_key, True
             else:
                 token_problem = "device token revoked: its device is no longer trusted by this profile"
+        listed = self._netlists.match(attempt.ip) if self._netlists is not None else None
         signals: list[SignalResult] = [
             device_novelty(dkey, p.devices, now, self._window_days, self._returning_value)]
+        if listed == "deny":
+            signals.append(SignalResult(R.NETWORK_DENYLIST, 1.0, "address in network.deny_cidrs"))
         if token_problem is not None:
             signals.append(SignalResult(R.DEVICE_TOKEN_INVALID, 1.0, token_problem))
         if p.reset_at:
@@ -146,9 +155,14 @@ class Scoring(AuditRows, Learning, Parking):
         if user_failures or ip_failures:
             signals.extend(failed_attempts(user_failures, ip_failures, *self._failure_limits))
         asn = geo.asn
-        if asn is not None or geo.asn_org:
-            signals.append(hosting_network(asn, geo.asn_org, self.hosting.is_hosting(asn, geo.asn_org),
-                                           p.asns))
+        # an allow-listed network skips the network signals (never device/failure/geo ones)
+        anon = self.anonymous.lookup(attempt.ip) if self.anonymous is not None and listed != "allow" \
+            else _NO_CATEGORIES
+        if (asn is not None or geo.asn_org or "hosting" in anon) and listed != "allow":
+            signals.append(hosting_network(asn, geo.asn_org,
+                                           "hosting" in anon or self.hosting.is_hosting(asn, geo.asn_org), p.asns))
+        if anon:
+            signals.append(anonymous_proxy(anon, asn, p.asns))
         if not p.countries and self._rare_weight and geo.country is not None:
             counts = self._population_counts()
             signals.append(rare_country_for_service(
@@ -163,7 +177,7 @@ class Scoring(AuditRows, Learning, Parking):
             if p.regions:
                 signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                        p.regions, now, history_days))
-            if p.asns:
+            if p.asns and listed != "allow":
                 signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -193,7 +207,7 @@ class Scoring(AuditRows, Learning, Parking):
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)
-        log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
+        self.degraded_log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
         action: Action = self.settings.policy.fail_mode
         risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
         factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
@@ -203,6 +217,7 @@ class Scoring(AuditRows, Learning, Parking):
                         self.policy.version)
 
 _EMPTY_PROFILE = UserProfile()
+_NO_CATEGORIES: frozenset[str] = frozenset()
 
 
 def _any_fired(signals: list[SignalResult]) -> bool:

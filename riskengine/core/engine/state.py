@@ -16,16 +16,20 @@ import secrets
 import threading
 import time
 from functools import lru_cache
+from typing import Any
 
 from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
 from riskengine.core.config import Settings
 from riskengine.core.devicetoken import DeviceTokens, parse_keys
 from riskengine.core.enrich.geoip import GeoIP
+from riskengine.core.enrich.netlists import AnonymousIP, NetworkLists
 from riskengine.core.enrich.network import HostingClassifier
 from riskengine.core.enrich.useragent import UAParser
 from riskengine.core.identity import normalizer
+from riskengine.core.metrics import observer_for
 from riskengine.core.model import LoadedModel
 from riskengine.core.policy import Policy
+from riskengine.core.ratelimit import RateLimitedLog
 from riskengine.core.stores import MemoryStore, open_store
 from riskengine.core.typing import ProfileStore, RiskModel, ValuesAuditSink
 from riskengine.core.writeback import WriteBehind
@@ -46,6 +50,7 @@ class EngineState:
         store: ProfileStore | None = None,
         sink: AuditSink | None = None,
         geoip: GeoIP | None = None,
+        metrics_registry: Any = None,
     ) -> None:
         self.settings = s = settings if settings is not None else Settings()
         self._uid = normalizer(s.identity.normalize_user_id)
@@ -71,6 +76,9 @@ class EngineState:
         self.ua = UAParser(s.device.ua_cache_size)
         self.policy = Policy(s)
         self.hosting = HostingClassifier(s.geo.hosting_asns, s.geo.hosting_keywords)
+        self.netlists = NetworkLists(s.network.allow_cidrs, s.network.deny_cidrs)
+        self._netlists = self.netlists if self.netlists else None
+        self.anonymous = AnonymousIP(s.geo.anonymous_db, s.geo.cache_size) if s.geo.anonymous_db else None
         self.sink: AuditSink = sink if sink is not None else self._default_sink(s)
         # the sink's tuple fast path (ParquetSink), looked up once rather than per event
         self._emit_values = self.sink.emit_values if isinstance(self.sink, ValuesAuditSink) else None
@@ -124,6 +132,15 @@ class EngineState:
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
         self._closed = False
+        self._shadow = s.policy.mode == "shadow"
+        self.degraded_log = RateLimitedLog(log, "degraded decisions", s.metrics.degraded_log_seconds)
+        """Degraded decisions are logged once, then counted per interval (clock injectable)."""
+        self.store_error_log = RateLimitedLog(log, "store errors", s.metrics.degraded_log_seconds)
+        """Store errors behind a decision (parking a challenge, teaching a profile), likewise."""
+        # Prometheus ([metrics] prometheus, or a registry) and/or tracing; None when both are off
+        self._observer = observer_for(s.metrics.prometheus, metrics_registry)
+        if self._observer is not None and self._observer.prometheus is not None:
+            self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
             write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from riskengine.audit import SCHEMA_VERSION, Pseudonymizer
+from riskengine.core import feedback
 from riskengine.core.config import Settings
 from riskengine.core.engine.lifecycle import Lifecycle
 from riskengine.core.identity import checked
@@ -259,4 +260,13 @@ class SupportOps(Lifecycle):
         runbook's answer to a lock-out: the profile and its trust stay). Audited."""
         unlock_user(self.store, self.sink, self.pseudonymizer, checked(self._uid, user_id),
                             actor=actor, reason=reason, now=now)
+
+    def report_fraud(self, *, decision_id: str, user_id: str, kind: str, actor: str,
+                     note: str | None = None, timestamp: datetime | None = None) -> None:
+        """Record fraud feedback on a decision — ``kind``: ``"not_me"`` (the user),
+        ``"confirmed_takeover"`` or ``"false_positive"`` (an analyst) — in the audit table
+        ``feedback``. See :mod:`riskengine.core.feedback` (and how training uses it as labels)."""
+        feedback.report_fraud(self.sink, self.pseudonymizer, decision_id=decision_id,
+                              user_id=checked(self._uid, user_id), kind=kind, actor=actor, note=note,
+                              timestamp=timestamp)
 

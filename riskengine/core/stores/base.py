@@ -9,11 +9,14 @@ of history behave exactly like production.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
-from riskengine.core.typing import OtpCounts, Snapshot, Updater
+from riskengine.core.profile import UserProfile
+from riskengine.core.typing import OtpCounts, ProfileStore, Snapshot, Updater
 
-__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "OtpCounts", "Snapshot", "StoreError", "Updater", "session_key"]
+__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "OtpCounts", "Snapshot", "StoreError", "ThreadOffload", "Updater",
+           "session_key"]
 
 
 # Bounds the local stores (memory, sqlite) share; redis expires keys by TTL instead.
@@ -34,3 +37,45 @@ def session_key(user_id: str, session: str) -> str:
     True
     """
     return f"{len(user_id)}:{user_id}:{session}"
+
+
+class ThreadOffload:
+    """The async twins for a store whose calls are local (memory, sqlite): each runs the sync
+    method in the default executor (``asyncio.to_thread``), so a sqlite busy wait or a
+    contended lock never stalls the event loop. Mixed into the store class."""
+
+    async def asnapshot(self: ProfileStore, user_id: str, ip: str, since: float, *, session: str = "",
+                        otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        return await asyncio.to_thread(self.snapshot, user_id, ip, since, session=session,
+                                       otp_since=otp_since, session_since=session_since)
+
+    async def aupdate(self: ProfileStore, user_id: str, fn: Updater) -> UserProfile | None:
+        return await asyncio.to_thread(self.update, user_id, fn)
+
+    async def aadd_failure(self: ProfileStore, user_id: str, ip: str, at: float) -> int:
+        return await asyncio.to_thread(self.add_failure, user_id, ip, at)
+
+    async def areset_failures(self: ProfileStore, user_id: str) -> None:
+        await asyncio.to_thread(self.reset_failures, user_id)
+
+    async def aadd_otp_failures(self: ProfileStore, user_id: str, session: str, count: int, at: float, *,
+                                otp_since: float, session_since: float) -> OtpCounts:
+        return await asyncio.to_thread(self.add_otp_failures, user_id, session, count, at,
+                                       otp_since=otp_since, session_since=session_since)
+
+    async def apopulation_add(self: ProfileStore, country: str, weight: float) -> None:
+        await asyncio.to_thread(self.population_add, country, weight)
+
+    async def apopulation(self: ProfileStore) -> dict[str, float]:
+        return await asyncio.to_thread(self.population)
+
+    async def aput_pending(self: ProfileStore, decision_id: str, payload: bytes, expires_at: float, *,
+                           user_id: str = "", max_per_user: int = 0) -> None:
+        await asyncio.to_thread(self.put_pending, decision_id, payload, expires_at, user_id=user_id,
+                                max_per_user=max_per_user)
+
+    async def apop_pending(self: ProfileStore, decision_id: str, now: float) -> bytes | None:
+        return await asyncio.to_thread(self.pop_pending, decision_id, now)
+
+    async def aclose(self) -> None:
+        """Nothing async to release: the store is closed by ``close()``."""

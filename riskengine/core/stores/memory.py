@@ -14,7 +14,15 @@ import threading
 from bisect import bisect_left, insort
 
 from riskengine.core.profile import UserProfile
-from riskengine.core.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, Updater, session_key
+from riskengine.core.stores.base import (
+    MAX_ROWS,
+    PENDING_GRACE_S,
+    OtpCounts,
+    Snapshot,
+    ThreadOffload,
+    Updater,
+    session_key,
+)
 
 _MAX_EVENTS_PER_KEY = 10_000
 _STRIPES = 64
@@ -63,7 +71,7 @@ class _Counters:
         return len(self.events)
 
 
-class MemoryStore:
+class MemoryStore(ThreadOffload):
     """Dict-backed store. Failure timestamps are kept for ``failure_window_s``."""
 
     sweep_floor: int = MAX_ROWS
@@ -223,6 +231,10 @@ class MemoryStore:
 
     def user_ids(self, limit: int = 1000) -> list[str]:
         return sorted(self._profiles)[:limit]
+
+    def ping(self) -> bool:
+        """In-process: always reachable."""
+        return True
 
     def close(self) -> None:
         pass

@@ -28,6 +28,15 @@ reclaim memory: a failure set expires ``window`` seconds after its last write, a
 ``profile_ttl_days`` after its last write, a pending context ``pending_ttl_s`` after parking
 (its logical expiry is checked against ``now`` in ``pop_pending``).
 
+Async twin: every hot-path method has an ``a``-prefixed coroutine (``asnapshot``, ``aupdate``,
+``aadd_failure``, ``aadd_otp_failures``, ``aput_pending``, ``apop_pending``, ``apopulation``,
+``apopulation_add``, ``areset_failures``) that runs the same scripts with the same keys and
+arguments over ``redis.asyncio`` — no thread hop. They are methods of this class rather than
+an ``AsyncRedisStore`` so that one store object (one URL, prefix and TTL configuration, one
+``Engine.store``) serves sync and async callers alike; because an asyncio connection pool
+belongs to the event loop that opened its connections, the async client is created lazily,
+one per running loop (``aclose()`` releases the running loop's).
+
 Connection errors and timeouts become :class:`StoreError` quickly (socket timeouts default
 to 100 ms, ``?socket_timeout=0.05`` in the URL overrides), so a dead Redis costs the auth
 thread a fail-mode decision, not a hang.
@@ -35,19 +44,26 @@ thread a fail-mode decision, not a hang.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import random
 import secrets
 import struct
 import threading
 import time
-from typing import Any, Final
+import weakref
+from collections.abc import Generator, Sequence
+from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from riskengine._extras import extra
 
 with extra("redis", feature="the redis:// profile store"):
     import redis
+    import redis.asyncio as aredis
+    from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
+    from redis.commands.core import AsyncScript
     from redis.retry import Retry
 
 from riskengine.core.profile import UserProfile
@@ -56,12 +72,14 @@ from riskengine.core.stores.base import OtpCounts, Snapshot, StoreError, Updater
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.1
 DEFAULT_PROFILE_TTL_DAYS: Final = 400.0
 DEFAULT_PENDING_TTL_S: Final = 86_400
+ASYNC_MAX_CONNECTIONS: Final = 64
+ASYNC_POOL_WAIT_S: Final = 1.0
 _MAX_CAS_ATTEMPTS: Final = 64
 _CAS_BACKOFF_S: Final = 0.0002  # first backoff after two lost races (random up to this)
 _CAS_BACKOFF_CAP_S: Final = 0.02
 _EXPIRY = struct.Struct(">d")
 # options this store reads from the URL query; everything else goes to redis-py
-_OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s"})
+_OWN_OPTIONS: Final = frozenset({"prefix", "profile_ttl_days", "pending_ttl_s", "pool_wait_s"})
 
 _SNAPSHOT_LUA = """
 return {redis.call('GET', KEYS[1]),
@@ -151,6 +169,36 @@ return 0
 """
 
 
+_SCRIPTS: Final = {
+    "snapshot": _SNAPSHOT_LUA, "add_failure": _ADD_FAILURE_LUA, "update": _CAS_LUA, "pop_pending": _POP_LUA,
+    "add_otp_failures": _ADD_OTP_LUA, "put_pending": _PUT_PENDING_LUA, "reset_otp_failures": _RESET_OTP_LUA,
+}
+"""Every script, by the operation that runs it: the sync and async clients register the same text."""
+
+# A script call: (operation = key of _SCRIPTS, KEYS, ARGV)
+_ScriptCall = tuple[str, Sequence[bytes], Sequence[Any]]
+# One compare-and-set attempt asked of the driver: (seconds to back off first, the CAS call)
+_CasStep = tuple[float, _ScriptCall]
+
+# the async path's "bytes of the last snapshot" (see update): per task, as threading.local is
+# per thread — concurrent tasks on one loop must not see each other's read
+_ALAST: contextvars.ContextVar[tuple[int, str, bytes | None] | None] = contextvars.ContextVar(
+    "riskengine_redis_last_snapshot", default=None)
+
+
+class _LoopClient(NamedTuple):
+    """One event loop's asyncio client, its registered scripts, per-user update locks, and the
+    fair queue for its connections."""
+
+    client: aredis.Redis[bytes]
+    scripts: dict[str, AsyncScript]
+    user_locks: weakref.WeakValueDictionary[str, asyncio.Lock]
+    slots: asyncio.Semaphore
+    """As many as the pool has connections: tasks queue here first come, first served (the
+    pool's own wait lets a task that just released a connection take it straight back, which
+    starves others under a burst)."""
+
+
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
     """Separate this store's own query options from the ones redis-py understands."""
     parts = urlsplit(url)
@@ -181,25 +229,31 @@ class RedisStore:
         ttl_days = profile_ttl_days if profile_ttl_days is not None else float(
             own.get("profile_ttl_days", DEFAULT_PROFILE_TTL_DAYS))
         self._profile_ttl = max(1, int(ttl_days * 86400))
+        try:
+            self._pool_wait_s = float(own.get("pool_wait_s", ASYNC_POOL_WAIT_S))
+        except ValueError as exc:
+            raise ValueError(f"bad redis store URL option pool_wait_s: {exc}") from None
+        if not self._pool_wait_s > 0:
+            raise ValueError("redis store URL option pool_wait_s must be positive")
         self._pending_ttl = max(1, int(pending_ttl_s if pending_ttl_s is not None
                                        else own.get("pending_ttl_s", DEFAULT_PENDING_TTL_S)))
         if failure_window_s <= 0:
             raise ValueError("failure_window_s must be positive")
         self._window = float(failure_window_s)
         self._failure_ttl = int(failure_window_s) + 60
+        self._redis_url = redis_url
         try:
             # querystring options win over these defaults (redis-py's from_url rule)
             self._redis: redis.Redis[bytes] = redis.Redis.from_url(
                 redis_url,
-                socket_timeout=DEFAULT_SOCKET_TIMEOUT_S,
-                socket_connect_timeout=DEFAULT_SOCKET_TIMEOUT_S,
                 # one immediate retry on a dropped connection: a pooled socket that died
                 # with a restarted server is replaced transparently; a down server still
                 # fails fast (refused connects cost microseconds)
                 retry=Retry(NoBackoff(), 1),
-                retry_on_error=[redis.ConnectionError],
-                health_check_interval=0,
+                **self._client_options(),
             )
+            # parse the URL the async way too, now: a bad option fails here, not on first await
+            self._async_pool()
         except ValueError as exc:
             raise ValueError(f"bad redis store URL {url!r}: {exc}") from exc
         self._snapshot = self._redis.register_script(_SNAPSHOT_LUA)
@@ -209,7 +263,29 @@ class RedisStore:
         self._add_otp = self._redis.register_script(_ADD_OTP_LUA)
         self._put_pending = self._redis.register_script(_PUT_PENDING_LUA)
         self._reset_otp = self._redis.register_script(_RESET_OTP_LUA)
+        self._scripts = {"snapshot": self._snapshot, "add_failure": self._add_failure, "update": self._cas,
+                         "pop_pending": self._pop, "add_otp_failures": self._add_otp,
+                         "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp}
+        assert self._scripts.keys() == _SCRIPTS.keys()
         self._local = threading.local()
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary())
+        self._aclients_lock = threading.Lock()
+
+    def _async_pool(self) -> aredis.BlockingConnectionPool[Any]:
+        """An asyncio pool that makes a task wait for a free connection (up to ``?pool_wait_s=``,
+        default ``ASYNC_POOL_WAIT_S``, then StoreError) rather than fail when all
+        ``ASYNC_MAX_CONNECTIONS`` are busy: a thousand concurrent logins share a few dozen
+        sockets. ``?max_connections=`` in the URL overrides the cap."""
+        return aredis.BlockingConnectionPool.from_url(
+            self._redis_url, max_connections=ASYNC_MAX_CONNECTIONS, timeout=self._pool_wait_s,
+            retry=AsyncRetry(NoBackoff(), 1), **self._client_options())
+
+    @staticmethod
+    def _client_options() -> dict[str, Any]:
+        """What the sync and the async clients share (each adds its own ``retry``)."""
+        return {"socket_timeout": DEFAULT_SOCKET_TIMEOUT_S, "socket_connect_timeout": DEFAULT_SOCKET_TIMEOUT_S,
+                "retry_on_error": [redis.ConnectionError], "health_check_interval": 0}
 
     # -- keys ----------------------------------------------------------------------
     # user ids are arbitrary str (even lone surrogates from surrogateescape-decoded input):
@@ -235,6 +311,52 @@ class RedisStore:
         except redis.RedisError as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
+    def _run(self, call: _ScriptCall) -> Any:
+        what, keys, args = call
+        return self._call(what, self._scripts[what], keys=keys, args=args)
+
+    # -- the async client ------------------------------------------------------------
+    def _aclient(self) -> _LoopClient:
+        """This event loop's client and its scripts, created on first use."""
+        loop = asyncio.get_running_loop()
+        found = self._aclients.get(loop)
+        if found is None:
+            with self._aclients_lock:
+                found = self._aclients.get(loop)
+                if found is None:
+                    client: aredis.Redis[bytes] = aredis.Redis.from_pool(  # type: ignore[attr-defined]
+                        self._async_pool())  # (types-redis predates from_pool, redis 5.0.1)
+                    found = _LoopClient(client, {what: client.register_script(text) for what, text in _SCRIPTS.items()},
+                                        weakref.WeakValueDictionary(),
+                                        asyncio.Semaphore(client.connection_pool.max_connections))
+                    self._aclients[loop] = found
+        return found
+
+    async def _acall(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        slots = self._aclient().slots
+        try:
+            async with asyncio.timeout(self._pool_wait_s):
+                await slots.acquire()
+        except TimeoutError:
+            raise StoreError(f"redis {what} failed: every connection of this event loop's pool stayed "
+                             f"busy for {self._pool_wait_s} s (?pool_wait_s=)") from None
+        try:
+            return await fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            slots.release()
+
+    async def _arun(self, call: _ScriptCall) -> Any:
+        what, keys, args = call
+        return await self._acall(what, self._aclient().scripts[what], keys=keys, args=args)
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async client (the sync client stays open: ``close()``)."""
+        found = self._aclients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.client.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose (redis 5)
+
     # -- profiles --------------------------------------------------------------------
     def get(self, user_id: str) -> UserProfile | None:
         raw = self._call("GET", self._redis.get, self._pkey(user_id))
@@ -252,17 +374,34 @@ class RedisStore:
             current = last[1]
         else:
             current = self._call("GET", self._redis.get, key)
+        steps = self._cas_steps(key, current, fn)
+        try:
+            step = next(steps)
+            while True:
+                backoff, call = step
+                if backoff:
+                    time.sleep(backoff)
+                step = steps.send(self._run(call))
+        except StopIteration as done:
+            result: UserProfile | None = done.value
+            return result
+
+    def _cas_steps(self, key: bytes, current: bytes | None,
+                   fn: Updater) -> Generator[_CasStep, Any, UserProfile | None]:
+        """The compare-and-set loop of ``update``/``aupdate`` as a generator: it yields each
+        attempt (backoff, script call), is sent the script's reply, and returns the new profile."""
         for attempt in range(_MAX_CAS_ATTEMPTS):
+            backoff = 0.0
             if attempt >= 2:
                 # lost twice: many writers on one user (or a starved thread that loses every
                 # time because the others re-read first). A short random sleep, doubling up
                 # to a cap, breaks the lockstep; the CAS reply already carried the fresh bytes.
-                time.sleep(random.random() * min(_CAS_BACKOFF_CAP_S, _CAS_BACKOFF_S * 2 ** (attempt - 2)))
+                backoff = random.random() * min(_CAS_BACKOFF_CAP_S, _CAS_BACKOFF_S * 2 ** (attempt - 2))
             new = fn(UserProfile.from_bytes(current) if current is not None else None)
             args = ("0" if current is None else "1", current or b"",
                     "0" if new is None else "1", new.to_bytes() if new is not None else b"",
                     self._profile_ttl)
-            result = self._call("update", self._cas, keys=[key], args=args)
+            result = yield backoff, ("update", [key], args)
             if int(result[0]) == 1:
                 return new
             current = result[1] if result[1] else None
@@ -273,41 +412,46 @@ class RedisStore:
 
     # -- failed passwords --------------------------------------------------------------
     def add_failure(self, user_id: str, ip: str, at: float) -> int:
+        return int(self._run(self._add_failure_call(user_id, ip, at)))
+
+    def _add_failure_call(self, user_id: str, ip: str, at: float) -> _ScriptCall:
         # a random member suffix: two failures in the same microsecond both count
         member = f"{at!r}:{secrets.token_hex(4)}"
-        count = self._call(
-            "add_failure", self._add_failure,
-            keys=[self._ukey(user_id), self._ikey(ip)],
-            args=[repr(float(at)), repr(float(at) - self._window), self._failure_ttl, member, member])
-        return int(count)
+        return ("add_failure", [self._ukey(user_id), self._ikey(ip)],
+                [repr(float(at)), repr(float(at) - self._window), self._failure_ttl, member, member])
 
     def reset_failures(self, user_id: str) -> None:
         self._call("DEL", self._redis.delete, self._ukey(user_id))
 
     def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
                  otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
-        raw, user_failures, ip_failures, otp_user, otp_session = self._call(
-            "snapshot", self._snapshot,
-            keys=[self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._key("fo", user_id),
-                  self._key("fs", session_key(user_id, session))],
-            args=[repr(float(since)), "+inf" if otp_since is None else repr(float(otp_since)),
-                  "+inf" if session_since is None else repr(float(session_since))])
+        reply = self._run(self._snapshot_call(user_id, ip, since, session, otp_since, session_since))
         # remembered so that the learn-after-allow update of this user needs no second read
-        self._local.last = (user_id, raw)
-        profile = UserProfile.from_bytes(raw) if raw is not None else None
-        return Snapshot(profile, int(user_failures), int(ip_failures), int(otp_user), int(otp_session))
+        self._local.last = (user_id, reply[0])
+        return _snapshot_from(reply)
+
+    def _snapshot_call(self, user_id: str, ip: str, since: float, session: str,
+                       otp_since: float | None, session_since: float | None) -> _ScriptCall:
+        return ("snapshot",
+                [self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._key("fo", user_id),
+                 self._key("fs", session_key(user_id, session))],
+                [repr(float(since)), "+inf" if otp_since is None else repr(float(otp_since)),
+                 "+inf" if session_since is None else repr(float(session_since))])
 
     # -- second factors ----------------------------------------------------------------
     def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
                          otp_since: float, session_since: float) -> OtpCounts:
-        at = float(at)
-        session_n, user_n = self._call(
-            "add_otp_failures", self._add_otp,
-            keys=[self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session))],
-            args=[repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
-                  repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
-                  int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
+        session_n, user_n = self._run(self._add_otp_call(user_id, session, count, at, otp_since, session_since))
         return OtpCounts(int(session_n), int(user_n))
+
+    def _add_otp_call(self, user_id: str, session: str, count: int, at: float, otp_since: float,
+                      session_since: float) -> _ScriptCall:
+        at = float(at)
+        return ("add_otp_failures",
+                [self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session))],
+                [repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
+                 repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
+                 int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
 
     def reset_otp_failures(self, user_id: str) -> None:
         pattern = _glob_escape(self._key("fs", session_key(user_id, ""))) + b"*"
@@ -318,25 +462,87 @@ class RedisStore:
         self._call("HINCRBYFLOAT", self._redis.hincrbyfloat, self._key("pop", "countries"), country, weight)
 
     def population(self) -> dict[str, float]:
-        raw = self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries"))
-        return {k.decode(): float(v) for k, v in raw.items()}
+        return _population_from(self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries")))
 
     # -- pending challenges -------------------------------------------------------------
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
+        self._run(self._put_pending_call(decision_id, payload, expires_at, user_id, max_per_user))
+
+    def _put_pending_call(self, decision_id: str, payload: bytes, expires_at: float, user_id: str,
+                          max_per_user: int) -> _ScriptCall:
         index = self._key("pu", user_id) if user_id else b""
-        self._call("put_pending", self._put_pending, keys=[self._dkey(decision_id), index],
-                   args=[_EXPIRY.pack(expires_at) + payload, self._pending_ttl, decision_id,
-                         repr(float(expires_at)), max_per_user, self._dkey("")])
+        return ("put_pending", [self._dkey(decision_id), index],
+                [_EXPIRY.pack(expires_at) + payload, self._pending_ttl, decision_id,
+                 repr(float(expires_at)), max_per_user, self._dkey("")])
 
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
-        raw = self._call("pop_pending", self._pop, keys=[self._dkey(decision_id)])
-        if raw is None:
-            return None
-        (expires_at,) = _EXPIRY.unpack_from(raw)
-        if expires_at < now:
-            return None
-        return bytes(raw[_EXPIRY.size:])
+        return _pending_from(self._run(("pop_pending", [self._dkey(decision_id)], [])), now)
+
+    # -- async twins: the same calls as above, over redis.asyncio ------------------------
+    async def asnapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
+                        otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
+        reply = await self._arun(self._snapshot_call(user_id, ip, since, session, otp_since, session_since))
+        _ALAST.set((id(self), user_id, reply[0]))
+        return _snapshot_from(reply)
+
+    async def aupdate(self, user_id: str, fn: Updater) -> UserProfile | None:
+        # Tasks of this loop updating one user take turns: racing each other over the network
+        # would cost every loser a round trip per winner (and starve some); the compare-and-set
+        # still guards against other loops, threads, processes and hosts.
+        loop_client = self._aclient()
+        lock = loop_client.user_locks.get(user_id)
+        if lock is None:
+            lock = loop_client.user_locks[user_id] = asyncio.Lock()
+        async with lock:
+            return await self._aupdate(user_id, fn)
+
+    async def _aupdate(self, user_id: str, fn: Updater) -> UserProfile | None:
+        key = self._pkey(user_id)
+        last = _ALAST.get()
+        _ALAST.set(None)
+        if last is not None and last[:2] == (id(self), user_id):
+            current = last[2]  # a stale read only costs a lost compare-and-set, never a wrong write
+        else:
+            current = await self._acall("GET", self._aclient().client.get, key)
+        steps = self._cas_steps(key, current, fn)
+        try:
+            step = next(steps)
+            while True:
+                backoff, call = step
+                if backoff:
+                    await asyncio.sleep(backoff)
+                step = steps.send(await self._arun(call))
+        except StopIteration as done:
+            result: UserProfile | None = done.value
+            return result
+
+    async def aadd_failure(self, user_id: str, ip: str, at: float) -> int:
+        return int(await self._arun(self._add_failure_call(user_id, ip, at)))
+
+    async def areset_failures(self, user_id: str) -> None:
+        await self._acall("DEL", self._aclient().client.delete, self._ukey(user_id))
+
+    async def aadd_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                                otp_since: float, session_since: float) -> OtpCounts:
+        session_n, user_n = await self._arun(
+            self._add_otp_call(user_id, session, count, at, otp_since, session_since))
+        return OtpCounts(int(session_n), int(user_n))
+
+    async def apopulation_add(self, country: str, weight: float) -> None:
+        await self._acall("HINCRBYFLOAT", self._aclient().client.hincrbyfloat, self._key("pop", "countries"),
+                          country, weight)
+
+    async def apopulation(self) -> dict[str, float]:
+        return _population_from(
+            await self._acall("HGETALL", self._aclient().client.hgetall, self._key("pop", "countries")))
+
+    async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                           user_id: str = "", max_per_user: int = 0) -> None:
+        await self._arun(self._put_pending_call(decision_id, payload, expires_at, user_id, max_per_user))
+
+    async def apop_pending(self, decision_id: str, now: float) -> bytes | None:
+        return _pending_from(await self._arun(("pop_pending", [self._dkey(decision_id)], [])), now)
 
     # -- support -----------------------------------------------------------------------
     def user_ids(self, limit: int = 1000) -> list[str]:
@@ -362,6 +568,25 @@ class RedisStore:
 
     def __repr__(self) -> str:  # never the URL: it may carry a password
         return f"RedisStore(prefix={self.prefix!r})"
+
+
+def _snapshot_from(reply: Sequence[Any]) -> Snapshot:
+    raw, user_failures, ip_failures, otp_user, otp_session = reply
+    profile = UserProfile.from_bytes(raw) if raw is not None else None
+    return Snapshot(profile, int(user_failures), int(ip_failures), int(otp_user), int(otp_session))
+
+
+def _population_from(raw: dict[bytes, bytes]) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in raw.items()}
+
+
+def _pending_from(raw: bytes | None, now: float) -> bytes | None:
+    if raw is None:
+        return None
+    (expires_at,) = _EXPIRY.unpack_from(raw)
+    if expires_at < now:
+        return None
+    return bytes(raw[_EXPIRY.size:])
 
 
 def _glob_escape(text: bytes) -> bytes:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from riskengine.core.profile import UserProfile
-from riskengine.core.stores.base import MAX_ROWS, PENDING_GRACE_S, OtpCounts, Snapshot, StoreError, Updater, session_key
+from riskengine.core.stores.base import (
+    MAX_ROWS,
+    PENDING_GRACE_S,
+    OtpCounts,
+    Snapshot,
+    StoreError,
+    ThreadOffload,
+    Updater,
+    session_key,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -169,7 +178,7 @@ def _private_file(path: Path) -> None:
             pass  # another process created it first
 
 
-class SqliteStore:
+class SqliteStore(ThreadOffload):
     """Profiles, failure windows and pending challenges in one SQLite file (WAL mode).
 
     WAL checkpoints (which fsync) run on a background thread every ``checkpoint_s`` instead
@@ -211,13 +220,17 @@ class SqliteStore:
         with conn:
             conn.executescript(_SCHEMA)
         for table, column, ddl in _MIGRATIONS:
-            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                try:
+            # look and alter in one write transaction: two processes (or threads) opening an old
+            # file at once both saw the column missing and the second ALTER failed
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
                     conn.execute(ddl)
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):  # another process migrated first
-                        raise
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         conn.executescript(_INDEXES)
 
     def _checkpoint_loop(self, every_s: float) -> None:
@@ -475,6 +488,14 @@ class SqliteStore:
         rows = self._conn().execute(
             "SELECT user_id FROM profiles ORDER BY user_id LIMIT ?", (limit,)).fetchall()
         return [r[0] for r in rows]
+
+    @_gated
+    def ping(self) -> bool:
+        """True when the database file answers ``SELECT 1`` (for health checks)."""
+        try:
+            return bool(self._conn().execute("SELECT 1").fetchone() == (1,))
+        except (sqlite3.Error, StoreError):
+            return False
 
     def close(self) -> None:
         stop = getattr(self, "_stop", None)

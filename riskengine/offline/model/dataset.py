@@ -101,11 +101,16 @@ def build_dataset(
     config: str | Path | Settings | None = None, outcomes: str | None = None,
     feature_config: FeatureConfig | None = None, asn_db: str | Path | None = None,
     batch_rows: int = 65_536, progress: Callable[[int], None] | None = None,
+    feedback: str | Path | None = None,
 ) -> pl.DataFrame:
     """One row per scored login, in stream order: ``index``, ``event_time``, ``user_id``,
     ``rules_decision``, ``rules_risk``, ``rules_reasons``, ``baseline_score``, the
     :data:`FEATURE_NAMES` columns and (with labels) ``is_attack``, ``attack_family``,
     ``established``. ``progress(rows)`` is called after each batch of input rows.
+    ``feedback``: an audit root whose ``feedback`` table (``engine.report_fraud``) overrides
+    the labels of the logins it names (precedence in :mod:`riskengine.core.feedback`; column
+    ``label_source`` says which rows it labelled); the pseudonymisation key comes from
+    ``config``'s ``[audit]`` settings, as the writing engine's did.
 
     >>> build_dataset("missing.parquet")
     Traceback (most recent call last):
@@ -119,7 +124,8 @@ def build_dataset(
         raise ValueError(f"format must be native or rba, got {fmt!r}")
     if asn_db is None and fmt == "native" and (path.parent / "asn.mmdb").exists():
         asn_db = path.parent / "asn.mmdb"
-    settings = _settings(config, asn_db)
+    loaded = config if isinstance(config, Settings) else Settings.load(config)
+    settings = _settings(loaded, asn_db)
     fcfg = feature_config or FeatureConfig.from_settings(settings)
     if outcomes is None:
         outcomes = "simulated" if fmt == "native" else "labels"
@@ -160,10 +166,32 @@ def build_dataset(
         if frame["is_attack"].null_count() == frame.height:
             raise ValueError(f"labels {labels}: no label matches a login's index")
         frame = frame.with_columns(pl.col("is_attack").fill_null(False))
+    if feedback is not None:
+        frame = _with_feedback(frame, Path(feedback), loaded)
     if "established" not in frame.columns:
         frame = frame.with_columns(
             (pl.col("history_logins_log") >= math.log1p(ESTABLISHED_MIN_LOGINS)).alias("established"))
     return frame
+
+
+def _with_feedback(frame: pl.DataFrame, root: Path, settings: Settings) -> pl.DataFrame:
+    from riskengine.analytics import AuditDB
+    from riskengine.audit.events import Pseudonymizer, resolve_key
+    from riskengine.core.identity import normalizer
+    from riskengine.offline.model.feedback import apply_feedback
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"feedback audit root not found: {root}")
+    db = AuditDB(root)
+    try:
+        labels = db.feedback_labels()
+    finally:
+        db.close()
+    if labels.height == 0:
+        return frame
+    key = resolve_key(str(root), settings.audit.key, settings.audit.key_file).key
+    return apply_feedback(frame, labels, Pseudonymizer(key, settings.audit.pseudonymize),
+                          normalizer(settings.identity.normalize_user_id))
 
 
 def feature_matrix(frame: pl.DataFrame) -> list[list[float]]:
