@@ -13,9 +13,9 @@ import asyncio
 from typing import Final
 
 from riskengine.core.profile import UserProfile
-from riskengine.core.typing import OtpCounts, ProfileStore, Snapshot, Updater
+from riskengine.core.typing import AsyncProfileStore, OtpCounts, ProfileStore, Snapshot, Updater
 
-__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "OtpCounts", "Snapshot", "StoreError", "ThreadOffload", "Updater",
+__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "AsyncProfileStore", "OtpCounts", "Snapshot", "StoreError", "ThreadOffload", "Updater",
            "session_key"]
 
 
