@@ -114,6 +114,9 @@ def rewrite(text: str) -> str:
         out = re.sub(re.escape(old) + r"\b", new, out)
     for old, new in NAME_MOVES.items():
         out = re.sub(r"(?<!\w)" + re.escape(old) + r"\b", new, out)
+    # an OpenTelemetry span attribute named like the old module, not a module path
+    out = out.replace('"riskengine.core.reasons": list(', '"riskengine.reasons": list(')
+    out = out.replace('attrs["riskengine.core.reasons"]', 'attrs["riskengine.reasons"]')
     return out
 
 

@@ -149,7 +149,7 @@ def test_score_opens_a_span_without_identifiers() -> None:
     attrs = out["attributes"][0]  # type: ignore[index]
     assert attrs["riskengine.action"] == out["action"]
     assert attrs["riskengine.risk"] == out["risk"]
-    assert attrs["riskengine.core.reasons"] == out["reasons"]
+    assert attrs["riskengine.reasons"] == out["reasons"]
     blob = json.dumps(attrs)
     assert "alice" not in blob and "81.2.69" not in blob
 

@@ -208,7 +208,7 @@ def span_attributes(d: Decision) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "riskengine.action": d.action,
         "riskengine.risk": d.risk,
-        "riskengine.core.reasons": list(d.reason_codes),
+        "riskengine.reasons": list(d.reason_codes),
         "riskengine.policy_version": d.policy_version,
         "riskengine.degraded": d.degraded,
     }
