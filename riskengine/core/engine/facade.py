@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from riskengine.core.config import Settings, _apply_env
+from riskengine.core.engine.aio import AsyncOps
 from riskengine.core.engine.experiments import Experiments
 from riskengine.core.engine.lifecycle import Lifecycle
 from riskengine.core.engine.outcomes import Outcomes
@@ -15,7 +16,7 @@ from riskengine.core.engine.scoring import Scoring
 from riskengine.core.engine.support import SupportOps
 
 
-class Engine(Scoring, Outcomes, Experiments, SupportOps, Lifecycle):
+class Engine(AsyncOps, Scoring, Outcomes, Experiments, SupportOps, Lifecycle):
     """Risk-based step-up decisions for logins whose password already checked out.
 
     >>> from datetime import datetime, timezone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from riskengine.core.engine.population import PopulationPrior
 from riskengine.core.enrich.geoip import GeoInfo
@@ -22,6 +23,16 @@ class Learning(PopulationPrior):
         """Teach the profile an accepted login (``scored_against``: the profile the login was
         scored against, which write-behind needs to keep reads consistent). ``trust_key``: the
         token device a verified "trust this device" trusts until ``trust_until``."""
+        learn = self._lesson(now, dkey, geo, hour, trust_key, trust_until, established, verified)
+        if behind and self._writer is not None:
+            self._writer.submit(user_id, learn, learn(scored_against))
+            return
+        self._update_profile(user_id, learn, "profile update for a login")
+
+    def _lesson(self, now: float, dkey: str, geo: GeoInfo, hour: int | None, trust_key: str | None,
+                trust_until: int, established: bool, verified: bool) -> Callable[[UserProfile | None], UserProfile]:
+        """The pure update an accepted login applies to the profile (and the population prior's
+        count, which only established users feed)."""
         s = self.settings
 
         def learn(p: UserProfile | None) -> UserProfile:
@@ -42,10 +53,7 @@ class Learning(PopulationPrior):
             # the population prior learns only from users with a history: a fresh account
             # (an attacker's, or a takeover of one) does not get to shape what "common" means
             self._population_add(geo.country, now)
-        if behind and self._writer is not None:
-            self._writer.submit(user_id, learn, learn(scored_against))
-            return
-        self._update_profile(user_id, learn, "profile update for a login")
+        return learn
 
     def _update_profile(self, user_id: str, fn: Updater, what: str) -> None:
         """Every profile write goes through here: with write-behind on it queues behind this

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from riskengine.audit import SCHEMA_VERSION
 from riskengine.core.attempt import ChallengeOutcome, FailedPassword
@@ -13,8 +14,9 @@ from riskengine.core.decision import Channel, Outcome
 from riskengine.core.devicetoken import DeviceTokens
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
-from riskengine.core.engine.parking import ParkedRecordError, decode
+from riskengine.core.engine.parking import ParkedChallenge, ParkedRecordError, decode
 from riskengine.core.identity import checked
+from riskengine.core.typing import Updater
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,18 @@ class UnknownDecisionError(LookupError):
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
+
+
+class OutcomePlan(NamedTuple):
+    """What one outcome changes (see :meth:`Outcomes._outcome_plan`)."""
+
+    record: ParkedChallenge
+    user_id: str
+    session: str
+    failed_attempts: int
+    event_ts: float
+    token: str | None
+    lesson: Updater | None
 
 
 class Outcomes(AuditRows, Learning):
@@ -50,17 +64,50 @@ class Outcomes(AuditRows, Learning):
         Raises :class:`UnknownDecisionError` for an id that was not challenged (or expired);
         a store outage is logged and counted, never raised.
         """
-        # channels as given: the model turns a list into a tuple and rejects None or a number
-        o = ChallengeOutcome(
-            decision_id=decision_id, outcome=outcome, channels=channels, attempts=attempts,
-            trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
-        now = o.timestamp.timestamp() if o.timestamp is not None else time.time()
+        o, now = self._outcome_input(decision_id, outcome, channels, attempts, trust_device,
+                                     seconds_to_verify, timestamp)
         try:
             raw = self.store.pop_pending(o.decision_id, now)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             log.warning("record_outcome: store unavailable, outcome not applied: %s", exc)
             return None
+        plan = self._outcome_plan(o, raw, now)
+        if plan is None:
+            return None
+        if plan.failed_attempts:
+            try:
+                self.store.add_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
+                                            **self._otp_windows(plan.event_ts))
+            except Exception as exc:  # noqa: BLE001
+                next(self._store_errors)
+                log.warning("counting second-factor failures failed: %s", exc)
+        if plan.lesson is not None:
+            self._update_profile(plan.user_id, plan.lesson, "profile update for a login")
+            try:
+                self.store.reset_failures(plan.user_id)
+            except Exception as exc:  # noqa: BLE001
+                next(self._store_errors)
+                log.warning("could not reset failures: %s", exc)
+        self._outcome_emit(o, plan)
+        return plan.token
+
+    # -- the phases record_outcome() and arecord_outcome() share ------------------------------
+    def _outcome_input(self, decision_id: str, outcome: Outcome, channels: Sequence[Channel], attempts: int,
+                       trust_device: bool, seconds_to_verify: float | None,
+                       timestamp: datetime | None) -> tuple[ChallengeOutcome, float]:
+        # channels as given: the model turns a list into a tuple and rejects None or a number
+        o = ChallengeOutcome(
+            decision_id=decision_id, outcome=outcome, channels=channels, attempts=attempts,
+            trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
+        return o, (o.timestamp.timestamp() if o.timestamp is not None else time.time())
+
+    def _otp_windows(self, event_ts: float) -> dict[str, float]:
+        return {"otp_since": event_ts - self._otp_user_window_s, "session_since": event_ts - self._session_s}
+
+    def _outcome_plan(self, o: ChallengeOutcome, raw: bytes | None, now: float) -> OutcomePlan | None:
+        """What an outcome changes, worked out from the parked record (no I/O): the failed
+        attempts to count, the lesson and device token of a verified challenge."""
         if raw is None:
             raise UnknownDecisionError(
                 f"decision {o.decision_id!r} was not a pending challenge here (unknown or expired)")
@@ -70,18 +117,10 @@ class Outcomes(AuditRows, Learning):
             next(self._store_errors)
             log.warning("record_outcome: outcome not applied: %s", exc)
             return None
-        user_id = rec.user_id
         failed_attempts_n = o.attempts if o.outcome == "failed" else max(0, o.attempts - 1)
         event_ts = now if o.timestamp is not None else rec.at
-        if failed_attempts_n:
-            try:
-                self.store.add_otp_failures(
-                    user_id, rec.session, failed_attempts_n, event_ts,
-                    otp_since=event_ts - self._otp_user_window_s, session_since=event_ts - self._session_s)
-            except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("counting second-factor failures failed: %s", exc)
         token: str | None = None
+        lesson: Updater | None = None
         if o.outcome == "verified":
             trust_key: str | None = None
             until = 0
@@ -93,20 +132,19 @@ class Outcomes(AuditRows, Learning):
                 if device_id is None:
                     device_id = DeviceTokens.new_device_id()
                 trust_key = DeviceTokens.device_key(device_id)
-                token = self.tokens.issue(user_id, device_id, issued=int(event_ts), expires=until)
-            self._learn(user_id, rec.at, rec.device_key, rec.geo, rec.local_hour, trust_key=trust_key,
-                        trust_until=until, established=rec.established, verified=True)
-            try:
-                self.store.reset_failures(user_id)
-            except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("could not reset failures: %s", exc)
+                token = self.tokens.issue(rec.user_id, device_id, issued=int(event_ts), expires=until)
+            lesson = self._lesson(rec.at, rec.device_key, rec.geo, rec.local_hour, trust_key, until,
+                                  rec.established, True)
+        return OutcomePlan(rec, rec.user_id, rec.session, failed_attempts_n, event_ts, token, lesson)
+
+    def _outcome_emit(self, o: ChallengeOutcome, plan: OutcomePlan) -> None:
+        rec = plan.record
         chans = list(o.channels)
         self._emit("challenges", {
-            "event_time": _utc(event_ts),
+            "event_time": _utc(plan.event_ts),
             "schema_version": SCHEMA_VERSION,
             "decision_id": o.decision_id,
-            "user_key": self.pseudonymizer.user(user_id),
+            "user_key": self.pseudonymizer.user(plan.user_id),
             "factor": rec.factor,
             "channels": chans,
             "final_channel": chans[-1] if chans else None,
@@ -123,23 +161,30 @@ class Outcomes(AuditRows, Learning):
         })
         if self._observer is not None:
             self._observer.challenge(o.outcome, chans[-1] if chans else None)
-        return token
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
                        timestamp: datetime | None = None) -> int:
         """A failed password at ``ts`` (DESIGN.md's name; ``timestamp=`` is accepted too, as
         :class:`LoginAttempt` names it). Returns the user's failures in the window (0 if the
         store is down)."""
-        if (ts is None) == (timestamp is None):
-            raise TypeError("record_failure() takes the failure's time once: ts (or timestamp=)")
-        f = FailedPassword(user_id=user_id, ip=ip, timestamp=ts if ts is not None else timestamp)
-        uid = checked(self._uid, f.user_id)
+        f, uid, key = self._failure_input(user_id, ip, ts, timestamp)
         count = 0
         try:
-            count = self.store.add_failure(uid, self.failure_key(f.ip), f.timestamp.timestamp())
+            count = self.store.add_failure(uid, key, f.timestamp.timestamp())
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             log.warning("record_failure: store unavailable: %s", exc)
+        self._failure_emit(f, uid, count)
+        return count
+
+    def _failure_input(self, user_id: str, ip: str, ts: datetime | None,
+                       timestamp: datetime | None) -> tuple[FailedPassword, str, str]:
+        if (ts is None) == (timestamp is None):
+            raise TypeError("record_failure() takes the failure's time once: ts (or timestamp=)")
+        f = FailedPassword(user_id=user_id, ip=ip, timestamp=ts if ts is not None else timestamp)
+        return f, checked(self._uid, f.user_id), self.failure_key(f.ip)
+
+    def _failure_emit(self, f: FailedPassword, uid: str, count: int) -> None:
         self._emit("failures", {
             "event_time": f.timestamp.astimezone(UTC),
             "schema_version": SCHEMA_VERSION,
@@ -147,5 +192,4 @@ class Outcomes(AuditRows, Learning):
             "ip_prefix": self.pseudonymizer.ip(f.ip),
             "user_failures": count,
         })
-        return count
 

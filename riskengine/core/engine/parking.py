@@ -121,14 +121,21 @@ class Parking(EngineState):
               dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
               established: bool) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
-        rec = ParkedChallenge(
-            user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
-            (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
-            device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
-            trusted_key, established)
+        payload = self._parked(decision, attempt, user_id, now, geo, dkey, hour, device_type,
+                               trusted_key=trusted_key, established=established)
         try:
-            self.store.put_pending(decision.decision_id, encode(rec), now + self._session_s, user_id=user_id,
+            self.store.put_pending(decision.decision_id, payload, now + self._session_s, user_id=user_id,
                                    max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
             next(self._store_errors)
             self.store_error_log.warning("could not park challenge context: %s", exc)
+
+    def _parked(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
+                dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
+                established: bool) -> bytes:
+        """The parked record of a challenged login (:func:`encode`)."""
+        return encode(ParkedChallenge(
+            user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
+            (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
+            device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
+            trusted_key, established))

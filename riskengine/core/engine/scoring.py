@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt, LoginAttempt
@@ -17,7 +17,7 @@ from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import Parking
 from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.core.enrich.timezone import local_hour_at
-from riskengine.core.enrich.useragent import device_key
+from riskengine.core.enrich.useragent import ParsedUA, device_key
 from riskengine.core.identity import checked
 from riskengine.core.profile import UserProfile, region_key
 from riskengine.core.shadow import shadowed
@@ -29,8 +29,37 @@ from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
 from riskengine.core.signals.time_of_day import unusual_hour
+from riskengine.core.typing import Snapshot
 
 log = logging.getLogger(__name__)
+
+
+class Prepared(NamedTuple):
+    """A login before the store is read (what :meth:`Scoring._prepare` worked out)."""
+
+    started: float
+    now: float
+    user_id: str
+    decision_id: str
+    geo: GeoInfo
+    geo_problem: str | None
+    ua: ParsedUA
+    device_key: str
+    token_key: str | None
+    token_problem: str | None
+    hour: int | None
+
+
+class Concluded(NamedTuple):
+    """The decision and what the lesson, the parked challenge and the audit row need."""
+
+    decision: Decision
+    profile: UserProfile | None
+    cold: bool
+    trusted: bool
+    device_key: str
+    degraded: bool
+    established: bool
 
 
 class Scoring(AuditRows, Learning, Parking):
@@ -49,52 +78,75 @@ class Scoring(AuditRows, Learning, Parking):
         """:meth:`score` for an attempt the caller has already validated — a
         :class:`~riskengine.core.attempt.ValidatedAttempt` whose columns ``riskengine replay``
         checked in bulk against the model's rules. The same scoring path as ``score()``."""
-        if started is None:
-            started = time.perf_counter()
+        p = self._prepare(attempt, time.perf_counter() if started is None else started)
+        before = self._writer.peek(p.user_id) if self._writer is not None else None
+        snap: Snapshot | None = None
+        error: Exception | None = None
+        try:
+            snap = self.store.snapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
+        except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
+            error = exc
+        c = self._conclude(p, attempt, snap, error, before)
+        if c.decision.action == "allow" and not c.degraded:
+            self._learn(p.user_id, p.now, c.device_key, p.geo, p.hour, scored_against=c.profile, behind=True,
+                        established=c.established)
+        elif c.decision.action == "challenge":
+            self._park(c.decision, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
+                       trusted_key=c.device_key if c.trusted else None, established=c.established)
+        self._finish(p, attempt, c)
+        return c.decision
+
+    # -- the phases score() and ascore() share: everything but the store's I/O ------------------
+    def _prepare(self, attempt: Attempt, started: float) -> Prepared:
+        """Before the store is read: ids, geo, the User-Agent, the device token's signature."""
         next(self._scored)
         now = attempt.timestamp.timestamp()
         user_id = checked(self._uid, attempt.user_id)
         decision_id = secrets.token_hex(8)  # 64 bits from the OS CSPRNG: not predictable from others
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
-        dkey = device_key(attempt.device_id, ua)
         token_key: str | None = None
         token_problem: str | None = None
         if attempt.device_token is not None:
             check = self.tokens.verify(attempt.device_token, user_id, now)
             token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
+        return Prepared(started, now, user_id, decision_id, geo, geo_problem, ua,
+                        device_key(attempt.device_id, ua), token_key, token_problem, hour)
+
+    def _snapshot_args(self, p: Prepared, attempt: Attempt) -> tuple[str, str, float]:
+        return p.user_id, self.failure_key(attempt.ip), p.now - self._failure_window_s
+
+    def _snapshot_windows(self, p: Prepared, attempt: Attempt) -> dict[str, Any]:
+        return {"session": attempt.session_id or "", "otp_since": p.now - self._otp_user_window_s,
+                "session_since": p.now - self._session_s}
+
+    def _conclude(self, p: Prepared, attempt: Attempt, snap: Snapshot | None, error: Exception | None,
+                  before: UserProfile | None) -> Concluded:
+        """The decision from what the store returned (or the fail mode when it could not)."""
         profile: UserProfile | None = None
-        cold = False
-        trusted = False
-        degraded = False
         try:
+            if error is not None:
+                raise error
+            assert snap is not None
             writer = self._writer
-            before = writer.peek(user_id) if writer is not None else None
-            snap = self.store.snapshot(
-                user_id, self.failure_key(attempt.ip), now - self._failure_window_s,
-                session=attempt.session_id or "", otp_since=now - self._otp_user_window_s,
-                session_since=now - self._session_s)
-            profile = snap.profile if writer is None else writer.overlay(user_id, snap.profile, before)
+            profile = snap.profile if writer is None else writer.overlay(p.user_id, snap.profile, before)
             decision, cold, trusted, dkey = self._decide(
-                attempt, user_id, decision_id, now, geo, geo_problem, dkey, token_key, token_problem,
-                hour, profile, snap.user_failures, snap.ip_failures,
+                attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
+                p.token_problem, p.hour, profile, snap.user_failures, snap.ip_failures,
                 snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max)
+            degraded = False
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
-            decision = self._fail_mode(decision_id, user_id, dkey, exc)
-            degraded = True  # a fail-mode allow teaches nothing: the profile was never read
+            decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc)
+            cold, trusted, dkey, degraded = False, False, p.device_key, True
         if self._shadow:
             decision = shadowed(decision)  # returns allow; what enforcement would do rides along
-        if decision.action == "allow" and not degraded:
-            self._learn(user_id, now, dkey, geo, hour, scored_against=profile, behind=True,
-                        established=profile is not None and not cold)
-        elif decision.action == "challenge":
-            self._park(decision, attempt, user_id, now, geo, dkey, hour, ua.device_type,
-                       trusted_key=dkey if trusted else None, established=profile is not None and not cold)
-        latency_us = (time.perf_counter() - started) * 1e6
-        self._emit_decision(attempt, user_id, decision, geo, ua, dkey, profile, cold, trusted, latency_us,
-                            degraded)
-        return decision
+        return Concluded(decision, profile, cold, trusted, dkey, degraded, profile is not None and not cold)
+
+    def _finish(self, p: Prepared, attempt: Attempt, c: Concluded) -> None:
+        latency_us = (time.perf_counter() - p.started) * 1e6
+        self._emit_decision(attempt, p.user_id, c.decision, p.geo, p.ua, c.device_key, c.profile, c.cold,
+                            c.trusted, latency_us, c.degraded)
 
     def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
         if attempt.country is not None:
