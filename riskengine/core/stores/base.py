@@ -15,8 +15,8 @@ from typing import Final
 from riskengine.core.profile import UserProfile
 from riskengine.core.typing import AsyncProfileStore, OtpCounts, ProfileStore, Snapshot, Updater
 
-__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "AsyncProfileStore", "OtpCounts", "Snapshot", "StoreError", "ThreadOffload", "Updater",
-           "session_key"]
+__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "AsyncProfileStore", "OtpCounts", "Snapshot", "StoreError",
+           "ThreadOffload", "Updater", "session_key"]
 
 
 # Bounds the local stores (memory, sqlite) share; redis expires keys by TTL instead.
