@@ -51,7 +51,7 @@ COMMANDS: tuple[Command, ...] = (
             "score historical logins (native or RBA CSV) through the engine"),
     Command("evaluate", "riskengine.apps.commands.evaluate", ("sim",),
             "detection quality of a labelled replay (ours vs Freeman et al. 2016)"),
-    Command("report", "riskengine.analytics.report", ("analytics",), "KPI summary of an audit root"),
+    Command("report", "riskengine.apps.commands.report", ("analytics",), "KPI summary of an audit root"),
     Command("dashboard", "riskengine.apps.dashboard_cli", ("dashboard",),
             "start the Streamlit dashboard on an audit root"),
     Command("audit", "riskengine.apps.commands.audit", ("analytics",), "audit log maintenance (compaction, retention)"),

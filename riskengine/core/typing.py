@@ -22,8 +22,18 @@ from riskengine.core.enrich.geoip import GeoInfo
 from riskengine.core.profile import UserProfile
 from riskengine.core.signals.base import SignalResult
 
-__all__ = ["AsyncProfileStore", "AuditSink", "OtpCounts", "ProfileStore", "RiskModel", "Snapshot", "Updater",
-           "ValuesAuditSink"]
+__all__ = [
+    "AsyncProfileStore",
+    "AuditHistory",
+    "AuditHistoryFactory",
+    "AuditSink",
+    "OtpCounts",
+    "ProfileStore",
+    "RiskModel",
+    "Snapshot",
+    "Updater",
+    "ValuesAuditSink",
+]
 
 Updater = Callable[[UserProfile | None], UserProfile | None]
 """What ``ProfileStore.update`` applies: the stored profile (or None) in, the new one out (None deletes)."""
@@ -164,3 +174,21 @@ class AsyncProfileStore(Protocol):
     async def aclose(self) -> None:
         """Release the async resources of the running event loop (not the store itself)."""
         ...
+
+
+@runtime_checkable
+class AuditHistory(Protocol):
+    """One user's recent audit rows, for ``Engine.user_summary`` (support's "why was I
+    challenged?"). Core declares it; :mod:`riskengine.analytics` implements it with AuditDB
+    (the ``[analytics]`` extra), and the package root wires the two together, so core never
+    imports analytics."""
+
+    def user_rows(self, user_key: str, table: str, columns: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+        """Newest first; times as ISO strings (UTC)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+AuditHistoryFactory = Callable[[str], AuditHistory]
+"""Opens the history reader of an audit root."""

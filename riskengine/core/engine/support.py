@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from riskengine.audit import SCHEMA_VERSION, Pseudonymizer
 from riskengine.core import feedback
@@ -26,10 +26,7 @@ from riskengine.core.config import Settings
 from riskengine.core.engine.lifecycle import Lifecycle
 from riskengine.core.identity import checked
 from riskengine.core.profile import UserProfile
-from riskengine.core.typing import AuditSink, ProfileStore
-
-if TYPE_CHECKING:
-    from riskengine.analytics import AuditDB
+from riskengine.core.typing import AuditHistoryFactory, AuditSink, ProfileStore
 
 DEFAULT_RECENT = 20
 
@@ -90,16 +87,14 @@ _CHALLENGE_COLUMNS = ("event_time", "decision_id", "outcome", "channels", "attem
 _ADMIN_COLUMNS = ("event_time", "operation", "device_key", "actor", "note")
 
 
-def _user_rows(db: AuditDB, table: str, columns: tuple[str, ...], user_key: str,
-               limit: int) -> list[dict[str, Any]]:
-    """One user's newest rows of an audit table (``AuditDB.user_events``) as plain dicts,
-    times as ISO strings (UTC)."""
-    rows = db.user_events(user_key, table, limit).select(columns).to_dicts()
-    for row in rows:
-        t = row.get("event_time")
-        if isinstance(t, datetime):
-            row["event_time"] = t.astimezone(UTC).isoformat()
-    return rows
+_history: AuditHistoryFactory | None = None
+
+
+def use_audit_history(factory: AuditHistoryFactory) -> None:
+    """Set how ``user_summary`` reads an audit root's history (the package root sets the
+    AuditDB-backed reader of :mod:`riskengine.analytics`; core cannot import it)."""
+    global _history
+    _history = factory
 
 
 def user_summary(store: ProfileStore, pseudonymizer: Pseudonymizer, settings: Settings, user_id: str, *,
@@ -121,17 +116,16 @@ def user_summary(store: ProfileStore, pseudonymizer: Pseudonymizer, settings: Se
     decisions: list[dict[str, Any]] = []
     admin: list[dict[str, Any]] = []
     if root:
-        # the audit history needs the analytics extra (DuckDB, polars): imported only here, only
-        # when an audit root is configured; the one core -> analytics edge, declared in the
-        # import-linter contracts (docs/layout.md says why)
-        from riskengine.analytics import AuditDB
-
-        db = AuditDB(root)
+        # the audit history is read through the reader the package root wired in (AuditDB, the
+        # analytics extra: opened only when an audit root is configured)
+        if _history is None:
+            raise RuntimeError("no audit history reader: import riskengine (the package) first")
+        db = _history(root)
         try:
-            decisions = _user_rows(db, "decisions", _DECISION_COLUMNS, user_key, recent)
-            outcomes = {c["decision_id"]: c for c in _user_rows(
-                db, "challenges", _CHALLENGE_COLUMNS, user_key, max(recent, 1) * 4)}
-            admin = _user_rows(db, "admin", _ADMIN_COLUMNS, user_key, recent)
+            decisions = db.user_rows(user_key, "decisions", _DECISION_COLUMNS, recent)
+            outcomes = {c["decision_id"]: c for c in db.user_rows(
+                user_key, "challenges", _CHALLENGE_COLUMNS, max(recent, 1) * 4)}
+            admin = db.user_rows(user_key, "admin", _ADMIN_COLUMNS, recent)
         finally:
             db.close()
         for d in decisions:
