@@ -67,7 +67,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, jsonify, request, session
 from pydantic import ValidationError
@@ -331,10 +331,27 @@ def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-# ---------------------------------------------------------------------- the app
-def create_app(env: Mapping[str, str] | None = None) -> Flask:
-    """The service; ``env`` (default ``os.environ``) holds both ``AUTH_*`` and ``RISKENGINE_*``."""
-    env = os.environ if env is None else env
+# ---------------------------------------------------------------------- the service's parts
+class Service(NamedTuple):
+    """Everything the login flow needs, framework-free (the Flask and FastAPI apps share it)."""
+
+    secret: str
+    settings: Settings
+    users: dict[str, dict[str, Any]]
+    dummy: dict[str, Any]
+    engine: Engine
+    db: StateDB
+    sessions: Sessions
+    challenges: Challenges
+    backoff: Backoff
+    delivery: Delivery
+    user_free: int
+    addr_free: int
+    echo_codes: bool
+
+
+def build_service(env: Mapping[str, str]) -> Service:
+    """Read ``AUTH_*`` and ``RISKENGINE_*`` from ``env`` and open the engine and the state db."""
     secret = env.get("AUTH_SECRET", "")
     if len(secret) < 32:
         raise RuntimeError("AUTH_SECRET must be set to a random string of at least 32 characters")
@@ -365,6 +382,18 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     addr_free = max(1, int(_env_number(env, "AUTH_BACKOFF_ADDR_FREE", 20)))
     delivery = Delivery.from_env(env.get("AUTH_DELIVERY_FAILURES", ""))
     echo_codes = env.get("AUTH_DEV_ECHO_OTP") == "1"
+    return Service(secret, settings, users, dummy, engine, db, sessions, challenges,
+                   backoff, delivery, user_free, addr_free, echo_codes)
+
+
+# ---------------------------------------------------------------------- the app
+def create_app(env: Mapping[str, str] | None = None) -> Flask:
+    """The service; ``env`` (default ``os.environ``) holds both ``AUTH_*`` and ``RISKENGINE_*``."""
+    env = os.environ if env is None else env
+    svc = build_service(env)
+    secret, settings, users, dummy, engine, db = svc.secret, svc.settings, svc.users, svc.dummy, svc.engine, svc.db
+    sessions, challenges, backoff, delivery = svc.sessions, svc.challenges, svc.backoff, svc.delivery
+    user_free, addr_free, echo_codes = svc.user_free, svc.addr_free, svc.echo_codes
     trust_max_age = int(settings.trust.days * 86400)
     insecure = env.get("AUTH_INSECURE_COOKIES") == "1"
 

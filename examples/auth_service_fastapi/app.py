@@ -57,7 +57,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from riskengine import Engine, Settings, UnknownDecisionError
+from riskengine import UnknownDecisionError
 from riskengine.core.health import readiness
 from riskengine.integrations import CLOUDFLARE_GEO, AttemptContext
 from riskengine.integrations.fastapi import attempt_context, set_device_token
@@ -79,10 +79,10 @@ def _flask_example() -> ModuleType:
 
 _shared = _flask_example()  # its framework-free parts: passwords, state db, delivery
 (_DEVICE_ID, _LOGIN_FORM, CHANNELS, MAX_NAME_LENGTH, MAX_OTP_ATTEMPTS, OTP_TTL_S, Backoff, Challenges, Delivery,
- Sessions, StateDB, _env_number, address_key, check_password, dummy_record, hash_password, new_code,
- normalize_username) = (getattr(_shared, n) for n in (
+ Sessions, StateDB, _env_number, address_key, build_service, check_password, dummy_record, hash_password,
+ new_code, normalize_username) = (getattr(_shared, n) for n in (
     "_DEVICE_ID", "_LOGIN_FORM", "CHANNELS", "MAX_NAME_LENGTH", "MAX_OTP_ATTEMPTS", "OTP_TTL_S", "Backoff",
-    "Challenges", "Delivery", "Sessions", "StateDB", "_env_number", "address_key", "check_password",
+    "Challenges", "Delivery", "Sessions", "StateDB", "_env_number", "address_key", "build_service", "check_password",
     "dummy_record", "hash_password", "new_code", "normalize_username"))
 
 __all__ = ["create_app", "hash_password"]
@@ -100,39 +100,14 @@ def _trusted_proxies(env: Mapping[str, str]) -> int:
 def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
     """The service; ``env`` (default ``os.environ``) holds both ``AUTH_*`` and ``RISKENGINE_*``."""
     env = os.environ if env is None else env
-    secret = env.get("AUTH_SECRET", "")
-    if len(secret) < 32:
-        raise RuntimeError("AUTH_SECRET must be set to a random string of at least 32 characters")
-    settings = Settings.load(env.get("RISKENGINE_CONFIG") or None, env=env)
-    if "RISKENGINE_AUDIT_FLUSH_ON_SIGTERM" not in env:
-        # a process manager stops the service with SIGTERM: flush the audit buffer first
-        settings = settings.with_overrides(audit={"flush_on_sigterm": True})
-    if not settings.trust.secret_keys:
-        raise RuntimeError("RISKENGINE_TRUST_SECRET_KEYS must be set (device-token signing keys, "
-                           "each >= 32 random characters; or [trust] secret_keys in RISKENGINE_CONFIG)")
-    users_path = Path(env.get("AUTH_USERS", str(HERE / "users.json")))
-    users: dict[str, dict[str, Any]] = {}
-    for name, record in json.loads(users_path.read_text()).items():
-        key = normalize_username(name)
-        if key in users:
-            raise RuntimeError(f"{users_path}: users {name!r} and another one are the same after normalisation")
-        users[key] = record
-    dummy = dummy_record(users)
     geo = env.get("AUTH_GEO_HEADERS", "")
     if geo not in ("", "cloudflare"):
         raise RuntimeError(f"AUTH_GEO_HEADERS must be empty or 'cloudflare', got {geo!r}")
+    svc = build_service(env)  # settings, users, the engine, the state db: shared with the Flask app
+    secret, settings, users, dummy, engine, db = svc.secret, svc.settings, svc.users, svc.dummy, svc.engine, svc.db
+    sessions, challenges, backoff, delivery = svc.sessions, svc.challenges, svc.backoff, svc.delivery
+    user_free, addr_free, echo_codes = svc.user_free, svc.addr_free, svc.echo_codes
     client = attempt_context(trusted_proxies=_trusted_proxies(env), geo_headers=CLOUDFLARE_GEO if geo else None)
-    engine = Engine(settings)
-    db = StateDB(env.get("AUTH_STATE_DB", str(HERE / "auth_state.db")))
-    sessions = Sessions(db, _env_number(env, "AUTH_SESSION_HOURS", 12) * 3600)
-    challenges = Challenges(db, secret.encode())
-    backoff = Backoff(db, base_s=_env_number(env, "AUTH_BACKOFF_BASE_S", 1),
-                      max_s=_env_number(env, "AUTH_BACKOFF_MAX_S", 900),
-                      window_s=_env_number(env, "AUTH_BACKOFF_WINDOW_S", 3600))
-    user_free = max(1, int(_env_number(env, "AUTH_BACKOFF_USER_FREE", 5)))
-    addr_free = max(1, int(_env_number(env, "AUTH_BACKOFF_ADDR_FREE", 20)))
-    delivery = Delivery.from_env(env.get("AUTH_DELIVERY_FAILURES", ""))
-    echo_codes = env.get("AUTH_DEV_ECHO_OTP") == "1"
     secure = env.get("AUTH_INSECURE_COOKIES") != "1"
     csrf_key = hashlib.sha256(b"csrf:" + secret.encode()).digest()
 
