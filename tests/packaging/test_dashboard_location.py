@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import riskengine
-from riskengine import dashboard_cli
+from riskengine.apps import dashboard_cli
 from riskengine.apps.dashboard_cli import APP_ENV, app_module, app_path
 
 REPO = Path(__file__).resolve().parents[2]
