@@ -9,6 +9,7 @@ Key layout (``prefix`` defaults to ``riskengine:``)::
     <prefix>pu:<user_id>    sorted set of the user's parked decision ids (score = expiry), for the per-user cap
     <prefix>fo:<user_id>    sorted set of failed second-factor times per user
     <prefix>fs:<session>    same per user session (session_key(): length-prefixed user + session)
+    <prefix>fx:<user_id>    set of the user's fs: keys (unlock_user clears them without a keyspace scan)
     <prefix>pop             hash country → forward-decayed weight (the population prior)
 
 Round trips, because on loopback each costs ~50-100 µs of the 1 ms budget:
@@ -100,6 +101,11 @@ for k = 1, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. horizons[k])
   if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('EXPIRE', KEYS[k], ttls[k]) end
 end
+if n > 0 then
+  -- the user's session counters, so unlock_user finds them without scanning the keyspace
+  redis.call('SADD', KEYS[4], KEYS[3])
+  redis.call('EXPIRE', KEYS[4], math.max(ttls[2], ttls[3]))
+end
 return {redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf'), redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf')}
 """
 
@@ -157,14 +163,10 @@ if v then redis.call('DEL', KEYS[1]) end
 return v
 """
 
+# KEYS: the user's second-factor counter, the index of their session counters
 _RESET_OTP_LUA = """
-redis.call('DEL', KEYS[1])
-local cursor = '0'
-repeat
-  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do redis.call('DEL', k) end
-until cursor == '0'
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', k) end
+redis.call('DEL', KEYS[1], KEYS[2])
 return 0
 """
 
@@ -448,14 +450,14 @@ class RedisStore:
                       session_since: float) -> _ScriptCall:
         at = float(at)
         return ("add_otp_failures",
-                [self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session))],
+                [self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session)),
+                 self._key("fx", user_id)],
                 [repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
                  repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
                  int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
 
     def reset_otp_failures(self, user_id: str) -> None:
-        pattern = _glob_escape(self._key("fs", session_key(user_id, ""))) + b"*"
-        self._call("reset_otp_failures", self._reset_otp, keys=[self._key("fo", user_id)], args=[pattern])
+        self._call("reset_otp_failures", self._reset_otp, keys=[self._key("fo", user_id), self._key("fx", user_id)])
 
     # -- population prior ----------------------------------------------------------------
     def population_add(self, country: str, weight: float) -> None:
