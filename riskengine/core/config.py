@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from riskengine.core import reasons as R
 from riskengine.core.decision import Action, Factor
 from riskengine.core.devicetoken import parse_keys
+from riskengine.core.enrich.netlists import parse_cidrs
 from riskengine.core.enrich.network import DEFAULT_HOSTING_ASNS, DEFAULT_HOSTING_KEYWORDS
 from riskengine.core.identity import UserIdNormalization
 
@@ -340,8 +341,6 @@ class NetworkSettings(_Section):
 
     @model_validator(mode="after")
     def _valid(self) -> NetworkSettings:
-        from riskengine.core.enrich.netlists import parse_cidrs
-
         parse_cidrs(self.allow_cidrs, "network.allow_cidrs")
         parse_cidrs(self.deny_cidrs, "network.deny_cidrs")
         return self
