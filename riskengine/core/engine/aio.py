@@ -15,7 +15,6 @@ batches at most once a second).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -27,8 +26,6 @@ from riskengine.core.engine.outcomes import Outcomes
 from riskengine.core.engine.scoring import Scoring
 from riskengine.core.metrics import span_attributes
 from riskengine.core.typing import AsyncProfileStore, Snapshot, Updater
-
-log = logging.getLogger(__name__)
 
 
 class AsyncOps(Scoring, Outcomes):
@@ -81,8 +78,7 @@ class AsyncOps(Scoring, Outcomes):
                 await store.aput_pending(d.decision_id, payload, p.now + self._session_s, user_id=p.user_id,
                                          max_per_user=self._max_pending_per_user)
             except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                self.store_error_log.warning("could not park challenge context: %s", exc)
+                self._store_failed("could not park challenge context", exc)
         self._finish(p, attempt, c)
         return d
 
@@ -108,8 +104,7 @@ class AsyncOps(Scoring, Outcomes):
         try:
             raw = await store.apop_pending(o.decision_id, now)
         except Exception as exc:  # noqa: BLE001
-            next(self._store_errors)
-            log.warning("record_outcome: store unavailable, outcome not applied: %s", exc)
+            self._store_failed("record_outcome: store unavailable, outcome not applied", exc)
             return None
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
@@ -119,8 +114,7 @@ class AsyncOps(Scoring, Outcomes):
                 await store.aadd_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
                                               **self._otp_windows(plan.event_ts))
             except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("counting second-factor failures failed: %s", exc)
+                self._store_failed("counting second-factor failures failed", exc)
         if plan.lesson is not None:
             if self._writer is not None:
                 # behind this user's queued lessons, as record_outcome does (they apply in order)
@@ -131,8 +125,7 @@ class AsyncOps(Scoring, Outcomes):
             try:
                 await store.areset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("could not reset failures: %s", exc)
+                self._store_failed("could not reset failures", exc)
         self._outcome_emit(o, plan)
         return plan.token
 
@@ -147,8 +140,7 @@ class AsyncOps(Scoring, Outcomes):
         try:
             count = await store.aadd_failure(uid, key, f.timestamp.timestamp())
         except Exception as exc:  # noqa: BLE001
-            next(self._store_errors)
-            log.warning("record_failure: store unavailable: %s", exc)
+            self._store_failed("record_failure: store unavailable", exc)
         self._failure_emit(f, uid, count)
         return count
 
@@ -164,5 +156,4 @@ class AsyncOps(Scoring, Outcomes):
         try:
             await store.aupdate(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
-            next(self._store_errors)
-            self.store_error_log.warning("%s failed: %s", what, exc)
+            self._store_failed(f"{what} failed", exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -11,7 +10,6 @@ from riskengine.audit import SCHEMA_VERSION
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.identity import checked
 
-log = logging.getLogger(__name__)
 
 def assign_variant(experiment: str, user_id: str, weights: Mapping[str, float]) -> str:
     """Hash ``experiment:user_id`` to [0, 1) and walk the cumulative weights.
@@ -36,8 +34,6 @@ def assign_variant(experiment: str, user_id: str, weights: Mapping[str, float]) 
         if point < cumulative:
             return name
     return last
-
-
 
 
 class Experiments(AuditRows):

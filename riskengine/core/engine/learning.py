@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from riskengine.core.engine.population import PopulationPrior
 from riskengine.core.enrich.geoip import GeoInfo
 from riskengine.core.profile import UserProfile
 from riskengine.core.stores.base import Updater
-
-log = logging.getLogger(__name__)
 
 
 class Learning(PopulationPrior):
@@ -64,6 +61,5 @@ class Learning(PopulationPrior):
             else:
                 self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
-            next(self._store_errors)
-            self.store_error_log.warning("%s failed: %s", what, exc)
+            self._store_failed(f"{what} failed", exc)
 

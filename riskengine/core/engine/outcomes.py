@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from riskengine.core.engine.parking import ParkedChallenge, ParkedRecordError, d
 from riskengine.core.identity import checked
 from riskengine.core.typing import Updater
 
-log = logging.getLogger(__name__)
 
 class UnknownDecisionError(LookupError):
     """``record_outcome`` got a decision id that was never challenged here, or has expired."""
@@ -26,7 +24,6 @@ class UnknownDecisionError(LookupError):
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
-
 
 
 class OutcomePlan(NamedTuple):
@@ -69,8 +66,7 @@ class Outcomes(AuditRows, Learning):
         try:
             raw = self.store.pop_pending(o.decision_id, now)
         except Exception as exc:  # noqa: BLE001
-            next(self._store_errors)
-            log.warning("record_outcome: store unavailable, outcome not applied: %s", exc)
+            self._store_failed("record_outcome: store unavailable, outcome not applied", exc)
             return None
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
@@ -80,15 +76,13 @@ class Outcomes(AuditRows, Learning):
                 self.store.add_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
                                             **self._otp_windows(plan.event_ts))
             except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("counting second-factor failures failed: %s", exc)
+                self._store_failed("counting second-factor failures failed", exc)
         if plan.lesson is not None:
             self._update_profile(plan.user_id, plan.lesson, "profile update for a login")
             try:
                 self.store.reset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
-                next(self._store_errors)
-                log.warning("could not reset failures: %s", exc)
+                self._store_failed("could not reset failures", exc)
         self._outcome_emit(o, plan)
         return plan.token
 
@@ -114,8 +108,7 @@ class Outcomes(AuditRows, Learning):
         try:
             rec = decode(raw)  # any version a worker of a rolling deploy may have parked
         except ParkedRecordError as exc:
-            next(self._store_errors)
-            log.warning("record_outcome: outcome not applied: %s", exc)
+            self._store_failed("record_outcome: outcome not applied", exc)
             return None
         failed_attempts_n = o.attempts if o.outcome == "failed" else max(0, o.attempts - 1)
         event_ts = now if o.timestamp is not None else rec.at
@@ -172,8 +165,7 @@ class Outcomes(AuditRows, Learning):
         try:
             count = self.store.add_failure(uid, key, f.timestamp.timestamp())
         except Exception as exc:  # noqa: BLE001
-            next(self._store_errors)
-            log.warning("record_failure: store unavailable: %s", exc)
+            self._store_failed("record_failure: store unavailable", exc)
         self._failure_emit(f, uid, count)
         return count
 

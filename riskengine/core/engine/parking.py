@@ -21,7 +21,6 @@ True
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,8 +28,6 @@ from riskengine.core.attempt import Attempt
 from riskengine.core.decision import Decision
 from riskengine.core.engine.state import EngineState
 from riskengine.core.enrich.geoip import GeoInfo
-
-log = logging.getLogger(__name__)
 
 PARKED_VERSION: Final = 2
 """The version :func:`encode` writes (:func:`decode` reads this one and every earlier one)."""
@@ -127,8 +124,7 @@ class Parking(EngineState):
             self.store.put_pending(decision.decision_id, payload, now + self._session_s, user_id=user_id,
                                    max_per_user=self._max_pending_per_user)
         except Exception as exc:  # noqa: BLE001
-            next(self._store_errors)
-            self.store_error_log.warning("could not park challenge context: %s", exc)
+            self._store_failed("could not park challenge context", exc)
 
     def _parked(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
                 dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,

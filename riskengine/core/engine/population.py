@@ -3,14 +3,11 @@ forward-decayed, batched to shared stores (one write per country per second)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
 
 from riskengine.core.engine.state import EngineState
-
-log = logging.getLogger(__name__)
 
 _POPULATION_LANDMARK = 1_735_689_600.0
 """2025-01-01 UTC: forward decay weighs a login at ``t`` by 2^((t − landmark)/half-life), so
@@ -51,8 +48,7 @@ class PopulationPrior(EngineState):
             for country, weight in batch.items():
                 self.store.population_add(country, weight)
         except Exception as exc:  # noqa: BLE001 - a lost count shifts a share a little
-            next(self._store_errors)
-            log.warning("population prior update failed: %s", exc)
+            self._store_failed("population prior update failed", exc)
 
     def _population_counts(self) -> Mapping[str, float]:
         if self._population_local:

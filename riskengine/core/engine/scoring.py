@@ -3,7 +3,6 @@ fail-mode decision when the store is down."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -30,8 +29,6 @@ from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
 from riskengine.core.signals.time_of_day import unusual_hour
 from riskengine.core.typing import Snapshot
-
-log = logging.getLogger(__name__)
 
 
 class Prepared(NamedTuple):
@@ -277,7 +274,6 @@ def _any_fired(signals: list[SignalResult]) -> bool:
         if sig.value > 0.0:
             return True
     return False
-
 
 
 def _same_name(given: str | None, found: str | None) -> bool:

@@ -160,6 +160,12 @@ class EngineState:
             buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm)
         return sink
 
+    def _store_failed(self, what: str, exc: BaseException) -> None:
+        """A store call behind a login failed (the login still got its decision): counted in
+        ``health()["store_errors"]`` and logged rate-limited, so an outage does not flood the log."""
+        next(self._store_errors)
+        self.store_error_log.warning("%s: %s", what, exc)
+
     def failure_key(self, ip: str) -> str:
         """The key failed passwords from ``ip`` are counted under: the address itself (IPv4), or
         its ``failures.ipv6_prefix`` network (IPv6: one subscriber gets a whole /64, so counting
