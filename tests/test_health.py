@@ -106,3 +106,13 @@ def test_readiness_needs_the_store_and_the_geoip_databases() -> None:
     with Engine(offline_settings(geo={"city_db": "/nonexistent/City.mmdb"}), sink=MemorySink()) as no_geo:
         ready, body = readiness(no_geo)
         assert not ready and body["store_ok"] is True and "City database" in body["geoip_problems"][0]
+
+
+def test_an_outage_behind_failed_passwords_logs_once_and_counts_every_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with dead_redis_engine() as engine, caplog.at_level(logging.WARNING, logger="riskengine"):
+        for i in range(30):
+            assert engine.record_failure("alice", "198.51.100.7", T0 + timedelta(seconds=i)) == 0
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "record_failure: store unavailable" in warnings[0].getMessage()
+        assert engine.health()["store_errors"] == 30
