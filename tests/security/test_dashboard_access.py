@@ -126,6 +126,10 @@ def test_unreadable_access_settings_close_the_dashboard(open_page: Callable[...,
     {"is_logged_in": True, "email": "mallory@gmail.com"},                       # a public provider's user
     {"is_logged_in": True, "email": "mallory@evil-example.org"},                # look-alike domain
     {"is_logged_in": True, "email": "ana@example.org", "email_verified": False},  # unverified address
+    {"is_logged_in": True, "email": "ana@example.org"},  # no email_verified claim (nOAuth: a stranger's tenant)
+    {"is_logged_in": True, "email": "ana@example.org", "email_verified": "false"},  # a string is not true
+    {"is_logged_in": True, "sub": "ana@example.org", "email_verified": True},  # a subject is not an address
+    {"is_logged_in": True, "email": "\u0430na@example.org", "email_verified": True},  # Cyrillic a look-alike
     {"is_logged_in": True},                                                    # no identity at all
 ])
 def test_signed_in_but_not_allowed_sees_no_data(open_page: Callable[..., AppTest], claims: dict[str, Any]) -> None:
@@ -143,13 +147,15 @@ def test_allowed_oidc_user_sees_the_data(open_page: Callable[..., AppTest]) -> N
 
 # ------------------------------------------------------------------ raw identifiers
 def test_raw_id_toggle_only_for_pii_viewers(open_page: Callable[..., AppTest]) -> None:
-    viewer = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "bo@example.org"},
+    viewer = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "bo@example.org",
+                                                         "email_verified": True},
                        auth="oidc", pii_viewers="ana@example.org")
     shows_data(viewer)
     assert not viewer.toggle  # not offered
     assert RAW_USER not in rendered(viewer)  # raw ids in the root are hashed for display
 
-    privileged = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "ana@example.org"},
+    privileged = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "ana@example.org",
+                                                             "email_verified": True},
                            auth="oidc", pii_viewers="ana@example.org")
     toggle = privileged.toggle(key="x_pseudo")
     assert toggle.value is True and RAW_USER not in rendered(privileged)  # hashed until switched off
@@ -165,7 +171,8 @@ def test_without_sign_in_nobody_gets_raw_ids(open_page: Callable[..., AppTest]) 
 
 def test_client_set_toggle_state_is_ignored_for_other_viewers(open_page: Callable[..., AppTest]) -> None:
     """Session state named like the toggle does not switch pseudonymisation off for a non-viewer."""
-    at = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "bo@example.org"},
+    at = open_page("views/audit_explorer.py", user={"is_logged_in": True, "email": "bo@example.org",
+                                                     "email_verified": True},
                    auth="oidc", pii_viewers="ana@example.org")
     at.session_state["x_pseudo"] = False
     at.run()
