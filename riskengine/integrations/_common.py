@@ -126,6 +126,12 @@ def client_address(peer: str | None, header_value: str | None, *, trusted_proxie
     lines joined with ``,``). Raises ``ValueError`` naming the problem when no address can be
     told: the peer is missing or not an address and the header does not give one.
     """
+    return _client_address(peer, header_value, trusted_proxies, header)[0]
+
+
+def _client_address(peer: str | None, header_value: str | None, trusted_proxies: int,
+                    header: ProxyHeader) -> tuple[str, bool]:
+    """The client's address, and whether our proxies' forwarding chain named it."""
     _check_trusted_proxies(trusted_proxies)
     if trusted_proxies and header_value:
         # Only the last N entries matter and they were appended by our proxies, which never put
@@ -140,12 +146,12 @@ def client_address(peer: str | None, header_value: str | None, *, trusted_proxie
             if all(a is not None for a in addresses):
                 client = addresses[0]
                 assert client is not None
-                return client
+                return client, True
     address = parse_address(peer) if peer else None
     if address is None:
         raise ValueError(f"the request's socket peer is not an IP address ({(peer or '')[:64]!r}) and no "
                          f"trusted {header} header names the client (trusted_proxies={trusted_proxies})")
-    return address
+    return address, False
 
 
 def _check_trusted_proxies(trusted_proxies: int) -> None:
@@ -245,15 +251,14 @@ def read_request(peer: str | None, get_header: HeaderGetter, get_cookie: Callabl
                  options: AdapterOptions) -> AttemptContext:
     """Everything an adapter needs from a request, by the rules above."""
     header_value = get_header("Forwarded" if options.proxy_header == "forwarded" else "X-Forwarded-For")
-    ip = client_address(peer, header_value, trusted_proxies=options.trusted_proxies,
-                        header=options.proxy_header)
+    ip, forwarded = _client_address(peer, header_value, options.trusted_proxies, options.proxy_header)
     user_agent = (get_header("User-Agent") or "")[:MAX_USER_AGENT_LENGTH]
     token = get_cookie(options.cookie_name) or None
     if token is not None and len(token) > MAX_DEVICE_TOKEN_LENGTH:
         token = None  # not something the engine could have issued; scoring goes on without it
-    # CDN headers are only as trustworthy as the path: without a proxy of ours in front, the
-    # client wrote them
-    geo = read_geo(get_header, options.geo_headers) if options.trusted_proxies else {}
+    # CDN headers are only as trustworthy as the path: unless the request came through our
+    # proxies (a forwarding chain of the configured length), the client wrote them
+    geo = read_geo(get_header, options.geo_headers) if forwarded else {}
     return AttemptContext(ip=ip, user_agent=user_agent, device_token=token, geo=geo)
 
 
@@ -295,3 +300,15 @@ def device_cookie(token: str, *, cookie_name: str = DEFAULT_COOKIE_NAME,
             or not math.isfinite(max_age_days) or max_age_days <= 0:
         raise ValueError(f"max_age_days must be a positive number of days, got {max_age_days!r}")
     return DeviceCookie(name=cookie_name, value=token, max_age=max(1, round(max_age_days * 86400)))
+
+
+def set_cookie_on(response: Any, token: str | None, *, cookie_name: str = DEFAULT_COOKIE_NAME,
+                  max_age_days: float = DEFAULT_TRUST_DAYS) -> bool:
+    """What every adapter's ``set_device_token`` does: Starlette, Flask/Werkzeug and Django
+    responses share ``set_cookie(key, value, max_age=, path=, secure=, httponly=, samesite=)``."""
+    if token is None:
+        return False
+    c = device_cookie(token, cookie_name=cookie_name, max_age_days=max_age_days)
+    response.set_cookie(c.name, c.value, max_age=c.max_age, path=c.path, secure=c.secure, httponly=c.httponly,
+                        samesite=c.samesite.lower())
+    return True

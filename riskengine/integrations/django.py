@@ -21,8 +21,8 @@ from riskengine.integrations._common import (
     AdapterOptions,
     AttemptContext,
     ProxyHeader,
-    device_cookie,
     read_request,
+    set_cookie_on,
 )
 
 if TYPE_CHECKING:
@@ -60,12 +60,7 @@ def set_device_token(response: HttpResponseBase, token: str | None, *, cookie_na
                      max_age_days: float = DEFAULT_TRUST_DAYS) -> bool:
     """Set the device-token cookie (HttpOnly, Secure, SameSite=Lax) when ``token`` is one —
     pass ``record_outcome(...)``'s result straight in; None sets nothing. True if set."""
-    if token is None:
-        return False
-    c = device_cookie(token, cookie_name=cookie_name, max_age_days=max_age_days)
-    response.set_cookie(c.name, c.value, max_age=c.max_age, path=c.path, secure=c.secure, httponly=c.httponly,
-                        samesite=c.samesite)
-    return True
+    return set_cookie_on(response, token, cookie_name=cookie_name, max_age_days=max_age_days)
 
 
 def clear_device_token(response: HttpResponseBase, *, cookie_name: str = DEFAULT_COOKIE_NAME) -> None:

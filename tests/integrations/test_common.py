@@ -123,3 +123,13 @@ def test_device_cookie_needs_positive_days(days: Any) -> None:
 def test_bad_options_are_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AdapterOptions(**kwargs)
+
+
+def test_cdn_geo_is_read_only_from_a_request_our_proxies_forwarded() -> None:
+    options = AdapterOptions(1, "x-forwarded-for", "rdt", {"country": "CF-IPCountry"})
+    forwarded = {"X-Forwarded-For": "81.2.69.160", "CF-IPCountry": "GB"}
+    assert read_request("10.0.0.1", forwarded.get, lambda _: None, options).geo == {"country": "GB"}
+    # a client that reached the origin directly (no forwarding chain) wrote the country itself
+    direct = {"CF-IPCountry": "GB"}
+    ctx = read_request("203.0.113.9", direct.get, lambda _: None, options)
+    assert ctx.ip == "203.0.113.9" and ctx.geo == {}
