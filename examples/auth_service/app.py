@@ -245,32 +245,53 @@ class Backoff:
     def __init__(self, db: StateDB, *, base_s: float, max_s: float, window_s: float) -> None:
         self.db, self.base_s, self.max_s, self.window_s = db, base_s, max_s, window_s
 
-    def retry_after(self, keys: Iterable[str], now: float) -> float:
-        keys = list(keys)
-        marks = ",".join("?" * len(keys))
-        row = self.db.conn().execute(f"SELECT max(blocked_until) FROM backoff WHERE key IN ({marks})",
-                                     keys).fetchone()
-        return max(0.0, float(row[0] or 0.0) - now)
-
-    def fail(self, key: str, free: int, now: float) -> int:
-        """Count a failure for ``key``; returns the failures in the current window."""
+    def admit(self, keys: Mapping[str, int], now: float) -> float:
+        """Before a password is checked: 0 when none of ``keys`` (key → its free failures) is
+        blocked, and then this attempt is already counted as a failure of each — in the same
+        write transaction, so parallel guesses cannot all slip through one free moment; else the
+        seconds to wait (nothing counted). A right password gives the count back (:meth:`passed`)."""
         conn = self.db.conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT failures, last FROM backoff WHERE key = ?", (key,)).fetchone()
-            failures = 1 if row is None or now - row[1] > self.window_s else int(row[0]) + 1
-            blocked = now + min(self.max_s, self.base_s * 2 ** min(failures - free, 40)) if failures >= free else 0.0
-            conn.execute("INSERT OR REPLACE INTO backoff VALUES (?, ?, ?, ?)", (key, failures, now, blocked))
-            if secrets.randbelow(500) == 0:
-                conn.execute("DELETE FROM backoff WHERE last < ? AND blocked_until < ?", (now - self.window_s, now))
+            marks = ",".join("?" * len(keys))
+            row = conn.execute(f"SELECT max(blocked_until) FROM backoff WHERE key IN ({marks})",
+                               list(keys)).fetchone()
+            wait = max(0.0, float(row[0] or 0.0) - now)
+            if not wait:
+                for key, free in keys.items():
+                    self._count(conn, key, free, now, +1)
+                if secrets.randbelow(500) == 0:
+                    conn.execute("DELETE FROM backoff WHERE last < ? AND blocked_until < ?",
+                                  (now - self.window_s, now))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return failures
+        return wait
 
-    def clear(self, key: str) -> None:
-        self.db.conn().execute("DELETE FROM backoff WHERE key = ?", (key,))
+    def passed(self, keys: Mapping[str, int], now: float, *, forget: Iterable[str] = ()) -> None:
+        """The password was right: give back the failure :meth:`admit` counted (``forget``: keys
+        whose whole count goes, e.g. the user's own)."""
+        conn = self.db.conn()
+        gone = set(forget)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key, free in keys.items():
+                if key in gone:
+                    conn.execute("DELETE FROM backoff WHERE key = ?", (key,))
+                else:
+                    self._count(conn, key, free, now, -1)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _count(self, conn: sqlite3.Connection, key: str, free: int, now: float, step: int) -> None:
+        row = conn.execute("SELECT failures, last FROM backoff WHERE key = ?", (key,)).fetchone()
+        current = 0 if row is None or now - row[1] > self.window_s else int(row[0])
+        failures = max(0, current + step)
+        blocked = now + min(self.max_s, self.base_s * 2 ** min(failures - free, 40)) if failures >= free else 0.0
+        conn.execute("INSERT OR REPLACE INTO backoff VALUES (?, ?, ?, ?)", (key, failures, now, blocked))
 
 
 def address_key(ip: str) -> str:
@@ -475,22 +496,23 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         now = datetime.now(UTC)
         ip = client_ip()
         user_key, addr_key = f"u:{username}", address_key(ip)
-        wait = backoff.retry_after((user_key, addr_key), now.timestamp())
+        keys = {user_key: user_free, addr_key: addr_free}
+        wait = backoff.admit(keys, now.timestamp())  # counts this attempt as a failure up front
         if wait > 0:  # not even checked: a blocked guesser learns nothing, and costs no scrypt
             resp = jsonify(status="too_many_attempts")
             resp.headers["Retry-After"] = str(math.ceil(wait))
             return resp, 429
         record = users.get(username)
         if not check_password(record or dummy, password) or record is None:
-            backoff.fail(user_key, user_free, now.timestamp())  # known or not: same answers
-            backoff.fail(addr_key, addr_free, now.timestamp())
-            if username:
+            if username:  # known or not: same answers (the back-off counted it in admit)
                 try:
                     engine.record_failure(username, ip, now)
                 except ValidationError:
                     pass  # an unusable IP or name: nothing to count against
             return jsonify(status="invalid_credentials"), 401
-        backoff.clear(user_key)  # not the address's count: one own account must not reset it
+        # the user's count goes; the address's only loses this attempt (one own account must not
+        # reset a count other guesses from that address built)
+        backoff.passed(keys, now.timestamp(), forget=(user_key,))
         did, new_did = device_id()
         token = request.cookies.get(TRUST_COOKIE) or None
         fields_in = {

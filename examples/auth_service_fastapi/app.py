@@ -193,20 +193,19 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
         password = str(fields.get("password", ""))
         now = datetime.now(UTC)
         user_key, addr_key = f"u:{username}", address_key(ctx.ip)
-        wait = backoff.retry_after((user_key, addr_key), now.timestamp())
+        keys = {user_key: user_free, addr_key: addr_free}
+        wait = backoff.admit(keys, now.timestamp())  # counts this attempt as a failure up front
         if wait > 0:  # not even checked: a blocked guesser learns nothing, and costs no scrypt
             return JSONResponse({"status": "too_many_attempts"}, 429, headers={"Retry-After": str(math.ceil(wait))})
         record = users.get(username)
         if not check_password(record or dummy, password) or record is None:
-            backoff.fail(user_key, user_free, now.timestamp())  # known or not: same answers
-            backoff.fail(addr_key, addr_free, now.timestamp())
-            if username:
+            if username:  # known or not: same answers (the back-off counted it in admit)
                 try:
                     engine.record_failure(username, ctx.ip, now)
                 except ValidationError:
                     pass
             return JSONResponse({"status": "invalid_credentials"}, 401)
-        backoff.clear(user_key)  # not the address's count: one own account must not reset it
+        backoff.passed(keys, now.timestamp(), forget=(user_key,))  # the address keeps its other failures
         did = request.cookies.get(DEVICE_ID, "")
         new_did = not _DEVICE_ID.fullmatch(did)
         if new_did:

@@ -268,6 +268,27 @@ def test_wrong_passwords_per_user_back_off_exponentially(start: Callable[..., Se
     assert service.engine.store.snapshot("alice", "198.51.100.7", 0).user_failures == 6
 
 
+def test_parallel_wrong_passwords_cannot_all_slip_through_one_free_moment(start: Callable[..., Service]) -> None:
+    service = start(AUTH_BACKOFF_USER_FREE="3")
+    barrier = threading.Barrier(20)
+    statuses: list[int] = []
+
+    def guess(i: int) -> None:
+        browser = service.browser(f"198.51.100.{i + 1}")
+        browser.fetch_csrf()
+        barrier.wait()
+        statuses.append(browser.login("alice", f"guess{i}")[0])
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # each attempt is counted before its password is checked: 3 free tries, the rest wait
+    assert sorted(statuses) == [401] * 3 + [429] * 17
+    assert service.engine.store.snapshot("alice", "198.51.100.1", 0).user_failures == 3
+
+
 def test_wrong_passwords_per_address_back_off_including_ipv6_rotation(start: Callable[..., Service]) -> None:
     service = start(AUTH_BACKOFF_ADDR_FREE="4")
     for i in range(4):  # one guess each for four usernames: under the per-user threshold
