@@ -192,11 +192,14 @@ class RedisClusterStore(RedisStore):
         return options
 
     def _connect(self, redis_url: str, own: dict[str, str]) -> redis.Redis[bytes]:
-        # One immediate retry (after which redis-py refreshes the slot map), no backoff: a
-        # master that is down costs a fail-mode decision, not a stalled auth thread.
+        # No retry: redis-py's cluster retry re-sends a command that timed out, and a
+        # compare-and-set whose write landed but whose reply was lost would then be applied
+        # twice (measured: 201 increments of 200). A failed call is a StoreError (the engine's
+        # fail mode, not a stalled auth thread); redis-py refreshes its slot map, so after a
+        # failover the next call goes to the promoted replica.
         client: rcluster.RedisCluster[bytes] = rcluster.RedisCluster(
             startup_nodes=[rcluster.ClusterNode(host, port) for host, port in self._nodes],
-            retry=Retry(NoBackoff(), 1), require_full_coverage=False, **self._options_with_defaults())
+            retry=Retry(NoBackoff(), 0), require_full_coverage=False, **self._options_with_defaults())
         # RedisCluster speaks the commands this store uses with the same signatures
         return client  # type: ignore[return-value]
 
@@ -204,7 +207,7 @@ class RedisClusterStore(RedisStore):
         client: acluster.RedisCluster[bytes] = acluster.RedisCluster(
             startup_nodes=[acluster.ClusterNode(host, port) for host, port in self._nodes],
             # (types-redis 4.6 declares the sync Retry here; redis-py 5+ takes the asyncio one)
-            retry=AsyncRetry(NoBackoff(), 1), require_full_coverage=False,  # type: ignore[arg-type]
+            retry=AsyncRetry(NoBackoff(), 0), require_full_coverage=False,  # type: ignore[arg-type]
             max_connections=ASYNC_MAX_CONNECTIONS, **self._options_with_defaults())
         return client, ASYNC_MAX_CONNECTIONS
 
