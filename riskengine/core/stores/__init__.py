@@ -19,6 +19,11 @@ def open_store(url: str, failure_window_s: float = 1800.0, *, busy_timeout_s: fl
     >>> type(open_store("memory://")).__name__
     'MemoryStore'
     """
+    if cluster:
+        if not url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+            raise ValueError(f"store.cluster = true needs a redis:// or rediss:// URL, not {url.split(':')[0]}:")
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme.removesuffix('+cluster')}+cluster://{rest}"
     if url.startswith("memory://"):
         if max_counters is None:
             return MemoryStore(failure_window_s)
@@ -32,11 +37,6 @@ def open_store(url: str, failure_window_s: float = 1800.0, *, busy_timeout_s: fl
         if not path:
             raise ValueError("sqlite store URL needs a path: sqlite:///path/to/profiles.db")
         return SqliteStore(path, failure_window_s, timeout_s=busy_timeout_s, retain_s=retain_s)
-    if cluster:
-        if not url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
-            raise ValueError(f"store.cluster = true needs a redis:// or rediss:// URL, not {url.split(':')[0]}:")
-        scheme, _, rest = url.partition("://")
-        url = f"{scheme.removesuffix('+cluster')}+cluster://{rest}"
     if url.startswith(("redis+cluster://", "rediss+cluster://")):
         from riskengine.core.stores.redis_cluster import (  # type: ignore[import-not-found,unused-ignore]
             RedisClusterStore,

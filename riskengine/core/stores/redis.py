@@ -218,6 +218,9 @@ class RedisStore:
     Thread-safe and fork-safe (redis-py's pool reconnects in a child process).
     """
 
+    _errors: tuple[type[Exception], ...] = (redis.RedisError,)
+    """What the client raises that becomes a StoreError (the cluster client adds its own)."""
+
     def __init__(
         self,
         url: str,
@@ -330,7 +333,7 @@ class RedisStore:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
     def _run(self, call: _ScriptCall) -> Any:
@@ -362,7 +365,7 @@ class RedisStore:
                              f"busy for {self._pool_wait_s} s (?pool_wait_s=)") from None
         try:
             return await fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             slots.release()
@@ -573,7 +576,7 @@ class RedisStore:
         try:
             for key in self._redis.scan_iter(match=_glob_escape(prefix) + b"*", count=1000):
                 found.append(key[len(prefix):].decode("utf-8", "surrogatepass"))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis SCAN failed: {exc}") from exc
         return sorted(found)[:limit]
 
@@ -581,7 +584,7 @@ class RedisStore:
         """True when the server answers (for health checks)."""
         try:
             return bool(self._redis.ping())
-        except redis.RedisError:
+        except self._errors:
             return False
 
     def close(self) -> None:

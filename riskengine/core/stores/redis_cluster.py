@@ -52,7 +52,8 @@ but had not yet sent to its replica is lost.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -64,6 +65,7 @@ with extra("redis", feature="the redis+cluster:// profile store"):
     import redis.cluster as rcluster
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
+    from redis.commands.core import Script
     from redis.retry import Retry
 
 from riskengine.core.stores.base import StoreError, session_key
@@ -152,7 +154,13 @@ class RedisClusterStore(RedisStore):
     """The Redis store with hash-tagged keys, on a Redis Cluster (see the module docstring).
 
     Thread-safe; one sync cluster client per store, one async cluster client per event loop.
+    Both connect on first use, so an engine starts while the cluster is down (its logins get
+    the fail mode until it answers), as with the single-server store.
     """
+
+    # RedisClusterException (no redirection left, keys in different slots, no node reachable)
+    # is not a RedisError
+    _errors = (redis.RedisError, redis.exceptions.RedisClusterException)
 
     def __init__(
         self,
@@ -197,11 +205,13 @@ class RedisClusterStore(RedisStore):
         # twice (measured: 201 increments of 200). A failed call is a StoreError (the engine's
         # fail mode, not a stalled auth thread); redis-py refreshes its slot map, so after a
         # failover the next call goes to the promoted replica.
-        client: rcluster.RedisCluster[bytes] = rcluster.RedisCluster(
-            startup_nodes=[rcluster.ClusterNode(host, port) for host, port in self._nodes],
-            retry=Retry(NoBackoff(), 0), require_full_coverage=False, **self._options_with_defaults())
+        def make() -> rcluster.RedisCluster[bytes]:
+            return rcluster.RedisCluster(
+                startup_nodes=[rcluster.ClusterNode(host, port) for host, port in self._nodes],
+                retry=Retry(NoBackoff(), 0), require_full_coverage=False, **self._options_with_defaults())
+
         # RedisCluster speaks the commands this store uses with the same signatures
-        return client  # type: ignore[return-value]
+        return _LazyClient(make)  # type: ignore[return-value]
 
     def _new_async_client(self) -> tuple[Any, int]:
         client: acluster.RedisCluster[bytes] = acluster.RedisCluster(
@@ -263,19 +273,37 @@ class RedisClusterStore(RedisStore):
         what = call[0]
         if what not in ("snapshot", "add_failure"):
             return super()._run(call)
-        pipe = self._redis.pipeline()
-        for text, keys, args in self._split(call):
-            pipe.execute_command("EVAL", text, len(keys), *keys, *args)
-        return self._combine(what, self._call(what, pipe.execute))
+        def fill(pipe: Any) -> None:
+            for text, keys, args in self._split(call):
+                pipe.execute_command("EVAL", text, len(keys), *keys, *args)
+        return self._combine(what, self._pipelined(what, fill))
 
     async def _arun(self, call: _ScriptCall) -> Any:
         what = call[0]
         if what not in ("snapshot", "add_failure"):
             return await super()._arun(call)
-        pipe = self._aclient().client.pipeline()
-        for text, keys, args in self._split(call):
-            pipe.execute_command("EVAL", text, len(keys), *keys, *args)
-        return self._combine(what, await self._acall(what, pipe.execute))
+        def fill(pipe: Any) -> None:
+            for text, keys, args in self._split(call):
+                pipe.execute_command("EVAL", text, len(keys), *keys, *args)
+        return self._combine(what, await self._apipelined(what, fill))
+
+    def _pipelined(self, what: str, fill: Callable[[Any], None]) -> list[Any]:
+        """One cluster pipeline (each node asked once, all at the same time); errors, including
+        making the client, become StoreError."""
+        def go() -> list[Any]:
+            pipe = self._redis.pipeline()
+            fill(pipe)
+            return list(pipe.execute())
+        result: list[Any] = self._call(what, go)
+        return result
+
+    async def _apipelined(self, what: str, fill: Callable[[Any], None]) -> list[Any]:
+        async def go() -> list[Any]:
+            pipe = self._aclient().client.pipeline()
+            fill(pipe)
+            return list(await pipe.execute())
+        result: list[Any] = await self._acall(what, go)
+        return result
 
     # -- pending challenges: the record in the user's slot, a pointer in the decision's ---
     def _put_pending_call(self, decision_id: str, payload: bytes, expires_at: float, user_id: str,
@@ -289,15 +317,13 @@ class RedisClusterStore(RedisStore):
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
-        pipe = self._redis.pipeline()
-        self._queue_put_pending(pipe, decision_id, payload, expires_at, user_id, max_per_user)
-        self._call("put_pending", pipe.execute)
+        self._pipelined("put_pending", lambda pipe: self._queue_put_pending(
+            pipe, decision_id, payload, expires_at, user_id, max_per_user))
 
     async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                            user_id: str = "", max_per_user: int = 0) -> None:
-        pipe = self._aclient().client.pipeline()
-        self._queue_put_pending(pipe, decision_id, payload, expires_at, user_id, max_per_user)
-        await self._acall("put_pending", pipe.execute)
+        await self._apipelined("put_pending", lambda pipe: self._queue_put_pending(
+            pipe, decision_id, payload, expires_at, user_id, max_per_user))
 
     def _queue_put_pending(self, pipe: Any, decision_id: str, payload: bytes, expires_at: float,
                            user_id: str, max_per_user: int) -> None:
@@ -327,20 +353,18 @@ class RedisClusterStore(RedisStore):
                    country, weight)
 
     def population(self) -> dict[str, float]:
-        pipe = self._redis.pipeline()
-        for key in self.sharded_keys("pop"):
-            pipe.hgetall(key)
-        return _merge(self._call("HGETALL", pipe.execute))
+        return _merge(self._pipelined("HGETALL", self._read_shards))
 
     async def apopulation_add(self, country: str, weight: float) -> None:
         await self._acall("HINCRBYFLOAT", self._aclient().client.hincrbyfloat,
                           random.choice(self.sharded_keys("pop")), country, weight)
 
     async def apopulation(self) -> dict[str, float]:
-        pipe = self._aclient().client.pipeline()
+        return _merge(await self._apipelined("HGETALL", self._read_shards))
+
+    def _read_shards(self, pipe: Any) -> None:
         for key in self.sharded_keys("pop"):
             pipe.hgetall(key)
-        return _merge(await self._acall("HGETALL", pipe.execute))
 
     # -- support ---------------------------------------------------------------------------
     def user_ids(self, limit: int = 1000) -> list[str]:
@@ -350,12 +374,43 @@ class RedisClusterStore(RedisStore):
         try:
             for key in self._redis.scan_iter(match=_glob_escape(head) + b"*}", count=1000):
                 found.append(key[len(head):-1].decode("utf-8", "surrogatepass"))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis SCAN failed: {exc}") from exc
         return sorted(found)[:limit]
 
     def __repr__(self) -> str:  # never the URL: it may carry a password
         return f"RedisClusterStore(prefix={self.prefix!r}, nodes={len(self._nodes)})"
+
+
+class _LazyClient:
+    """A sync RedisCluster made on first use: redis-py's constructor asks the seed nodes for
+    the slot map at once, and a store must open while its cluster is down."""
+
+    def __init__(self, make: Callable[[], rcluster.RedisCluster[bytes]]) -> None:
+        self._make = make
+        self._client: rcluster.RedisCluster[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> rcluster.RedisCluster[bytes]:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()  # raises while no seed node answers
+        return self._client
+
+    def register_script(self, script: str) -> Script:
+        return Script(self, script.encode())  # bytes: the script needs no encoder (no connection) yet
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        # the client is made when a method is called, not looked up, so that the store's
+        # error handling (around the call) sees a cluster that cannot be reached
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._get(), name)(*args, **kwargs)
+        return method
 
 
 def _merge(shards: list[dict[bytes, bytes]]) -> dict[str, float]:
