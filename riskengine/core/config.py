@@ -222,6 +222,9 @@ class PolicySettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "memory://"
+    cluster: bool = False
+    """Read a ``redis://`` / ``rediss://`` URL as a Redis Cluster (the same as writing
+    ``redis+cluster://host:port[,host:port]``): hash-tagged keys, see docs/operations.md."""
     busy_timeout_ms: float = Field(1000.0, ge=0)
     """sqlite: how long a write waits for another process's write lock before failing (the
     login still gets its decision; the lesson is counted as a store error)."""

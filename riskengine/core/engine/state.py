@@ -70,7 +70,8 @@ class EngineState:
                 s.store.url, s.failures.window_minutes * 60, busy_timeout_s=s.store.busy_timeout_ms / 1000.0,
                 max_counters=s.store.max_counters,
                 retain_s=2 * 60.0 * max(s.failures.window_minutes, s.otp.user_window_minutes,
-                                        s.otp.session_minutes))
+                                        s.otp.session_minutes),
+                cluster=s.store.cluster)
         )
         self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
         self.ua = UAParser(s.device.ua_cache_size)
@@ -143,7 +144,8 @@ class EngineState:
             self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
-            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
+            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://",
+                                                   "rediss+cluster://"))
         self._writer = WriteBehind(self.store) if write_behind else None
         if self.trust_key_ephemeral:
             log.info("no device-token key configured (%s): tokens this process issues die with it",
