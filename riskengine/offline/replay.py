@@ -213,11 +213,7 @@ class Replayer:
     """Feeds rows to one Engine (and the baseline) and collects the contract's columns."""
 
     def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
-        if fmt not in ("rba", "native"):
-            raise ValueError(f"--format must be rba or native, got {fmt!r}")
-        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
-        if outcomes not in allowed:
-            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+        self.check(fmt, outcomes)
         self.engine = engine
         self.fmt = fmt
         self.outcomes = outcomes
@@ -274,6 +270,15 @@ class Replayer:
             self.stats.challenges += 1
         elif d.action == "deny":
             self.stats.denies += 1
+
+    @staticmethod
+    def check(fmt: str, outcomes: str) -> None:
+        """An error naming the problem for a format or outcomes mode replay does not know."""
+        if fmt not in ("rba", "native"):
+            raise ValueError(f"--format must be rba or native, got {fmt!r}")
+        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
+        if outcomes not in allowed:
+            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
 
     def _shared(self, b: pl.DataFrame) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
         """The pre-pass's cross-user columns (:mod:`riskengine.offline.prepass`)."""
