@@ -160,16 +160,24 @@ def test_bad_worker_counts_are_refused(rba_csv: Path, tmp_path: Path, capsys: py
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_a_failing_partition_is_named_and_leaves_no_output(rba_csv: Path, tmp_path: Path) -> None:
+def test_a_failing_partition_is_named_and_leaves_no_output(rba_csv: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskengine.offline import replay as replay_module
+
+    real = replay_module.Replayer.run_batch
+    victim = partition_of("user07", 4)
+
+    def crash_in_one_partition(self: replay_module.Replayer, batch: pl.DataFrame) -> object:
+        if batch["_part"][0] == victim:
+            raise RuntimeError("disk on fire")
+        return real(self, batch)
+
+    monkeypatch.setattr(replay_module.Replayer, "run_batch", crash_in_one_partition)
     out = tmp_path / "d.parquet"
-    # "verified" is fine for RBA; a model file that does not exist fails inside each worker's Engine()
-    settings = Settings().with_overrides(model={"path": str(tmp_path / "missing-model.json")})
-    with pytest.raises((PartitionError, FileNotFoundError, ValueError)) as err:
-        replay_partitioned(rba_csv, "rba", out, workers=2, partitions=3, config=settings)
-    if isinstance(err.value, PartitionError):
-        assert "partition" in str(err.value)
+    with pytest.raises(PartitionError, match=rf"partition {victim} .*disk on fire"):
+        replay_partitioned(rba_csv, "rba", out, workers=1, partitions=4)
     assert not out.exists()
-    assert not list(tmp_path.glob(".*"))
+    assert list(tmp_path.iterdir()) == []  # no temporary output, no work directory
 
 
 def test_cli_workers_flag(rba_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
