@@ -174,7 +174,7 @@ def dask_runner(scheduler: str | Any) -> Runner:
 
     def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
         own = not isinstance(scheduler, Client)
-        client = Client(scheduler) if own else scheduler
+        client: Any = Client(scheduler) if own else scheduler  # type: ignore[no-untyped-call]
         try:
             futures = [client.submit(fn, p, *args, key=f"riskengine-replay-{os.getpid()}-{time.time_ns()}-{p}",
                                      pure=False, retries=0) for p in parts]

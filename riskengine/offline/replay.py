@@ -293,7 +293,7 @@ class Replayer:
         engine = self.engine
         n = b.height
         c = rba_columns(b)
-        ids, user_col, ip_col, ua_col, ok_col = c["ids"], c["users"], c["ips"], c["uas"], c["ok"]
+        user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
         country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
         ts_col = _from_micros(b["_ts"].to_list())
         ipf, popc, popt, bg = self._shared(b)
