@@ -31,9 +31,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine replay"):
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 from riskengine.core.config import Settings
 from riskengine.core.engine import Engine

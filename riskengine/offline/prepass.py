@@ -30,7 +30,10 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import polars as pl
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine replay"):
+    import polars as pl
 
 from riskengine.core.attempt import (
     EARLIEST_TIME,
