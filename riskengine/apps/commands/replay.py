@@ -54,19 +54,22 @@ def run(args: argparse.Namespace) -> int:
     config: str | Settings | None = args.config
     if args.audit_root is not None:  # a stopped CLI run keeps its audit buffer (SIGTERM flushes it)
         config = Settings.load(args.config).with_overrides(audit={"flush_on_sigterm": True})
+    worker_rss_mb: float | None = None
     if args.audit_root is not None:  # one engine, in this process, writing the audit log
         stats = replay_to_file(
             args.input, fmt, args.out, outcomes=args.outcomes, config=config,
             audit_root=args.audit_root, asn_db=args.asn_db, baseline=not args.no_baseline,
             progress=not args.no_progress and sys.stderr.isatty())
     else:
-        stats, _ = replay_partitioned(
+        stats, parts = replay_partitioned(
             args.input, fmt, args.out, workers=args.workers, scheduler=args.scheduler,
             partitions=args.partitions, outcomes=args.outcomes, config=config, asn_db=args.asn_db,
             baseline=not args.no_baseline)
+        worker_rss_mb = max((p.peak_rss_mb for p in parts), default=0.0)
     if args.json:
         print_json({"input": args.input, "format": fmt, "out": args.out, **jsonable(stats),
-                    "logins_per_second": stats.logins_per_second})
+                    "logins_per_second": stats.logins_per_second, "workers": args.workers,
+                    "partitions": args.partitions, "peak_worker_rss_mb": worker_rss_mb})
         return 0
     print(f"replayed {stats.rows:,} rows ({stats.logins:,} logins, {stats.failures:,} failed passwords, "
           f"{stats.signups:,} signups) in {stats.seconds:.1f} s: {stats.logins_per_second:,.0f} logins/s")
