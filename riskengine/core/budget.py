@@ -15,8 +15,9 @@ Three extra keys ride along:
   set so that forced + tail ≈ budget · total.
 - ``n``: an undecayed count of logins merged (the warm-up counter).
 
-The threshold is the lowest bin edge ``e`` (a multiple of 1/BINS) whose tail mass of
-non-forced logins with ``risk >= e`` fits in what the floor leaves of the budget — the same
+The threshold is the lower edge ``e`` (a multiple of 1/BINS) of the lowest non-empty bin
+whose tail mass of non-forced logins with ``risk >= e`` fits in what the floor leaves of the
+budget — the same
 "lowest threshold whose established step-up rate is ≤ target" that ``riskengine evaluate``
 reports, on a bin-width grid — clamped to ``[min_threshold, max_threshold]``.
 """
@@ -101,8 +102,11 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
         for i in range(BINS - 1, -1, -1):
             if tail + bins[i] > room + slack:
                 break
-            tail += bins[i]
-            edge = i
+            if bins[i] > 0.0:
+                # the lowest non-empty bin that fits: empty bins below it would lower the
+                # threshold into risks this sketch never saw (the upper quantile, not a gap)
+                tail += bins[i]
+                edge = i
     return min(cfg.max_threshold, max(cfg.min_threshold, edge / BINS))
 
 
