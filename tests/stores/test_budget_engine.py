@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.core.config import Settings
