@@ -26,6 +26,10 @@ class Assessment:
     risk: float
     reasons: tuple[Reason, ...]
     factor: Factor | None
+    threshold: float = 0.0
+    """The challenge threshold this decision was made with (0.0 on the clean-allow fast path)."""
+    floor: bool = False
+    """A budget floor signal fired (the login is challenged whatever the threshold)."""
 
 
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
@@ -48,6 +52,7 @@ class Policy:
         self.cold_weight = s.coldstart.weight
         self.cold_scaled = frozenset(s.coldstart.scaled_signals)
         self.strong = frozenset(s.policy.strong_signals)
+        self.floor = frozenset(s.policy.budget_floor_signals) if s.policy.target_stepup_rate else frozenset()
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -78,6 +83,7 @@ class Policy:
         enrolled: Sequence[Factor] = (),
         extra_risk: float = 0.0,
         extra_reasons: Sequence[Reason] = (),
+        threshold: float | None = None,
     ) -> Assessment:
         """Combine fired signals into a decision.
 
@@ -87,8 +93,12 @@ class Policy:
         'challenge'
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
+
+        ``threshold``: the live challenge threshold of a step-up budget (default: the fixed
+        ``challenge_threshold``); with a budget on, a floor signal always challenges.
         """
-        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < self.challenge_threshold \
+        challenge_threshold = self.challenge_threshold if threshold is None else threshold
+        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < challenge_threshold \
                 and all(sig.value <= 0.0 for sig in signals):
             # the common case: a familiar login, nothing fired (a model may still add a little
             # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
@@ -97,7 +107,7 @@ class Policy:
                 return _CLEAN_ALLOW
             if len(extra_reasons) > 1:
                 extra_reasons = sorted(extra_reasons, key=_by_weight, reverse=True)
-            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
+            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None, challenge_threshold)
         contributions: list[Reason] = []
         remaining = 1.0
         remaining_without_excessive = 1.0
@@ -144,7 +154,7 @@ class Policy:
             if without < self.deny_threshold:
                 fired.discard(R.FAILED_ATTEMPTS_EXCESSIVE)
                 fired.add(R.FAILED_ATTEMPTS_USER)  # strong: the trust does not skip the challenge
-                risk = max(without, self.challenge_threshold)
+                risk = max(without, challenge_threshold)
         if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked \
                 or R.NETWORK_DENYLIST in fired:
             action: Action = "deny"
@@ -154,10 +164,10 @@ class Policy:
             risk = max(risk, self.deny_threshold)
         elif risk >= self.deny_threshold:
             action = "deny"
-        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET}:
+        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET} or fired & self.floor:
             action = "challenge"  # steps up regardless of how familiar the rest looks
-            risk = max(risk, self.challenge_threshold)
-        elif risk >= self.challenge_threshold:
+            risk = max(risk, challenge_threshold)
+        elif risk >= challenge_threshold:
             action = "challenge"
         else:
             action = "allow"
@@ -168,14 +178,15 @@ class Policy:
         if otp_locked:
             contributions.append(Reason(
                 R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
-        if trusted and action == "challenge" and not (fired & self.strong):
+        if trusted and action == "challenge" and not (fired & self.strong) and not (fired & self.floor):
             action = "allow"
             contributions.append(Reason(
                 R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
 
         factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
         contributions.sort(key=lambda r: r.weight, reverse=True)
-        return Assessment(action, round(risk, 6), tuple(contributions), factor)
+        return Assessment(action, round(risk, 6), tuple(contributions), factor, challenge_threshold,
+                          bool(fired & self.floor))
 
     def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
         """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.

@@ -271,13 +271,40 @@ class Scoring(AuditRows, Learning, Parking):
             extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
                                                                 user_failures, ip_failures, now=now)
             extra.extend(model_reasons)
+        budget = self._budget
+        threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra)
+            extra_reasons=extra, threshold=None if budget is None else threshold)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version)
+                            dkey, self.policy.version, threshold=threshold)
+        if budget is not None and a.action != "deny" and p.logins >= self._budget_established:
+            # what the sketch learns: a login the floor forced counts as stepped up whatever its
+            # risk; one a trusted device allows whatever the threshold counts at risk 0
+            exempt = trusted and not any(r.code in self.policy.strong for r in a.reasons)
+            with self._budget_lock:
+                budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
         return decision, cold, trusted, dkey
+
+    def _budget_threshold(self, now: float) -> float:
+        """The live threshold; at each refresh boundary of event time, this worker's delta is
+        merged into the store and the merged sketch read back. A store failure keeps the last
+        good threshold (and the delta, for the next refresh): never an exception."""
+        budget = self._budget
+        assert budget is not None
+        with self._budget_lock:
+            if budget.due(now):
+                delta = budget.take_delta()
+                try:
+                    merged = self.store.budget_merge(delta)
+                except Exception as exc:  # noqa: BLE001 - the login still gets its decision
+                    budget.restore(delta)
+                    budget.keep(now)
+                    self._store_failed("step-up budget merge failed (last threshold kept)", exc)
+                else:
+                    budget.install(merged, now)
+            return budget.threshold
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)

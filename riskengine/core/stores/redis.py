@@ -11,6 +11,7 @@ Key layout (``prefix`` defaults to ``riskengine:``)::
     <prefix>fs:<session>    same per user session (session_key(): length-prefixed user + session)
     <prefix>fx:<user_id>    set of the user's fs: keys (unlock_user clears them without a keyspace scan)
     <prefix>pop             hash country → forward-decayed weight (the population prior)
+    <prefix>budget:sketch   hash bin / "forced" / "n" → forward-decayed weight (the step-up budget)
 
 Round trips, because on loopback each costs ~50-100 µs of the 1 ms budget:
 
@@ -53,7 +54,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -171,9 +172,18 @@ return 0
 """
 
 
+# KEYS: the budget hash; ARGV: field, weight, field, weight, ... — add all, return the whole
+# hash, atomically (HINCRBYFLOAT per field, then HGETALL, in one script)
+_BUDGET_MERGE_LUA = """
+for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
 _SCRIPTS: Final = {
     "snapshot": _SNAPSHOT_LUA, "add_failure": _ADD_FAILURE_LUA, "update": _CAS_LUA, "pop_pending": _POP_LUA,
     "add_otp_failures": _ADD_OTP_LUA, "put_pending": _PUT_PENDING_LUA, "reset_otp_failures": _RESET_OTP_LUA,
+    "budget_merge": _BUDGET_MERGE_LUA,
 }
 """Every script, by the operation that runs it: the sync and async clients register the same text."""
 
@@ -261,7 +271,8 @@ class RedisStore:
         self._reset_otp = self._redis.register_script(_RESET_OTP_LUA)
         self._scripts = {"snapshot": self._snapshot, "add_failure": self._add_failure, "update": self._cas,
                          "pop_pending": self._pop, "add_otp_failures": self._add_otp,
-                         "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp}
+                         "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp,
+                         "budget_merge": self._redis.register_script(_BUDGET_MERGE_LUA)}
         assert self._scripts.keys() == _SCRIPTS.keys()
         self._local = threading.local()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
@@ -487,6 +498,13 @@ class RedisStore:
 
     def population(self) -> dict[str, float]:
         return _population_from(self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries")))
+
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        args: list[Any] = []
+        for key, weight in delta.items():
+            args += [key, repr(float(weight))]
+        reply = self._run(("budget_merge", [self._key("budget", "sketch")], args))
+        return {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     # -- pending challenges -------------------------------------------------------------
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
