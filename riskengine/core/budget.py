@@ -197,6 +197,21 @@ class BudgetSketch:
             self.delta[key] = self.delta.get(key, 0.0) + w
 
 
+class DeferredBudget(BudgetSketch):
+    """A sketch that never refreshes and learns nothing: the engine decides at the fixed
+    ``challenge_threshold`` (the warm-up threshold) while the budget itself is applied later,
+    by ``riskengine replay``'s deterministic post-pass (:mod:`riskengine.offline.budget`),
+    from what :meth:`Engine.defer_budget` hands out per decision."""
+
+    __slots__ = ()
+
+    def due(self, t: float) -> bool:
+        return False
+
+    def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
+        return True
+
+
 def merge_into(target: dict[str, float], delta: Mapping[str, float]) -> None:
     """Add ``delta`` to ``target`` key by key (what every store's ``budget_merge`` does)."""
     for key, w in delta.items():

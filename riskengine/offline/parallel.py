@@ -19,6 +19,7 @@ other) writes exactly the bytes ``--workers N`` and ``--scheduler`` do.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -45,11 +46,13 @@ from riskengine.offline.formats import check_input_file
 from riskengine.offline.prepass import DEFAULT_PARTITIONS, SharedPass
 from riskengine.offline.replay import (
     BATCH_ROWS,
+    BUDGET_SCHEMA,
     OUTPUT_SCHEMA,
     Replayer,
     ReplayStats,
     _batch_gc,
     _settings,
+    budget_post_pass,
     native_batches,
     prepass_batch,
     rba_batches,
@@ -121,9 +124,11 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
     stats = ReplayStats()
     started = time.perf_counter()
     try:
-        with Engine(settings) as engine, pq.ParquetWriter(dst, PART_SCHEMA) as writer:
+        with contextlib.ExitStack() as stack, Engine(settings) as engine:
             replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
             replayer.stats = stats
+            part_schema = pa.schema([pa.field("_row", pa.int64()), *replayer.schema])
+            writer = stack.enter_context(pq.ParquetWriter(dst, part_schema))
             if src.exists():
                 for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
                     frame = pl.from_arrow(batch)
@@ -131,7 +136,7 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
                     with _batch_gc():
                         out = replayer.run_batch(frame)
                     rows = frame["_row"].to_arrow().cast(pa.int64())
-                    writer.write_batch(pa.RecordBatch.from_arrays([rows, *out.columns], schema=PART_SCHEMA))
+                    writer.write_batch(pa.RecordBatch.from_arrays([rows, *out.columns], schema=part_schema))
     except Exception as exc:
         raise PartitionError(f"replay partition {partition} ({src}) failed: {type(exc).__name__}: {exc}") from exc
     stats.seconds = time.perf_counter() - started
@@ -205,11 +210,12 @@ def _batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
         yield frame
 
 
-def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int) -> None:
+def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int,
+          schema: pa.Schema = OUTPUT_SCHEMA) -> None:
     """Merge the partitions' decisions by input row number, streaming, into ``out``."""
     sources = [_batches(workdir / "out" / part_name(p), batch_rows) for p in range(partitions)]
     buffers: list[pl.DataFrame | None] = [None] * partitions
-    with pq.ParquetWriter(out, OUTPUT_SCHEMA) as writer:
+    with pq.ParquetWriter(out, schema) as writer:
         for start in range(0, rows, batch_rows):
             end = min(rows, start + batch_rows)
             pieces: list[pl.DataFrame] = []
@@ -233,7 +239,7 @@ def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int)
                     window["_row"][0] != start or window["_row"][-1] != end - 1)):
                 raise PartitionError(f"merging the partitions: rows {start}..{end - 1} incomplete "
                                      f"({window.height} of {end - start})")
-            writer.write_table(window.drop("_row").to_arrow().cast(OUTPUT_SCHEMA), row_group_size=batch_rows)
+            writer.write_table(window.drop("_row").to_arrow().cast(schema), row_group_size=batch_rows)
 
 
 # ---------------------------------------------------------------------------- all three
@@ -281,7 +287,11 @@ def replay_partitioned(
             runner = process_runner(workers)
         results = runner(list(range(partitions)), replay_partition,
                          (str(work), fmt, outcomes, settings, baseline, batch_rows))
-        merge(work, partitions, rows, tmp, batch_rows)
+        budget_on = bool(settings.policy.target_stepup_rate)
+        merge(work, partitions, rows, tmp, batch_rows, BUDGET_SCHEMA if budget_on else OUTPUT_SCHEMA)
+        counted = ReplayStats()
+        if budget_on:
+            pq.write_table(budget_post_pass(pq.read_table(tmp), settings, counted), tmp)
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
@@ -293,6 +303,8 @@ def replay_partitioned(
         for f in fields(ReplayStats):
             if f.name != "seconds":
                 setattr(total, f.name, getattr(total, f.name) + getattr(r.stats, f.name))
+    if budget_on:  # the budget's decisions, not the scoring pass's
+        total.challenges, total.denies = counted.challenges, counted.denies
     total.seconds = time.perf_counter() - started
     return total, sorted(results, key=lambda r: r.partition)
 

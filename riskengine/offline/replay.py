@@ -51,6 +51,7 @@ from riskengine.core.decision import Decision
 from riskengine.core.engine import Engine
 from riskengine.core.engine.scoring import CrossUser
 from riskengine.offline.baseline import FreemanBaseline
+from riskengine.offline.budget import apply_budget
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
 from riskengine.offline.prepass import (
     SHARED_COLUMNS,
@@ -72,6 +73,14 @@ OUTPUT_SCHEMA: Final = pa.schema([
     ("outcome", pa.string()),
     ("baseline_score", pa.float64()),
 ])
+# with a step-up budget ([policy] target_stepup_rate) the scoring pass also writes what the
+# budget post-pass needs (riskengine.offline.budget.finish_budget), which then drops them
+BUDGET_FIELDS: Final = [
+    pa.field("_budget_t", pa.float64()), pa.field("_budget_user", pa.string()),
+    pa.field("_budget_established", pa.bool_()), pa.field("_budget_exempt", pa.bool_()),
+    pa.field("_budget_floor", pa.bool_()),
+]
+BUDGET_SCHEMA: Final = pa.schema([*OUTPUT_SCHEMA, *BUDGET_FIELDS])
 _KNOWN_CHANNELS: Final = frozenset({"passkey", "totp", "push", "whatsapp", "sms", "voice", "email"})
 _KNOWN_FACTORS = _KNOWN_CHANNELS
 
@@ -215,6 +224,9 @@ class Replayer:
     def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
         self.check(fmt, outcomes)
         self.engine = engine
+        self._tap = engine.defer_budget()
+        self._budget_rows: tuple[list[float | None], list[str | None], list[bool], list[bool], list[bool]] | None \
+            = None
         self.fmt = fmt
         self.outcomes = outcomes
         self.baseline = baseline
@@ -228,6 +240,8 @@ class Replayer:
         reasons: list[list[str]] = [[] for _ in range(n)]
         outcomes: list[str | None] = [None] * n
         baseline: list[float | None] = [None] * n
+        if self._tap is not None:
+            self._budget_rows = ([None] * n, [None] * n, [False] * n, [False] * n, [False] * n)
         if self.fmt == "rba":
             index = batch["index"].to_list()
             self._run_rba(batch, decisions, risks, reasons, outcomes, baseline)
@@ -235,11 +249,20 @@ class Replayer:
             index = batch["event_id"].to_list()
             self._run_native(batch, decisions, risks, reasons, outcomes, baseline)
         self.stats.rows += n
-        return pa.RecordBatch.from_arrays([
+        columns = [
             pa.array(index, pa.int64()), pa.array(decisions, pa.string()), pa.array(risks, pa.float64()),
             pa.array(reasons, pa.list_(pa.string())), pa.array(outcomes, pa.string()),
             pa.array(baseline, pa.float64()),
-        ], schema=OUTPUT_SCHEMA)
+        ]
+        if self._budget_rows is None:
+            return pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA)
+        columns.extend(pa.array(col, f.type) for col, f in zip(self._budget_rows, BUDGET_FIELDS, strict=True))
+        return pa.RecordBatch.from_arrays(columns, schema=BUDGET_SCHEMA)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """What :meth:`run_batch` returns: the contract's columns, plus the budget's."""
+        return OUTPUT_SCHEMA if self._tap is None else BUDGET_SCHEMA
 
     def _order(self, now: float) -> None:
         if now < self._last_ts - 1.0:
@@ -260,12 +283,16 @@ class Replayer:
         return outcome
 
     def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
-               reasons: list[list[str]]) -> None:
+               reasons: list[list[str]], ts: datetime) -> None:
         """Record one scored login in the output columns and the run's counts."""
         self.stats.logins += 1
         decisions[i] = d.action
         risks[i] = d.risk
         reasons[i] = [r.code for r in d.reasons]
+        tap, rows = self._tap, self._budget_rows
+        if tap and rows is not None:  # a fail-mode decision leaves nothing in the tap
+            rows[0][i], rows[1][i] = ts.timestamp(), d.user_id
+            rows[2][i], rows[3][i], rows[4][i] = tap.pop()
         if d.action == "challenge":
             self.stats.challenges += 1
         elif d.action == "deny":
@@ -312,7 +339,7 @@ class Replayer:
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
                 session_id=f"r{i}"), None, CrossUser(ipf[i], popc[i], popt[i]))
-            self._tally(i, d, decisions, risks, reasons)
+            self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
                 passed = True if self.outcomes == "verified" else not ato_col[i]
@@ -375,7 +402,7 @@ class Replayer:
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]),
                 None, CrossUser(ipf[i], popc[i], popt[i]))
-            self._tally(i, d, decisions, risks, reasons)
+            self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
                 would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
@@ -530,10 +557,14 @@ def replay(
 
     For inputs too large for memory use the CLI or :func:`replay_to_file`.
     """
-    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=config, audit_root=audit_root,
+    settings = _settings(config, None, None)
+    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=settings, audit_root=audit_root,
                                asn_db=asn_db, baseline=baseline, progress=progress,
                                batch_rows=batch_rows, stats=stats))
-    table = pa.Table.from_batches(batches, schema=OUTPUT_SCHEMA)
+    table = pa.Table.from_batches(batches, schema=BUDGET_SCHEMA if batches and batches[0].schema == BUDGET_SCHEMA
+                                  else OUTPUT_SCHEMA)
+    if table.schema == BUDGET_SCHEMA:
+        table = budget_post_pass(table, settings, stats)
     if out is not None:
         pq.write_table(table, out)
     frame = pl.from_arrow(table)
@@ -547,12 +578,55 @@ def replay_to_file(path: str | Path, fmt: str, out: str | Path, **kwargs: Any) -
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
+    writer: pq.ParquetWriter | None = None
     try:
-        with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
-            for batch in iter_replay(path, fmt, stats=stats, **kwargs):
-                writer.write_batch(batch)
+        for batch in iter_replay(path, fmt, stats=stats, **kwargs):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema)
+            writer.write_batch(batch)
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, OUTPUT_SCHEMA)
+        writer.close()
+        if writer.schema == BUDGET_SCHEMA:
+            settings = _settings(kwargs.get("config"), None, None)
+            pq.write_table(budget_post_pass(pq.read_table(tmp), settings, stats), tmp)
     except BaseException:
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
         raise
     tmp.replace(out)
     return stats
+
+
+def budget_post_pass(table: pa.Table, settings: Settings, stats: ReplayStats | None = None) -> pa.Table:
+    """Apply the step-up budget to a scoring pass's output (:data:`BUDGET_SCHEMA`): each
+    scored login's ``decision`` becomes the budget's, a ``threshold`` column records the live
+    threshold it met, and the budget's working columns are dropped. The run's challenge and
+    deny counts follow. A login whose decision changed keeps no challenge ``outcome`` (the
+    scoring pass simulated the challenge of the fixed threshold's decision, not this one)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    scored = frame.with_row_index("_i").filter(pl.col("decision") != "")
+    budget = apply_budget(scored.select(
+        pl.col("_budget_t").alias("event_time"), pl.col("risk_score").alias("risk"),
+        pl.col("_budget_established").alias("established"), pl.col("_budget_floor").alias("floor_forced"),
+        pl.col("_budget_user").alias("user"), (pl.col("decision") == "deny").alias("denied"),
+        pl.col("_budget_exempt").alias("exempt")), settings)
+    n = frame.height
+    decision = frame["decision"].to_list()
+    outcome = frame["outcome"].to_list()
+    threshold: list[float | None] = [None] * n
+    for i, thr, action in zip(scored["_i"].to_list(), budget["threshold"].to_list(), budget["action"].to_list(),
+                              strict=True):
+        threshold[i] = thr
+        if decision[i] != action:
+            decision[i] = action
+            outcome[i] = None
+    result = frame.drop([f.name for f in BUDGET_FIELDS]).with_columns(
+        pl.Series("decision", decision, pl.String), pl.Series("outcome", outcome, pl.String),
+        pl.Series("threshold", threshold, pl.Float64))
+    if stats is not None:
+        stats.challenges = decision.count("challenge")
+        stats.denies = decision.count("deny")
+    return result.to_arrow().cast(pa.schema([*OUTPUT_SCHEMA, pa.field("threshold", pa.float64())]))

@@ -279,12 +279,16 @@ class Scoring(AuditRows, Learning, Parking):
             extra_reasons=extra, threshold=None if budget is None else threshold)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
                             dkey, self.policy.version, threshold=threshold)
-        if budget is not None and a.action != "deny" and p.logins >= self._budget_established:
+        if budget is not None:
             # what the sketch learns: a login the floor forced counts as stepped up whatever its
             # risk; one a trusted device allows whatever the threshold counts at risk 0
             exempt = trusted and not any(r.code in self.policy.strong for r in a.reasons)
-            with self._budget_lock:
-                budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
+            established = p.logins >= self._budget_established
+            if a.action != "deny" and established:
+                with self._budget_lock:
+                    budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
+            if self._budget_tap is not None:
+                self._budget_tap.append((established, exempt, a.floor))
         return decision, cold, trusted, dkey
 
     def _budget_threshold(self, now: float) -> float:

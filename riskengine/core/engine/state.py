@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
-from riskengine.core.budget import BudgetConfig, BudgetSketch, UserCap
+from riskengine.core.budget import BudgetConfig, BudgetSketch, DeferredBudget, UserCap
 from riskengine.core.config import Settings
 from riskengine.core.devicetoken import DeviceTokens, parse_keys
 from riskengine.core.enrich.geoip import GeoIP
@@ -133,6 +133,7 @@ class EngineState:
         self._budget = budget_sketch(s)
         self._budget_lock = threading.Lock()
         self._budget_established = s.policy.budget_established_logins
+        self._budget_tap: list[tuple[bool, bool, bool]] | None = None
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -171,6 +172,19 @@ class EngineState:
         ``health()["store_errors"]`` and logged rate-limited, so an outage does not flood the log."""
         next(self._store_errors)
         self.store_error_log.warning("%s: %s", what, exc)
+
+    def defer_budget(self) -> list[tuple[bool, bool, bool]] | None:
+        """Replay's seam for the step-up budget (None when the policy has none): from now on
+        this engine decides at the fixed ``challenge_threshold`` and learns no sketch, and for
+        every decision it makes (not fail-mode ones) it appends ``(established, exempt,
+        floor)`` to the returned list — what :func:`riskengine.offline.budget.apply_budget`
+        needs to apply the budget afterwards, the same way whatever the number of workers."""
+        budget = self._budget
+        if budget is None:
+            return None
+        self._budget = DeferredBudget(budget.cfg, self.policy.challenge_threshold, budget.refresh_s, budget.cap)
+        self._budget_tap = []
+        return self._budget_tap
 
     def failure_key(self, ip: str) -> str:
         """The key failed passwords from ``ip`` are counted under: the address itself (IPv4), or
