@@ -42,6 +42,7 @@ from riskengine.core.attempt import (
     MAX_ASN,
     MAX_ID_LENGTH,
     MAX_PLACE_LENGTH,
+    MAX_RTT_MS,
     MAX_USER_AGENT_LENGTH,
     ValidatedAttempt,
     normalise_ip,
@@ -319,6 +320,13 @@ class Replayer:
             asn_col = asn.to_list()
         else:
             asn_col = none
+        if "Round-Trip Time [ms]" in cols:
+            # optional evidence (the public data set leaves most rows empty): a value outside
+            # LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring glitch and is not used
+            rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64)
+            rtt_col = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series().to_list()
+        else:
+            rtt_col = none
         # only the challenge outcome under --outcomes labels looks at the label column
         ato_col = b["Is Account Takeover"].to_list() if (
             self.outcomes == "labels" and "Is Account Takeover" in cols) else none
@@ -336,7 +344,7 @@ class Replayer:
             country = country_col[i]
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
-                session_id=f"r{i}"))
+                session_id=f"r{i}", rtt_ms=rtt_col[i]))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
