@@ -260,3 +260,50 @@ def test_a_trusted_device_under_excessive_failures_is_challenged_at_the_risk_wit
     a = p.decide(signals, trusted=True)
     assert a.action == "challenge" and a.risk == round(without, 6), (a, without)
     assert p.decide(signals).action == "deny"
+
+
+# -- richer evidence: weak signals that add up (issue 17) ----------------------------------------
+
+def test_weak_signals_add_up_to_a_challenge_where_each_alone_allows() -> None:
+    """NEW_REGION (0.30), NEW_PREFIX (0.10), NEW_UA_VERSION (0.10): each allows alone, together
+    1 − 0.7·0.9·0.9 = 0.433 ≥ 0.40 challenges (the noisy-OR the learned model also does)."""
+    p = Policy(Settings())
+    region = SignalResult("NEW_REGION", 1.0, "first login from region GB/Wales")
+    prefix = SignalResult("NEW_PREFIX", 1.0, "first login from address block 81.2.70.0")
+    version = SignalResult("NEW_UA_VERSION", 1.0, "first login with Chrome 121 on Windows 10")
+    for alone in (region, prefix, version):
+        assert p.decide([alone]).action == "allow"
+    assert p.decide([region, prefix]).action == "allow"
+    both = p.decide([region, prefix, version])
+    assert both.action == "challenge"
+    assert both.risk == pytest.approx(1 - 0.7 * 0.9 * 0.9)
+    assert [r.code for r in both.reasons] == ["NEW_REGION", "NEW_PREFIX", "NEW_UA_VERSION"]
+
+
+def test_domestic_takeover_with_the_victims_browser_family_is_challenged(engine: Engine) -> None:
+    """The issue's miss: same country and region, the victim's browser family with a fixed
+    version, a residential proxy in another city on the victim's ISP, measured RTT far off."""
+    last = establish(engine, rtt_ms=35.0, ip="81.2.69.160")
+    kit = make_attempt(ts=last + timedelta(days=1), place=MANCHESTER, ip="81.2.99.7", rtt_ms=240.0,
+                       ua=CHROME_121)
+    d = engine.score(kit)
+    assert d.action == "challenge"
+    assert set(d.reason_codes) == {"NEW_UA_VERSION", "NEW_PREFIX", "NEW_CITY", "RTT_ANOMALY"}
+    assert d.risk == pytest.approx(1 - 0.9 * 0.9 * 0.85 * (1 - 0.3 * 1.0), abs=1e-4)
+
+
+def test_the_owner_on_a_new_address_of_their_own_network_is_allowed(engine: Engine) -> None:
+    last = establish(engine, rtt_ms=35.0)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="81.2.70.12", rtt_ms=38.0))
+    assert (d.action, d.reason_codes) == ("allow", ("NEW_PREFIX",))
+    assert d.risk == pytest.approx(0.1)
+
+
+def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="203.0.113.9", place={**LONDON, "asn": 5089}))
+    assert d.reason_codes == ("NEW_ASN",)
+
+
+CHROME_121 = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/121.0.0.0 Safari/537.36")

@@ -29,6 +29,10 @@ _READABLE_VERSIONS: Final = frozenset({1, 2})
 _COMPRESS_ABOVE: Final = 640
 _REBASE_HALF_LIVES: Final = 8
 _NOTHING: Final[Mapping[Any, Any]] = MappingProxyType({})
+MAX_MAJOR_JUMP: Final = 30
+"""A version more than this many major releases above the newest seen is not learned as the
+newest (≈ 2½ years of Chrome's releases): a bogus "Chrome/999" on one allowed login cannot make
+every later real version look like a downgrade."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +254,8 @@ class UserProfile(NamedTuple):
         }
         return self._replace(devices=devices)
 
-    def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12) -> UserProfile:
+    def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12,
+              limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:
         """Union of two concurrent versions of one user's profile (last-seen = the later)."""
         devices: dict[str, DeviceSeen] = dict(self.devices)
         for k, d in other.devices.items():
@@ -270,9 +275,9 @@ class UserProfile(NamedTuple):
             hours_at=max(self.hours_at, other.hours_at),
             reset_at=max(self.reset_at, other.reset_at),
             ua_newest=_merge_newest(self.ua_newest, other.ua_newest),
-            ua_seen=_merge_seen(self.ua_seen, other.ua_seen, max(len(self.ua_seen), len(other.ua_seen), 1)),
-            prefixes=_merge_seen(self.prefixes, other.prefixes, max(len(self.prefixes), len(other.prefixes), 1)),
-            cities=_merge_seen(self.cities, other.cities, max(len(self.cities), len(other.cities), 1)),
+            ua_seen=_merge_seen(self.ua_seen, other.ua_seen, limits.max_ua_versions),
+            prefixes=_merge_seen(self.prefixes, other.prefixes, limits.max_prefixes),
+            cities=_merge_seen(self.cities, other.cities, limits.max_cities),
             places=later.places,
             rtt={**self.rtt, **{k: b for k, b in other.rtt.items() if b.n >= self.rtt.get(k, b).n}},
         )
@@ -398,7 +403,7 @@ def _newer(newest: Mapping[str, str], key: str, version: str, limit: int) -> Map
     known = newest.get(key)
     if known is not None:
         known_v = parse_version(known)
-        if known_v is not None and known_v >= parsed:
+        if known_v is not None and (known_v >= parsed or parsed[0] > known_v[0] + MAX_MAJOR_JUMP):
             return newest
         out = dict(newest)
         out[key] = format_version(parsed)

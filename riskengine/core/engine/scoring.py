@@ -280,9 +280,10 @@ class Scoring(AuditRows, Learning, Parking):
         history_days = self._history_days
         if p.ua_newest or p.ua_seen:
             seen = ua.version_digest in p.ua_seen
-            out.append(ua_downgrade(ua.browser_family, ua.browser_version_key, ua.os_family, ua.os_version_key,
-                                    p.ua_newest, seen))
-            if p.ua_seen:
+            downgrade = ua_downgrade(ua.browser_family, ua.browser_version_key, ua.os_family, ua.os_version_key,
+                                     p.ua_newest, seen)
+            out.append(downgrade)
+            if p.ua_seen and not downgrade.value:  # a downgrade is also a new version: counted once
                 seen_device = p.devices.get(dkey)
                 out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
                                           seen, seen_device is not None))
