@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import pytest
-
 import json
+
+import pytest
 
 from riskengine.core.profile import FORMAT_VERSION, DeviceSeen, EvidenceLimits, LoginTraits, UserProfile
 

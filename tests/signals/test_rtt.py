@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from riskengine.core.profile import EvidenceLimits, RttBand, UserProfile
+from riskengine.core.profile import DEFAULT_LIMITS, EvidenceLimits, LoginTraits, RttBand, UserProfile
 from riskengine.core.signals.rtt import rtt_anomaly
 
 BAND = {3320: RttBand(math.log(40.0), 0.1, 20)}
@@ -41,8 +41,7 @@ def test_min_samples_boundary_and_unknowns() -> None:
     assert rtt_anomaly(500.0, None, BAND, *ARGS).value == 0.0
 
 
-def learn(p: UserProfile, rtt: float, asn: int = 3320, limits: EvidenceLimits = EvidenceLimits()) -> UserProfile:
-    from riskengine.core.profile import LoginTraits
+def learn(p: UserProfile, rtt: float, asn: int = 3320, limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:
     return p.learned(now=1, device_key="d", country=None, region=None, asn=asn, latitude=None, longitude=None,
                      local_hour=None, traits=LoginTraits(rtt_ms=rtt), limits=limits)
 

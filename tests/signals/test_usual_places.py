@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from riskengine.core.profile import EvidenceLimits, UsualPlace, UserProfile
+from riskengine.core.profile import EvidenceLimits, UserProfile, UsualPlace
 from riskengine.core.signals.geo import EARTH_RADIUS_KM, haversine_km
 from riskengine.core.signals.usual_places import far_from_usual_places
 
