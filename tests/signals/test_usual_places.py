@@ -44,11 +44,12 @@ def test_logins_near_a_place_move_it_and_the_cap_evicts_the_least_used() -> None
     limits = EvidenceLimits(max_usual_places=2, place_merge_km=50.0, place_half_life_days=90.0)
     p = UserProfile()
     for i in range(10):
-        p = learn(p, i * 3600, 51.5 + (0.1 if i % 2 else 0.0), -0.1, limits)  # 11 km apart: one place
-    assert len(p.places) == 1 and p.places[0].weight == pytest.approx(10.0, abs=0.02)  # 9 h of decay
+        p = learn(p, i * 86400, 51.5 + (0.1 if i % 2 else 0.0), -0.1, limits)  # 11 km apart: one place
+    p = learn(p, 9 * 86400 + 3600, 51.5, -0.1, limits)  # the same day again: one visit, not two
+    assert len(p.places) == 1 and p.places[0].weight == pytest.approx(9.7, abs=0.05)  # 9 days of decay
     assert 51.5 < p.places[0].lat < 51.6
-    p = learn(p, 40_000, 53.8, -1.55, limits)          # Leeds: a second place
-    p = learn(p, 50_000, 40.7, -74.0, limits)          # New York: past the cap, Leeds (weight 1) goes
+    p = learn(p, 10 * 86400, 53.8, -1.55, limits)      # Leeds: a second place
+    p = learn(p, 11 * 86400, 40.7, -74.0, limits)      # New York: past the cap, Leeds (weight 1) goes
     assert len(p.places) == 2
     assert [round(x.lat) for x in p.places] == [52, 41]
     assert min(haversine_km(x.lat, x.lon, 51.55, -0.1) for x in p.places) < 10
