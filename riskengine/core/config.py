@@ -52,6 +52,16 @@ class DeviceSettings(_Section):
     never-seen device, so a threshold tuned for a step-up budget can tell them apart."""
     max_devices: int = Field(8, ge=1, le=64)
     ua_cache_size: int = Field(16384, ge=0)
+    new_ua_version_weight: float = Field(0.1, ge=0, le=1)
+    """``NEW_UA_VERSION``: a never-seen exact (browser, OS) version pair on a device the user
+    has (weak: mostly an auto-update)."""
+    ua_downgrade_weight: float = Field(0.5, ge=0, le=1)
+    """``UA_DOWNGRADE``: a browser or OS older than the newest this user has shown on that
+    family, never seen before (strong: browsers auto-update, attack kits ship a fixed UA)."""
+    max_ua_families: int = Field(6, ge=1, le=32)
+    """Browser and OS families whose newest version the profile keeps."""
+    max_ua_versions: int = Field(8, ge=1, le=64)
+    """Exact (browser, OS) version pairs the profile remembers (8-hex digests, newest kept)."""
 
 
 class GeoSettings(_Section):
@@ -93,6 +103,49 @@ class GeoSettings(_Section):
     max_countries: int = Field(12, ge=1, le=64)
     max_regions: int = Field(12, ge=1, le=64)
     max_asns: int = Field(12, ge=1, le=64)
+    new_prefix_weight: float = Field(0.1, ge=0, le=1)
+    """``NEW_PREFIX``: an address block the user has not used, inside a network AS they use."""
+    ipv4_prefix: int = Field(24, ge=8, le=32)
+    ipv6_prefix: int = Field(48, ge=16, le=128)
+    max_prefixes: int = Field(12, ge=1, le=64)
+    new_city_weight: float = Field(0.15, ge=0, le=1)
+    """``NEW_CITY``: a city the user has not logged in from, inside a region they use."""
+    max_cities: int = Field(12, ge=1, le=64)
+    far_weight: float = Field(0.25, ge=0, le=1)
+    """``FAR_FROM_USUAL_PLACES``: more than ``far_km`` from every usual place (strength 0.5
+    there, 1.0 from ``far_full_km``)."""
+    far_km: float = Field(300.0, gt=0)
+    far_full_km: float = Field(2000.0, gt=0)
+    max_usual_places: int = Field(4, ge=1, le=16)
+    """Location centroids the profile keeps (the least-used, decayed, goes first)."""
+    place_merge_km: float = Field(50.0, gt=0)
+    """A login within this distance of a usual place moves that place instead of adding one."""
+    place_half_life_days: float = Field(90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _far_ordered(self) -> GeoSettings:
+        if self.far_full_km <= self.far_km:
+            raise ValueError("geo.far_full_km must be greater than geo.far_km")
+        return self
+
+
+class RttSettings(_Section):
+    """Round-trip time per network (``LoginAttempt.rtt_ms``, the RBA layout's ``Round-Trip Time [ms]``)."""
+
+    weight: float = Field(0.3, ge=0, le=1)
+    """``RTT_ANOMALY``: the RTT lies far outside the user's band on this network AS."""
+    min_samples: int = Field(5, ge=1)
+    """Samples on a network before its band means anything."""
+    k: float = Field(3.0, gt=0)
+    """Band half-width in decayed mean absolute deviations of log(RTT)."""
+    min_factor: float = Field(1.6, gt=1)
+    """The band is never narrower than ×/÷ this around the centre."""
+    slack_ms: float = Field(25.0, ge=0)
+    """Beyond the band by at least this many ms (jitter on a 10 ms line is not news)."""
+    alpha: float = Field(0.2, gt=0, le=1)
+    """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
+    max_asns: int = Field(3, ge=1, le=16)
+    """Networks whose band the profile keeps (the most-sampled)."""
 
 
 class HourSettings(_Section):
@@ -178,7 +231,8 @@ class ColdStartSettings(_Section):
     """Device/geo novelty weights are multiplied by this while in cold start: everything is
     new for a new user, so novelty says little; failures and travel still count in full."""
     weight: float = Field(0.1, ge=0, le=1)
-    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN")
+    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN", "NEW_PREFIX", "NEW_CITY",
+                                       "NEW_UA_VERSION")
     """Which signals ``novelty_scale`` applies to. NEW_COUNTRY is deliberately not among them:
     a fresh account suddenly used from abroad is the takeover cold-start leniency must not
     wave through."""
@@ -400,6 +454,7 @@ class MetricsSettings(_Section):
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
+    rtt: RttSettings = RttSettings()
     hour: HourSettings = HourSettings()
     failures: FailureSettings = FailureSettings()
     trust: TrustSettings = TrustSettings()

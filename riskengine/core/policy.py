@@ -70,6 +70,12 @@ class Policy:
             R.PROFILE_RESET: 0.0,
             R.ANONYMOUS_PROXY: s.geo.anonymous_weight,
             R.NETWORK_DENYLIST: 1.0,
+            R.NEW_UA_VERSION: s.device.new_ua_version_weight,
+            R.UA_DOWNGRADE: s.device.ua_downgrade_weight,
+            R.NEW_PREFIX: s.geo.new_prefix_weight,
+            R.NEW_CITY: s.geo.new_city_weight,
+            R.FAR_FROM_USUAL_PLACES: s.geo.far_weight,
+            R.RTT_ANOMALY: s.rtt.weight,
         }
 
     def decide(

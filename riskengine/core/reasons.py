@@ -32,6 +32,12 @@ OTP_LOCKED: Final = "OTP_LOCKED"
 PROFILE_RESET: Final = "PROFILE_RESET"
 NETWORK_DENYLIST: Final = "NETWORK_DENYLIST"
 ANONYMOUS_PROXY: Final = "ANONYMOUS_PROXY"
+NEW_UA_VERSION: Final = "NEW_UA_VERSION"
+UA_DOWNGRADE: Final = "UA_DOWNGRADE"
+NEW_PREFIX: Final = "NEW_PREFIX"
+NEW_CITY: Final = "NEW_CITY"
+FAR_FROM_USUAL_PLACES: Final = "FAR_FROM_USUAL_PLACES"
+RTT_ANOMALY: Final = "RTT_ANOMALY"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -58,17 +64,24 @@ ALL_CODES: Final[tuple[str, ...]] = (
     PROFILE_RESET,
     NETWORK_DENYLIST,
     ANONYMOUS_PROXY,
+    NEW_UA_VERSION,
+    UA_DOWNGRADE,
+    NEW_PREFIX,
+    NEW_CITY,
+    FAR_FROM_USUAL_PLACES,
+    RTT_ANOMALY,
 )
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region
 # the user has never been in (DESIGN.md: both are strong), from another continent an hour
-# later, after a password spray, with a device token that does not verify, or after a
-# support reset.
+# later, after a password spray, with a device token that does not verify, after a
+# support reset, or with a browser/OS older than the user has already run (a fixed attack
+# User-Agent: a stolen token replayed by a kit, not the owner's auto-updating browser).
 STRONG_CODES: Final[frozenset[str]] = frozenset(
     {NEW_COUNTRY, NEW_REGION, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
      FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
-     PROFILE_RESET}
+     PROFILE_RESET, UA_DOWNGRADE}
 )
 
 BUDGET_FLOOR_CODES: Final[frozenset[str]] = frozenset(

@@ -42,6 +42,7 @@ from riskengine.core.attempt import (
     MAX_ASN,
     MAX_ID_LENGTH,
     MAX_PLACE_LENGTH,
+    MAX_RTT_MS,
     MAX_USER_AGENT_LENGTH,
     ValidatedAttempt,
     normalise_ip,
@@ -322,6 +323,7 @@ class Replayer:
         c = rba_columns(b)
         user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
         country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
+        rtt_col = c["rtts"]
         ts_col = _from_micros(b["_ts"].to_list())
         ipf, popc, popt, bg = self._shared(b)
         # only the challenge outcome under --outcomes labels looks at the label column
@@ -338,7 +340,7 @@ class Replayer:
             country = country_col[i]
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
-                session_id=f"r{i}"), None, CrossUser(ipf[i], popc[i], popt[i]))
+                session_id=f"r{i}", rtt_ms=rtt_col[i]), None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
@@ -456,8 +458,15 @@ def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
         asns = asn.to_list()
     else:
         asns = none
+    if "Round-Trip Time [ms]" in cols:
+        # optional evidence (the public data set leaves most rows empty): a value outside
+        # LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring glitch and is not used
+        rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64)
+        rtts = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series().to_list()
+    else:
+        rtts = none
     return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
-            "regions": regions, "cities": cities, "asns": asns}
+            "regions": regions, "cities": cities, "asns": asns, "rtts": rtts}
 
 
 def native_columns(b: pl.DataFrame) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class Outcomes(AuditRows, Learning):
                 trust_key = DeviceTokens.device_key(device_id)
                 token = self.tokens.issue(rec.user_id, device_id, issued=int(event_ts), expires=until)
             lesson = self._lesson(rec.at, rec.device_key, rec.geo, rec.local_hour, trust_key, until,
-                                  rec.established, True)
+                                  rec.established, True, rec.traits)
         return OutcomePlan(rec, rec.user_id, rec.session, failed_attempts_n, event_ts, token, lesson)
 
     def _outcome_emit(self, o: ChallengeOutcome, plan: OutcomePlan) -> None:

@@ -18,16 +18,21 @@ from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.core.enrich.timezone import local_hour_at
 from riskengine.core.enrich.useragent import ParsedUA, device_key
 from riskengine.core.identity import checked
-from riskengine.core.profile import UserProfile, region_key
+from riskengine.core.profile import LoginTraits, UserProfile, region_key
 from riskengine.core.shadow import shadowed
 from riskengine.core.signals.anonymous import anonymous_proxy
 from riskengine.core.signals.base import SignalResult
+from riskengine.core.signals.city import city_key, new_city
 from riskengine.core.signals.device import device_novelty, is_trusted
 from riskengine.core.signals.failures import failed_attempts
 from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
+from riskengine.core.signals.prefix import address_prefix, new_prefix
+from riskengine.core.signals.rtt import rtt_anomaly
 from riskengine.core.signals.time_of_day import unusual_hour
+from riskengine.core.signals.ua_version import new_ua_version, ua_downgrade
+from riskengine.core.signals.usual_places import far_from_usual_places
 from riskengine.core.typing import Snapshot
 
 
@@ -60,6 +65,7 @@ class Prepared(NamedTuple):
     token_key: str | None
     token_problem: str | None
     hour: int | None
+    traits: LoginTraits
 
 
 class Concluded(NamedTuple):
@@ -106,10 +112,11 @@ class Scoring(AuditRows, Learning, Parking):
         c = self._conclude(p, attempt, snap, error, before, shared)
         if c.decision.action == "allow" and not c.degraded:
             self._learn(p.user_id, p.now, c.device_key, p.geo, p.hour, scored_against=c.profile, behind=True,
-                        established=c.established)
+                        established=c.established, traits=p.traits)
         elif c.decision.action == "challenge":
             self._park(c.decision, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
-                       trusted_key=c.device_key if c.trusted else None, established=c.established)
+                       trusted_key=c.device_key if c.trusted else None, established=c.established,
+                       traits=p.traits)
         self._finish(p, attempt, c)
         return c.decision
 
@@ -128,8 +135,11 @@ class Scoring(AuditRows, Learning, Parking):
             check = self.tokens.verify(attempt.device_token, user_id, now)
             token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
+        traits = LoginTraits(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
+                             address_prefix(attempt.ip, *self._prefix_bits),
+                             city_key(geo.country, geo.region, geo.city), attempt.rtt_ms, ua.version_digest)
         return Prepared(started, now, user_id, decision_id, geo, geo_problem, ua,
-                        device_key(attempt.device_id, ua), token_key, token_problem, hour)
+                        device_key(attempt.device_id, ua), token_key, token_problem, hour, traits)
 
     def _snapshot_args(self, p: Prepared, attempt: Attempt) -> tuple[str, str, float]:
         return p.user_id, self.failure_key(attempt.ip), p.now - self._failure_window_s
@@ -150,7 +160,7 @@ class Scoring(AuditRows, Learning, Parking):
             profile = snap.profile if writer is None else writer.overlay(p.user_id, snap.profile, before)
             decision, cold, trusted, dkey = self._decide(
                 attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
-                p.token_problem, p.hour, profile, snap.user_failures, snap.ip_failures,
+                p.token_problem, p.hour, p.ua, p.traits, profile, snap.user_failures, snap.ip_failures,
                 snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max,
                 shared)
             degraded = False
@@ -199,7 +209,8 @@ class Scoring(AuditRows, Learning, Parking):
     def _decide(
         self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,
         geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
-        hour: int | None, profile: UserProfile | None, user_failures: int, ip_failures: int,
+        hour: int | None, ua: ParsedUA, traits: LoginTraits, profile: UserProfile | None,
+        user_failures: int, ip_failures: int,
         otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None,
     ) -> tuple[Decision, bool, bool, str]:
         p = profile if profile is not None else _EMPTY_PROFILE
@@ -248,11 +259,17 @@ class Scoring(AuditRows, Learning, Parking):
             # known country/region/AS (no GeoIP answer, "-" in an RBA file) gets no signal
             if p.countries:
                 signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
+            region_new = asn_new = False
             if p.regions:
-                signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
-                                       p.regions, now, history_days))
+                region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
+                                 p.regions, now, history_days)
+                region_new = region.value > 0.0
+                signals.append(region)
             if p.asns and listed != "allow":
-                signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
+                network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
+                asn_new = network.value > 0.0
+                signals.append(network)
+            signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
@@ -309,6 +326,32 @@ class Scoring(AuditRows, Learning, Parking):
                 else:
                     budget.install(merged, now)
             return budget.threshold
+
+    def _finer(self, t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float, p: UserProfile,
+               region_new: bool, asn_new: bool, listed: str | None) -> list[SignalResult]:
+        """The richer evidence of a user with history: the User-Agent's versions, the address
+        prefix and the city (each only below a coarser level that is already known), the
+        distance from the usual places, and the round-trip time on this network."""
+        out: list[SignalResult] = []
+        history_days = self._history_days
+        if p.ua_newest or p.ua_seen:
+            seen = ua.version_digest in p.ua_seen
+            downgrade = ua_downgrade(ua.browser_family, ua.browser_version_key, ua.os_family, ua.os_version_key,
+                                     p.ua_newest, seen)
+            out.append(downgrade)
+            if p.ua_seen and not downgrade.value:  # a downgrade is also a new version: counted once
+                seen_device = p.devices.get(dkey)
+                out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
+                                          seen, seen_device is not None))
+        if p.prefixes and listed != "allow":
+            out.append(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days))
+        if p.cities:
+            out.append(new_city(t.city, region_new, p.cities, now, history_days))
+        if p.places:
+            out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
+        if p.rtt and t.rtt_ms is not None:
+            out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
+        return out
 
     def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
         next(self._degraded)

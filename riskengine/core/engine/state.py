@@ -30,6 +30,7 @@ from riskengine.core.identity import normalizer
 from riskengine.core.metrics import observer_for
 from riskengine.core.model import LoadedModel
 from riskengine.core.policy import Policy
+from riskengine.core.profile import EvidenceLimits
 from riskengine.core.ratelimit import RateLimitedLog
 from riskengine.core.stores import MemoryStore, open_store
 from riskengine.core.typing import ProfileStore, RiskModel, ValuesAuditSink
@@ -116,6 +117,13 @@ class EngineState:
                                 s.failures.ip_threshold, s.failures.ip_deny_threshold,
                                 s.failures.window_minutes)
         self._max_speed_kmh = s.geo.max_speed_kmh
+        self._prefix_bits = (s.geo.ipv4_prefix, s.geo.ipv6_prefix)
+        self._far = (s.geo.far_km, s.geo.far_full_km)
+        self._rtt = (s.rtt.min_samples, s.rtt.k, s.rtt.min_factor, s.rtt.slack_ms)
+        self._evidence_limits = EvidenceLimits(
+            s.device.max_ua_families, s.device.max_ua_versions, s.geo.max_prefixes, s.geo.max_cities,
+            s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days, s.rtt.max_asns,
+            s.rtt.alpha)
         self._tolerance_km = s.geo.travel_tolerance_km
         self._hour_min_logins = s.hour.min_logins
         self._hour_rare_share = s.hour.rare_share
