@@ -11,7 +11,7 @@
 - ``ato_lookalike``: an attack kit that imitates the victim — same country and region (a
   network of the victim's own ISP or another consumer ISP there, never a prefix the victim
   used), the victim's browser family and OS, but the kit's FIXED user agent: a version 1–5
-  releases older than the victim's auto-updated browser, the same string on every login of
+  releases older than the victim's auto-updated browser (50–150 days), the same string on every login of
   the attack (kits ship one UA; Android kits often the reduced ``Android 10; K`` form), at the
   victim's usual hours.
 - ``ato_residential_proxy``: a residential-proxy exit in the victim's city (another /24 than
@@ -142,8 +142,9 @@ def _active_device(victim: User, ts: float, rng: np.random.Generator) -> Device:
 
 def kit_user_agent(device: Device, ts: float, rng: np.random.Generator) -> str:
     """The fixed UA string a kit imitating ``device`` sends: same browser family and OS, a
-    version 1-5 releases (35-150 days) older than the device's own auto-updated one."""
-    behind = float(rng.uniform(35.0, 150.0)) * DAY
+    version 1-5 releases (50-150 days) older than the device's own auto-updated one (50 days
+    cross at least one release of every cadence: Chrome/Firefox 4 weeks, Apple 7 weeks)."""
+    behind = float(rng.uniform(50.0, 150.0)) * DAY
     model = "K" if device.kind == "android_chrome" and rng.random() < 0.5 else device.model
     return user_agent(device.kind, model, ts - device.lag_days * DAY - behind)
 
