@@ -15,7 +15,9 @@
   the attack (kits ship one UA; Android kits often the reduced ``Android 10; K`` form), at the
   victim's usual hours.
 - ``ato_residential_proxy``: a residential-proxy exit in the victim's city (another /24 than
-  any the victim used, most often a consumer ASN the victim does not use), the victim's browser
+  any the victim used, most often a consumer ASN the victim does not use; where the plan has
+  no other network in that city, another /24 of the victim's ISP's network there, else the
+  region), the victim's browser
   family at its current version (anti-detect browsers copy it) or the attacker's own browser,
   at the victim's usual hours; the proxy hop adds round-trip time.
 
@@ -174,8 +176,13 @@ def _proxy_network(plan: AddressPlan, victim: User, rng: np.random.Generator, pr
     used = victim_networks(victim)
     consumer = [i for kind in ("isp", "mobile") for i in plan.by_country_kind.get((victim.country, kind), ())
                 if i not in used]
-    near = [i for i in consumer if plan.networks[i].city == home.city] or \
-        [i for i in consumer if plan.networks[i].region == home.region] or consumer
+    near = [i for i in consumer if plan.networks[i].city == home.city]
+    if not near:
+        # the plan holds no other network in that city: another /24 of a city network the
+        # victim's own ISP announces (a neighbour's line), else the region
+        near = [i for i in victim_networks(victim) if plan.networks[i].city == home.city
+                and plan.networks[i].size > 256 and plan.ases[plan.networks[i].asn].kind == "isp"]
+    near = near or [i for i in consumer if plan.networks[i].region == home.region] or consumer
     asns = victim_asns(plan, victim)
     foreign_asn = [i for i in near if plan.networks[i].asn not in asns]
     pool = foreign_asn if (foreign_asn and rng.random() < profile.proxy_other_asn) else near
