@@ -116,7 +116,7 @@ def test_residential_proxy_exits_in_the_victims_city_on_another_prefix(plan: Add
         in_city = [i for kind in ("isp", "mobile") for i in plan.by_country_kind[(home.country, kind)]
                    if plan.networks[i].city == home.city and i not in victim_networks(victim)]
         big_home = [i for i in victim_networks(victim) if plan.networks[i].city == home.city
-                    and plan.networks[i].size > 256 and plan.ases[plan.networks[i].asn].kind == "isp"]
+                    and plan.networks[i].size >= 512 and plan.ases[plan.networks[i].asn].kind == "isp"]
         if in_city or big_home:  # the victim's city wherever the plan has another /24 there
             assert net.city == home.city
             same_city += 1

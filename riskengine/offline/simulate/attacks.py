@@ -31,6 +31,7 @@ proxy hop where there is one (:func:`attack_rtt`).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -180,8 +181,9 @@ def _proxy_network(plan: AddressPlan, victim: User, rng: np.random.Generator, pr
     if not near:
         # the plan holds no other network in that city: another /24 of a city network the
         # victim's own ISP announces (a neighbour's line), else the region
+        prefixes = {plan.prefix(a) for known in victim.addresses.values() for a in known}
         near = [i for i in victim_networks(victim) if plan.networks[i].city == home.city
-                and plan.networks[i].size > 256 and plan.ases[plan.networks[i].asn].kind == "isp"]
+                and plan.ases[plan.networks[i].asn].kind == "isp" and _free_blocks(plan, i, prefixes)]
     near = near or [i for i in consumer if plan.networks[i].region == home.region] or consumer
     asns = victim_asns(plan, victim)
     foreign_asn = [i for i in near if plan.networks[i].asn not in asns]
@@ -189,8 +191,19 @@ def _proxy_network(plan: AddressPlan, victim: User, rng: np.random.Generator, pr
     return pool[int(rng.integers(len(pool)))]
 
 
+def _free_blocks(plan: AddressPlan, net: int, victim_prefixes: set[str], limit: int = 64) -> list[int]:
+    """First addresses of (up to ``limit``) /24s of ``net`` the victim never used."""
+    n = plan.networks[net]
+    blocks = [n.first + 256 * k for k in range(min(n.size // 256, limit))]
+    return [b for b in blocks if str(ipaddress.IPv4Network((b, 24))) not in victim_prefixes]
+
+
 def _address_off_prefixes(plan: AddressPlan, net: int, victim_prefixes: set[str], rng: np.random.Generator) -> str:
-    """An address of ``net`` outside every /24 the victim used (a few tries, then any)."""
+    """An address of ``net`` outside every /24 the victim used (a free /24 of a wide network,
+    else a few tries, then any)."""
+    free = _free_blocks(plan, net, victim_prefixes)
+    if free:
+        return str(ipaddress.IPv4Address(free[int(rng.integers(len(free)))] + int(rng.integers(1, 255))))
     ip = plan.address(net, rng)
     for _ in range(8):
         if plan.prefix(ip) not in victim_prefixes:
