@@ -216,10 +216,10 @@ def test_rba_output_geography_and_versions(sim: Path) -> None:
         attacks = rows.filter(pl.col("attack_family") == family).join(home, on="User ID", suffix="_home")
         assert attacks.height >= 5, family
         assert (attacks["Country"] == attacks["Country_home"]).all(), family
-        key = "Region" if family == "ato_lookalike" else "City"
         # the most frequent place of the victim's own logins is an estimate of home (commuters,
-        # travellers and users with few logins blur it): the unit tests check home exactly
-        assert (attacks[key] == attacks[f"{key}_home"]).mean() >= 0.6, family  # type: ignore[operator]
+        # travellers and users with few logins blur it; GeoLite2 cities are fine-grained): the
+        # unit tests above check region and city against the true home exactly
+        assert (attacks["Region"] == attacks["Region_home"]).mean() >= 0.6, family  # type: ignore[operator]
     # auto-update: a device keeps sending newer versions, never older ones (cookie = device)
     events = pl.read_parquet(sim / "events.parquet").filter(
         (pl.col("kind") == "login") & pl.col("device_id").is_not_null())
