@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from riskengine.core.decision import Channel, Factor, Outcome
+from riskengine.core.decision import Channel, Event, Factor, Outcome
 
 MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
@@ -102,6 +102,11 @@ class LoginAttempt(BaseModel):
     """The device token ``Engine.record_outcome(..., trust_device=True)`` returned for this
     user's device, as the client presented it (a cookie). Only a valid one makes a device
     trusted; a forged, foreign, expired or revoked one adds ``DEVICE_TOKEN_INVALID``."""
+    event: Event = "login"
+    """What the user is doing: ``"login"``, or a sensitive event (``"recovery"``,
+    ``"factor_change"``, ``"password_reset"``) scored against the same profile under its own
+    stricter section ``policy.events.<event>``. A sensitive event never teaches the profile
+    (docs/signals.md, "Sensitive events"). Anything else is a ``ValidationError`` naming it."""
 
 
 class ValidatedAttempt(NamedTuple):
@@ -128,6 +133,7 @@ class ValidatedAttempt(NamedTuple):
     enrolled_factors: tuple[Factor, ...] = ()
     session_id: str | None = None
     device_token: str | None = None
+    event: Event = "login"
 
 
 Attempt = LoginAttempt | ValidatedAttempt

@@ -8,7 +8,8 @@ naming the problem. Versions:
 
 - 1: ``u t d h s f r g`` (+ optional ``dt rc pv``), no ``"v"`` key;
 - 2: adds ``"v": 2``, ``tk`` (the device key a valid device token proved, or null) and
-  ``e`` (the user was established when scored).
+  ``e`` (the user was established when scored);
+- 3: adds ``ev`` (the event scored: ``LoginAttempt.event``); earlier versions were logins.
 
 >>> rec = ParkedChallenge("alice", 1.5e9, "ua:x", 9, "s1", "totp", 0.5)
 >>> decode(encode(rec)) == rec
@@ -29,7 +30,7 @@ from riskengine.core.decision import Decision
 from riskengine.core.engine.state import EngineState
 from riskengine.core.enrich.geoip import GeoInfo
 
-PARKED_VERSION: Final = 2
+PARKED_VERSION: Final = 3
 """The version :func:`encode` writes (:func:`decode` reads this one and every earlier one)."""
 _REQUIRED: Final = ("u", "t", "d", "h", "s", "f", "r", "g")
 
@@ -61,6 +62,9 @@ class ParkedChallenge:
     trusted_key: str | None = None
     """The device key a valid device token proved (None: no token, or a version-1 record)."""
     established: bool = False
+    event: str = "login"
+    """The event challenged: only a verified ``"login"`` teaches the profile or trusts a device
+    (a value a newer version added is kept as read, and is not a login)."""
     version: int = PARKED_VERSION
 
     @property
@@ -76,16 +80,17 @@ def encode(rec: ParkedChallenge) -> bytes:
         "u": rec.user_id, "t": rec.at, "d": rec.device_key, "h": rec.local_hour, "s": rec.session,
         "f": rec.factor, "r": rec.risk, "dt": rec.device_type, "rc": list(rec.reason_codes),
         "pv": rec.policy_version, "g": list(rec.place), "tk": rec.trusted_key, "e": rec.established,
+        "ev": rec.event,
     }).encode()
 
 
 def decode(raw: bytes) -> ParkedChallenge:
     """A stored record of any version up to this one's, or newer (unknown fields are ignored).
 
-    >>> decode(b'{"v": 2, "u": "x"}')
+    >>> decode(b'{"v": 3, "u": "x"}')
     Traceback (most recent call last):
     ...
-    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 2) lacks d, f, g, h, r, s, t
+    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 3) lacks d, f, g, h, r, s, t
     """
     try:
         ctx: Any = json.loads(raw)
@@ -103,11 +108,14 @@ def decode(raw: bytes) -> ParkedChallenge:
     if not isinstance(ctx["u"], str) or not isinstance(ctx["t"], int | float):
         raise ParkedRecordError("parked challenge record: u must be a string and t a number")
     codes = ctx.get("rc") or ()
+    event = ctx.get("ev", "login")
+    if not isinstance(event, str):
+        raise ParkedRecordError(f"parked challenge record: ev must be a string, got {event!r}")
     return ParkedChallenge(
         user_id=ctx["u"], at=float(ctx["t"]), device_key=ctx["d"], local_hour=ctx["h"], session=ctx["s"],
         factor=ctx["f"], risk=ctx["r"], place=tuple(place),
         device_type=ctx.get("dt"), reason_codes=tuple(codes), policy_version=ctx.get("pv"),
-        trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)),
+        trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)), event=event,
         version=version if isinstance(version, int) else 1)
 
 
@@ -134,4 +142,4 @@ class Parking(EngineState):
             user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
             (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
             device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
-            trusted_key, established))
+            trusted_key, established, decision.event))
