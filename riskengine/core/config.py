@@ -194,7 +194,9 @@ class EventPolicy(_Section):
     thresholds (a login's streaming budget does not apply) and the event's rules. Each event
     has its own class so a section that sets one key keeps that event's other defaults."""
 
-    challenge_threshold: float = Field(0.2, ge=0, le=1)
+    challenge_threshold: float = Field(0.25, ge=0, le=1)
+    """0.25, not 0.2: a noisy-OR risk of one signal is ``1 − (1 − w)``, which for w = 0.2 is
+    0.19999999999999996 and would miss a threshold of 0.2 (0.25 and 0.8 are exact)."""
     deny_threshold: float = Field(0.8, ge=0, le=1)
     deny_new_device_and_country: bool = False
     """A never-seen device AND a never-seen country → deny ``RECOVERY_HIGH_RISK`` (hand the
@@ -226,7 +228,6 @@ class FactorChangePolicy(EventPolicy):
 
 
 class PasswordResetPolicy(EventPolicy):
-    challenge_threshold: float = Field(0.25, ge=0, le=1)
     deny_threshold: float = Field(0.85, ge=0, le=1)
     recent_device_hours: float = Field(0.0, ge=0)
 
