@@ -246,7 +246,8 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool]:
         rows = 0
         rows += _copy(con, f"""
             SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, action, reasons,
-                   factor, policy_version, coalesce(event, 'login') AS event, count(*) AS n, count(*) FILTER (WHERE trusted_device) AS trusted,
+                   factor, policy_version, coalesce(event, 'login') AS event, count(*) AS n,
+                   count(*) FILTER (WHERE trusted_device) AS trusted,
                    count(*) FILTER (WHERE cold_start) AS cold
               FROM {dec} GROUP BY ALL""", params, out / "decisions.parquet")
         cparams: dict[str, Any] = {}
