@@ -47,7 +47,7 @@ from riskengine.core.attempt import (
     normalise_ip,
 )
 from riskengine.core.config import Settings
-from riskengine.core.decision import Decision
+from riskengine.core.decision import EVENTS, Decision
 from riskengine.core.engine import Engine
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
@@ -148,6 +148,14 @@ def _text(b: pl.DataFrame, name: str, scored: pl.Series, ids: Sequence[Any], *, 
         _require(scored & (s.is_null() | (length == 0)), ids, name, "is empty")
     _require(scored & (length > limit), ids, name, f"is longer than {limit} characters")
     return s
+
+
+def _events(b: pl.DataFrame, logins: pl.Series, ids: Sequence[Any]) -> list[Any]:
+    """The optional native ``event`` column (``LoginAttempt.event``): empty or null is a login;
+    anything outside :data:`~riskengine.core.decision.EVENTS` stops the replay naming the row."""
+    s = b["event"].cast(pl.Utf8).str.strip_chars().fill_null("")
+    _require(logins & (s != "") & ~s.is_in(EVENTS), ids, "event", f"must be one of {', '.join(EVENTS)}")
+    return s.to_list()
 
 
 def _times(ts: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> list[datetime]:
@@ -373,6 +381,7 @@ class Replayer:
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
+        event_col = _events(b, kind == "login", ids) if "event" in cols else none
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
@@ -402,7 +411,8 @@ class Replayer:
                 enrolled = factor_sets[enrolled_col[i]] = tuple(
                     f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
             d = engine.score_validated(ValidatedAttempt(
-                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]))
+                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
+                event=event_col[i] or "login"))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
