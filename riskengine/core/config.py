@@ -262,20 +262,59 @@ class PolicySettings(_Section):
     events: EventsSettings = EventsSettings()
     """Per-event sections for sensitive events (``LoginAttempt.event``)."""
 
+    target_stepup_rate: float = Field(0.0, ge=0, le=0.5)
+    """The step-up budget (docs/budget.md): the share of established users' logins to step
+    up, in (0, 0.5]. The engine sets the live challenge threshold from a streaming quantile
+    of recent established users' risks, shared through the store. 0 = a fixed policy at
+    ``challenge_threshold``."""
+    budget_min_threshold: float = Field(0.25, ge=0, le=1)
+    """The live threshold never goes below this (a flood of low-risk logins cannot make
+    everyone step up)."""
+    budget_max_threshold: float = Field(0.6, ge=0, le=1)
+    """...nor above this (a flood of high-risk logins cannot switch step-up off)."""
+    budget_established_logins: int = Field(5, ge=1)
+    """A user is established (their logins feed the sketch) from this many profile logins:
+    ``riskengine evaluate``'s definition (≥ 5 earlier successful logins)."""
+    budget_warmup_logins: int = Field(1000, ge=0)
+    """Until the shared sketch has merged this many established logins, ``challenge_threshold``."""
+    budget_half_life_hours: float = Field(72.0, ge=24, le=24 * 365)
+    """Forward decay of the sketch: a login's weight halves every this many hours."""
+    budget_refresh_seconds: float = Field(10.0, gt=0)
+    """Each worker merges its delta into the store and reads the merged sketch back when the
+    event time crosses a multiple of this."""
+    budget_user_cap: int = Field(3, ge=1)
+    """At most this many logins per user per ``budget_user_window_seconds`` count in the sketch."""
+    budget_user_window_seconds: float = Field(3600.0, gt=0)
+    budget_floor_signals: tuple[str, ...] = tuple(sorted(R.BUDGET_FLOOR_CODES))
+    """With a budget on, a login where one of these fired is challenged whatever the live
+    threshold (unless it is denied)."""
+
     @field_validator("strong_signals")
     @classmethod
     def _known_strong(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
         return _known_codes(codes, "policy.strong_signals")
 
+    @field_validator("budget_floor_signals")
+    @classmethod
+    def _known_floor(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "policy.budget_floor_signals")
+
     @model_validator(mode="after")
     def _ordered(self) -> PolicySettings:
         if self.deny_threshold < self.challenge_threshold:
             raise ValueError("policy.deny_threshold must be >= policy.challenge_threshold")
+        if self.target_stepup_rate and self.budget_min_threshold > self.budget_max_threshold:
+            raise ValueError("policy.budget_min_threshold must be <= policy.budget_max_threshold")
+        if self.target_stepup_rate and self.budget_max_threshold > self.deny_threshold:
+            raise ValueError("policy.budget_max_threshold must be <= policy.deny_threshold")
         return self
 
 
 class StoreSettings(_Section):
     url: str = "memory://"
+    cluster: bool = False
+    """Read a ``redis://`` / ``rediss://`` URL as a Redis Cluster (the same as writing
+    ``redis+cluster://host:port[,host:port]``): hash-tagged keys, see docs/operations.md."""
     busy_timeout_ms: float = Field(1000.0, ge=0)
     """sqlite: how long a write waits for another process's write lock before failing (the
     login still gets its decision; the lesson is counted as a store error)."""

@@ -47,6 +47,10 @@ class Decision:
     shadow_action: Action | None = None
     """Shadow mode (``policy.mode = "shadow"``): what enforcement would have done (``action``
     is then always ``"allow"``); None in enforce mode."""
+    threshold: float | None = None
+    """The challenge threshold this decision was made with: ``policy.challenge_threshold``,
+    or the step-up budget's live threshold (``policy.target_stepup_rate``); None for a
+    fail-mode decision."""
     event: Event = "login"
     """The event scored (``LoginAttempt.event``): which policy section decided."""
 
@@ -70,5 +74,6 @@ class Decision:
             "reasons": [{"code": r.code, "weight": r.weight, "detail": r.detail} for r in self.reasons],
             "factor": self.factor, "user_id": self.user_id, "device_key": self.device_key,
             "policy_version": self.policy_version, "shadow_action": self.shadow_action,
+            "threshold": self.threshold,
             "event": self.event,
         }

@@ -31,6 +31,10 @@ class Assessment:
     risk: float
     reasons: tuple[Reason, ...]
     factor: Factor | None
+    threshold: float = 0.0
+    """The challenge threshold this decision was made with (0.0 on the clean-allow fast path)."""
+    floor: bool = False
+    """A budget floor signal fired (the login is challenged whatever the threshold)."""
 
 
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
@@ -66,6 +70,7 @@ class Policy:
         self.cold_weight = s.coldstart.weight
         self.cold_scaled = frozenset(s.coldstart.scaled_signals)
         self.strong = frozenset(s.policy.strong_signals)
+        self.floor = frozenset(s.policy.budget_floor_signals) if s.policy.target_stepup_rate else frozenset()
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -109,6 +114,7 @@ class Policy:
         enrolled: Sequence[Factor] = (),
         extra_risk: float = 0.0,
         extra_reasons: Sequence[Reason] = (),
+        threshold: float | None = None,
         event: Event = "login",
     ) -> Assessment:
         """Combine fired signals into a decision.
@@ -123,9 +129,14 @@ class Policy:
         'allow'
         >>> p.decide([SignalResult("NEW_REGION", 1.0, "new region")], event="recovery").action
         'challenge'
+
+        ``threshold``: the live challenge threshold of a step-up budget (default: the fixed
+        ``challenge_threshold``); with a budget on, a floor signal always challenges. It applies
+        to logins only: a sensitive ``event`` is decided by its own fixed section.
         """
         if event == "login":
-            challenge_threshold, deny_threshold = self.challenge_threshold, self.deny_threshold
+            challenge_threshold = self.challenge_threshold if threshold is None else threshold
+            deny_threshold = self.deny_threshold
         else:
             rule = self.events[event]
             challenge_threshold, deny_threshold = rule.challenge_threshold, rule.deny_threshold
@@ -138,7 +149,7 @@ class Policy:
                 return _CLEAN_ALLOW
             if len(extra_reasons) > 1:
                 extra_reasons = sorted(extra_reasons, key=_by_weight, reverse=True)
-            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
+            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None, challenge_threshold)
         contributions: list[Reason] = []
         remaining = 1.0
         remaining_without_excessive = 1.0
@@ -195,7 +206,7 @@ class Policy:
             risk = max(risk, deny_threshold)
         elif risk >= deny_threshold:
             action = "deny"
-        elif fired & self._step_up_codes:
+        elif fired & self._step_up_codes or fired & self.floor:
             action = "challenge"  # steps up regardless of how familiar the rest looks
             risk = max(risk, challenge_threshold)
         elif risk >= challenge_threshold:
@@ -209,14 +220,15 @@ class Policy:
         if otp_locked:
             contributions.append(Reason(
                 R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
-        if trusted and action == "challenge" and not (fired & self._unskippable):
+        if trusted and action == "challenge" and not (fired & self._unskippable) and not (fired & self.floor):
             action = "allow"
             contributions.append(Reason(
                 R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
 
         factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
         contributions.sort(key=lambda r: r.weight, reverse=True)
-        return Assessment(action, round(risk, 6), tuple(contributions), factor)
+        return Assessment(action, round(risk, 6), tuple(contributions), factor, challenge_threshold,
+                          bool(fired & self.floor))
 
     def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
         """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.

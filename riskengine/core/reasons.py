@@ -86,3 +86,10 @@ STRONG_CODES: Final[frozenset[str]] = frozenset(
      FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
      PROFILE_RESET}
 )
+
+BUDGET_FLOOR_CODES: Final[frozenset[str]] = frozenset(
+    {NEW_COUNTRY, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
+     FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
+     PROFILE_RESET, NETWORK_DENYLIST}
+)
+"""With a step-up budget on, these always challenge whatever the live threshold (the floor)."""

@@ -49,8 +49,16 @@ from riskengine.core.attempt import (
 from riskengine.core.config import Settings
 from riskengine.core.decision import EVENTS, Decision
 from riskengine.core.engine import Engine
+from riskengine.core.engine.scoring import CrossUser
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
+from riskengine.offline.prepass import (
+    SHARED_COLUMNS,
+    SharedPass,
+    baseline_features,
+    geo_country_asn,
+    rba_micros,
+)
 from riskengine.offline.simulate.experiment import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -120,13 +128,6 @@ def native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
         raise ValueError(f"{path}: not a native events file, missing columns {missing}")
     for batch in pf.iter_batches(batch_size=batch_rows):
         yield pl.from_arrow(batch)  # type: ignore[misc]
-
-
-def _parse_rba_time(value: str | None) -> datetime:
-    if value is None:
-        raise ValueError("RBA row without a Login Timestamp")
-    ts = datetime.fromisoformat(value)
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -220,29 +221,13 @@ class Replayer:
     """Feeds rows to one Engine (and the baseline) and collects the contract's columns."""
 
     def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
-        if fmt not in ("rba", "native"):
-            raise ValueError(f"--format must be rba or native, got {fmt!r}")
-        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
-        if outcomes not in allowed:
-            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+        self.check(fmt, outcomes)
         self.engine = engine
         self.fmt = fmt
         self.outcomes = outcomes
         self.baseline = baseline
         self.stats = ReplayStats()
         self._last_ts = 0.0
-
-    def _baseline(self, user: str, ip: str, ua: str, country: str | None, asn: int | None,
-                  accepted: bool) -> float | None:
-        if self.baseline is None:
-            return None
-        parsed = self.engine.ua.parse(ua)
-        browser = f"{parsed.browser_family} {parsed.browser_version.split('.')[0]}"
-        return self.baseline.observe(user, (ip, asn, country, browser, parsed.os_family), accepted)
-
-    def _geo_for_baseline(self, ip: str) -> tuple[str | None, int | None]:
-        found, _ = self.engine.geoip.lookup(ip)
-        return (found.country, found.asn) if found is not None else (None, None)
 
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
         n = batch.height
@@ -294,49 +279,39 @@ class Replayer:
         elif d.action == "deny":
             self.stats.denies += 1
 
+    @staticmethod
+    def check(fmt: str, outcomes: str) -> None:
+        """An error naming the problem for a format or outcomes mode replay does not know."""
+        if fmt not in ("rba", "native"):
+            raise ValueError(f"--format must be rba or native, got {fmt!r}")
+        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
+        if outcomes not in allowed:
+            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+
+    def _shared(self, b: pl.DataFrame) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
+        """The pre-pass's cross-user columns (:mod:`riskengine.offline.prepass`)."""
+        missing = [c for c in SHARED_COLUMNS if c not in b.columns]
+        if missing:
+            raise ValueError(f"replay batch without the pre-pass columns {missing}")
+        return (b["_ipf"].to_list(), b["_popc"].to_list(), b["_popt"].to_list(),
+                [b[f"_bg{k}"].to_list() for k in range(5)])
+
     def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                  reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
         engine = self.engine
-        cols = b.columns
         n = b.height
-        none: list[Any] = [None] * n
-        ids = b["index"].to_list()
-        ok_series = b["Login Successful"].fill_null(False)
-        every = pl.Series([True] * n)
-        ts_col = b["Login Timestamp"].to_list()
-        user_col = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
-        ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
-        canonical = _addresses(ip_series, every, ids, "IP Address")
-        ip_col = ip_series.to_list()
-        ua_col = b["User Agent String"].fill_null("").str.strip_chars().str.slice(
-            0, MAX_USER_AGENT_LENGTH).to_list()
-        ok_col = ok_series.to_list()
-        if "Country" in cols:
-            country = b["Country"].cast(pl.Utf8).str.strip_chars()
-            _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
-                     ids, "Country", "must be an ISO 3166-1 alpha-2 code")
-            country_col = country.str.to_uppercase().replace("", None).to_list()
-        else:
-            country_col = none
-        region_col = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() \
-            if "Region" in cols else none
-        city_col = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
-        if "ASN" in cols:
-            asn = b["ASN"]
-            _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
-            asn_col = asn.to_list()
-        else:
-            asn_col = none
+        c = rba_columns(b)
+        user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
+        country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
+        ts_col = _from_micros(b["_ts"].to_list())
+        ipf, popc, popt, bg = self._shared(b)
         # only the challenge outcome under --outcomes labels looks at the label column
         ato_col = b["Is Account Takeover"].to_list() if (
-            self.outcomes == "labels" and "Is Account Takeover" in cols) else none
+            self.outcomes == "labels" and "Is Account Takeover" in b.columns) else [None] * n
         for i in range(n):
-            ts = _parse_rba_time(ts_col[i])
-            if not EARLIEST_TIME <= ts < LATEST_TIME:
-                raise ValueError(f"replay input row with index {ids[i]}: 'Login Timestamp' must be between "
-                                 f"{EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+            ts = ts_col[i]
             self._order(ts.timestamp())
-            user, ip = user_col[i], canonical[ip_col[i]]
+            user, ip = user_col[i], ip_col[i]
             if not ok_col[i]:
                 engine.record_failure(user, ip, ts)
                 self.stats.failures += 1
@@ -344,7 +319,7 @@ class Replayer:
             country = country_col[i]
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
-                session_id=f"r{i}"))
+                session_id=f"r{i}"), None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
@@ -352,7 +327,9 @@ class Replayer:
                 outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
                 accepted = passed
             if self.baseline is not None:
-                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn_col[i], accepted)
+                baseline[i] = self.baseline.observe_given(
+                    user, baseline_features(engine, ip, ua_col[i], country, asn_col[i]),
+                    [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
 
     def _run_native(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                     reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
@@ -360,20 +337,15 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
-        ids = b["event_id"].to_list()
-        kind = b["kind"]
-        scored = (kind == "login") | (kind == "failed_password")
-        ts_col = _times(b["event_time"], scored, ids, "event_time")
-        kind_col = kind.to_list()
-        user_col = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
-        ip_series = b["ip"].str.strip_chars()
-        canonical = _addresses(ip_series, scored, ids, "ip")
-        ip_col = ip_series.to_list()
-        ua_col = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+        c = native_columns(b)
+        ids, kind_col, user_col, ip_col, ua_col, ts_col = c["ids"], c["kinds"], c["users"], c["ips"], \
+            c["uas"], c["times"]
+        ipf, popc, popt, bg = self._shared(b)
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
 
+        scored = c["scored"]
         device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
             if "device_id" in cols else none
         session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
@@ -381,7 +353,7 @@ class Replayer:
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
-        event_col = _events(b, kind == "login", ids) if "event" in cols else none
+        event_col = _events(b, b["kind"] == "login", ids) if "event" in cols else none
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
@@ -389,30 +361,30 @@ class Replayer:
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
         for i in range(n):
             ts: datetime = ts_col[i]
-            self._order(ts.timestamp())
             kind, user = kind_col[i], user_col[i]
             if kind == "failed_password":
-                ip = canonical[ip_col[i]]
-                engine.record_failure(user, ip, ts)
+                self._order(ts.timestamp())
+                engine.record_failure(user, ip_col[i], ts)
                 self.stats.failures += 1
                 continue
             if kind == "signup":
+                self._order(ts.timestamp())
                 self.stats.signups += 1
                 if exp_col[i] and var_col[i]:
                     engine.assign(exp_col[i], user, VARIANTS, ts)
                     if conv_col[i]:
                         engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
                 continue
-            if kind != "login":
-                raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {kind!r}")
-            ip = canonical[ip_col[i]]
+            self._order(ts.timestamp())
+            ip = ip_col[i]
             enrolled = factor_sets.get(enrolled_col[i])
             if enrolled is None:
                 enrolled = factor_sets[enrolled_col[i]] = tuple(
                     f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
-                event=event_col[i] or "login"))
+                event=event_col[i] or "login"),
+                None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons)
             accepted = d.action == "allow"
             if d.action == "challenge":
@@ -427,8 +399,87 @@ class Replayer:
                 outcomes[i] = outcome
                 accepted = outcome == "verified"
             if self.baseline is not None:
-                country, asn = self._geo_for_baseline(ip)
-                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn, accepted)
+                country, asn = geo_country_asn(engine, ip)
+                baseline[i] = self.baseline.observe_given(
+                    user, baseline_features(engine, ip, ua_col[i], country, asn),
+                    [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
+
+
+def _from_micros(micros: list[int]) -> list[datetime]:
+    # datetimes on the fixed UTC tzinfo: polars hands out ZoneInfo("UTC") ones, whose
+    # .timestamp() costs three times as much, and the engine asks for it on every login
+    return [_EPOCH + timedelta(microseconds=m) for m in micros]
+
+
+def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated (every row is scored: a login or a failed password)."""
+    cols = b.columns
+    n = b.height
+    none: list[Any] = [None] * n
+    ids = b["index"].to_list()
+    every = pl.Series([True] * n)
+    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
+    canonical = _addresses(ip_series, every, ids, "IP Address")
+    ips = [canonical[ip] for ip in ip_series.to_list()]
+    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+    ok = b["Login Successful"].fill_null(False).to_list()
+    if "Country" in cols:
+        country = b["Country"].cast(pl.Utf8).str.strip_chars()
+        _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
+                 ids, "Country", "must be an ISO 3166-1 alpha-2 code")
+        countries = country.str.to_uppercase().replace("", None).to_list()
+    else:
+        countries = none
+    regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "Region" in cols else none
+    cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+    if "ASN" in cols:
+        asn = b["ASN"]
+        _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
+        asns = asn.to_list()
+    else:
+        asns = none
+    return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
+            "regions": regions, "cities": cities, "asns": asns}
+
+
+def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """A native batch's columns, validated (``scored``: logins and failed passwords)."""
+    ids = b["event_id"].to_list()
+    kind = b["kind"]
+    scored = (kind == "login") | (kind == "failed_password")
+    kinds = kind.to_list()
+    for i, k in enumerate(kinds):
+        if k not in ("login", "failed_password", "signup"):
+            raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {k!r}")
+    ts = b["event_time"]
+    times = _times(ts, scored, ids, "event_time")
+    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    ip_series = b["ip"].str.strip_chars()
+    canonical = _addresses(ip_series, scored, ids, "ip")
+    ips = [canonical.get(ip) if ip is not None else None for ip in ip_series.to_list()]
+    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+    return {"ids": ids, "kinds": kinds, "scored": scored, "times": times, "users": users, "ips": ips,
+            "uas": uas}
+
+
+def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
+    """Validate a raw input batch and add the cross-user columns (in input order)."""
+    if shared.fmt == "rba":
+        c = rba_columns(b)
+        n = b.height
+        micros = rba_micros(b["Login Timestamp"].cast(pl.Utf8).to_list(), c["ids"])
+        ok = c["ok"]
+        return shared.run(b, micros, [bool(x) for x in ok], [not x for x in ok], c["ips"],
+                          c["countries"], c["asns"], c["users"]) if n else b
+    c = native_columns(b)
+    kinds = c["kinds"]
+    micros = [None if t is None else (t - _EPOCH) // timedelta(microseconds=1) for t in c["times"]]
+    none: list[Any] = [None] * b.height
+    users = [u if k in ("login", "failed_password") else (u if isinstance(u, str) and u.strip() else None)
+             for u, k in zip(c["users"], kinds, strict=True)]
+    return shared.run(b, micros, [k == "login" for k in kinds], [k == "failed_password" for k in kinds],
+                      c["ips"], none, none, users)
 
 
 def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
@@ -463,13 +514,14 @@ def iter_replay(
     batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
     with Engine(settings) as engine:
         replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
+        shared = SharedPass(engine, fmt, baseline=baseline)
         if stats is not None:
             replayer.stats = stats
         started = time.perf_counter()
         with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
             for batch in batches:
                 with _batch_gc():  # only while scoring: the caller's code between batches is its own
-                    out = replayer.run_batch(batch)
+                    out = replayer.run_batch(prepass_batch(shared, batch))
                 replayer.stats.seconds = time.perf_counter() - started
                 bar.update(batch.height)
                 yield out

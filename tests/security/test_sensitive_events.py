@@ -1,6 +1,6 @@
 """Takeovers finish in account recovery and factor changes (issue #17, the seed's checklist
 items 9 and 11). The attacker has the victim's password or her recovery e-mail; each test is
-one move of his (docs/threat-model.md, row 8)."""
+one move of his (docs/threat-model.md, row 9)."""
 
 from __future__ import annotations
 

@@ -31,6 +31,21 @@ from riskengine.core.signals.time_of_day import unusual_hour
 from riskengine.core.typing import Snapshot
 
 
+class CrossUser(NamedTuple):
+    """Cross-user state supplied from outside the engine, for one login (the seam ``riskengine
+    replay`` uses: its global pre-pass computes what every partition's engine cannot see —
+    the failed passwords from the login's address across all users, and the population prior
+    in effect). ``score()`` never gets one: online, the store supplies both."""
+
+    ip_failures: int
+    """Failed passwords from the login's address (its failure key) in the failure window."""
+    country_count: float
+    """The population prior's count for the login's own country, as in effect at the login
+    (forward-decayed, as the store keeps it)."""
+    population_total: float
+    """The sum of all the prior's counts at the same moment."""
+
+
 class Prepared(NamedTuple):
     """A login before the store is read (what :meth:`Scoring._prepare` worked out)."""
 
@@ -71,10 +86,13 @@ class Scoring(AuditRows, Learning, Parking):
             return self.score_validated(attempt, started)
         return self._observer.scored(self.score_validated, attempt, started)
 
-    def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
+    def score_validated(self, attempt: Attempt, started: float | None = None,
+                        shared: CrossUser | None = None) -> Decision:
         """:meth:`score` for an attempt the caller has already validated — a
         :class:`~riskengine.core.attempt.ValidatedAttempt` whose columns ``riskengine replay``
-        checked in bulk against the model's rules. The same scoring path as ``score()``."""
+        checked in bulk against the model's rules. The same scoring path as ``score()``;
+        ``shared`` (replay's partitions) replaces the store's per-address failure count and
+        the population prior with values computed outside this engine."""
         p = self._prepare(attempt, time.perf_counter() if started is None else started)
         before = self._writer.peek(p.user_id) if self._writer is not None else None
         snap: Snapshot | None = None
@@ -83,7 +101,9 @@ class Scoring(AuditRows, Learning, Parking):
             snap = self.store.snapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
-        c = self._conclude(p, attempt, snap, error, before)
+        if shared is not None and snap is not None:
+            snap = snap._replace(ip_failures=shared.ip_failures)
+        c = self._conclude(p, attempt, snap, error, before, shared)
         if c.decision.action == "allow" and not c.degraded and attempt.event == "login":
             # a sensitive event never teaches the profile (an attacker's allowed recovery must
             # not make their device or place familiar): only logins do
@@ -121,7 +141,7 @@ class Scoring(AuditRows, Learning, Parking):
                 "session_since": p.now - self._session_s}
 
     def _conclude(self, p: Prepared, attempt: Attempt, snap: Snapshot | None, error: Exception | None,
-                  before: UserProfile | None) -> Concluded:
+                  before: UserProfile | None, shared: CrossUser | None = None) -> Concluded:
         """The decision from what the store returned (or the fail mode when it could not)."""
         profile: UserProfile | None = None
         try:
@@ -134,7 +154,7 @@ class Scoring(AuditRows, Learning, Parking):
                 attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
                 p.token_problem, p.hour, profile, snap.user_failures, snap.ip_failures,
                 snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max,
-                snap.otp_user_failures)
+                shared, snap.otp_user_failures)
             degraded = False
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc, attempt.event)
@@ -182,7 +202,7 @@ class Scoring(AuditRows, Learning, Parking):
         self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,
         geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
         hour: int | None, profile: UserProfile | None, user_failures: int, ip_failures: int,
-        otp_exceeded: bool, otp_locked: bool, otp_recent: int = 0,
+        otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None, otp_recent: int = 0,
     ) -> tuple[Decision, bool, bool, str]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
@@ -216,9 +236,13 @@ class Scoring(AuditRows, Learning, Parking):
         if anon:
             signals.append(anonymous_proxy(anon, asn, p.asns))
         if not p.countries and self._rare_weight and geo.country is not None:
-            counts = self._population_counts()
+            if shared is None:
+                counts = self._population_counts()
+                total = sum(counts.values())
+            else:
+                counts, total = {geo.country: shared.country_count}, shared.population_total
             signals.append(rare_country_for_service(
-                geo.country, counts, sum(counts.values()),
+                geo.country, counts, total,
                 self._rare_min_logins * self._population_weight(now), self._rare_share))
         if p.logins > 0:
             history_days = self._history_days
@@ -252,13 +276,44 @@ class Scoring(AuditRows, Learning, Parking):
         event = attempt.event
         if event != "login":
             signals.extend(self._event_signals(event, dkey, p, geo, now, trusted, cold, otp_recent))
+            # a sensitive event has its own fixed thresholds and never feeds the login budget
+            budget = None
+            threshold = self.policy.events[event].challenge_threshold
+        else:
+            budget = self._budget
+            threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra, event=event)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version, event=event)
+                            dkey, self.policy.version, threshold=threshold, event=event)
+        if budget is not None and a.action != "deny" and p.logins >= self._budget_established:
+            # what the sketch learns: a login the floor forced counts as stepped up whatever its
+            # risk; one a trusted device allows whatever the threshold counts at risk 0
+            exempt = trusted and not any(r.code in self.policy.strong for r in a.reasons)
+            with self._budget_lock:
+                budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
         return decision, cold, trusted, dkey
+
+    def _budget_threshold(self, now: float) -> float:
+        """The live threshold; at each refresh boundary of event time, this worker's delta is
+        merged into the store and the merged sketch read back. A store failure keeps the last
+        good threshold (and the delta, for the next refresh): never an exception."""
+        budget = self._budget
+        assert budget is not None
+        with self._budget_lock:
+            if budget.due(now):
+                delta = budget.take_delta()
+                try:
+                    merged = self.store.budget_merge(delta)
+                except Exception as exc:  # noqa: BLE001 - the login still gets its decision
+                    budget.restore(delta)
+                    budget.keep(now)
+                    self._store_failed("step-up budget merge failed (last threshold kept)", exc)
+                else:
+                    budget.install(merged, now)
+            return budget.threshold
 
     def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
                        trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
+from riskengine.core.budget import BudgetConfig, BudgetSketch, UserCap
 from riskengine.core.config import Settings
 from riskengine.core.devicetoken import DeviceTokens, parse_keys
 from riskengine.core.enrich.geoip import GeoIP
@@ -70,7 +71,8 @@ class EngineState:
                 s.store.url, s.failures.window_minutes * 60, busy_timeout_s=s.store.busy_timeout_ms / 1000.0,
                 max_counters=s.store.max_counters,
                 retain_s=2 * 60.0 * max(s.failures.window_minutes, s.otp.user_window_minutes,
-                                        s.otp.session_minutes))
+                                        s.otp.session_minutes),
+                cluster=s.store.cluster)
         )
         self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
         self.ua = UAParser(s.device.ua_cache_size)
@@ -128,6 +130,9 @@ class EngineState:
         self._population_unsent_n = 0
         self._population_sent_at = time.monotonic()
         self._population_cache: tuple[float, dict[str, float]] = (-1e18, {})
+        self._budget = budget_sketch(s)
+        self._budget_lock = threading.Lock()
+        self._budget_established = s.policy.budget_established_logins
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -143,7 +148,8 @@ class EngineState:
             self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
-            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
+            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://",
+                                                   "rediss+cluster://"))
         self._writer = WriteBehind(self.store) if write_behind else None
         if self.trust_key_ephemeral:
             log.info("no device-token key configured (%s): tokens this process issues die with it",
@@ -174,6 +180,16 @@ class EngineState:
             return ip
         return _ipv6_network(ip, self._ipv6_prefix)
 
+
+def budget_sketch(s: Settings) -> BudgetSketch | None:
+    """The step-up budget's sketch for these settings (None: a fixed policy)."""
+    pol = s.policy
+    if not pol.target_stepup_rate:
+        return None
+    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_max_threshold,
+                       pol.budget_warmup_logins, pol.budget_half_life_hours * 3600.0)
+    return BudgetSketch(cfg, pol.challenge_threshold, pol.budget_refresh_seconds,
+                        UserCap(pol.budget_user_cap, pol.budget_user_window_seconds))
 
 
 @lru_cache(maxsize=65536)
