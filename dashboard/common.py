@@ -352,6 +352,11 @@ def policy_modes(root: str, f: Filters) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def event_breakdown(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).event_breakdown(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def shadow_reason_counts(root: str, f: Filters) -> pl.DataFrame:
     return _db(root).shadow_reason_counts(f)
 

@@ -123,3 +123,22 @@ def test_adding_a_signal_never_lowers_risk(fired: list[tuple[str, float]], code:
     assert after.risk >= before.risk - 1e-12
     order = {"allow": 0, "challenge": 1, "deny": 2}
     assert order[after.action] >= order[before.action]
+
+
+_RANK = {"allow": 0, "challenge": 1, "deny": 2}
+
+
+@settings(max_examples=40, deadline=None)
+@given(history, probe, st.sampled_from(["recovery", "factor_change", "password_reset"]), st.integers(0, 12))
+def test_a_sensitive_event_is_never_treated_more_leniently_than_the_same_login(
+        logins: list, p: tuple, event: str, failures: int) -> None:  # type: ignore[type-arg]
+    """Same history, same attempt: the event's action is at least the login's (its thresholds
+    are lower and its rules only add), and scoring it teaches the profile nothing."""
+    engine = replay(logins, failures, p[0])
+    before = engine.store.get("p")
+    sensitive = engine.score(attempt(*p).model_copy(update={"event": event}))
+    assert engine.store.get("p") == before
+    login = engine.score(attempt(*p))
+    assert _RANK[sensitive.action] >= _RANK[login.action], (sensitive, login)
+    if sensitive.action == login.action == "allow":  # no rule fired: the same evidence, the same risk
+        assert sensitive.risk == login.risk

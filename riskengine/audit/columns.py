@@ -48,6 +48,8 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "shadow_action": "string",
         # the challenge threshold used: fixed, or the step-up budget's live one (null in old segments)
         "threshold": "double",
+        # LoginAttempt.event (schema version 2); segments written before read as "login"
+        "event": "string",
     },
     "challenges": {
         "event_time": "timestamp",

@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from riskengine.core.decision import Channel, Factor, Outcome
+from riskengine.core.decision import Channel, Event, Factor, Outcome
 
 MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
@@ -107,6 +107,11 @@ class LoginAttempt(BaseModel):
     rtt_ms: float | None = Field(default=None, gt=0.0, lt=MAX_RTT_MS, allow_inf_nan=False)
     """Round-trip time of the client's connection as the login server measured it (ms), when
     it does: the ``RTT_ANOMALY`` signal compares it with the user's band on this network."""
+    event: Event = "login"
+    """What the user is doing: ``"login"``, or a sensitive event (``"recovery"``,
+    ``"factor_change"``, ``"password_reset"``) scored against the same profile under its own
+    stricter section ``policy.events.<event>``. A sensitive event never teaches the profile
+    (docs/signals.md, "Sensitive events"). Anything else is a ``ValidationError`` naming it."""
 
 
 class ValidatedAttempt(NamedTuple):
@@ -134,6 +139,7 @@ class ValidatedAttempt(NamedTuple):
     session_id: str | None = None
     device_token: str | None = None
     rtt_ms: float | None = None
+    event: Event = "login"
 
 
 Attempt = LoginAttempt | ValidatedAttempt

@@ -243,6 +243,58 @@ class ColdStartSettings(_Section):
         return _known_codes(codes, "coldstart.scaled_signals")
 
 
+class EventPolicy(_Section):
+    """The policy section of one sensitive event (``[policy.events.<event>]``): fixed
+    thresholds (a login's streaming budget does not apply) and the event's rules. Each event
+    has its own class so a section that sets one key keeps that event's other defaults."""
+
+    challenge_threshold: float = Field(0.25, ge=0, le=1)
+    """0.25, not 0.2: a noisy-OR risk of one signal is ``1 − (1 − w)``, which for w = 0.2 is
+    0.19999999999999996 and would miss a threshold of 0.2 (0.25 and 0.8 are exact)."""
+    deny_threshold: float = Field(0.8, ge=0, le=1)
+    deny_new_device_and_country: bool = False
+    """A never-seen device AND a never-seen country → deny ``RECOVERY_HIGH_RISK`` (hand the
+    request to manual review)."""
+    challenge_untrusted_device: bool = False
+    """A device without a valid device token → at least challenge (``UNTRUSTED_DEVICE``)."""
+    challenge_no_history: bool = True
+    """A user in cold start (or with no profile) → at least challenge (``NO_HISTORY``)."""
+    challenge_after_otp_failures: bool = True
+    """Any failed second factor of the user within ``otp.user_window_minutes`` → at least
+    challenge (``RECENT_OTP_FAILURES``)."""
+    recent_device_hours: float = Field(24.0, ge=0)
+    """A device the profile first saw less than this long ago (it got in through a login that
+    was probably challenged) → at least challenge (``RECENT_NEW_DEVICE``); 0 turns it off."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventPolicy:
+        if self.deny_threshold < self.challenge_threshold:
+            raise ValueError("policy.events: deny_threshold must be >= challenge_threshold")
+        return self
+
+
+class RecoveryPolicy(EventPolicy):
+    deny_new_device_and_country: bool = True
+
+
+class FactorChangePolicy(EventPolicy):
+    challenge_untrusted_device: bool = True
+
+
+class PasswordResetPolicy(EventPolicy):
+    deny_threshold: float = Field(0.85, ge=0, le=1)
+    recent_device_hours: float = Field(0.0, ge=0)
+
+
+class EventsSettings(_Section):
+    """``[policy.events.recovery]``, ``[policy.events.factor_change]``,
+    ``[policy.events.password_reset]``: stricter than a login by default."""
+
+    recovery: RecoveryPolicy = RecoveryPolicy()
+    factor_change: FactorChangePolicy = FactorChangePolicy()
+    password_reset: PasswordResetPolicy = PasswordResetPolicy()
+
+
 class PolicySettings(_Section):
     version: str = "rules-v1"
     mode: Literal["enforce", "shadow"] = "enforce"
@@ -261,6 +313,8 @@ class PolicySettings(_Section):
     strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
     """Reason codes that override a trusted device: with one of them fired, a challenge stays
     a challenge on a device the user trusted after a verified challenge."""
+    events: EventsSettings = EventsSettings()
+    """Per-event sections for sensitive events (``LoginAttempt.event``)."""
 
     target_stepup_rate: float = Field(0.0, ge=0, le=0.5)
     """The step-up budget (docs/budget.md): the share of established users' logins to step

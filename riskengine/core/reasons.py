@@ -38,6 +38,12 @@ NEW_PREFIX: Final = "NEW_PREFIX"
 NEW_CITY: Final = "NEW_CITY"
 FAR_FROM_USUAL_PLACES: Final = "FAR_FROM_USUAL_PLACES"
 RTT_ANOMALY: Final = "RTT_ANOMALY"
+# sensitive events (LoginAttempt.event other than "login"): rules of policy.events.<event>
+RECOVERY_HIGH_RISK: Final = "RECOVERY_HIGH_RISK"
+UNTRUSTED_DEVICE: Final = "UNTRUSTED_DEVICE"
+RECENT_NEW_DEVICE: Final = "RECENT_NEW_DEVICE"
+RECENT_OTP_FAILURES: Final = "RECENT_OTP_FAILURES"
+NO_HISTORY: Final = "NO_HISTORY"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -70,7 +76,17 @@ ALL_CODES: Final[tuple[str, ...]] = (
     NEW_CITY,
     FAR_FROM_USUAL_PLACES,
     RTT_ANOMALY,
+    RECOVERY_HIGH_RISK,
+    UNTRUSTED_DEVICE,
+    RECENT_NEW_DEVICE,
+    RECENT_OTP_FAILURES,
+    NO_HISTORY,
 )
+
+# The sensitive-event rules: each steps a non-login event up (RECOVERY_HIGH_RISK denies) and
+# none is skipped by a trusted device. They never fire on a login.
+EVENT_RULE_CODES: Final[frozenset[str]] = frozenset(
+    {RECOVERY_HIGH_RISK, UNTRUSTED_DEVICE, RECENT_NEW_DEVICE, RECENT_OTP_FAILURES, NO_HISTORY})
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region

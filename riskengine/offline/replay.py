@@ -48,7 +48,7 @@ from riskengine.core.attempt import (
     normalise_ip,
 )
 from riskengine.core.config import Settings
-from riskengine.core.decision import Decision
+from riskengine.core.decision import EVENTS, Decision
 from riskengine.core.engine import Engine
 from riskengine.core.engine.scoring import CrossUser
 from riskengine.offline.baseline import FreemanBaseline
@@ -159,6 +159,14 @@ def _text(b: pl.DataFrame, name: str, scored: pl.Series, ids: Sequence[Any], *, 
         _require(scored & (s.is_null() | (length == 0)), ids, name, "is empty")
     _require(scored & (length > limit), ids, name, f"is longer than {limit} characters")
     return s
+
+
+def _events(b: pl.DataFrame, logins: pl.Series, ids: Sequence[Any]) -> list[Any]:
+    """The optional native ``event`` column (``LoginAttempt.event``): empty or null is a login;
+    anything outside :data:`~riskengine.core.decision.EVENTS` stops the replay naming the row."""
+    s = b["event"].cast(pl.Utf8).str.strip_chars().fill_null("")
+    _require(logins & (s != "") & ~s.is_in(EVENTS), ids, "event", f"must be one of {', '.join(EVENTS)}")
+    return s.to_list()
 
 
 def _times(ts: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> list[datetime]:
@@ -291,7 +299,8 @@ class Replayer:
         risks[i] = d.risk
         reasons[i] = [r.code for r in d.reasons]
         tap, rows = self._tap, self._budget_rows
-        if tap and rows is not None:  # a fail-mode decision leaves nothing in the tap
+        # a fail-mode decision or a sensitive event leaves nothing in the tap (and is not budgeted)
+        if tap and rows is not None:
             rows[0][i], rows[1][i] = ts.timestamp(), d.user_id
             rows[2][i], rows[3][i], rows[4][i] = tap.pop()
         if d.action == "challenge":
@@ -374,6 +383,7 @@ class Replayer:
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
+        event_col = _events(b, b["kind"] == "login", ids) if "event" in cols else none
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
@@ -402,7 +412,8 @@ class Replayer:
                 enrolled = factor_sets[enrolled_col[i]] = tuple(
                     f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
             d = engine.score_validated(ValidatedAttempt(
-                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]),
+                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
+                event=event_col[i] or "login"),
                 None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
@@ -616,7 +627,8 @@ def budget_post_pass(table: pa.Table, settings: Settings, stats: ReplayStats | N
     scoring pass simulated the challenge of the fixed threshold's decision, not this one)."""
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    scored = frame.with_row_index("_i").filter(pl.col("decision") != "")
+    # a sensitive event (LoginAttempt.event) keeps its own thresholds: no budget row, decision kept
+    scored = frame.with_row_index("_i").filter((pl.col("decision") != "") & pl.col("_budget_t").is_not_null())
     budget = apply_budget(scored.select(
         pl.col("_budget_t").alias("event_time"), pl.col("risk_score").alias("risk"),
         pl.col("_budget_established").alias("established"), pl.col("_budget_floor").alias("floor_forced"),

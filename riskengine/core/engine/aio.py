@@ -65,7 +65,7 @@ class AsyncOps(Scoring, Outcomes):
             error = exc
         c = self._conclude(p, attempt, snap, error, before)
         d = c.decision
-        if d.action == "allow" and not c.degraded:
+        if d.action == "allow" and not c.degraded and attempt.event == "login":
             lesson = self._lesson(p.now, c.device_key, p.geo, p.hour, None, 0, c.established, False, p.traits)
             if self._writer is not None:
                 self._writer.submit(p.user_id, lesson, lesson(c.profile))

@@ -114,7 +114,10 @@ class Outcomes(AuditRows, Learning):
         event_ts = now if o.timestamp is not None else rec.at
         token: str | None = None
         lesson: Updater | None = None
-        if o.outcome == "verified":
+        if o.outcome == "verified" and rec.event == "login":
+            # a verified sensitive event (recovery, factor change, reset) teaches nothing, trusts
+            # no device and keeps the failure counters: passing a recovery's challenge (a SIM
+            # swap passes SMS) must not whitelist the device it came from
             trust_key: str | None = None
             until = 0
             if o.trust_device and self._trust_s > 0:

@@ -12,6 +12,7 @@ naming the problem. Versions:
 - 3: adds ``x`` (the login's traits: browser/OS families and versions, address prefix, city,
   RTT — what a verified challenge teaches the profile beyond device and place). Older
   records (and a malformed ``x``) read as no traits: the lesson is then only the old one.
+  ``ev`` (the event scored: ``LoginAttempt.event``); earlier versions were logins.
 
 >>> rec = ParkedChallenge("alice", 1.5e9, "ua:x", 9, "s1", "totp", 0.5)
 >>> decode(encode(rec)) == rec
@@ -66,6 +67,9 @@ class ParkedChallenge:
     """The device key a valid device token proved (None: no token, or a version-1 record)."""
     established: bool = False
     traits: LoginTraits = NO_TRAITS
+    event: str = "login"
+    """The event challenged: only a verified ``"login"`` teaches the profile or trusts a device
+    (a value a newer version added is kept as read, and is not a login)."""
     version: int = PARKED_VERSION
 
     @property
@@ -82,16 +86,17 @@ def encode(rec: ParkedChallenge) -> bytes:
         "f": rec.factor, "r": rec.risk, "dt": rec.device_type, "rc": list(rec.reason_codes),
         "pv": rec.policy_version, "g": list(rec.place), "tk": rec.trusted_key, "e": rec.established,
         "x": list(rec.traits),
+        "ev": rec.event,
     }).encode()
 
 
 def decode(raw: bytes) -> ParkedChallenge:
     """A stored record of any version up to this one's, or newer (unknown fields are ignored).
 
-    >>> decode(b'{"v": 2, "u": "x"}')
+    >>> decode(b'{"v": 3, "u": "x"}')
     Traceback (most recent call last):
     ...
-    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 2) lacks d, f, g, h, r, s, t
+    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 3) lacks d, f, g, h, r, s, t
     """
     try:
         ctx: Any = json.loads(raw)
@@ -109,11 +114,15 @@ def decode(raw: bytes) -> ParkedChallenge:
     if not isinstance(ctx["u"], str) or not isinstance(ctx["t"], int | float):
         raise ParkedRecordError("parked challenge record: u must be a string and t a number")
     codes = ctx.get("rc") or ()
+    event = ctx.get("ev", "login")
+    if not isinstance(event, str):
+        raise ParkedRecordError(f"parked challenge record: ev must be a string, got {event!r}")
     return ParkedChallenge(
         user_id=ctx["u"], at=float(ctx["t"]), device_key=ctx["d"], local_hour=ctx["h"], session=ctx["s"],
         factor=ctx["f"], risk=ctx["r"], place=tuple(place),
         device_type=ctx.get("dt"), reason_codes=tuple(codes), policy_version=ctx.get("pv"),
         trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)), traits=_traits(ctx.get("x")),
+        event=event,
         version=version if isinstance(version, int) else 1)
 
 
@@ -151,4 +160,4 @@ class Parking(EngineState):
             user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
             (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
             device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
-            trusted_key, established, traits))
+            trusted_key, established, traits, decision.event))

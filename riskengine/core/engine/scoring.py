@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt, LoginAttempt
-from riskengine.core.decision import Action, Decision, Reason
+from riskengine.core.decision import Action, Decision, Event, Reason
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import Parking
@@ -110,7 +110,9 @@ class Scoring(AuditRows, Learning, Parking):
         if shared is not None and snap is not None:
             snap = snap._replace(ip_failures=shared.ip_failures)
         c = self._conclude(p, attempt, snap, error, before, shared)
-        if c.decision.action == "allow" and not c.degraded:
+        if c.decision.action == "allow" and not c.degraded and attempt.event == "login":
+            # a sensitive event never teaches the profile (an attacker's allowed recovery must
+            # not make their device or place familiar): only logins do
             self._learn(p.user_id, p.now, c.device_key, p.geo, p.hour, scored_against=c.profile, behind=True,
                         established=c.established, traits=p.traits)
         elif c.decision.action == "challenge":
@@ -162,10 +164,10 @@ class Scoring(AuditRows, Learning, Parking):
                 attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
                 p.token_problem, p.hour, p.ua, p.traits, profile, snap.user_failures, snap.ip_failures,
                 snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max,
-                shared)
+                shared, snap.otp_user_failures)
             degraded = False
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
-            decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc)
+            decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc, attempt.event)
             cold, trusted, dkey, degraded = False, False, p.device_key, True
         if self._shadow:
             decision = shadowed(decision)  # returns allow; what enforcement would do rides along
@@ -211,7 +213,7 @@ class Scoring(AuditRows, Learning, Parking):
         geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
         hour: int | None, ua: ParsedUA, traits: LoginTraits, profile: UserProfile | None,
         user_failures: int, ip_failures: int,
-        otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None,
+        otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None, otp_recent: int = 0,
     ) -> tuple[Decision, bool, bool, str]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
@@ -288,14 +290,21 @@ class Scoring(AuditRows, Learning, Parking):
             extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
                                                                 user_failures, ip_failures, now=now)
             extra.extend(model_reasons)
-        budget = self._budget
-        threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
+        event = attempt.event
+        if event != "login":
+            signals.extend(self._event_signals(event, dkey, p, geo, now, trusted, cold, otp_recent))
+            # a sensitive event has its own fixed thresholds and never feeds the login budget
+            budget = None
+            threshold = self.policy.events[event].challenge_threshold
+        else:
+            budget = self._budget
+            threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra, threshold=None if budget is None else threshold)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version, threshold=threshold)
+                            dkey, self.policy.version, threshold=threshold, event=event)
         if budget is not None:
             # what the sketch learns: a login the floor forced counts as stepped up whatever its
             # risk; one a trusted device allows whatever the threshold counts at risk 0
@@ -353,16 +362,51 @@ class Scoring(AuditRows, Learning, Parking):
             out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
         return out
 
-    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
+    def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
+                       trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:
+        """The rules of ``policy.events.<event>`` for a sensitive event (docs/signals.md)."""
+        rule = self.policy.events[event]
+        out: list[SignalResult] = []
+        seen = p.devices.get(dkey)
+        if rule.deny_new_device_and_country and seen is None and geo.country is not None and p.countries \
+                and geo.country not in p.countries:
+            out.append(SignalResult(
+                R.RECOVERY_HIGH_RISK, 1.0,
+                f"{event} from a never-seen device in a never-seen country ({geo.country}): "
+                "denied, hand to manual review"))
+        if rule.challenge_untrusted_device and not trusted:
+            out.append(SignalResult(R.UNTRUSTED_DEVICE, 1.0,
+                                    f"{event} from a device without a valid device token"))
+        if rule.challenge_no_history and (cold or p.logins == 0):
+            out.append(SignalResult(R.NO_HISTORY, 1.0,
+                                    f"{p.logins} earlier logins: too little history to allow a {event}"))
+        if rule.challenge_after_otp_failures and otp_recent > 0:
+            out.append(SignalResult(
+                R.RECENT_OTP_FAILURES, 1.0,
+                f"{otp_recent} failed second factor(s) for this user in the last "
+                f"{self._otp_user_window_s / 60:g} min"))
+        if rule.recent_device_s > 0.0 and seen is not None and now - seen.first_seen < rule.recent_device_s:
+            out.append(SignalResult(
+                R.RECENT_NEW_DEVICE, 1.0,
+                f"device first seen {(now - seen.first_seen) / 3600:.1f} h ago: a {event} waits "
+                f"{rule.recent_device_s / 3600:g} h on a new device"))
+        return out
+
+    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException,
+                   event: Event = "login") -> Decision:
         next(self._degraded)
         self.degraded_log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
         action: Action = self.settings.policy.fail_mode
-        risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
+        if action == "allow" and event != "login":
+            action = "challenge"  # a sensitive event is never allowed blind (docs/signals.md)
+        threshold = self.policy.challenge_threshold if event == "login" \
+            else self.policy.events[event].challenge_threshold
+        risk = {"allow": 0.0, "challenge": threshold, "deny": 1.0}[action]
         factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
         reason = Reason(R.ENGINE_DEGRADED, 0.0,
                         f"profile store unavailable ({type(exc).__name__}); fail mode {action}")
         return Decision(decision_id, action, risk, (reason,), factor, user_id, dkey,
-                        self.policy.version)
+                        self.policy.version, event=event)
 
 _EMPTY_PROFILE = UserProfile()
 _NO_CATEGORIES: frozenset[str] = frozenset()
