@@ -86,12 +86,15 @@ def test_recovery_from_the_known_device_at_home_allows(engine: Engine) -> None:
 
 
 def test_new_region_alone_allows_a_login_but_steps_up_a_recovery(engine: Engine) -> None:
+    # Edinburgh is 530 km from the user's London: a new region and far from the usual places
     last = establish(engine)
     recovery = engine.score(make_attempt(ts=last + timedelta(days=1), place=EDINBURGH, event="recovery"))
     login = engine.score(make_attempt(ts=last + timedelta(days=1, minutes=1), place=EDINBURGH))
-    assert (login.action, login.reason_codes) == ("allow", ("NEW_REGION",))
-    assert (recovery.action, recovery.reason_codes) == ("challenge", ("NEW_REGION",))
-    assert recovery.risk == pytest.approx(DEFAULTS.geo.new_region_weight)
+    codes = ("NEW_REGION", "FAR_FROM_USUAL_PLACES")
+    assert (login.action, login.reason_codes) == ("allow", codes)
+    assert login.risk < DEFAULTS.policy.challenge_threshold
+    assert (recovery.action, recovery.reason_codes) == ("challenge", codes)
+    assert recovery.risk == pytest.approx(login.risk)
 
 
 def test_new_network_alone_allows_a_recovery_below_its_threshold(engine: Engine) -> None:
@@ -105,7 +108,9 @@ def test_recovery_from_new_device_and_new_country_is_denied_for_manual_review(en
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=PARIS, ua=FIREFOX_MAC, event="recovery"))
     assert d.action == "deny"
     assert d.reason_codes[-1] == "RECOVERY_HIGH_RISK"
-    assert set(d.reason_codes) == {"NEW_DEVICE", "NEW_COUNTRY", "NEW_REGION", "NEW_ASN", "RECOVERY_HIGH_RISK"}
+    # Paris is 344 km from the user's London: far from the usual places too
+    assert set(d.reason_codes) == {"NEW_DEVICE", "NEW_COUNTRY", "NEW_REGION", "NEW_ASN", "FAR_FROM_USUAL_PLACES",
+                                   "RECOVERY_HIGH_RISK"}
     assert "manual review" in d.reasons[-1].detail and "FR" in d.reasons[-1].detail
     assert d.factor is None
 
@@ -127,8 +132,10 @@ def test_the_new_device_and_country_rule_is_recovery_only_by_default(engine: Eng
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=PARIS, ua=FIREFOX_MAC,
                                   event="password_reset"))
     assert "RECOVERY_HIGH_RISK" not in d.reason_codes
-    # denied by the evidence alone: 1 − 0.45·0.5·0.7·0.85 ≥ the reset's deny threshold
-    assert d.risk == pytest.approx(1 - 0.45 * 0.5 * 0.7 * 0.85)
+    # denied by the evidence alone: 1 − 0.45·0.5·0.7·0.85·(1 − far) ≥ the reset's deny threshold
+    far = next(r.weight for r in d.reasons if r.code == "FAR_FROM_USUAL_PLACES")
+    assert 0.0 < far < DEFAULTS.geo.far_weight
+    assert d.risk == pytest.approx(1 - 0.45 * 0.5 * 0.7 * 0.85 * (1 - far), abs=1e-4)
     assert d.risk >= DEFAULTS.policy.events.password_reset.deny_threshold and d.action == "deny"
     factor = engine.score(make_attempt(ts=last + timedelta(days=1, minutes=1), place=PARIS, ua=FIREFOX_MAC,
                                        event="factor_change"))

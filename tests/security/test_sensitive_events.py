@@ -34,14 +34,15 @@ def test_attacker_recovery_does_not_whitelist_his_device() -> None:
         last = establish(engine, "alice")
         ts = last + timedelta(days=1)
         exit_node = {**LONDON, "asn": 64501}
-        rec = engine.score(make_attempt("alice", ts, exit_node, ATTACKER_UA, ip="81.2.69.200", event="recovery"))
+        # a browser the user never showed (not an older Chrome: a downgrade would deny the recovery)
+        rec = engine.score(make_attempt("alice", ts, exit_node, FIREFOX_MAC, ip="81.2.69.200", event="recovery"))
         assert rec.action == "challenge"
         before = store.get("alice")
         token = engine.record_outcome(rec.decision_id, "verified", ["sms"], trust_device=True,
                                       timestamp=ts + timedelta(minutes=1))
         assert token is None
         assert store.get("alice") == before
-        login = engine.score(make_attempt("alice", ts + timedelta(minutes=5), exit_node, ATTACKER_UA,
+        login = engine.score(make_attempt("alice", ts + timedelta(minutes=5), exit_node, FIREFOX_MAC,
                                           ip="81.2.69.200"))
         assert login.action == "challenge"
         assert {"NEW_DEVICE", "NEW_ASN"} <= set(login.reason_codes)
