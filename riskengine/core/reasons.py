@@ -32,6 +32,15 @@ OTP_LOCKED: Final = "OTP_LOCKED"
 PROFILE_RESET: Final = "PROFILE_RESET"
 NETWORK_DENYLIST: Final = "NETWORK_DENYLIST"
 ANONYMOUS_PROXY: Final = "ANONYMOUS_PROXY"
+# second-factor sends (``Engine.check_send``: SMS pumping / toll fraud)
+SMS_INVALID_NUMBER: Final = "SMS_INVALID_NUMBER"
+SMS_PREMIUM_NUMBER: Final = "SMS_PREMIUM_NUMBER"
+SMS_PREFIX_VELOCITY: Final = "SMS_PREFIX_VELOCITY"
+SMS_USER_VELOCITY: Final = "SMS_USER_VELOCITY"
+SMS_LOW_VERIFY_RATIO: Final = "SMS_LOW_VERIFY_RATIO"
+SMS_NEW_COUNTRY: Final = "SMS_NEW_COUNTRY"
+SMS_MANY_PREFIXES: Final = "SMS_MANY_PREFIXES"
+SMS_UNKNOWN_DECISION: Final = "SMS_UNKNOWN_DECISION"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -58,7 +67,21 @@ ALL_CODES: Final[tuple[str, ...]] = (
     PROFILE_RESET,
     NETWORK_DENYLIST,
     ANONYMOUS_PROXY,
+    SMS_INVALID_NUMBER,
+    SMS_PREMIUM_NUMBER,
+    SMS_PREFIX_VELOCITY,
+    SMS_USER_VELOCITY,
+    SMS_LOW_VERIFY_RATIO,
+    SMS_NEW_COUNTRY,
+    SMS_MANY_PREFIXES,
+    SMS_UNKNOWN_DECISION,
 )
+
+SEND_CODES: Final[tuple[str, ...]] = (
+    SMS_INVALID_NUMBER, SMS_PREMIUM_NUMBER, SMS_PREFIX_VELOCITY, SMS_USER_VELOCITY,
+    SMS_LOW_VERIFY_RATIO, SMS_NEW_COUNTRY, SMS_MANY_PREFIXES, SMS_UNKNOWN_DECISION,
+)
+"""The codes a :class:`~riskengine.core.sms.SendDecision` carries (plus ``ENGINE_DEGRADED``)."""
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region
