@@ -135,6 +135,29 @@ def price_of(country: str | None, cfg: SmsSettings) -> float:
     return cfg.price_per_country.get(country, cfg.default_price)
 
 
+def _premium_reason(dest: Destination, cfg: SmsSettings) -> Reason | None:
+    if dest.number_type not in cfg.blocked_number_types:
+        return None
+    return Reason(R.SMS_PREMIUM_NUMBER, cfg.premium_weight,
+                  f"{dest.number_type.replace('_', '-')} number in {dest.country} ({dest.prefix}…)")
+
+
+def number_check(channel: Channel, dest: Destination, cfg: SmsSettings) -> SendDecision | None:
+    """The decision when the number's type alone blocks it (no store needed, so it holds in
+    an outage and costs no counter), else None.
+
+    >>> number_check("sms", Destination("GB", "+449098", "premium_rate"), SmsSettings()).action
+    'block'
+    >>> number_check("sms", Destination("GB", "+447400", "mobile"), SmsSettings()) is None
+    True
+    """
+    reason = _premium_reason(dest, cfg)
+    if reason is None:
+        return None
+    d = _decide(channel, dest, [reason], price_of(dest.country, cfg), cfg)
+    return d if d.action == "block" else None
+
+
 def judge_send(channel: Channel, dest: Destination, counts: SendCounts | None,
                profile_countries: Mapping[str, int] | None, profile_logins: int,
                cfg: SmsSettings) -> SendDecision:
@@ -149,9 +172,9 @@ def judge_send(channel: Channel, dest: Destination, counts: SendCounts | None,
     """
     reasons: list[Reason] = []
     price = price_of(dest.country, cfg)
-    if dest.number_type in cfg.blocked_number_types:
-        reasons.append(Reason(R.SMS_PREMIUM_NUMBER, cfg.premium_weight,
-                              f"{dest.number_type.replace('_', '-')} number in {dest.country} ({dest.prefix}…)"))
+    premium = _premium_reason(dest, cfg)
+    if premium is not None:
+        reasons.append(premium)
     if counts is None:
         degraded = Reason(R.ENGINE_DEGRADED, 0.0, "profile store unavailable: send counters not checked")
         if reasons:  # the number's type needs no store

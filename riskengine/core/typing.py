@@ -153,11 +153,15 @@ class ProfileStore(Protocol):
         """The parked challenge, left in place (``check_send`` before the outcome arrives)."""
         ...
 
-    def add_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                 ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts:
-        """Atomically record one second-factor send of ``user_id`` to ``prefix`` at ``at`` and
-        return the counts including it; remember ``decision_id`` → ``prefix`` until
-        ``link_expires_at`` for :meth:`verify_send`."""
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        """Atomically record one second-factor send (attempt) of ``user_id`` to ``prefix`` at
+        ``at`` and return the counts including it."""
+        ...
+
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        """The OTP of ``decision_id`` went to ``prefix`` (the last allowed send wins), until
+        ``expires_at``: what :meth:`verify_send` credits."""
         ...
 
     def verify_send(self, decision_id: str, at: float) -> str | None:
@@ -207,8 +211,10 @@ class AsyncProfileStore(Protocol):
 
     async def apeek_pending(self, decision_id: str, now: float) -> bytes | None: ...
 
-    async def aadd_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                        ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts: ...
+    async def aadd_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                        ratio_since: float, user_since: float) -> SendCounts: ...
+
+    async def alink_send(self, decision_id: str, prefix: str, expires_at: float) -> None: ...
 
     async def averify_send(self, decision_id: str, at: float) -> str | None: ...
 

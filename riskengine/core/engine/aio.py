@@ -176,10 +176,16 @@ class AsyncOps(Scoring, Outcomes):
         counts: SendCounts | None = None
         try:
             profile = await store.aget(rec.user_id)
-            counts = await store.aadd_send(rec.user_id, prefix_key(dest), decision_id, at, **self._send_windows(at))
+            counts = await store.aadd_send(rec.user_id, prefix_key(dest), at, **self._send_windows(at))
         except Exception as exc:  # noqa: BLE001
             self._store_failed("check_send: send counters unavailable", exc)
-        return self._send_emit(decision_id, rec.user_id, self._send_judged(channel, dest, counts, profile), at)
+        d = self._send_judged(channel, dest, counts, profile)
+        if d.action == "allow" and counts is not None:
+            try:
+                await store.alink_send(decision_id, prefix_key(dest), at + self._session_s)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed("check_send: could not link the send to its challenge", exc)
+        return self._send_emit(decision_id, rec.user_id, d, at)
 
     async def aclose(self) -> None:
         """Release the store connections this event loop opened (a Redis store keeps an asyncio

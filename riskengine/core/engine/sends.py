@@ -36,6 +36,7 @@ from riskengine.core.sms import (
     InvalidDestination,
     SendDecision,
     judge_send,
+    number_check,
     parse_destination,
     price_of,
     refused,
@@ -76,10 +77,16 @@ class Sends(AuditRows):
         counts: SendCounts | None = None
         try:
             profile = self.store.get(rec.user_id)
-            counts = self.store.add_send(rec.user_id, prefix_key(dest), decision_id, at, **self._send_windows(at))
+            counts = self.store.add_send(rec.user_id, prefix_key(dest), at, **self._send_windows(at))
         except Exception as exc:  # noqa: BLE001
             self._store_failed("check_send: send counters unavailable", exc)
-        return self._send_emit(decision_id, rec.user_id, self._send_judged(channel, dest, counts, profile), at)
+        d = self._send_judged(channel, dest, counts, profile)
+        if d.action == "allow" and counts is not None:
+            try:
+                self.store.link_send(decision_id, prefix_key(dest), at + self._session_s)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed("check_send: could not link the send to its challenge", exc)
+        return self._send_emit(decision_id, rec.user_id, d, at)
 
     # -- the phases check_send() and acheck_send() share -------------------------------------
     def _send_input(self, decision_id: str, channel: Channel, destination: str | None,
@@ -99,7 +106,7 @@ class Sends(AuditRows):
             dest = parse_destination(destination, self.settings.sms.prefix_digits)
         except InvalidDestination as exc:
             return refused(channel, R.SMS_INVALID_NUMBER, str(exc)), at, None
-        return None, at, dest
+        return number_check(channel, dest, self.settings.sms), at, dest
 
     def _send_record(self, decision_id: str, raw: bytes | None, channel: Channel,
                      dest: Destination) -> ParkedChallenge | SendDecision:
@@ -119,8 +126,7 @@ class Sends(AuditRows):
         cfg = self.settings.sms
         return {"prefix_since": at - cfg.prefix_window_minutes * _MINUTE,
                 "ratio_since": at - cfg.ratio_window_minutes * _MINUTE,
-                "user_since": at - cfg.user_window_minutes * _MINUTE,
-                "link_expires_at": at + self._session_s}
+                "user_since": at - cfg.user_window_minutes * _MINUTE}
 
     def _send_judged(self, channel: Channel, dest: Destination, counts: SendCounts | None,
                      profile: UserProfile | None) -> SendDecision:

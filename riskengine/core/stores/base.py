@@ -83,12 +83,13 @@ class ThreadOffload:
     async def apeek_pending(self: ProfileStore, decision_id: str, now: float) -> bytes | None:
         return await asyncio.to_thread(self.peek_pending, decision_id, now)
 
-    async def aadd_send(self: ProfileStore, user_id: str, prefix: str, decision_id: str, at: float, *,
-                        prefix_since: float, ratio_since: float, user_since: float,
-                        link_expires_at: float) -> SendCounts:
-        return await asyncio.to_thread(self.add_send, user_id, prefix, decision_id, at, prefix_since=prefix_since,
-                                       ratio_since=ratio_since, user_since=user_since,
-                                       link_expires_at=link_expires_at)
+    async def aadd_send(self: ProfileStore, user_id: str, prefix: str, at: float, *,
+                        prefix_since: float, ratio_since: float, user_since: float) -> SendCounts:
+        return await asyncio.to_thread(self.add_send, user_id, prefix, at, prefix_since=prefix_since,
+                                       ratio_since=ratio_since, user_since=user_since)
+
+    async def alink_send(self: ProfileStore, decision_id: str, prefix: str, expires_at: float) -> None:
+        await asyncio.to_thread(self.link_send, decision_id, prefix, expires_at)
 
     async def averify_send(self: ProfileStore, decision_id: str, at: float) -> str | None:
         return await asyncio.to_thread(self.verify_send, decision_id, at)

@@ -246,8 +246,8 @@ class MemoryStore(ThreadOffload):
         return item[1]
 
     # -- second-factor sends ---------------------------------------------------------------
-    def add_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                 ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts:
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
         with self._sends_lock:
             self._sends_prefix.add(prefix, at, min(prefix_since, ratio_since))
             self._sends_user.add(user_id, at, user_since)
@@ -258,14 +258,17 @@ class MemoryStore(ThreadOffload):
             self._user_prefixes[user_id] = mine  # most recently touched last
             while len(self._user_prefixes) > self._max_counters:
                 del self._user_prefixes[next(iter(self._user_prefixes))]
-            self._send_links.pop(decision_id, None)
-            self._send_links[decision_id] = (prefix, link_expires_at)
-            while len(self._send_links) > self._max_counters:
-                del self._send_links[next(iter(self._send_links))]
             return SendCounts(
                 self._sends_prefix.count(prefix, prefix_since), self._sends_prefix.count(prefix, ratio_since),
                 self._verified_prefix.count(prefix, ratio_since), self._sends_user.count(user_id, user_since),
                 sum(1 for t in mine.values() if t >= user_since))
+
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        with self._sends_lock:
+            self._send_links.pop(decision_id, None)
+            self._send_links[decision_id] = (prefix, expires_at)
+            while len(self._send_links) > self._max_counters:
+                del self._send_links[next(iter(self._send_links))]
 
     def verify_send(self, decision_id: str, at: float) -> str | None:
         with self._sends_lock:

@@ -171,8 +171,8 @@ return 0
 """
 
 
-# KEYS: prefix sends, prefix verified, user sends, user prefixes, decision link
-# ARGV: at, prefix since, ratio since, user since, member, prefix, link ttl, counter ttl
+# KEYS: prefix sends, prefix verified, user sends, user prefixes
+# ARGV: at, prefix since, ratio since, user since, member, prefix, (unused), counter ttl
 _ADD_SEND_LUA = """
 local at = ARGV[1]
 local horizon = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -187,7 +187,6 @@ local last = redis.call('ZSCORE', KEYS[4], ARGV[6])
 if (not last) or tonumber(last) < tonumber(at) then redis.call('ZADD', KEYS[4], at, ARGV[6]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[4])
 redis.call('EXPIRE', KEYS[4], ttl)
-redis.call('SET', KEYS[5], ARGV[6], 'PX', math.max(1, tonumber(ARGV[7])))
 return {redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf'), redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf'),
         redis.call('ZCOUNT', KEYS[2], ARGV[3], '+inf'), redis.call('ZCOUNT', KEYS[3], ARGV[4], '+inf'),
         redis.call('ZCOUNT', KEYS[4], ARGV[4], '+inf')}
@@ -523,27 +522,31 @@ class RedisStore:
         return _pending_from(self._run(("peek_pending", [self._dkey(decision_id)], [])), now)
 
     # -- second-factor sends -------------------------------------------------------------
-    def add_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                 ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts:
-        reply = self._run(self._add_send_call(user_id, prefix, decision_id, at, prefix_since, ratio_since,
-                                              user_since, link_expires_at))
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        reply = self._run(self._add_send_call(user_id, prefix, at, prefix_since, ratio_since, user_since))
         return SendCounts(*(int(v) for v in reply))
 
-    def _add_send_call(self, user_id: str, prefix: str, decision_id: str, at: float, prefix_since: float,
-                       ratio_since: float, user_since: float, link_expires_at: float) -> _ScriptCall:
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        # the expiry travels with the value, as for parked challenges: stores never read the clock
+        self._call("SET", self._redis.set, self._key("sl", decision_id),
+                   _EXPIRY.pack(expires_at) + prefix.encode("utf-8", "surrogatepass"), ex=self._pending_ttl)
+
+    def _add_send_call(self, user_id: str, prefix: str, at: float, prefix_since: float,
+                       ratio_since: float, user_since: float) -> _ScriptCall:
         at = float(at)
         ttl = int(at - min(prefix_since, ratio_since, user_since)) + 60
         return ("add_send",
                 [self._key("sp", prefix), self._key("sv", prefix), self._key("su", user_id),
-                 self._key("sx", user_id), self._key("sl", decision_id)],
+                 self._key("sx", user_id)],
                 [repr(at), repr(float(prefix_since)), repr(float(ratio_since)), repr(float(user_since)),
-                 f"{at!r}:{secrets.token_hex(4)}", prefix, max(1, int((link_expires_at - at) * 1000)), ttl])
+                 f"{at!r}:{secrets.token_hex(4)}", prefix, 0, ttl])
 
     def verify_send(self, decision_id: str, at: float) -> str | None:
-        raw = self._run(("pop_pending", [self._key("sl", decision_id)], []))
+        raw = _pending_from(self._run(("pop_pending", [self._key("sl", decision_id)], [])), at)
         if raw is None:
             return None
-        prefix = bytes(raw).decode("utf-8", "surrogatepass")
+        prefix = raw.decode("utf-8", "surrogatepass")
         self._run(self._verify_call(prefix, at))
         return prefix
 
@@ -623,17 +626,20 @@ class RedisStore:
     async def apeek_pending(self, decision_id: str, now: float) -> bytes | None:
         return _pending_from(await self._arun(("peek_pending", [self._dkey(decision_id)], [])), now)
 
-    async def aadd_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                        ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts:
-        reply = await self._arun(self._add_send_call(user_id, prefix, decision_id, at, prefix_since, ratio_since,
-                                                     user_since, link_expires_at))
+    async def aadd_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                        ratio_since: float, user_since: float) -> SendCounts:
+        reply = await self._arun(self._add_send_call(user_id, prefix, at, prefix_since, ratio_since, user_since))
         return SendCounts(*(int(v) for v in reply))
 
+    async def alink_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        await self._acall("SET", self._aclient().client.set, self._key("sl", decision_id),
+                          _EXPIRY.pack(expires_at) + prefix.encode("utf-8", "surrogatepass"), ex=self._pending_ttl)
+
     async def averify_send(self, decision_id: str, at: float) -> str | None:
-        raw = await self._arun(("pop_pending", [self._key("sl", decision_id)], []))
+        raw = _pending_from(await self._arun(("pop_pending", [self._key("sl", decision_id)], [])), at)
         if raw is None:
             return None
-        prefix = bytes(raw).decode("utf-8", "surrogatepass")
+        prefix = raw.decode("utf-8", "surrogatepass")
         await self._arun(self._verify_call(prefix, at))
         return prefix
 

@@ -505,21 +505,19 @@ class SqliteStore(ThreadOffload):
     # -- second-factor sends -----------------------------------------------------------
     @_gated
     @_serialised
-    def add_send(self, user_id: str, prefix: str, decision_id: str, at: float, *, prefix_since: float,
-                 ratio_since: float, user_since: float, link_expires_at: float) -> SendCounts:
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO sends VALUES ('p', ?, ?), ('u', ?, ?)", (prefix, at, user_id, at))
             conn.execute("INSERT INTO send_prefixes VALUES (?, ?, ?) ON CONFLICT (user_id, prefix) "
                          "DO UPDATE SET ts = max(ts, excluded.ts)", (user_id, prefix, at))
-            conn.execute("INSERT OR REPLACE INTO send_links VALUES (?, ?, ?)", (decision_id, prefix, link_expires_at))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 horizon = min(prefix_since, ratio_since, user_since)
                 self._trim(conn, "sends", "ts", horizon)
                 self._trim(conn, "send_prefixes", "ts", horizon)
-                self._trim(conn, "send_links", "expires_at", at - PENDING_GRACE_S, evict="decision_id")
             row = conn.execute(
                 "SELECT (SELECT count(*) FROM sends WHERE kind = 'p' AND key = ?1 AND ts >= ?2), "
                 "(SELECT count(*) FROM sends WHERE kind = 'p' AND key = ?1 AND ts >= ?3), "
@@ -529,6 +527,22 @@ class SqliteStore(ThreadOffload):
                 (prefix, prefix_since, ratio_since, user_id, user_since)).fetchone()
             conn.execute("COMMIT")
             return SendCounts(*(int(v) for v in row))
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO send_links VALUES (?, ?, ?)", (decision_id, prefix, expires_at))
+            self._writes += 1
+            if self._writes % _TRIM_EVERY == 0:
+                self._trim(conn, "send_links", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
