@@ -23,10 +23,11 @@ trust_device        bool, nullable      logins: ticks "trust this device" when v
 experiment          str, nullable       signups: experiment name
 variant             str, nullable       signups: arm the visitor saw
 converted           bool, nullable      signups: completed the signup
+phone               str, nullable       the account's phone (E.164): where an OTP goes
 ==================  ==================  =====================================================
 
 ``labels.parquet``: ``index`` (= event_id), ``kind``, ``user_id``, ``is_attack``,
-``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | null),
+``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | sms_pumping | null),
 ``is_attack_ip``, ``warmup`` (the row belongs to the warm-up before the simulated window:
 legitimate traffic of existing users that teaches the profiles and is left out of
 ``riskengine evaluate``'s numbers), ``user_logins_before`` (warm-up logins included) and
@@ -80,6 +81,7 @@ NATIVE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "attack_family": pl.Utf8(),
     "is_attack_ip": pl.Boolean(),
     "warmup": pl.Boolean(),
+    "phone": pl.Utf8(),
 }
 LABEL_ONLY_COLUMNS: Final = ("attack_family", "is_attack_ip", "warmup")
 """Collected with the events but written only to ``labels.parquet``."""
