@@ -47,7 +47,9 @@ class _Sends(_Reader):
                    coalesce(sum(price) FILTER (WHERE action = 'allow'), 0) AS cost,
                    coalesce(sum(price) FILTER (WHERE action IN ('block', 'switch')), 0) AS cost_avoided
               FROM {self._sends(q, f)} GROUP BY 1 ORDER BY checks DESC, dest_country""")
-        return frame.cast(pl.Schema(SEND_SUMMARY_SCHEMA)) if not frame.is_empty() else pl.DataFrame(schema=SEND_SUMMARY_SCHEMA)
+        if frame.is_empty():
+            return pl.DataFrame(schema=SEND_SUMMARY_SCHEMA)
+        return frame.cast(pl.Schema(SEND_SUMMARY_SCHEMA))
 
     def send_totals(self, f: Filters = Filters()) -> dict[str, float | int | None]:
         """The summary over every country (the page's headline figures)."""
