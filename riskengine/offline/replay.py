@@ -277,8 +277,8 @@ class Replayer:
             timestamp=ts + timedelta(seconds=seconds or 30.0))
         return outcome
 
-    def _sends(self, decision_id: str, phone: str, path: list[str] | None, outcome: str,
-               ts: datetime) -> tuple[list[str] | None, str]:
+    def _sends(self, decision_id: str, phone: str, path: list[str], outcome: str,
+               ts: datetime) -> tuple[list[str], str]:
         """The simulated channel path with every phone-billed send checked first
         (``Engine.check_send``, as a service does before each OTP): a refused send is not
         made, so the user cannot verify on that channel; if no channel was usable the
