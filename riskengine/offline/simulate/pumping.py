@@ -49,15 +49,17 @@ def _template(country: str, kind: int) -> str | None:
 
 
 def _valid_variant(template: str, keep: int, draws: bytes) -> str:
-    """``template`` with its digits after ``keep`` national digits replaced by ``draws`` (first
-    valid one of a few tries; the template itself when none is)."""
+    """``template`` with its digits after ``keep`` national digits replaced by ``draws`` (the
+    first valid one of the template's number type; the template itself when none is)."""
     number = phonenumbers.parse(template, None)
+    kind = phonenumbers.number_type(number)
     cc = f"+{number.country_code}"
     national = phonenumbers.national_significant_number(number)
     tail = len(national) - keep
     for i in range(0, len(draws) - tail + 1, tail):
         text = cc + national[:keep] + "".join(str(b % 10) for b in draws[i:i + tail])
-        if phonenumbers.is_valid_number(phonenumbers.parse(text, None)):
+        candidate = phonenumbers.parse(text, None)
+        if phonenumbers.is_valid_number(candidate) and phonenumbers.number_type(candidate) == kind:
             return text
     return template
 
