@@ -337,6 +337,16 @@ def avoidable_challenges(root: str, f: Filters) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def send_summary(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).send_summary(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def pumping_alerts(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).pumping_alerts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def reason_counts(root: str, f: Filters) -> pl.DataFrame:
     return _db(root).reason_counts(f)
 

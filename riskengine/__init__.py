@@ -9,6 +9,7 @@ from riskengine.core.decision import Action, Decision, Factor, Reason
 from riskengine.core.engine import Engine, UnknownDecisionError, assign_variant
 from riskengine.core.engine.support import use_audit_history
 from riskengine.core.profile import UserProfile
+from riskengine.core.sms import SendDecision
 from riskengine.core.typing import AuditHistory
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "Factor",
     "LoginAttempt",
     "Reason",
+    "SendDecision",
     "Settings",
     "UnknownDecisionError",
     "UserProfile",

@@ -10,7 +10,7 @@ import riskengine
 
 def test_exported_members() -> None:
     assert sorted(riskengine.__all__) == sorted([
-        "Action", "Decision", "Engine", "Factor", "LoginAttempt", "Reason", "Settings",
+        "Action", "Decision", "Engine", "Factor", "LoginAttempt", "Reason", "SendDecision", "Settings",
         "UnknownDecisionError", "UserProfile", "__version__", "assign_variant",
     ])
     for name in riskengine.__all__:

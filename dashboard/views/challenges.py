@@ -1,5 +1,6 @@
 """Challenges & channels: success by factor and channel, the fallback funnel, time to verify,
-countries, and how many challenges were avoidable."""
+countries, how many challenges were avoidable, and OTP sends: sends, cost and verify ratio per
+destination country, with pumping waves (SMS toll fraud) flagged as alerts."""
 
 from __future__ import annotations
 
@@ -23,7 +24,41 @@ c3.metric("Challenge success rate", common.pct(k.get("challenge_success_rate")),
 c4.metric("Fallback rate", common.pct(k.get("fallback_rate")), border=True,
           help="challenges that needed more than one channel")
 
+
+
+def sms_section() -> None:
+    """OTP sends checked by ``Engine.check_send``: cost and verify ratio per destination country."""
+    st.subheader("OTP sends by destination country")
+    waves = common.pumping_alerts(r, f)
+    for w in waves.iter_rows(named=True):
+        st.warning(f"Possible SMS pumping wave ({w['severity']}): {int(w['sends']):,} sends to "
+                 f"{w['dest_country']} in the hour from {w['bucket']:%Y-%m-%d %H:%M} UTC, "
+                 f"{w['verify_ratio']:.0%} verified (usual {w['baseline']:.0f} an hour)")
+    summary = common.send_summary(r, f)
+    if summary.is_empty():
+        st.info("No OTP sends checked for these filters (the auth service checks each one with "
+                "`Engine.check_send` before sending).")
+        return
+    sent, verified = int(summary["sent"].sum()), int(summary["verified"].sum())
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("OTP sends", common.num(sent), border=True)
+    m2.metric("Blocked or switched", common.num(int(summary["blocked"].sum() + summary["switched"].sum())),
+              border=True, help="sends check_send refused (premium numbers, velocity, low verify ratio…)")
+    m3.metric("Send cost", f"{float(summary['cost'].sum()):,.2f}", border=True,
+              help="sum of [sms] price_per_country over the sends made")
+    m4.metric("Verify ratio", common.pct(verified / sent if sent else None), border=True,
+              help="verified challenges / OTP sends made")
+    st.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "dest_country": "Destination country", "checks": "Send checks", "sent": "Sent", "blocked": "Blocked",
+        "switched": "Switched", "verified": "Verified",
+        "verify_ratio": st.column_config.ProgressColumn("Verify ratio", format="percent", min_value=0, max_value=1),
+        "cost": st.column_config.NumberColumn("Cost", format="%.2f"),
+        "cost_avoided": st.column_config.NumberColumn("Cost avoided", format="%.2f"),
+    })
+
+
 if not k.get("challenges"):
+    sms_section()
     st.info("No challenge outcomes recorded for these filters yet (the auth service reports them with "
             "`Engine.record_outcome`).")
     st.stop()
@@ -152,3 +187,5 @@ else:
     )
     common.drillable_chart(chart, field="key", kind="country", key="country",
                            label="Show the events of a country", options=countries["key"].drop_nulls().to_list())
+
+sms_section()

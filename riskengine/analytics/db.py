@@ -36,6 +36,7 @@ reader (one connection, one definition of a filtered table):
 - :mod:`._explorer` raw rows, newest first (audit explorer, one user's history)
 - :mod:`._alert_queries`, :mod:`._experiment_queries`  spikes; experiment readouts
 - :mod:`._shadow`   a shadow-mode policy's would-be rates and reasons
+- :mod:`._sends`    second-factor sends: cost and verify ratio per destination country, pumping waves
 - :mod:`._feedback` fraud feedback per reason code and policy version; feedback labels
 
 Mixins rather than composed objects because every family needs the same reader state (the
@@ -54,11 +55,12 @@ from riskengine.analytics._explorer import USER_TABLES, _Explorer
 from riskengine.analytics._feedback import _Feedback
 from riskengine.analytics._kpis import BREAKDOWNS, RATE_DEFINITIONS, _KPIs
 from riskengine.analytics._risk import _Risk
+from riskengine.analytics._sends import _Sends
 from riskengine.analytics._shadow import _Shadow
 from riskengine.analytics._sql import GRAINS, Filters
 
 
-class AuditDB(_KPIs, _Channels, _Risk, _Explorer, _Alerts, _Experiments, _Shadow, _Feedback):
+class AuditDB(_KPIs, _Channels, _Risk, _Explorer, _Alerts, _Experiments, _Shadow, _Feedback, _Sends):
     """Read-only analytics over an audit root. Thread-safe: one DuckDB cursor per call.
 
     >>> import tempfile

@@ -82,8 +82,16 @@ def report(out: Path, target: float = 0.02) -> str:
 
     sim_dir = out / "sim"
     dec = pl.read_parquet(out / "decisions.parquet")
-    lines = ["", "──────── riskengine demo report ────────",
-             format_summary(AuditDB(out / "audit").report())]
+    db = AuditDB(out / "audit")
+    lines = ["", "──────── riskengine demo report ────────", format_summary(db.report())]
+    sends, waves = db.send_totals(), db.pumping_alerts()
+    if sends["checks"]:
+        flagged = [f"{w['dest_country']} {w['bucket']:%Y-%m-%d %H:00}" for w in waves.iter_rows(named=True)]
+        refused = int(sends["blocked"] or 0) + int(sends["switched"] or 0)
+        lines += ["", f"OTP sends (check_send): {sends['checks']:,} checked, {sends['sent']:,} sent, "
+                      f"{refused:,} blocked or switched (cost {float(sends['cost'] or 0):,.2f}, "
+                      f"avoided {float(sends['cost_avoided'] or 0):,.2f}); "
+                      f"SMS pumping waves flagged: {', '.join(flagged) or 'none'}"]
     ev = evaluate(dec, sim_dir / LABELS_FILE, target)
     lines += ["", "detection (labelled simulated attacks):", ev.summary()]
     try:

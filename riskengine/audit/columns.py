@@ -104,6 +104,23 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "actor": "string",
         "note": "string",
     },
+    # second-factor sends (Engine.check_send: SMS pumping): one row per check, and one
+    # "verified" row (verified = true) when the challenge it was sent for is verified.
+    # The destination's country and prefix only, never the number.
+    "sends": {
+        "event_time": "timestamp",
+        "schema_version": "int16",
+        "decision_id": "string",
+        "user_key": "string",
+        "channel": "string",
+        "dest_country": "string",
+        "dest_prefix": "string",
+        "number_type": "string",
+        "action": "string",
+        "reasons": "list<string>",
+        "price": "double",
+        "verified": "bool",
+    },
     # fraud feedback (riskengine.core.feedback): a user's "not me", an analyst's verdict
     "feedback": {
         "event_time": "timestamp",

@@ -218,6 +218,82 @@ class OtpSettings(_Section):
     (one account cannot evict other users' pending challenges)."""
 
 
+SendAction = Literal["allow", "block", "switch"]
+NumberType = Literal["fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate",
+                     "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "unknown"]
+
+_DEFAULT_SMS_PRICES: dict[str, float] = {
+    # USD per SMS, rough 2026 list prices of a large aggregator: pumping targets the dear ones
+    "US": 0.0079, "CA": 0.0079, "GB": 0.04, "IE": 0.07, "FR": 0.08, "DE": 0.09, "ES": 0.07,
+    "IT": 0.08, "NL": 0.10, "IN": 0.005, "BR": 0.03, "NG": 0.25, "ID": 0.35, "PK": 0.30,
+    "UZ": 0.27, "KG": 0.30, "TJ": 0.32, "AZ": 0.33, "LK": 0.30, "MM": 0.35,
+}
+
+
+class SmsSettings(_Section):
+    """``Engine.check_send``: SMS pumping (toll fraud) defence before each OTP send.
+
+    Each check adds a weight; the noisy-OR of the weights is compared with
+    ``block_threshold`` and ``switch_threshold``. Windows are rolling, counted in the store."""
+
+    prefix_digits: int = Field(4, ge=1, le=8)
+    """Digits of the national number kept after the country code: the destination prefix (the
+    carrier / number range) that velocity and verify ratio are counted by, and all the audit
+    log keeps of a number."""
+    blocked_number_types: tuple[NumberType, ...] = ("premium_rate", "shared_cost", "uan", "unknown")
+    premium_weight: float = Field(1.0, ge=0, le=1)
+    """Weight of a destination whose number type is in ``blocked_number_types``."""
+    prefix_window_minutes: float = Field(60.0, gt=0)
+    prefix_max_sends: int = Field(30, ge=1)
+    """More sends than this to one prefix in ``prefix_window_minutes`` (all users) → ``SMS_PREFIX_VELOCITY``."""
+    prefix_velocity_weight: float = Field(0.9, ge=0, le=1)
+    user_window_minutes: float = Field(1440.0, gt=0)
+    user_max_sends: int = Field(8, ge=1)
+    """More sends than this for one user in ``user_window_minutes`` → ``SMS_USER_VELOCITY``."""
+    user_velocity_weight: float = Field(0.6, ge=0, le=1)
+    ratio_window_minutes: float = Field(1440.0, gt=0)
+    ratio_min_sends: int = Field(20, ge=1)
+    """Earlier sends to a prefix in ``ratio_window_minutes`` before its verify ratio is judged."""
+    min_verify_ratio: float = Field(0.25, ge=0, le=1)
+    """Verified / sent to a prefix below this → ``SMS_LOW_VERIFY_RATIO``."""
+    low_ratio_weight: float = Field(0.9, ge=0, le=1)
+    new_country_weight: float = Field(0.35, ge=0, le=1)
+    """A destination country the user never logged in from (weak alone: travellers, expats)."""
+    new_account_logins: int = Field(3, ge=0)
+    """Fewer logins than this: a new account, for ``max_prefixes_new_account``."""
+    max_prefixes_new_account: int = Field(2, ge=1)
+    """More distinct prefixes than this in ``user_window_minutes`` for a new account → ``SMS_MANY_PREFIXES``."""
+    many_prefixes_weight: float = Field(0.6, ge=0, le=1)
+    switch_threshold: float = Field(0.5, ge=0, le=1)
+    block_threshold: float = Field(0.85, ge=0, le=1)
+    switch_channel: Factor = "totp"
+    """``suggested_channel`` of a ``switch``: a factor nobody can bill (not SMS, voice or WhatsApp)."""
+    fail_mode: SendAction = "allow"
+    """The store is down: the number checks (validity, type) still apply; the counters cannot,
+    so the send is allowed (``ENGINE_DEGRADED``, counted in ``health()["store_errors"]``), or
+    switched / blocked if set so."""
+    price_per_country: dict[str, float] = Field(default_factory=lambda: dict(_DEFAULT_SMS_PRICES))
+    """Price of one SMS by destination country (ISO 3166 alpha-2): the cost in the audit log."""
+    default_price: float = Field(0.05, ge=0)
+
+    @field_validator("price_per_country")
+    @classmethod
+    def _prices(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, p in v.items() if len(k) != 2 or not k.isalpha() or not k.isupper() or p < 0]
+        if bad:
+            raise ValueError(f"price_per_country: keys must be upper-case ISO country codes with prices >= 0: {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SmsSettings:
+        if self.switch_threshold > self.block_threshold:
+            raise ValueError("sms.switch_threshold must not exceed sms.block_threshold")
+        if self.switch_channel in ("sms", "voice", "whatsapp"):
+            raise ValueError(f"sms.switch_channel {self.switch_channel!r} is billed per message: "
+                             "use passkey, totp, push or email")
+        return self
+
+
 class IdentitySettings(_Section):
     normalize_user_id: UserIdNormalization = "nfkc_casefold"
     """Applied to the user id of every API call: NFKC + casefold + strip (``"strip"`` or
@@ -513,6 +589,7 @@ class Settings(_Section):
     failures: FailureSettings = FailureSettings()
     trust: TrustSettings = TrustSettings()
     otp: OtpSettings = OtpSettings()
+    sms: SmsSettings = SmsSettings()
     identity: IdentitySettings = IdentitySettings()
     coldstart: ColdStartSettings = ColdStartSettings()
     policy: PolicySettings = PolicySettings()

@@ -44,6 +44,15 @@ UNTRUSTED_DEVICE: Final = "UNTRUSTED_DEVICE"
 RECENT_NEW_DEVICE: Final = "RECENT_NEW_DEVICE"
 RECENT_OTP_FAILURES: Final = "RECENT_OTP_FAILURES"
 NO_HISTORY: Final = "NO_HISTORY"
+# second-factor sends (``Engine.check_send``: SMS pumping / toll fraud)
+SMS_INVALID_NUMBER: Final = "SMS_INVALID_NUMBER"
+SMS_PREMIUM_NUMBER: Final = "SMS_PREMIUM_NUMBER"
+SMS_PREFIX_VELOCITY: Final = "SMS_PREFIX_VELOCITY"
+SMS_USER_VELOCITY: Final = "SMS_USER_VELOCITY"
+SMS_LOW_VERIFY_RATIO: Final = "SMS_LOW_VERIFY_RATIO"
+SMS_NEW_COUNTRY: Final = "SMS_NEW_COUNTRY"
+SMS_MANY_PREFIXES: Final = "SMS_MANY_PREFIXES"
+SMS_UNKNOWN_DECISION: Final = "SMS_UNKNOWN_DECISION"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -81,12 +90,27 @@ ALL_CODES: Final[tuple[str, ...]] = (
     RECENT_NEW_DEVICE,
     RECENT_OTP_FAILURES,
     NO_HISTORY,
+    SMS_INVALID_NUMBER,
+    SMS_PREMIUM_NUMBER,
+    SMS_PREFIX_VELOCITY,
+    SMS_USER_VELOCITY,
+    SMS_LOW_VERIFY_RATIO,
+    SMS_NEW_COUNTRY,
+    SMS_MANY_PREFIXES,
+    SMS_UNKNOWN_DECISION,
 )
 
 # The sensitive-event rules: each steps a non-login event up (RECOVERY_HIGH_RISK denies) and
 # none is skipped by a trusted device. They never fire on a login.
 EVENT_RULE_CODES: Final[frozenset[str]] = frozenset(
     {RECOVERY_HIGH_RISK, UNTRUSTED_DEVICE, RECENT_NEW_DEVICE, RECENT_OTP_FAILURES, NO_HISTORY})
+
+
+SEND_CODES: Final[tuple[str, ...]] = (
+    SMS_INVALID_NUMBER, SMS_PREMIUM_NUMBER, SMS_PREFIX_VELOCITY, SMS_USER_VELOCITY,
+    SMS_LOW_VERIFY_RATIO, SMS_NEW_COUNTRY, SMS_MANY_PREFIXES, SMS_UNKNOWN_DECISION,
+)
+"""The codes a :class:`~riskengine.core.sms.SendDecision` carries (plus ``ENGINE_DEGRADED``)."""
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region

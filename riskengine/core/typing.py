@@ -30,6 +30,7 @@ __all__ = [
     "OtpCounts",
     "ProfileStore",
     "RiskModel",
+    "SendCounts",
     "Snapshot",
     "Updater",
     "ValuesAuditSink",
@@ -56,6 +57,21 @@ class OtpCounts(NamedTuple):
 
     session: int
     user: int
+
+
+class SendCounts(NamedTuple):
+    """Second-factor sends after an ``add_send``, counted in the same atomic step (this one included)."""
+
+    prefix_sends: int
+    """Sends to the destination prefix since ``prefix_since`` (every user)."""
+    ratio_sends: int
+    """Sends to the prefix since ``ratio_since``."""
+    ratio_verified: int
+    """Of those, verified (``verify_send``) since ``ratio_since``."""
+    user_sends: int
+    """The user's sends since ``user_since``."""
+    user_prefixes: int
+    """Distinct prefixes the user sent to since ``user_since``."""
 
 
 @runtime_checkable
@@ -138,6 +154,26 @@ class ProfileStore(Protocol):
 
     def pop_pending(self, decision_id: str, now: float) -> bytes | None: ...
 
+    def peek_pending(self, decision_id: str, now: float) -> bytes | None:
+        """The parked challenge, left in place (``check_send`` before the outcome arrives)."""
+        ...
+
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        """Atomically record one second-factor send (attempt) of ``user_id`` to ``prefix`` at
+        ``at`` and return the counts including it."""
+        ...
+
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        """The OTP of ``decision_id`` went to ``prefix`` (the last allowed send wins), until
+        ``expires_at``: what :meth:`verify_send` credits."""
+        ...
+
+    def verify_send(self, decision_id: str, at: float) -> str | None:
+        """The challenge of ``decision_id`` was verified: count one verified send for the prefix
+        its last send went to (once: the link is consumed) and return that prefix, or None."""
+        ...
+
     def user_ids(self, limit: int = 1000) -> list[str]: ...
 
     def ping(self) -> bool:
@@ -175,6 +211,17 @@ class AsyncProfileStore(Protocol):
                            user_id: str = "", max_per_user: int = 0) -> None: ...
 
     async def apop_pending(self, decision_id: str, now: float) -> bytes | None: ...
+
+    async def aget(self, user_id: str) -> UserProfile | None: ...
+
+    async def apeek_pending(self, decision_id: str, now: float) -> bytes | None: ...
+
+    async def aadd_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                        ratio_since: float, user_since: float) -> SendCounts: ...
+
+    async def alink_send(self, decision_id: str, prefix: str, expires_at: float) -> None: ...
+
+    async def averify_send(self, decision_id: str, at: float) -> str | None: ...
 
     async def aclose(self) -> None:
         """Release the async resources of the running event loop (not the store itself)."""

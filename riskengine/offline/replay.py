@@ -51,6 +51,7 @@ from riskengine.core.config import Settings
 from riskengine.core.decision import EVENTS, Decision
 from riskengine.core.engine import Engine
 from riskengine.core.engine.scoring import CrossUser
+from riskengine.core.sms import BILLED_CHANNELS
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.budget import apply_budget
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
@@ -95,6 +96,8 @@ class ReplayStats:
     challenges: int = 0
     denies: int = 0
     out_of_order: int = 0
+    sends_blocked: int = 0
+    """OTP sends ``Engine.check_send`` refused (block or switch) in simulated challenges."""
     seconds: float = 0.0
 
     @property
@@ -291,6 +294,28 @@ class Replayer:
             timestamp=ts + timedelta(seconds=seconds or 30.0))
         return outcome
 
+    def _sends(self, decision_id: str, phone: str, path: list[str], outcome: str,
+               ts: datetime) -> tuple[list[str], str]:
+        """The simulated channel path with every phone-billed send checked first
+        (``Engine.check_send``, as a service does before each OTP): a refused send is not
+        made, so the user cannot verify on that channel; if no channel was usable the
+        challenge is abandoned. Counted in ``stats.sends_blocked``."""
+        if not path:
+            return path, outcome
+        kept: list[str] = []
+        for channel in path:
+            if channel in BILLED_CHANNELS:
+                checked = self.engine.check_send(decision_id, channel, phone, now=ts)  # type: ignore[arg-type]
+                if checked.action != "allow":
+                    self.stats.sends_blocked += 1
+                    continue
+            kept.append(channel)
+        if len(kept) == len(path):
+            return path, outcome
+        if not kept:
+            return path[:1], "abandoned"
+        return kept, outcome if kept[-1] == path[-1] else "abandoned"
+
     def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
                reasons: list[list[str]], ts: datetime) -> None:
         """Record one scored login in the output columns and the run's counts."""
@@ -387,6 +412,7 @@ class Replayer:
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
+        phone_col = col("phone")
         att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
         for i in range(n):
@@ -420,8 +446,11 @@ class Replayer:
             if d.action == "challenge":
                 would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
                 if self.outcomes == "simulated" and out_col[i] is not None:
+                    path, out = _channels(channels, i), out_col[i]
+                    if phone_col[i] is not None:
+                        path, out = self._sends(d.decision_id, phone_col[i], path, out, ts)
                     outcome = self._challenge(
-                        d.decision_id, d.factor, would_pass, ts, _channels(channels, i), out_col[i],
+                        d.decision_id, d.factor, would_pass, ts, path, out,
                         int(att_col[i] or 0), secs_col[i], bool(trust_col[i]))
                 else:
                     passed = True if self.outcomes == "verified" else would_pass

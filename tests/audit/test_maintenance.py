@@ -181,3 +181,24 @@ def test_cutoff_units() -> None:
     assert cutoff_for("18m", now) == datetime(2024, 9, 15, 12, tzinfo=UTC)
     assert cutoff_for("4y", datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2024, 2, 29, tzinfo=UTC)
     assert cutoff_for("1y", datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2027, 2, 28, tzinfo=UTC)
+
+
+def send_row(i: int, when: datetime) -> dict[str, object]:
+    return {"event_time": when, "schema_version": 1, "decision_id": f"d{i}", "user_key": f"u{i}", "channel": "sms",
+            "dest_country": "GB", "dest_prefix": "+447400", "number_type": "mobile", "action": "allow",
+            "reasons": [], "price": 0.04, "verified": False}
+
+
+def test_the_sends_table_is_compacted_and_retained_like_every_table(tmp_path: Path) -> None:
+    for month, n_segments in ((1, 3), (3, 1)):
+        for s in range(n_segments):
+            with ParquetSink(tmp_path) as sink:
+                for i in range(10):
+                    sink.emit("sends", send_row(month * 1000 + s * 10 + i, datetime(2022, month, 5, tzinfo=UTC)))
+    res = compact(tmp_path)
+    assert (res.partitions, res.files_in, res.files_out, res.rows) == (1, 3, 1, 30)
+    dropped = retain(tmp_path, "4y", now=datetime(2026, 2, 15, tzinfo=UTC)).dropped
+    assert sorted(dropped) == ["sends/year=2022/month=01"]
+    left = duckdb.connect().sql(f"SELECT count(*), sum(price) FROM read_parquet('{tmp_path}/sends/**/*.parquet')")
+    n, total = left.fetchall()[0]
+    assert n == 10 and total == pytest.approx(0.4)

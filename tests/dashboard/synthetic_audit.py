@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from riskengine import Engine
+from riskengine.audit import SCHEMA_VERSION
 from riskengine.audit.base import AuditSink, MemorySink, Row
 from riskengine.audit.parquet import ParquetSink
 from riskengine.core.engine import assign_variant
@@ -83,6 +84,9 @@ class SyntheticAudit:
         return pl.DataFrame(self.rows.get(table, []), infer_schema_length=None)
 
 
+PUMPING_WAVE_SENDS = 60
+
+
 def build(root: Path, seed: int = 7) -> SyntheticAudit:
     """Score the synthetic traffic into ``root`` and return what was written."""
     rng = random.Random(seed)
@@ -130,6 +134,10 @@ def build(root: Path, seed: int = 7) -> SyntheticAudit:
             if kind == "attack":
                 attack_decisions.add(d.decision_id)
             if d.action == "challenge":
+                # the OTP send check (no rng draw: the rest of the traffic stays as it was)
+                idx = users.index(u)
+                dest = f"+336123456{idx:02d}" if home[u] is PARIS else f"+4474001234{idx:02d}"
+                engine.check_send(d.decision_id, "sms", dest, now=ts)
                 _outcome(engine, rng, d.decision_id, ts, attacker=kind == "attack")
             if kind == "normal" and (u, MAIN_EXPERIMENT) not in exposed:
                 exposed.add((u, MAIN_EXPERIMENT))
@@ -144,7 +152,17 @@ def build(root: Path, seed: int = 7) -> SyntheticAudit:
                     engine.assign(SKEWED_EXPERIMENT, u, design, ts)
                     if rng.random() < 0.5:
                         engine.record_conversion(SKEWED_EXPERIMENT, u, ts + timedelta(minutes=7))
-    rows = {t: tee.copy.rows(t) for t in ("decisions", "challenges", "failures", "exposures", "conversions")}
+        # an SMS pumping wave on day 12: 60 unverified sends to Uzbek numbers in one hour (sends
+        # rows only, as the engine writes them, so the login traffic above is unchanged)
+        wave = START + timedelta(days=12, hours=2)
+        for i in range(PUMPING_WAVE_SENDS):
+            tee.emit("sends", {
+                "event_time": wave + timedelta(seconds=55 * i), "schema_version": SCHEMA_VERSION,
+                "decision_id": f"pump-{i}", "user_key": f"fresh-{i}", "channel": "sms", "dest_country": "UZ",
+                "dest_prefix": "+99890", "number_type": "mobile", "action": "allow", "reasons": [],
+                "price": engine.settings.sms.price_per_country["UZ"], "verified": False})
+    rows = {t: tee.copy.rows(t) for t in ("decisions", "challenges", "failures", "exposures", "conversions",
+                                          "sends")}
     labels_path = root.parent / f"{root.name}-labels.csv"
     pl.DataFrame({"decision_id": all_decisions,
                   "is_attack": [i in attack_decisions for i in all_decisions]}).write_csv(labels_path)

@@ -14,7 +14,14 @@ import polars as pl
 import pytest
 from scipy import stats
 from streamlit.testing.v1 import AppTest
-from synthetic_audit import MAIN_EXPERIMENT, SKEWED_EXPERIMENT, START, SyntheticAudit, expected
+from synthetic_audit import (
+    MAIN_EXPERIMENT,
+    PUMPING_WAVE_SENDS,
+    SKEWED_EXPERIMENT,
+    START,
+    SyntheticAudit,
+    expected,
+)
 
 PAGES = ("views/overview.py", "views/challenges.py", "views/experiments.py", "views/risk.py",
          "views/audit_explorer.py")
@@ -99,6 +106,25 @@ def test_challenges_page_numbers(open_app: Opener, synthetic: SyntheticAudit) ->
     assert metric(at, "Fallback rate") == pct(want["fallback_rate"])
     assert [s.value for s in at.subheader][:3] == [
         "Success by factor and final channel", "Fallback funnel", "Time to verify"]
+
+
+def test_challenges_page_shows_sends_cost_verify_ratio_and_the_pumping_wave(
+        open_app: Opener, synthetic: SyntheticAudit) -> None:
+    at = clean(open_app("views/challenges.py"))
+    sends = synthetic.frame("sends")
+    made = sends.filter(pl.col("action") == "allow")
+    assert "OTP sends by destination country" in [s.value for s in at.subheader]
+    assert metric(at, "OTP sends") == f"{made.height:,}"
+    assert metric(at, "Send cost") == f"{made['price'].sum():,.2f}"
+    verified = sends.filter(pl.col("verified")).height
+    assert metric(at, "Verify ratio") == pct(verified / made.height)
+    table = next(t.value for t in at.dataframe if "dest_country" in t.value.columns)
+    by_country = dict(zip(table["dest_country"], table["sent"], strict=True))
+    assert by_country["UZ"] == PUMPING_WAVE_SENDS
+    for country in ("GB", "FR"):
+        assert by_country.get(country, 0) == made.filter(pl.col("dest_country") == country).height
+    waves = [w.value for w in at.warning if "pumping" in w.value]
+    assert len(waves) == 1 and "to UZ" in waves[0] and "0% verified" in waves[0]
 
 
 def test_experiments_page_readout_and_srm_banner(open_app: Opener, synthetic: SyntheticAudit) -> None:

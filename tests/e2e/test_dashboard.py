@@ -192,3 +192,13 @@ def test_explorer_exports_csv(server: str, page: Any, synthetic: Any) -> None:
     header = lines[0].split(",")
     assert {"event_time", "action", "risk", "reasons"} <= set(header)
     assert len(lines) - 1 == len(synthetic.rows["decisions"])
+
+
+def test_challenges_page_flags_the_pumping_wave(server: str, page: Any, synthetic: Any) -> None:
+    _open(page, server, "challenges")
+    page.get_by_role("heading", name="OTP sends by destination country").wait_for()
+    made = [r for r in synthetic.rows["sends"] if r["action"] == "allow"]
+    assert _metric(page, "OTP sends") == f"{len(made):,}"
+    assert _metric(page, "Send cost") == f"{sum(r['price'] for r in made):,.2f}"
+    warnings = page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="pumping")
+    assert warnings.count() == 1 and "to UZ" in warnings.first.inner_text()

@@ -74,7 +74,8 @@ def test_one_version_source_and_the_licence() -> None:
 
 def test_core_dependencies_hold_no_heavy_package() -> None:
     core = _requirement_names(_pyproject()["project"]["dependencies"])
-    assert core == {"pydantic", "maxminddb", "maxminddb-geolite2", "user-agents", "ua-parser", "tzdata"}
+    assert core == {"pydantic", "maxminddb", "maxminddb-geolite2", "user-agents", "ua-parser", "tzdata",
+                    "phonenumberslite"}  # Engine.check_send (issue #17): pure Python, 5.5 MB
 
 
 def test_extras_install_what_the_code_checks_for() -> None:

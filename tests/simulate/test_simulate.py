@@ -61,7 +61,7 @@ def test_labels_and_attack_share(sim: Path) -> None:
     assert labels["index"].to_list() == events["event_id"].to_list()
     logins = labels.filter(pl.col("kind") == "login")
     fams = set(logins["attack_family"].drop_nulls().unique())
-    assert fams <= set(FAMILIES)
+    assert fams <= set(FAMILIES) | {"sms_pumping"}
     assert {"ato_foreign", "ato_domestic"} <= fams
     assert logins["is_attack"].mean() < 0.05  # attacks are a small share of logins
     # established = at least 5 earlier logins of that user, recomputed independently

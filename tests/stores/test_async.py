@@ -97,6 +97,22 @@ SCRIPT: list[Step] = [
     ("pop_pending", ("d2", T), {}),  # one shot
     ("pop_pending", ("d3", T), {}),
     ("pop_pending", ("d4", T + 11), {}),  # expired by the time passed in
+    ("put_pending", ("d5", b"ctx-5", T + 600), {"user_id": "alice"}),
+    ("peek_pending", ("d5", T), {}),
+    ("peek_pending", ("d5", T), {}),  # a peek leaves it in place
+    ("peek_pending", ("d5", T + 601), {}),  # expired by the time passed in
+    ("get", ("alice",), {}),
+    ("add_send", ("alice", "GB:+447400", T), {"prefix_since": T - 3600, "ratio_since": T - 86400,
+                                              "user_since": T - 86400}),
+    ("add_send", ("bob", "GB:+447400", T + 5), {"prefix_since": T + 5 - 3600, "ratio_since": T + 5 - 86400,
+                                                "user_since": T + 5 - 86400}),
+    ("link_send", ("d5", "GB:+447400", T + 600), {}),
+    ("verify_send", ("d5", T + 30), {}),
+    ("verify_send", ("d5", T + 40), {}),  # consumed
+    ("add_send", ("alice", "FR:+33612", T + 60), {"prefix_since": T + 60 - 3600, "ratio_since": T + 60 - 86400,
+                                                  "user_since": T + 60 - 86400}),
+    ("add_send", ("carol", "GB:+447400", T + 70), {"prefix_since": T + 70 - 3600,
+                                                   "ratio_since": T + 70 - 86400, "user_since": T + 70 - 86400}),
     ("update", ("alice", lambda p: None), {}),  # fn returning None deletes
     ("snapshot", ("alice", "203.0.113.9", T - 1800), {}),
 ]

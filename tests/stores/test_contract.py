@@ -510,3 +510,77 @@ def test_pending_cap_does_not_count_answered_challenges(store: ProfileStore) -> 
     assert store.pop_pending("d2", T) == b"x"  # the newest answered
     store.put_pending("d3", b"x", T + 700, user_id="alice", max_per_user=3)
     assert store.pop_pending("d0", T) == b"x"  # still there: only 3 outstanding
+
+
+# -- second-factor sends (Engine.check_send: SMS pumping) -----------------------------------
+HOUR, DAY = 3600.0, 86_400.0
+
+
+def _send(store: ProfileStore, user: str, prefix: str, at: float) -> tuple[int, int, int, int, int]:
+    return tuple(store.add_send(user, prefix, at, prefix_since=at - HOUR, ratio_since=at - DAY,
+                                user_since=at - DAY))  # type: ignore[return-value]
+
+
+def test_send_counts_per_prefix_and_user_in_their_windows(store: ProfileStore) -> None:
+    assert _send(store, "alice", "GB:+447400", T) == (1, 1, 0, 1, 1)
+    assert _send(store, "bob", "GB:+447400", T + 60) == (2, 2, 0, 1, 1)  # the prefix counts every user
+    assert _send(store, "alice", "FR:+33612", T + 120) == (1, 1, 0, 2, 2)  # a second prefix of alice
+    assert _send(store, "alice", "GB:+447400", T + 180) == (3, 3, 0, 3, 2)  # same prefix: still 2 distinct
+    # an hour later the prefix window (1 h) has dropped the first two; the day windows keep all
+    later = T + 60 + HOUR + 1
+    assert _send(store, "carol", "GB:+447400", later) == (2, 4, 0, 1, 1)
+    # a day and a bit later alice's old sends and prefixes are out of her window
+    assert _send(store, "alice", "DE:+49151", T + 180 + DAY + 1) == (1, 1, 0, 1, 1)
+
+
+def test_verify_send_credits_the_linked_prefix_once(store: ProfileStore) -> None:
+    _send(store, "alice", "GB:+447400", T)
+    store.link_send("d1", "GB:+447400", T + 1800)
+    assert store.verify_send("d1", T + 30) == "GB:+447400"
+    assert store.verify_send("d1", T + 40) is None  # consumed: one verification per link
+    assert store.verify_send("never-sent", T + 40) is None
+    assert _send(store, "bob", "GB:+447400", T + 60) == (2, 2, 1, 1, 1)
+
+
+def test_send_link_expires_by_the_time_passed_in_and_last_link_wins(store: ProfileStore) -> None:
+    store.link_send("d1", "GB:+447400", T + 600)
+    assert store.verify_send("d1", T + 601) is None  # after the link's expiry
+    store.link_send("d2", "GB:+447400", T + 600)
+    store.link_send("d2", "FR:+33612", T + 600)  # a resend to another number
+    assert store.verify_send("d2", T + 10) == "FR:+33612"
+    assert _send(store, "x", "GB:+447400", T + 20)[2] == 0
+    assert _send(store, "x", "FR:+33612", T + 20)[2] == 1
+
+
+def test_peek_pending_leaves_the_challenge_in_place(store: ProfileStore) -> None:
+    store.put_pending("d1", b"ctx", T + 600, user_id="alice")
+    assert store.peek_pending("d1", T) == b"ctx"
+    assert store.peek_pending("d1", T + 601) is None  # expired by the time passed in
+    assert store.peek_pending("nope", T) is None
+    assert store.pop_pending("d1", T) == b"ctx"  # still there for record_outcome
+    assert store.peek_pending("d1", T) is None
+
+
+def test_send_counting_is_atomic_under_8_threads(backend: StoreFactory) -> None:
+    threads_n, per_thread = 8, 25
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_n, timeout=60)
+
+    def pump() -> None:
+        store = backend.open()
+        try:
+            barrier.wait()
+            for i in range(per_thread):
+                seen.append(_send(store, f"fresh-{threading.get_ident()}-{i}", "UZ:+99890", T)[0])
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=pump) for _ in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors
+    # every send counted once, each caller saw its own running count: no read-then-write race
+    assert sorted(seen) == list(range(1, threads_n * per_thread + 1))

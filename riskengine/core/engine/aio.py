@@ -1,4 +1,4 @@
-"""``ascore`` / ``arecord_outcome`` / ``arecord_failure``: the same decisions as the sync calls,
+"""``ascore`` / ``arecord_outcome`` / ``arecord_failure`` / ``acheck_send``: the same decisions as the sync calls,
 for an ``async def`` route.
 
 They run the very phases the sync calls run (``_prepare`` → read → ``_conclude`` → lesson /
@@ -24,8 +24,11 @@ from riskengine.core.attempt import LoginAttempt
 from riskengine.core.decision import Channel, Decision, Outcome
 from riskengine.core.engine.outcomes import Outcomes
 from riskengine.core.engine.scoring import Scoring
+from riskengine.core.engine.sends import prefix_key
 from riskengine.core.metrics import span_attributes
-from riskengine.core.typing import AsyncProfileStore, Snapshot, Updater
+from riskengine.core.profile import UserProfile
+from riskengine.core.sms import SendDecision
+from riskengine.core.typing import AsyncProfileStore, SendCounts, Snapshot, Updater
 
 
 class AsyncOps(Scoring, Outcomes):
@@ -127,6 +130,13 @@ class AsyncOps(Scoring, Outcomes):
                 await store.areset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
                 self._store_failed("could not reset failures", exc)
+        if o.outcome == "verified":
+            try:
+                key = await store.averify_send(o.decision_id, plan.event_ts)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed("could not count a verified send", exc)
+                key = None
+            self._verified_send(o, plan, key)
         self._outcome_emit(o, plan)
         return plan.token
 
@@ -144,6 +154,39 @@ class AsyncOps(Scoring, Outcomes):
             self._store_failed("record_failure: store unavailable", exc)
         self._failure_emit(f, uid, count)
         return count
+
+    async def acheck_send(self, decision_id: str, channel: Channel = "sms", destination: str | None = None, *,
+                          now: datetime | None = None) -> SendDecision:
+        """:meth:`check_send` for an ``async def`` route (the same phases, the store awaited)."""
+        store = self._async_store()
+        if store is None:
+            return await asyncio.to_thread(self.check_send, decision_id, channel, destination, now=now)
+        early, at, dest = self._send_input(decision_id, channel, destination, now)
+        if early is not None:
+            return self._send_emit(decision_id, None, early, at)
+        assert dest is not None
+        try:
+            raw = await store.apeek_pending(decision_id, at)
+        except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
+            self._store_failed("check_send: store unavailable", exc)
+            return self._send_emit(decision_id, None, self._send_judged(channel, dest, None, None), at)
+        rec = self._send_record(decision_id, raw, channel, dest)
+        if isinstance(rec, SendDecision):
+            return self._send_emit(decision_id, None, rec, at)
+        profile: UserProfile | None = None
+        counts: SendCounts | None = None
+        try:
+            profile = await store.aget(rec.user_id)
+            counts = await store.aadd_send(rec.user_id, prefix_key(dest), at, **self._send_windows(at))
+        except Exception as exc:  # noqa: BLE001
+            self._store_failed("check_send: send counters unavailable", exc)
+        d = self._send_judged(channel, dest, counts, profile)
+        if d.action == "allow" and counts is not None:
+            try:
+                await store.alink_send(decision_id, prefix_key(dest), at + self._session_s)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed("check_send: could not link the send to its challenge", exc)
+        return self._send_emit(decision_id, rec.user_id, d, at)
 
     async def aclose(self) -> None:
         """Release the store connections this event loop opened (a Redis store keeps an asyncio

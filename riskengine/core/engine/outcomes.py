@@ -11,9 +11,9 @@ from riskengine.audit import SCHEMA_VERSION
 from riskengine.core.attempt import ChallengeOutcome, FailedPassword
 from riskengine.core.decision import Channel, Outcome
 from riskengine.core.devicetoken import DeviceTokens
-from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import ParkedChallenge, ParkedRecordError, decode
+from riskengine.core.engine.sends import Sends
 from riskengine.core.identity import checked
 from riskengine.core.typing import Updater
 
@@ -38,8 +38,9 @@ class OutcomePlan(NamedTuple):
     lesson: Updater | None
 
 
-class Outcomes(AuditRows, Learning):
-    """How challenges ended and failed passwords: the store's counters, profile lessons, audit rows."""
+class Outcomes(Sends, Learning):
+    """How challenges ended and failed passwords: the store's counters, profile lessons, audit rows
+    (and, from :class:`~riskengine.core.engine.sends.Sends`, the OTP send checks)."""
 
     def record_outcome(
         self,
@@ -83,8 +84,22 @@ class Outcomes(AuditRows, Learning):
                 self.store.reset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
                 self._store_failed("could not reset failures", exc)
+        if o.outcome == "verified":
+            try:
+                key = self.store.verify_send(o.decision_id, plan.event_ts)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed("could not count a verified send", exc)
+                key = None
+            self._verified_send(o, plan, key)
         self._outcome_emit(o, plan)
         return plan.token
+
+    def _verified_send(self, o: ChallengeOutcome, plan: OutcomePlan, key: str | None) -> None:
+        """A verified challenge whose OTP went through ``check_send``: the ``sends`` row."""
+        if key is not None:
+            chans = list(o.channels)
+            self._send_verified_emit(o.decision_id, plan.user_id, key, chans[-1] if chans else None,
+                                     plan.event_ts)
 
     # -- the phases record_outcome() and arecord_outcome() share ------------------------------
     def _outcome_input(self, decision_id: str, outcome: Outcome, channels: Sequence[Channel], attempts: int,

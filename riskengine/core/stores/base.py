@@ -13,9 +13,9 @@ import asyncio
 from typing import Final
 
 from riskengine.core.profile import UserProfile
-from riskengine.core.typing import AsyncProfileStore, OtpCounts, ProfileStore, Snapshot, Updater
+from riskengine.core.typing import AsyncProfileStore, OtpCounts, ProfileStore, SendCounts, Snapshot, Updater
 
-__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "AsyncProfileStore", "OtpCounts", "Snapshot", "StoreError",
+__all__ = ["MAX_ROWS", "PENDING_GRACE_S", "AsyncProfileStore", "OtpCounts", "SendCounts", "Snapshot", "StoreError",
            "ThreadOffload", "Updater", "session_key"]
 
 
@@ -76,6 +76,23 @@ class ThreadOffload:
 
     async def apop_pending(self: ProfileStore, decision_id: str, now: float) -> bytes | None:
         return await asyncio.to_thread(self.pop_pending, decision_id, now)
+
+    async def aget(self: ProfileStore, user_id: str) -> UserProfile | None:
+        return await asyncio.to_thread(self.get, user_id)
+
+    async def apeek_pending(self: ProfileStore, decision_id: str, now: float) -> bytes | None:
+        return await asyncio.to_thread(self.peek_pending, decision_id, now)
+
+    async def aadd_send(self: ProfileStore, user_id: str, prefix: str, at: float, *,
+                        prefix_since: float, ratio_since: float, user_since: float) -> SendCounts:
+        return await asyncio.to_thread(self.add_send, user_id, prefix, at, prefix_since=prefix_since,
+                                       ratio_since=ratio_since, user_since=user_since)
+
+    async def alink_send(self: ProfileStore, decision_id: str, prefix: str, expires_at: float) -> None:
+        await asyncio.to_thread(self.link_send, decision_id, prefix, expires_at)
+
+    async def averify_send(self: ProfileStore, decision_id: str, at: float) -> str | None:
+        return await asyncio.to_thread(self.verify_send, decision_id, at)
 
     async def aclose(self) -> None:
         """Nothing async to release: the store is closed by ``close()``."""

@@ -19,6 +19,7 @@ from riskengine.core.stores.base import (
     MAX_ROWS,
     PENDING_GRACE_S,
     OtpCounts,
+    SendCounts,
     Snapshot,
     ThreadOffload,
     Updater,
@@ -89,6 +90,15 @@ class MemoryStore(ThreadOffload):
         self._pending_by_user: dict[str, dict[str, float]] = {}
         self._population: dict[str, float] = {}
         self._budget: dict[str, float] = {}
+        # second-factor sends: per prefix, verified per prefix, per user; the prefixes each user
+        # sent to (prefix -> last send); decision id -> (prefix, link expiry)
+        self._sends_prefix = _Counters(max_counters)
+        self._verified_prefix = _Counters(max_counters)
+        self._sends_user = _Counters(max_counters)
+        self._user_prefixes: dict[str, dict[str, float]] = {}
+        self._send_links: dict[str, tuple[str, float]] = {}
+        self._max_counters = max_counters
+        self._sends_lock = threading.Lock()
         self._window = failure_window_s
         self._max_pending = max(max_pending, 4)
         self._sweep_at = self.sweep_floor
@@ -236,6 +246,48 @@ class MemoryStore(ThreadOffload):
         if item is None or item[0] < now:
             return None
         return item[1]
+
+    def peek_pending(self, decision_id: str, now: float) -> bytes | None:
+        item = self._pending.get(decision_id)
+        if item is None or item[0] < now:
+            return None
+        return item[1]
+
+    # -- second-factor sends ---------------------------------------------------------------
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        with self._sends_lock:
+            self._sends_prefix.add(prefix, at, min(prefix_since, ratio_since))
+            self._sends_user.add(user_id, at, user_since)
+            mine = self._user_prefixes.pop(user_id, None) or {}
+            mine[prefix] = max(at, mine.get(prefix, at))
+            for old in [p for p, t in mine.items() if t < user_since]:
+                del mine[old]
+            self._user_prefixes[user_id] = mine  # most recently touched last
+            while len(self._user_prefixes) > self._max_counters:
+                del self._user_prefixes[next(iter(self._user_prefixes))]
+            return SendCounts(
+                self._sends_prefix.count(prefix, prefix_since), self._sends_prefix.count(prefix, ratio_since),
+                self._verified_prefix.count(prefix, ratio_since), self._sends_user.count(user_id, user_since),
+                sum(1 for t in mine.values() if t >= user_since))
+
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        with self._sends_lock:
+            self._send_links.pop(decision_id, None)
+            self._send_links[decision_id] = (prefix, expires_at)
+            while len(self._send_links) > self._max_counters:
+                del self._send_links[next(iter(self._send_links))]
+
+    def verify_send(self, decision_id: str, at: float) -> str | None:
+        with self._sends_lock:
+            link = self._send_links.pop(decision_id, None)
+            if link is None or link[1] < at:
+                return None
+            # kept as long as the send counters of the prefix (the longest window read)
+            events = self._sends_prefix.events.get(link[0])
+            horizon = events[0] if events else at
+            self._verified_prefix.add(link[0], at, min(horizon, at))
+            return link[0]
 
     def user_ids(self, limit: int = 1000) -> list[str]:
         return sorted(self._profiles)[:limit]

@@ -69,7 +69,7 @@ with extra("redis", feature="the redis:// profile store"):
     from redis.retry import Retry
 
 from riskengine.core.profile import UserProfile
-from riskengine.core.stores.base import OtpCounts, Snapshot, StoreError, Updater, session_key
+from riskengine.core.stores.base import OtpCounts, SendCounts, Snapshot, StoreError, Updater, session_key
 
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.1
 DEFAULT_PROFILE_TTL_DAYS: Final = 400.0
@@ -179,11 +179,45 @@ for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
 return redis.call('HGETALL', KEYS[1])
 """
 
+# KEYS: prefix sends, prefix verified, user sends, user prefixes
+# ARGV: at, prefix since, ratio since, user since, member, prefix, (unused), counter ttl
+_ADD_SEND_LUA = """
+local at = ARGV[1]
+local horizon = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]))
+local ttl = tonumber(ARGV[8])
+redis.call('ZADD', KEYS[1], at, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. horizon)
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[3], at, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[4])
+redis.call('EXPIRE', KEYS[3], ttl)
+local last = redis.call('ZSCORE', KEYS[4], ARGV[6])
+if (not last) or tonumber(last) < tonumber(at) then redis.call('ZADD', KEYS[4], at, ARGV[6]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[4])
+redis.call('EXPIRE', KEYS[4], ttl)
+return {redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf'), redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf'),
+        redis.call('ZCOUNT', KEYS[2], ARGV[3], '+inf'), redis.call('ZCOUNT', KEYS[3], ARGV[4], '+inf'),
+        redis.call('ZCOUNT', KEYS[4], ARGV[4], '+inf')}
+"""
+
+# KEYS: prefix verified, prefix sends; ARGV: at, member (the link was popped first: once)
+_VERIFY_SEND_LUA = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('TTL', KEYS[2])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], 172800) end
+return 0
+"""
+
+_PEEK_LUA = """
+return redis.call('GET', KEYS[1])
+"""
+
 
 _SCRIPTS: Final = {
     "snapshot": _SNAPSHOT_LUA, "add_failure": _ADD_FAILURE_LUA, "update": _CAS_LUA, "pop_pending": _POP_LUA,
     "add_otp_failures": _ADD_OTP_LUA, "put_pending": _PUT_PENDING_LUA, "reset_otp_failures": _RESET_OTP_LUA,
     "budget_merge": _BUDGET_MERGE_LUA,
+    "add_send": _ADD_SEND_LUA, "verify_send": _VERIFY_SEND_LUA, "peek_pending": _PEEK_LUA,
 }
 """Every script, by the operation that runs it: the sync and async clients register the same text."""
 
@@ -272,7 +306,9 @@ class RedisStore:
         self._scripts = {"snapshot": self._snapshot, "add_failure": self._add_failure, "update": self._cas,
                          "pop_pending": self._pop, "add_otp_failures": self._add_otp,
                          "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp,
-                         "budget_merge": self._redis.register_script(_BUDGET_MERGE_LUA)}
+                         "budget_merge": self._redis.register_script(_BUDGET_MERGE_LUA),
+                         **{what: self._redis.register_script(_SCRIPTS[what])
+                            for what in ("add_send", "verify_send", "peek_pending")}}
         assert self._scripts.keys() == _SCRIPTS.keys()
         self._local = threading.local()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
@@ -521,6 +557,42 @@ class RedisStore:
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
         return _pending_from(self._run(("pop_pending", [self._dkey(decision_id)], [])), now)
 
+    def peek_pending(self, decision_id: str, now: float) -> bytes | None:
+        return _pending_from(self._run(("peek_pending", [self._dkey(decision_id)], [])), now)
+
+    # -- second-factor sends -------------------------------------------------------------
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        reply = self._run(self._add_send_call(user_id, prefix, at, prefix_since, ratio_since, user_since))
+        return SendCounts(*(int(v) for v in reply))
+
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        # the expiry travels with the value, as for parked challenges: stores never read the clock
+        self._call("SET", self._redis.set, self._key("sl", decision_id),
+                   _EXPIRY.pack(expires_at) + prefix.encode("utf-8", "surrogatepass"), ex=self._pending_ttl)
+
+    def _add_send_call(self, user_id: str, prefix: str, at: float, prefix_since: float,
+                       ratio_since: float, user_since: float) -> _ScriptCall:
+        at = float(at)
+        ttl = int(at - min(prefix_since, ratio_since, user_since)) + 60
+        return ("add_send",
+                [self._key("sp", prefix), self._key("sv", prefix), self._key("su", user_id),
+                 self._key("sx", user_id)],
+                [repr(at), repr(float(prefix_since)), repr(float(ratio_since)), repr(float(user_since)),
+                 f"{at!r}:{secrets.token_hex(4)}", prefix, 0, ttl])
+
+    def verify_send(self, decision_id: str, at: float) -> str | None:
+        raw = _pending_from(self._run(("pop_pending", [self._key("sl", decision_id)], [])), at)
+        if raw is None:
+            return None
+        prefix = raw.decode("utf-8", "surrogatepass")
+        self._run(self._verify_call(prefix, at))
+        return prefix
+
+    def _verify_call(self, prefix: str, at: float) -> _ScriptCall:
+        return ("verify_send", [self._key("sv", prefix), self._key("sp", prefix)],
+                [repr(float(at)), f"{float(at)!r}:{secrets.token_hex(4)}"])
+
     # -- async twins: the same calls as above, over redis.asyncio ------------------------
     async def asnapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
                         otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
@@ -585,6 +657,30 @@ class RedisStore:
 
     async def apop_pending(self, decision_id: str, now: float) -> bytes | None:
         return _pending_from(await self._arun(("pop_pending", [self._dkey(decision_id)], [])), now)
+
+    async def aget(self, user_id: str) -> UserProfile | None:
+        raw = await self._acall("GET", self._aclient().client.get, self._pkey(user_id))
+        return UserProfile.from_bytes(raw) if raw is not None else None
+
+    async def apeek_pending(self, decision_id: str, now: float) -> bytes | None:
+        return _pending_from(await self._arun(("peek_pending", [self._dkey(decision_id)], [])), now)
+
+    async def aadd_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                        ratio_since: float, user_since: float) -> SendCounts:
+        reply = await self._arun(self._add_send_call(user_id, prefix, at, prefix_since, ratio_since, user_since))
+        return SendCounts(*(int(v) for v in reply))
+
+    async def alink_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        await self._acall("SET", self._aclient().client.set, self._key("sl", decision_id),
+                          _EXPIRY.pack(expires_at) + prefix.encode("utf-8", "surrogatepass"), ex=self._pending_ttl)
+
+    async def averify_send(self, decision_id: str, at: float) -> str | None:
+        raw = _pending_from(await self._arun(("pop_pending", [self._key("sl", decision_id)], [])), at)
+        if raw is None:
+            return None
+        prefix = raw.decode("utf-8", "surrogatepass")
+        await self._arun(self._verify_call(prefix, at))
+        return prefix
 
     # -- support -----------------------------------------------------------------------
     def user_ids(self, limit: int = 1000) -> list[str]:

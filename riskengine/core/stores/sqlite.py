@@ -21,6 +21,7 @@ from riskengine.core.stores.base import (
     MAX_ROWS,
     PENDING_GRACE_S,
     OtpCounts,
+    SendCounts,
     Snapshot,
     StoreError,
     ThreadOffload,
@@ -36,7 +37,14 @@ CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REA
                                     payload BLOB NOT NULL, user_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS population (country TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS budget (key TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sends (kind TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sends_key_ts ON sends (kind, key, ts);
+CREATE TABLE IF NOT EXISTS send_prefixes (user_id TEXT NOT NULL, prefix TEXT NOT NULL, ts REAL NOT NULL,
+                                          PRIMARY KEY (user_id, prefix)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS send_links (decision_id TEXT PRIMARY KEY, prefix TEXT NOT NULL,
+                                       expires_at REAL NOT NULL) WITHOUT ROWID;
 """
+# sends.kind: 'p' second-factor send to a prefix, 'v' verified send to a prefix, 'u' send of a user
 # failures.kind: 'u' failed password (and second factor) per user, 'i' per address (or IPv6
 # prefix), 'o' failed second factor per user, 's' per user session (key: session_key())
 
@@ -502,6 +510,82 @@ class SqliteStore(ThreadOffload):
         if row is None or row[0] < now:
             return None
         return bytes(row[1])
+
+    @_gated
+    def peek_pending(self, decision_id: str, now: float) -> bytes | None:
+        try:
+            row = self._conn().execute(
+                "SELECT expires_at, payload FROM pending WHERE decision_id = ?", (decision_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        if row is None or row[0] < now:
+            return None
+        return bytes(row[1])
+
+    # -- second-factor sends -----------------------------------------------------------
+    @_gated
+    @_serialised
+    def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
+                 ratio_since: float, user_since: float) -> SendCounts:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO sends VALUES ('p', ?, ?), ('u', ?, ?)", (prefix, at, user_id, at))
+            conn.execute("INSERT INTO send_prefixes VALUES (?, ?, ?) ON CONFLICT (user_id, prefix) "
+                         "DO UPDATE SET ts = max(ts, excluded.ts)", (user_id, prefix, at))
+            self._writes += 1
+            if self._writes % _TRIM_EVERY == 0:
+                horizon = min(prefix_since, ratio_since, user_since)
+                self._trim(conn, "sends", "ts", horizon)
+                self._trim(conn, "send_prefixes", "ts", horizon)
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM sends WHERE kind = 'p' AND key = ?1 AND ts >= ?2), "
+                "(SELECT count(*) FROM sends WHERE kind = 'p' AND key = ?1 AND ts >= ?3), "
+                "(SELECT count(*) FROM sends WHERE kind = 'v' AND key = ?1 AND ts >= ?3), "
+                "(SELECT count(*) FROM sends WHERE kind = 'u' AND key = ?4 AND ts >= ?5), "
+                "(SELECT count(*) FROM send_prefixes WHERE user_id = ?4 AND ts >= ?5)",
+                (prefix, prefix_since, ratio_since, user_id, user_since)).fetchone()
+            conn.execute("COMMIT")
+            return SendCounts(*(int(v) for v in row))
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO send_links VALUES (?, ?, ?)", (decision_id, prefix, expires_at))
+            self._writes += 1
+            if self._writes % _TRIM_EVERY == 0:
+                self._trim(conn, "send_links", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def verify_send(self, decision_id: str, at: float) -> str | None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("DELETE FROM send_links WHERE decision_id = ? RETURNING prefix, expires_at",
+                               (decision_id,)).fetchone()
+            if row is not None and row[1] >= at:
+                conn.execute("INSERT INTO sends VALUES ('v', ?, ?)", (row[0], at))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(str(exc)) from exc
+        if row is None or row[1] < at:
+            return None
+        return str(row[0])
 
     @_gated
     def user_ids(self, limit: int = 1000) -> list[str]:

@@ -25,6 +25,8 @@ from riskengine.offline.simulate.channels import ChallengeBehaviour, simulate_ch
 from riskengine.offline.simulate.experiment import EXPERIMENT, enrolled_at_signup, signups
 from riskengine.offline.simulate.population import DAY, User, make_user, user_events
 from riskengine.offline.simulate.profiles import get_profile
+from riskengine.offline.simulate.pumping import FAMILY as PUMPING_FAMILY
+from riskengine.offline.simulate.pumping import phone_for, pumping
 from riskengine.offline.simulate.writer import ASN_FILE, MANIFEST_FILE, build_frames, write_outputs
 
 FORMAT_VERSION: Final = 2
@@ -53,6 +55,8 @@ class SimulationConfig:
     attack_intensity: float = 1.0
     ato_share: float = 0.004
     """Victims per takeover family, as a share of users per 90 days."""
+    pumping_waves: int = 1
+    """SMS pumping waves in the window (fresh accounts triggering OTPs to numbers the ring is paid for)."""
     warmup_days: int = DEFAULT_WARMUP_DAYS
     """Days of legitimate-only traffic of the pre-existing users before ``start`` (0: none)."""
     profile: str = "default"
@@ -79,14 +83,15 @@ def _behaviour_columns() -> dict[str, list[Any]]:
     names = ("ts", "kind", "user_id", "ip", "user_agent", "device_id", "session_id", "enrolled_factors",
              "would_pass", "challenge_channels", "challenge_outcome", "challenge_attempts",
              "seconds_to_verify", "trust_device", "experiment", "variant", "converted",
-             "attack_family", "is_attack_ip", "warmup", "rtt_ms", "user_traits")
+             "attack_family", "is_attack_ip", "warmup", "rtt_ms", "user_traits", "phone")
     return {n: [] for n in names}
 
 
 def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: str, ua: str,
             device_id: str | None, session: int, enrolled: tuple[str, ...], b: ChallengeBehaviour | None,
             family: str | None = None, attack_ip: bool = False, warmup: bool = False,
-            rtt: float | None = None, traits: frozenset[str] = frozenset()) -> None:
+            rtt: float | None = None, traits: frozenset[str] = frozenset(),
+            phone: str | None = None) -> None:
     cols["ts"].append(ts)
     cols["kind"].append(kind)
     cols["user_id"].append(user_id)
@@ -109,6 +114,7 @@ def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: 
     cols["warmup"].append(warmup)
     cols["rtt_ms"].append(None if rtt is None or rtt != rtt else rtt)
     cols["user_traits"].append(sorted(traits))
+    cols["phone"].append(phone)
 
 
 def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: str = "both",
@@ -167,11 +173,12 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
         legit = user_events(user, plan, rng, warm_start, end, session_serial)
         # a typo belongs to the period of the login it precedes (same session)
         warm_sessions = {e.session for e in legit if not e.failed and e.ts < start}
+        phone = phone_for(user.user_id, country, cfg.seed)
         for e in legit:
             b = None if e.failed else simulate_challenge(user.enrolled[0], country, True, rng)
             _append(cols, e.ts, "failed_password" if e.failed else "login", user.user_id, e.ip, e.ua,
                     e.device_id, e.session, user.enrolled, b, warmup=e.session in warm_sessions,
-                    rtt=e.rtt, traits=user.traits)
+                    rtt=e.rtt, traits=user.traits, phone=phone)
     by_id = {u.user_id: u for u in users}
     attack_events = attack_mod.stuffing(users, plan, rng, start, end, device_serial, session_serial,
                                         cfg.attack_intensity)
@@ -181,8 +188,15 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
         victim = by_id.get(a.user_id)
         enrolled = victim.enrolled if victim is not None else ()
         b = None if a.failed else simulate_challenge(enrolled[0] if enrolled else "sms", "", False, rng)
+        # an OTP for a takeover goes to the victim's phone
+        phone = phone_for(victim.user_id, victim.country, cfg.seed) if victim is not None else None
         _append(cols, a.ts, "failed_password" if a.failed else "login", a.user_id, a.ip, a.ua, None,
-                a.session, enrolled, b, a.family, True, rtt=a.rtt)
+                a.session, enrolled, b, a.family, True, rtt=a.rtt, phone=phone)
+    for p in pumping(plan, cfg.seed, start, end, session_serial, device_serial, cfg.pumping_waves):
+        # the ring never enters a code (its own stream: the events above are unchanged)
+        _append(cols, p.ts, "login", p.user_id, p.ip, p.ua, None, p.session, ("sms",),
+                ChallengeBehaviour(False, ("sms",), "abandoned", 0, None, False), PUMPING_FAMILY, True,
+                phone=p.phone)
 
     events, labels = build_frames(cols)
     warm = labels.filter(pl.col("warmup"))
@@ -194,7 +208,7 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
         "failed_passwords": int((events["kind"] == "failed_password").sum()),
         "signups": int((events["kind"] == "signup").sum()),
         "attack_logins": {f: int(((labels["attack_family"] == f) & (labels["kind"] == "login")).sum())
-                          for f in attack_mod.FAMILIES},
+                          for f in (*attack_mod.FAMILIES, PUMPING_FAMILY)},
         "asn_db": ASN_FILE,
         "window": [cfg.start, datetime.fromtimestamp(end, UTC).date().isoformat()],
         "warmup": {

@@ -26,13 +26,13 @@ converted           bool, nullable      signups: completed the signup
 rtt_ms              float64, nullable   logins, failed passwords: round-trip time to the
                                         service (the user's band on that network; attackers'
                                         proxies add latency); null for signups
+phone               str, nullable       the account's phone (E.164): where an OTP goes
 ==================  ==================  =====================================================
 
 ``labels.parquet``: ``index`` (= event_id), ``kind``, ``user_id``, ``is_attack``,
 ``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | ato_lookalike |
-ato_residential_proxy | null),
-``is_attack_ip``, ``warmup`` (the row belongs to the warm-up before the simulated window:
-legitimate traffic of existing users that teaches the profiles and is left out of
+ato_residential_proxy | sms_pumping | null), ``is_attack_ip``, ``warmup`` (the row belongs to
+the warm-up before the simulated window: legitimate traffic of existing users that teaches the profiles and is left out of
 ``riskengine evaluate``'s numbers), ``user_logins_before`` (warm-up logins included) and
 ``established`` (≥ 5 earlier logins) and ``user_traits`` (the legitimate user's odd-but-legitimate
 behaviours: ``cgnat``, ``commuter``, ``new_device``, ``traveller``, ``vpn``; empty for attackers'
@@ -90,6 +90,7 @@ NATIVE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "warmup": pl.Boolean(),
     "rtt_ms": pl.Float64(),
     "user_traits": pl.List(pl.Utf8),
+    "phone": pl.Utf8(),
 }
 LABEL_ONLY_COLUMNS: Final = ("attack_family", "is_attack_ip", "warmup", "user_traits")
 """Collected with the events but written only to ``labels.parquet``."""
