@@ -241,6 +241,15 @@ class RedisClusterStore(RedisStore):
     def _pending_key(self, user_id: str, decision_id: str = "") -> bytes:
         return self._tagged("pd", f"u:{user_id}", decision_id)
 
+    def _key(self, kind: str, name: str) -> bytes:
+        # second-factor sends: a prefix's counters share the prefix's slot, a user's share the
+        # user's (add_send is split in two below); other named keys are single-key operations
+        if kind in ("sp", "sv"):
+            return self._tagged(kind, f"s:{name}")
+        if kind in ("su", "sx"):
+            return self._tagged(kind, f"u:{name}")
+        return self._tagged(kind, name)
+
     def sharded_keys(self, name: str) -> list[bytes]:
         """The shard keys of one global aggregate (``population_shards`` of them, each its
         own hash tag): write to one, read and merge all."""
@@ -260,6 +269,13 @@ class RedisClusterStore(RedisStore):
         if what == "add_failure":
             at, horizon, ttl, member, _ = args
             return [(_ADD_ONE_FAILURE_LUA, [key], [at, horizon, ttl, member]) for key in keys]
+        if what == "add_send":
+            # the same script twice, once in the prefix's slot and once in the user's, each
+            # with two scratch keys (expiring like the counters) standing in for the other side
+            sends, verified, user_sends, user_prefixes = keys
+            prefix_side = [sends, verified, sends + b":x1", sends + b":x2"]
+            user_side = [user_sends + b":x1", user_sends + b":x2", user_sends, user_prefixes]
+            return [(_SCRIPTS[what], prefix_side, args), (_SCRIPTS[what], user_side, args)]
         return [(_SCRIPTS[what], keys, args)]
 
     @staticmethod
@@ -267,11 +283,14 @@ class RedisClusterStore(RedisStore):
         if what == "snapshot":
             (raw, user_failures, otp_user, otp_session), ip_failures = replies
             return [raw, user_failures, ip_failures, otp_user, otp_session]
+        if what == "add_send":
+            prefix_side, user_side = replies
+            return [*prefix_side[:3], *user_side[3:]]
         return replies[0]  # add_failure: the user's count; others: their one reply
 
     def _run(self, call: _ScriptCall) -> Any:
         what = call[0]
-        if what not in ("snapshot", "add_failure"):
+        if what not in _SPLIT:
             return super()._run(call)
         def fill(pipe: Any) -> None:
             for text, keys, args in self._split(call):
@@ -280,7 +299,7 @@ class RedisClusterStore(RedisStore):
 
     async def _arun(self, call: _ScriptCall) -> Any:
         what = call[0]
-        if what not in ("snapshot", "add_failure"):
+        if what not in _SPLIT:
             return await super()._arun(call)
         def fill(pipe: Any) -> None:
             for text, keys, args in self._split(call):
@@ -347,6 +366,20 @@ class RedisClusterStore(RedisStore):
         key = self._pending_key(user.decode("utf-8", "surrogatepass"), decision_id)
         return _pending_from(await self._arun(("pop_pending", [key], [])), now)
 
+    def peek_pending(self, decision_id: str, now: float) -> bytes | None:
+        user = self._call("GET", self._redis.get, self._dkey(decision_id))
+        if user is None:
+            return None
+        key = self._pending_key(user.decode("utf-8", "surrogatepass"), decision_id)
+        return _pending_from(self._run(("peek_pending", [key], [])), now)
+
+    async def apeek_pending(self, decision_id: str, now: float) -> bytes | None:
+        user = await self._acall("GET", self._aclient().client.get, self._dkey(decision_id))
+        if user is None:
+            return None
+        key = self._pending_key(user.decode("utf-8", "surrogatepass"), decision_id)
+        return _pending_from(await self._arun(("peek_pending", [key], [])), now)
+
     # -- population prior: sharded ---------------------------------------------------------
     def population_add(self, country: str, weight: float) -> None:
         self._call("HINCRBYFLOAT", self._redis.hincrbyfloat, random.choice(self.sharded_keys("pop")),
@@ -411,6 +444,10 @@ class _LazyClient:
         def method(*args: Any, **kwargs: Any) -> Any:
             return getattr(self._get(), name)(*args, **kwargs)
         return method
+
+
+_SPLIT: Final = frozenset({"snapshot", "add_failure", "add_send"})
+"""The operations whose keys span slots: one single-slot script per slot (:meth:`_split`)."""
 
 
 def _merge(shards: list[dict[bytes, bytes]]) -> dict[str, float]:

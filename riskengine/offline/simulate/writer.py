@@ -31,8 +31,9 @@ phone               str, nullable       the account's phone (E.164): where an OT
 
 ``labels.parquet``: ``index`` (= event_id), ``kind``, ``user_id``, ``is_attack``,
 ``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | ato_lookalike |
-ato_residential_proxy | sms_pumping | null), ``is_attack_ip``, ``warmup`` (the row belongs to
-the warm-up before the simulated window: legitimate traffic of existing users that teaches the profiles and is left out of
+ato_residential_proxy | sms_pumping | null), ``is_attack_ip``, ``warmup`` (the row belongs
+to the warm-up before the simulated window: legitimate traffic of existing users that teaches
+the profiles and is left out of
 ``riskengine evaluate``'s numbers), ``user_logins_before`` (warm-up logins included) and
 ``established`` (≥ 5 earlier logins) and ``user_traits`` (the legitimate user's odd-but-legitimate
 behaviours: ``cgnat``, ``commuter``, ``new_device``, ``traveller``, ``vpn``; empty for attackers'
