@@ -18,8 +18,9 @@ keys. Object stores have no rename, so visibility works differently:
   (Readers outside Python that glob ``*.parquet`` may count the merged rows twice in the
   window between the PUT and the deletes; see docs/audit.md, "Object storage".)
 - **retention** cannot move a month away in one step either: it writes a marker
-  ``_retired`` into the month, deletes the month's objects, then the marker. :func:`partitions`
-  skips a month holding the marker, so a month disappears from our readers all at once.
+  ``<table>/_retired-YYYY-MM``, deletes the month's objects (batched), then the marker.
+  :func:`partitions` skips a month with a marker, so a month disappears from our readers all
+  at once.
 
 Names starting with ``_`` or ``.`` are ignored by Hive, Spark, Trino and Athena, so the
 markers never appear as data to them either.
@@ -51,7 +52,11 @@ if TYPE_CHECKING:
     from pyarrow.fs import S3FileSystem
 
 COMPACTION_MARKER = re.compile(r"^_compaction-(?P<id>[0-9a-f]{32})\.json$")
-RETIRED_MARKER = "_retired"
+RETIRED_MARKER = re.compile(r"^_retired-(?P<year>\d{4})-(?P<month>\d{2})$")
+
+
+def retired_marker(table: str, year: int, month: int) -> str:
+    return f"{table}/_retired-{year:04d}-{month:02d}"
 
 T = TypeVar("T")
 
@@ -178,6 +183,13 @@ class S3Root:
         n = len(base) + 1
         return sorted(i.path[n:] for i in infos if i.type == pafs.FileType.Directory)
 
+    def delete_folder(self, rel: str) -> None:
+        """Delete every object under ``rel`` (batched requests, in no particular order)."""
+        try:
+            self.fs.delete_dir(self.path(rel))
+        except FileNotFoundError:
+            pass
+
     def delete(self, rels: Iterable[str]) -> None:
         for rel in rels:
             try:
@@ -214,20 +226,22 @@ def partitions(root: S3Root, table: str) -> list[tuple[int, int, str]]:
     """``(year, month, folder)`` of every partition of ``table`` (``folder`` relative to the
     root), oldest first, without the months retention is dropping (``_retired`` marker)."""
     out: list[tuple[int, int, str]] = []
+    retired = {(int(m.group("year")), int(m.group("month")))
+               for name, _size in root.list(table) if (m := RETIRED_MARKER.match(name))}
     for ydir in root.folders(table):
         ym = PARTITION[0].match(ydir)
         if not ym:
             continue
         for mdir in root.folders(f"{table}/{ydir}"):
             mm = PARTITION[1].match(mdir)
-            if mm:
+            if mm and (int(ym.group(1)), int(mm.group(1))) not in retired:
                 out.append((int(ym.group(1)), int(mm.group(1)), f"{table}/{ydir}/{mdir}"))
     return sorted(out)
 
 
 def segment_files(root: S3Root, folder: str) -> list[str]:
     """The segments (relative to the root) of one partition that hold its rows, each row
-    exactly once, at every step of a compaction; none in a month being retired. One listing,
+    exactly once, at every step of a compaction. One listing,
     plus one small GET per marker of a published compaction (normally none)."""
     listing = root.list(folder)
     names = {name for name, _size in listing}
@@ -235,8 +249,6 @@ def segment_files(root: S3Root, folder: str) -> list[str]:
 
 
 def _visible(names: set[str], inputs_of: Callable[[str], list[str]], folder: str) -> list[str]:
-    if RETIRED_MARKER in names:
-        return []
     published = {m.group("id") for n in names if (m := COMPACTED.search(n))}
     redundant: set[str] = set()
     for name in names:
@@ -263,4 +275,4 @@ def marker_body(inputs: list[str]) -> bytes:
 
 
 __all__ = ["COMPACTION_MARKER", "RETIRED_MARKER", "ObjectStoreError", "S3Root", "marker_body",
-           "partition_rel", "partitions", "retrying", "segment_files"]
+           "partition_rel", "partitions", "retired_marker", "retrying", "segment_files"]

@@ -51,7 +51,7 @@ of a marker whose merged segment exists, so it sees every row exactly once at ev
 a plain ``*.parquet`` glob sees the merged rows twice between steps 2 and 3. The next run
 repairs a dead compactor: a marker with its merged segment → delete the inputs left and
 the marker; without → delete the marker (the inputs were never touched). Retention writes
-a ``_retired`` marker into the month (the exact listing then skips the month), deletes the
+a marker ``<table>/_retired-YYYY-MM`` (the exact listing then skips the month), deletes the
 month's objects, then the marker. There is no lock on object storage (no ``flock``; S3 has
 no compare-and-swap a lock could be built on with this client): run one maintenance job
 per root, as the scheduled ``riskengine audit compact|retain`` does. Rollups are not built
@@ -395,11 +395,11 @@ def _retain_s3(store: s3.S3Root, cutoff: datetime, tables: tuple[str, ...], resu
             if result.dry_run:
                 continue
             # the marker first: the exact listing skips the month from here on, so readers see
-            # the month whole or not at all while its objects are deleted one by one
-            store.put(f"{folder}/{s3.RETIRED_MARKER}", b"")
-            names = [name for name, _size in store.list(folder, recursive=True)]
-            store.delete(f"{folder}/{n}" for n in names if n != s3.RETIRED_MARKER)
-            store.delete([f"{folder}/{s3.RETIRED_MARKER}"])
+            # the month whole or not at all while its objects are deleted (batched, any order)
+            marker = s3.retired_marker(table, year, month)
+            store.put(marker, b"")
+            store.delete_folder(folder)
+            store.delete([marker])
 
 
 def _ended_by(year: int, month: int, cutoff: datetime) -> bool:

@@ -112,3 +112,137 @@ def test_bad_root_names_are_rejected() -> None:
         s3.S3Root.parse("s3://Bad_Bucket/x")
     with pytest.raises(ValueError, match=r"'\.\.' segment"):
         s3.S3Root.parse("s3://bucket/a/../b")
+
+
+# ---------------------------------------------------------------- compaction and retention
+SEGMENTS, PER = 4, 25
+N = SEGMENTS * PER + 10  # plus one lone segment in February, which compaction leaves alone
+S3_STEPS = ["marked", "published", *(f"deleted:{i}" for i in range(SEGMENTS)), "unmarked"]
+
+
+class Crash(Exception):
+    """The compactor 'dies' here."""
+
+
+def build(root: str) -> None:
+    i = 0
+    with ParquetSink(root, flush_seconds=60) as sink:
+        for month, n_segments, per in ((1, SEGMENTS, PER), (2, 1, 10)):
+            for _ in range(n_segments):
+                for _ in range(per):
+                    sink.emit("conversions", conversion(i, month))
+                    i += 1
+                sink.flush()
+    assert i == N
+
+
+def test_every_compaction_step_shows_each_row_exactly_once(s3_root: str) -> None:
+    build(s3_root)
+    seen: list[str] = []
+    twice: list[str] = []
+
+    def check(step: str, folder: object) -> None:
+        seen.append(step)
+        assert exact_rows(s3_root) == (N, N), step
+        assert db_rows(s3_root) == (N, N), step
+        n, distinct = glob_rows(s3_root)
+        if n != distinct:
+            twice.append(step)
+
+    res = compact(s3_root, _after_step=check)
+    assert seen == S3_STEPS
+    assert (res.files_in, res.files_out, res.rows) == (SEGMENTS, 1, SEGMENTS * PER)
+    # a plain glob (outside readers) double-counts exactly while the inputs are being deleted
+    assert twice == ["published", *(f"deleted:{i}" for i in range(SEGMENTS - 1))]
+    assert exact_rows(s3_root) == glob_rows(s3_root) == (N, N)
+    names = [n for n, _ in s3.S3Root.parse(s3_root).list("conversions/year=2026/month=01")]
+    assert len(names) == 1 and "-compacted-" in names[0]
+
+
+@pytest.mark.parametrize("crash_after", S3_STEPS)
+def test_a_crash_after_any_compaction_step_is_repaired_by_the_next_run(crash_after: str, s3_root: str) -> None:
+    build(s3_root)
+
+    def crash(step: str, folder: object) -> None:
+        if step == crash_after:
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        compact(s3_root, _after_step=crash)
+    assert exact_rows(s3_root) == db_rows(s3_root) == (N, N)  # the dead compactor's layout
+
+    res = compact(s3_root)  # the next run repairs, then compacts what is left
+    assert res.recovered == (0 if crash_after == "unmarked" else 1)
+    assert exact_rows(s3_root) == glob_rows(s3_root) == db_rows(s3_root) == (N, N)
+    names = [n for n, _ in s3.S3Root.parse(s3_root).list("conversions/year=2026/month=01")]
+    assert len(names) == 1 and names[0].endswith(".parquet")  # no marker left, one segment
+
+
+def test_retention_drops_whole_months_and_readers_never_see_part_of_one(s3_root: str) -> None:
+    with ParquetSink(s3_root, flush_seconds=60) as sink:
+        for i in range(40):
+            sink.emit("conversions", conversion(i, month=1 + i % 4, year=2020))
+            if i % 10 == 9:
+                sink.flush()
+        for i in range(40, 50):
+            sink.emit("conversions", conversion(i, month=6, year=2026))
+    store = s3.S3Root.parse(s3_root)
+    assert len(s3.partitions(store, "conversions")) == 5
+    seen: list[tuple[int, int]] = []
+    delete_folder = s3.S3Root.delete_folder
+
+    def observed(self: s3.S3Root, rel: str) -> None:
+        # the month's objects go one at a time, a reader looking after each (the real call is
+        # batched requests: this is the slowest a store could do it)
+        for name, _size in self.list(rel, recursive=True):
+            self.delete([f"{rel}/{name}"])
+            seen.append(exact_rows(s3_root))
+        delete_folder(self, rel)
+
+    dry = retain(s3_root, "4y", now=datetime(2026, 7, 1, tzinfo=UTC), dry_run=True)
+    assert len(dry.dropped) == 4 and exact_rows(s3_root) == (50, 50)
+    try:
+        s3.S3Root.delete_folder = observed  # type: ignore[method-assign]
+        res = retain(s3_root, "4y", now=datetime(2026, 7, 1, tzinfo=UTC))
+    finally:
+        s3.S3Root.delete_folder = delete_folder  # type: ignore[method-assign]
+    assert res.dropped == [f"conversions/year=2020/month={m:02d}" for m in range(1, 5)]
+    # while a month's objects go one by one, our readers see it whole or not at all
+    assert seen and all(n % 10 == 0 and n == d for n, d in seen), seen
+    assert exact_rows(s3_root) == glob_rows(s3_root) == (10, 10)
+    assert [f for *_ym, f in s3.partitions(store, "conversions")] == ["conversions/year=2026/month=06"]
+
+
+# ---------------------------------------------------------------- a store that fails mid-run
+def test_a_failing_store_keeps_segments_for_the_next_flush_and_never_raises(s3_root: str) -> None:
+    with ParquetSink(s3_root, flush_seconds=60) as sink:
+        store = sink.store
+        assert store is not None
+        good = store.fs
+        broken = s3.S3Root.parse(s3_root, endpoint_url="http://127.0.0.1:9").fs  # nothing listens
+        store._fs[0] = broken
+        for i in range(20):
+            sink.emit("conversions", conversion(i))
+        sink.flush()  # the upload fails: no exception, rows kept
+        assert (sink.written, sink.dropped, sink.unflushed, sink.retried) == (0, 0, 20, 1)
+        assert sink.last_error is not None and "cannot upload audit segment" in sink.last_error
+        store._fs[0] = good  # the store is back
+        sink.flush()
+        assert (sink.written, sink.dropped, sink.unflushed) == (20, 0, 0)
+        assert sink.last_error is None
+    assert exact_rows(s3_root) == (20, 20)
+
+
+def test_rows_beyond_the_buffer_bound_are_dropped_and_counted_while_the_store_is_down(s3_root: str) -> None:
+    sink = ParquetSink(s3_root, flush_seconds=60, buffer_rows=30)
+    store = sink.store
+    assert store is not None
+    store._fs[0] = s3.S3Root.parse(s3_root, endpoint_url="http://127.0.0.1:9").fs
+    for batch in range(3):
+        for i in range(20):
+            sink.emit("conversions", conversion(batch * 20 + i))
+        sink.flush()
+    # the first batch waits for the store; the next two do not fit beside it
+    assert (sink.written, sink.dropped, sink.unflushed) == (0, 40, 20)
+    sink.close()  # still down: what waited is lost now, and counted
+    assert (sink.written, sink.dropped, sink.unflushed) == (0, 60, 0)
