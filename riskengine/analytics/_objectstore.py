@@ -23,7 +23,7 @@ from riskengine._extras import extra
 from riskengine.audit.objectstore import S3Root
 
 with extra("s3", feature="reading an s3:// audit root (AuditDB, report, dashboard)"):
-    from fsspec.implementations.arrow import ArrowFSWrapper
+    from fsspec.implementations.arrow import ArrowFSWrapper  # type: ignore[import-untyped]
 
 SCHEME = "riskengine-s3"
 PREFIX = f"{SCHEME}://"

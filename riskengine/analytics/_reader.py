@@ -36,7 +36,7 @@ class _Reader:
 
     def __init__(self, root: str | Path | S3Root, *, threads: int | None = None) -> None:
         self.store: S3Root | None = root if isinstance(root, S3Root) else (
-            S3Root.parse(root) if is_object_root(root) else None)
+            S3Root.parse(str(root)) if is_object_root(root) else None)
         """The object store of an ``s3://`` root (None for a local folder)."""
         self.root: Path | str = self.store.url() if self.store is not None else Path(root)  # type: ignore[arg-type]
         self._con = duckdb.connect(":memory:")

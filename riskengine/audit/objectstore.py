@@ -61,7 +61,7 @@ def retired_marker(table: str, year: int, month: int) -> str:
 T = TypeVar("T")
 
 
-class ObjectStoreError(RuntimeError):
+class ObjectStoreError(OSError):
     """The object store cannot be used as configured (bucket missing, bad credentials,
     endpoint unreachable): raised at start-up, naming the root and the cause."""
 
@@ -129,10 +129,10 @@ class S3Root:
                 self._fs.append(pafs.S3FileSystem(**kwargs))
             return self._fs[0]
 
-    def check(self) -> None:
+    def check(self, *, write: bool = True) -> None:
         """Raise :class:`ObjectStoreError` unless the bucket exists and these credentials may
-        list and write under the prefix (a write probe: a zero-byte ``_meta/probe-…`` object,
-        deleted again)."""
+        list under the prefix, and with ``write`` write there too (a probe: a zero-byte
+        ``_meta/probe-…`` object, deleted again)."""
         try:
             info = self.fs.get_file_info(self.bucket)
         except OSError as exc:
@@ -141,6 +141,13 @@ class S3Root:
         if info.type == pafs.FileType.NotFound:
             raise ObjectStoreError(f"audit root {self}: bucket {self.bucket!r} does not exist "
                                    f"(endpoint {self.endpoint_url or 'AWS'}); create it first")
+        if not write:
+            try:
+                self.objects("_meta")
+            except OSError as exc:
+                raise ObjectStoreError(f"audit root {self}: cannot list the prefix (check the AWS "
+                                       f"credentials and the bucket policy): {_short(exc)}") from exc
+            return
         probe = f"_meta/probe-{os.getpid()}-{time.time_ns()}"
         try:
             self.put(probe, b"")
@@ -163,7 +170,7 @@ class S3Root:
     def exists(self, rel: str) -> bool:
         return bool(self.fs.get_file_info(self.path(rel)).type == pafs.FileType.File)
 
-    def list(self, rel: str = "", *, recursive: bool = False) -> list[tuple[str, int]]:
+    def objects(self, rel: str = "", *, recursive: bool = False) -> list[tuple[str, int]]:
         """``(name relative to rel, size)`` of the objects under ``rel``; empty when there are none."""
         base = self.path(rel)
         try:
@@ -227,7 +234,7 @@ def partitions(root: S3Root, table: str) -> list[tuple[int, int, str]]:
     root), oldest first, without the months retention is dropping (``_retired`` marker)."""
     out: list[tuple[int, int, str]] = []
     retired = {(int(m.group("year")), int(m.group("month")))
-               for name, _size in root.list(table) if (m := RETIRED_MARKER.match(name))}
+               for name, _size in root.objects(table) if (m := RETIRED_MARKER.match(name))}
     for ydir in root.folders(table):
         ym = PARTITION[0].match(ydir)
         if not ym:
@@ -243,7 +250,7 @@ def segment_files(root: S3Root, folder: str) -> list[str]:
     """The segments (relative to the root) of one partition that hold its rows, each row
     exactly once, at every step of a compaction. One listing,
     plus one small GET per marker of a published compaction (normally none)."""
-    listing = root.list(folder)
+    listing = root.objects(folder)
     names = {name for name, _size in listing}
     return _visible(names, lambda marker: _marker_inputs(root, f"{folder}/{marker}"), folder)
 

@@ -313,7 +313,7 @@ class ParquetSink:
                 self._write_part(table, year, month, part)
             return
         for i, ((year, month), part) in enumerate(parts):
-            folder = self.root / table / f"year={year:04d}" / f"month={month:02d}"
+            folder = Path(self.root) / table / f"year={year:04d}" / f"month={month:02d}"
             try:
                 private_mkdir(folder)
                 write_atomically(folder / segment_name(), _parquet_writer(part))

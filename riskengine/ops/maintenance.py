@@ -77,8 +77,8 @@ from riskengine._extras import extra
 with extra("analytics", feature="audit compaction and retention (riskengine audit)"):
     import duckdb
 
-from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit import objectstore as s3
+from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.layout import (
     COMPACTED,
     HIDDEN_INPUT,
@@ -167,7 +167,7 @@ def _no_step(step: str, folder: Path | str) -> None:
 def _store(root: str | os.PathLike[str] | s3.S3Root) -> s3.S3Root | None:
     if isinstance(root, s3.S3Root):
         return root
-    return s3.S3Root.parse(root) if is_object_root(root) else None
+    return s3.S3Root.parse(str(root)) if is_object_root(root) else None
 
 
 def _compact_s3(store: s3.S3Root, tables: tuple[str, ...], small_bytes: int, min_files: int,
@@ -178,7 +178,7 @@ def _compact_s3(store: s3.S3Root, tables: tuple[str, ...], small_bytes: int, min
     for done, folder in enumerate(folders, start=1):
         result.recovered += _recover_s3(store, folder)
         visible = {rel.rpartition("/")[2] for rel in s3.segment_files(store, folder)}
-        small = sorted(name for name, size in store.list(folder)
+        small = sorted(name for name, size in store.objects(folder)
                        if name in visible and name.startswith(SEGMENT_PREFIX) and size < small_bytes)
         if len(small) >= min_files:
             merged, rows = _merge_s3(store, folder, small, after_step)
@@ -220,7 +220,7 @@ def _merge_s3(store: s3.S3Root, folder: str, inputs: list[str],
 
 def _recover_s3(store: s3.S3Root, folder: str) -> int:
     """Finish or undo a compaction that died half-way on object storage."""
-    names = {name for name, _size in store.list(folder)}
+    names = {name for name, _size in store.objects(folder)}
     published = {m.group("id") for n in names if (m := COMPACTED.search(n))}
     recovered = 0
     for name in sorted(names):

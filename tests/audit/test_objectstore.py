@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from riskengine.analytics import AuditDB
@@ -42,7 +41,7 @@ def glob_rows(root: str, table: str = "conversions") -> tuple[int, int]:
 
     store = s3.S3Root.parse(root)
     users: list[str] = []
-    for name, _size in store.list(table, recursive=True):
+    for name, _size in store.objects(table, recursive=True):
         if name.endswith(".parquet") and not name.rpartition("/")[2].startswith(("_", ".")):
             users.extend(pq.read_table(store.path(f"{table}/{name}"), filesystem=store.fs,
                                        columns=["user_key"]).column("user_key").to_pylist())
@@ -64,7 +63,7 @@ def test_sink_round_trip_writes_the_hive_layout(s3_root: str) -> None:
             sink.emit("conversions", conversion(i, month=1 + i % 2))
     assert (sink.written, sink.dropped, sink.unflushed) == (30, 0, 0)
     store = s3.S3Root.parse(s3_root)
-    names = [n for n, _ in store.list("conversions", recursive=True)]
+    names = [n for n, _ in store.objects("conversions", recursive=True)]
     assert {n.rsplit("/", 1)[0] for n in names} == {"year=2026/month=01", "year=2026/month=02"}
     assert all(n.rsplit("/", 1)[1].startswith("part-") and n.endswith(".parquet") for n in names)
     assert exact_rows(s3_root) == (30, 30)
@@ -155,7 +154,7 @@ def test_every_compaction_step_shows_each_row_exactly_once(s3_root: str) -> None
     # a plain glob (outside readers) double-counts exactly while the inputs are being deleted
     assert twice == ["published", *(f"deleted:{i}" for i in range(SEGMENTS - 1))]
     assert exact_rows(s3_root) == glob_rows(s3_root) == (N, N)
-    names = [n for n, _ in s3.S3Root.parse(s3_root).list("conversions/year=2026/month=01")]
+    names = [n for n, _ in s3.S3Root.parse(s3_root).objects("conversions/year=2026/month=01")]
     assert len(names) == 1 and "-compacted-" in names[0]
 
 
@@ -174,7 +173,7 @@ def test_a_crash_after_any_compaction_step_is_repaired_by_the_next_run(crash_aft
     res = compact(s3_root)  # the next run repairs, then compacts what is left
     assert res.recovered == (0 if crash_after == "unmarked" else 1)
     assert exact_rows(s3_root) == glob_rows(s3_root) == db_rows(s3_root) == (N, N)
-    names = [n for n, _ in s3.S3Root.parse(s3_root).list("conversions/year=2026/month=01")]
+    names = [n for n, _ in s3.S3Root.parse(s3_root).objects("conversions/year=2026/month=01")]
     assert len(names) == 1 and names[0].endswith(".parquet")  # no marker left, one segment
 
 
@@ -194,7 +193,7 @@ def test_retention_drops_whole_months_and_readers_never_see_part_of_one(s3_root:
     def observed(self: s3.S3Root, rel: str) -> None:
         # the month's objects go one at a time, a reader looking after each (the real call is
         # batched requests: this is the slowest a store could do it)
-        for name, _size in self.list(rel, recursive=True):
+        for name, _size in self.objects(rel, recursive=True):
             self.delete([f"{rel}/{name}"])
             seen.append(exact_rows(s3_root))
         delete_folder(self, rel)
@@ -246,3 +245,55 @@ def test_rows_beyond_the_buffer_bound_are_dropped_and_counted_while_the_store_is
     assert (sink.written, sink.dropped, sink.unflushed) == (0, 40, 20)
     sink.close()  # still down: what waited is lost now, and counted
     assert (sink.written, sink.dropped, sink.unflushed) == (0, 60, 0)
+
+
+# ---------------------------------------------------------------- the engine and the commands
+def test_engine_on_an_s3_root_and_report_compact_retain_commands(
+        s3_root: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from datetime import timedelta
+
+    from riskengine import Engine
+    from riskengine.apps.cli import main
+    from riskengine.testing import make_attempt, offline_settings
+
+    settings = offline_settings(audit={"root": s3_root, "key": "k" * 32, "flush_seconds": 60})
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    actions: list[str] = []
+    with Engine(settings) as engine:
+        for i in range(40):
+            d = engine.score(make_attempt(f"user{i % 7}", t0 + timedelta(minutes=i)))
+            actions.append(d.action)
+            if i % 10 == 9:
+                engine.flush()
+    assert main(["report", "--root", s3_root, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["logins"] == 40
+    assert report["challenge_rate"] == pytest.approx(sum(a != "allow" for a in actions) / 40)
+
+    assert main(["audit", "compact", "--root", s3_root]) == 0
+    out = capsys.readouterr()
+    assert "4 segments -> 1" in out.out and "rollups are not built on object storage" in out.err
+    assert main(["report", "--root", s3_root, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logins"] == 40  # compaction changed no number
+    assert main(["audit", "retain", "--root", s3_root, "--older-than", "1d"]) == 0  # March 2026 has ended
+    assert "decisions/year=2026/month=03" in capsys.readouterr().out
+    assert main(["report", "--root", s3_root, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["logins"] == 0
+
+
+def test_commands_on_a_missing_bucket_fail_clearly(s3_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from riskengine.apps.cli import main
+
+    assert main(["report", "--root", "s3://no-such-bucket/audit"]) == 1
+    assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
+    assert main(["audit", "compact", "--root", "s3://no-such-bucket/audit"]) == 1
+    assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
+
+
+def test_an_s3_root_needs_a_configured_key(s3_root: str) -> None:
+    from riskengine.audit.events import resolve_key
+
+    with pytest.raises(ValueError, match="is on object storage: set the pseudonymisation key"):
+        resolve_key(s3_root, None, None, env={})
+    assert resolve_key(s3_root, "secret", None, env={}).key == b"secret"
