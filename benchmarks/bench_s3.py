@@ -105,7 +105,8 @@ def main() -> int:
         con.register("arrow_src", dataset)
         results = {}
         for how, src in (("local", local_src), ("fsspec", s3_src), ("arrow", "arrow_src")):
-            results[how] = median_seconds(lambda src=src: con.execute(sql.format(src=src)).fetchall(), args.repeat)
+            results[how] = median_seconds(lambda src=src, con=con, sql=sql: con.execute(sql.format(src=src)).fetchall(),
+                                          args.repeat)
         rows.append({"query": name, "files": len(rel), **{f"{k} s": v for k, v in results.items()}})
         con.close()
     print(table(rows, "DuckDB over the same Parquet objects: local files, fsspec-registered S3, Arrow dataset"))
