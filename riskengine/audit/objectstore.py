@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from riskengine._extras import extra
 from riskengine.audit.layout import COMPACTED, PARTITION, S3_SCHEME
@@ -57,9 +57,6 @@ RETIRED_MARKER = re.compile(r"^_retired-(?P<year>\d{4})-(?P<month>\d{2})$")
 
 def retired_marker(table: str, year: int, month: int) -> str:
     return f"{table}/_retired-{year:04d}-{month:02d}"
-
-T = TypeVar("T")
-
 
 class ObjectStoreError(OSError):
     """The object store cannot be used as configured (bucket missing, bad credentials,
@@ -210,20 +207,6 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def retrying(call: Callable[[], T], *, attempts: int = 3, pause: float = 0.2,
-             sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call()``, tried up to ``attempts`` times on ``OSError`` (pyarrow's S3 errors), with a
-    doubling pause; the last error propagates."""
-    for i in range(attempts):
-        try:
-            return call()
-        except OSError:
-            if i == attempts - 1:
-                raise
-            sleep(pause * 2**i)
-    raise AssertionError("unreachable")
-
-
 # ---------------------------------------------------------------------- layout on S3
 def partition_rel(table: str, year: int, month: int) -> str:
     return f"{table}/year={year:04d}/month={month:02d}"
@@ -252,7 +235,7 @@ def segment_files(root: S3Root, folder: str) -> list[str]:
     plus one small GET per marker of a published compaction (normally none)."""
     listing = root.objects(folder)
     names = {name for name, _size in listing}
-    return _visible(names, lambda marker: _marker_inputs(root, f"{folder}/{marker}"), folder)
+    return _visible(names, lambda marker: marker_inputs(root, f"{folder}/{marker}"), folder)
 
 
 def _visible(names: set[str], inputs_of: Callable[[str], list[str]], folder: str) -> list[str]:
@@ -269,7 +252,7 @@ def _visible(names: set[str], inputs_of: Callable[[str], list[str]], folder: str
                   if n.endswith(".parquet") and not n.startswith((".", "_")) and n not in redundant)
 
 
-def _marker_inputs(root: S3Root, rel: str) -> list[str]:
+def marker_inputs(root: S3Root, rel: str) -> list[str]:
     doc = json.loads(root.get(rel))
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
@@ -282,4 +265,4 @@ def marker_body(inputs: list[str]) -> bytes:
 
 
 __all__ = ["COMPACTION_MARKER", "RETIRED_MARKER", "ObjectStoreError", "S3Root", "marker_body",
-           "partition_rel", "partitions", "retired_marker", "retrying", "segment_files"]
+           "marker_inputs", "partition_rel", "partitions", "retired_marker", "segment_files"]

@@ -228,7 +228,7 @@ def _recover_s3(store: s3.S3Root, folder: str) -> int:
         if not m:
             continue
         if m.group("id") in published:  # the merged segment holds the rows: drop the inputs left
-            inputs = s3._marker_inputs(store, f"{folder}/{name}")
+            inputs = s3.marker_inputs(store, f"{folder}/{name}")
             store.delete(f"{folder}/{i}" for i in inputs if i in names)
         store.delete([f"{folder}/{name}"])  # not published: the inputs were never touched
         log.warning("recovered an interrupted compaction in %s", store.url(folder))
