@@ -95,6 +95,23 @@ def _policy_threshold(path: str | None, env: tuple[tuple[str, str], ...]) -> tup
         return Settings().policy.challenge_threshold, f"could not read the policy from {where}: {exc}"
 
 
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def _policy_budget(path: str | None, env: tuple[tuple[str, str], ...]) -> tuple[float, int]:
+    try:
+        policy = Settings.load(path, env=dict(env)).policy
+    except (OSError, ValueError):  # challenge_threshold() reports the problem
+        policy = Settings().policy
+    return policy.target_stepup_rate, policy.budget_established_logins
+
+
+def stepup_budget() -> tuple[float, int]:
+    """``(policy.target_stepup_rate, policy.budget_established_logins)`` from the configuration
+    the dashboard was started with (0.0: a fixed threshold, no budget)."""
+    path = config_path()
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RISKENGINE_")))
+    return _policy_budget(str(path) if path is not None else None, env)
+
+
 def challenge_threshold() -> tuple[float, str | None]:
     """The engine's ``policy.challenge_threshold`` from the configuration the dashboard was
     started with (``--config`` + ``RISKENGINE_*`` environment overrides, as the engine reads
@@ -348,8 +365,18 @@ def policy_modes(root: str, f: Filters) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def event_breakdown(root: str, f: Filters) -> pl.DataFrame:
+    return _db(root).event_breakdown(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def shadow_reason_counts(root: str, f: Filters) -> pl.DataFrame:
     return _db(root).shadow_reason_counts(f)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def budget_series(root: str, f: Filters, grain: str, established_logins: int) -> pl.DataFrame:
+    return _db(root).budget_series(f, grain=grain, established_logins=established_logins)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)

@@ -23,6 +23,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "dashboard": ("streamlit", "altair", "duckdb", "polars", "pyarrow"),
     "sim": ("polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"),
     "model": ("sklearn", "joblib", "polars", "pyarrow", "numpy", "tqdm"),
+    "distributed": ("distributed", "polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"),
     "metrics": ("prometheus_client",),
     "otel": ("opentelemetry",),
     "s3": ("pyarrow", "fsspec"),

@@ -10,6 +10,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
+from riskengine.core.stores.redis_server import LocalRedisCluster
 from riskengine.testing import offline_settings
 
 # Every worker of a deployment shares one device-token key; the test processes (and the
@@ -47,6 +48,21 @@ def sink() -> MemorySink:
 def engine(sink: MemorySink) -> Iterator[Engine]:
     with Engine(offline_settings(), sink=sink) as e:
         yield e
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A real Redis Cluster on loopback (3 masters, 3 replicas), one per session: the store
+    suites use it with a key prefix per test. Skipped only on a developer machine without
+    redis-server; in CI (``CI=true``) a missing binary fails."""
+    if not LocalRedisCluster.available():
+        message = "redis-server / redis-cli not installed: run scripts/system-deps.sh (Debian package redis-server)"
+        if os.environ.get("CI") == "true":  # .ci/run exports CI=true
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = LocalRedisCluster().start()
+    yield cluster
+    cluster.stop()
 
 
 # ---------------------------------------------------------------- object storage (moto server)

@@ -58,3 +58,21 @@ def test_failed_password_user_ids_are_stripped_like_logins(engine: Engine) -> No
         engine.record_failure(" alice ", "81.2.69.160", ts - timedelta(minutes=i + 1))
     d = engine.score({"user_id": " alice ", "timestamp": ts, "ip": "81.2.69.160"})
     assert "FAILED_ATTEMPTS_USER" in d.reason_codes
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 60_000.0, float("inf"), float("nan")])
+def test_rtt_must_be_a_finite_positive_time_under_a_minute(bad: float) -> None:
+    from datetime import UTC, datetime
+
+    from riskengine import LoginAttempt
+    with pytest.raises(ValueError, match="rtt_ms"):
+        LoginAttempt(user_id="u", timestamp=datetime(2026, 1, 1, tzinfo=UTC), ip="81.2.69.160", rtt_ms=bad)
+
+
+def test_rtt_just_inside_the_bounds_is_accepted() -> None:
+    from datetime import UTC, datetime
+
+    from riskengine import LoginAttempt
+    for ok in (0.001, 59_999.9):
+        assert LoginAttempt(user_id="u", timestamp=datetime(2026, 1, 1, tzinfo=UTC), ip="81.2.69.160",
+                            rtt_ms=ok).rtt_ms == ok

@@ -38,7 +38,10 @@ def test_first_login_is_cold_start_not_all_new(engine: Engine) -> None:
 def test_known_device_home_country_usual_hour_allows(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=MANCHESTER))
-    assert (d.action, d.reason_codes, d.risk) == ("allow", (), 0.0)
+    # a city the user has not logged in from, in their region: weak evidence, never alone a step-up
+    assert (d.action, d.reason_codes, d.risk) == ("allow", ("NEW_CITY",), 0.15)
+    again = engine.score(make_attempt(ts=last + timedelta(days=2), place=MANCHESTER))
+    assert (again.action, again.reason_codes, again.risk) == ("allow", (), 0.0)
 
 
 def test_new_device_challenges(engine: Engine) -> None:
@@ -66,8 +69,11 @@ def test_new_country_challenges(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=PARIS))
     assert d.action == "challenge"
-    assert d.reason_codes == ("NEW_COUNTRY", "NEW_REGION", "NEW_ASN")
-    assert d.risk == pytest.approx(1 - 0.5 * 0.7 * 0.85)
+    # Paris is 340 km from London, the one usual place: FAR_FROM_USUAL_PLACES at 0.5 + 0.5·40/1700
+    assert d.reason_codes == ("NEW_COUNTRY", "NEW_REGION", "NEW_ASN", "FAR_FROM_USUAL_PLACES")
+    far = d.reasons[3].weight
+    assert far == pytest.approx(0.25 * (0.5 + 0.5 * (343 - 300) / 1700), abs=2e-3)
+    assert d.risk == pytest.approx(1 - 0.5 * 0.7 * 0.85 * (1 - far), abs=1e-4)
 
 
 def test_unusual_hour_alone_allows(engine: Engine) -> None:
@@ -80,14 +86,19 @@ def test_unusual_hour_plus_new_region_challenges(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1, hours=-6), place=EDINBURGH))
     assert d.action == "challenge"
-    assert d.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR")
-    assert d.risk == pytest.approx(1 - 0.7 * 0.8)
+    # Edinburgh is 534 km from London: FAR_FROM_USUAL_PLACES at 0.5 + 0.5·234/1700 (weight 0.25)
+    assert d.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "FAR_FROM_USUAL_PLACES")
+    far = d.reasons[2].weight
+    assert far == pytest.approx(0.25 * (0.5 + 0.5 * 234 / 1700), abs=2e-3)
+    assert d.risk == pytest.approx(1 - 0.7 * 0.8 * (1 - far), abs=1e-4)
 
 
 def test_new_region_alone_allows(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=EDINBURGH))
-    assert (d.action, d.reason_codes) == ("allow", ("NEW_REGION",))
+    # a trip to a new region 534 km away: two pieces of evidence, still under the threshold
+    assert (d.action, d.reason_codes) == ("allow", ("NEW_REGION", "FAR_FROM_USUAL_PLACES"))
+    assert d.risk < 0.4
 
 
 def test_three_failed_passwords_then_correct_challenges(engine: Engine) -> None:
@@ -122,8 +133,10 @@ def test_impossible_travel_challenges(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(hours=2), place=CHANGCHUN))
     assert d.action == "challenge"
-    assert d.reason_codes == ("IMPOSSIBLE_TRAVEL", "NEW_COUNTRY", "NEW_REGION", "UNUSUAL_HOUR", "NEW_ASN")
-    assert d.risk == pytest.approx(1 - 0.4 * 0.5 * 0.7 * 0.8 * 0.85)  # 19:00 in Changchun is odd too
+    assert d.reason_codes == ("IMPOSSIBLE_TRAVEL", "NEW_COUNTRY", "NEW_REGION", "FAR_FROM_USUAL_PLACES",
+                              "UNUSUAL_HOUR", "NEW_ASN")
+    # 19:00 in Changchun is odd too; 8,182 km from every usual place: FAR at full strength
+    assert d.risk == pytest.approx(1 - 0.4 * 0.5 * 0.7 * 0.75 * 0.8 * 0.85)
 
 
 def test_impossible_travel_denies_when_configured(sink: MemorySink) -> None:
@@ -145,7 +158,7 @@ def test_trusted_device_skips_challenge_unless_strong_signal(engine: Engine) -> 
     odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
                                     place=EDINBURGH, device_token=token))
     assert odd.action == "challenge"
-    assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR")
+    assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "FAR_FROM_USUAL_PLACES")
     # the same browser without the token is only familiar, never trusted
     same_browser_no_token = engine.score(make_attempt(ts=last + timedelta(days=2), ua=FIREFOX_MAC,
                                                       place={**LONDON, "asn": 16509}))
@@ -178,7 +191,7 @@ def test_strong_signals_are_configuration() -> None:
         odd = engine.score(make_attempt(ts=last + timedelta(days=2, hours=-6), ua=FIREFOX_MAC,
                                         place=EDINBURGH, device_token=token))
         assert odd.action == "allow"
-        assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "TRUSTED_DEVICE")
+        assert odd.reason_codes == ("NEW_REGION", "UNUSUAL_HOUR", "FAR_FROM_USUAL_PLACES", "TRUSTED_DEVICE")
     with pytest.raises(ValueError, match="unknown reason codes.*NEW_CONTINENT"):
         offline_settings(policy={"strong_signals": ["NEW_CONTINENT"]})
 
@@ -247,3 +260,50 @@ def test_a_trusted_device_under_excessive_failures_is_challenged_at_the_risk_wit
     a = p.decide(signals, trusted=True)
     assert a.action == "challenge" and a.risk == round(without, 6), (a, without)
     assert p.decide(signals).action == "deny"
+
+
+# -- richer evidence: weak signals that add up (issue 17) ----------------------------------------
+
+def test_weak_signals_add_up_to_a_challenge_where_each_alone_allows() -> None:
+    """NEW_REGION (0.30), NEW_PREFIX (0.10), NEW_UA_VERSION (0.10): each allows alone, together
+    1 − 0.7·0.9·0.9 = 0.433 ≥ 0.40 challenges (the noisy-OR the learned model also does)."""
+    p = Policy(Settings())
+    region = SignalResult("NEW_REGION", 1.0, "first login from region GB/Wales")
+    prefix = SignalResult("NEW_PREFIX", 1.0, "first login from address block 81.2.70.0")
+    version = SignalResult("NEW_UA_VERSION", 1.0, "first login with Chrome 121 on Windows 10")
+    for alone in (region, prefix, version):
+        assert p.decide([alone]).action == "allow"
+    assert p.decide([region, prefix]).action == "allow"
+    both = p.decide([region, prefix, version])
+    assert both.action == "challenge"
+    assert both.risk == pytest.approx(1 - 0.7 * 0.9 * 0.9)
+    assert [r.code for r in both.reasons] == ["NEW_REGION", "NEW_PREFIX", "NEW_UA_VERSION"]
+
+
+def test_domestic_takeover_with_the_victims_browser_family_is_challenged(engine: Engine) -> None:
+    """The issue's miss: same country and region, the victim's browser family with a fixed
+    version, a residential proxy in another city on the victim's ISP, measured RTT far off."""
+    last = establish(engine, rtt_ms=35.0, ip="81.2.69.160")
+    kit = make_attempt(ts=last + timedelta(days=1), place=MANCHESTER, ip="81.2.99.7", rtt_ms=240.0,
+                       ua=CHROME_121)
+    d = engine.score(kit)
+    assert d.action == "challenge"
+    assert set(d.reason_codes) == {"NEW_UA_VERSION", "NEW_PREFIX", "NEW_CITY", "RTT_ANOMALY"}
+    assert d.risk == pytest.approx(1 - 0.9 * 0.9 * 0.85 * (1 - 0.3 * 1.0), abs=1e-4)
+
+
+def test_the_owner_on_a_new_address_of_their_own_network_is_allowed(engine: Engine) -> None:
+    last = establish(engine, rtt_ms=35.0)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="81.2.70.12", rtt_ms=38.0))
+    assert (d.action, d.reason_codes) == ("allow", ("NEW_PREFIX",))
+    assert d.risk == pytest.approx(0.1)
+
+
+def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> None:
+    last = establish(engine)
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="203.0.113.9", place={**LONDON, "asn": 5089}))
+    assert d.reason_codes == ("NEW_ASN",)
+
+
+CHROME_121 = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/121.0.0.0 Safari/537.36")

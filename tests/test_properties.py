@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from riskengine import Engine, LoginAttempt
@@ -97,3 +97,48 @@ def test_policy_fast_path_agrees_with_the_full_path(extra_risk: float, extra: li
     assert (fast.action, fast.factor) == (full.action, full.factor) == ("allow", None)
     assert fast.risk == pytest.approx(full.risk, abs=1e-6)
     assert [r for r in full.reasons if r.code != "NO_SUCH_SIGNAL"] == list(fast.reasons)
+
+
+RICH_CODES = ["NEW_DEVICE", "NEW_COUNTRY", "NEW_REGION", "NEW_ASN", "NEW_PREFIX", "NEW_CITY", "NEW_UA_VERSION",
+              "UA_DOWNGRADE", "FAR_FROM_USUAL_PLACES", "RTT_ANOMALY", "HOSTING_NETWORK", "IMPOSSIBLE_TRAVEL",
+              "UNUSUAL_HOUR", "ANONYMOUS_PROXY"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(RICH_CODES), st.floats(0.0, 1.0)), max_size=6),
+       st.sampled_from(RICH_CODES), st.floats(0.0, 1.0), st.booleans(), st.booleans())
+def test_adding_a_signal_never_lowers_risk(fired: list[tuple[str, float]], code: str, value: float,
+                                           cold: bool, trusted: bool) -> None:
+    """One more piece of evidence (any signal, the new ones included) never lowers the risk nor
+    softens the action, in or out of cold start, on a trusted device or not."""
+    from riskengine.core.config import Settings
+    from riskengine.core.policy import Policy
+    from riskengine.core.signals.base import SignalResult
+
+    policy = Policy(Settings())
+    base = list({c: SignalResult(c, v, "d") for c, v in fired}.values())  # the engine fires each code once
+    assume(code not in {s.code for s in base})
+    before = policy.decide(base, cold_start=cold, trusted=trusted)
+    after = policy.decide([*base, SignalResult(code, value, "d")], cold_start=cold, trusted=trusted)
+    assert after.risk >= before.risk - 1e-12
+    order = {"allow": 0, "challenge": 1, "deny": 2}
+    assert order[after.action] >= order[before.action]
+
+
+_RANK = {"allow": 0, "challenge": 1, "deny": 2}
+
+
+@settings(max_examples=40, deadline=None)
+@given(history, probe, st.sampled_from(["recovery", "factor_change", "password_reset"]), st.integers(0, 12))
+def test_a_sensitive_event_is_never_treated_more_leniently_than_the_same_login(
+        logins: list, p: tuple, event: str, failures: int) -> None:  # type: ignore[type-arg]
+    """Same history, same attempt: the event's action is at least the login's (its thresholds
+    are lower and its rules only add), and scoring it teaches the profile nothing."""
+    engine = replay(logins, failures, p[0])
+    before = engine.store.get("p")
+    sensitive = engine.score(attempt(*p).model_copy(update={"event": event}))
+    assert engine.store.get("p") == before
+    login = engine.score(attempt(*p))
+    assert _RANK[sensitive.action] >= _RANK[login.action], (sensitive, login)
+    if sensitive.action == login.action == "allow":  # no rule fired: the same evidence, the same risk
+        assert sensitive.risk == login.risk

@@ -112,6 +112,19 @@ if not modes.filter(pl.col("mode") == "shadow").is_empty():
                         "would_be_challenge_rate": st.column_config.NumberColumn("Would step up",
                                                                                   format="percent")})
 
+# ---------------------------------------------------------------- sensitive events
+events = common.event_breakdown(r, f)
+if not events.filter(pl.col("event") != "login").is_empty():
+    st.subheader("Decisions by event")
+    st.caption("Recoveries, factor changes and password resets are scored against the same profile under "
+               "their own stricter policy (policy.events); the headline rates above count every decision.")
+    st.dataframe(events, hide_index=True, width="stretch", column_config={
+        "event": "Event", "decisions": st.column_config.NumberColumn("Decisions", format="%d"),
+        "challenged": st.column_config.NumberColumn("Challenged", format="%d"),
+        "denied": st.column_config.NumberColumn("Denied", format="%d"),
+        "challenge_rate": st.column_config.NumberColumn("Challenge rate", format="percent"),
+        "deny_rate": st.column_config.NumberColumn("Deny rate", format="percent")})
+
 # ---------------------------------------------------------------- trends
 days = span.days if span else 30
 grain = "hour" if days <= 3 else ("day" if days <= 120 else "week")

@@ -62,6 +62,43 @@ else:
         ),
         width="stretch")
 
+# ---------------------------------------------------------------- step-up budget
+st.subheader("Step-up budget")
+budget, established_logins = common.stepup_budget()
+series = common.budget_series(r, f, "hour", established_logins)
+recorded = series.filter(pl.col("threshold").is_not_null()) if not series.is_empty() else series
+if recorded.is_empty():
+    st.info("No decision in these filters recorded its challenge threshold (audit logs written before "
+            "the `threshold` column existed).")
+else:
+    est = int(recorded["established"].sum())
+    realised = int(recorded["established_challenged"].sum()) / est if est else None
+    b1, b2, b3 = st.columns(3)
+    b1.metric("Step-up budget (established users)", common.pct(budget) if budget else "off (fixed threshold)",
+              border=True)
+    b2.metric("Live threshold (latest hour, mean)", f"{recorded['threshold'][-1]:.3f}", border=True)
+    b3.metric("Realised established step-up rate", common.pct(realised) if realised is not None else "no data",
+              common.pp_delta(realised, budget) if budget and realised is not None else None,
+              delta_color="inverse", border=True)
+    st.caption(f"Established = the user had ≥ {established_logins} logins; the rate is challenged / "
+               "established logins that were not denied (what the budget counts).")
+    frame = recorded.select("bucket", "threshold", "established_stepup_rate").to_pandas()
+    thr = alt.Chart(frame, title="Challenge threshold used, per hour").mark_line().encode(
+        x=alt.X("bucket:T", title="Hour (UTC)"),
+        y=alt.Y("threshold:Q", title="Challenge threshold (risk score)", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("bucket:T", title="Hour"), alt.Tooltip("threshold:Q", format=".3f")])
+    st.altair_chart(thr, width="stretch")
+    rate = alt.Chart(frame, title="Realised established step-up rate per hour, against the budget").mark_line(
+        color="#f2a541").encode(
+        x=alt.X("bucket:T", title="Hour (UTC)"),
+        y=alt.Y("established_stepup_rate:Q", title="Established step-up rate (%)", axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("bucket:T", title="Hour"),
+                 alt.Tooltip("established_stepup_rate:Q", title="Step-up rate", format=".2%")])
+    if budget:
+        rate = rate + alt.Chart(pl.DataFrame({"budget": [budget]}).to_pandas()).mark_rule(
+            strokeDash=[4, 4], color="gray").encode(y="budget:Q")
+    st.altair_chart(rate, width="stretch")
+
 # ---------------------------------------------------------------- segments
 st.subheader("Challenge rate by segment")
 segments = {"Country": "country", "Device type": "device_type", "Browser": "browser_family",

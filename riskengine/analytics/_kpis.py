@@ -214,6 +214,21 @@ class _KPIs(_Planner):
 
         return self._frame(build)
 
+    def event_breakdown(self, f: Filters = Filters()) -> pl.DataFrame:
+        """Decisions per event (``login``, ``recovery``, ``factor_change``, ``password_reset``;
+        rows written before the audit log had the column count as logins): ``decisions``,
+        ``challenged``, ``denied``, ``challenge_rate`` ((challenged + denied) / decisions, as
+        :data:`RATE_DEFINITIONS` defines it for logins) and ``deny_rate``. Events with no
+        decision in the window are left out. Rollups answer the whole days they cover."""
+        return self._frame(lambda q: f"""
+            SELECT event, sum(n)::BIGINT AS decisions,
+                   coalesce(sum(n) FILTER (WHERE action = 'challenge'), 0)::BIGINT AS challenged,
+                   coalesce(sum(n) FILTER (WHERE action = 'deny'), 0)::BIGINT AS denied,
+                   coalesce(sum(n) FILTER (WHERE action <> 'allow'), 0) / sum(n) AS challenge_rate,
+                   coalesce(sum(n) FILTER (WHERE action = 'deny'), 0) / sum(n) AS deny_rate
+              FROM {self._dcounts(q, f, ('event', 'action'), self._plan(f))}
+             GROUP BY event ORDER BY decisions DESC, event""")
+
     def _browser_breakdown(self, q: Query, f: Filters) -> str:
         """Browsers are not in the rollups (nor on challenge rows): raw decisions, and each
         challenge through its decision."""

@@ -22,6 +22,8 @@ from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_u
 from riskengine.analytics.rollups import LEGACY_EXPR, OUTCOME_WINDOW, current_rollups
 
 _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+EVENT_SQL = "coalesce(event, 'login')"
+"""A decision's event: segments written before schema version 2 have none, and were all logins."""
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
@@ -81,8 +83,10 @@ class _Planner(_Reader):
     def _dcounts(self, q: Query, f: Filters, cols: Sequence[str], plan: Plan | None) -> str:
         """Decisions as count rows ``(cols..., n, trusted, cold)``: rollup rows for the whole
         days the plan covers, one row per raw decision (n = 1) for the rest of the window.
-        ``cols`` are decision dimensions or ``day_us`` (start of the UTC day, epoch µs)."""
-        raw_cols = ", ".join(f"{day_sql()} AS day_us" if c == "day_us" else c for c in cols)
+        ``cols`` are decision dimensions, ``event`` (``"login"`` where a segment predates the
+        column) or ``day_us`` (start of the UTC day, epoch µs)."""
+        exprs = {"day_us": day_sql(), "event": EVENT_SQL}
+        raw_cols = ", ".join(f"{exprs[c]} AS {c}" if c in exprs else c for c in cols)
         raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n, trusted_device::INTEGER AS trusted, "
                f"cold_start::INTEGER AS cold "
                f"FROM {self._src(q, 'decisions', f.since, f.until, plan.skip if plan else frozenset())} "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from riskengine.analytics._planner import _Planner
-from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics._sql import Filters, Query, bucket_sql, check_grain, utc_buckets
 
 
 class _Risk(_Planner):
@@ -42,6 +42,33 @@ class _Risk(_Planner):
         return out.select(
             (pl.col("b") / bins).alias("bin_low"), ((pl.col("b") + 1) / bins).alias("bin_high"),
             pl.col("allow").cast(pl.Int64), pl.col("challenge").cast(pl.Int64), pl.col("deny").cast(pl.Int64))
+
+    def budget_series(self, f: Filters = Filters(), grain: str = "hour",
+                      established_logins: int = 5) -> pl.DataFrame:
+        """The step-up budget per hour/day/week bucket: the challenge threshold the engine
+        used (mean, min, max of the audit ``threshold`` column; null where no decision recorded
+        one) and the realised established step-up rate as the budget counts it — established
+        users' logins (``user_logins >= established_logins``) that were challenged / those not
+        denied (enforcement's action for shadow decisions). Read from raw segments."""
+        g = check_grain(grain)
+        if established_logins < 0:
+            raise ValueError(f"established_logins must be >= 0, got {established_logins}")
+
+        def build(q: Query) -> str:
+            est = f"user_logins >= {q.p(established_logins)} AND coalesce(shadow_action, action) <> 'deny'"
+            return f"""
+            SELECT {bucket_sql(g)} AS bucket, count(*)::BIGINT AS logins,
+                   avg(threshold) AS threshold, min(threshold) AS threshold_min,
+                   max(threshold) AS threshold_max,
+                   count(*) FILTER (WHERE {est})::BIGINT AS established,
+                   count(*) FILTER (WHERE {est} AND coalesce(shadow_action, action) = 'challenge')::BIGINT
+                       AS established_challenged
+              FROM {self._dec(q, f)} GROUP BY 1 ORDER BY 1"""
+
+        out = utc_buckets(self._frame(build))
+        return out.with_columns(
+            (pl.col("established_challenged") / pl.when(pl.col("established") > 0).then(pl.col("established")))
+            .alias("established_stepup_rate"))
 
     def whatif(self, f: Filters = Filters(), thresholds: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7),
                labels: pl.DataFrame | None = None) -> pl.DataFrame:

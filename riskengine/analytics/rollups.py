@@ -5,8 +5,8 @@ scan every decision.
 partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
 
 - ``decisions.parquet``  counts per UTC day × country × device type × action × reason
-  codes × factor × policy version (``n``, and how many were on a trusted device / in
-  cold start);
+  codes × factor × policy version × event (``n``, and how many were on a trusted device /
+  in cold start; ``event`` is ``"login"`` for rows written before the column existed);
 - ``challenges.parquet`` challenges with a recorded outcome per UTC day × country × device
   type × reason codes × policy version × factor × outcome × fallback used (``n``);
 - ``hourly.parquet``     logins, step-ups and failed passwords per UTC hour (no segments);
@@ -44,7 +44,9 @@ with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
 
 ROLLUP_DIR = "_rollups"
-ROLLUP_VERSION = 1
+ROLLUP_VERSION = 2
+"""2: decisions carry ``event``. A rollup of another version is not current: raw segments
+answer for its month until ``riskengine audit compact`` rebuilds it."""
 MANIFEST = "manifest.json"
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
@@ -244,7 +246,8 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool]:
         rows = 0
         rows += _copy(con, f"""
             SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, action, reasons,
-                   factor, policy_version, count(*) AS n, count(*) FILTER (WHERE trusted_device) AS trusted,
+                   factor, policy_version, coalesce(event, 'login') AS event, count(*) AS n,
+                   count(*) FILTER (WHERE trusted_device) AS trusted,
                    count(*) FILTER (WHERE cold_start) AS cold
               FROM {dec} GROUP BY ALL""", params, out / "decisions.parquet")
         cparams: dict[str, Any] = {}

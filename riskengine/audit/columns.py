@@ -46,6 +46,10 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "degraded": "bool",
         # shadow mode: what enforcement would have done (null in enforce mode and in old segments)
         "shadow_action": "string",
+        # the challenge threshold used: fixed, or the step-up budget's live one (null in old segments)
+        "threshold": "double",
+        # LoginAttempt.event (schema version 2); segments written before read as "login"
+        "event": "string",
     },
     "challenges": {
         "event_time": "timestamp",

@@ -24,7 +24,9 @@ from riskengine.audit.layout import is_object_root
 if TYPE_CHECKING:
     from riskengine.audit.schema import TABLES as TABLES
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: the first layout (columns added later read as NULL); 2: ``decisions.event`` (NULL in
+version-1 rows, which were all logins: AuditDB reads them as ``"login"``)."""
 
 KEY_ENV: Final = "RISKENGINE_AUDIT_KEY"
 KEY_FILE: Final = "_meta/pseudonym.key"

@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from riskengine.core.decision import Channel, Factor, Outcome
+from riskengine.core.decision import Channel, Event, Factor, Outcome
 
 MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
@@ -18,6 +18,8 @@ MAX_ID_LENGTH = 256
 MAX_PLACE_LENGTH = 128
 """Region and city names."""
 MAX_ASN = 4_294_967_295
+MAX_RTT_MS = 60_000.0
+"""Round-trip times are in (0, 60 s): anything else is a measuring bug, not a network."""
 MAX_DEVICE_TOKEN_LENGTH = 4096
 """A cookie's size limit: anything a client can send. A token that is not one of ours is
 scored as ``DEVICE_TOKEN_INVALID`` rather than rejected, so a hostile cookie can never turn
@@ -102,6 +104,14 @@ class LoginAttempt(BaseModel):
     """The device token ``Engine.record_outcome(..., trust_device=True)`` returned for this
     user's device, as the client presented it (a cookie). Only a valid one makes a device
     trusted; a forged, foreign, expired or revoked one adds ``DEVICE_TOKEN_INVALID``."""
+    rtt_ms: float | None = Field(default=None, gt=0.0, lt=MAX_RTT_MS, allow_inf_nan=False)
+    """Round-trip time of the client's connection as the login server measured it (ms), when
+    it does: the ``RTT_ANOMALY`` signal compares it with the user's band on this network."""
+    event: Event = "login"
+    """What the user is doing: ``"login"``, or a sensitive event (``"recovery"``,
+    ``"factor_change"``, ``"password_reset"``) scored against the same profile under its own
+    stricter section ``policy.events.<event>``. A sensitive event never teaches the profile
+    (docs/signals.md, "Sensitive events"). Anything else is a ``ValidationError`` naming it."""
 
 
 class ValidatedAttempt(NamedTuple):
@@ -128,6 +138,8 @@ class ValidatedAttempt(NamedTuple):
     enrolled_factors: tuple[Factor, ...] = ()
     session_id: str | None = None
     device_token: str | None = None
+    rtt_ms: float | None = None
+    event: Event = "login"
 
 
 Attempt = LoginAttempt | ValidatedAttempt

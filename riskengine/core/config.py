@@ -52,6 +52,16 @@ class DeviceSettings(_Section):
     never-seen device, so a threshold tuned for a step-up budget can tell them apart."""
     max_devices: int = Field(8, ge=1, le=64)
     ua_cache_size: int = Field(16384, ge=0)
+    new_ua_version_weight: float = Field(0.1, ge=0, le=1)
+    """``NEW_UA_VERSION``: a never-seen exact (browser, OS) version pair on a device the user
+    has (weak: mostly an auto-update)."""
+    ua_downgrade_weight: float = Field(0.5, ge=0, le=1)
+    """``UA_DOWNGRADE``: a browser or OS older than the newest this user has shown on that
+    family, never seen before (strong: browsers auto-update, attack kits ship a fixed UA)."""
+    max_ua_families: int = Field(6, ge=1, le=32)
+    """Browser and OS families whose newest version the profile keeps."""
+    max_ua_versions: int = Field(8, ge=1, le=64)
+    """Exact (browser, OS) version pairs the profile remembers (8-hex digests, newest kept)."""
 
 
 class GeoSettings(_Section):
@@ -93,6 +103,49 @@ class GeoSettings(_Section):
     max_countries: int = Field(12, ge=1, le=64)
     max_regions: int = Field(12, ge=1, le=64)
     max_asns: int = Field(12, ge=1, le=64)
+    new_prefix_weight: float = Field(0.1, ge=0, le=1)
+    """``NEW_PREFIX``: an address block the user has not used, inside a network AS they use."""
+    ipv4_prefix: int = Field(24, ge=8, le=32)
+    ipv6_prefix: int = Field(48, ge=16, le=128)
+    max_prefixes: int = Field(12, ge=1, le=64)
+    new_city_weight: float = Field(0.15, ge=0, le=1)
+    """``NEW_CITY``: a city the user has not logged in from, inside a region they use."""
+    max_cities: int = Field(12, ge=1, le=64)
+    far_weight: float = Field(0.25, ge=0, le=1)
+    """``FAR_FROM_USUAL_PLACES``: more than ``far_km`` from every usual place (strength 0.5
+    there, 1.0 from ``far_full_km``)."""
+    far_km: float = Field(300.0, gt=0)
+    far_full_km: float = Field(2000.0, gt=0)
+    max_usual_places: int = Field(4, ge=1, le=16)
+    """Location centroids the profile keeps (the least-used, decayed, goes first)."""
+    place_merge_km: float = Field(50.0, gt=0)
+    """A login within this distance of a usual place moves that place instead of adding one."""
+    place_half_life_days: float = Field(90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _far_ordered(self) -> GeoSettings:
+        if self.far_full_km <= self.far_km:
+            raise ValueError("geo.far_full_km must be greater than geo.far_km")
+        return self
+
+
+class RttSettings(_Section):
+    """Round-trip time per network (``LoginAttempt.rtt_ms``, the RBA layout's ``Round-Trip Time [ms]``)."""
+
+    weight: float = Field(0.3, ge=0, le=1)
+    """``RTT_ANOMALY``: the RTT lies far outside the user's band on this network AS."""
+    min_samples: int = Field(5, ge=1)
+    """Samples on a network before its band means anything."""
+    k: float = Field(3.0, gt=0)
+    """Band half-width in decayed mean absolute deviations of log(RTT)."""
+    min_factor: float = Field(1.6, gt=1)
+    """The band is never narrower than ×/÷ this around the centre."""
+    slack_ms: float = Field(25.0, ge=0)
+    """Beyond the band by at least this many ms (jitter on a 10 ms line is not news)."""
+    alpha: float = Field(0.2, gt=0, le=1)
+    """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
+    max_asns: int = Field(3, ge=1, le=16)
+    """Networks whose band the profile keeps (the most-sampled)."""
 
 
 class HourSettings(_Section):
@@ -178,7 +231,8 @@ class ColdStartSettings(_Section):
     """Device/geo novelty weights are multiplied by this while in cold start: everything is
     new for a new user, so novelty says little; failures and travel still count in full."""
     weight: float = Field(0.1, ge=0, le=1)
-    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN")
+    scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN", "NEW_PREFIX", "NEW_CITY",
+                                       "NEW_UA_VERSION")
     """Which signals ``novelty_scale`` applies to. NEW_COUNTRY is deliberately not among them:
     a fresh account suddenly used from abroad is the takeover cold-start leniency must not
     wave through."""
@@ -187,6 +241,58 @@ class ColdStartSettings(_Section):
     @classmethod
     def _known_scaled(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
         return _known_codes(codes, "coldstart.scaled_signals")
+
+
+class EventPolicy(_Section):
+    """The policy section of one sensitive event (``[policy.events.<event>]``): fixed
+    thresholds (a login's streaming budget does not apply) and the event's rules. Each event
+    has its own class so a section that sets one key keeps that event's other defaults."""
+
+    challenge_threshold: float = Field(0.25, ge=0, le=1)
+    """0.25, not 0.2: a noisy-OR risk of one signal is ``1 − (1 − w)``, which for w = 0.2 is
+    0.19999999999999996 and would miss a threshold of 0.2 (0.25 and 0.8 are exact)."""
+    deny_threshold: float = Field(0.8, ge=0, le=1)
+    deny_new_device_and_country: bool = False
+    """A never-seen device AND a never-seen country → deny ``RECOVERY_HIGH_RISK`` (hand the
+    request to manual review)."""
+    challenge_untrusted_device: bool = False
+    """A device without a valid device token → at least challenge (``UNTRUSTED_DEVICE``)."""
+    challenge_no_history: bool = True
+    """A user in cold start (or with no profile) → at least challenge (``NO_HISTORY``)."""
+    challenge_after_otp_failures: bool = True
+    """Any failed second factor of the user within ``otp.user_window_minutes`` → at least
+    challenge (``RECENT_OTP_FAILURES``)."""
+    recent_device_hours: float = Field(24.0, ge=0)
+    """A device the profile first saw less than this long ago (it got in through a login that
+    was probably challenged) → at least challenge (``RECENT_NEW_DEVICE``); 0 turns it off."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventPolicy:
+        if self.deny_threshold < self.challenge_threshold:
+            raise ValueError("policy.events: deny_threshold must be >= challenge_threshold")
+        return self
+
+
+class RecoveryPolicy(EventPolicy):
+    deny_new_device_and_country: bool = True
+
+
+class FactorChangePolicy(EventPolicy):
+    challenge_untrusted_device: bool = True
+
+
+class PasswordResetPolicy(EventPolicy):
+    deny_threshold: float = Field(0.85, ge=0, le=1)
+    recent_device_hours: float = Field(0.0, ge=0)
+
+
+class EventsSettings(_Section):
+    """``[policy.events.recovery]``, ``[policy.events.factor_change]``,
+    ``[policy.events.password_reset]``: stricter than a login by default."""
+
+    recovery: RecoveryPolicy = RecoveryPolicy()
+    factor_change: FactorChangePolicy = FactorChangePolicy()
+    password_reset: PasswordResetPolicy = PasswordResetPolicy()
 
 
 class PolicySettings(_Section):
@@ -207,21 +313,62 @@ class PolicySettings(_Section):
     strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
     """Reason codes that override a trusted device: with one of them fired, a challenge stays
     a challenge on a device the user trusted after a verified challenge."""
+    events: EventsSettings = EventsSettings()
+    """Per-event sections for sensitive events (``LoginAttempt.event``)."""
+
+    target_stepup_rate: float = Field(0.0, ge=0, le=0.5)
+    """The step-up budget (docs/budget.md): the share of established users' logins to step
+    up, in (0, 0.5]. The engine sets the live challenge threshold from a streaming quantile
+    of recent established users' risks, shared through the store. 0 = a fixed policy at
+    ``challenge_threshold``."""
+    budget_min_threshold: float = Field(0.25, ge=0, le=1)
+    """The live threshold never goes below this (a flood of low-risk logins cannot make
+    everyone step up)."""
+    budget_max_threshold: float = Field(0.6, ge=0, le=1)
+    """...nor above this (a flood of high-risk logins cannot switch step-up off)."""
+    budget_established_logins: int = Field(5, ge=1)
+    """A user is established (their logins feed the sketch) from this many profile logins:
+    ``riskengine evaluate``'s definition (≥ 5 earlier successful logins)."""
+    budget_warmup_logins: int = Field(1000, ge=0)
+    """Until the shared sketch has merged this many established logins, ``challenge_threshold``."""
+    budget_half_life_hours: float = Field(72.0, ge=24, le=24 * 365)
+    """Forward decay of the sketch: a login's weight halves every this many hours."""
+    budget_refresh_seconds: float = Field(10.0, gt=0)
+    """Each worker merges its delta into the store and reads the merged sketch back when the
+    event time crosses a multiple of this."""
+    budget_user_cap: int = Field(3, ge=1)
+    """At most this many logins per user per ``budget_user_window_seconds`` count in the sketch."""
+    budget_user_window_seconds: float = Field(3600.0, gt=0)
+    budget_floor_signals: tuple[str, ...] = tuple(sorted(R.BUDGET_FLOOR_CODES))
+    """With a budget on, a login where one of these fired is challenged whatever the live
+    threshold (unless it is denied)."""
 
     @field_validator("strong_signals")
     @classmethod
     def _known_strong(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
         return _known_codes(codes, "policy.strong_signals")
 
+    @field_validator("budget_floor_signals")
+    @classmethod
+    def _known_floor(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return _known_codes(codes, "policy.budget_floor_signals")
+
     @model_validator(mode="after")
     def _ordered(self) -> PolicySettings:
         if self.deny_threshold < self.challenge_threshold:
             raise ValueError("policy.deny_threshold must be >= policy.challenge_threshold")
+        if self.target_stepup_rate and self.budget_min_threshold > self.budget_max_threshold:
+            raise ValueError("policy.budget_min_threshold must be <= policy.budget_max_threshold")
+        if self.target_stepup_rate and self.budget_max_threshold > self.deny_threshold:
+            raise ValueError("policy.budget_max_threshold must be <= policy.deny_threshold")
         return self
 
 
 class StoreSettings(_Section):
     url: str = "memory://"
+    cluster: bool = False
+    """Read a ``redis://`` / ``rediss://`` URL as a Redis Cluster (the same as writing
+    ``redis+cluster://host:port[,host:port]``): hash-tagged keys, see docs/operations.md."""
     busy_timeout_ms: float = Field(1000.0, ge=0)
     """sqlite: how long a write waits for another process's write lock before failing (the
     login still gets its decision; the lesson is counted as a store error)."""
@@ -367,6 +514,7 @@ class MetricsSettings(_Section):
 class Settings(_Section):
     device: DeviceSettings = DeviceSettings()
     geo: GeoSettings = GeoSettings()
+    rtt: RttSettings = RttSettings()
     hour: HourSettings = HourSettings()
     failures: FailureSettings = FailureSettings()
     trust: TrustSettings = TrustSettings()

@@ -9,6 +9,10 @@ Action = Literal["allow", "challenge", "deny"]
 Factor = Literal["passkey", "totp", "push", "whatsapp", "sms", "voice", "email"]
 Outcome = Literal["verified", "failed", "expired", "abandoned"]
 Channel = Literal["passkey", "totp", "push", "whatsapp", "sms", "voice", "email"]
+Event = Literal["login", "recovery", "factor_change", "password_reset"]
+"""What the user is doing: a login, or a sensitive event scored against the same profile with
+its own (stricter) policy section, ``policy.events.<event>``."""
+EVENTS: tuple[Event, ...] = ("login", "recovery", "factor_change", "password_reset")
 
 # Strongest first. Phishing-resistant passkeys beat codes; app-bound codes beat
 # anything delivered over the phone network (SIM swap, SS7 interception).
@@ -43,6 +47,12 @@ class Decision:
     shadow_action: Action | None = None
     """Shadow mode (``policy.mode = "shadow"``): what enforcement would have done (``action``
     is then always ``"allow"``); None in enforce mode."""
+    threshold: float | None = None
+    """The challenge threshold this decision was made with: ``policy.challenge_threshold``,
+    or the step-up budget's live threshold (``policy.target_stepup_rate``); None for a
+    fail-mode decision."""
+    event: Event = "login"
+    """The event scored (``LoginAttempt.event``): which policy section decided."""
 
     @property
     def reason_codes(self) -> tuple[str, ...]:
@@ -64,4 +74,6 @@ class Decision:
             "reasons": [{"code": r.code, "weight": r.weight, "detail": r.detail} for r in self.reasons],
             "factor": self.factor, "user_id": self.user_id, "device_key": self.device_key,
             "policy_version": self.policy_version, "shadow_action": self.shadow_action,
+            "threshold": self.threshold,
+            "event": self.event,
         }

@@ -7,6 +7,11 @@ failures step up regardless, an odd hour never steps up alone, a trusted device 
 the challenge unless a strong signal fires, too many OTP failures deny, a profile reset by
 support steps up until a challenge is verified, and a trusted device (a valid device token)
 is challenged, not denied, when failed passwords alone would deny.
+
+Sensitive events (``LoginAttempt.event`` other than ``"login"``) are decided by the same
+arithmetic under their own fixed thresholds (``policy.events.<event>``, compiled here into a
+small lookup); the engine adds their rule signals (:data:`~riskengine.core.reasons.EVENT_RULE_CODES`):
+``RECOVERY_HIGH_RISK`` denies, the others step up, and no trusted device skips them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 from riskengine.core import reasons as R
 from riskengine.core.config import Settings
-from riskengine.core.decision import FACTOR_STRENGTH, Action, Factor, Reason
+from riskengine.core.decision import FACTOR_STRENGTH, Action, Event, Factor, Reason
 from riskengine.core.signals.base import SignalResult
 
 
@@ -26,9 +31,26 @@ class Assessment:
     risk: float
     reasons: tuple[Reason, ...]
     factor: Factor | None
+    threshold: float = 0.0
+    """The challenge threshold this decision was made with (0.0 on the clean-allow fast path)."""
+    floor: bool = False
+    """A budget floor signal fired (the login is challenged whatever the threshold)."""
 
 
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    """One sensitive event's compiled policy section (see :class:`~riskengine.core.config.EventPolicy`)."""
+
+    challenge_threshold: float
+    deny_threshold: float
+    deny_new_device_and_country: bool
+    challenge_untrusted_device: bool
+    challenge_no_history: bool
+    challenge_after_otp_failures: bool
+    recent_device_s: float
 
 
 def _by_weight(reason: Reason) -> float:
@@ -48,6 +70,7 @@ class Policy:
         self.cold_weight = s.coldstart.weight
         self.cold_scaled = frozenset(s.coldstart.scaled_signals)
         self.strong = frozenset(s.policy.strong_signals)
+        self.floor = frozenset(s.policy.budget_floor_signals) if s.policy.target_stepup_rate else frozenset()
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -65,7 +88,26 @@ class Policy:
             R.PROFILE_RESET: 0.0,
             R.ANONYMOUS_PROXY: s.geo.anonymous_weight,
             R.NETWORK_DENYLIST: 1.0,
+            R.NEW_UA_VERSION: s.device.new_ua_version_weight,
+            R.UA_DOWNGRADE: s.device.ua_downgrade_weight,
+            R.NEW_PREFIX: s.geo.new_prefix_weight,
+            R.NEW_CITY: s.geo.new_city_weight,
+            R.FAR_FROM_USUAL_PLACES: s.geo.far_weight,
+            R.RTT_ANOMALY: s.rtt.weight,
         }
+        # the sensitive-event rules carry no weight: they set the action, the evidence the risk
+        for code in R.EVENT_RULE_CODES:
+            self.weights[code] = 0.0
+        self.events: dict[str, EventRule] = {
+            name: EventRule(e.challenge_threshold, e.deny_threshold, e.deny_new_device_and_country,
+                            e.challenge_untrusted_device, e.challenge_no_history,
+                            e.challenge_after_otp_failures, e.recent_device_hours * 3600.0)
+            for name, e in (("recovery", s.policy.events.recovery),
+                            ("factor_change", s.policy.events.factor_change),
+                            ("password_reset", s.policy.events.password_reset))}
+        self._step_up_codes = frozenset({R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET}
+                                        | (R.EVENT_RULE_CODES - {R.RECOVERY_HIGH_RISK}))
+        self._unskippable = self.strong | R.EVENT_RULE_CODES
 
     def decide(
         self,
@@ -78,6 +120,8 @@ class Policy:
         enrolled: Sequence[Factor] = (),
         extra_risk: float = 0.0,
         extra_reasons: Sequence[Reason] = (),
+        threshold: float | None = None,
+        event: Event = "login",
     ) -> Assessment:
         """Combine fired signals into a decision.
 
@@ -87,8 +131,22 @@ class Policy:
         'challenge'
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
+        >>> p.decide([SignalResult("NEW_ASN", 1.0, "new AS")], event="recovery").action
+        'allow'
+        >>> p.decide([SignalResult("NEW_REGION", 1.0, "new region")], event="recovery").action
+        'challenge'
+
+        ``threshold``: the live challenge threshold of a step-up budget (default: the fixed
+        ``challenge_threshold``); with a budget on, a floor signal always challenges. It applies
+        to logins only: a sensitive ``event`` is decided by its own fixed section.
         """
-        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < self.challenge_threshold \
+        if event == "login":
+            challenge_threshold = self.challenge_threshold if threshold is None else threshold
+            deny_threshold = self.deny_threshold
+        else:
+            rule = self.events[event]
+            challenge_threshold, deny_threshold = rule.challenge_threshold, rule.deny_threshold
+        if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < challenge_threshold \
                 and all(sig.value <= 0.0 for sig in signals):
             # the common case: a familiar login, nothing fired (a model may still add a little
             # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
@@ -97,7 +155,7 @@ class Policy:
                 return _CLEAN_ALLOW
             if len(extra_reasons) > 1:
                 extra_reasons = sorted(extra_reasons, key=_by_weight, reverse=True)
-            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None)
+            return Assessment("allow", round(extra_risk, 6), tuple(extra_reasons), None, challenge_threshold)
         contributions: list[Reason] = []
         remaining = 1.0
         remaining_without_excessive = 1.0
@@ -141,23 +199,23 @@ class Policy:
             # the failures may be anyone's (a username is not a secret); a valid device token
             # is not: step up instead of locking the owner out on their own device
             without = min(1.0, max(0.0, 1.0 - remaining_without_excessive))
-            if without < self.deny_threshold:
+            if without < deny_threshold:
                 fired.discard(R.FAILED_ATTEMPTS_EXCESSIVE)
                 fired.add(R.FAILED_ATTEMPTS_USER)  # strong: the trust does not skip the challenge
-                risk = max(without, self.challenge_threshold)
+                risk = max(without, challenge_threshold)
         if R.FAILED_ATTEMPTS_EXCESSIVE in fired or otp_failures_exceeded or otp_locked \
-                or R.NETWORK_DENYLIST in fired:
+                or R.NETWORK_DENYLIST in fired or R.RECOVERY_HIGH_RISK in fired:
             action: Action = "deny"
-            risk = max(risk, self.deny_threshold)
+            risk = max(risk, deny_threshold)
         elif self.travel_denies and R.IMPOSSIBLE_TRAVEL in fired:
             action = "deny"
-            risk = max(risk, self.deny_threshold)
-        elif risk >= self.deny_threshold:
+            risk = max(risk, deny_threshold)
+        elif risk >= deny_threshold:
             action = "deny"
-        elif fired & {R.FAILED_ATTEMPTS_USER, R.FAILED_ATTEMPTS_IP, R.PROFILE_RESET}:
+        elif fired & self._step_up_codes or fired & self.floor:
             action = "challenge"  # steps up regardless of how familiar the rest looks
-            risk = max(risk, self.challenge_threshold)
-        elif risk >= self.challenge_threshold:
+            risk = max(risk, challenge_threshold)
+        elif risk >= challenge_threshold:
             action = "challenge"
         else:
             action = "allow"
@@ -168,14 +226,15 @@ class Policy:
         if otp_locked:
             contributions.append(Reason(
                 R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
-        if trusted and action == "challenge" and not (fired & self.strong):
+        if trusted and action == "challenge" and not (fired & self._unskippable) and not (fired & self.floor):
             action = "allow"
             contributions.append(Reason(
                 R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
 
         factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
         contributions.sort(key=lambda r: r.weight, reverse=True)
-        return Assessment(action, round(risk, 6), tuple(contributions), factor)
+        return Assessment(action, round(risk, 6), tuple(contributions), factor, challenge_threshold,
+                          bool(fired & self.floor))
 
     def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
         """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.

@@ -11,18 +11,29 @@ accepted login, and a frozen dataclass pays one ``object.__setattr__`` call per 
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from riskengine.core.enrich.versions import parse_version, ua_version_digest
+
 HOURS: Final = 24
 _EMPTY_HOURS: Final[tuple[float, ...]] = (0.0,) * HOURS
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+"""2 added the richer evidence (UA versions, prefixes, cities, usual places, RTT bands);
+version-1 profiles still load (those fields empty: learned from the next accepted login)."""
+_READABLE_VERSIONS: Final = frozenset({1, 2})
 _COMPRESS_ABOVE: Final = 640
 _REBASE_HALF_LIVES: Final = 8
 _NOTHING: Final[Mapping[Any, Any]] = MappingProxyType({})
+_NO_FAMILY: Final = frozenset({"", "Other"})
+MAX_MAJOR_JUMP: Final = 30
+"""A version more than this many major releases above the newest seen is not learned as the
+newest (≈ 2½ years of Chrome's releases): a bogus "Chrome/999" on one allowed login cannot make
+every later real version look like a downgrade."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,61 @@ class DeviceSeen:
     last_seen: int
     count: int
     trusted_until: int = 0
+
+
+class UsualPlace(NamedTuple):
+    """A location centroid: ``weight`` logins (forward-decayed from ``at``) around lat/lon."""
+
+    lat: float
+    lon: float
+    weight: float
+    at: int
+
+    def weight_at(self, now: float, half_life_s: float) -> float:
+        return self.weight * math.pow(0.5, max(0.0, now - self.at) / half_life_s)
+
+
+class RttBand(NamedTuple):
+    """A user's round-trip time on one network: decayed mean and mean absolute deviation of
+    ``log(rtt_ms)`` (RTT is close to log-normal), and how many samples (capped) it holds."""
+
+    log_mean: float
+    log_dev: float
+    n: int
+
+
+class LoginTraits(NamedTuple):
+    """What a login carries beyond device and region, for learning the richer evidence."""
+
+    browser: str | None = None
+    browser_version: str = ""
+    os: str | None = None
+    os_version: str = ""
+    prefix: str | None = None
+    city: str | None = None
+    rtt_ms: float | None = None
+    ua_digest: str | None = None
+    """:func:`~riskengine.core.enrich.versions.ua_version_digest` of the four UA fields
+    (computed once per distinct User-Agent by the parser's cache; None: compute it)."""
+
+
+class EvidenceLimits(NamedTuple):
+    """Caps and rates for the richer evidence (from ``[device]``, ``[geo]``, ``[rtt]``)."""
+
+    max_ua_families: int = 6
+    max_ua_versions: int = 8
+    max_prefixes: int = 12
+    max_cities: int = 12
+    max_usual_places: int = 4
+    place_merge_km: float = 50.0
+    place_half_life_days: float = 90.0
+    max_rtt_asns: int = 3
+    rtt_alpha: float = 0.2
+    rtt_max_samples: int = 1000
+
+
+NO_TRAITS: Final = LoginTraits()
+DEFAULT_LIMITS: Final = EvidenceLimits()
 
 
 class UserProfile(NamedTuple):
@@ -50,6 +116,19 @@ class UserProfile(NamedTuple):
     reset_at: int = 0
     """When support reset this profile (0: never, or a verified challenge since): until a
     challenge is verified every login is stepped up with ``PROFILE_RESET``."""
+    # -- format 2: richer evidence ------------------------------------------------------
+    ua_newest: Mapping[str, str] = _NOTHING
+    """``"b:<browser family>"`` / ``"o:<OS family>"`` → the newest version seen (dotted)."""
+    ua_seen: Mapping[str, int] = _NOTHING
+    """Digest of an exact (browser, OS) version pair → last seen (bounded, newest kept)."""
+    prefixes: Mapping[str, int] = _NOTHING
+    """Address prefix (``/24``, ``/48`` by default) → last seen."""
+    cities: Mapping[str, int] = _NOTHING
+    """``country/region/city`` → last seen."""
+    places: tuple[UsualPlace, ...] = ()
+    """A few decayed location centroids: where this user usually is."""
+    rtt: Mapping[int, RttBand] = _NOTHING
+    """ASN → the user's round-trip-time band on that network (the most-used few)."""
 
     # -- reading ---------------------------------------------------------------------
     def hour_share(self, hour: int) -> float:
@@ -79,6 +158,8 @@ class UserProfile(NamedTuple):
         half_life_days: float = 90.0,
         max_regions: int | None = None,
         max_asns: int | None = None,
+        traits: LoginTraits = NO_TRAITS,
+        limits: EvidenceLimits = DEFAULT_LIMITS,
     ) -> UserProfile:
         """The profile after an accepted login (allowed, or challenge verified)."""
         devices: Mapping[str, DeviceSeen]
@@ -119,7 +200,29 @@ class UserProfile(NamedTuple):
             latitude if newer and latitude is not None else self.last_lat,
             longitude if newer and longitude is not None else self.last_lon,
             self.reset_at,
+            *self._evidence(now, asn, latitude, longitude, traits, limits),
         )
+
+    def _evidence(self, now: int, asn: int | None, latitude: float | None, longitude: float | None,
+                  t: LoginTraits, lim: EvidenceLimits) -> tuple[Any, ...]:
+        """The format-2 fields after an accepted login (in field order)."""
+        ua_newest = self.ua_newest
+        if t.browser is not None and t.browser not in _NO_FAMILY:
+            ua_newest = _newer(ua_newest, f"b:{t.browser}"[:40], t.browser_version, lim.max_ua_families)
+        if t.os is not None and t.os not in _NO_FAMILY:
+            ua_newest = _newer(ua_newest, f"o:{t.os}"[:40], t.os_version, lim.max_ua_families)
+        ua_seen = self.ua_seen
+        if t.browser is not None and (t.browser_version or t.os_version):
+            digest = t.ua_digest or ua_version_digest(t.browser, t.browser_version, t.os, t.os_version)
+            ua_seen = _touch_daily(ua_seen, digest, now, lim.max_ua_versions)
+        places = self.places
+        if latitude is not None and longitude is not None:
+            places = _visit(places, latitude, longitude, now, lim)
+        rtt = self.rtt
+        if t.rtt_ms is not None and asn is not None and t.rtt_ms > 0:
+            rtt = _rtt_learned(rtt, asn, t.rtt_ms, lim)
+        return (ua_newest, ua_seen, _touch_daily(self.prefixes, t.prefix, now, lim.max_prefixes),
+                _touch_daily(self.cities, t.city, now, lim.max_cities), places, rtt)
 
     def trusted(self, device_key: str, until: int, *, now: int | None = None,
                 max_devices: int = 8) -> UserProfile:
@@ -152,7 +255,8 @@ class UserProfile(NamedTuple):
         }
         return self._replace(devices=devices)
 
-    def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12) -> UserProfile:
+    def merge(self, other: UserProfile, *, max_devices: int = 8, max_places: int = 12,
+              limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:
         """Union of two concurrent versions of one user's profile (last-seen = the later)."""
         devices: dict[str, DeviceSeen] = dict(self.devices)
         for k, d in other.devices.items():
@@ -171,6 +275,12 @@ class UserProfile(NamedTuple):
             hours=tuple(max(a, b) for a, b in zip(self.hours, other.hours, strict=True)),
             hours_at=max(self.hours_at, other.hours_at),
             reset_at=max(self.reset_at, other.reset_at),
+            ua_newest=_merge_newest(self.ua_newest, other.ua_newest),
+            ua_seen=_merge_seen(self.ua_seen, other.ua_seen, limits.max_ua_versions),
+            prefixes=_merge_seen(self.prefixes, other.prefixes, limits.max_prefixes),
+            cities=_merge_seen(self.cities, other.cities, limits.max_cities),
+            places=later.places,
+            rtt={**self.rtt, **{k: b for k, b in other.rtt.items() if b.n >= self.rtt.get(k, b).n}},
         )
 
     # -- serialisation ----------------------------------------------------------------
@@ -187,6 +297,13 @@ class UserProfile(NamedTuple):
             "ha": self.hours_at,
             "l": [self.last_ts, self.last_lat, self.last_lon],
             **({"x": self.reset_at} if self.reset_at else {}),
+            # format 2: written only when present, so a profile without them stays as small
+            **({"uv": dict(self.ua_newest)} if self.ua_newest else {}),
+            **({"us": dict(self.ua_seen)} if self.ua_seen else {}),
+            **({"p": dict(self.prefixes)} if self.prefixes else {}),
+            **({"ci": dict(self.cities)} if self.cities else {}),
+            **({"pl": [list(p) for p in self.places]} if self.places else {}),
+            **({"rt": {str(k): list(b) for k, b in self.rtt.items()}} if self.rtt else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -198,7 +315,7 @@ class UserProfile(NamedTuple):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UserProfile:
-        if data.get("v") != FORMAT_VERSION:
+        if data.get("v") not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported profile format version {data.get('v')!r}")
         last_ts, last_lat, last_lon = data["l"]
         hours = tuple(float(x) for x in data["h"]) if data["h"] else _EMPTY_HOURS
@@ -219,6 +336,13 @@ class UserProfile(NamedTuple):
             # "o" (per-session second-factor counts, format 1 before 0.2) is ignored: those
             # counters live in the store now, counted atomically
             reset_at=int(data.get("x", 0)),
+            # format 2 (absent in format 1: empty)
+            ua_newest={str(k): str(v) for k, v in data.get("uv", {}).items()},
+            ua_seen={str(k): int(v) for k, v in data.get("us", {}).items()},
+            prefixes={str(k): int(v) for k, v in data.get("p", {}).items()},
+            cities={str(k): int(v) for k, v in data.get("ci", {}).items()},
+            places=tuple(UsualPlace(float(a), float(b), float(w), int(t)) for a, b, w, t in data.get("pl", ())),
+            rtt={int(k): RttBand(float(m), float(d), int(n)) for k, (m, d, n) in data.get("rt", {}).items()},
         )
 
     @classmethod
@@ -250,6 +374,17 @@ def _touch(seen: Mapping[Any, int], key: Any, now: int, limit: int) -> Mapping[A
     return _bounded({**seen, key: now}, limit, key=_identity)
 
 
+def _touch_daily(seen: Mapping[Any, int], key: Any, now: int, limit: int) -> Mapping[Any, int]:
+    """:func:`_touch` at a day's resolution (the history windows are months): a login within a
+    day of the last one from the same key copies nothing."""
+    if key is None:
+        return seen
+    last = seen.get(key)
+    if last is not None and now - last < _PLACE_VISIT_S:
+        return seen
+    return _touch(seen, key, now, limit)
+
+
 def _identity(t: int) -> int:
     return t
 
@@ -270,3 +405,95 @@ def _bounded(items: dict[Any, Any], limit: int, key: Any) -> dict[Any, Any]:
         return items
     keep = sorted(items.items(), key=lambda kv: key(kv[1]), reverse=True)[:limit]
     return dict(keep)
+
+
+def _newer(newest: Mapping[str, str], key: str, version: str, limit: int) -> Mapping[str, str]:
+    """``newest`` with ``key`` raised to ``version`` when that is newer (parseable only; the
+    string is kept as given). The common case — the same version again — is one comparison."""
+    known = newest.get(key)
+    if known == version:
+        return newest
+    parsed = parse_version(version)
+    if parsed is None:
+        return newest
+    if known is not None:
+        known_v = parse_version(known)
+        if known_v is not None and (known_v >= parsed or parsed[0] > known_v[0] + MAX_MAJOR_JUMP):
+            return newest
+        out = dict(newest)
+        out[key] = version
+        return out
+    out = {**newest, key: version}
+    while len(out) > limit:  # insertion order: the family learned longest ago goes first
+        del out[next(iter(out))]
+    return out
+
+
+def _merge_newest(a: Mapping[str, str], b: Mapping[str, str]) -> Mapping[str, str]:
+    out = dict(a)
+    for k, v in b.items():
+        mine = parse_version(out.get(k))
+        theirs = parse_version(v)
+        if theirs is not None and (mine is None or theirs > mine):
+            out[k] = v
+    return out
+
+
+def _visit(places: tuple[UsualPlace, ...], lat: float, lon: float, now: int,
+           lim: EvidenceLimits) -> tuple[UsualPlace, ...]:
+    """The centroids after a login at lat/lon: the nearest within ``place_merge_km`` moves
+    towards it (weighted by its decayed weight), else a new centroid; past the cap the one with
+    the least decayed weight goes (never the one just added)."""
+    half_life_s = lim.place_half_life_days * 86400.0
+    best, best_km = -1, lim.place_merge_km
+    for i, p in enumerate(places):
+        km = _near_km(p.lat, p.lon, lat, lon)
+        if km <= best_km:
+            best, best_km = i, km
+    if best >= 0:
+        p = places[best]
+        if 0 <= now - p.at < _PLACE_VISIT_S:
+            return places  # a place counts once per day: twenty logins from home are one visit
+        w = p.weight_at(now, half_life_s)
+        moved = UsualPlace(round((p.lat * w + lat) / (w + 1.0), 3), round((p.lon * w + lon) / (w + 1.0), 3),
+                           round(w + 1.0, 3), max(now, p.at))
+        return places[:best] + (moved,) + places[best + 1:]
+    fresh = UsualPlace(round(lat, 3), round(lon, 3), 1.0, now)
+    if len(places) < lim.max_usual_places:
+        return (*places, fresh)
+    weakest = min(range(len(places)), key=lambda i: places[i].weight_at(now, half_life_s))
+    return places[:weakest] + places[weakest + 1:] + (fresh,)
+
+
+_PLACE_VISIT_S: Final = 86400
+_KM_PER_DEGREE: Final = 6371.0088 * math.pi / 180.0
+
+
+def _near_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance: within 0.5 % of the great circle below a few hundred km (all
+    that merging places asks), a third of haversine's cost on every accepted login."""
+    dlon = abs(lon2 - lon1)
+    if dlon > 180.0:
+        dlon = 360.0 - dlon
+    x = dlon * math.cos(math.radians((lat1 + lat2) * 0.5))
+    return _KM_PER_DEGREE * math.hypot(lat2 - lat1, x)
+
+
+def _rtt_learned(bands: Mapping[int, RttBand], asn: int, rtt_ms: float, lim: EvidenceLimits) -> Mapping[int, RttBand]:
+    """The band for ``asn`` after one more sample: a running mean until ``1/alpha`` samples,
+    then exponentially weighted (recent network conditions count most). Only the
+    ``max_rtt_asns`` networks with the most samples are kept."""
+    x = math.log(rtt_ms)
+    band = bands.get(asn)
+    if band is None:
+        fresh = RttBand(round(x, 4), 0.0, 1)
+        out = {**bands, asn: fresh}
+        if len(out) > lim.max_rtt_asns:
+            fewest = min((k for k in out if k != asn), key=lambda k: out[k].n)
+            del out[fewest]
+        return out
+    n = min(band.n + 1, lim.rtt_max_samples)
+    rate = max(1.0 / n, lim.rtt_alpha)
+    mean = band.log_mean + rate * (x - band.log_mean)
+    dev = band.log_dev + rate * (abs(x - band.log_mean) - band.log_dev)
+    return {**bands, asn: RttBand(round(mean, 4), round(dev, 4), n)}

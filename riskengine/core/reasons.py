@@ -32,6 +32,18 @@ OTP_LOCKED: Final = "OTP_LOCKED"
 PROFILE_RESET: Final = "PROFILE_RESET"
 NETWORK_DENYLIST: Final = "NETWORK_DENYLIST"
 ANONYMOUS_PROXY: Final = "ANONYMOUS_PROXY"
+NEW_UA_VERSION: Final = "NEW_UA_VERSION"
+UA_DOWNGRADE: Final = "UA_DOWNGRADE"
+NEW_PREFIX: Final = "NEW_PREFIX"
+NEW_CITY: Final = "NEW_CITY"
+FAR_FROM_USUAL_PLACES: Final = "FAR_FROM_USUAL_PLACES"
+RTT_ANOMALY: Final = "RTT_ANOMALY"
+# sensitive events (LoginAttempt.event other than "login"): rules of policy.events.<event>
+RECOVERY_HIGH_RISK: Final = "RECOVERY_HIGH_RISK"
+UNTRUSTED_DEVICE: Final = "UNTRUSTED_DEVICE"
+RECENT_NEW_DEVICE: Final = "RECENT_NEW_DEVICE"
+RECENT_OTP_FAILURES: Final = "RECENT_OTP_FAILURES"
+NO_HISTORY: Final = "NO_HISTORY"
 
 ALL_CODES: Final[tuple[str, ...]] = (
     NEW_DEVICE,
@@ -58,15 +70,39 @@ ALL_CODES: Final[tuple[str, ...]] = (
     PROFILE_RESET,
     NETWORK_DENYLIST,
     ANONYMOUS_PROXY,
+    NEW_UA_VERSION,
+    UA_DOWNGRADE,
+    NEW_PREFIX,
+    NEW_CITY,
+    FAR_FROM_USUAL_PLACES,
+    RTT_ANOMALY,
+    RECOVERY_HIGH_RISK,
+    UNTRUSTED_DEVICE,
+    RECENT_NEW_DEVICE,
+    RECENT_OTP_FAILURES,
+    NO_HISTORY,
 )
+
+# The sensitive-event rules: each steps a non-login event up (RECOVERY_HIGH_RISK denies) and
+# none is skipped by a trusted device. They never fire on a login.
+EVENT_RULE_CODES: Final[frozenset[str]] = frozenset(
+    {RECOVERY_HIGH_RISK, UNTRUSTED_DEVICE, RECENT_NEW_DEVICE, RECENT_OTP_FAILURES, NO_HISTORY})
 
 # Codes that override a trusted device (the default of ``policy.strong_signals``): the
 # trust says "this is my laptop", it does not vouch for a login from a country or region
 # the user has never been in (DESIGN.md: both are strong), from another continent an hour
-# later, after a password spray, with a device token that does not verify, or after a
-# support reset.
+# later, after a password spray, with a device token that does not verify, after a
+# support reset, or with a browser/OS older than the user has already run (a fixed attack
+# User-Agent: a stolen token replayed by a kit, not the owner's auto-updating browser).
 STRONG_CODES: Final[frozenset[str]] = frozenset(
     {NEW_COUNTRY, NEW_REGION, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
      FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
-     PROFILE_RESET}
+     PROFILE_RESET, UA_DOWNGRADE}
 )
+
+BUDGET_FLOOR_CODES: Final[frozenset[str]] = frozenset(
+    {NEW_COUNTRY, IMPOSSIBLE_TRAVEL, FAILED_ATTEMPTS_USER, FAILED_ATTEMPTS_IP,
+     FAILED_ATTEMPTS_EXCESSIVE, OTP_ATTEMPTS_EXCEEDED, OTP_LOCKED, DEVICE_TOKEN_INVALID,
+     PROFILE_RESET, NETWORK_DENYLIST}
+)
+"""With a step-up budget on, these always challenge whatever the live threshold (the floor)."""

@@ -24,7 +24,7 @@ def shadowed(d: Decision) -> Decision:
     ('allow', 'challenge', None, ('NEW_DEVICE',))
     """
     return Decision(d.decision_id, "allow", d.risk, d.reasons, None, d.user_id, d.device_key,
-                    d.policy_version, shadow_action=d.action)
+                    d.policy_version, shadow_action=d.action, threshold=d.threshold, event=d.event)
 
 
 __all__ = ["shadowed"]

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from riskengine.audit import AuditSink
@@ -123,6 +123,11 @@ class ProfileStore(Protocol):
 
     def population(self) -> dict[str, float]:
         """The population prior: country → accumulated (forward-decayed) weight."""
+        ...
+
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        """Add ``delta`` (key → weight) to the shared step-up budget sketch and return the
+        whole merged sketch, atomically (one transaction / one script); an empty delta reads."""
         ...
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,

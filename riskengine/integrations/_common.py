@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from riskengine import LoginAttempt
+from riskengine.core.decision import Event
 
 ProxyHeader = Literal["x-forwarded-for", "forwarded"]
 """Which forwarding header your proxies write: ``X-Forwarded-For`` or RFC 7239 ``Forwarded``.
@@ -236,14 +237,17 @@ class AttemptContext:
     device_token: str | None = None
     geo: Mapping[str, Any] = field(default_factory=dict)
 
-    def attempt(self, *, user_id: str, **fields: Any) -> LoginAttempt:
+    def attempt(self, *, user_id: str, event: Event = "login", **fields: Any) -> LoginAttempt:
         """A :class:`~riskengine.LoginAttempt` for ``user_id``; ``timestamp`` defaults to now
         (UTC) and any field given here (``session_id``, ``device_id``, ``enrolled_factors``, or
-        ``ip`` to override) wins over what the request said."""
+        ``ip`` to override) wins over what the request said. ``event``: ``"login"``, or the
+        sensitive event this request is (``"recovery"``, ``"factor_change"``,
+        ``"password_reset"``), scored under ``policy.events.<event>``."""
         values: dict[str, Any] = {"timestamp": datetime.now(UTC), "ip": self.ip, "user_agent": self.user_agent,
                                   "device_token": self.device_token, **self.geo}
         values.update(fields)
         values["user_id"] = user_id
+        values["event"] = event
         return LoginAttempt(**values)
 
 

@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError('riskengine.integrations.django needs Django: pip install "riskengine[django]"') from exc
 
 from riskengine import LoginAttempt
+from riskengine.core.decision import Event
 from riskengine.integrations._common import (
     DEFAULT_COOKIE_NAME,
     DEFAULT_TRUST_DAYS,
@@ -45,15 +46,19 @@ def read_context(request: HttpRequest, options: AdapterOptions) -> AttemptContex
 
 def attempt_from_request(request: HttpRequest, *, user_id: str, trusted_proxies: int = 0,
                          proxy_header: ProxyHeader = "x-forwarded-for", cookie_name: str = DEFAULT_COOKIE_NAME,
-                         geo_headers: Mapping[str, str] | None = None, **fields: Any) -> LoginAttempt:
+                         geo_headers: Mapping[str, str] | None = None, event: Event = "login",
+                         **fields: Any) -> LoginAttempt:
     """A :class:`~riskengine.LoginAttempt` for ``user_id`` from a Django request.
+
+    ``event``: ``"login"`` (default), ``"recovery"``, ``"factor_change"`` or ``"password_reset"``:
+    the sensitive event this request is (scored under ``policy.events.<event>``).
 
     ``trusted_proxies``: how many proxies you run in front of the service (0: ``REMOTE_ADDR``
     is the client). ``fields``: any other LoginAttempt field (``timestamp`` from
     ``django.utils.timezone.now()`` with ``USE_TZ = True``…); they win over the request.
     """
     options = AdapterOptions(trusted_proxies, proxy_header, cookie_name, dict(geo_headers or {}))
-    return read_context(request, options).attempt(user_id=user_id, **fields)
+    return read_context(request, options).attempt(user_id=user_id, event=event, **fields)
 
 
 def set_device_token(response: HttpResponseBase, token: str | None, *, cookie_name: str = DEFAULT_COOKIE_NAME,

@@ -16,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     raise ImportError('riskengine.integrations.flask needs Flask: pip install "riskengine[flask]"') from exc
 
 from riskengine import LoginAttempt
+from riskengine.core.decision import Event
 from riskengine.integrations._common import (
     DEFAULT_COOKIE_NAME,
     DEFAULT_TRUST_DAYS,
@@ -43,14 +44,18 @@ def read_context(request: Request, options: AdapterOptions) -> AttemptContext:
 
 def attempt_from_request(request: Request, *, user_id: str, trusted_proxies: int = 0,
                          proxy_header: ProxyHeader = "x-forwarded-for", cookie_name: str = DEFAULT_COOKIE_NAME,
-                         geo_headers: Mapping[str, str] | None = None, **fields: Any) -> LoginAttempt:
+                         geo_headers: Mapping[str, str] | None = None, event: Event = "login",
+                         **fields: Any) -> LoginAttempt:
     """A :class:`~riskengine.LoginAttempt` for ``user_id`` from a Flask request.
+
+    ``event``: ``"login"`` (default), ``"recovery"``, ``"factor_change"`` or ``"password_reset"``:
+    the sensitive event this request is (scored under ``policy.events.<event>``).
 
     ``trusted_proxies``: how many proxies you run in front of the service (0: the socket peer
     is the client). ``fields``: any other LoginAttempt field; they win over the request.
     """
     options = AdapterOptions(trusted_proxies, proxy_header, cookie_name, dict(geo_headers or {}))
-    return read_context(request, options).attempt(user_id=user_id, **fields)
+    return read_context(request, options).attempt(user_id=user_id, event=event, **fields)
 
 
 def attempt_context(*, trusted_proxies: int = 0, proxy_header: ProxyHeader = "x-forwarded-for",

@@ -97,6 +97,35 @@ class FreemanBaseline:
                 self._global[k][value] = self._global[k].get(value, 0) + 1
         self._global_total += 1
 
+    def global_probabilities(self, values: Sequence[Hashable | None]) -> tuple[float | None, ...]:
+        """``p(x_k)`` for each feature of a login (None for an unknown feature), then the login
+        joins the population: the cross-user half of :meth:`observe`, which replay's global
+        pre-pass runs in input order and hands to the partitions (see :meth:`observe_given`)."""
+        g_total = self._global_total
+        out = tuple(None if value is None else
+                    (self._global[k].get(value, 0) + 1) / (g_total + len(self._global[k]) + 1)
+                    for k, value in enumerate(values))
+        self.see(values)
+        return out
+
+    def observe_given(self, user_id: str, values: Sequence[Hashable | None],
+                      p_global: Sequence[float | None], learn: bool) -> float:
+        """:meth:`observe` with the population's probabilities computed elsewhere
+        (:meth:`global_probabilities`): the per-user half. Same arithmetic, same result."""
+        total = 0.0
+        entry = self._users.get(user_id)
+        if entry is not None:
+            user_counts, user_total = entry
+            for k, value in enumerate(values):
+                pg = p_global[k]
+                if value is None or pg is None:
+                    continue
+                p_user = (user_counts[k].get(value, 0) + self.mu * pg) / (user_total[0] + self.mu)
+                total += math.log(pg) - math.log(p_user)
+        if learn:
+            self.learn(user_id, values)
+        return total
+
     def observe(self, user_id: str, values: Sequence[Hashable | None], learn: bool) -> float:
         """Score, then update the population (always) and the user's history (when accepted)."""
         s = self.score(user_id, values)

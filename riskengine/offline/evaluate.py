@@ -12,6 +12,11 @@
   Freeman et al. baseline score when the decisions carry one (``baseline_score``).
 - *Operating point*: the lowest threshold whose established-user step-up rate is within
   ``--target-stepup``, and the catch rates there — ours and the baseline's side by side.
+- *Per-family catch table* (:func:`per_family_table`, stable keys :data:`PER_FAMILY_COLUMNS`):
+  for each attack family, the share caught by the rules as configured, by the rules at the
+  target step-up rate, and by the Freeman baseline at the *same* established-user step-up
+  rate as each of those (the configured one as realised, and the target); with ``--model``,
+  also the model alone and the blend at the target.
 
 Only password-correct logins (rows with a decision) are evaluated, and none of the warm-up
 (labels flagged ``warmup``: the simulator's legitimate traffic before its window). Warm-up
@@ -36,6 +41,12 @@ from riskengine.offline.metrics import Curve, curve
 
 ESTABLISHED_MIN_LOGINS: Final = 5
 STEPPED: Final = ("challenge", "deny")
+PER_FAMILY_COLUMNS: Final = (
+    "family", "logins", "rules_configured", "freeman_at_configured_rate", "rules_at_target",
+    "freeman_at_target", "model_at_target", "blend_at_target")
+"""The per-family table's columns (``riskengine evaluate --json``: ``per_family``), in order.
+Catch rates are shares in [0, 1]; a scorer that was not run (no baseline score, no model) is
+null."""
 
 
 def load_labels(path: str | Path) -> pl.DataFrame:
@@ -100,6 +111,8 @@ class Evaluation:
     table: pl.DataFrame = field(default_factory=pl.DataFrame)
     warmup_excluded: int = 0
     """Warm-up logins replayed (profiles learned from them) but left out of every figure."""
+    per_family: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """:func:`per_family_table` without the model columns filled (see :func:`with_model`)."""
 
     def summary(self) -> str:
         lines = [
@@ -115,8 +128,60 @@ class Evaluation:
             "",
             f"at ≤ {self.target:.1%} step-ups of established users' legitimate logins:",
             _format_table(self.table),
+            "",
+            format_per_family(self.per_family, self.stepup_established, self.target),
         ]
         return "\n".join(lines)
+
+
+def per_family_table(catch_configured: dict[str, float], logins: dict[str, int], configured_rate: float,
+                     target: float, ours: Curve, baseline: Curve | None) -> pl.DataFrame:
+    """One row per attack family (:data:`PER_FAMILY_COLUMNS`).
+
+    ``freeman_at_configured_rate`` puts the baseline at the established-user step-up rate the
+    rules realised as configured, ``freeman_at_target`` at the rules' target: every comparison
+    is at equal cost to legitimate users.
+    """
+    _, _, rules_t = ours.at_target(target)
+    base_cfg = baseline.at_target(configured_rate)[2] if baseline is not None else None
+    base_t = baseline.at_target(target)[2] if baseline is not None else None
+    rows = [{
+        "family": f, "logins": logins.get(f, 0), "rules_configured": catch_configured[f],
+        "freeman_at_configured_rate": None if base_cfg is None else base_cfg[f],
+        "rules_at_target": rules_t[f], "freeman_at_target": None if base_t is None else base_t[f],
+        "model_at_target": None, "blend_at_target": None} for f in sorted(catch_configured)]
+    schema: dict[str, Any] = {c: pl.Float64 for c in PER_FAMILY_COLUMNS}
+    schema.update(family=pl.Utf8, logins=pl.Int64)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def with_model(per_family: pl.DataFrame, comparison: pl.DataFrame) -> pl.DataFrame:
+    """Fill ``model_at_target`` / ``blend_at_target`` from ``compare_scorers``' table (one row per
+    scorer, ``catch_<family>`` columns at the same target)."""
+    def column(scorer: str) -> list[float | None]:
+        row = comparison.filter(pl.col("scorer") == scorer)
+        if row.height == 0:
+            return [None] * per_family.height
+        values = row.row(0, named=True)
+        return [values.get(f"catch_{f}") for f in per_family["family"]]
+
+    return per_family.with_columns(pl.Series("model_at_target", column("model"), dtype=pl.Float64),
+                                   pl.Series("blend_at_target", column("blended"), dtype=pl.Float64))
+
+
+def format_per_family(table: pl.DataFrame, configured_rate: float, target: float) -> str:
+    """The per-family table as text (percentages; ``—`` where a scorer was not run)."""
+    heads = ("family", "logins", f"rules as configured ({configured_rate:.2%})", "Freeman same rate",
+             f"rules at {target:.1%}", f"Freeman at {target:.1%}", f"model at {target:.1%}",
+             f"blend at {target:.1%}")
+    cells = [[str(r["family"]), f"{r['logins']:,}"] + [
+        "—" if r[c] is None else f"{r[c]:.1%}" for c in PER_FAMILY_COLUMNS[2:]]
+        for r in table.iter_rows(named=True)]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
+    lines = ["catch rate per attack family (Freeman et al. 2016 at the same established step-up rate):",
+             "  " + " | ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
+    lines += ["  " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
 
 
 def _format_table(table: pl.DataFrame) -> str:
@@ -174,12 +239,15 @@ def evaluate(decisions: pl.DataFrame | str | Path, labels: pl.DataFrame | str | 
         t, rate, caught = c.at_target(target_stepup)
         table_rows.append({"scorer": name, "threshold": t, "legit_stepup_established": rate,
                            **{f"catch_{f}": v for f, v in caught.items()}})
+    attacks = {f: int((fam_arr == f).sum()) for f in families}
+    stepup_established = share(legit & est)
     return Evaluation(
         logins=rows.height, legit=int(legit.sum()),
-        attacks={f: int((fam_arr == f).sum()) for f in families},
-        stepup_overall=share(legit), stepup_established=share(legit & est), stepup_cold=share(legit & ~est),
+        attacks=attacks,
+        stepup_overall=share(legit), stepup_established=stepup_established, stepup_cold=share(legit & ~est),
         catch=catch, catch_established=catch_est, target=target_stepup, ours=ours, baseline=base,
-        table=pl.DataFrame(table_rows), warmup_excluded=warmup_excluded)
+        table=pl.DataFrame(table_rows), warmup_excluded=warmup_excluded,
+        per_family=per_family_table(catch, attacks, stepup_established, target_stepup, ours, base))
 
 
 def plot(ev: Evaluation, path: str | Path) -> Path:

@@ -42,15 +42,25 @@ from riskengine.core.attempt import (
     MAX_ASN,
     MAX_ID_LENGTH,
     MAX_PLACE_LENGTH,
+    MAX_RTT_MS,
     MAX_USER_AGENT_LENGTH,
     ValidatedAttempt,
     normalise_ip,
 )
 from riskengine.core.config import Settings
-from riskengine.core.decision import Decision
+from riskengine.core.decision import EVENTS, Decision
 from riskengine.core.engine import Engine
+from riskengine.core.engine.scoring import CrossUser
 from riskengine.offline.baseline import FreemanBaseline
+from riskengine.offline.budget import apply_budget
 from riskengine.offline.formats import NATIVE_REQUIRED, RBA_REQUIRED, check_input_file
+from riskengine.offline.prepass import (
+    SHARED_COLUMNS,
+    SharedPass,
+    baseline_features,
+    geo_country_asn,
+    rba_micros,
+)
 from riskengine.offline.simulate.experiment import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -64,6 +74,14 @@ OUTPUT_SCHEMA: Final = pa.schema([
     ("outcome", pa.string()),
     ("baseline_score", pa.float64()),
 ])
+# with a step-up budget ([policy] target_stepup_rate) the scoring pass also writes what the
+# budget post-pass needs (riskengine.offline.budget.finish_budget), which then drops them
+BUDGET_FIELDS: Final = [
+    pa.field("_budget_t", pa.float64()), pa.field("_budget_user", pa.string()),
+    pa.field("_budget_established", pa.bool_()), pa.field("_budget_exempt", pa.bool_()),
+    pa.field("_budget_floor", pa.bool_()),
+]
+BUDGET_SCHEMA: Final = pa.schema([*OUTPUT_SCHEMA, *BUDGET_FIELDS])
 _KNOWN_CHANNELS: Final = frozenset({"passkey", "totp", "push", "whatsapp", "sms", "voice", "email"})
 _KNOWN_FACTORS = _KNOWN_CHANNELS
 
@@ -122,13 +140,6 @@ def native_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(batch)  # type: ignore[misc]
 
 
-def _parse_rba_time(value: str | None) -> datetime:
-    if value is None:
-        raise ValueError("RBA row without a Login Timestamp")
-    ts = datetime.fromisoformat(value)
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-
-
 # ---------------------------------------------------------------------------- validation
 # The rules of ``LoginAttempt``, applied to whole columns at once (a pydantic model per row
 # cost more than the rest of the loop). A row that breaks one stops the replay with an
@@ -148,6 +159,14 @@ def _text(b: pl.DataFrame, name: str, scored: pl.Series, ids: Sequence[Any], *, 
         _require(scored & (s.is_null() | (length == 0)), ids, name, "is empty")
     _require(scored & (length > limit), ids, name, f"is longer than {limit} characters")
     return s
+
+
+def _events(b: pl.DataFrame, logins: pl.Series, ids: Sequence[Any]) -> list[Any]:
+    """The optional native ``event`` column (``LoginAttempt.event``): empty or null is a login;
+    anything outside :data:`~riskengine.core.decision.EVENTS` stops the replay naming the row."""
+    s = b["event"].cast(pl.Utf8).str.strip_chars().fill_null("")
+    _require(logins & (s != "") & ~s.is_in(EVENTS), ids, "event", f"must be one of {', '.join(EVENTS)}")
+    return s.to_list()
 
 
 def _times(ts: pl.Series, scored: pl.Series, ids: Sequence[Any], column: str) -> list[datetime]:
@@ -212,29 +231,16 @@ class Replayer:
     """Feeds rows to one Engine (and the baseline) and collects the contract's columns."""
 
     def __init__(self, engine: Engine, fmt: str, outcomes: str, baseline: FreemanBaseline | None) -> None:
-        if fmt not in ("rba", "native"):
-            raise ValueError(f"--format must be rba or native, got {fmt!r}")
-        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
-        if outcomes not in allowed:
-            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+        self.check(fmt, outcomes)
         self.engine = engine
+        self._tap = engine.defer_budget()
+        self._budget_rows: tuple[list[float | None], list[str | None], list[bool], list[bool], list[bool]] | None \
+            = None
         self.fmt = fmt
         self.outcomes = outcomes
         self.baseline = baseline
         self.stats = ReplayStats()
         self._last_ts = 0.0
-
-    def _baseline(self, user: str, ip: str, ua: str, country: str | None, asn: int | None,
-                  accepted: bool) -> float | None:
-        if self.baseline is None:
-            return None
-        parsed = self.engine.ua.parse(ua)
-        browser = f"{parsed.browser_family} {parsed.browser_version.split('.')[0]}"
-        return self.baseline.observe(user, (ip, asn, country, browser, parsed.os_family), accepted)
-
-    def _geo_for_baseline(self, ip: str) -> tuple[str | None, int | None]:
-        found, _ = self.engine.geoip.lookup(ip)
-        return (found.country, found.asn) if found is not None else (None, None)
 
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
         n = batch.height
@@ -243,6 +249,8 @@ class Replayer:
         reasons: list[list[str]] = [[] for _ in range(n)]
         outcomes: list[str | None] = [None] * n
         baseline: list[float | None] = [None] * n
+        if self._tap is not None:
+            self._budget_rows = ([None] * n, [None] * n, [False] * n, [False] * n, [False] * n)
         if self.fmt == "rba":
             index = batch["index"].to_list()
             self._run_rba(batch, decisions, risks, reasons, outcomes, baseline)
@@ -250,11 +258,20 @@ class Replayer:
             index = batch["event_id"].to_list()
             self._run_native(batch, decisions, risks, reasons, outcomes, baseline)
         self.stats.rows += n
-        return pa.RecordBatch.from_arrays([
+        columns = [
             pa.array(index, pa.int64()), pa.array(decisions, pa.string()), pa.array(risks, pa.float64()),
             pa.array(reasons, pa.list_(pa.string())), pa.array(outcomes, pa.string()),
             pa.array(baseline, pa.float64()),
-        ], schema=OUTPUT_SCHEMA)
+        ]
+        if self._budget_rows is None:
+            return pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA)
+        columns.extend(pa.array(col, f.type) for col, f in zip(self._budget_rows, BUDGET_FIELDS, strict=True))
+        return pa.RecordBatch.from_arrays(columns, schema=BUDGET_SCHEMA)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """What :meth:`run_batch` returns: the contract's columns, plus the budget's."""
+        return OUTPUT_SCHEMA if self._tap is None else BUDGET_SCHEMA
 
     def _order(self, now: float) -> None:
         if now < self._last_ts - 1.0:
@@ -275,60 +292,56 @@ class Replayer:
         return outcome
 
     def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
-               reasons: list[list[str]]) -> None:
+               reasons: list[list[str]], ts: datetime) -> None:
         """Record one scored login in the output columns and the run's counts."""
         self.stats.logins += 1
         decisions[i] = d.action
         risks[i] = d.risk
         reasons[i] = [r.code for r in d.reasons]
+        tap, rows = self._tap, self._budget_rows
+        # a fail-mode decision or a sensitive event leaves nothing in the tap (and is not budgeted)
+        if tap and rows is not None:
+            rows[0][i], rows[1][i] = ts.timestamp(), d.user_id
+            rows[2][i], rows[3][i], rows[4][i] = tap.pop()
         if d.action == "challenge":
             self.stats.challenges += 1
         elif d.action == "deny":
             self.stats.denies += 1
 
+    @staticmethod
+    def check(fmt: str, outcomes: str) -> None:
+        """An error naming the problem for a format or outcomes mode replay does not know."""
+        if fmt not in ("rba", "native"):
+            raise ValueError(f"--format must be rba or native, got {fmt!r}")
+        allowed = ("labels", "verified", "simulated") if fmt == "native" else ("labels", "verified")
+        if outcomes not in allowed:
+            raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
+
+    def _shared(self, b: pl.DataFrame) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
+        """The pre-pass's cross-user columns (:mod:`riskengine.offline.prepass`)."""
+        missing = [c for c in SHARED_COLUMNS if c not in b.columns]
+        if missing:
+            raise ValueError(f"replay batch without the pre-pass columns {missing}")
+        return (b["_ipf"].to_list(), b["_popc"].to_list(), b["_popt"].to_list(),
+                [b[f"_bg{k}"].to_list() for k in range(5)])
+
     def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                  reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
         engine = self.engine
-        cols = b.columns
         n = b.height
-        none: list[Any] = [None] * n
-        ids = b["index"].to_list()
-        ok_series = b["Login Successful"].fill_null(False)
-        every = pl.Series([True] * n)
-        ts_col = b["Login Timestamp"].to_list()
-        user_col = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
-        ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
-        canonical = _addresses(ip_series, every, ids, "IP Address")
-        ip_col = ip_series.to_list()
-        ua_col = b["User Agent String"].fill_null("").str.strip_chars().str.slice(
-            0, MAX_USER_AGENT_LENGTH).to_list()
-        ok_col = ok_series.to_list()
-        if "Country" in cols:
-            country = b["Country"].cast(pl.Utf8).str.strip_chars()
-            _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
-                     ids, "Country", "must be an ISO 3166-1 alpha-2 code")
-            country_col = country.str.to_uppercase().replace("", None).to_list()
-        else:
-            country_col = none
-        region_col = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() \
-            if "Region" in cols else none
-        city_col = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
-        if "ASN" in cols:
-            asn = b["ASN"]
-            _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
-            asn_col = asn.to_list()
-        else:
-            asn_col = none
+        c = rba_columns(b)
+        user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
+        country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
+        rtt_col = c["rtts"]
+        ts_col = _from_micros(b["_ts"].to_list())
+        ipf, popc, popt, bg = self._shared(b)
         # only the challenge outcome under --outcomes labels looks at the label column
         ato_col = b["Is Account Takeover"].to_list() if (
-            self.outcomes == "labels" and "Is Account Takeover" in cols) else none
+            self.outcomes == "labels" and "Is Account Takeover" in b.columns) else [None] * n
         for i in range(n):
-            ts = _parse_rba_time(ts_col[i])
-            if not EARLIEST_TIME <= ts < LATEST_TIME:
-                raise ValueError(f"replay input row with index {ids[i]}: 'Login Timestamp' must be between "
-                                 f"{EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+            ts = ts_col[i]
             self._order(ts.timestamp())
-            user, ip = user_col[i], canonical[ip_col[i]]
+            user, ip = user_col[i], ip_col[i]
             if not ok_col[i]:
                 engine.record_failure(user, ip, ts)
                 self.stats.failures += 1
@@ -336,15 +349,17 @@ class Replayer:
             country = country_col[i]
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
-                session_id=f"r{i}"))
-            self._tally(i, d, decisions, risks, reasons)
+                session_id=f"r{i}", rtt_ms=rtt_col[i]), None, CrossUser(ipf[i], popc[i], popt[i]))
+            self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
                 passed = True if self.outcomes == "verified" else not ato_col[i]
                 outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
                 accepted = passed
             if self.baseline is not None:
-                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn_col[i], accepted)
+                baseline[i] = self.baseline.observe_given(
+                    user, baseline_features(engine, ip, ua_col[i], country, asn_col[i]),
+                    [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
 
     def _run_native(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                     reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
@@ -352,20 +367,15 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
-        ids = b["event_id"].to_list()
-        kind = b["kind"]
-        scored = (kind == "login") | (kind == "failed_password")
-        ts_col = _times(b["event_time"], scored, ids, "event_time")
-        kind_col = kind.to_list()
-        user_col = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
-        ip_series = b["ip"].str.strip_chars()
-        canonical = _addresses(ip_series, scored, ids, "ip")
-        ip_col = ip_series.to_list()
-        ua_col = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+        c = native_columns(b)
+        ids, kind_col, user_col, ip_col, ua_col, ts_col = c["ids"], c["kinds"], c["users"], c["ips"], \
+            c["uas"], c["times"]
+        ipf, popc, popt, bg = self._shared(b)
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
 
+        scored = c["scored"]
         device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
             if "device_id" in cols else none
         session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
@@ -373,6 +383,7 @@ class Replayer:
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
+        event_col = _events(b, b["kind"] == "login", ids) if "event" in cols else none
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
@@ -380,30 +391,31 @@ class Replayer:
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
         for i in range(n):
             ts: datetime = ts_col[i]
-            self._order(ts.timestamp())
             kind, user = kind_col[i], user_col[i]
             if kind == "failed_password":
-                ip = canonical[ip_col[i]]
-                engine.record_failure(user, ip, ts)
+                self._order(ts.timestamp())
+                engine.record_failure(user, ip_col[i], ts)
                 self.stats.failures += 1
                 continue
             if kind == "signup":
+                self._order(ts.timestamp())
                 self.stats.signups += 1
                 if exp_col[i] and var_col[i]:
                     engine.assign(exp_col[i], user, VARIANTS, ts)
                     if conv_col[i]:
                         engine.record_conversion(exp_col[i], user, ts + timedelta(seconds=90))
                 continue
-            if kind != "login":
-                raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {kind!r}")
-            ip = canonical[ip_col[i]]
+            self._order(ts.timestamp())
+            ip = ip_col[i]
             enrolled = factor_sets.get(enrolled_col[i])
             if enrolled is None:
                 enrolled = factor_sets[enrolled_col[i]] = tuple(
                     f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
             d = engine.score_validated(ValidatedAttempt(
-                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i]))
-            self._tally(i, d, decisions, risks, reasons)
+                user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
+                event=event_col[i] or "login"),
+                None, CrossUser(ipf[i], popc[i], popt[i]))
+            self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
                 would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
@@ -417,8 +429,94 @@ class Replayer:
                 outcomes[i] = outcome
                 accepted = outcome == "verified"
             if self.baseline is not None:
-                country, asn = self._geo_for_baseline(ip)
-                baseline[i] = self._baseline(user, ip, ua_col[i], country, asn, accepted)
+                country, asn = geo_country_asn(engine, ip)
+                baseline[i] = self.baseline.observe_given(
+                    user, baseline_features(engine, ip, ua_col[i], country, asn),
+                    [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
+
+
+def _from_micros(micros: list[int]) -> list[datetime]:
+    # datetimes on the fixed UTC tzinfo: polars hands out ZoneInfo("UTC") ones, whose
+    # .timestamp() costs three times as much, and the engine asks for it on every login
+    return [_EPOCH + timedelta(microseconds=m) for m in micros]
+
+
+def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated (every row is scored: a login or a failed password)."""
+    cols = b.columns
+    n = b.height
+    none: list[Any] = [None] * n
+    ids = b["index"].to_list()
+    every = pl.Series([True] * n)
+    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
+    canonical = _addresses(ip_series, every, ids, "IP Address")
+    ips = [canonical[ip] for ip in ip_series.to_list()]
+    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+    ok = b["Login Successful"].fill_null(False).to_list()
+    if "Country" in cols:
+        country = b["Country"].cast(pl.Utf8).str.strip_chars()
+        _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
+                 ids, "Country", "must be an ISO 3166-1 alpha-2 code")
+        countries = country.str.to_uppercase().replace("", None).to_list()
+    else:
+        countries = none
+    regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "Region" in cols else none
+    cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+    if "ASN" in cols:
+        asn = b["ASN"]
+        _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
+        asns = asn.to_list()
+    else:
+        asns = none
+    if "Round-Trip Time [ms]" in cols:
+        # optional evidence (the public data set leaves most rows empty): a value outside
+        # LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring glitch and is not used
+        rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64)
+        rtts = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series().to_list()
+    else:
+        rtts = none
+    return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
+            "regions": regions, "cities": cities, "asns": asns, "rtts": rtts}
+
+
+def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """A native batch's columns, validated (``scored``: logins and failed passwords)."""
+    ids = b["event_id"].to_list()
+    kind = b["kind"]
+    scored = (kind == "login") | (kind == "failed_password")
+    kinds = kind.to_list()
+    for i, k in enumerate(kinds):
+        if k not in ("login", "failed_password", "signup"):
+            raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {k!r}")
+    ts = b["event_time"]
+    times = _times(ts, scored, ids, "event_time")
+    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    ip_series = b["ip"].str.strip_chars()
+    canonical = _addresses(ip_series, scored, ids, "ip")
+    ips = [canonical.get(ip) if ip is not None else None for ip in ip_series.to_list()]
+    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
+    return {"ids": ids, "kinds": kinds, "scored": scored, "times": times, "users": users, "ips": ips,
+            "uas": uas}
+
+
+def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
+    """Validate a raw input batch and add the cross-user columns (in input order)."""
+    if shared.fmt == "rba":
+        c = rba_columns(b)
+        n = b.height
+        micros = rba_micros(b["Login Timestamp"].cast(pl.Utf8).to_list(), c["ids"])
+        ok = c["ok"]
+        return shared.run(b, micros, [bool(x) for x in ok], [not x for x in ok], c["ips"],
+                          c["countries"], c["asns"], c["users"]) if n else b
+    c = native_columns(b)
+    kinds = c["kinds"]
+    micros = [None if t is None else (t - _EPOCH) // timedelta(microseconds=1) for t in c["times"]]
+    none: list[Any] = [None] * b.height
+    users = [u if k in ("login", "failed_password") else (u if isinstance(u, str) and u.strip() else None)
+             for u, k in zip(c["users"], kinds, strict=True)]
+    return shared.run(b, micros, [k == "login" for k in kinds], [k == "failed_password" for k in kinds],
+                      c["ips"], none, none, users)
 
 
 def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
@@ -453,13 +551,14 @@ def iter_replay(
     batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
     with Engine(settings) as engine:
         replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
+        shared = SharedPass(engine, fmt, baseline=baseline)
         if stats is not None:
             replayer.stats = stats
         started = time.perf_counter()
         with tqdm(total=total, desc="replaying", unit=" rows", disable=not progress, mininterval=1.0) as bar:
             for batch in batches:
                 with _batch_gc():  # only while scoring: the caller's code between batches is its own
-                    out = replayer.run_batch(batch)
+                    out = replayer.run_batch(prepass_batch(shared, batch))
                 replayer.stats.seconds = time.perf_counter() - started
                 bar.update(batch.height)
                 yield out
@@ -478,10 +577,14 @@ def replay(
 
     For inputs too large for memory use the CLI or :func:`replay_to_file`.
     """
-    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=config, audit_root=audit_root,
+    settings = _settings(config, None, None)
+    batches = list(iter_replay(path, fmt, outcomes=outcomes, config=settings, audit_root=audit_root,
                                asn_db=asn_db, baseline=baseline, progress=progress,
                                batch_rows=batch_rows, stats=stats))
-    table = pa.Table.from_batches(batches, schema=OUTPUT_SCHEMA)
+    table = pa.Table.from_batches(batches, schema=BUDGET_SCHEMA if batches and batches[0].schema == BUDGET_SCHEMA
+                                  else OUTPUT_SCHEMA)
+    if table.schema == BUDGET_SCHEMA:
+        table = budget_post_pass(table, settings, stats)
     if out is not None:
         pq.write_table(table, out)
     frame = pl.from_arrow(table)
@@ -495,12 +598,56 @@ def replay_to_file(path: str | Path, fmt: str, out: str | Path, **kwargs: Any) -
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
+    writer: pq.ParquetWriter | None = None
     try:
-        with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as writer:
-            for batch in iter_replay(path, fmt, stats=stats, **kwargs):
-                writer.write_batch(batch)
+        for batch in iter_replay(path, fmt, stats=stats, **kwargs):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema)
+            writer.write_batch(batch)
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, OUTPUT_SCHEMA)
+        writer.close()
+        if writer.schema == BUDGET_SCHEMA:
+            settings = _settings(kwargs.get("config"), None, None)
+            pq.write_table(budget_post_pass(pq.read_table(tmp), settings, stats), tmp)
     except BaseException:
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
         raise
     tmp.replace(out)
     return stats
+
+
+def budget_post_pass(table: pa.Table, settings: Settings, stats: ReplayStats | None = None) -> pa.Table:
+    """Apply the step-up budget to a scoring pass's output (:data:`BUDGET_SCHEMA`): each
+    scored login's ``decision`` becomes the budget's, a ``threshold`` column records the live
+    threshold it met, and the budget's working columns are dropped. The run's challenge and
+    deny counts follow. A login whose decision changed keeps no challenge ``outcome`` (the
+    scoring pass simulated the challenge of the fixed threshold's decision, not this one)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    # a sensitive event (LoginAttempt.event) keeps its own thresholds: no budget row, decision kept
+    scored = frame.with_row_index("_i").filter((pl.col("decision") != "") & pl.col("_budget_t").is_not_null())
+    budget = apply_budget(scored.select(
+        pl.col("_budget_t").alias("event_time"), pl.col("risk_score").alias("risk"),
+        pl.col("_budget_established").alias("established"), pl.col("_budget_floor").alias("floor_forced"),
+        pl.col("_budget_user").alias("user"), (pl.col("decision") == "deny").alias("denied"),
+        pl.col("_budget_exempt").alias("exempt")), settings)
+    n = frame.height
+    decision = frame["decision"].to_list()
+    outcome = frame["outcome"].to_list()
+    threshold: list[float | None] = [None] * n
+    for i, thr, action in zip(scored["_i"].to_list(), budget["threshold"].to_list(), budget["action"].to_list(),
+                              strict=True):
+        threshold[i] = thr
+        if decision[i] != action:
+            decision[i] = action
+            outcome[i] = None
+    result = frame.drop([f.name for f in BUDGET_FIELDS]).with_columns(
+        pl.Series("decision", decision, pl.String), pl.Series("outcome", outcome, pl.String),
+        pl.Series("threshold", threshold, pl.Float64))
+    if stats is not None:
+        stats.challenges = decision.count("challenge")
+        stats.denies = decision.count("deny")
+    return result.to_arrow().cast(pa.schema([*OUTPUT_SCHEMA, pa.field("threshold", pa.float64())]))

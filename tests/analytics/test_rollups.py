@@ -50,6 +50,9 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                 "policy_version": "p1" if t < datetime(2026, 2, 20, tzinfo=UTC) else "p2",
                 "cold_start": rng.random() < 0.1, "trusted_device": rng.random() < 0.2, "degraded": False,
             }
+            if i % 5 == 1:  # a sensitive event; the other rows predate the column: logins
+                decision["schema_version"] = 2
+                decision["event"] = ("recovery", "factor_change", "password_reset")[i % 3]
             sink.emit("decisions", decision)
             if action == "challenge" and rng.random() < 0.9:
                 path = rng.choice(PATHS)
@@ -170,6 +173,7 @@ def _calls(db: AuditDB, f: Filters) -> dict[str, Any]:
         "series day": lambda: db.kpi_series(f, "day"),
         "series week": lambda: db.kpi_series(f, "week"),
         "reason_counts": lambda: db.reason_counts(f),
+        "event_breakdown": lambda: db.event_breakdown(f),
         "avoidable": lambda: db.avoidable_challenges(f),
         "alerts hour": lambda: db.alerts(f, grain="hour", window=6, z=2.0, min_logins=1),
         "alerts day": lambda: db.alerts(f, grain="day", window=6, z=2.0, min_logins=1),

@@ -297,3 +297,19 @@ def test_an_s3_root_needs_a_configured_key(s3_root: str) -> None:
     with pytest.raises(ValueError, match="is on object storage: set the pseudonymisation key"):
         resolve_key(s3_root, None, None, env={})
     assert resolve_key(s3_root, "secret", None, env={}).key == b"secret"
+
+
+def test_the_documented_athena_table_has_every_decision_column_in_order() -> None:
+    """docs/audit.md's CREATE EXTERNAL TABLE must follow riskengine/audit/columns.py."""
+    import re
+    from pathlib import Path
+
+    from riskengine.audit.columns import COLUMNS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text()
+    body = doc.split("CREATE EXTERNAL TABLE riskengine_decisions (", 1)[1].split("\n)", 1)[0]
+    declared = [tuple(line.split("--")[0].strip().rstrip(",").split()) for line in body.strip().splitlines()]
+    athena = {"timestamp": "timestamp", "int16": "smallint", "string": "string", "int64": "bigint",
+              "double": "double", "list<string>": "array<string>", "int32": "int", "bool": "boolean"}
+    assert declared == [(name, athena[kind]) for name, kind in COLUMNS["decisions"].items()]
+    assert re.search(r"PARTITIONED BY \(year int, month int\)", doc)

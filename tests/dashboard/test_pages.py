@@ -196,3 +196,21 @@ def test_empty_states_are_friendly(open_app: Opener, synthetic: SyntheticAudit, 
     at.date_input(key="f_dates").set_value((day, day)).run()
     at.multiselect(key="f_countries").set_value(["CN"]).run()
     assert any("No logins match" in i.value for i in clean(at).info)
+
+
+def _realised_established_rate(s: SyntheticAudit, established_logins: int = 5) -> float:
+    d = s.frame("decisions").filter((pl.col("user_logins") >= established_logins) & (pl.col("action") != "deny"))
+    return d.filter(pl.col("action") == "challenge").height / d.height
+
+
+def test_risk_page_shows_the_budget_the_threshold_and_the_realised_rate(
+        open_app: Opener, synthetic: SyntheticAudit, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = clean(open_app("views/risk.py"))
+    # the synthetic root was scored with the fixed policy: every decision at 0.4
+    assert set(synthetic.frame("decisions")["threshold"]) == {0.4}
+    assert metric(at, "Step-up budget (established users)") == "off (fixed threshold)"
+    assert metric(at, "Live threshold (latest hour, mean)") == "0.400"
+    assert metric(at, "Realised established step-up rate") == pct(_realised_established_rate(synthetic))
+    monkeypatch.setenv("RISKENGINE_POLICY_TARGET_STEPUP_RATE", "0.015")
+    at = clean(open_app("views/risk.py"))
+    assert metric(at, "Step-up budget (established users)") == "1.5%"

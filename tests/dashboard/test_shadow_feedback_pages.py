@@ -53,3 +53,27 @@ def test_overview_shows_shadow_rates_and_risk_shows_feedback(open_app: Opener, t
     table = feedback[0].to_dict("records")  # type: ignore[attr-defined]
     assert {(r["reason"], r["policy_version"], r["false_positives"]) for r in table} >= {
         ("NEW_DEVICE", "rules-v1", 1)}
+
+
+def test_overview_breaks_decisions_down_by_event(open_app: Opener, tmp_path: Path) -> None:
+    root = tmp_path / "audit"
+    audit = {"root": str(root), "key": "dashboard-events-" + "k" * 20}
+    with Engine(offline_settings(audit=audit)) as engine:
+        last = establish(engine, days=4)
+        engine.score(make_attempt(ts=last + timedelta(hours=2), place=CHANGCHUN, ua=FIREFOX_MAC, event="recovery"))
+        engine.score(make_attempt(ts=last + timedelta(hours=3), event="recovery"))
+    overview = open_app("views/overview.py", root=root, labels=False)
+    assert not overview.exception
+    tables = frames_with(overview, "event")
+    assert tables, "no per-event table on the Overview page"
+    rows = {r["event"]: r for r in tables[0].to_dict("records")}  # type: ignore[attr-defined]
+    assert rows["login"]["decisions"] == 4 and rows["login"]["challenge_rate"] == 0
+    assert (rows["recovery"]["decisions"], rows["recovery"]["denied"]) == (2, 1)
+    assert rows["recovery"]["deny_rate"] == 0.5
+
+
+def test_overview_has_no_event_table_with_logins_only(open_app: Opener, tmp_path: Path) -> None:
+    root = tmp_path / "audit"
+    write_root(root)
+    overview = open_app("views/overview.py", root=root, labels=False)
+    assert not overview.exception and not frames_with(overview, "event")

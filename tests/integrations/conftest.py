@@ -183,6 +183,19 @@ class Scenarios:
                    query={"hops": 1, "geo": "cloudflare", "ts": (last + timedelta(days=1, minutes=3)).isoformat()})
         assert tor.body["country"] is None
 
+    @staticmethod
+    def sensitive_event(post: Post, engine: Engine) -> None:
+        """``attempt_from_request(..., event=...)``: the event reaches the decision; a factor
+        change from the known browser without a device token is stepped up where a login is not."""
+        last = establish(engine, "alice", place=LONDON, ip=CLIENT)
+        when = (last + timedelta(days=1)).isoformat()
+        login = post("/login", headers=(("User-Agent", CHROME_WIN),), peer=CLIENT, query={"ts": when})
+        change = post("/login", headers=(("User-Agent", CHROME_WIN),), peer=CLIENT,
+                      query={"ts": when, "event": "factor_change"})
+        assert (login.body["event"], login.body["action"]) == ("login", "allow")
+        assert (change.body["event"], change.body["action"]) == ("factor_change", "challenge")
+        assert change.body["reasons"] == [reasons.UNTRUSTED_DEVICE]
+
 
 @pytest.fixture
 def scenarios() -> type[Scenarios]:

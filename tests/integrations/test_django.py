@@ -43,10 +43,12 @@ def login(request: HttpRequest) -> HttpResponse:
     fields: dict[str, Any] = {"timestamp": datetime.fromisoformat(q["ts"])} if q.get("ts") else {}
     attempt = attempt_from_request(request, user_id=q.get("user", "alice"), trusted_proxies=int(q.get("hops", 0)),
                                    proxy_header=q.get("header", "x-forwarded-for"),  # type: ignore[arg-type]
-                                   geo_headers=CLOUDFLARE_GEO if q.get("geo") == "cloudflare" else None, **fields)
+                                   geo_headers=CLOUDFLARE_GEO if q.get("geo") == "cloudflare" else None,
+                                   event=q.get("event", "login"), **fields)  # type: ignore[arg-type]
     decision = engine.score(attempt)
     return JsonResponse({"ip": attempt.ip, "country": attempt.country, "action": decision.action,
-                         "reasons": list(decision.reason_codes), "decision_id": decision.decision_id})
+                         "reasons": list(decision.reason_codes), "decision_id": decision.decision_id,
+                         "event": decision.event})
 
 
 def verify(request: HttpRequest) -> HttpResponse:
@@ -95,6 +97,10 @@ def test_client_address(post: Any, scenarios: Any, header_case: Any) -> None:
 
 def test_device_token_round_trip(post: Any, scenarios: Any, engine: Engine) -> None:
     scenarios.token_round_trip(post, engine)
+
+
+def test_event_argument(post: Any, scenarios: Any, engine: Engine) -> None:
+    scenarios.sensitive_event(post, engine)
 
 
 def test_verified_without_trust_sets_no_cookie(post: Any, scenarios: Any, engine: Engine) -> None:

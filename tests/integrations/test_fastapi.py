@@ -35,14 +35,16 @@ def make_app(engine: Engine) -> FastAPI:
 
     @app.post("/login")
     def login(request: Request, hops: int = 0, header: str = "x-forwarded-for", geo: str = "",
-              ts: str = "", user: str = "alice") -> dict[str, Any]:
+              ts: str = "", user: str = "alice", event: str = "login") -> dict[str, Any]:
         fields: dict[str, Any] = {"timestamp": datetime.fromisoformat(ts)} if ts else {}
         attempt = attempt_from_request(request, user_id=user, trusted_proxies=hops,
                                        proxy_header=header,  # type: ignore[arg-type]
-                                       geo_headers=CLOUDFLARE_GEO if geo == "cloudflare" else None, **fields)
+                                       geo_headers=CLOUDFLARE_GEO if geo == "cloudflare" else None,
+                                       event=event, **fields)  # type: ignore[arg-type]
         decision = engine.score(attempt)
         return {"ip": attempt.ip, "country": attempt.country, "action": decision.action,
-                "reasons": list(decision.reason_codes), "decision_id": decision.decision_id}
+                "reasons": list(decision.reason_codes), "decision_id": decision.decision_id,
+                "event": decision.event}
 
     @app.post("/verify")
     def verify(decision_id: str, trust: str = "0", ts: str = "") -> JSONResponse:
@@ -88,6 +90,10 @@ def test_client_address(post: Any, scenarios: Any, header_case: Any) -> None:
 
 def test_device_token_round_trip(post: Any, scenarios: Any, engine: Engine) -> None:
     scenarios.token_round_trip(post, engine)
+
+
+def test_event_argument(post: Any, scenarios: Any, engine: Engine) -> None:
+    scenarios.sensitive_event(post, engine)
 
 
 def test_verified_without_trust_sets_no_cookie(post: Any, scenarios: Any, engine: Engine) -> None:

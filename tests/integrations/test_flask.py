@@ -34,10 +34,11 @@ def make_app(engine: Engine) -> Flask:
         fields: dict[str, Any] = {"timestamp": datetime.fromisoformat(q["ts"])} if q.get("ts") else {}
         attempt = attempt_from_request(request, user_id=q.get("user", "alice"), trusted_proxies=int(q.get("hops", 0)),
                                        proxy_header=q.get("header", "x-forwarded-for"),  # type: ignore[arg-type]
-                                       geo_headers=CLOUDFLARE_GEO if q.get("geo") == "cloudflare" else None, **fields)
+                                       geo_headers=CLOUDFLARE_GEO if q.get("geo") == "cloudflare" else None,
+                                       event=q.get("event", "login"), **fields)  # type: ignore[arg-type]
         decision = engine.score(attempt)
         return jsonify(ip=attempt.ip, country=attempt.country, action=decision.action,
-                       reasons=list(decision.reason_codes), decision_id=decision.decision_id)
+                       reasons=list(decision.reason_codes), decision_id=decision.decision_id, event=decision.event)
 
     @app.post("/verify")
     def verify() -> Any:
@@ -92,6 +93,10 @@ def test_verified_without_trust_sets_no_cookie(post: Any, scenarios: Any, engine
 
 def test_cdn_country_only_when_configured(post: Any, scenarios: Any, engine: Engine) -> None:
     scenarios.cdn_country(post, engine)
+
+
+def test_event_argument(post: Any, scenarios: Any, engine: Engine) -> None:
+    scenarios.sensitive_event(post, engine)
 
 
 def test_current_request_context(app: Flask) -> None:

@@ -147,3 +147,24 @@ def test_hour_uses_the_users_own_history() -> None:
         FEATURE_NAMES.index("hour_rarity")]
     at15 = fx.vector(NOW, CHROME_WIN, LONDON, "d1", 15, p, 0, 0)[FEATURE_NAMES.index("hour_rarity")]
     assert at9 == 0.0 and at10 == 0.0 and at15 == 1.0
+
+
+def test_richer_evidence_features_are_the_engines_signal_values() -> None:
+    """One definition: the model's features for the new evidence are the values the engine's
+    signal functions returned for this login (online and in training alike)."""
+    from riskengine import Engine
+    from riskengine.audit.base import NullSink
+    from riskengine.core.model.features import FeatureRecorder
+    from riskengine.testing import establish, make_attempt, offline_settings
+
+    with Engine(offline_settings(), sink=NullSink()) as engine:
+        last = establish(engine, rtt_ms=35.0)
+        recorder = FeatureRecorder(FeatureConfig.from_settings(engine.settings))
+        engine.model = recorder
+        d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="81.2.99.7", rtt_ms=240.0,
+                                      ua=CHROME_WIN.replace("Chrome/120", "Chrome/112")))
+    x = dict(zip(FEATURE_NAMES, recorder.rows[-1], strict=True))
+    fired = {r.code: r for r in d.reasons}
+    assert x["ua_downgrade"] == 1.0 and "UA_DOWNGRADE" in fired
+    assert x["prefix_new"] == 1.0 and x["rtt_anomaly"] == 1.0
+    assert x["ua_new_version"] == 0.0 and x["city_new"] == 0.0 and x["far_from_usual_places"] == 0.0

@@ -9,7 +9,7 @@ import pytest
 
 from riskengine.core.stores.redis_server import LocalRedisServer
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "redis-cluster")
 
 
 def _require_redis_binary() -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.core.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.redis_server import LocalRedisCluster, LocalRedisServer
 from riskengine.testing import offline_settings
 
 from .conftest import BACKENDS
@@ -53,6 +53,9 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / f'profiles-{uuid.uuid4().hex[:8]}.db'}"
+    if backend == "redis-cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return f"{cluster.url}?prefix=load{uuid.uuid4().hex[:10]}:&socket_timeout=2&socket_connect_timeout=2"
     server: LocalRedisServer = request.getfixturevalue("shared_redis")
     # consistency, not latency, is under test: a generous timeout so a CPU-starved CI box does
     # not turn into dropped lessons (the 100 ms default is for auth threads)
@@ -111,7 +114,7 @@ def test_8_threads_decide_exactly_like_one(backend: str, tmp_path: Path,
     assert actions >= {"allow", "challenge"}  # the stories exercise more than the happy path
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "redis-cluster"])
 def test_4_processes_share_one_store_and_one_audit_root(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Four engine processes (like gunicorn workers) on one store and one audit root: every

@@ -33,3 +33,11 @@ def test_first_ever_login_from_a_datacentre_is_challenged(engine: Engine) -> Non
     d = engine.score(make_attempt(user_id="fresh", place={**LONDON, "asn": 16509}))
     assert d.action == "challenge"
     assert "HOSTING_NETWORK" in d.reason_codes and "COLD_START" in d.reason_codes
+
+
+def test_hosting_detail_names_the_network_and_its_owner() -> None:
+    assert hosting_network(14061, "DigitalOcean, LLC", True, {}).detail == \
+        "login from a hosting/VPN network (AS14061, DigitalOcean, LLC)"
+    assert hosting_network(14061, None, True, {}).detail == "login from a hosting/VPN network (AS14061)"
+    unknown = hosting_network(None, None, True, {})
+    assert (unknown.value, unknown.detail) == (1.0, "login from a hosting/VPN network (an unknown AS)")

@@ -6,6 +6,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import NullSink
+from riskengine.core.signals.population import rare_country_for_service
 from riskengine.testing import CHANGCHUN, LONDON, PARIS, T0, make_attempt, offline_settings
 
 
@@ -64,3 +65,17 @@ def test_two_engines_on_one_store_share_the_prior() -> None:
                         sink=NullSink())
         d = second.score(make_attempt(user_id="fresh", ts=T0 + timedelta(days=10), place=CHANGCHUN))
         assert d.reason_codes[0] == "RARE_COUNTRY_FOR_SERVICE"  # learnt by the other engine
+
+
+def test_rare_country_boundaries_at_the_configured_minimum_and_share() -> None:
+    rare = 0.005
+    counts = {"GB": 996.0, "VN": 4.0}  # VN: 0.40 %, under the share
+    fired = rare_country_for_service("VN", counts, 1000.0, 1000.0, rare)  # exactly the minimum total
+    assert (fired.value, fired.detail) == (
+        1.0, "VN is 0.40% of this service's logins and the user has no history")
+    assert rare_country_for_service("VN", counts, 1000.0, 1000.5, rare).value == 0.0  # just under it
+    # exactly at the rare share is common enough; a hair under is rare
+    assert rare_country_for_service("VN", {"GB": 995.0, "VN": 5.0}, 1000.0, 500.0, rare).value == 0.0
+    assert rare_country_for_service("VN", {"GB": 995.01, "VN": 4.99}, 1000.0, 500.0, rare).value == 1.0
+    # a country nobody has logged in from has share 0, however small the total
+    assert rare_country_for_service("KP", {"GB": 100.0}, 100.0, 100.0, rare).value == 1.0

@@ -17,6 +17,7 @@ from riskengine.apps.cli import main
 from riskengine.core.engine import assign_variant
 from riskengine.offline.simulate import SimulationConfig, existing_run, simulate
 from riskengine.offline.simulate.addressing import HOSTING_ASNS
+from riskengine.offline.simulate.attacks import FAMILIES
 from riskengine.offline.simulate.channels import ABANDON, COMPLETION, DELIVERY, simulate_challenge
 from riskengine.offline.simulate.experiment import EXPERIMENT, VARIANTS, signup_conversion
 from riskengine.offline.simulate.writer import LABEL_ONLY_COLUMNS, NATIVE_SCHEMA, RBA_COLUMNS
@@ -60,7 +61,7 @@ def test_labels_and_attack_share(sim: Path) -> None:
     assert labels["index"].to_list() == events["event_id"].to_list()
     logins = labels.filter(pl.col("kind") == "login")
     fams = set(logins["attack_family"].drop_nulls().unique())
-    assert fams <= {"stuffing", "ato_foreign", "ato_domestic", "ato_imitation"}
+    assert fams <= set(FAMILIES)
     assert {"ato_foreign", "ato_domestic"} <= fams
     assert logins["is_attack"].mean() < 0.05  # attacks are a small share of logins
     # established = at least 5 earlier logins of that user, recomputed independently

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from riskengine.core.stores import ProfileStore, open_store
-from riskengine.core.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.redis_server import LocalRedisCluster, LocalRedisServer
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "redis-cluster")
 
 
 def start_redis_or_skip() -> LocalRedisServer:
@@ -54,6 +54,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFac
         url = f"sqlite:///{tmp_path / 'profiles.db'}"
         # the suite pins atomicity under contention, not the (deliberately short) busy timeout
         factory = StoreFactory(name, url, lambda: open_store(url, busy_timeout_s=5.0))
+    elif name == "redis-cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        url = f"{cluster.url}?prefix=t{uuid.uuid4().hex[:12]}:"
+        factory = StoreFactory(name, url, lambda: open_store(url))
     else:
         server: LocalRedisServer = request.getfixturevalue("redis_server")
         # a fresh key prefix per test: isolation without FLUSHDB

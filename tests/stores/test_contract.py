@@ -459,6 +459,42 @@ def test_population_prior_accumulates_and_is_shared(backend: StoreFactory) -> No
     assert a.population() == {"GB": 3.75, "FR": 0.5}
 
 
+def test_budget_merge_adds_and_reads_back_the_shared_sketch(backend: StoreFactory) -> None:
+    a, b = backend.open(), backend.open()
+    assert a.budget_merge({}) == {}
+    assert a.budget_merge({"12": 1.5, "n": 1.0}) == {"12": 1.5, "n": 1.0}
+    # the other worker's merge returns both deltas; an empty delta only reads
+    assert b.budget_merge({"12": 0.25, "forced": 2.0, "n": 2.0}) == {"12": 1.75, "forced": 2.0, "n": 3.0}
+    assert a.budget_merge({}) == {"12": 1.75, "forced": 2.0, "n": 3.0}
+
+
+def test_budget_merge_is_atomic_under_contention(backend: StoreFactory) -> None:
+    threads_n, per_thread = 4, 25
+    errors: list[BaseException] = []
+    seen: list[float] = []
+    lock = threading.Lock()
+
+    def merge() -> None:
+        store = backend.open()
+        try:
+            for _ in range(per_thread):
+                got = store.budget_merge({"7": 1.0, "n": 1.0})["n"]
+                with lock:
+                    seen.append(got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=merge) for _ in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors
+    # each merge read back its own addition and every earlier one: a distinct running total
+    assert sorted(seen) == [float(i) for i in range(1, threads_n * per_thread + 1)]
+    assert backend.open().budget_merge({}) == {"7": 100.0, "n": 100.0}
+
+
 def test_pending_per_user_cap_evicts_that_users_oldest_only(store: ProfileStore) -> None:
     store.put_pending("victim-1", b"v", T + 600, user_id="victim", max_per_user=3)
     for i in range(50):

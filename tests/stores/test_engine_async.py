@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from riskengine import Engine, UnknownDecisionError
 from riskengine.audit import MemorySink
 from riskengine.core.stores import open_store
-from riskengine.core.stores.redis_server import LocalRedisServer
+from riskengine.core.stores.redis_server import LocalRedisCluster, LocalRedisServer
 from riskengine.testing import CHROME_WIN, FIREFOX_MAC, IPHONE, LONDON, PARIS, T0, make_attempt, offline_settings
 
 PLACES = (LONDON, PARIS, {**LONDON, "asn": 16509})
@@ -87,13 +87,17 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         if backend == "sqlite":
             return (open_store(f"sqlite:///{tmp_path}/sync{n}.db", busy_timeout_s=5.0),
                     open_store(f"sqlite:///{tmp_path}/async{n}.db", busy_timeout_s=5.0))
+        if backend == "redis-cluster":
+            cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+            return (open_store(f"{cluster.url}?prefix=s{uuid.uuid4().hex[:10]}:"),
+                    open_store(f"{cluster.url}?prefix=a{uuid.uuid4().hex[:10]}:"))
         server: LocalRedisServer = request.getfixturevalue("redis_server")
         return (open_store(f"{server.url}?prefix=s{uuid.uuid4().hex[:10]}:"),
                 open_store(f"{server.url}?prefix=a{uuid.uuid4().hex[:10]}:"))
     return make
 
 
-@pytest.mark.parametrize("pair", ["memory", "sqlite", "redis"], indirect=True)
+@pytest.mark.parametrize("pair", ["memory", "sqlite", "redis", "redis-cluster"], indirect=True)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(story=st.lists(step, min_size=1, max_size=30))
 def test_async_calls_decide_exactly_like_the_sync_ones(pair: Any, story: list[tuple[Any, ...]]) -> None:

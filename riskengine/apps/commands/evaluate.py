@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from riskengine.apps.cliutil import UsageError, add_json_flag, print_json
-from riskengine.offline.evaluate import evaluate, plot
+from riskengine.offline.evaluate import evaluate, format_per_family, plot, with_model
 from riskengine.offline.formats import FORMATS, check_input_file, check_parquet_file, infer_format
 
 
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         "logins": ev.logins, "legit": ev.legit, "attacks": ev.attacks, "warmup_excluded": ev.warmup_excluded,
         "stepup_overall": ev.stepup_overall, "stepup_established": ev.stepup_established,
         "stepup_cold": ev.stepup_cold, "catch": ev.catch, "catch_established": ev.catch_established,
-        "target_stepup": ev.target, "operating_point": ev.table.to_dicts(), "files": []}
+        "target_stepup": ev.target, "operating_point": ev.table.to_dicts(),
+        "per_family": ev.per_family.to_dicts(), "files": []}
     if not args.json:
         print(ev.summary())
     if args.out:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             ev.baseline.frame().write_csv(out / "curve_baseline.csv")
             files.append(out / "curve_baseline.csv")
         ev.table.write_csv(out / "operating_point.csv")
-        files += [out / "operating_point.csv", plot(ev, out / "tradeoff.png")]
+        ev.per_family.write_csv(out / "per_family.csv")
+        files += [out / "operating_point.csv", out / "per_family.csv", plot(ev, out / "tradeoff.png")]
         result["files"] = [str(f) for f in files]
         if not args.json:
             print(f"\nwrote {out / 'curve.csv'}, {files[-1]}")
@@ -68,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
         comparison = compare_scorers(args.events, args.labels, args.model, fmt=fmt,
                                      target_stepup=args.target_stepup)
         result["comparison"] = comparison.table.to_dicts()
+        per_family = with_model(ev.per_family, comparison.table)
+        result["per_family"] = per_family.to_dicts()
+        if args.out:
+            per_family.write_csv(Path(args.out) / "per_family.csv")
         if not args.json:
             print("\n" + format_comparison(comparison, args.target_stepup))
+            print("\n" + format_per_family(per_family, ev.stepup_established, args.target_stepup))
     if args.json:
         print_json(result)
     return 0

@@ -1,5 +1,5 @@
 """``riskengine simulate --out DIR [--users N] [--days D] [--warmup-days W] [--seed S]
-[--format native|rba|both]``."""
+[--format native|rba|both] [--profile default|heldout]``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from riskengine.apps.cliutil import UsageError, add_json_flag, print_json
+from riskengine.offline.simulate.profiles import PROFILES
 from riskengine.offline.simulate.run import DEFAULT_WARMUP_DAYS, SimulationConfig, simulate
 
 
@@ -27,6 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same files)")
     p.add_argument("--format", dest="fmt", choices=("native", "rba", "both"), default="both",
                    help="native: events.parquet; rba: logins_rba.csv (RBA dataset layout); both")
+    p.add_argument("--profile", choices=tuple(PROFILES), default="default",
+                   help="parameter set: default (tune on this one only) or heldout (other countries, "
+                        "operators, shares of odd-but-legitimate users, RTT bands and attack mix)")
     p.add_argument("--start", default="2025-09-01", help="first simulated day (UTC), YYYY-MM-DD")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json_flag(p, "the files written and the run's size and time")
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--start must be a date YYYY-MM-DD, got {args.start!r}") from None
     try:
         cfg = SimulationConfig(users=args.users, days=args.days, seed=args.seed, start=args.start,
-                               warmup_days=args.warmup_days)
+                               warmup_days=args.warmup_days, profile=args.profile)
         cfg.validate()
     except ValueError as exc:  # every field comes straight from a flag
         raise UsageError(str(exc)) from exc
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if args.json:
         print_json({"files": written, "users": cfg.users, "days": cfg.days, "warmup_days": cfg.warmup_days,
-                    "seed": cfg.seed, "seconds": round(seconds, 3)})
+                    "seed": cfg.seed, "profile": cfg.profile, "seconds": round(seconds, 3)})
         return 0
     for name, path in written.items():
         print(f"{name:9s} {path}")

@@ -65,15 +65,16 @@ class AsyncOps(Scoring, Outcomes):
             error = exc
         c = self._conclude(p, attempt, snap, error, before)
         d = c.decision
-        if d.action == "allow" and not c.degraded:
-            lesson = self._lesson(p.now, c.device_key, p.geo, p.hour, None, 0, c.established, False)
+        if d.action == "allow" and not c.degraded and attempt.event == "login":
+            lesson = self._lesson(p.now, c.device_key, p.geo, p.hour, None, 0, c.established, False, p.traits)
             if self._writer is not None:
                 self._writer.submit(p.user_id, lesson, lesson(c.profile))
             else:
                 await self._aupdate(store, p.user_id, lesson, "profile update for a login")
         elif d.action == "challenge":
             payload = self._parked(d, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
-                                   trusted_key=c.device_key if c.trusted else None, established=c.established)
+                                   trusted_key=c.device_key if c.trusted else None, established=c.established,
+                                   traits=p.traits)
             try:
                 await store.aput_pending(d.decision_id, payload, p.now + self._session_s, user_id=p.user_id,
                                          max_per_user=self._max_pending_per_user)

@@ -56,6 +56,6 @@ class AuditRows(EngineState):
             ua.browser_family, ua.browser_version, ua.os_family, ua.device_type,
             d.risk, d.action, [r.code for r in reasons] if reasons else [], d.factor, d.policy_version,
             latency_us, profile.logins if profile is not None else 0, cold, trusted, degraded,
-            d.shadow_action,
+            d.shadow_action, d.threshold, d.event,
         ))
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from riskengine.core.engine.population import PopulationPrior
 from riskengine.core.enrich.geoip import GeoInfo
-from riskengine.core.profile import UserProfile
+from riskengine.core.profile import NO_TRAITS, LoginTraits, UserProfile
 from riskengine.core.stores.base import Updater
 
 
@@ -16,21 +16,25 @@ class Learning(PopulationPrior):
     def _learn(self, user_id: str, now: float, dkey: str, geo: GeoInfo, hour: int | None,
                trust_key: str | None = None, trust_until: int = 0,
                scored_against: UserProfile | None = None, behind: bool = False,
-               established: bool = False, verified: bool = False) -> None:
+               established: bool = False, verified: bool = False, traits: LoginTraits = NO_TRAITS) -> None:
         """Teach the profile an accepted login (``scored_against``: the profile the login was
         scored against, which write-behind needs to keep reads consistent). ``trust_key``: the
         token device a verified "trust this device" trusts until ``trust_until``."""
-        learn = self._lesson(now, dkey, geo, hour, trust_key, trust_until, established, verified)
+        learn = self._lesson(now, dkey, geo, hour, trust_key, trust_until, established, verified, traits)
         if behind and self._writer is not None:
             self._writer.submit(user_id, learn, learn(scored_against))
             return
         self._update_profile(user_id, learn, "profile update for a login")
 
     def _lesson(self, now: float, dkey: str, geo: GeoInfo, hour: int | None, trust_key: str | None,
-                trust_until: int, established: bool, verified: bool) -> Callable[[UserProfile | None], UserProfile]:
+                trust_until: int, established: bool, verified: bool,
+                traits: LoginTraits = NO_TRAITS) -> Callable[[UserProfile | None], UserProfile]:
         """The pure update an accepted login applies to the profile (and the population prior's
-        count, which only established users feed)."""
+        count, which only established users feed). Only accepted logins (allowed, or a verified
+        challenge) ever get here: a challenged login cannot teach the profile a "newest" browser
+        version, a prefix or an RTT band before its second factor is passed."""
         s = self.settings
+        limits = self._evidence_limits
 
         def learn(p: UserProfile | None) -> UserProfile:
             base = p if p is not None else UserProfile()
@@ -39,7 +43,7 @@ class Learning(PopulationPrior):
                 asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
                 max_devices=s.device.max_devices, max_places=s.geo.max_countries,
                 half_life_days=s.hour.half_life_days, max_regions=s.geo.max_regions,
-                max_asns=s.geo.max_asns)
+                max_asns=s.geo.max_asns, traits=traits, limits=limits)
             if verified:
                 out = out.verified()
             if trust_key is not None:

@@ -114,7 +114,10 @@ class Outcomes(AuditRows, Learning):
         event_ts = now if o.timestamp is not None else rec.at
         token: str | None = None
         lesson: Updater | None = None
-        if o.outcome == "verified":
+        if o.outcome == "verified" and rec.event == "login":
+            # a verified sensitive event (recovery, factor change, reset) teaches nothing, trusts
+            # no device and keeps the failure counters: passing a recovery's challenge (a SIM
+            # swap passes SMS) must not whitelist the device it came from
             trust_key: str | None = None
             until = 0
             if o.trust_device and self._trust_s > 0:
@@ -127,7 +130,7 @@ class Outcomes(AuditRows, Learning):
                 trust_key = DeviceTokens.device_key(device_id)
                 token = self.tokens.issue(rec.user_id, device_id, issued=int(event_ts), expires=until)
             lesson = self._lesson(rec.at, rec.device_key, rec.geo, rec.local_hour, trust_key, until,
-                                  rec.established, True)
+                                  rec.established, True, rec.traits)
         return OutcomePlan(rec, rec.user_id, rec.session, failed_attempts_n, event_ts, token, lesson)
 
     def _outcome_emit(self, o: ChallengeOutcome, plan: OutcomePlan) -> None:

@@ -8,7 +8,11 @@ naming the problem. Versions:
 
 - 1: ``u t d h s f r g`` (+ optional ``dt rc pv``), no ``"v"`` key;
 - 2: adds ``"v": 2``, ``tk`` (the device key a valid device token proved, or null) and
-  ``e`` (the user was established when scored).
+  ``e`` (the user was established when scored);
+- 3: adds ``x`` (the login's traits: browser/OS families and versions, address prefix, city,
+  RTT — what a verified challenge teaches the profile beyond device and place). Older
+  records (and a malformed ``x``) read as no traits: the lesson is then only the old one.
+  ``ev`` (the event scored: ``LoginAttempt.event``); earlier versions were logins.
 
 >>> rec = ParkedChallenge("alice", 1.5e9, "ua:x", 9, "s1", "totp", 0.5)
 >>> decode(encode(rec)) == rec
@@ -28,8 +32,9 @@ from riskengine.core.attempt import Attempt
 from riskengine.core.decision import Decision
 from riskengine.core.engine.state import EngineState
 from riskengine.core.enrich.geoip import GeoInfo
+from riskengine.core.profile import NO_TRAITS, LoginTraits
 
-PARKED_VERSION: Final = 2
+PARKED_VERSION: Final = 3
 """The version :func:`encode` writes (:func:`decode` reads this one and every earlier one)."""
 _REQUIRED: Final = ("u", "t", "d", "h", "s", "f", "r", "g")
 
@@ -61,6 +66,10 @@ class ParkedChallenge:
     trusted_key: str | None = None
     """The device key a valid device token proved (None: no token, or a version-1 record)."""
     established: bool = False
+    traits: LoginTraits = NO_TRAITS
+    event: str = "login"
+    """The event challenged: only a verified ``"login"`` teaches the profile or trusts a device
+    (a value a newer version added is kept as read, and is not a login)."""
     version: int = PARKED_VERSION
 
     @property
@@ -76,16 +85,18 @@ def encode(rec: ParkedChallenge) -> bytes:
         "u": rec.user_id, "t": rec.at, "d": rec.device_key, "h": rec.local_hour, "s": rec.session,
         "f": rec.factor, "r": rec.risk, "dt": rec.device_type, "rc": list(rec.reason_codes),
         "pv": rec.policy_version, "g": list(rec.place), "tk": rec.trusted_key, "e": rec.established,
+        "x": list(rec.traits),
+        "ev": rec.event,
     }).encode()
 
 
 def decode(raw: bytes) -> ParkedChallenge:
     """A stored record of any version up to this one's, or newer (unknown fields are ignored).
 
-    >>> decode(b'{"v": 2, "u": "x"}')
+    >>> decode(b'{"v": 3, "u": "x"}')
     Traceback (most recent call last):
     ...
-    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 2) lacks d, f, g, h, r, s, t
+    riskengine.core.engine.parking.ParkedRecordError: parked challenge record (version 3) lacks d, f, g, h, r, s, t
     """
     try:
         ctx: Any = json.loads(raw)
@@ -103,12 +114,27 @@ def decode(raw: bytes) -> ParkedChallenge:
     if not isinstance(ctx["u"], str) or not isinstance(ctx["t"], int | float):
         raise ParkedRecordError("parked challenge record: u must be a string and t a number")
     codes = ctx.get("rc") or ()
+    event = ctx.get("ev", "login")
+    if not isinstance(event, str):
+        raise ParkedRecordError(f"parked challenge record: ev must be a string, got {event!r}")
     return ParkedChallenge(
         user_id=ctx["u"], at=float(ctx["t"]), device_key=ctx["d"], local_hour=ctx["h"], session=ctx["s"],
         factor=ctx["f"], risk=ctx["r"], place=tuple(place),
         device_type=ctx.get("dt"), reason_codes=tuple(codes), policy_version=ctx.get("pv"),
-        trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)),
+        trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)), traits=_traits(ctx.get("x")),
+        event=event,
         version=version if isinstance(version, int) else 1)
+
+
+def _traits(raw: Any) -> LoginTraits:
+    """The parked traits, or none when absent (versions 1–2) or not what version 3 writes."""
+    if not isinstance(raw, list) or len(raw) != len(NO_TRAITS):
+        return NO_TRAITS
+    b, bv, o, ov, prefix, city, rtt, digest = raw
+    if not all(v is None or isinstance(v, str) for v in (b, bv, o, ov, prefix, city, digest)) \
+            or not (rtt is None or (isinstance(rtt, int | float) and 0 < rtt < 60_000)):
+        return NO_TRAITS
+    return LoginTraits(b, bv or "", o, ov or "", prefix, city, None if rtt is None else float(rtt), digest)
 
 
 class Parking(EngineState):
@@ -116,10 +142,10 @@ class Parking(EngineState):
 
     def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
-              established: bool) -> None:
+              established: bool, traits: LoginTraits = NO_TRAITS) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
         payload = self._parked(decision, attempt, user_id, now, geo, dkey, hour, device_type,
-                               trusted_key=trusted_key, established=established)
+                               trusted_key=trusted_key, established=established, traits=traits)
         try:
             self.store.put_pending(decision.decision_id, payload, now + self._session_s, user_id=user_id,
                                    max_per_user=self._max_pending_per_user)
@@ -128,10 +154,10 @@ class Parking(EngineState):
 
     def _parked(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
                 dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
-                established: bool) -> bytes:
+                established: bool, traits: LoginTraits = NO_TRAITS) -> bytes:
         """The parked record of a challenged login (:func:`encode`)."""
         return encode(ParkedChallenge(
             user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
             (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
             device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
-            trusted_key, established))
+            trusted_key, established, traits, decision.event))

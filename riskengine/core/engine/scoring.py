@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt, LoginAttempt
-from riskengine.core.decision import Action, Decision, Reason
+from riskengine.core.decision import Action, Decision, Event, Reason
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import Parking
@@ -18,17 +18,37 @@ from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.core.enrich.timezone import local_hour_at
 from riskengine.core.enrich.useragent import ParsedUA, device_key
 from riskengine.core.identity import checked
-from riskengine.core.profile import UserProfile, region_key
+from riskengine.core.profile import LoginTraits, UserProfile, region_key
 from riskengine.core.shadow import shadowed
 from riskengine.core.signals.anonymous import anonymous_proxy
 from riskengine.core.signals.base import SignalResult
+from riskengine.core.signals.city import city_key, new_city
 from riskengine.core.signals.device import device_novelty, is_trusted
 from riskengine.core.signals.failures import failed_attempts
 from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
+from riskengine.core.signals.prefix import address_prefix, new_prefix
+from riskengine.core.signals.rtt import rtt_anomaly
 from riskengine.core.signals.time_of_day import unusual_hour
+from riskengine.core.signals.ua_version import new_ua_version, ua_downgrade
+from riskengine.core.signals.usual_places import far_from_usual_places
 from riskengine.core.typing import Snapshot
+
+
+class CrossUser(NamedTuple):
+    """Cross-user state supplied from outside the engine, for one login (the seam ``riskengine
+    replay`` uses: its global pre-pass computes what every partition's engine cannot see —
+    the failed passwords from the login's address across all users, and the population prior
+    in effect). ``score()`` never gets one: online, the store supplies both."""
+
+    ip_failures: int
+    """Failed passwords from the login's address (its failure key) in the failure window."""
+    country_count: float
+    """The population prior's count for the login's own country, as in effect at the login
+    (forward-decayed, as the store keeps it)."""
+    population_total: float
+    """The sum of all the prior's counts at the same moment."""
 
 
 class Prepared(NamedTuple):
@@ -45,6 +65,7 @@ class Prepared(NamedTuple):
     token_key: str | None
     token_problem: str | None
     hour: int | None
+    traits: LoginTraits
 
 
 class Concluded(NamedTuple):
@@ -71,10 +92,13 @@ class Scoring(AuditRows, Learning, Parking):
             return self.score_validated(attempt, started)
         return self._observer.scored(self.score_validated, attempt, started)
 
-    def score_validated(self, attempt: Attempt, started: float | None = None) -> Decision:
+    def score_validated(self, attempt: Attempt, started: float | None = None,
+                        shared: CrossUser | None = None) -> Decision:
         """:meth:`score` for an attempt the caller has already validated — a
         :class:`~riskengine.core.attempt.ValidatedAttempt` whose columns ``riskengine replay``
-        checked in bulk against the model's rules. The same scoring path as ``score()``."""
+        checked in bulk against the model's rules. The same scoring path as ``score()``;
+        ``shared`` (replay's partitions) replaces the store's per-address failure count and
+        the population prior with values computed outside this engine."""
         p = self._prepare(attempt, time.perf_counter() if started is None else started)
         before = self._writer.peek(p.user_id) if self._writer is not None else None
         snap: Snapshot | None = None
@@ -83,13 +107,18 @@ class Scoring(AuditRows, Learning, Parking):
             snap = self.store.snapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
-        c = self._conclude(p, attempt, snap, error, before)
-        if c.decision.action == "allow" and not c.degraded:
+        if shared is not None and snap is not None:
+            snap = snap._replace(ip_failures=shared.ip_failures)
+        c = self._conclude(p, attempt, snap, error, before, shared)
+        if c.decision.action == "allow" and not c.degraded and attempt.event == "login":
+            # a sensitive event never teaches the profile (an attacker's allowed recovery must
+            # not make their device or place familiar): only logins do
             self._learn(p.user_id, p.now, c.device_key, p.geo, p.hour, scored_against=c.profile, behind=True,
-                        established=c.established)
+                        established=c.established, traits=p.traits)
         elif c.decision.action == "challenge":
             self._park(c.decision, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
-                       trusted_key=c.device_key if c.trusted else None, established=c.established)
+                       trusted_key=c.device_key if c.trusted else None, established=c.established,
+                       traits=p.traits)
         self._finish(p, attempt, c)
         return c.decision
 
@@ -108,8 +137,11 @@ class Scoring(AuditRows, Learning, Parking):
             check = self.tokens.verify(attempt.device_token, user_id, now)
             token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
+        traits = LoginTraits(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
+                             address_prefix(attempt.ip, *self._prefix_bits),
+                             city_key(geo.country, geo.region, geo.city), attempt.rtt_ms, ua.version_digest)
         return Prepared(started, now, user_id, decision_id, geo, geo_problem, ua,
-                        device_key(attempt.device_id, ua), token_key, token_problem, hour)
+                        device_key(attempt.device_id, ua), token_key, token_problem, hour, traits)
 
     def _snapshot_args(self, p: Prepared, attempt: Attempt) -> tuple[str, str, float]:
         return p.user_id, self.failure_key(attempt.ip), p.now - self._failure_window_s
@@ -119,7 +151,7 @@ class Scoring(AuditRows, Learning, Parking):
                 "session_since": p.now - self._session_s}
 
     def _conclude(self, p: Prepared, attempt: Attempt, snap: Snapshot | None, error: Exception | None,
-                  before: UserProfile | None) -> Concluded:
+                  before: UserProfile | None, shared: CrossUser | None = None) -> Concluded:
         """The decision from what the store returned (or the fail mode when it could not)."""
         profile: UserProfile | None = None
         try:
@@ -130,11 +162,12 @@ class Scoring(AuditRows, Learning, Parking):
             profile = snap.profile if writer is None else writer.overlay(p.user_id, snap.profile, before)
             decision, cold, trusted, dkey = self._decide(
                 attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
-                p.token_problem, p.hour, profile, snap.user_failures, snap.ip_failures,
-                snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max)
+                p.token_problem, p.hour, p.ua, p.traits, profile, snap.user_failures, snap.ip_failures,
+                snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max,
+                shared, snap.otp_user_failures)
             degraded = False
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
-            decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc)
+            decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc, attempt.event)
             cold, trusted, dkey, degraded = False, False, p.device_key, True
         if self._shadow:
             decision = shadowed(decision)  # returns allow; what enforcement would do rides along
@@ -178,8 +211,9 @@ class Scoring(AuditRows, Learning, Parking):
     def _decide(
         self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,
         geo_problem: str | None, dkey: str, token_key: str | None, token_problem: str | None,
-        hour: int | None, profile: UserProfile | None, user_failures: int, ip_failures: int,
-        otp_exceeded: bool, otp_locked: bool,
+        hour: int | None, ua: ParsedUA, traits: LoginTraits, profile: UserProfile | None,
+        user_failures: int, ip_failures: int,
+        otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None, otp_recent: int = 0,
     ) -> tuple[Decision, bool, bool, str]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
@@ -213,9 +247,13 @@ class Scoring(AuditRows, Learning, Parking):
         if anon:
             signals.append(anonymous_proxy(anon, asn, p.asns))
         if not p.countries and self._rare_weight and geo.country is not None:
-            counts = self._population_counts()
+            if shared is None:
+                counts = self._population_counts()
+                total = sum(counts.values())
+            else:
+                counts, total = {geo.country: shared.country_count}, shared.population_total
             signals.append(rare_country_for_service(
-                geo.country, counts, sum(counts.values()),
+                geo.country, counts, total,
                 self._rare_min_logins * self._population_weight(now), self._rare_share))
         if p.logins > 0:
             history_days = self._history_days
@@ -223,11 +261,17 @@ class Scoring(AuditRows, Learning, Parking):
             # known country/region/AS (no GeoIP answer, "-" in an RBA file) gets no signal
             if p.countries:
                 signals.append(novelty(R.NEW_COUNTRY, "country", geo.country, p.countries, now, history_days))
+            region_new = asn_new = False
             if p.regions:
-                signals.append(novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
-                                       p.regions, now, history_days))
+                region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
+                                 p.regions, now, history_days)
+                region_new = region.value > 0.0
+                signals.append(region)
             if p.asns and listed != "allow":
-                signals.append(novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days))
+                network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
+                asn_new = network.value > 0.0
+                signals.append(network)
+            signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
@@ -246,24 +290,123 @@ class Scoring(AuditRows, Learning, Parking):
             extra_risk, model_reasons = self.model.contribution(attempt, geo, dkey, hour, p, signals,
                                                                 user_failures, ip_failures, now=now)
             extra.extend(model_reasons)
+        event = attempt.event
+        if event != "login":
+            signals.extend(self._event_signals(event, dkey, p, geo, now, trusted, cold, otp_recent))
+            # a sensitive event has its own fixed thresholds and never feeds the login budget
+            budget = None
+            threshold = self.policy.events[event].challenge_threshold
+        else:
+            budget = self._budget
+            threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version)
+                            dkey, self.policy.version, threshold=threshold, event=event)
+        if budget is not None:
+            # what the sketch learns: a login the floor forced counts as stepped up whatever its
+            # risk; one a trusted device allows whatever the threshold counts at risk 0
+            exempt = trusted and not any(r.code in self.policy.strong for r in a.reasons)
+            established = p.logins >= self._budget_established
+            if a.action != "deny" and established:
+                with self._budget_lock:
+                    budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
+            if self._budget_tap is not None:
+                self._budget_tap.append((established, exempt, a.floor))
         return decision, cold, trusted, dkey
 
-    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException) -> Decision:
+    def _budget_threshold(self, now: float) -> float:
+        """The live threshold; at each refresh boundary of event time, this worker's delta is
+        merged into the store and the merged sketch read back. A store failure keeps the last
+        good threshold (and the delta, for the next refresh): never an exception."""
+        budget = self._budget
+        assert budget is not None
+        with self._budget_lock:
+            if budget.due(now):
+                delta = budget.take_delta()
+                try:
+                    merged = self.store.budget_merge(delta)
+                except Exception as exc:  # noqa: BLE001 - the login still gets its decision
+                    budget.restore(delta)
+                    budget.keep(now)
+                    self._store_failed("step-up budget merge failed (last threshold kept)", exc)
+                else:
+                    budget.install(merged, now)
+            return budget.threshold
+
+    def _finer(self, t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float, p: UserProfile,
+               region_new: bool, asn_new: bool, listed: str | None) -> list[SignalResult]:
+        """The richer evidence of a user with history: the User-Agent's versions, the address
+        prefix and the city (each only below a coarser level that is already known), the
+        distance from the usual places, and the round-trip time on this network."""
+        out: list[SignalResult] = []
+        history_days = self._history_days
+        if p.ua_newest or p.ua_seen:
+            seen = ua.version_digest in p.ua_seen
+            downgrade = ua_downgrade(ua.browser_family, ua.browser_version_key, ua.os_family, ua.os_version_key,
+                                     p.ua_newest, seen)
+            out.append(downgrade)
+            if p.ua_seen and not downgrade.value:  # a downgrade is also a new version: counted once
+                seen_device = p.devices.get(dkey)
+                out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
+                                          seen, seen_device is not None))
+        if p.prefixes and listed != "allow":
+            out.append(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days))
+        if p.cities:
+            out.append(new_city(t.city, region_new, p.cities, now, history_days))
+        if p.places:
+            out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
+        if p.rtt and t.rtt_ms is not None:
+            out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
+        return out
+
+    def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
+                       trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:
+        """The rules of ``policy.events.<event>`` for a sensitive event (docs/signals.md)."""
+        rule = self.policy.events[event]
+        out: list[SignalResult] = []
+        seen = p.devices.get(dkey)
+        if rule.deny_new_device_and_country and seen is None and geo.country is not None and p.countries \
+                and geo.country not in p.countries:
+            out.append(SignalResult(
+                R.RECOVERY_HIGH_RISK, 1.0,
+                f"{event} from a never-seen device in a never-seen country ({geo.country}): "
+                "denied, hand to manual review"))
+        if rule.challenge_untrusted_device and not trusted:
+            out.append(SignalResult(R.UNTRUSTED_DEVICE, 1.0,
+                                    f"{event} from a device without a valid device token"))
+        if rule.challenge_no_history and (cold or p.logins == 0):
+            out.append(SignalResult(R.NO_HISTORY, 1.0,
+                                    f"{p.logins} earlier logins: too little history to allow a {event}"))
+        if rule.challenge_after_otp_failures and otp_recent > 0:
+            out.append(SignalResult(
+                R.RECENT_OTP_FAILURES, 1.0,
+                f"{otp_recent} failed second factor(s) for this user in the last "
+                f"{self._otp_user_window_s / 60:g} min"))
+        if rule.recent_device_s > 0.0 and seen is not None and now - seen.first_seen < rule.recent_device_s:
+            out.append(SignalResult(
+                R.RECENT_NEW_DEVICE, 1.0,
+                f"device first seen {(now - seen.first_seen) / 3600:.1f} h ago: a {event} waits "
+                f"{rule.recent_device_s / 3600:g} h on a new device"))
+        return out
+
+    def _fail_mode(self, decision_id: str, user_id: str, dkey: str, exc: BaseException,
+                   event: Event = "login") -> Decision:
         next(self._degraded)
         self.degraded_log.warning("riskengine degraded, fail-mode decision: %s: %s", type(exc).__name__, exc)
         action: Action = self.settings.policy.fail_mode
-        risk = {"allow": 0.0, "challenge": self.policy.challenge_threshold, "deny": 1.0}[action]
+        if action == "allow" and event != "login":
+            action = "challenge"  # a sensitive event is never allowed blind (docs/signals.md)
+        threshold = self.policy.challenge_threshold if event == "login" \
+            else self.policy.events[event].challenge_threshold
+        risk = {"allow": 0.0, "challenge": threshold, "deny": 1.0}[action]
         factor = self.policy.recommend_factor(risk, ()) if action == "challenge" else None
         reason = Reason(R.ENGINE_DEGRADED, 0.0,
                         f"profile store unavailable ({type(exc).__name__}); fail mode {action}")
         return Decision(decision_id, action, risk, (reason,), factor, user_id, dkey,
-                        self.policy.version)
+                        self.policy.version, event=event)
 
 _EMPTY_PROFILE = UserProfile()
 _NO_CATEGORIES: frozenset[str] = frozenset()

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
+from riskengine.core.budget import BudgetConfig, BudgetSketch, DeferredBudget, UserCap
 from riskengine.core.config import Settings
 from riskengine.core.devicetoken import DeviceTokens, parse_keys
 from riskengine.core.enrich.geoip import GeoIP
@@ -29,6 +30,7 @@ from riskengine.core.identity import normalizer
 from riskengine.core.metrics import observer_for
 from riskengine.core.model import LoadedModel
 from riskengine.core.policy import Policy
+from riskengine.core.profile import EvidenceLimits
 from riskengine.core.ratelimit import RateLimitedLog
 from riskengine.core.stores import MemoryStore, open_store
 from riskengine.core.typing import ProfileStore, RiskModel, ValuesAuditSink
@@ -70,7 +72,8 @@ class EngineState:
                 s.store.url, s.failures.window_minutes * 60, busy_timeout_s=s.store.busy_timeout_ms / 1000.0,
                 max_counters=s.store.max_counters,
                 retain_s=2 * 60.0 * max(s.failures.window_minutes, s.otp.user_window_minutes,
-                                        s.otp.session_minutes))
+                                        s.otp.session_minutes),
+                cluster=s.store.cluster)
         )
         self.geoip = geoip if geoip is not None else GeoIP(s.geo.city_db, s.geo.asn_db, s.geo.cache_size)
         self.ua = UAParser(s.device.ua_cache_size)
@@ -114,6 +117,13 @@ class EngineState:
                                 s.failures.ip_threshold, s.failures.ip_deny_threshold,
                                 s.failures.window_minutes)
         self._max_speed_kmh = s.geo.max_speed_kmh
+        self._prefix_bits = (s.geo.ipv4_prefix, s.geo.ipv6_prefix)
+        self._far = (s.geo.far_km, s.geo.far_full_km)
+        self._rtt = (s.rtt.min_samples, s.rtt.k, s.rtt.min_factor, s.rtt.slack_ms)
+        self._evidence_limits = EvidenceLimits(
+            s.device.max_ua_families, s.device.max_ua_versions, s.geo.max_prefixes, s.geo.max_cities,
+            s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days, s.rtt.max_asns,
+            s.rtt.alpha)
         self._tolerance_km = s.geo.travel_tolerance_km
         self._hour_min_logins = s.hour.min_logins
         self._hour_rare_share = s.hour.rare_share
@@ -128,6 +138,10 @@ class EngineState:
         self._population_unsent_n = 0
         self._population_sent_at = time.monotonic()
         self._population_cache: tuple[float, dict[str, float]] = (-1e18, {})
+        self._budget = budget_sketch(s)
+        self._budget_lock = threading.Lock()
+        self._budget_established = s.policy.budget_established_logins
+        self._budget_tap: list[tuple[bool, bool, bool]] | None = None
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
@@ -143,7 +157,8 @@ class EngineState:
             self._observer.prometheus.engine_counters.add(self)
         write_behind = s.store.write_behind
         if write_behind is None:
-            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://"))
+            write_behind = s.store.url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://",
+                                                   "rediss+cluster://"))
         self._writer = WriteBehind(self.store) if write_behind else None
         if self.trust_key_ephemeral:
             log.info("no device-token key configured (%s): tokens this process issues die with it",
@@ -167,6 +182,19 @@ class EngineState:
         next(self._store_errors)
         self.store_error_log.warning("%s: %s", what, exc)
 
+    def defer_budget(self) -> list[tuple[bool, bool, bool]] | None:
+        """Replay's seam for the step-up budget (None when the policy has none): from now on
+        this engine decides at the fixed ``challenge_threshold`` and learns no sketch, and for
+        every decision it makes (not fail-mode ones) it appends ``(established, exempt,
+        floor)`` to the returned list — what :func:`riskengine.offline.budget.apply_budget`
+        needs to apply the budget afterwards, the same way whatever the number of workers."""
+        budget = self._budget
+        if budget is None:
+            return None
+        self._budget = DeferredBudget(budget.cfg, self.policy.challenge_threshold, budget.refresh_s, budget.cap)
+        self._budget_tap = []
+        return self._budget_tap
+
     def failure_key(self, ip: str) -> str:
         """The key failed passwords from ``ip`` are counted under: the address itself (IPv4), or
         its ``failures.ipv6_prefix`` network (IPv6: one subscriber gets a whole /64, so counting
@@ -175,6 +203,16 @@ class EngineState:
             return ip
         return _ipv6_network(ip, self._ipv6_prefix)
 
+
+def budget_sketch(s: Settings) -> BudgetSketch | None:
+    """The step-up budget's sketch for these settings (None: a fixed policy)."""
+    pol = s.policy
+    if not pol.target_stepup_rate:
+        return None
+    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_max_threshold,
+                       pol.budget_warmup_logins, pol.budget_half_life_hours * 3600.0)
+    return BudgetSketch(cfg, pol.challenge_threshold, pol.budget_refresh_seconds,
+                        UserCap(pol.budget_user_cap, pol.budget_user_window_seconds))
 
 
 @lru_cache(maxsize=65536)

@@ -18,6 +18,8 @@ from typing import Final
 import ua_parser
 from user_agents.parsers import Browser, Device, OperatingSystem, UserAgent
 
+from riskengine.core.enrich.versions import Version, parse_version, ua_version_digest
+
 DEVICE_TYPES: Final = ("mobile", "tablet", "pc", "bot", "other")
 
 
@@ -33,6 +35,12 @@ class ParsedUA:
     device_type: str
     ua_key: str = ""
     """Device key derived from the stable parts, computed once per distinct user agent."""
+    browser_version_key: Version | None = None
+    """``browser_version`` parsed (:func:`~riskengine.core.enrich.versions.parse_version`),
+    once per distinct user agent (the LRU keeps it): None when unparseable."""
+    os_version_key: Version | None = None
+    version_digest: str = ""
+    """:func:`~riskengine.core.enrich.versions.ua_version_digest` of the families and versions."""
 
     @property
     def stable_parts(self) -> str:
@@ -98,7 +106,10 @@ def classify(ua_string: str) -> ParsedUA:
         device_model=ua.device.model or "",
         device_type=device_type,
     )
-    return replace(parsed, ua_key=_digest(f"ua:{parsed.stable_parts}"))
+    return replace(parsed, ua_key=_digest(f"ua:{parsed.stable_parts}"),
+                   browser_version_key=parse_version(browser_version), os_version_key=parse_version(os_version),
+                   version_digest=ua_version_digest(parsed.browser_family, browser_version, parsed.os_family,
+                                                    os_version))
 
 
 class UAParser:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
+from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt
 from riskengine.core.config import Settings
 from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
@@ -60,6 +61,14 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "device_tablet",
     "device_pc",
     "device_other",
+    # the richer evidence: the value of the engine's own signal (one definition: the signal
+    # functions in riskengine.core.signals, handed to the model hook with the login)
+    "ua_new_version",
+    "ua_downgrade",
+    "prefix_new",
+    "city_new",
+    "far_from_usual_places",
+    "rtt_anomaly",
 )
 """Column order of every feature vector (and of the saved model's weights)."""
 
@@ -87,12 +96,20 @@ FEATURE_HELP: Final[dict[str, str]] = {
     "device_tablet": "tablet",
     "device_pc": "desktop or laptop",
     "device_other": "bot or unrecognised client",
+    "ua_new_version": "NEW_UA_VERSION signal value (never-seen browser/OS version pair on a known device)",
+    "ua_downgrade": "UA_DOWNGRADE signal value (browser or OS older than the newest seen)",
+    "prefix_new": "NEW_PREFIX signal value (address block not used before, in a known AS)",
+    "city_new": "NEW_CITY signal value (city not used before, in a known region)",
+    "far_from_usual_places": "FAR_FROM_USUAL_PLACES signal value (graded by km from every usual place)",
+    "rtt_anomaly": "RTT_ANOMALY signal value (round-trip time outside the user's band on this AS)",
 }
 
 _SECONDS_PER_DAY: Final = 86400.0
 _DEVICE_TYPES: Final = {"mobile": 19, "tablet": 20, "pc": 21}  # anything else: 22 (device_other)
-assert len(FEATURE_NAMES) == 23 and FEATURE_NAMES[19:] == ("device_mobile", "device_tablet", "device_pc",
-                                                          "device_other")
+_SIGNAL_FEATURES: Final = {R.NEW_UA_VERSION: 23, R.UA_DOWNGRADE: 24, R.NEW_PREFIX: 25, R.NEW_CITY: 26,
+                           R.FAR_FROM_USUAL_PLACES: 27, R.RTT_ANOMALY: 28}
+assert len(FEATURE_NAMES) == 29 and FEATURE_NAMES[19:23] == ("device_mobile", "device_tablet", "device_pc",
+                                                            "device_other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +184,16 @@ class FeatureExtractor:
     def vector(
         self, now: float, user_agent: str, geo: GeoInfo, dkey: str, hour: int | None,
         profile: UserProfile, user_failures: int, ip_failures: int,
+        signals: Sequence[SignalResult] = (),
     ) -> list[float]:
-        """The features of one login, from the profile as it stood before this login."""
+        """The features of one login, from the profile as it stood before this login (and, for
+        the richer evidence, the values of the signals the engine computed for it)."""
         p = profile
-        x = [0.0] * 23
+        x = [0.0] * 29
+        for sig in signals:
+            slot = _SIGNAL_FEATURES.get(sig.code)
+            if slot is not None:
+                x[slot] = sig.value
         logins = p.logins
         log1p = math.log1p
         if logins == 0:
@@ -260,7 +283,7 @@ class FeatureRecorder:
     ) -> tuple[float, list[Any]]:
         self.rows.append(self.extractor.vector(
             attempt.timestamp.timestamp() if now is None else now, attempt.user_agent, geo, dkey, hour,
-            profile, user_failures, ip_failures))
+            profile, user_failures, ip_failures, signals))
         self.users.append(attempt.user_id)
         return 0.0, []
 

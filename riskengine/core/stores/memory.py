@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, insort
+from collections.abc import Mapping
 
 from riskengine.core.profile import UserProfile
 from riskengine.core.stores.base import (
@@ -87,6 +88,7 @@ class MemoryStore(ThreadOffload):
         self._pending: dict[str, tuple[float, bytes, str]] = {}
         self._pending_by_user: dict[str, dict[str, float]] = {}
         self._population: dict[str, float] = {}
+        self._budget: dict[str, float] = {}
         self._window = failure_window_s
         self._max_pending = max(max_pending, 4)
         self._sweep_at = self.sweep_floor
@@ -178,6 +180,12 @@ class MemoryStore(ThreadOffload):
 
     def population(self) -> dict[str, float]:
         return dict(self._population)
+
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        with self._population_lock:
+            for key, weight in delta.items():
+                self._budget[key] = self._budget.get(key, 0.0) + weight
+            return dict(self._budget)
 
     # -- pending challenges ----------------------------------------------------------------
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,

@@ -11,6 +11,7 @@ Key layout (``prefix`` defaults to ``riskengine:``)::
     <prefix>fs:<session>    same per user session (session_key(): length-prefixed user + session)
     <prefix>fx:<user_id>    set of the user's fs: keys (unlock_user clears them without a keyspace scan)
     <prefix>pop             hash country → forward-decayed weight (the population prior)
+    <prefix>budget:sketch   hash bin / "forced" / "n" → forward-decayed weight (the step-up budget)
 
 Round trips, because on loopback each costs ~50-100 µs of the 1 ms budget:
 
@@ -53,7 +54,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -112,7 +113,7 @@ return {redis.call('ZCOUNT', KEYS[3], ARGV[5], '+inf'), redis.call('ZCOUNT', KEY
 # KEYS: pending key, the user's pending index; ARGV: payload, ttl, decision id, expiry, cap, key prefix
 _PUT_PENDING_LUA = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-if KEYS[2] == '' then return 0 end
+if #KEYS < 2 or KEYS[2] == '' then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 local cap = tonumber(ARGV[5])
@@ -171,9 +172,18 @@ return 0
 """
 
 
+# KEYS: the budget hash; ARGV: field, weight, field, weight, ... — add all, return the whole
+# hash, atomically (HINCRBYFLOAT per field, then HGETALL, in one script)
+_BUDGET_MERGE_LUA = """
+for i = 1, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
 _SCRIPTS: Final = {
     "snapshot": _SNAPSHOT_LUA, "add_failure": _ADD_FAILURE_LUA, "update": _CAS_LUA, "pop_pending": _POP_LUA,
     "add_otp_failures": _ADD_OTP_LUA, "put_pending": _PUT_PENDING_LUA, "reset_otp_failures": _RESET_OTP_LUA,
+    "budget_merge": _BUDGET_MERGE_LUA,
 }
 """Every script, by the operation that runs it: the sync and async clients register the same text."""
 
@@ -192,7 +202,8 @@ class _LoopClient(NamedTuple):
     """One event loop's asyncio client, its registered scripts, per-user update locks, and the
     fair queue for its connections."""
 
-    client: aredis.Redis[bytes]
+    client: Any
+    """``redis.asyncio.Redis``, or ``redis.asyncio.cluster.RedisCluster`` for a cluster store."""
     scripts: dict[str, AsyncScript]
     user_locks: weakref.WeakValueDictionary[str, asyncio.Lock]
     slots: asyncio.Semaphore
@@ -216,6 +227,9 @@ class RedisStore:
 
     Thread-safe and fork-safe (redis-py's pool reconnects in a child process).
     """
+
+    _errors: tuple[type[Exception], ...] = (redis.RedisError,)
+    """What the client raises that becomes a StoreError (the cluster client adds its own)."""
 
     def __init__(
         self,
@@ -245,17 +259,7 @@ class RedisStore:
         self._failure_ttl = int(failure_window_s) + 60
         self._redis_url = redis_url
         try:
-            # querystring options win over these defaults (redis-py's from_url rule)
-            self._redis: redis.Redis[bytes] = redis.Redis.from_url(
-                redis_url,
-                # one immediate retry on a dropped connection: a pooled socket that died
-                # with a restarted server is replaced transparently; a down server still
-                # fails fast (refused connects cost microseconds)
-                retry=Retry(NoBackoff(), 1),
-                **self._client_options(),
-            )
-            # parse the URL the async way too, now: a bad option fails here, not on first await
-            self._async_pool()
+            self._redis: redis.Redis[bytes] = self._connect(redis_url, own)
         except ValueError as exc:
             raise ValueError(f"bad redis store URL {url!r}: {exc}") from exc
         self._snapshot = self._redis.register_script(_SNAPSHOT_LUA)
@@ -267,12 +271,34 @@ class RedisStore:
         self._reset_otp = self._redis.register_script(_RESET_OTP_LUA)
         self._scripts = {"snapshot": self._snapshot, "add_failure": self._add_failure, "update": self._cas,
                          "pop_pending": self._pop, "add_otp_failures": self._add_otp,
-                         "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp}
+                         "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp,
+                         "budget_merge": self._redis.register_script(_BUDGET_MERGE_LUA)}
         assert self._scripts.keys() == _SCRIPTS.keys()
         self._local = threading.local()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary())
         self._aclients_lock = threading.Lock()
+
+    def _connect(self, redis_url: str, own: dict[str, str]) -> redis.Redis[bytes]:
+        """The sync client (RedisClusterStore overrides it: a cluster client)."""
+        # querystring options win over these defaults (redis-py's from_url rule)
+        client: redis.Redis[bytes] = redis.Redis.from_url(
+            redis_url,
+            # one immediate retry on a dropped connection: a pooled socket that died
+            # with a restarted server is replaced transparently; a down server still
+            # fails fast (refused connects cost microseconds)
+            retry=Retry(NoBackoff(), 1),
+            **self._client_options(),
+        )
+        # parse the URL the async way too, now: a bad option fails here, not on first await
+        self._async_pool()
+        return client
+
+    def _new_async_client(self) -> tuple[Any, int]:
+        """A new asyncio client for the running loop, and how many connections it may open."""
+        client: aredis.Redis[bytes] = aredis.Redis.from_pool(  # type: ignore[attr-defined]
+            self._async_pool())  # (types-redis predates from_pool, redis 5.0.1)
+        return client, client.connection_pool.max_connections
 
     def _async_pool(self) -> aredis.BlockingConnectionPool[Any]:
         """An asyncio pool that makes a task wait for a free connection (up to ``?pool_wait_s=``,
@@ -292,11 +318,19 @@ class RedisStore:
     # -- keys ----------------------------------------------------------------------
     # user ids are arbitrary str (even lone surrogates from surrogateescape-decoded input):
     # keys are encoded here, losslessly, rather than by redis-py's strict UTF-8
+    # (RedisClusterStore overrides the per-user ones to put a hash tag in them)
+    def _user_key(self, kind: str, user_id: str) -> bytes:
+        """One of the user's keys (``p``, ``fu``, ``fo``, ``fx``, ``pu``)."""
+        return f"{self.prefix}{kind}:{user_id}".encode("utf-8", "surrogatepass")
+
+    def _session_key(self, user_id: str, session: str) -> bytes:
+        return f"{self.prefix}fs:{session_key(user_id, session)}".encode("utf-8", "surrogatepass")
+
     def _pkey(self, user_id: str) -> bytes:
-        return f"{self.prefix}p:{user_id}".encode("utf-8", "surrogatepass")
+        return self._user_key("p", user_id)
 
     def _ukey(self, user_id: str) -> bytes:
-        return f"{self.prefix}fu:{user_id}".encode("utf-8", "surrogatepass")
+        return self._user_key("fu", user_id)
 
     def _ikey(self, ip: str) -> bytes:
         return f"{self.prefix}fi:{ip}".encode("utf-8", "surrogatepass")
@@ -310,7 +344,7 @@ class RedisStore:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
     def _run(self, call: _ScriptCall) -> Any:
@@ -326,11 +360,9 @@ class RedisStore:
             with self._aclients_lock:
                 found = self._aclients.get(loop)
                 if found is None:
-                    client: aredis.Redis[bytes] = aredis.Redis.from_pool(  # type: ignore[attr-defined]
-                        self._async_pool())  # (types-redis predates from_pool, redis 5.0.1)
+                    client, connections = self._new_async_client()
                     found = _LoopClient(client, {what: client.register_script(text) for what, text in _SCRIPTS.items()},
-                                        weakref.WeakValueDictionary(),
-                                        asyncio.Semaphore(client.connection_pool.max_connections))
+                                        weakref.WeakValueDictionary(), asyncio.Semaphore(connections))
                     self._aclients[loop] = found
         return found
 
@@ -344,7 +376,7 @@ class RedisStore:
                              f"busy for {self._pool_wait_s} s (?pool_wait_s=)") from None
         try:
             return await fn(*args, **kwargs)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             slots.release()
@@ -357,7 +389,7 @@ class RedisStore:
         """Close the running event loop's async client (the sync client stays open: ``close()``)."""
         found = self._aclients.pop(asyncio.get_running_loop(), None)
         if found is not None:
-            await found.client.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose (redis 5)
+            await found.client.aclose()  # (client: Any; types-redis predates aclose, redis 5)
 
     # -- profiles --------------------------------------------------------------------
     def get(self, user_id: str) -> UserProfile | None:
@@ -435,8 +467,8 @@ class RedisStore:
     def _snapshot_call(self, user_id: str, ip: str, since: float, session: str,
                        otp_since: float | None, session_since: float | None) -> _ScriptCall:
         return ("snapshot",
-                [self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._key("fo", user_id),
-                 self._key("fs", session_key(user_id, session))],
+                [self._pkey(user_id), self._ukey(user_id), self._ikey(ip), self._user_key("fo", user_id),
+                 self._session_key(user_id, session)],
                 [repr(float(since)), "+inf" if otp_since is None else repr(float(otp_since)),
                  "+inf" if session_since is None else repr(float(session_since))])
 
@@ -450,14 +482,15 @@ class RedisStore:
                       session_since: float) -> _ScriptCall:
         at = float(at)
         return ("add_otp_failures",
-                [self._ukey(user_id), self._key("fo", user_id), self._key("fs", session_key(user_id, session)),
-                 self._key("fx", user_id)],
+                [self._ukey(user_id), self._user_key("fo", user_id), self._session_key(user_id, session),
+                 self._user_key("fx", user_id)],
                 [repr(at), max(0, int(count)), repr(at - self._window), repr(float(otp_since)),
                  repr(float(session_since)), self._failure_ttl, int(at - otp_since) + 60,
                  int(at - session_since) + 60, f"{at!r}:{secrets.token_hex(4)}:"])
 
     def reset_otp_failures(self, user_id: str) -> None:
-        self._call("reset_otp_failures", self._reset_otp, keys=[self._key("fo", user_id), self._key("fx", user_id)])
+        self._call("reset_otp_failures", self._reset_otp,
+                   keys=[self._user_key("fo", user_id), self._user_key("fx", user_id)])
 
     # -- population prior ----------------------------------------------------------------
     def population_add(self, country: str, weight: float) -> None:
@@ -466,6 +499,13 @@ class RedisStore:
     def population(self) -> dict[str, float]:
         return _population_from(self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries")))
 
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        args: list[Any] = []
+        for key, weight in delta.items():
+            args += [key, repr(float(weight))]
+        reply = self._run(("budget_merge", [self._key("budget", "sketch")], args))
+        return {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
+
     # -- pending challenges -------------------------------------------------------------
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
@@ -473,7 +513,7 @@ class RedisStore:
 
     def _put_pending_call(self, decision_id: str, payload: bytes, expires_at: float, user_id: str,
                           max_per_user: int) -> _ScriptCall:
-        index = self._key("pu", user_id) if user_id else b""
+        index = self._user_key("pu", user_id) if user_id else b""
         return ("put_pending", [self._dkey(decision_id), index],
                 [_EXPIRY.pack(expires_at) + payload, self._pending_ttl, decision_id,
                  repr(float(expires_at)), max_per_user, self._dkey("")])
@@ -554,7 +594,7 @@ class RedisStore:
         try:
             for key in self._redis.scan_iter(match=_glob_escape(prefix) + b"*", count=1000):
                 found.append(key[len(prefix):].decode("utf-8", "surrogatepass"))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise StoreError(f"redis SCAN failed: {exc}") from exc
         return sorted(found)[:limit]
 
@@ -562,7 +602,7 @@ class RedisStore:
         """True when the server answers (for health checks)."""
         try:
             return bool(self._redis.ping())
-        except redis.RedisError:
+        except self._errors:
             return False
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -35,6 +35,7 @@ CREATE INDEX IF NOT EXISTS failures_key_ts ON failures (kind, key, ts);
 CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REAL NOT NULL,
                                     payload BLOB NOT NULL, user_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS population (country TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budget (key TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
 """
 # failures.kind: 'u' failed password (and second factor) per user, 'i' per address (or IPv6
 # prefix), 'o' failed second factor per user, 's' per user session (key: session_key())
@@ -445,6 +446,25 @@ class SqliteStore(ThreadOffload):
     def population(self) -> dict[str, float]:
         try:
             return {c: float(w) for c, w in self._conn().execute("SELECT country, weight FROM population")}
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # add and read back in one write transaction
+            try:
+                conn.executemany(
+                    "INSERT INTO budget VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET weight = weight + excluded.weight", list(delta.items()))
+                merged = {k: float(w) for k, w in conn.execute("SELECT key, weight FROM budget")}
+                conn.execute("COMMIT")
+                return merged
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 

@@ -109,6 +109,11 @@ class AddressPlan:
             by_ra[(n.country, n.region, n.asn)].append(i)
         self.by_asn, self.by_country_kind, self.by_region_asn = dict(by_asn), dict(by_ck), dict(by_ra)
 
+    def prefix(self, address: str) -> str:
+        """The /24 an IPv4 address is in (the unit the engine's GeoIP cache and prefix
+        familiarity work on)."""
+        return str(ipaddress.ip_network(f"{address}/24", strict=False))
+
     def isps(self, country: str, kind: str) -> list[int]:
         return sorted({self.networks[i].asn for i in self.by_country_kind.get((country, kind), ())})
 
@@ -237,7 +242,8 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
         pass  # a cache that cannot be written only costs time
 
 
-def build_plan(pool: pl.DataFrame, seed: int) -> AddressPlan:
+def build_plan(pool: pl.DataFrame, seed: int, fixed_isps: int = FIXED_ISPS_PER_COUNTRY,
+               mobile_carriers: int = MOBILE_CARRIERS_PER_COUNTRY) -> AddressPlan:
     """Assign the pooled networks to operators.
 
     Within each (country, region) networks go round-robin to the country's fixed ISPs and
@@ -258,11 +264,11 @@ def build_plan(pool: pl.DataFrame, seed: int) -> AddressPlan:
         order = rng.permutation(len(nets))
         nets = [nets[i] for i in order]
         consumer: list[int] = []
-        for k in range(FIXED_ISPS_PER_COUNTRY):
+        for k in range(fixed_isps):
             ases[next_private] = AS(next_private, f"{code} Broadband {k + 1} (synthetic)", "isp", code)
             consumer.append(next_private)
             next_private += 1
-        for k in range(MOBILE_CARRIERS_PER_COUNTRY):
+        for k in range(mobile_carriers):
             ases[next_private] = AS(next_private, f"{code} Mobile {k + 1} (synthetic)", "mobile", code)
             consumer.append(next_private)
             next_private += 1

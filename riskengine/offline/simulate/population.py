@@ -1,5 +1,9 @@
 """Legitimate users: homes, operators, devices whose browsers auto-update, personal hours,
-login frequency over orders of magnitude, trips, VPNs, new devices, password typos."""
+login frequency over orders of magnitude, trips, VPNs, new devices, password typos — and the
+legitimate behaviour that looks odd to a risk engine: commuters between two regions,
+travellers, mobile users behind carrier NAT whose prefix and ASN change (shares and reasons in
+:mod:`riskengine.offline.simulate.profiles`). Each login carries a round-trip time from the
+user's own band on that network (:func:`rtt_ms`)."""
 
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ import numpy as np
 
 from riskengine.core.signals.geo import haversine_km
 from riskengine.offline.simulate.addressing import (
-    HOME_COUNTRIES,
     TRAVEL_DESTINATIONS,
     VPN_COUNTRIES,
     AddressPlan,
     Network,
 )
 from riskengine.offline.simulate.channels import enrolment
+from riskengine.offline.simulate.profiles import DEFAULT, Profile
 
 DAY: Final = 86400.0
 
@@ -121,6 +125,36 @@ class User:
     """(start, end, network index at the destination)."""
     lease_days: float = 30.0
     addresses: dict[int, list[str]] = field(default_factory=dict)
+    traits: frozenset[str] = frozenset()
+    """Odd-but-legitimate behaviours: ``commuter``, ``cgnat``, ``traveller``, ``vpn``, ``new_device``."""
+    rtt_base_ms: float = 32.0
+    """This user's fixed-line round-trip time to the service from home (access + backhaul)."""
+    rtt_mobile_extra_ms: float = 25.0
+    """What this user's mobile radio link adds."""
+
+
+# light in fibre covers ~200 km per ms one way; routes run ~1.5-2x the great-circle distance
+RTT_MS_PER_KM: Final = 0.018
+
+
+def network_offset_ms(network: int) -> float:
+    """A stable per-network shift of the RTT band (-6..+10 ms): two networks of one user sit
+    in different bands, the same network always in the same one."""
+    return float(((network * 2654435761) >> 8) % 17 - 6)
+
+
+def rtt_ms(user: User, network: int, mobile: bool, km_from_home: float, rng: np.random.Generator,
+           extra_ms: float = 0.0) -> float:
+    """A login's round-trip time: the user's band on that network, distance, jitter, rare spikes.
+
+    ``km_from_home`` is the *physical* distance from the user's home (a roaming phone keeps
+    its home address but its packets still cross the distance).
+    """
+    base = user.rtt_base_ms + network_offset_ms(network) + (user.rtt_mobile_extra_ms if mobile else 0.0)
+    value = (max(base, 8.0) + RTT_MS_PER_KM * km_from_home + extra_ms) * float(rng.lognormal(0.0, 0.08))
+    if rng.random() < 0.03:
+        value *= float(rng.uniform(1.5, 3.0))  # a congested moment
+    return float(round(value))
 
 
 def _choice(rng: np.random.Generator, items: list[int]) -> int:
@@ -149,11 +183,28 @@ def new_device(rng: np.random.Generator, since: float, cookie_share: float, seri
     return Device(kind, model, float(rng.uniform(0, 21)), cookie, since)
 
 
+def _other_region_network(plan: AddressPlan, home: Network, rng: np.random.Generator) -> int | None:
+    """A broadband network in the nearest *other* region of the home country within 150 km
+    (an office across a regional border), or ``None`` when there is none."""
+    best: list[tuple[float, int]] = []
+    for i in plan.by_country_kind.get((home.country, "isp"), ()):
+        n = plan.networks[i]
+        if n.region == home.region:
+            continue
+        km = haversine_km(home.latitude, home.longitude, n.latitude, n.longitude)
+        if 5.0 < km < 150.0:
+            best.append((km, i))
+    if not best:
+        return None
+    best.sort()
+    return best[int(rng.integers(min(3, len(best))))][1]
+
+
 def make_user(user_id: str, plan: AddressPlan, rng: np.random.Generator, start: float, end: float,
               created: float, cookie_share: float, serial: list[int],
-              enrolled: tuple[str, ...] | None = None) -> User:
-    countries = list(HOME_COUNTRIES)
-    probs = np.array(list(HOME_COUNTRIES.values()))
+              enrolled: tuple[str, ...] | None = None, profile: Profile = DEFAULT) -> User:
+    countries = list(profile.home_countries)
+    probs = np.array(list(profile.home_countries.values()))
     country = countries[int(rng.choice(len(countries), p=probs / probs.sum()))]
     isps = plan.isps(country, "isp")
     carriers = plan.isps(country, "mobile")
@@ -163,9 +214,24 @@ def make_user(user_id: str, plan: AddressPlan, rng: np.random.Generator, start: 
     home = plan.networks[home_network]
     fixed = [home_network, *_networks_near(plan, home, home_isp, rng, 1)]
     carrier = carriers[int(rng.integers(len(carriers)))]
+    traits: set[str] = set()
     mobile = _networks_near(plan, home, carrier, rng, 2) or fixed
+    if rng.random() < profile.cgnat_share:
+        # carrier NAT pools: many prefixes, announced from the carrier's ASN and a partner's
+        partner = [c for c in carriers if c != carrier]
+        pools = _networks_near(plan, home, carrier, rng, 4)
+        if partner:
+            pools += _networks_near(plan, home, partner[int(rng.integers(len(partner)))], rng, 3)
+        if len({plan.networks[i].asn for i in pools}) > 1:
+            mobile = pools
+            traits.add("cgnat")
     work: list[int] = []
-    if rng.random() < 0.35:
+    if rng.random() < profile.commuter_share:
+        office = _other_region_network(plan, home, rng)
+        if office is not None:
+            work = [office]
+            traits.add("commuter")
+    if not work and rng.random() < 0.35:
         other = [a for a in isps if a != home_isp]
         if other:
             work = _networks_near(plan, home, other[int(rng.integers(len(other)))], rng, 1)
@@ -173,7 +239,8 @@ def make_user(user_id: str, plan: AddressPlan, rng: np.random.Generator, start: 
     devices = [new_device(rng, start, cookie_share, serial) for _ in range(n_devices)]
     span = end - start
     # new-device purchase, cookie clearing
-    if rng.random() < 0.10 * span / (90 * DAY):
+    if rng.random() < profile.new_device_rate * span / (90 * DAY):
+        traits.add("new_device")
         at = float(rng.uniform(max(start, created), end))
         old = devices[int(rng.integers(len(devices)))]
         old.until = at + float(rng.uniform(0, 7)) * DAY  # the old one lingers a few days
@@ -194,14 +261,17 @@ def make_user(user_id: str, plan: AddressPlan, rng: np.random.Generator, start: 
         hour_peaks=peaks, hour_spread=float(rng.uniform(0.8, 2.5)), rate_per_day=rate,
         created=created, enrolled=enrolled if enrolled is not None else enrolment(country, rng),
         time_zone=home.time_zone, lease_days=float(rng.uniform(14, 120)),
+        rtt_base_ms=float(np.clip(rng.lognormal(math.log(profile.rtt_access_ms), 0.35), 10.0, 90.0)),
+        rtt_mobile_extra_ms=float(rng.uniform(*profile.rtt_mobile_extra_ms)),
     )
-    if rng.random() < 0.04:
+    if rng.random() < profile.vpn_share:
         exits = [c for c in VPN_COUNTRIES if c == country] or list(VPN_COUNTRIES)
         exit_country = exits[int(rng.integers(len(exits)))]
         vpn_nets = plan.by_country_kind.get((exit_country, "vpn"), [])
         if vpn_nets:
             user.vpn_network = _choice(rng, vpn_nets)
-    trip_p = 0.15 * span / (90 * DAY)
+            traits.add("vpn")
+    trip_p = profile.trip_rate * span / (90 * DAY)
     while rng.random() < trip_p and len(user.trips) < 3:
         trip_p *= 0.3
         begin = float(rng.uniform(max(start, created), end))
@@ -215,6 +285,8 @@ def make_user(user_id: str, plan: AddressPlan, rng: np.random.Generator, start: 
         choices = [i for i in choices if plan.networks[i].region != home.region] or choices
         if choices:
             user.trips.append((begin, begin + length, _choice(rng, choices)))
+            traits.add("traveller")
+    user.traits = frozenset(traits)
     return user
 
 
@@ -239,6 +311,7 @@ class LegitEvent:
     device_id: str | None
     session: int
     network: int
+    rtt: float = math.nan
 
 
 def user_events(user: User, plan: AddressPlan, rng: np.random.Generator, start: float, end: float,
@@ -263,22 +336,25 @@ def user_events(user: User, plan: AddressPlan, rng: np.random.Generator, start: 
     stamps.sort()
     events: list[LegitEvent] = []
     last: tuple[float, float, float] | None = None
+    home = plan.networks[user.home_network]
     for ts in stamps:
         active = [d for d in user.devices if d.since <= ts < d.until] or user.devices[-1:]
         device = active[int(rng.integers(len(active)))]
         trip = next((t for t in user.trips if t[0] <= ts < t[1]), None)
         churn = True
+        on_mobile = False
         if trip is not None:
             # roaming phones keep the home carrier's address; hotel Wi-Fi is local
             if device.mobile and rng.random() < 0.5:
-                net, churn = _choice(rng, user.mobile_networks), False
+                net, churn, on_mobile = _choice(rng, user.mobile_networks), False, True
             else:
                 net = trip[2]
         elif user.vpn_network is not None and rng.random() < 0.25:
             net = user.vpn_network
         elif device.mobile and rng.random() < 0.55:
-            net, churn = _choice(rng, user.mobile_networks), False
-        elif user.work_networks and 9 <= datetime.fromtimestamp(ts, zone).hour < 18 and rng.random() < 0.5:
+            net, churn, on_mobile = _choice(rng, user.mobile_networks), False, True
+        elif user.work_networks and _office_hours(user, ts, zone) and rng.random() < (
+                0.75 if "commuter" in user.traits else 0.5):
             net = user.work_networks[0]
         else:
             net = user.fixed_networks[int(rng.integers(len(user.fixed_networks)))]
@@ -290,6 +366,14 @@ def user_events(user: User, plan: AddressPlan, rng: np.random.Generator, start: 
                 continue
         if net != user.vpn_network:
             last = (place.latitude, place.longitude, ts)
+        # where the person physically is: the trip's place even behind a roaming address
+        here = plan.networks[trip[2]] if trip is not None else (
+            home if net == user.vpn_network else place)
+        km = haversine_km(home.latitude, home.longitude, here.latitude, here.longitude)
+        vpn_km = 0.0
+        if net == user.vpn_network:  # the detour through the exit and back
+            vpn_km = 2.0 * haversine_km(here.latitude, here.longitude, place.latitude, place.longitude)
+        rtt = rtt_ms(user, net, on_mobile, km + vpn_km, rng)
         ip = _address(user, plan, net, ts, rng, churn)
         ua = device.ua(ts)
         cookie = device.cookie_at(ts)
@@ -302,6 +386,13 @@ def user_events(user: User, plan: AddressPlan, rng: np.random.Generator, start: 
         elif r < 0.035:
             typos = 1
         for k in range(typos, 0, -1):
-            events.append(LegitEvent(ts - k * float(rng.uniform(4, 30)), True, ip, ua, cookie, session, net))
-        events.append(LegitEvent(ts, False, ip, ua, cookie, session, net))
+            events.append(LegitEvent(ts - k * float(rng.uniform(4, 30)), True, ip, ua, cookie, session, net, rtt))
+        events.append(LegitEvent(ts, False, ip, ua, cookie, session, net, rtt))
     return events
+
+
+def _office_hours(user: User, ts: float, zone: ZoneInfo) -> bool:
+    local = datetime.fromtimestamp(ts, zone)
+    if "commuter" in user.traits:
+        return local.weekday() < 5 and 8 <= local.hour < 18
+    return 9 <= local.hour < 18

@@ -24,9 +24,11 @@ from riskengine.offline.simulate.addressing import AddressPlan, build_plan, load
 from riskengine.offline.simulate.channels import ChallengeBehaviour, simulate_challenge
 from riskengine.offline.simulate.experiment import EXPERIMENT, enrolled_at_signup, signups
 from riskengine.offline.simulate.population import DAY, User, make_user, user_events
+from riskengine.offline.simulate.profiles import get_profile
 from riskengine.offline.simulate.writer import ASN_FILE, MANIFEST_FILE, build_frames, write_outputs
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+"""2: per-network round-trip times, the imitating families, odd-but-legitimate users, profiles."""
 DEFAULT_START: Final = "2025-09-01"
 DEFAULT_WARMUP_DAYS: Final = 90
 """Long enough for a steady state: the window's established-user step-up rate stops drifting
@@ -53,6 +55,9 @@ class SimulationConfig:
     """Victims per takeover family, as a share of users per 90 days."""
     warmup_days: int = DEFAULT_WARMUP_DAYS
     """Days of legitimate-only traffic of the pre-existing users before ``start`` (0: none)."""
+    profile: str = "default"
+    """Parameter set (:mod:`riskengine.offline.simulate.profiles`): ``default`` (tune on this
+    one only) or ``heldout`` (other countries, operators, shares, RTT bands, attack mix)."""
 
     def validate(self) -> None:
         if self.users < 10:
@@ -64,6 +69,7 @@ class SimulationConfig:
         if not 0 <= self.warmup_days <= MAX_WARMUP_DAYS:
             raise ValueError(f"--warmup-days must be in 0..{MAX_WARMUP_DAYS}, got {self.warmup_days}")
         datetime.fromisoformat(self.start)
+        get_profile(self.profile)
 
     def key(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, **asdict(self)}
@@ -73,13 +79,14 @@ def _behaviour_columns() -> dict[str, list[Any]]:
     names = ("ts", "kind", "user_id", "ip", "user_agent", "device_id", "session_id", "enrolled_factors",
              "would_pass", "challenge_channels", "challenge_outcome", "challenge_attempts",
              "seconds_to_verify", "trust_device", "experiment", "variant", "converted",
-             "attack_family", "is_attack_ip", "warmup")
+             "attack_family", "is_attack_ip", "warmup", "rtt_ms", "user_traits")
     return {n: [] for n in names}
 
 
 def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: str, ua: str,
             device_id: str | None, session: int, enrolled: tuple[str, ...], b: ChallengeBehaviour | None,
-            family: str | None = None, attack_ip: bool = False, warmup: bool = False) -> None:
+            family: str | None = None, attack_ip: bool = False, warmup: bool = False,
+            rtt: float | None = None, traits: frozenset[str] = frozenset()) -> None:
     cols["ts"].append(ts)
     cols["kind"].append(kind)
     cols["user_id"].append(user_id)
@@ -100,6 +107,8 @@ def _append(cols: dict[str, list[Any]], ts: float, kind: str, user_id: str, ip: 
     cols["attack_family"].append(family)
     cols["is_attack_ip"].append(attack_ip)
     cols["warmup"].append(warmup)
+    cols["rtt_ms"].append(None if rtt is None or rtt != rtt else rtt)
+    cols["user_traits"].append(sorted(traits))
 
 
 def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: str = "both",
@@ -120,7 +129,9 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
     warm_start = start - cfg.warmup_days * DAY
     pool = load_or_sample_pool(out, cfg.seed, progress=progress,
                                pool_path=Path(pool_path) if pool_path else None)
-    plan: AddressPlan = build_plan(pool, cfg.seed)
+    profile = get_profile(cfg.profile)
+    plan: AddressPlan = build_plan(pool, cfg.seed, profile.fixed_isps_per_country,
+                                   profile.mobile_carriers_per_country)
     plan.write_asn_mmdb(out / ASN_FILE)
 
     rng = np.random.default_rng(cfg.seed)
@@ -133,11 +144,12 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
     # existing users live (devices, trips, habits) through warm-up and window alike
     for k in range(n_existing):
         users.append(make_user(f"u{k:07d}", plan, rng, warm_start, end, warm_start - 400 * DAY,
-                               cfg.cookie_share, device_serial))
+                               cfg.cookie_share, device_serial, profile=profile))
     # the signup funnel produces the new users; visitors scale so about n_new convert
     visitors = signups(int(n_new / 0.57), start, end - DAY, rng, cfg.signup_drop)
     for v in visitors:
-        country_user = make_user(v.visitor_id, plan, rng, start, end, v.ts, cfg.cookie_share, device_serial)
+        country_user = make_user(v.visitor_id, plan, rng, start, end, v.ts, cfg.cookie_share, device_serial,
+                                 profile=profile)
         home = plan.networks[country_user.home_network]
         device = country_user.devices[0]
         session_serial[0] += 1
@@ -158,18 +170,19 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
         for e in legit:
             b = None if e.failed else simulate_challenge(user.enrolled[0], country, True, rng)
             _append(cols, e.ts, "failed_password" if e.failed else "login", user.user_id, e.ip, e.ua,
-                    e.device_id, e.session, user.enrolled, b, warmup=e.session in warm_sessions)
+                    e.device_id, e.session, user.enrolled, b, warmup=e.session in warm_sessions,
+                    rtt=e.rtt, traits=user.traits)
     by_id = {u.user_id: u for u in users}
     attack_events = attack_mod.stuffing(users, plan, rng, start, end, device_serial, session_serial,
                                         cfg.attack_intensity)
     attack_events += attack_mod.takeovers(users, plan, rng, start, end, device_serial, session_serial,
-                                          cfg.ato_share * cfg.attack_intensity)
+                                          cfg.ato_share * cfg.attack_intensity, profile)
     for a in attack_events:
         victim = by_id.get(a.user_id)
         enrolled = victim.enrolled if victim is not None else ()
         b = None if a.failed else simulate_challenge(enrolled[0] if enrolled else "sms", "", False, rng)
         _append(cols, a.ts, "failed_password" if a.failed else "login", a.user_id, a.ip, a.ua, None,
-                a.session, enrolled, b, a.family, True)
+                a.session, enrolled, b, a.family, True, rtt=a.rtt)
 
     events, labels = build_frames(cols)
     warm = labels.filter(pl.col("warmup"))

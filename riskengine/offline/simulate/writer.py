@@ -23,14 +23,23 @@ trust_device        bool, nullable      logins: ticks "trust this device" when v
 experiment          str, nullable       signups: experiment name
 variant             str, nullable       signups: arm the visitor saw
 converted           bool, nullable      signups: completed the signup
+rtt_ms              float64, nullable   logins, failed passwords: round-trip time to the
+                                        service (the user's band on that network; attackers'
+                                        proxies add latency); null for signups
 ==================  ==================  =====================================================
 
 ``labels.parquet``: ``index`` (= event_id), ``kind``, ``user_id``, ``is_attack``,
-``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | null),
+``attack_family`` (stuffing | ato_foreign | ato_domestic | ato_imitation | ato_lookalike |
+ato_residential_proxy | null),
 ``is_attack_ip``, ``warmup`` (the row belongs to the warm-up before the simulated window:
 legitimate traffic of existing users that teaches the profiles and is left out of
 ``riskengine evaluate``'s numbers), ``user_logins_before`` (warm-up logins included) and
-``established`` (≥ 5 earlier logins).
+``established`` (≥ 5 earlier logins) and ``user_traits`` (the legitimate user's odd-but-legitimate
+behaviours: ``cgnat``, ``commuter``, ``new_device``, ``traveller``, ``vpn``; empty for attackers'
+rows, which carry the victim's id but not the victim's behaviour).
+
+The RBA CSV's ``Round-Trip Time [ms]`` is ``rtt_ms`` on every row (a login server can measure
+it: the public data set has it on a minority of rows only).
 """
 
 from __future__ import annotations
@@ -39,7 +48,6 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import polars as pl
 
 from riskengine.core.enrich.geoip import GeoIP, builtin_city_db
@@ -80,8 +88,10 @@ NATIVE_SCHEMA: Final[dict[str, pl.DataType]] = {
     "attack_family": pl.Utf8(),
     "is_attack_ip": pl.Boolean(),
     "warmup": pl.Boolean(),
+    "rtt_ms": pl.Float64(),
+    "user_traits": pl.List(pl.Utf8),
 }
-LABEL_ONLY_COLUMNS: Final = ("attack_family", "is_attack_ip", "warmup")
+LABEL_ONLY_COLUMNS: Final = ("attack_family", "is_attack_ip", "warmup", "user_traits")
 """Collected with the events but written only to ``labels.parquet``."""
 
 
@@ -103,6 +113,7 @@ def build_frames(columns: dict[str, list[Any]]) -> tuple[pl.DataFrame, pl.DataFr
         "is_attack_ip",
         "warmup",
         (is_login.cum_sum().over("user_id") - is_login).alias("user_logins_before"),
+        "user_traits",
     ).with_columns((pl.col("user_logins_before") >= ESTABLISHED_MIN_LOGINS).alias("established"))
     events = frame.drop(*LABEL_ONLY_COLUMNS)
     return events, labels
@@ -132,20 +143,15 @@ def rba_frame(events: pl.DataFrame, labels: pl.DataFrame, asn_db: Path, seed: in
     uas = pl.DataFrame(ua_rows, orient="row", schema={
         "user_agent": pl.Utf8, "Browser Name and Version": pl.Utf8, "OS Name and Version": pl.Utf8,
         "Device Type": pl.Utf8})
-    rng = np.random.default_rng([seed, 99])
-    rtt = rng.lognormal(np.log(80.0), 0.6, size=logins.height).round().astype(np.int64)
-    has_rtt = rng.random(logins.height) < 0.25  # most rows of the public dataset have none
+    del seed  # every random draw happened in the simulation (RTTs included)
     out = logins.join(geo, on="ip", how="left", maintain_order="left").join(
         uas, on="user_agent", how="left", maintain_order="left")
-    return out.with_columns(
-        pl.Series("rtt", rtt).alias("Round-Trip Time [ms]"),
-        pl.Series("has_rtt", has_rtt),
-    ).select(
+    return out.select(
         pl.col("event_id").alias("index"),
         pl.col("event_time").dt.replace_time_zone(None).dt.strftime("%Y-%m-%d %H:%M:%S%.3f")
         .alias("Login Timestamp"),
         pl.col("user_id").alias("User ID"),
-        pl.when(pl.col("has_rtt")).then(pl.col("Round-Trip Time [ms]")).alias("Round-Trip Time [ms]"),
+        pl.col("rtt_ms").round().cast(pl.Int64).alias("Round-Trip Time [ms]"),
         pl.col("ip").alias("IP Address"),
         "Country", "Region", "City", "ASN",
         pl.col("user_agent").alias("User Agent String"),

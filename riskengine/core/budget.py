@@ -1,0 +1,218 @@
+"""The step-up budget: the live challenge threshold from a streaming quantile of recent
+established users' login risks (``[policy] target_stepup_rate``).
+
+Pure code: no store, no clock. The sketch is a fixed-bin histogram over [0, 1]
+(``BINS`` bins, width 1/BINS) with forward-decayed weights (Cormode et al., ICDE 2009: a
+login at ``t`` weighs 2^((t − landmark)/half-life), so decaying every count is a division
+at read time that cancels out of a quantile). Histograms with the same bins add, so
+workers merge their deltas into one shared copy in the store (one key per bin, summed
+atomically) and read the merged sketch back.
+
+Three extra keys ride along:
+
+- ``forced``: the weight of established logins the floor challenged regardless of their
+  risk (strong signals). They are part of the realised rate: the threshold for the rest is
+  set so that forced + tail ≈ budget · total.
+- ``n``: an undecayed count of logins merged (the warm-up counter).
+
+The threshold is the lower edge ``e`` (a multiple of 1/BINS) of the lowest non-empty bin
+whose tail mass of non-forced logins with ``risk >= e`` fits in what the floor leaves of the
+budget — the same
+"lowest threshold whose established step-up rate is ≤ target" that ``riskengine evaluate``
+reports, on a bin-width grid — clamped to ``[min_threshold, max_threshold]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+BINS = 400
+"""Bin width 0.0025: far finer than any weight in the policy (the smallest is 0.05)."""
+FORCED_KEY = "forced"
+COUNT_KEY = "n"
+LANDMARK = 1_735_689_600.0
+"""2025-01-01 UTC, the population prior's landmark."""
+_MAX_EXPONENT = 1000.0
+
+
+def decay_weight(t: float, half_life_s: float) -> float:
+    """Forward-decay weight of an observation at ``t`` (seconds since the epoch).
+
+    The exponent is clamped to ±1000 (2^1000 < float max): with a half-life of a day that
+    lasts until 2027-09, with the default 3 days until 2033; `budget_half_life_hours` is
+    therefore at least 24 h.
+
+    >>> decay_weight(LANDMARK + 3600.0, 3600.0)
+    2.0
+    """
+    exponent = (t - LANDMARK) / half_life_s
+    return float(2.0 ** max(-_MAX_EXPONENT, min(_MAX_EXPONENT, exponent)))
+
+
+def bin_of(risk: float) -> int:
+    """The bin holding ``risk``: bin i covers [i/BINS, (i+1)/BINS); risk 1.0 goes in the last.
+
+    >>> bin_of(0.0), bin_of(0.0025), bin_of(1.0)
+    (0, 1, 399)
+    """
+    i = int(math.floor(risk * BINS + 1e-9))
+    return min(BINS - 1, max(0, i))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    target: float
+    """Share of established logins to step up, in (0, 0.5]."""
+    min_threshold: float
+    max_threshold: float
+    warmup_logins: int
+    half_life_s: float
+
+
+def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: float) -> float:
+    """The live threshold from a (merged) sketch: ``fallback`` (the fixed
+    ``challenge_threshold``) while fewer than ``cfg.warmup_logins`` logins were merged.
+
+    >>> cfg = BudgetConfig(0.1, 0.0, 1.0, 0, 86400.0)
+    >>> threshold_from({"100": 90.0, "200": 10.0, "n": 100}, cfg, 0.4)  # 10 % at risk 0.5
+    0.5
+    """
+    if counts.get(COUNT_KEY, 0.0) < cfg.warmup_logins:
+        return fallback
+    bins = [0.0] * BINS
+    total = forced = 0.0
+    for key, weight in counts.items():
+        if key == COUNT_KEY:
+            continue
+        if key == FORCED_KEY:
+            forced += weight
+        else:
+            bins[int(key)] += weight
+        total += weight
+    if total <= 0.0:
+        return fallback
+    room = cfg.target * total - forced
+    edge = BINS  # "no bin": nothing but the floor challenges
+    if room > 0.0:
+        tail = 0.0
+        # tolerate float rounding of the sums (a tail exactly at the budget fits)
+        slack = room * 1e-9
+        for i in range(BINS - 1, -1, -1):
+            if tail + bins[i] > room + slack:
+                break
+            if bins[i] > 0.0:
+                # the lowest non-empty bin that fits: empty bins below it would lower the
+                # threshold into risks this sketch never saw (the upper quantile, not a gap)
+                tail += bins[i]
+                edge = i
+    return min(cfg.max_threshold, max(cfg.min_threshold, edge / BINS))
+
+
+class UserCap:
+    """At most ``cap`` contributions per user per ``window_s`` window of event time (windows
+    aligned on multiples of ``window_s``), so one account (or a few) flooding logins cannot
+    move the quantile. Memory: one entry per user seen in the current window."""
+
+    __slots__ = ("cap", "window_s", "_window", "_seen")
+
+    def __init__(self, cap: int, window_s: float) -> None:
+        self.cap = cap
+        self.window_s = window_s
+        self._window = -math.inf
+        self._seen: dict[str, int] = {}
+
+    def admit(self, user: str, t: float) -> bool:
+        """Whether this contribution counts (and count it).
+
+        >>> c = UserCap(2, 60.0)
+        >>> [c.admit("u", 0.0), c.admit("u", 1.0), c.admit("u", 2.0), c.admit("u", 61.0)]
+        [True, True, False, True]
+        """
+        window = math.floor(t / self.window_s)
+        if window > self._window:
+            self._window = window
+            self._seen.clear()
+        elif window < self._window:
+            return True  # a late event of an earlier window (clock skew): not counted against now
+        seen = self._seen.get(user, 0)
+        if seen >= self.cap:
+            return False
+        self._seen[user] = seen + 1
+        return True
+
+
+class BudgetSketch:
+    """One worker's view: the last merged sketch read from the store, the local delta not
+    yet merged, and the threshold both give. Refreshes happen at event-time boundaries
+    (multiples of ``refresh_s``), the same in a live engine and in ``apply_budget``."""
+
+    __slots__ = ("cfg", "fallback", "refresh_s", "cap", "merged", "delta", "epoch", "threshold")
+
+    def __init__(self, cfg: BudgetConfig, fallback: float, refresh_s: float, cap: UserCap) -> None:
+        self.cfg = cfg
+        self.fallback = fallback
+        self.refresh_s = refresh_s
+        self.cap = cap
+        self.merged: dict[str, float] = {}
+        self.delta: dict[str, float] = {}
+        self.epoch = -math.inf
+        self.threshold = fallback
+
+    def due(self, t: float) -> bool:
+        """Whether ``t`` starts a new refresh period (then merge ``take_delta()`` and ``install``)."""
+        return math.floor(t / self.refresh_s) > self.epoch
+
+    def take_delta(self) -> dict[str, float]:
+        delta, self.delta = self.delta, {}
+        return delta
+
+    def install(self, merged: Mapping[str, float], t: float) -> None:
+        """The merged sketch read back from the store at ``t``: recompute the threshold."""
+        self.merged = dict(merged)
+        self.epoch = math.floor(t / self.refresh_s)
+        self.threshold = threshold_from(self.merged, self.cfg, self.fallback)
+
+    def keep(self, t: float) -> None:
+        """The store could not be reached: keep the last good threshold, retry next period
+        (the delta is put back by the caller)."""
+        self.epoch = math.floor(t / self.refresh_s)
+
+    def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
+        """Count one established login (not denied) in the local delta; False when the user's
+        cap for this window is used up."""
+        if not self.cap.admit(user, t):
+            return False
+        key = FORCED_KEY if forced else str(bin_of(risk))
+        w = decay_weight(t, self.cfg.half_life_s)
+        delta = self.delta
+        delta[key] = delta.get(key, 0.0) + w
+        delta[COUNT_KEY] = delta.get(COUNT_KEY, 0.0) + 1.0
+        return True
+
+    def restore(self, delta: Mapping[str, float]) -> None:
+        """Put back a delta whose merge failed (added to what arrived since)."""
+        for key, w in delta.items():
+            self.delta[key] = self.delta.get(key, 0.0) + w
+
+
+class DeferredBudget(BudgetSketch):
+    """A sketch that never refreshes and learns nothing: the engine decides at the fixed
+    ``challenge_threshold`` (the warm-up threshold) while the budget itself is applied later,
+    by ``riskengine replay``'s deterministic post-pass (:mod:`riskengine.offline.budget`),
+    from what :meth:`Engine.defer_budget` hands out per decision."""
+
+    __slots__ = ()
+
+    def due(self, t: float) -> bool:
+        return False
+
+    def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
+        return True
+
+
+def merge_into(target: dict[str, float], delta: Mapping[str, float]) -> None:
+    """Add ``delta`` to ``target`` key by key (what every store's ``budget_merge`` does)."""
+    for key, w in delta.items():
+        target[key] = target.get(key, 0.0) + w

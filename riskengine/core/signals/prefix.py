@@ -1,0 +1,67 @@
+"""Network granularity below the AS: the address prefix (/24, /48) the user has used.
+
+The network AS is coarse (one AS is a whole national ISP); a prefix is roughly one
+neighbourhood's or one provider's pool. ``NEW_PREFIX`` fires only inside a network the user
+already uses (or when the AS is unknown): a new AS already fires ``NEW_ASN``, and counting the
+same novelty twice would make every new network look like two pieces of evidence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from functools import lru_cache
+
+from riskengine.core import reasons
+from riskengine.core.signals.base import SignalResult
+
+_SEEN = SignalResult(reasons.NEW_PREFIX, 0.0, "address prefix seen before")
+_COARSER = SignalResult(reasons.NEW_PREFIX, 0.0, "the network AS is new: NEW_ASN says it")
+_UNKNOWN = SignalResult(reasons.NEW_PREFIX, 0.0, "no address prefix")
+
+
+@lru_cache(maxsize=65536)
+def address_prefix(ip: str, ipv4_bits: int = 24, ipv6_bits: int = 48) -> str | None:
+    """The network address of ``ip``'s prefix (compact: the prefix length is configuration).
+
+    >>> address_prefix("81.2.69.160")
+    '81.2.69.0'
+    >>> address_prefix("2001:db8:1:2::7")
+    '2001:db8:1::'
+    >>> address_prefix("not an address") is None
+    True
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = ipv4_bits if address.version == 4 else ipv6_bits
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False).network_address)
+
+
+def new_prefix(
+    prefix: str | None, asn_new: bool, prefixes: Mapping[str, int], now: float, history_days: float,
+) -> SignalResult:
+    """1.0 for a prefix absent from the user's history (or older than ``history_days``), unless
+    the AS itself is new (``asn_new``).
+
+    >>> new_prefix("81.2.69.0", False, {"81.2.70.0": 100}, 200, 365).value
+    1.0
+    >>> new_prefix("81.2.69.0", True, {"81.2.70.0": 100}, 200, 365).value
+    0.0
+    >>> new_prefix("81.2.69.0", False, {"81.2.69.0": 100}, 200, 365).value
+    0.0
+    """
+    if prefix is None:
+        return _UNKNOWN
+    if asn_new:
+        return _COARSER
+    last = prefixes.get(prefix)
+    if last is None or (now - last) / 86400.0 > history_days:
+        return SignalResult(reasons.NEW_PREFIX, 1.0, f"first login from address block {prefix}")
+    return _SEEN
+
+
+__all__ = ["address_prefix", "new_prefix"]

@@ -1,0 +1,46 @@
+"""Distance from the user's usual places, not only from the last login.
+
+Impossible travel compares with the last accepted login only: an attacker who waits a day is
+never "too fast". The profile keeps a few decayed location centroids (where the user usually
+is); ``FAR_FROM_USUAL_PLACES`` fires when the login is more than ``far_km`` from every one of
+them, graded from 0.5 there to 1.0 at ``full_km``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from riskengine.core import reasons
+from riskengine.core.profile import UsualPlace
+from riskengine.core.signals.base import SignalResult
+from riskengine.core.signals.geo import haversine_km
+
+_NEAR = SignalResult(reasons.FAR_FROM_USUAL_PLACES, 0.0, "near one of the user's usual places")
+_NO_PLACES = SignalResult(reasons.FAR_FROM_USUAL_PLACES, 0.0, "no usual places yet or location unknown")
+
+
+def far_from_usual_places(
+    lat: float | None, lon: float | None, places: Sequence[UsualPlace], far_km: float, full_km: float,
+) -> SignalResult:
+    """How far this login is from the nearest usual place, 0 within ``far_km``.
+
+    >>> london, leeds = UsualPlace(51.51, -0.13, 20.0, 0), UsualPlace(53.80, -1.55, 5.0, 0)
+    >>> far_from_usual_places(51.45, -2.59, [london, leeds], 300, 2000).value   # Bristol
+    0.0
+    >>> round(far_from_usual_places(57.15, -2.09, [london, leeds], 300, 2000).value, 2)  # Aberdeen
+    0.52
+    >>> far_from_usual_places(40.71, -74.0, [london, leeds], 300, 2000).value      # New York
+    1.0
+    """
+    if lat is None or lon is None or not places:
+        return _NO_PLACES
+    nearest = min(haversine_km(p.lat, p.lon, lat, lon) for p in places)
+    if nearest <= far_km:
+        return _NEAR
+    span = max(full_km - far_km, 1.0)
+    value = min(1.0, 0.5 + 0.5 * (nearest - far_km) / span)
+    return SignalResult(reasons.FAR_FROM_USUAL_PLACES, round(value, 4),
+                        f"{nearest:.0f} km from the nearest of the user's {len(places)} usual places")
+
+
+__all__ = ["far_from_usual_places"]

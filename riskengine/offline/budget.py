@@ -1,0 +1,94 @@
+"""The step-up budget as a deterministic post-pass over scored logins (for replay).
+
+A live engine sets its challenge threshold from the shared sketch
+(:mod:`riskengine.core.budget`); a parallel replay cannot share one sketch across workers
+in event order and stay byte-identical, so it scores with the fixed policy and applies the
+budget afterwards, here, walking the rows in event-time order with the engine's semantics:
+
+1. when a row's event time enters a new ``budget_refresh_seconds`` period, the delta
+   gathered so far is merged into the sketch and the threshold recomputed (warm-up:
+   ``challenge_threshold`` until ``budget_warmup_logins`` established logins were merged);
+2. the row's action: ``deny`` if it was denied; ``challenge`` if a floor signal fired;
+   ``allow`` if a trusted device exempts it; else ``challenge`` iff ``risk >= threshold``;
+3. an established, not denied row enters the delta (the per-user cap applies): forced rows
+   as "stepped up whatever their risk", exempt rows at risk 0.
+
+This equals the live engine's decisions on a single-process memory-store run whenever what a
+login teaches does not depend on its action (``--outcomes verified``: every challenge passes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from riskengine.core.budget import BudgetSketch, merge_into
+from riskengine.core.config import Settings
+from riskengine.core.engine.state import budget_sketch
+
+REQUIRED = ("event_time", "risk", "established", "floor_forced", "user")
+
+
+def floor_forced(reasons: Iterable[str], settings: Settings) -> bool:
+    """Whether a budget floor signal is among a decision's reason codes."""
+    floor = set(settings.policy.budget_floor_signals)
+    return any(code in floor for code in reasons)
+
+
+def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """``threshold`` and ``action`` for each row of ``frame``, in its order.
+
+    Columns: ``event_time`` (datetime or epoch seconds), ``risk`` (float), ``established``
+    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied`` and ``exempt``
+    (bool, default false). Rows with equal event times keep their order.
+    """
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"apply_budget: missing column(s) {', '.join(missing)} (needs {', '.join(REQUIRED)})")
+    sketch = budget_sketch(settings)
+    if sketch is None:
+        raise ValueError("apply_budget: [policy] target_stepup_rate is not set (a fixed policy needs no post-pass)")
+    times = frame["event_time"]
+    if times.dtype.is_temporal():
+        seconds = (times.dt.epoch("us").cast(pl.Float64) / 1e6).to_list()
+    else:
+        seconds = times.cast(pl.Float64).to_list()
+    if any(t is None for t in seconds):
+        raise ValueError("apply_budget: event_time has nulls")
+    n = frame.height
+    false = [False] * n
+    denied = frame["denied"].to_list() if "denied" in frame.columns else false
+    exempt = frame["exempt"].to_list() if "exempt" in frame.columns else false
+    risk = frame["risk"].to_list()
+    est = frame["established"].to_list()
+    forced = frame["floor_forced"].to_list()
+    users = frame["user"].cast(pl.String).to_list()
+    order = sorted(range(n), key=seconds.__getitem__)  # stable: ties keep their order
+    thresholds: list[float] = [0.0] * n
+    actions: list[str] = [""] * n
+    shared: dict[str, float] = {}
+    for i in order:
+        t = seconds[i]
+        _refresh(sketch, shared, t)
+        thr = sketch.threshold
+        thresholds[i] = thr
+        if denied[i]:
+            actions[i] = "deny"
+            continue
+        if forced[i]:
+            actions[i] = "challenge"
+        elif exempt[i]:
+            actions[i] = "allow"
+        else:
+            actions[i] = "challenge" if risk[i] >= thr else "allow"
+        if est[i]:
+            sketch.observe(users[i], 0.0 if exempt[i] and not forced[i] else float(risk[i]), bool(forced[i]), t)
+    return pl.DataFrame({"threshold": thresholds, "action": actions},
+                        schema={"threshold": pl.Float64, "action": pl.String})
+
+
+def _refresh(sketch: BudgetSketch, shared: dict[str, float], t: float) -> None:
+    if sketch.due(t):
+        merge_into(shared, sketch.take_delta())
+        sketch.install(shared, t)

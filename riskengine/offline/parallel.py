@@ -1,0 +1,310 @@
+"""Partitioned replay: ``riskengine replay IN --out OUT --workers N`` / ``--scheduler ADDRESS``.
+
+Three steps, every one streaming (memory is bounded by the batch size and the number of
+users in one partition, never by the number of rows):
+
+1. **pre-pass and scatter** (this process): read IN in batches, validate, add the
+   cross-user columns (:mod:`riskengine.offline.prepass`) and append each row to its user's
+   partition file (``part-NNNNN.parquet`` in a work directory beside OUT);
+2. **replay** each partition with its own :class:`~riskengine.core.engine.Engine` (memory
+   store): in N local processes (``--workers``), or as tasks on a Dask distributed cluster
+   (``--scheduler``; the work directory must be on a path every worker can read and write);
+3. **merge** the partitions' decisions by input row number into OUT, in input order,
+   written to a temporary file and renamed, so a failed run leaves no OUT behind.
+
+The partitions (``partitions``, default 16) are fixed independently of the number of
+workers and each gets a fresh engine, so ``--workers 1`` (the same partitions one after the
+other) writes exactly the bytes ``--workers N`` and ``--scheduler`` do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+from riskengine._extras import extra
+
+with extra("sim", feature="riskengine replay"):
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+from riskengine.core.config import Settings
+from riskengine.core.engine import Engine
+from riskengine.offline.baseline import FreemanBaseline
+from riskengine.offline.formats import check_input_file
+from riskengine.offline.prepass import DEFAULT_PARTITIONS, SharedPass
+from riskengine.offline.replay import (
+    BATCH_ROWS,
+    BUDGET_SCHEMA,
+    OUTPUT_SCHEMA,
+    Replayer,
+    ReplayStats,
+    _batch_gc,
+    _settings,
+    budget_post_pass,
+    native_batches,
+    prepass_batch,
+    rba_batches,
+)
+
+PART_SCHEMA: Final = pa.schema([pa.field("_row", pa.int64()), *OUTPUT_SCHEMA])
+
+
+class PartitionError(RuntimeError):
+    """A partition's replay failed; the message names the partition and the cause."""
+
+
+@dataclass(slots=True)
+class PartitionResult:
+    partition: int
+    stats: ReplayStats
+    peak_rss_mb: float
+
+
+def part_name(partition: int) -> str:
+    return f"part-{partition:05d}.parquet"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ---------------------------------------------------------------------------- 1. scatter
+def scatter(path: Path, fmt: str, settings: Settings, workdir: Path, *, baseline: bool,
+            partitions: int, batch_rows: int) -> int:
+    """Pre-pass IN and write one input file per partition (rows in input order); returns rows."""
+    batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
+    writers: dict[int, pq.ParquetWriter] = {}
+    schema: pa.Schema | None = None
+    rows = 0
+    with Engine(settings.with_overrides(audit={"root": None})) as engine:
+        shared = SharedPass(engine, fmt, baseline=baseline, partitions=partitions)
+        try:
+            for batch in batches:
+                if batch.height == 0:
+                    continue
+                table = prepass_batch(shared, batch).to_arrow()
+                if schema is None:
+                    schema = table.schema
+                else:
+                    table = table.cast(schema)  # a CSV block may infer a column differently
+                rows += table.num_rows
+                by_part = pl.from_arrow(table.select(["_part"]))
+                assert isinstance(by_part, pl.DataFrame)
+                groups = by_part.with_row_index("_i").group_by("_part", maintain_order=True).agg(pl.col("_i"))
+                for part, idx in groups.iter_rows():
+                    w = writers.get(part)
+                    if w is None:
+                        w = writers[part] = pq.ParquetWriter(workdir / "in" / part_name(part), schema)
+                    w.write_table(table.take(pa.array(idx, pa.int64())))
+        finally:
+            for w in writers.values():
+                w.close()
+    return rows
+
+
+# ---------------------------------------------------------------------------- 2. replay
+def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, settings: Settings,
+                     baseline: bool, batch_rows: int) -> PartitionResult:
+    """Replay one partition file with a fresh engine; writes ``out/part-NNNNN.parquet``.
+    A plain function of plain arguments: what a process pool or a Dask task runs."""
+    src = Path(workdir) / "in" / part_name(partition)
+    dst = Path(workdir) / "out" / part_name(partition)
+    stats = ReplayStats()
+    started = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack, Engine(settings) as engine:
+            replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
+            replayer.stats = stats
+            part_schema = pa.schema([pa.field("_row", pa.int64()), *replayer.schema])
+            writer = stack.enter_context(pq.ParquetWriter(dst, part_schema))
+            if src.exists():
+                for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)
+                    with _batch_gc():
+                        out = replayer.run_batch(frame)
+                    rows = frame["_row"].to_arrow().cast(pa.int64())
+                    writer.write_batch(pa.RecordBatch.from_arrays([rows, *out.columns], schema=part_schema))
+    except Exception as exc:
+        raise PartitionError(f"replay partition {partition} ({src}) failed: {type(exc).__name__}: {exc}") from exc
+    stats.seconds = time.perf_counter() - started
+    return PartitionResult(partition, stats, _peak_rss_mb())
+
+
+Runner = Callable[[list[int], Callable[..., PartitionResult], tuple[Any, ...]], list[PartitionResult]]
+
+
+def run_serial(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
+    return [fn(p, *args) for p in parts]
+
+
+def process_runner(workers: int) -> Runner:
+    """N local worker processes (spawned: no state inherited from the caller)."""
+
+    def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures: list[Future[PartitionResult]] = [pool.submit(fn, p, *args) for p in parts]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in futures:
+                if f.done() and f.exception() is not None:
+                    for other in futures:
+                        other.cancel()
+                    exc = f.exception()
+                    assert exc is not None
+                    if isinstance(exc, PartitionError):
+                        raise PartitionError(str(exc)) from exc
+                    raise PartitionError(f"a replay worker process failed: {type(exc).__name__}: {exc}") from exc
+            return [f.result() for f in futures]
+
+    return run
+
+
+def dask_runner(scheduler: str | Any) -> Runner:
+    """Partitions as tasks on a Dask distributed cluster: ``scheduler`` is an address
+    (``tcp://host:8786``) or a ``distributed.Client``/``LocalCluster`` already running."""
+    from riskengine._extras import extra
+
+    with extra("distributed", feature="riskengine replay --scheduler"):
+        from distributed import Client
+
+    def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
+        own = not isinstance(scheduler, Client)
+        client: Any = Client(scheduler) if own else scheduler  # type: ignore[no-untyped-call]
+        try:
+            futures = [client.submit(fn, p, *args, key=f"riskengine-replay-{os.getpid()}-{time.time_ns()}-{p}",
+                                     pure=False, retries=0) for p in parts]
+            try:
+                results: list[PartitionResult] = client.gather(futures)
+            except PartitionError:
+                raise
+            except Exception as exc:
+                raise PartitionError(f"a replay task failed on the Dask cluster: {type(exc).__name__}: {exc}") from exc
+            return results
+        finally:
+            if own:
+                client.close()
+
+    return run
+
+
+# ---------------------------------------------------------------------------- 3. merge
+def _batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    if not path.exists():
+        return
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield frame
+
+
+def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int,
+          schema: pa.Schema = OUTPUT_SCHEMA) -> None:
+    """Merge the partitions' decisions by input row number, streaming, into ``out``."""
+    sources = [_batches(workdir / "out" / part_name(p), batch_rows) for p in range(partitions)]
+    buffers: list[pl.DataFrame | None] = [None] * partitions
+    with pq.ParquetWriter(out, schema) as writer:
+        for start in range(0, rows, batch_rows):
+            end = min(rows, start + batch_rows)
+            pieces: list[pl.DataFrame] = []
+            for p in range(partitions):
+                while True:
+                    buf = buffers[p]
+                    if buf is not None and buf.height and buf["_row"][-1] >= end:
+                        break
+                    nxt = next(sources[p], None)
+                    if nxt is None:
+                        break
+                    buffers[p] = nxt if buf is None else pl.concat([buf, nxt])
+                buf = buffers[p]
+                if buf is None:
+                    continue
+                cut = int((buf["_row"] < end).sum())
+                pieces.append(buf.head(cut))
+                buffers[p] = buf.slice(cut)
+            window = pl.concat(pieces).sort("_row")
+            if window.height != end - start or (window.height and (
+                    window["_row"][0] != start or window["_row"][-1] != end - 1)):
+                raise PartitionError(f"merging the partitions: rows {start}..{end - 1} incomplete "
+                                     f"({window.height} of {end - start})")
+            writer.write_table(window.drop("_row").to_arrow().cast(schema), row_group_size=batch_rows)
+
+
+# ---------------------------------------------------------------------------- all three
+def replay_partitioned(
+    path: str | Path, fmt: str, out: str | Path, *, workers: int = 1, scheduler: str | Any | None = None,
+    partitions: int = DEFAULT_PARTITIONS, outcomes: str | None = None,
+    config: str | Path | Settings | None = None, asn_db: str | Path | None = None, baseline: bool = True,
+    batch_rows: int = BATCH_ROWS, workdir: str | Path | None = None,
+) -> tuple[ReplayStats, list[PartitionResult]]:
+    """Replay ``path`` into ``out`` over ``partitions`` user partitions run by ``workers``
+    processes (or on the Dask cluster at ``scheduler``). Returns the summed statistics
+    (``seconds``: wall clock of the whole run) and each partition's own."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be a whole number of at least 1, got {workers!r}")
+    if partitions < 1:
+        raise ValueError(f"--partitions must be at least 1, got {partitions!r}")
+    path = check_input_file(path, "replay input")
+    if fmt not in ("rba", "native"):
+        raise ValueError(f"--format must be rba or native, got {fmt!r}")
+    if outcomes is None:
+        outcomes = "simulated" if fmt == "native" else "labels"
+    Replayer.check(fmt, outcomes)
+    if asn_db is None and fmt == "native" and (path.parent / "asn.mmdb").exists():
+        asn_db = path.parent / "asn.mmdb"
+    settings = _settings(config, None, asn_db)
+    if settings.audit.root is not None:
+        raise ValueError("a partitioned replay writes no audit log: leave audit.root unset (or use replay() in "
+                         "one process)")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    base = Path(workdir) if workdir is not None else out.parent
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=base))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        (work / "in").mkdir()
+        (work / "out").mkdir()
+        rows = scatter(path, fmt, settings, work, baseline=baseline, partitions=partitions, batch_rows=batch_rows)
+        runner: Runner
+        if scheduler is not None:
+            runner = dask_runner(scheduler)
+        elif workers == 1:
+            runner = run_serial
+        else:
+            runner = process_runner(workers)
+        results = runner(list(range(partitions)), replay_partition,
+                         (str(work), fmt, outcomes, settings, baseline, batch_rows))
+        budget_on = bool(settings.policy.target_stepup_rate)
+        merge(work, partitions, rows, tmp, batch_rows, BUDGET_SCHEMA if budget_on else OUTPUT_SCHEMA)
+        counted = ReplayStats()
+        if budget_on:
+            pq.write_table(budget_post_pass(pq.read_table(tmp), settings, counted), tmp)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    total = ReplayStats()
+    for r in results:
+        for f in fields(ReplayStats):
+            if f.name != "seconds":
+                setattr(total, f.name, getattr(total, f.name) + getattr(r.stats, f.name))
+    if budget_on:  # the budget's decisions, not the scoring pass's
+        total.challenges, total.denies = counted.challenges, counted.denies
+    total.seconds = time.perf_counter() - started
+    return total, sorted(results, key=lambda r: r.partition)
+

@@ -1,0 +1,74 @@
+"""RTT_ANOMALY: the round-trip time outside the user's band on this network, and the band."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riskengine.core.profile import DEFAULT_LIMITS, EvidenceLimits, LoginTraits, RttBand, UserProfile
+from riskengine.core.signals.rtt import rtt_anomaly
+
+BAND = {3320: RttBand(math.log(40.0), 0.1, 20)}
+ARGS = (5, 3.0, 1.6, 25.0)  # min_samples, k, min_factor, slack_ms (the defaults)
+
+
+def test_band_edges_one_ms_either_side() -> None:
+    width = max(3.0 * 0.1, math.log(1.6))
+    high = 40.0 * math.exp(width)
+    assert rtt_anomaly(high + 25.0, 3320, BAND, *ARGS).value == 0.0   # beyond the band but within slack
+    r = rtt_anomaly(high + 26.0, 3320, BAND, *ARGS)
+    assert r.code == "RTT_ANOMALY"
+    assert r.value == pytest.approx(0.5 + 0.5 * math.log((high + 26.0) / high) / width, abs=1e-4)
+    assert rtt_anomaly(40.0 * math.exp(2 * width) * 1.01, 3320, BAND, *ARGS).value == 1.0
+    assert "AS3320" in r.detail
+
+
+def test_far_below_the_band_fires_when_beyond_the_slack() -> None:
+    slow = {1: RttBand(math.log(300.0), 0.05, 50)}
+    assert rtt_anomaly(40.0, 1, slow, *ARGS).value > 0.5
+    assert rtt_anomaly(40.0, 1, BAND | {1: RttBand(math.log(50.0), 0.05, 50)}, *ARGS).value == 0.0
+
+
+def test_min_samples_boundary_and_unknowns() -> None:
+    assert rtt_anomaly(500.0, 3320, {3320: RttBand(math.log(40.0), 0.1, 4)}, *ARGS).value == 0.0
+    assert rtt_anomaly(500.0, 3320, {3320: RttBand(math.log(40.0), 0.1, 5)}, *ARGS).value > 0.0
+    assert rtt_anomaly(500.0, 7018, BAND, *ARGS).value == 0.0      # another network: no band
+    assert rtt_anomaly(None, 3320, BAND, *ARGS).value == 0.0
+    assert rtt_anomaly(500.0, None, BAND, *ARGS).value == 0.0
+
+
+def learn(p: UserProfile, rtt: float, asn: int = 3320, limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:
+    return p.learned(now=1, device_key="d", country=None, region=None, asn=asn, latitude=None, longitude=None,
+                     local_hour=None, traits=LoginTraits(rtt_ms=rtt), limits=limits)
+
+
+@given(st.lists(st.floats(5.0, 2000.0), min_size=1, max_size=4))
+def test_the_first_samples_are_a_plain_mean_of_log_rtt(samples: list[float]) -> None:
+    """Oracle: statistics.fmean of the logs, for the first 1/alpha samples."""
+    p = UserProfile()
+    for x in samples:
+        p = learn(p, x)
+    assert p.rtt[3320].log_mean == pytest.approx(statistics.fmean(math.log(x) for x in samples), abs=1e-3)
+    assert p.rtt[3320].n == len(samples)
+
+
+def test_only_the_most_sampled_networks_are_kept() -> None:
+    limits = EvidenceLimits(max_rtt_asns=2)
+    p = UserProfile()
+    for _ in range(3):
+        p = learn(p, 40.0, 1, limits)
+    p = learn(p, 40.0, 2, limits)
+    p = learn(p, 40.0, 3, limits)   # 2 (one sample) goes, 3 just arrived stays
+    assert sorted(p.rtt) == [1, 3]
+
+
+def test_a_proxy_after_a_stable_history_fires() -> None:
+    p = UserProfile()
+    for i in range(30):
+        p = learn(p, 38.0 + (i % 5))
+    assert rtt_anomaly(41.0, 3320, p.rtt, *ARGS).value == 0.0
+    assert rtt_anomaly(180.0, 3320, p.rtt, *ARGS).value == 1.0

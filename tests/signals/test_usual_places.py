@@ -1,0 +1,64 @@
+"""FAR_FROM_USUAL_PLACES: graded by km from the nearest decayed centroid; the profile's centroids."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from riskengine.core.profile import EvidenceLimits, UserProfile, UsualPlace
+from riskengine.core.signals.geo import EARTH_RADIUS_KM, haversine_km
+from riskengine.core.signals.usual_places import far_from_usual_places
+
+KM_PER_DEG_LAT = EARTH_RADIUS_KM * math.pi / 180
+HOME = UsualPlace(0.0, 0.0, 10.0, 0)
+
+
+def north(km: float) -> float:
+    return km / KM_PER_DEG_LAT
+
+
+def test_boundaries_at_far_km_and_full_km() -> None:
+    assert far_from_usual_places(north(299), 0.0, [HOME], 300, 2000).value == 0.0
+    assert far_from_usual_places(north(300), 0.0, [HOME], 300, 2000).value == 0.0
+    assert far_from_usual_places(north(301), 0.0, [HOME], 300, 2000).value == pytest.approx(0.5, abs=1e-3)
+    assert far_from_usual_places(north(1150), 0.0, [HOME], 300, 2000).value == pytest.approx(0.75, abs=1e-3)
+    assert far_from_usual_places(north(1999), 0.0, [HOME], 300, 2000).value == pytest.approx(1.0, abs=1e-3)
+    assert far_from_usual_places(north(5000), 0.0, [HOME], 300, 2000).value == 1.0
+
+
+def test_nearest_of_several_places_counts_not_the_last_one() -> None:
+    work = UsualPlace(north(1000), 0.0, 3.0, 0)
+    assert far_from_usual_places(north(1100), 0.0, [HOME, work], 300, 2000).value == 0.0
+    assert far_from_usual_places(north(1100), 0.0, [HOME], 300, 2000).value > 0.5
+    assert far_from_usual_places(None, 0.0, [HOME], 300, 2000).value == 0.0
+    assert far_from_usual_places(1.0, 1.0, [], 300, 2000).value == 0.0
+
+
+def learn(p: UserProfile, now: int, lat: float, lon: float, limits: EvidenceLimits) -> UserProfile:
+    return p.learned(now=now, device_key="d", country="GB", region="R", asn=1, latitude=lat, longitude=lon,
+                     local_hour=9, limits=limits)
+
+
+def test_logins_near_a_place_move_it_and_the_cap_evicts_the_least_used() -> None:
+    limits = EvidenceLimits(max_usual_places=2, place_merge_km=50.0, place_half_life_days=90.0)
+    p = UserProfile()
+    for i in range(10):
+        p = learn(p, i * 86400, 51.5 + (0.1 if i % 2 else 0.0), -0.1, limits)  # 11 km apart: one place
+    p = learn(p, 9 * 86400 + 3600, 51.5, -0.1, limits)  # the same day again: one visit, not two
+    assert len(p.places) == 1 and p.places[0].weight == pytest.approx(9.7, abs=0.05)  # 9 days of decay
+    assert 51.5 < p.places[0].lat < 51.6
+    p = learn(p, 10 * 86400, 53.8, -1.55, limits)      # Leeds: a second place
+    p = learn(p, 11 * 86400, 40.7, -74.0, limits)      # New York: past the cap, Leeds (weight 1) goes
+    assert len(p.places) == 2
+    assert [round(x.lat) for x in p.places] == [52, 41]
+    assert min(haversine_km(x.lat, x.lon, 51.55, -0.1) for x in p.places) < 10
+
+
+def test_a_decayed_place_loses_to_a_fresh_one() -> None:
+    limits = EvidenceLimits(max_usual_places=2, place_half_life_days=10.0)
+    old = UsualPlace(10.0, 10.0, 8.0, 0)
+    recent = UsualPlace(20.0, 20.0, 2.0, 100 * 86400)
+    p = UserProfile(places=(old, recent))
+    q = learn(p, 100 * 86400, -30.0, -30.0, limits)     # old: 8 × 2⁻¹⁰ < 1 → evicted
+    assert [x.lat for x in q.places] == [20.0, -30.0]

@@ -1,0 +1,112 @@
+"""The step-up budget's sketch (riskengine.core.budget), against numpy as the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from riskengine.core.budget import (
+    BINS,
+    COUNT_KEY,
+    FORCED_KEY,
+    BudgetConfig,
+    BudgetSketch,
+    UserCap,
+    bin_of,
+    decay_weight,
+    threshold_from,
+)
+
+DAY = 86400.0
+T0 = 1_767_225_600.0  # 2026-01-01
+
+
+def _cfg(target: float = 0.02, lo: float = 0.0, hi: float = 1.0, warmup: int = 0) -> BudgetConfig:
+    return BudgetConfig(target, lo, hi, warmup, 3 * DAY)
+
+
+def _sketch_of(risks: np.ndarray, forced: int = 0, cfg: BudgetConfig | None = None) -> BudgetSketch:
+    sk = BudgetSketch(cfg or _cfg(), 0.4, 10.0, UserCap(10**9, 3600.0))
+    for i, r in enumerate(risks):
+        sk.observe(f"u{i}", float(r), False, T0)
+    for i in range(forced):
+        sk.observe(f"f{i}", 0.0, True, T0)
+    sk.install(sk.take_delta(), T0)
+    return sk
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("target", [0.01, 0.015, 0.05, 0.2])
+def test_threshold_is_the_upper_quantile_within_a_bin_width(seed: int, target: float) -> None:
+    rng = np.random.default_rng(seed)
+    # a realistic mix: most logins near 0, a tail of novelty scores
+    risks = np.concatenate([rng.beta(0.6, 12.0, 20_000), rng.uniform(0.2, 0.9, 1_000)])
+    sk = _sketch_of(risks, cfg=_cfg(target))
+    oracle = float(np.quantile(risks, 1.0 - target))
+    assert abs(sk.threshold - oracle) <= 1.0 / BINS + 1e-12
+    # and the realised rate at the threshold is within the budget (lowest such bin edge)
+    assert float(np.mean(risks >= sk.threshold)) <= target + 1e-12
+    assert float(np.mean(risks >= sk.threshold - 1.0 / BINS)) > target
+
+
+def test_floor_forced_logins_use_up_the_budget_first() -> None:
+    rng = np.random.default_rng(7)
+    risks = rng.uniform(0.0, 1.0, 9_000)
+    # 1000 forced of 10000: 10 % budget → forced 10 % already: nothing else should challenge
+    sk = _sketch_of(risks, forced=1_000, cfg=_cfg(0.10))
+    assert sk.threshold == 1.0  # no bin fits; clamp max is 1.0 here
+    # 5 % forced of a 10 % budget: the rest gets the other 5 % of the TOTAL
+    sk = _sketch_of(risks[:9_500], forced=500, cfg=_cfg(0.10))
+    oracle = float(np.quantile(risks[:9_500], 1.0 - 500 / 9_500))
+    assert abs(sk.threshold - oracle) <= 1.0 / BINS + 1e-12
+
+
+def test_clamp_edges() -> None:
+    cfg = _cfg(0.02, lo=0.25, hi=0.6)
+    # a quiet sketch (or one flooded with low risks): the 98th percentile is 0.05
+    quiet = {str(bin_of(0.01)): 980.0, str(bin_of(0.05)): 20.0, COUNT_KEY: 1000.0}
+    assert threshold_from(quiet, cfg, 0.4) == 0.25
+    flooded = {str(bin_of(0.95)): 1000.0, COUNT_KEY: 1000.0}  # every risk high
+    assert threshold_from(flooded, cfg, 0.4) == 0.6
+    at_edge = {str(bin_of(0.1)): 98.0, str(bin_of(0.6)): 2.0, COUNT_KEY: 100.0}
+    assert threshold_from(at_edge, cfg, 0.4) == 0.6  # exactly at the clamp: 2 % at 0.6 fits
+    inside = {str(bin_of(0.1)): 98.0, str(bin_of(0.5)): 2.0, COUNT_KEY: 100.0}
+    assert threshold_from(inside, cfg, 0.4) == 0.5
+    only_forced = {FORCED_KEY: 5.0, str(bin_of(0.1)): 95.0, COUNT_KEY: 100.0}
+    assert threshold_from(only_forced, cfg, 0.4) == 0.6  # floor alone exceeds the budget
+
+
+@pytest.mark.parametrize(("merged", "expected"), [(999, 0.4), (1000, 0.5), (1001, 0.5)])
+def test_warmup_count_at_and_around(merged: int, expected: float) -> None:
+    cfg = _cfg(0.1, warmup=1000)
+    counts = {str(bin_of(0.1)): 90.0, str(bin_of(0.5)): 10.0, COUNT_KEY: float(merged)}
+    assert threshold_from(counts, cfg, 0.4) == expected
+
+
+def test_forward_decay_weighs_recent_logins_more() -> None:
+    cfg = BudgetConfig(0.1, 0.0, 1.0, 0, DAY)
+    sk = BudgetSketch(cfg, 0.4, 10.0, UserCap(10**9, 3600.0))
+    for i in range(100):  # a day ago: 10 % at 0.8
+        sk.observe(f"a{i}", 0.8 if i < 10 else 0.05, False, T0 - DAY)
+    for i in range(100):  # now: 10 % at 0.3
+        sk.observe(f"b{i}", 0.3 if i < 10 else 0.05, False, T0)
+    sk.install(sk.take_delta(), T0)
+    # weights 1 vs 2: 0.8 holds 10/300 = 3.3 %, 0.3 another 20/300: 10 % ends at 0.3's bin
+    assert sk.threshold == pytest.approx(bin_of(0.3) / BINS)
+    assert decay_weight(T0, DAY) == pytest.approx(2 * decay_weight(T0 - DAY, DAY))
+
+
+def test_user_cap_per_window() -> None:
+    cap = UserCap(3, 3600.0)
+    assert [cap.admit("m", T0 + i) for i in range(5)] == [True, True, True, False, False]
+    assert cap.admit("other", T0 + 5)
+    assert cap.admit("m", T0 + 3600.0)  # next window
+
+
+def test_refresh_boundaries_are_event_time_multiples() -> None:
+    sk = BudgetSketch(_cfg(), 0.4, 10.0, UserCap(3, 3600.0))
+    assert sk.due(T0)
+    sk.install({}, T0 + 3.0)
+    assert not sk.due(T0 + 9.999)
+    assert sk.due(T0 + 10.0)
+    assert not sk.due(T0 - 50.0)  # late events never go back
