@@ -54,10 +54,23 @@ def _script_args(argv: Sequence[str]) -> argparse.Namespace:
     return known
 
 
-def audit_root() -> Path | None:
-    """The audit root from ``--root`` (after ``--``) or ``RISKENGINE_AUDIT_ROOT``."""
+AuditRoot = Path | str
+"""A folder, or ``s3://bucket/prefix`` kept as a string (``Path`` would fold its ``//``)."""
+
+
+def audit_root() -> AuditRoot | None:
+    """The audit root from ``--root`` (after ``--``) or ``RISKENGINE_AUDIT_ROOT``: a folder or
+    ``s3://bucket/prefix``."""
     value = _script_args(sys.argv[1:]).root or os.environ.get(ROOT_ENV)
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    return value if value.startswith("s3://") else Path(value).expanduser()
+
+
+def root_exists(root: AuditRoot) -> bool:
+    """Whether there is anything to read yet: the folder exists (an object store prefix
+    always "exists"; an empty one simply has no data)."""
+    return isinstance(root, str) or root.exists()
 
 
 def labels_path() -> Path | None:
@@ -257,7 +270,7 @@ def _db(root: str) -> AuditDB:
     return AuditDB(root)
 
 
-def db(root: Path) -> AuditDB:
+def db(root: AuditRoot) -> AuditDB:
     return _db(str(root))
 
 
@@ -428,14 +441,14 @@ def _bounds(day: date, end: bool = False) -> datetime:
     return at + timedelta(days=1) if end else at
 
 
-def sidebar_filters(root: Path | None) -> Filters | None:
+def sidebar_filters(root: AuditRoot | None) -> Filters | None:
     """Render the global filters; every page reads the result via :func:`current_filters`.
 
     The date range is whole UTC days, inclusive of the end day (``until`` is exclusive, so it
     is the midnight after it). Returns None while there is nothing to filter.
     """
     st.session_state[FILTERS_KEY] = None
-    if root is None or not root.exists() or not has_data(str(root)):
+    if root is None or not root_exists(root) or not has_data(str(root)):
         return None
     span = date_range(str(root))
     if span is None:
@@ -465,7 +478,7 @@ def sidebar_filters(root: Path | None) -> Filters | None:
     return f
 
 
-def page_context(title: str, *, needs_logins: bool = True) -> tuple[Path, Filters]:
+def page_context(title: str, *, needs_logins: bool = True) -> tuple[AuditRoot, Filters]:
     """Title, then the (root, filters) a page works with — or a friendly message and stop."""
     st.title(title)
     root = audit_root()
@@ -474,7 +487,7 @@ def page_context(title: str, *, needs_logins: bool = True) -> tuple[Path, Filter
                 f"or set {ROOT_ENV}.")
         st.stop()
     assert root is not None
-    if not root.exists():
+    if not root_exists(root):
         st.info(f"The audit root `{root}` does not exist yet. It appears when the engine writes its first "
                 "events (Engine with `audit.root` set), e.g. after `riskengine demo`.")
         st.stop()

@@ -26,6 +26,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "distributed": ("distributed", "polars", "pyarrow", "numpy", "tqdm", "mmdb_writer", "netaddr", "matplotlib"),
     "metrics": ("prometheus_client",),
     "otel": ("opentelemetry",),
+    "s3": ("pyarrow", "fsspec"),
 }
 EXTRAS["all"] = tuple(sorted({name for names in EXTRAS.values() for name in names}))
 """Import names (not distribution names) each extra provides, as pyproject.toml declares them."""

@@ -63,3 +63,48 @@ def redis_cluster() -> Iterator[LocalRedisCluster]:
     cluster = LocalRedisCluster().start()
     yield cluster
     cluster.stop()
+
+
+# ---------------------------------------------------------------- object storage (moto server)
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto in server mode) on the loopback address, for the session;
+    the AWS environment points at it while it runs."""
+    import logging
+
+    pytest.importorskip("moto", reason="moto[server] (extra [dev]) runs the object-storage tests")
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"})
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED")
+_buckets = iter(range(1_000_000))
+
+
+@pytest.fixture
+def s3_root(s3_endpoint: str) -> str:
+    """``s3://<a new bucket>/audit`` on the test server."""
+    import pyarrow.fs as pafs
+
+    bucket = f"riskengine-test-{os.getpid()}-{next(_buckets)}"
+    fs = pafs.S3FileSystem(endpoint_override=s3_endpoint.split("://")[1], scheme="http", region="us-east-1",
+                           allow_bucket_creation=True)
+    fs.create_dir(bucket)
+    return f"s3://{bucket}/audit"

@@ -89,3 +89,24 @@ def test_a_missing_audit_root_is_an_error_naming_the_variable(
     with pytest.raises(CellExecutionError, match="RISKENGINE_NB_AUDIT"):
         client.execute(env=dict(os.environ))
     assert not (tmp_path / "no-such-root").exists()
+
+
+@pytest.mark.slow
+def test_the_readout_notebook_reads_an_s3_audit_root(root: Path, s3_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RISKENGINE_NB_AUDIT=s3://bucket/prefix: the same audit log, uploaded to a real S3-compatible
+    server (moto on loopback), gives the notebook's assertions the same answers."""
+    from nbclient import NotebookClient
+
+    from riskengine.audit.objectstore import S3Root
+
+    store = S3Root.parse(s3_root)
+    for path in sorted((root / "audit").rglob("*.parquet")):
+        rel = path.relative_to(root / "audit").as_posix()
+        if not rel.startswith("_"):
+            store.put(rel, path.read_bytes())
+    book = nbformat.read(NOTEBOOKS / "02_experiment_readout.ipynb", as_version=4)
+    monkeypatch.setenv("RISKENGINE_NB_DATA", str(root))
+    monkeypatch.setenv("RISKENGINE_NB_AUDIT", s3_root)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    client = NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(root)}})
+    client.execute(env=dict(os.environ))

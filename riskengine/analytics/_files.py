@@ -12,20 +12,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from riskengine.audit import objectstore as s3
 from riskengine.audit.layout import segment_files
 
 
-def segments(root: Path, table: str, since: datetime | None, until: datetime | None,
+def segments(root: Path | s3.S3Root, table: str, since: datetime | None, until: datetime | None,
              skip: frozenset[int] = frozenset()) -> list[str]:
     """Segments of the month partitions of ``table`` overlapping [since, until), except the
-    ``skip`` months (``YYYYMM``), sorted."""
+    ``skip`` months (``YYYYMM``), sorted. On object storage the paths are DuckDB's
+    (``riskengine-s3://…``, :mod:`._objectstore`)."""
+    if isinstance(root, s3.S3Root):
+        return _object_segments(root, table, *_month_range(since, until), skip)
     base = root / table
     if not base.is_dir():
         return []
-    lo = since.astimezone(UTC) if since else None
-    hi = (until.astimezone(UTC) - timedelta(microseconds=1)) if until else None
-    lo_key = lo.year * 100 + lo.month if lo else 0
-    hi_key = hi.year * 100 + hi.month if hi else 999_999
+    lo_key, hi_key = _month_range(since, until)
     out: list[str] = []
     for ydir in base.glob("year=*"):
         try:
@@ -41,6 +42,23 @@ def segments(root: Path, table: str, since: datetime | None, until: datetime | N
                 continue
             if lo_key <= key <= hi_key and key not in skip:
                 out.extend(str(p) for p in segment_files(mdir))
+    return sorted(out)
+
+
+def _month_range(since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    lo = since.astimezone(UTC) if since else None
+    hi = (until.astimezone(UTC) - timedelta(microseconds=1)) if until else None
+    return (lo.year * 100 + lo.month if lo else 0), (hi.year * 100 + hi.month if hi else 999_999)
+
+
+def _object_segments(root: s3.S3Root, table: str, lo_key: int, hi_key: int, skip: frozenset[int]) -> list[str]:
+    from riskengine.analytics._objectstore import duck_path
+
+    out: list[str] = []
+    for year, month, folder in s3.partitions(root, table):
+        key = year * 100 + month
+        if lo_key <= key <= hi_key and key not in skip:
+            out.extend(duck_path(root, rel) for rel in s3.segment_files(root, folder))
     return sorted(out)
 
 
@@ -73,4 +91,6 @@ def vanished(exc: Exception) -> bool:
     """Whether a DuckDB error says a listed segment was gone when it was opened (compaction
     renamed or removed it): the query is then listed and run again."""
     text = str(exc)
-    return any(s in text for s in ("No such file", "No files found", "Cannot open file", "could not be opened"))
+    return any(s in text for s in ("No such file", "No files found", "Cannot open file", "could not be opened",
+                                   # object storage (pyarrow's S3 client through fsspec)
+                                   "Path does not exist", "NoSuchKey", "FileNotFoundError"))

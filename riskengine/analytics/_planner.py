@@ -58,7 +58,7 @@ class _Planner(_Reader):
         """The part of ``f``'s window rollups can answer (None: raw segments only)."""
         if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
             return None
-        current = current_rollups(self.root)
+        current = current_rollups(Path(self.root))
         if not current:
             return None
         lo = ceil_day(f.since) if f.since is not None else _FAR_PAST

@@ -25,6 +25,8 @@ from riskengine.analytics._files import month_of, months_of, previous_month, seg
 from riskengine.analytics._sql import Filters, Query, decision_column_conds
 from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, duck_type
 from riskengine.audit.columns import COLUMNS
+from riskengine.audit.layout import is_object_root
+from riskengine.audit.objectstore import S3Root
 
 _RETRIES = 3
 
@@ -32,15 +34,23 @@ _RETRIES = 3
 class _Reader:
     """Read-only access to an audit root (see :class:`riskengine.analytics.AuditDB`)."""
 
-    def __init__(self, root: str | Path, *, threads: int | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | S3Root, *, threads: int | None = None) -> None:
+        self.store: S3Root | None = root if isinstance(root, S3Root) else (
+            S3Root.parse(str(root)) if is_object_root(root) else None)
+        """The object store of an ``s3://`` root (None for a local folder)."""
+        self.root: Path | str = self.store.url() if self.store is not None else Path(root)  # type: ignore[arg-type]
         self._con = duckdb.connect(":memory:")
+        if self.store is not None:
+            from riskengine.analytics._objectstore import register
+
+            register(self._con, self.store)
         self._con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()
         if threads is not None:
             self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
         self._lock = threading.Lock()
         self._legacy_files: dict[str, bool] = {}
-        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
+        # rollups are built on local roots only (for now): an object-store root reads raw segments
+        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0" and self.store is None
         """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
         always scan raw segments)."""
         self.rollup_plans = 0
@@ -67,7 +77,7 @@ class _Reader:
     def _files(self, table: str, since: datetime | None, until: datetime | None,
                skip: frozenset[int] = frozenset()) -> list[str]:
         """Segments of the month partitions overlapping [since, until), except ``skip`` months."""
-        return segments(self.root, table, since, until, skip)
+        return segments(self.store or Path(self.root), table, since, until, skip)
 
     def _months(self, table: str, since: datetime | None, until: datetime | None) -> list[int]:
         """``YYYYMM`` keys of the partitions of ``table`` that hold segments in [since, until)."""

@@ -109,3 +109,23 @@ class Progress:
 
 __all__ = ["Progress", "UsageError", "add_json_flag", "add_progress_flag", "jsonable", "print_json",
            "want_progress"]
+
+
+def audit_root(text: str) -> Path | str:
+    """``--root`` of the audit commands: a folder, or ``s3://bucket/prefix`` kept as it is
+    (``Path`` would fold its ``//``)."""
+    return text if text.startswith("s3://") else Path(text)
+
+
+def existing_audit_root(root: Path | str, *, write: bool = False) -> Path | str:
+    """``root`` if it can be read: a folder that exists, or a bucket that exists and that these
+    credentials may list (and write to, with ``write``). Raises ``FileNotFoundError`` or
+    :class:`riskengine.audit.objectstore.ObjectStoreError`, naming the root and the cause."""
+    if isinstance(root, str):
+        from riskengine.audit.objectstore import S3Root
+
+        S3Root.parse(root).check(write=write)
+        return root
+    if not root.is_dir():
+        raise FileNotFoundError(f"audit root {root} is not a folder")
+    return root

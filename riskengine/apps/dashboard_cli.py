@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.address, args.config)
     if warning:
         print(warning, file=sys.stderr)
-    if not Path(args.root).exists():
+    if not args.root.startswith("s3://") and not Path(args.root).exists():
         print(f"riskengine dashboard: note: {args.root} does not exist yet; the dashboard shows an empty "
               "state until the engine writes there", file=sys.stderr)
     print(f"riskengine dashboard: http://{args.address}:{args.port}/", file=sys.stderr)
@@ -123,7 +123,8 @@ def register(subparsers: Any) -> None:
         "dashboard", help="start the Streamlit dashboard on an audit root",
         description="Start the Streamlit dashboard (Overview, Challenges & channels, Experiments, "
                     "Risk & signals, Audit explorer) on an audit root.")
-    parser.add_argument("--root", required=True, help="audit log root folder (Engine audit.root)")
+    parser.add_argument("--root", required=True,
+                        help="audit log root folder or s3://bucket/prefix (Engine audit.root)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port")
     parser.add_argument("--labels", default=None,
                         help="optional labels file (CSV/Parquet: decision_id, is_attack) for the what-if catch rate "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, private_mkdir
+from riskengine.audit.layout import is_object_root
 
 if TYPE_CHECKING:
     from riskengine.audit.schema import TABLES as TABLES
@@ -77,12 +78,26 @@ def resolve_key(
     if root is None:
         return AuditKey(secret.encode() if secret else secrets.token_bytes(32), None)
     legacy = Path(root) / KEY_FILE
+    if secret and is_object_root(root):
+        return AuditKey(secret.encode(), None)
     if secret:
         warnings = []
         if legacy.exists():
             warnings.append(f"an old generated pseudonymisation key file sits inside the audit root ({legacy}); "
                             "a configured key is in use, so it only re-identifies old rows: delete it")
         return AuditKey(secret.encode(), None, tuple(warnings))
+    if is_object_root(root):
+        if not key_file:
+            raise ValueError(f"audit.root {root} is on object storage: set the pseudonymisation key "
+                             f"(audit.key or env {KEY_ENV}) or audit.key_file (a local path), the same for "
+                             "every writer of the root")
+        path = Path(key_file)
+        if not path.exists():
+            _create_key_file(path)
+        key = path.read_bytes().strip()
+        if not key:
+            raise OSError(f"pseudonymisation key file {path} is empty")
+        return AuditKey(key, path)
     path = Path(key_file) if key_file else default_key_file(root)
     if _inside(path, Path(root)):
         raise ValueError(f"audit.key_file {path} lies inside audit.root {root}: anyone who can read the audit "

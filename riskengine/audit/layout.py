@@ -22,6 +22,16 @@ from riskengine.audit._fs import FILE_MODE, private_mkdir
 
 SEGMENT_PREFIX = "part-"
 TMP_SUFFIX = ".tmp"
+S3_SCHEME = "s3://"
+
+
+def is_object_root(root: object) -> bool:
+    """Whether an audit root names object storage (``s3://bucket/prefix``) rather than a folder.
+
+    >>> is_object_root("s3://audit/prod"), is_object_root("/var/lib/riskengine/audit")
+    (True, False)
+    """
+    return isinstance(root, str) and root.startswith(S3_SCHEME)
 
 
 def segment_name(now: datetime | None = None) -> str:
@@ -86,5 +96,5 @@ def partitions(root: Path, table: str) -> list[tuple[int, int, Path]]:
     return sorted(out)
 
 
-__all__ = ["COMPACTED", "HIDDEN_INPUT", "LOCK_FILE", "MERGED_TMP", "META", "PARTITION", "SEGMENT_PREFIX", "TMP_SUFFIX",
-           "maintenance_lock", "partitions", "segment_files", "segment_name"]
+__all__ = ["COMPACTED", "HIDDEN_INPUT", "LOCK_FILE", "MERGED_TMP", "META", "PARTITION", "S3_SCHEME", "SEGMENT_PREFIX",
+           "TMP_SUFFIX", "is_object_root", "maintenance_lock", "partitions", "segment_files", "segment_name"]

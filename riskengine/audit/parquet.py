@@ -22,6 +22,15 @@ flushes, then hands the signal on to the handler that was installed before it.
 
 When the buffer is full or the disk fails, rows are counted in :attr:`ParquetSink.dropped`
 and logged (once per kind of problem); scoring goes on regardless.
+
+The root may be ``s3://bucket/prefix`` (:mod:`riskengine.audit.objectstore`): the same layout
+as object keys, each segment stored with one upload straight to its final key (an object
+becomes visible whole when its upload completes, so no temp name and no rename). The bucket
+and the credentials are checked when the sink is made (:class:`ObjectStoreError` otherwise).
+A segment whose upload fails (after the client's own retries) stays in memory and is tried
+again at the next flush (:attr:`ParquetSink.retried` counts those attempts), as long as the
+rows waiting that way stay within ``buffer_rows``; beyond that, or at ``close()``, rows are
+dropped and counted like a disk failure.
 """
 
 from __future__ import annotations
@@ -46,7 +55,8 @@ with extra("audit", feature="the Parquet audit sink (Engine audit.root)"):
 
 from riskengine.audit._fs import create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.base import Row
-from riskengine.audit.layout import TMP_SUFFIX, segment_name
+from riskengine.audit.layout import TMP_SUFFIX, is_object_root, segment_name
+from riskengine.audit.objectstore import S3Root, partition_rel
 from riskengine.audit.schema import TABLES, arrow_schema
 
 log = logging.getLogger(__name__)
@@ -98,12 +108,22 @@ class ParquetSink:
         flush_rows: int = 50_000,
         buffer_rows: int = 1_000_000,
         flush_on_sigterm: bool = False,
+        endpoint_url: str | None = None,
+        region: str | None = None,
     ) -> None:
         if flush_seconds <= 0:
             raise ValueError(f"flush_seconds must be > 0, got {flush_seconds}")
         if flush_rows < 1 or buffer_rows < 1:
             raise ValueError(f"flush_rows and buffer_rows must be >= 1, got {flush_rows}, {buffer_rows}")
-        self.root = Path(root)
+        self.store: S3Root | None = None
+        """The object store of an ``s3://`` root (None for a local folder)."""
+        self.root: Path | str
+        if is_object_root(root):
+            self.store = S3Root.parse(str(root), endpoint_url=endpoint_url, region=region)
+            self.store.check()  # a missing bucket or bad credentials: a clear error now, not lost rows later
+            self.root = self.store.url()
+        else:
+            self.root = Path(root)
         self.flush_seconds = float(flush_seconds)
         self.flush_rows = int(flush_rows)
         self.buffer_rows = int(buffer_rows)
@@ -126,6 +146,10 @@ class ParquetSink:
         self._written = 0
         self._segments = 0
         self._inflight = 0  # rows taken from the buffers by a flush and not yet stored or counted
+        # object store only: segments whose upload failed, tried again at the next flush (their
+        # rows stay counted in _inflight)
+        self._retry: list[tuple[str, int, int, pa.Table]] = []
+        self._retried = 0
         self._logged: set[str] = set()
         self.last_error: str | None = None
         """The most recent storage problem (None while all is well), for status pages."""
@@ -187,6 +211,11 @@ class ParquetSink:
         return self._segments
 
     @property
+    def retried(self) -> int:
+        """Segment uploads that failed and were kept for the next flush (object storage only)."""
+        return self._retried
+
+    @property
     def buffered(self) -> int:
         """Rows waiting in the buffers (not yet taken by a flush)."""
         with self._lock:
@@ -209,6 +238,10 @@ class ParquetSink:
                 for t in taken:
                     self._buffers[t] = []
                 self._inflight += sum(len(b) for b in taken.values())
+            if self._retry:
+                retry, self._retry = self._retry, []
+                for table, year, month, part in retry:
+                    self._write_part(table, year, month, part)
             for table, rows in taken.items():
                 self._write_table(table, rows)
         if self._pending_signal is not None:
@@ -226,6 +259,10 @@ class ParquetSink:
         with self._lock:
             self._closed = True
         self.flush()
+        if self._retry:  # the object store is still failing: nothing will try these again
+            lost, self._retry = self._retry, []
+            self._lost(sum(p.num_rows for *_k, p in lost), "store",
+                       f"audit sink closed while {len(lost)} segment(s) could not be uploaded to {self.root}")
         if self._sigterm is not None:
             self._sigterm.uninstall()
         try:
@@ -271,8 +308,12 @@ class ParquetSink:
             return
         times = batch.column("event_time")
         parts = _split_by_month(batch, times)
+        if self.store is not None:
+            for (year, month), part in parts:
+                self._write_part(table, year, month, part)
+            return
         for i, ((year, month), part) in enumerate(parts):
-            folder = self.root / table / f"year={year:04d}" / f"month={month:02d}"
+            folder = Path(self.root) / table / f"year={year:04d}" / f"month={month:02d}"
             try:
                 private_mkdir(folder)
                 write_atomically(folder / segment_name(), _parquet_writer(part))
@@ -283,14 +324,44 @@ class ParquetSink:
                     self._lost(sum(p.num_rows for _, p in parts[i + 1:]), "disk", "audit flush interrupted")
                     raise
                 continue
+            self._stored(part.num_rows)
+
+    def _stored(self, n: int) -> None:
+        with self._lock:
+            self._written += n
+            self._inflight -= n
+            self._segments += 1
+            if self.last_error is not None:
+                log.warning("audit log writes recovered (%d rows dropped so far)", self._dropped)
+                self.last_error = None
+                self._logged.discard("disk")
+                self._logged.discard("store")
+
+    def _write_part(self, table: str, year: int, month: int, part: pa.Table) -> None:
+        """Upload one segment to the object store: one PUT (or a multipart upload) straight to
+        its final key, visible whole when it completes. A failure keeps the segment for the
+        next flush while the rows waiting that way fit in ``buffer_rows``."""
+        assert self.store is not None
+        key = f"{partition_rel(table, year, month)}/{segment_name()}"
+        try:
+            sink = pa.BufferOutputStream()
+            pq.write_table(part, sink, compression="zstd")
+            self.store.put(key, sink.getvalue().to_pybytes())
+        except Exception as exc:  # noqa: BLE001 - any client error: keep or count, never raise
+            message = f"cannot upload audit segment {self.store.url(key)}: {type(exc).__name__}: {exc}"
             with self._lock:
-                self._written += part.num_rows
-                self._inflight -= part.num_rows
-                self._segments += 1
-                if self.last_error is not None:
-                    log.warning("audit log writes recovered (%d rows dropped so far)", self._dropped)
-                    self.last_error = None
-                    self._logged.discard("disk")
+                waiting = sum(p.num_rows for *_k, p in self._retry)
+                keep = not self._closed and waiting + part.num_rows <= self.buffer_rows
+                if keep:
+                    self._retry.append((table, year, month, part))
+                    self._retried += 1
+                    self.last_error = message
+            if keep:
+                self._report("store", f"{message} (kept for the next flush)")
+            else:
+                self._lost(part.num_rows, "store", message)
+            return
+        self._stored(part.num_rows)
 
     def _to_arrow(self, table: str, rows: list[Row | tuple[Any, ...]]) -> pa.Table:
         # dict rows become tuples in column order; then one typed struct array for the whole
@@ -331,6 +402,7 @@ class ParquetSink:
         self._wake = threading.Event()
         self._buffers = {name: [] for name in TABLES}
         self._inflight = 0
+        self._retry = []
         self._pending_signal = None
         if not self._closed and not self._stop:
             self._thread = self._start_thread()

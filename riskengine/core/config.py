@@ -458,7 +458,13 @@ class StoreSettings(_Section):
 
 class AuditSettings(_Section):
     root: str | None = None
-    """Audit log root folder; None = no audit log (a null sink)."""
+    """Audit log root: a folder, or ``s3://bucket/prefix`` (S3 and S3-compatible stores; credentials
+    from the standard AWS chain); None = no audit log (a null sink)."""
+    s3_endpoint_url: str | None = None
+    """With an ``s3://`` root: the store's endpoint, e.g. ``http://minio:9000``; None = env
+    ``AWS_ENDPOINT_URL`` if set, else AWS itself."""
+    s3_region: str | None = None
+    """With an ``s3://`` root: the region; None = env ``AWS_REGION`` / ``AWS_DEFAULT_REGION``."""
     pseudonymize: bool = True
     key: str | None = Field(default=None, repr=False)
     """Pseudonymisation key; prefer the env var ``RISKENGINE_AUDIT_KEY``. Never logged."""

@@ -36,6 +36,26 @@ not call analytics.
 
 Retention renames a whole ``month=MM`` folder into ``<root>/_meta/trash/`` (one rename,
 outside every table glob), then deletes it.
+
+On object storage (``s3://bucket/prefix``, :mod:`riskengine.audit.objectstore`) there is no
+rename. Compaction of one partition there:
+
+1. PUT the marker ``_compaction-<id>.json`` naming the inputs (step ``marked``);
+2. PUT the merged segment ``part-…-compacted-<id>.parquet`` (one upload, visible whole when
+   it completes; step ``published``);
+3. delete each input (steps ``deleted:<i>``);
+4. delete the marker (step ``unmarked``).
+
+The exact listing (:func:`riskengine.audit.objectstore.segment_files`) ignores the inputs
+of a marker whose merged segment exists, so it sees every row exactly once at every step;
+a plain ``*.parquet`` glob sees the merged rows twice between steps 2 and 3. The next run
+repairs a dead compactor: a marker with its merged segment → delete the inputs left and
+the marker; without → delete the marker (the inputs were never touched). Retention writes
+a marker ``<table>/_retired-YYYY-MM`` (the exact listing then skips the month), deletes the
+month's objects, then the marker. There is no lock on object storage (no ``flock``; S3 has
+no compare-and-swap a lock could be built on with this client): run one maintenance job
+per root, as the scheduled ``riskengine audit compact|retain`` does. Rollups are not built
+on object storage yet (AuditDB reads raw segments there).
 """
 
 from __future__ import annotations
@@ -57,13 +77,16 @@ from riskengine._extras import extra
 with extra("analytics", feature="audit compaction and retention (riskengine audit)"):
     import duckdb
 
+from riskengine.audit import objectstore as s3
 from riskengine.audit._fs import FILE_MODE, create_private_file, fsync_dir, fsync_path, private_mkdir
 from riskengine.audit.layout import (
+    COMPACTED,
     HIDDEN_INPUT,
     MERGED_TMP,
     META,
     SEGMENT_PREFIX,
     TMP_SUFFIX,
+    is_object_root,
     maintenance_lock,
     partitions,
     segment_name,
@@ -95,13 +118,13 @@ class RetentionResult:
 
 
 def compact(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | s3.S3Root,
     *,
     tables: tuple[str, ...] | None = None,
     small_bytes: int = 64 * 1024 * 1024,
     min_files: int = 2,
     progress: Callable[[int, int], None] | None = None,
-    _after_step: Callable[[str, Path], None] | None = None,
+    _after_step: Callable[[str, Path | str], None] | None = None,
 ) -> CompactionResult:
     """Merge the small segments (< ``small_bytes``) of every partition holding at least
     ``min_files`` of them into one segment. Row counts are preserved exactly.
@@ -110,8 +133,13 @@ def compact(
 
     ``_after_step`` is a test seam: called with a step name and the partition folder after
     each step of a merge (``merged``, ``hidden:<i>``, ``published``, ``deleted:<i>``), so a
-    test can read the layout there, or raise to stop the compactor as a crash would."""
-    root_path = Path(root)
+    test can read the layout there, or raise to stop the compactor as a crash would. On object
+    storage the steps are ``marked``, ``published``, ``deleted:<i>``, ``unmarked`` and the
+    folder is the partition's key relative to the root."""
+    store = _store(root)
+    if store is not None:
+        return _compact_s3(store, tables or tuple(TABLES), small_bytes, min_files, progress, _after_step or _no_step)
+    root_path = Path(root)  # type: ignore[arg-type]
     result = CompactionResult()
     with maintenance_lock(root_path):
         folders = [folder for table in tables or tuple(TABLES) for _y, _m, folder in partitions(root_path, table)]
@@ -132,11 +160,83 @@ def compact(
     return result
 
 
-def _no_step(step: str, folder: Path) -> None:
+def _no_step(step: str, folder: Path | str) -> None:
     pass
 
 
-def _merge(folder: Path, inputs: list[Path], after_step: Callable[[str, Path], None]) -> tuple[Path, int]:
+def _store(root: str | os.PathLike[str] | s3.S3Root) -> s3.S3Root | None:
+    if isinstance(root, s3.S3Root):
+        return root
+    return s3.S3Root.parse(str(root)) if is_object_root(root) else None
+
+
+def _compact_s3(store: s3.S3Root, tables: tuple[str, ...], small_bytes: int, min_files: int,
+                progress: Callable[[int, int], None] | None,
+                after_step: Callable[[str, Path | str], None]) -> CompactionResult:
+    result = CompactionResult()
+    folders = [folder for table in tables for _y, _m, folder in s3.partitions(store, table)]
+    for done, folder in enumerate(folders, start=1):
+        result.recovered += _recover_s3(store, folder)
+        visible = {rel.rpartition("/")[2] for rel in s3.segment_files(store, folder)}
+        small = sorted(name for name, size in store.objects(folder)
+                       if name in visible and name.startswith(SEGMENT_PREFIX) and size < small_bytes)
+        if len(small) >= min_files:
+            merged, rows = _merge_s3(store, folder, small, after_step)
+            result.partitions += 1
+            result.files_in += len(small)
+            result.files_out += 1
+            result.rows += rows
+            result.merged.append(merged)
+        if progress is not None:
+            progress(done, len(folders))
+    return result
+
+
+def _merge_s3(store: s3.S3Root, folder: str, inputs: list[str],
+              after_step: Callable[[str, Path | str], None]) -> tuple[str, int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    op = uuid.uuid4().hex
+    marker = f"{folder}/_compaction-{op}.json"
+    # the segments hold no year/month columns (those live in the key); promote_options keeps
+    # rows written before a column was added (as union_by_name does locally)
+    parts = [pq.read_table(store.path(f"{folder}/{name}"), filesystem=store.fs) for name in inputs]
+    merged = pa.concat_tables(parts, promote_options="default")
+    body = pa.BufferOutputStream()
+    pq.write_table(merged, body, compression="zstd", row_group_size=122_880)
+    store.put(marker, s3.marker_body(inputs))
+    after_step("marked", folder)
+    final = f"{folder}/{segment_name().replace('.parquet', f'-compacted-{op}.parquet')}"
+    store.put(final, body.getvalue().to_pybytes())
+    after_step("published", folder)
+    for i, name in enumerate(inputs):
+        store.delete([f"{folder}/{name}"])
+        after_step(f"deleted:{i}", folder)
+    store.delete([marker])
+    after_step("unmarked", folder)
+    return final, merged.num_rows
+
+
+def _recover_s3(store: s3.S3Root, folder: str) -> int:
+    """Finish or undo a compaction that died half-way on object storage."""
+    names = {name for name, _size in store.objects(folder)}
+    published = {m.group("id") for n in names if (m := COMPACTED.search(n))}
+    recovered = 0
+    for name in sorted(names):
+        m = s3.COMPACTION_MARKER.match(name)
+        if not m:
+            continue
+        if m.group("id") in published:  # the merged segment holds the rows: drop the inputs left
+            inputs = s3.marker_inputs(store, f"{folder}/{name}")
+            store.delete(f"{folder}/{i}" for i in inputs if i in names)
+        store.delete([f"{folder}/{name}"])  # not published: the inputs were never touched
+        log.warning("recovered an interrupted compaction in %s", store.url(folder))
+        recovered += 1
+    return recovered
+
+
+def _merge(folder: Path, inputs: list[Path], after_step: Callable[[str, Path | str], None]) -> tuple[Path, int]:
     op = uuid.uuid4().hex
     tmp = folder / f".merged-{op}.parquet{TMP_SUFFIX}"
     os.close(create_private_file(tmp))  # private from its first byte; DuckDB overwrites it
@@ -247,7 +347,7 @@ def cutoff_for(age: str, now: datetime | None = None) -> datetime:
 
 
 def retain(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | s3.S3Root,
     older_than: str = "4y",
     *,
     now: datetime | None = None,
@@ -257,9 +357,13 @@ def retain(
     """Drop every whole month partition that ends on or before the cutoff (never a partial month).
 
     With ``dry_run`` nothing is dropped: the result lists what would be."""
-    root_path = Path(root)
     cutoff = cutoff_for(older_than, now)
     result = RetentionResult(cutoff, dry_run=dry_run)
+    store = _store(root)
+    if store is not None:
+        _retain_s3(store, cutoff, tables or tuple(TABLES), result)
+        return result
+    root_path = Path(root)  # type: ignore[arg-type]
     trash = root_path / META / "trash"
     with maintenance_lock(root_path):
         for table in tables or tuple(TABLES):
@@ -280,6 +384,22 @@ def retain(
                     pass
         _retain_rollups(root_path, cutoff, trash, result)
     return result
+
+
+def _retain_s3(store: s3.S3Root, cutoff: datetime, tables: tuple[str, ...], result: RetentionResult) -> None:
+    for table in tables:
+        for year, month, folder in s3.partitions(store, table):
+            if not _ended_by(year, month, cutoff):
+                continue
+            result.dropped.append(f"{table}/year={year:04d}/month={month:02d}")
+            if result.dry_run:
+                continue
+            # the marker first: the exact listing skips the month from here on, so readers see
+            # the month whole or not at all while its objects are deleted (batched, any order)
+            marker = s3.retired_marker(table, year, month)
+            store.put(marker, b"")
+            store.delete_folder(folder)
+            store.delete([marker])
 
 
 def _ended_by(year: int, month: int, cutoff: datetime) -> bool:

@@ -34,7 +34,7 @@ def _expand(extras: dict[str, list[str]], name: str) -> set[str]:
     """The distributions extra ``name`` installs, following ``riskengine[...]`` self-references."""
     out: set[str] = set()
     for req in extras[name]:
-        self_ref = re.fullmatch(r"riskengine\[([a-z,]+)\]", req)
+        self_ref = re.fullmatch(r"riskengine\[([a-z0-9,]+)\]", req)
         if self_ref:
             for inner in self_ref.group(1).split(","):
                 out |= _expand(extras, inner)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from riskengine.apps.cliutil import (
     UsageError,
     add_json_flag,
     add_progress_flag,
+    audit_root,
+    existing_audit_root,
     jsonable,
     print_json,
     want_progress,
@@ -29,7 +32,8 @@ def register(subparsers: Any) -> None:
     c = sub.add_parser("compact", help="merge the small Parquet segments of each partition",
                        description="Merge the small Parquet segments of each month partition into one, "
                                    "then (re)build the per-day rollups of closed months.")
-    c.add_argument("--root", required=True, type=Path, help="audit root folder")
+    c.add_argument("--root", required=True, type=audit_root,
+                   help="audit root folder or s3://bucket/prefix")
     c.add_argument("--small-mb", type=float, default=64.0, help="segments below this size (MB) are merged")
     c.add_argument("--no-rollups", dest="rollups", action="store_false",
                    help="do not (re)build the per-day rollups of closed months under <root>/_rollups")
@@ -39,7 +43,8 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("retain", help="drop whole month partitions older than a cutoff",
                        description="Drop whole month partitions (and their rollups) that ended before "
                                    "the cutoff; never part of a month.")
-    r.add_argument("--root", required=True, type=Path, help="audit root folder")
+    r.add_argument("--root", required=True, type=audit_root,
+                   help="audit root folder or s3://bucket/prefix")
     r.add_argument("--older-than", default=None, metavar="AGE",
                    help="like 4y, 18m or 90d (default: audit.retention_years from --config / "
                         "RISKENGINE_AUDIT_RETENTION_YEARS, 4y); only whole months before it are dropped")
@@ -50,10 +55,8 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_retain)
 
 
-def _existing_root(root: Path) -> Path:
-    if not root.is_dir():
-        raise FileNotFoundError(f"audit root {root} is not a folder")
-    return root
+def _existing_root(root: Path | str) -> Path | str:
+    return existing_audit_root(root, write=True)
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -68,7 +71,10 @@ def _compact(args: argparse.Namespace) -> int:
         res = compact(root, small_bytes=int(args.small_mb * 1024 * 1024), progress=step)
     built: list[str] = []
     current = 0
-    if args.rollups:  # analytics builds on the compacted audit log; maintenance never calls it
+    if args.rollups and isinstance(root, str):
+        print("riskengine audit compact: rollups are not built on object storage yet "
+              "(AuditDB reads the raw segments there)", file=sys.stderr)
+    elif args.rollups and isinstance(root, Path):  # analytics builds on the compacted log, not maintenance
         with maintenance_lock(root):
             rolled = build_rollups(root)
         built, current = rolled.built, rolled.current

@@ -15,6 +15,7 @@ from typing import Any
 
 from riskengine.analytics.db import AuditDB, Filters
 from riskengine.analytics.report import finite, format_summary
+from riskengine.apps.cliutil import audit_root, existing_audit_root
 from riskengine.audit.events import key_file_warnings
 from riskengine.core.config import Settings
 
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report", help="KPI summary of an audit root",
         description="Challenge, success, fallback and deny rates plus experiment readouts of an audit root.")
-    parser.add_argument("--root", required=True, type=Path, help="audit root folder")
+    parser.add_argument("--root", required=True, type=audit_root, help="audit root folder or s3://bucket/prefix")
     parser.add_argument("--since", type=_iso,
                         help="ISO date/time, inclusive (UTC if no offset; default: from the first row)")
     parser.add_argument("--until", type=_iso,
@@ -48,9 +49,7 @@ def _iso(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.root.is_dir():
-        raise FileNotFoundError(f"audit root {args.root} is not a folder")
-    db = AuditDB(args.root)
+    db = AuditDB(existing_audit_root(args.root))
     try:
         report = db.report(Filters(since=args.since, until=args.until), min_samples=args.min_samples)
     finally:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def key_warnings(root: Path, key_file: Path | None = None, config: str | None = None) -> list[str]:
+def key_warnings(root: Path | str, key_file: Path | None = None, config: str | None = None) -> list[str]:
     """Where the pseudonymisation key of ``root`` is kept, if that is unsafe: inside the root
     (a reader of the audit log could re-identify users) or readable by group/others."""
     if key_file is None:

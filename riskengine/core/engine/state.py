@@ -172,7 +172,8 @@ class EngineState:
 
         sink: AuditSink = ParquetSink(
             s.audit.root, flush_seconds=s.audit.flush_seconds, flush_rows=s.audit.flush_rows,
-            buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm)
+            buffer_rows=s.audit.buffer_rows, flush_on_sigterm=s.audit.flush_on_sigterm,
+            endpoint_url=s.audit.s3_endpoint_url, region=s.audit.s3_region)
         return sink
 
     def _store_failed(self, what: str, exc: BaseException) -> None:
