@@ -27,7 +27,8 @@ from riskengine.core.engine import Engine
 from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig, FeatureRecorder
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import infer_format
-from riskengine.offline.replay import Replayer, native_batches, rba_batches
+from riskengine.offline.prepass import SharedPass
+from riskengine.offline.replay import Replayer, native_batches, prepass_batch, rba_batches
 
 LABEL_COLUMNS: Final = ("is_attack", "attack_family", "established", "warmup")
 ESTABLISHED_MIN_LOGINS: Final = 5
@@ -134,9 +135,10 @@ def build_dataset(
     with Engine(settings) as engine:
         engine.model = recorder
         replayer = Replayer(engine, fmt, outcomes, FreemanBaseline())
+        shared = SharedPass(engine, fmt, baseline=True)  # the cross-user pre-pass replay uses
         for batch in _batches(path, fmt, batch_rows):
             before = len(recorder.rows)
-            out = pl.from_arrow(replayer.run_batch(batch))
+            out = pl.from_arrow(replayer.run_batch(prepass_batch(shared, batch)))
             assert isinstance(out, pl.DataFrame)
             times = batch["event_time"] if fmt == "native" else batch["Login Timestamp"].str.to_datetime(
                 time_zone="UTC")
