@@ -16,7 +16,8 @@ from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig, Feature
 from riskengine.core.model.inference import LoadedModel
 from riskengine.core.profile import DeviceSeen, UserProfile
 from riskengine.offline.model.dataset import build_dataset
-from riskengine.offline.replay import Replayer, native_batches
+from riskengine.offline.prepass import SharedPass
+from riskengine.offline.replay import Replayer, native_batches, prepass_batch
 from riskengine.testing import CHROME_WIN, IPHONE
 
 NOW = 1_760_000_000.0
@@ -47,8 +48,9 @@ def test_online_features_equal_offline_training_rows(
         recorder = RecordingExtractor(engine.model.features.config)
         engine.model.features = recorder
         replayer = Replayer(engine, "native", "simulated", None)
+        shared = SharedPass(engine, "native", baseline=False)
         for batch in native_batches(events, 1000):
-            replayer.run_batch(batch)
+            replayer.run_batch(prepass_batch(shared, batch))
     offline = [list(r) for r in dataset.select(FEATURE_NAMES).iter_rows()]
     assert len(recorder.seen) == len(offline) == dataset.height
     assert recorder.seen == offline  # exactly, not approximately
