@@ -61,15 +61,33 @@ def _write(root: Path, name: str, frame: pl.DataFrame, chunk: int, batch: int = 
         out.mkdir(parents=True, exist_ok=True)
         part = part.drop("_y", "_m")
         for i in range(0, part.height, chunk):
-            part.slice(i, chunk).write_parquet(out / f"part-bench-{batch:03d}-{i // chunk:04d}.parquet")
+            part.slice(i, chunk).write_parquet(out / f"part-bench-{batch:04d}-{i // chunk:04d}.parquet")
 
 
-def generate(root: Path, rows: int, seed: int = 1) -> None:
-    rng = np.random.default_rng(seed)
+def progress_dir(root: Path) -> Path:
+    """Where ``generate`` records finished batches (beside the root, never inside it)."""
+    return root.with_name(root.name + ".progress")
+
+
+def generate(root: Path, rows: int, seed: int = 1, step: int = 2_000_000) -> None:
+    """Write ``rows`` decisions in batches of ``step`` (bounded memory: one batch at a time).
+
+    Resumable: every batch draws from its own seeded generator and is recorded as done in
+    ``progress_dir(root)`` once its files are written, so an interrupted run picks up at the first
+    unfinished batch (whose partial files it removes first) and writes the same data."""
     users = max(1000, rows // 40)
+    done_dir = progress_dir(root)
+    done_dir.mkdir(parents=True, exist_ok=True)
     print(f"writing {rows:,} decisions for {users:,} users over {SPAN_DAYS} days into {root} …", flush=True)
-    step = 2_000_000
     for start in range(0, rows, step):
+        batch = start // step
+        marker = done_dir / f"batch-{batch:04d}.done"
+        if marker.exists():
+            continue
+        for table_name in ("decisions", "challenges"):
+            for stale in root.glob(f"{table_name}/*/*/part-bench-{batch:04d}-*.parquet"):
+                stale.unlink()
+        rng = np.random.default_rng([seed, batch])
         n = min(step, rows - start)
         seconds = rng.uniform(0, SPAN_DAYS * 86400, n)
         event_time = (np.datetime64(START.replace(tzinfo=None), "us")
@@ -99,7 +117,7 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
             "trusted_device": rng.random(n) < 0.2, "degraded": False,
         }).with_columns(pl.col("factor").replace("", None))
         d = _conform(d, "decisions")
-        _write(root, "decisions", d, 250_000, start // step)
+        _write(root, "decisions", d, 250_000, batch)
         ch = d.filter(pl.col("action") == "challenge")
         m = ch.height
         path_idx = rng.choice(len(CHANNEL_PATHS), m, p=CHANNEL_P)
@@ -116,8 +134,17 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
             "risk": ch["risk"], "reasons": ch["reasons"], "policy_version": ch["policy_version"],
         }).with_columns(pl.col("seconds_to_verify").fill_nan(None))
         c = _conform(c, "challenges")
-        _write(root, "challenges", c, 250_000, start // step)
-        print(f"  {start + n:,} decisions", flush=True)
+        _write(root, "challenges", c, 250_000, batch)
+        del d, ch, c
+        marker.touch()
+        print(f"  {start + n:,} decisions; peak RSS {_peak_rss_mb():,.0f} MB", flush=True)
+    marker = done_dir / "experiments.done"
+    if marker.exists():
+        return
+    for table_name in ("exposures", "conversions"):
+        for stale in root.glob(f"{table_name}/*/*/part-bench-*.parquet"):
+            stale.unlink()
+    rng = np.random.default_rng([seed, 1_000_000])
     # experiments: one exposure per user, conversions for some
     u = pl.Series(np.arange(users)).cast(pl.Utf8).str.zfill(16)
     variant = np.where(rng.random(users) < 0.5, "control", "mfa_at_signup")
@@ -133,6 +160,17 @@ def generate(root: Path, rows: int, seed: int = 1) -> None:
     conv = e.filter(pl.Series(converted)).select(
         pl.col("event_time") + pl.duration(minutes=5), "schema_version", "experiment", "user_key")
     _write(root, "conversions", _conform(conv, "conversions"), 500_000)
+    marker.touch()
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _complete(root: Path) -> bool:
+    return (progress_dir(root) / "experiments.done").exists()
 
 
 def _conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -205,15 +243,19 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--no-rollups", action="store_true", help="measure raw scans (ignore any rollups)")
     parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
+    parser.add_argument("--generate-only", action="store_true", help="write (or resume writing) the root, then stop")
     args = parser.parse_args()
     have = decision_rows(args.root)
-    if have < args.rows:
-        if have:
+    if have < args.rows or progress_dir(args.root).exists() and not _complete(args.root):
+        if have and not progress_dir(args.root).exists():
             raise SystemExit(f"{args.root} holds {have:,} decisions (< {args.rows:,}); remove it or pass --root")
         t0 = time.perf_counter()
         generate(args.root, args.rows)
-        print(f"generated in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"generated in {time.perf_counter() - t0:.0f} s, peak RSS {_peak_rss_mb():,.0f} MB", flush=True)
         have = decision_rows(args.root)
+    if args.generate_only:
+        print(f"{args.root}: {have:,} decisions")
+        return 0
     if args.no_rollups:
         os.environ[ROLLUPS_ENV] = "0"
     else:
