@@ -19,7 +19,7 @@ from pathlib import Path
 from riskengine.analytics._files import months_of
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_us, floor_day, month_end, month_start
-from riskengine.analytics.rollups import LEGACY_EXPR, OUTCOME_WINDOW, current_rollups
+from riskengine.analytics.rollups import HLL_PROBE, LEGACY_EXPR, OUTCOME_WINDOW, current_rollups, read_manifest
 
 _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
@@ -52,9 +52,17 @@ class Plan:
 class _Planner(_Reader):
     """Rollup-aware count sources for the query mixins."""
 
-    def _plan(self, f: Filters, *, grain: str = "day") -> Plan | None:
-        """The part of ``f``'s window rollups can answer (None: raw segments only)."""
+    def _plan(self, f: Filters, *, grain: str = "day", part: str | None = None) -> Plan | None:
+        """The part of ``f``'s window rollups can answer (None: raw segments only).
+
+        ``part``: a rollup file without segment columns (``users.parquet``, ``risk.parquet``):
+        planned only when ``f`` filters on no segment (``risk.parquet`` has the action), and
+        only if every month of the plan has that file (and, for the user sketches, they were
+        hashed the way this DuckDB hashes)."""
         if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
+            return None
+        if part is not None and (f.countries or f.device_types or f.reasons or f.factors or f.policy_versions
+                                 or (f.actions and part != "risk.parquet")):
             return None
         current = current_rollups(self.root)
         if not current:
@@ -66,10 +74,26 @@ class _Planner(_Reader):
         months = {k for k in current if month_start(k) < hi and month_end(k) > lo}
         if not months:
             return None
+        if part is not None and not all(self._has_part(current[k], part) for k in months):
+            return None
         skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
         self.rollup_plans += 1
         self.last_plan_months = frozenset(months)
         return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+
+    def _has_part(self, folder: Path, part: str) -> bool:
+        if not (folder / part).is_file():
+            return False
+        if part != "users.parquet":
+            return True
+        manifest = read_manifest(folder)
+        return manifest is not None and manifest.get("hll_probe") == self._hll_probe()
+
+    def _hll_probe(self) -> int:
+        if self._probe is None:
+            with self._cursor() as cur:
+                self._probe = int(cur.execute("SELECT hash($p)", {"p": HLL_PROBE}).fetchall()[0][0])
+        return self._probe
 
     def _raw_rest(self, q: Query, plan: Plan | None) -> str:
         """Excludes raw rows the rollups already count (partially covered rolled-up months)."""

@@ -9,18 +9,29 @@ answered from raw segments again, and numbers stay equal.
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
-from riskengine.analytics.rollups import ROLLUP_DIR, build_rollups, current_rollups
+from riskengine.analytics.rollups import (
+    RISK_STEPS,
+    ROLLUP_DIR,
+    build_rollups,
+    current_rollups,
+    hll_estimate,
+    hll_sql,
+    risk_step_sql,
+)
 from riskengine.audit.layout import maintenance_lock
 from riskengine.audit.parquet import ParquetSink
 from riskengine.ops.maintenance import compact
@@ -252,3 +263,116 @@ def test_distinct_users_exact_and_estimate(root: Path) -> None:
     assert abs(db.distinct_users(approximate=True) - exact) <= 3
     assert db.kpis(users=False)["users"] is None
     db.close()
+
+
+# ---------------------------------------------------------------- sketches without segment columns
+SKETCH_CASES = [(w, "none") for w in WINDOWS] + [("partial days", "actions"), ("everything", "no challenges")]
+
+
+@pytest.mark.parametrize(("window", "segment"), SKETCH_CASES)
+def test_user_sketches_and_risk_steps_give_the_raw_numbers(current_root: Path, window: str, segment: str) -> None:
+    """The distinct-user estimate, the risk histogram and the what-if table on the 1/1000 grid
+    are answered from ``users.parquet`` / ``risk.parquet`` and equal the raw answer exactly."""
+    db = AuditDB(current_root)
+    f = WINDOWS[window].replace(**SEGMENTS[segment])
+    calls: dict[str, Any] = {
+        "histogram 20": lambda: db.risk_histogram(f, bins=20),
+        "histogram 8": lambda: db.risk_histogram(f, bins=8),
+        "histogram 1000": lambda: db.risk_histogram(f, bins=1000),
+        "whatif grid": lambda: db.whatif(f, (0.05, 0.3, 0.4, 0.5, 0.55, 0.9, 0.999, 1.0, 0.0)),
+    }
+    if segment == "none":
+        calls["users estimate"] = lambda: db.distinct_users(f, approximate=True)
+    for name, call in calls.items():
+        raw, rolled, plans = _both_counting(db, call)
+        assert plans > 0, f"{name} was not answered from rollups ({window}, {segment})"
+        assert db.last_plan_months == _months_in(f), (name, window, segment)
+        try:
+            _same(raw, rolled)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} differs with rollups ({window}, {segment})") from exc
+    db.close()
+
+
+def test_the_planner_declines_sketches_it_cannot_answer(current_root: Path) -> None:
+    """Segment filters (but the action, for risk), bins that do not divide the 1/1000 grid,
+    thresholds off it and labels are answered raw — with the same numbers."""
+    db = AuditDB(current_root)
+    f = WINDOWS["whole days across months"]
+    labels = pl.DataFrame({"decision_id": ["a00001", "a00002"], "is_attack": [True, False]})
+    declined = {
+        "users, country": lambda: db.distinct_users(f.replace(countries=("GB",)), approximate=True),
+        "users, action": lambda: db.distinct_users(f.replace(actions=("allow",)), approximate=True),
+        "histogram, reasons": lambda: db.risk_histogram(f.replace(reasons=("NEW_DEVICE",))),
+        "histogram, 7 bins": lambda: db.risk_histogram(f, bins=7),
+        "whatif off the grid": lambda: db.whatif(f, (0.3, 0.33333)),
+        "whatif with labels": lambda: db.whatif(f, (0.3, 0.5), labels=labels),
+    }
+    for name, call in declined.items():
+        raw, rolled, plans = _both_counting(db, call)
+        assert plans == 0, f"{name} was answered from rollups"
+        _same(raw, rolled)
+    assert db.distinct_users(f, approximate=True) > 0 and db.rollup_plans == 1
+    db.close()
+
+
+def test_user_sketches_of_another_hash_are_not_used(current_root: Path, tmp_path: Path) -> None:
+    """A rollup whose sketches a DuckDB with another ``hash()`` built (another probe value) is
+    not merged: the estimate comes from raw rows, the other rollups still answer counts."""
+    root = shutil.copytree(current_root, tmp_path / "audit")
+    manifest = root / ROLLUP_DIR / "2026-02" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["hll_probe"] += 1
+    manifest.write_text(json.dumps(data))
+    db = AuditDB(root)
+    raw, rolled, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 0 and raw == rolled
+    raw, rolled, plans = _both_counting(db, lambda: db.kpis(users=False))
+    assert plans == 1 and raw == rolled
+    db.close()
+
+
+def test_compaction_adds_missing_sketches(current_root: Path, tmp_path: Path) -> None:
+    """Rollups built before ``users.parquet``/``risk.parquet`` existed answer counts as before,
+    not the sketches; the next compaction rebuilds them (and only them)."""
+    root = shutil.copytree(current_root, tmp_path / "audit")
+    (root / ROLLUP_DIR / "2026-03" / "users.parquet").unlink()
+    (root / ROLLUP_DIR / "2026-01" / "risk.parquet").unlink()
+    db = AuditDB(root)
+    _, _, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 0
+    _, _, plans = _both_counting(db, lambda: db.risk_histogram())
+    assert plans == 0
+    res = build_rollups(root, now=LATER)
+    assert sorted(res.built) == ["2026-01", "2026-03"] and res.current == 2
+    raw, rolled, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 1 and raw == rolled
+    db.close()
+
+
+def test_hll_estimate_is_within_its_error() -> None:
+    """2**14 registers: standard error ≈ 0.8 %; 3 % is about four of them, at sizes on both
+    sides of the switch from linear counting to the HyperLogLog formula."""
+    reg, rank = hll_sql("k")
+    with duckdb.connect() as con:
+        for n in (500, 30_000, 400_000):
+            ranks = [r for (r,) in con.execute(
+                f"SELECT max({rank}) FROM (SELECT 'user-' || i::VARCHAR AS k FROM range({n}) t(i)) "
+                f"GROUP BY {reg}").fetchall()]
+            est = hll_estimate(ranks)
+            assert abs(est - n) <= 0.03 * n, (n, est)
+    assert hll_estimate([]) == 0 and hll_estimate([0, 0]) == 0
+
+
+def test_risk_steps_agree_with_the_threshold_rule() -> None:
+    """The step of a risk is the largest k with k/1000 <= risk, exactly, also one ulp either
+    side of every grid point (where risk * 1000 rounds across an integer)."""
+    risks = [-0.5, 0.0, 1.0, 1.5]
+    for k in range(RISK_STEPS + 1):
+        g = k / RISK_STEPS
+        risks += [g, math.nextafter(g, -1.0), math.nextafter(g, 2.0)]
+    with duckdb.connect() as con:
+        got = con.execute(f"SELECT r, {risk_step_sql('r')} FROM (SELECT unnest($r) AS r)", {"r": risks}).fetchall()
+    for r, step in got:
+        want = max((k for k in range(RISK_STEPS + 1) if k / RISK_STEPS <= r), default=-1)
+        assert step == want, (r, step, want)
