@@ -23,34 +23,34 @@ class _Channels(_Planner):
     def channel_success(self, f: Filters = Filters()) -> pl.DataFrame:
         """Outcomes per factor and final delivery channel."""
         return self._frame(lambda q: f"""
-            SELECT factor, final_channel, count(*) AS challenges,
-                   count(*) FILTER (WHERE outcome = 'verified') AS verified,
-                   count(*) FILTER (WHERE outcome = 'failed') AS failed,
-                   count(*) FILTER (WHERE outcome = 'expired') AS expired,
-                   count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
-                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate
-              FROM {self._chal(q, f)} GROUP BY ALL ORDER BY challenges DESC, factor, final_channel""")
+            SELECT factor, final_channel, sum(n)::BIGINT AS challenges,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0)::BIGINT AS verified,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'failed'), 0)::BIGINT AS failed,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'expired'), 0)::BIGINT AS expired,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'abandoned'), 0)::BIGINT AS abandoned,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0) / sum(n) AS success_rate
+              FROM {self._channel_counts(q, f)} GROUP BY ALL ORDER BY challenges DESC, factor, final_channel""")
 
     def fallback_funnel(self, f: Filters = Filters()) -> pl.DataFrame:
         """How many challenges reached each step of their channel path, and ended there."""
         return self._frame(lambda q: f"""
-            WITH c AS (SELECT channels, outcome, len(channels) AS steps FROM {self._chal(q, f)}
+            WITH c AS (SELECT channels, outcome, len(channels) AS steps, n FROM {self._channel_counts(q, f)}
                         WHERE len(channels) > 0),
-            s AS (SELECT unnest(generate_series(1, steps)) AS step, channels, outcome, steps FROM c)
-            SELECT step::INTEGER AS step, channels[step] AS channel, count(*) AS reached,
-                   count(*) FILTER (WHERE step = steps AND outcome = 'verified') AS verified_here,
-                   count(*) FILTER (WHERE step = steps AND outcome <> 'verified') AS dropped_here
+            s AS (SELECT unnest(generate_series(1, steps)) AS step, channels, outcome, steps, n FROM c)
+            SELECT step::INTEGER AS step, channels[step] AS channel, sum(n)::BIGINT AS reached,
+                   coalesce(sum(n) FILTER (WHERE step = steps AND outcome = 'verified'), 0)::BIGINT AS verified_here,
+                   coalesce(sum(n) FILTER (WHERE step = steps AND outcome <> 'verified'), 0)::BIGINT AS dropped_here
               FROM s GROUP BY ALL ORDER BY step, reached DESC, channel""")
 
     def fallback_paths(self, f: Filters = Filters()) -> pl.DataFrame:
         """Challenges that fell back: primary → first fallback channel, full path, success."""
         return self._frame(lambda q: f"""
-            WITH c AS (SELECT channels, outcome FROM {self._chal(q, f)} WHERE len(channels) > 0),
-            per_primary AS (SELECT channels[1] AS primary_channel, count(*) AS n FROM c GROUP BY 1)
+            WITH c AS (SELECT channels, outcome, n FROM {self._channel_counts(q, f)} WHERE len(channels) > 0),
+            per_primary AS (SELECT channels[1] AS primary_channel, sum(n) AS n FROM c GROUP BY 1)
             SELECT channels[1] AS primary_channel, channels[2] AS fallback_channel,
-                   array_to_string(channels, ' → ') AS path, count(*) AS challenges,
-                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate,
-                   count(*) / any_value(p.n) AS share_of_primary
+                   array_to_string(channels, ' → ') AS path, sum(c.n)::BIGINT AS challenges,
+                   coalesce(sum(c.n) FILTER (WHERE outcome = 'verified'), 0) / sum(c.n) AS success_rate,
+                   sum(c.n) / any_value(p.n) AS share_of_primary
               FROM c JOIN per_primary p ON p.primary_channel = c.channels[1]
              WHERE len(channels) > 1
              GROUP BY ALL ORDER BY challenges DESC, path""")

@@ -25,6 +25,14 @@ _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
+_SEGMENTS = frozenset({"countries", "device_types", "actions", "reasons", "factors", "policy_versions"})
+_PART_FILTERS: dict[str, frozenset[str]] = {
+    "users.parquet": frozenset(), "risk.parquet": frozenset({"actions"}),
+    "channels.parquet": frozenset({"countries", "factors"}),
+}
+"""The segment filters each partial rollup file can apply."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """Which part of a query window the rollups answer: whole UTC days in [lo, hi) of the
@@ -55,14 +63,13 @@ class _Planner(_Reader):
     def _plan(self, f: Filters, *, grain: str = "day", part: str | None = None) -> Plan | None:
         """The part of ``f``'s window rollups can answer (None: raw segments only).
 
-        ``part``: a rollup file without segment columns (``users.parquet``, ``risk.parquet``):
-        planned only when ``f`` filters on no segment (``risk.parquet`` has the action), and
-        only if every month of the plan has that file (and, for the user sketches, they were
-        hashed the way this DuckDB hashes)."""
+        ``part``: a rollup file with fewer segment columns (``users.parquet``, ``risk.parquet``,
+        ``channels.parquet``): planned only when ``f`` filters on no segment the file lacks
+        (:data:`_PART_FILTERS`), and only if every month of the plan has that file (and, for
+        the user sketches, they were hashed the way this DuckDB hashes)."""
         if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
             return None
-        if part is not None and (f.countries or f.device_types or f.reasons or f.factors or f.policy_versions
-                                 or (f.actions and part != "risk.parquet")):
+        if part is not None and any(getattr(f, name) for name in _SEGMENTS - _PART_FILTERS[part]):
             return None
         current = current_rollups(self.root)
         if not current:
@@ -151,6 +158,26 @@ class _Planner(_Reader):
             rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
         if f.decision_only:
             rolled += f" AND {self._challenge_decision_conds(q, f)}"
+        return f"({rolled} UNION ALL {raw})"
+
+    def _channel_counts(self, q: Query, f: Filters) -> str:
+        """Challenges with an outcome as count rows ``(factor, channels, final_channel, outcome,
+        n)``: ``channels.parquet`` for the whole days it covers (windows filtered on countries
+        and factors at most), one row per raw challenge for the rest."""
+        plan = self._plan(f, part="channels.parquet")
+        if plan is None:
+            return f"(SELECT factor, channels, final_channel, outcome, 1 AS n FROM {self._chal(q, f)})"
+        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        raw = (f"SELECT factor, channels, final_channel, outcome, 1 AS n FROM {src} "
+               f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=False)} "
+               f"AND {self._raw_rest(q, plan)}")
+        rolled = (f"SELECT factor, channels, final_channel, outcome, n "
+                  f"FROM read_parquet({q.p(plan.files('channels.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
         return f"({rolled} UNION ALL {raw})"
 
     def _hourly(self, q: Query, plan: Plan) -> str:

@@ -16,6 +16,9 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
   step ``k`` holds the risks ``r`` with ``k/1000 <= r < (k+1)/1000`` (as doubles; NULL: no
   risk), so the
   histogram and the what-if table for thresholds on that grid are sums of these counts;
+- ``channels.parquet``   challenges with a recorded outcome per UTC day × country × factor ×
+  channel path × final channel × outcome (``n``): the channel, funnel and fallback-path
+  tables of windows filtered on nothing but countries and factors;
 - ``manifest.json``      the names of the raw segments it was built from.
 
 :class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
@@ -63,8 +66,9 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 """Set to ``0`` to make :class:`~riskengine.analytics.AuditDB` ignore rollups (raw scans only)."""
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
-PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet")
-"""The files of a complete rollup folder (older rollups lack the last two: rebuilt by compaction)."""
+PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
+         "channels.parquet")
+"""The files of a complete rollup folder (older rollups lack the last three: rebuilt by compaction)."""
 
 HLL_P = 14
 """HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
@@ -352,6 +356,12 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
             SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, action, {risk_step_sql()} AS step,
                    count(*) AS n
               FROM {rdec} GROUP BY ALL""", rparams, out / "risk.parquet")
+        chparams: dict[str, Any] = {}
+        chchal = raw(month_files(root, "challenges", key), "challenges", chparams, "chal")
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, factor, channels,
+                   final_channel, outcome, count(*) AS n
+              FROM {chchal} WHERE outcome IS NOT NULL GROUP BY ALL""", chparams, out / "channels.parquet")
         probe = hll_probe(con)
     finally:
         con.close()

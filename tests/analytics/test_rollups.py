@@ -266,23 +266,31 @@ def test_distinct_users_exact_and_estimate(root: Path) -> None:
 
 
 # ---------------------------------------------------------------- sketches without segment columns
-SKETCH_CASES = [(w, "none") for w in WINDOWS] + [("partial days", "actions"), ("everything", "no challenges")]
+SKETCH_CASES = [(w, "none") for w in WINDOWS] + [("partial days", "actions"), ("everything", "no challenges"),
+                                                 ("partial days", "countries"), ("one rolled month", "factors")]
 
 
 @pytest.mark.parametrize(("window", "segment"), SKETCH_CASES)
 def test_user_sketches_and_risk_steps_give_the_raw_numbers(current_root: Path, window: str, segment: str) -> None:
-    """The distinct-user estimate, the risk histogram and the what-if table on the 1/1000 grid
-    are answered from ``users.parquet`` / ``risk.parquet`` and equal the raw answer exactly."""
+    """The distinct-user estimate, the risk histogram and the what-if table on the 1/1000 grid,
+    and the channel tables are answered from ``users.parquet`` / ``risk.parquet`` /
+    ``channels.parquet`` and equal the raw answer exactly."""
     db = AuditDB(current_root)
     f = WINDOWS[window].replace(**SEGMENTS[segment])
-    calls: dict[str, Any] = {
-        "histogram 20": lambda: db.risk_histogram(f, bins=20),
-        "histogram 8": lambda: db.risk_histogram(f, bins=8),
-        "histogram 1000": lambda: db.risk_histogram(f, bins=1000),
-        "whatif grid": lambda: db.whatif(f, (0.05, 0.3, 0.4, 0.5, 0.55, 0.9, 0.999, 1.0, 0.0)),
-    }
+    calls: dict[str, Any] = {}
+    if segment in ("none", "actions", "no challenges"):
+        calls.update({
+            "histogram 20": lambda: db.risk_histogram(f, bins=20),
+            "histogram 8": lambda: db.risk_histogram(f, bins=8),
+            "histogram 1000": lambda: db.risk_histogram(f, bins=1000),
+            "whatif grid": lambda: db.whatif(f, (0.05, 0.3, 0.4, 0.5, 0.55, 0.9, 0.999, 1.0, 0.0)),
+        })
     if segment == "none":
         calls["users estimate"] = lambda: db.distinct_users(f, approximate=True)
+    if segment in ("none", "countries", "factors"):
+        calls.update({"channel_success": lambda: db.channel_success(f),
+                      "fallback_funnel": lambda: db.fallback_funnel(f),
+                      "fallback_paths": lambda: db.fallback_paths(f)})
     for name, call in calls.items():
         raw, rolled, plans = _both_counting(db, call)
         assert plans > 0, f"{name} was not answered from rollups ({window}, {segment})"
@@ -307,6 +315,9 @@ def test_the_planner_declines_sketches_it_cannot_answer(current_root: Path) -> N
         "histogram, 7 bins": lambda: db.risk_histogram(f, bins=7),
         "whatif off the grid": lambda: db.whatif(f, (0.3, 0.33333)),
         "whatif with labels": lambda: db.whatif(f, (0.3, 0.5), labels=labels),
+        "channels, device type": lambda: db.channel_success(f.replace(device_types=("mobile",))),
+        "funnel, action": lambda: db.fallback_funnel(f.replace(actions=("challenge",))),
+        "paths, reasons": lambda: db.fallback_paths(f.replace(reasons=("NEW_DEVICE",))),
     }
     for name, call in declined.items():
         raw, rolled, plans = _both_counting(db, call)
@@ -345,6 +356,7 @@ def test_compaction_adds_missing_sketches(current_root: Path, tmp_path: Path) ->
     assert plans == 0
     res = build_rollups(root, now=LATER)
     assert sorted(res.built) == ["2026-01", "2026-03"] and res.current == 2
+    assert all((root / ROLLUP_DIR / m / "channels.parquet").is_file() for m in ("2026-01", "2026-04"))
     raw, rolled, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
     assert plans == 1 and raw == rolled
     db.close()
