@@ -19,7 +19,14 @@ from pathlib import Path
 from riskengine.analytics._files import months_of
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_us, floor_day, month_end, month_start
-from riskengine.analytics.rollups import HLL_PROBE, LEGACY_EXPR, OUTCOME_WINDOW, current_rollups, read_manifest
+from riskengine.analytics.rollups import (
+    HLL_PROBE,
+    LEGACY_EXPR,
+    OUTCOME_WINDOW,
+    current_rollups,
+    read_manifest,
+    verify_bucket_sql,
+)
 
 _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
@@ -28,7 +35,7 @@ _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 _SEGMENTS = frozenset({"countries", "device_types", "actions", "reasons", "factors", "policy_versions"})
 _PART_FILTERS: dict[str, frozenset[str]] = {
     "users.parquet": frozenset(), "risk.parquet": frozenset({"actions"}),
-    "channels.parquet": frozenset({"countries", "factors"}),
+    "channels.parquet": frozenset({"countries", "factors"}), "verify.parquet": frozenset({"countries", "factors"}),
 }
 """The segment filters each partial rollup file can apply."""
 
@@ -173,6 +180,25 @@ class _Planner(_Reader):
                f"AND {self._raw_rest(q, plan)}")
         rolled = (f"SELECT factor, channels, final_channel, outcome, n "
                   f"FROM read_parquet({q.p(plan.files('channels.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
+        return f"({rolled} UNION ALL {raw})"
+
+    def _verify_buckets(self, q: Query, f: Filters) -> str:
+        """Verified challenges with a duration as rows ``(factor, bucket, n)``
+        (:func:`~riskengine.analytics.rollups.verify_bucket_sql`): ``verify.parquet`` for the
+        whole days it covers (at most country and factor filters), raw rows for the rest."""
+        plan = self._plan(f, part="verify.parquet")
+        cond = "outcome = 'verified' AND seconds_to_verify IS NOT NULL"
+        if plan is None:
+            return f"(SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {self._chal(q, f)} WHERE {cond})"
+        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        raw = (f"SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {src} "
+               f"WHERE {cond} AND {self._where(q, f, 'challenges', legacy=False)} AND {self._raw_rest(q, plan)}")
+        rolled = (f"SELECT factor, bucket, n FROM read_parquet({q.p(plan.files('verify.parquet'))}) "
                   f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
         if f.countries:
             rolled += f" AND list_contains({q.p(list(f.countries))}, country)"

@@ -19,6 +19,8 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
 - ``channels.parquet``   challenges with a recorded outcome per UTC day × country × factor ×
   channel path × final channel × outcome (``n``): the channel, funnel and fallback-path
   tables of windows filtered on nothing but countries and factors;
+- ``verify.parquet``     verified challenges per UTC day × country × factor × bucket of
+  seconds to verify (:func:`verify_bucket_sql`: buckets 2 % wide, a mergeable quantile sketch);
 - ``manifest.json``      the names of the raw segments it was built from.
 
 :class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
@@ -67,8 +69,8 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
 PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
-         "channels.parquet")
-"""The files of a complete rollup folder (older rollups lack the last three: rebuilt by compaction)."""
+         "channels.parquet", "verify.parquet")
+"""The files of a complete rollup folder (older rollups lack the last four: rebuilt by compaction)."""
 
 HLL_P = 14
 """HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
@@ -112,6 +114,34 @@ def risk_step_sql(col: str = "risk", steps: int = RISK_STEPS) -> str:
     k = f"least(greatest(floor({col} * {steps})::INTEGER, 0), {steps})"
     return (f"(CASE WHEN {col} < {k}::DOUBLE / {steps}::DOUBLE THEN {k} - 1 "
             f"WHEN {k} < {steps} AND {col} >= ({k} + 1)::DOUBLE / {steps}::DOUBLE THEN {k} + 1 ELSE {k} END)")
+
+
+VERIFY_GAMMA = 1.02
+"""Seconds-to-verify bucket ``i`` holds ``gamma**(i-1) < s <= gamma**i``: a quantile read as the
+bucket's midpoint ``2 gamma**i / (gamma + 1)`` is within 1 % of a value in that bucket."""
+_NONPOSITIVE = -32768
+
+
+def verify_bucket_sql(col: str = "seconds_to_verify") -> str:
+    """SQL for the bucket of a positive duration (``-32768`` for zero or less)."""
+    return (f"(CASE WHEN {col} > 0 THEN ceil(ln({col}) / ln({VERIFY_GAMMA}))::INTEGER "
+            f"ELSE {_NONPOSITIVE} END)")
+
+
+def bucket_quantile(buckets: list[tuple[int, int]], q: float) -> float | None:
+    """The ``q`` quantile of sorted ``(bucket, count)`` pairs: the bucket holding the value of
+    rank ``q·(n-1)`` (as ``quantile_cont`` ranks), read as its midpoint."""
+    n = sum(c for _, c in buckets)
+    if not n:
+        return None
+    rank = q * (n - 1)
+    seen = 0
+    for b, c in buckets:
+        seen += c
+        if seen > rank:
+            return 0.0 if b == _NONPOSITIVE else 2 * VERIFY_GAMMA ** b / (VERIFY_GAMMA + 1)
+    b = buckets[-1][0]
+    return 0.0 if b == _NONPOSITIVE else 2 * VERIFY_GAMMA ** b / (VERIFY_GAMMA + 1)
 
 
 def hll_probe(con: duckdb.DuckDBPyConnection) -> int:
@@ -362,6 +392,13 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
             SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, factor, channels,
                    final_channel, outcome, count(*) AS n
               FROM {chchal} WHERE outcome IS NOT NULL GROUP BY ALL""", chparams, out / "channels.parquet")
+        vparams: dict[str, Any] = {}
+        vchal = raw(month_files(root, "challenges", key), "challenges", vparams, "chal")
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, factor,
+                   {verify_bucket_sql()} AS bucket, count(*) AS n
+              FROM {vchal} WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
+             GROUP BY ALL""", vparams, out / "verify.parquet")
         probe = hll_probe(con)
     finally:
         con.close()
@@ -384,4 +421,4 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], out:
 
 
 __all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "RollupResult", "build_rollups",
-           "current_rollups", "hll_estimate", "hll_sql", "risk_step_sql"]
+           "bucket_quantile", "current_rollups", "hll_estimate", "hll_sql", "risk_step_sql", "verify_bucket_sql"]

@@ -26,11 +26,13 @@ from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
 from riskengine.analytics.rollups import (
     RISK_STEPS,
     ROLLUP_DIR,
+    bucket_quantile,
     build_rollups,
     current_rollups,
     hll_estimate,
     hll_sql,
     risk_step_sql,
+    verify_bucket_sql,
 )
 from riskengine.audit.layout import maintenance_lock
 from riskengine.audit.parquet import ParquetSink
@@ -71,6 +73,8 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                     "outcome": rng.choice(("verified", "verified", "failed", "expired", "abandoned", None)),
                     "attempts": 1, "country": decision["country"],
                 }
+                if challenge["outcome"] == "verified":  # not from rng: the other draws stay as they were
+                    challenge["seconds_to_verify"] = 0.5 + (i * 7919 % 6007) / 10
                 if rng.random() >= legacy_share:  # written after challenges carried their decision's columns
                     challenge.update(device_type=decision["device_type"], reasons=reasons,
                                      policy_version=decision["policy_version"])
@@ -288,7 +292,8 @@ def test_user_sketches_and_risk_steps_give_the_raw_numbers(current_root: Path, w
     if segment == "none":
         calls["users estimate"] = lambda: db.distinct_users(f, approximate=True)
     if segment in ("none", "countries", "factors"):
-        calls.update({"channel_success": lambda: db.channel_success(f),
+        calls.update({"time_to_verify ≈": lambda: db.time_to_verify(f, approximate=True),
+                      "channel_success": lambda: db.channel_success(f),
                       "fallback_funnel": lambda: db.fallback_funnel(f),
                       "fallback_paths": lambda: db.fallback_paths(f)})
     for name, call in calls.items():
@@ -318,6 +323,7 @@ def test_the_planner_declines_sketches_it_cannot_answer(current_root: Path) -> N
         "channels, device type": lambda: db.channel_success(f.replace(device_types=("mobile",))),
         "funnel, action": lambda: db.fallback_funnel(f.replace(actions=("challenge",))),
         "paths, reasons": lambda: db.fallback_paths(f.replace(reasons=("NEW_DEVICE",))),
+        "time to verify ≈, policy": lambda: db.time_to_verify(f.replace(policy_versions=("p2",)), approximate=True),
     }
     for name, call in declined.items():
         raw, rolled, plans = _both_counting(db, call)
@@ -388,3 +394,32 @@ def test_risk_steps_agree_with_the_threshold_rule() -> None:
     for r, step in got:
         want = max((k for k in range(RISK_STEPS + 1) if k / RISK_STEPS <= r), default=-1)
         assert step == want, (r, step, want)
+
+
+def test_approximate_time_to_verify_is_within_its_bucket(current_root: Path) -> None:
+    """Each approximate percentile is within 1 % of a raw value of the same rank neighbourhood:
+    between the exact percentile's bucket edges (the estimate is that bucket's midpoint)."""
+    db = AuditDB(current_root)
+    exact = db.time_to_verify()
+    approx = db.time_to_verify(approximate=True)
+    assert approx["factor"].to_list() == exact["factor"].to_list()
+    assert approx["n"].to_list() == exact["n"].to_list() and exact.height > 0
+    for e, a in zip(exact.iter_rows(named=True), approx.iter_rows(named=True), strict=True):
+        for p in ("p50", "p90", "p99"):
+            assert abs(a[p] - e[p]) <= 0.03 * e[p], (e["factor"], p, e[p], a[p])
+    db.close()
+
+
+def test_bucket_quantile_reads_the_bucket_of_the_rank() -> None:
+    with duckdb.connect() as con:
+        values = [0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 100.0, 1000.0]
+        got = con.execute(f"SELECT v, {verify_bucket_sql('v')} FROM (SELECT unnest($v) AS v)",
+                          {"v": values}).fetchall()
+    pairs = sorted((b, 1) for _, b in got)
+    assert bucket_quantile(pairs, 0.0) == 0.0
+    assert bucket_quantile(pairs, 1.0) == pytest.approx(1000.0, rel=0.01)
+    assert bucket_quantile(pairs, 0.5) == pytest.approx(2.0, rel=0.01)  # rank 3.5: the 4th value
+    assert bucket_quantile([], 0.5) is None
+    for v, b in got:
+        if v > 0:
+            assert 1.02 ** (b - 1) < v <= 1.02 ** b * (1 + 1e-12)
