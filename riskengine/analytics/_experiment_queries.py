@@ -6,8 +6,11 @@ Exposures and conversions carry only time and user, so only those filters apply.
 
 from __future__ import annotations
 
+from typing import Any
+
+from riskengine.analytics._files import month_of
 from riskengine.analytics._reader import _Reader
-from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics._sql import Filters, Query, month_end, month_start
 from riskengine.analytics.experiments import ExperimentReadout, readout
 
 
@@ -18,6 +21,26 @@ class _Experiments(_Reader):
         df = self._frame(lambda q: f"SELECT DISTINCT experiment FROM {self._src(q, 'exposures')} "
                                    "WHERE experiment IS NOT NULL ORDER BY 1")
         return [str(x) for x in df["experiment"].to_list()]
+
+    def _design(self, name: str) -> dict[str, Any]:
+        """The newest exposure's control, variants and weights. Partitions hold their own
+        month's rows, so the newest is in the newest month that has one: months are read
+        newest first and the first answer wins (not every exposure of the log)."""
+        empty: dict[str, Any] = {"control": None, "variants": None, "weights": None}
+        for key in reversed(self._months("exposures", None, None)):
+            files = [p for p in self._files("exposures", month_start(key), month_end(key)) if month_of(p) == key]
+
+            def build(q: Query, files: list[str] = files) -> str:
+                return f"""
+                SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
+                       arg_max(weights, event_time) AS weights
+                  FROM {self._src(q, 'exposures', files=files)}
+                 WHERE experiment = {q.p(name)} AND control IS NOT NULL"""
+
+            row = self._frame(build).row(0, named=True)
+            if row["control"] is not None:
+                return row
+        return empty
 
     def experiment_readout(self, name: str, f: Filters = Filters(), min_samples: int = 100) -> ExperimentReadout:
         """Per-variant readout. A user counts in the variant of their first exposure in the
@@ -41,11 +64,7 @@ class _Experiments(_Reader):
               FROM u GROUP BY variant ORDER BY variant"""
 
         counts = self._frame(counts_sql)
-        design = self._frame(lambda q: f"""
-            SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
-                   arg_max(weights, event_time) AS weights
-              FROM {self._src(q, 'exposures')} WHERE experiment = {q.p(name)} AND control IS NOT NULL""").row(
-            0, named=True)
+        design = self._design(name)
         observed = {str(r["variant"]): (int(r["n"]), int(r["conversions"])) for r in counts.iter_rows(named=True)}
         weights: dict[str, float] | None = None
         if design["control"] is not None:
