@@ -45,7 +45,8 @@ class _Experiments(_Reader):
     def experiment_readout(self, name: str, f: Filters = Filters(), min_samples: int = 100) -> ExperimentReadout:
         """Per-variant readout. A user counts in the variant of their first exposure in the
         window, and converts if any conversion for this experiment comes at or after that
-        exposure (and before ``f.until``)."""
+        exposure (and before ``f.until``): the user's last conversion of the window is at or
+        after their first exposure (one aggregation per side, no second pass over the users)."""
         exp_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
 
         def counts_sql(q: Query) -> str:
@@ -55,11 +56,11 @@ class _Experiments(_Reader):
                          FROM {self._src(q, 'exposures', f.since, f.until)}
                         WHERE experiment = {q.p(name)} AND {self._where(q, exp_f, 'exposures')}
                         GROUP BY user_key),
-            c AS (SELECT user_key, event_time FROM {self._src(q, 'conversions', f.since, f.until)}
-                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')}),
-            u AS (SELECT e.user_key, any_value(e.variant) AS variant,
-                         coalesce(bool_or(c.event_time >= e.first_seen), false) AS converted
-                    FROM e LEFT JOIN c USING (user_key) GROUP BY e.user_key)
+            c AS (SELECT user_key, max(event_time) AS last_conversion
+                    FROM {self._src(q, 'conversions', f.since, f.until)}
+                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')} GROUP BY user_key),
+            u AS (SELECT e.variant, coalesce(c.last_conversion >= e.first_seen, false) AS converted
+                    FROM e LEFT JOIN c USING (user_key))
             SELECT variant, count(*) AS n, count(*) FILTER (WHERE converted) AS conversions
               FROM u GROUP BY variant ORDER BY variant"""
 
