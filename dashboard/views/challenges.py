@@ -138,7 +138,7 @@ with left:
         long = ttv.select("factor", "p50", "p90", "p99").unpivot(
             index="factor", variable_name="percentile", value_name="seconds")
         st.altair_chart(
-            alt.Chart(long.to_pandas(), title="Seconds from challenge to verified, by factor")
+            alt.Chart(long.to_pandas(), title="Seconds from challenge to verified, by factor (≈ ±1 %)")
             .mark_bar()
             .encode(
                 x=alt.X("factor:N", title="Factor", axis=alt.Axis(labelAngle=0)),

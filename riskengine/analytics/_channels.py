@@ -13,8 +13,10 @@ import polars as pl
 
 from riskengine.analytics._planner import _Planner
 from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics.rollups import bucket_quantile
 
 STRONG_NOVELTY = ("NEW_DEVICE", "NEW_COUNTRY", "IMPOSSIBLE_TRAVEL")
+_PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
 
 class _Channels(_Planner):
@@ -23,40 +25,45 @@ class _Channels(_Planner):
     def channel_success(self, f: Filters = Filters()) -> pl.DataFrame:
         """Outcomes per factor and final delivery channel."""
         return self._frame(lambda q: f"""
-            SELECT factor, final_channel, count(*) AS challenges,
-                   count(*) FILTER (WHERE outcome = 'verified') AS verified,
-                   count(*) FILTER (WHERE outcome = 'failed') AS failed,
-                   count(*) FILTER (WHERE outcome = 'expired') AS expired,
-                   count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
-                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate
-              FROM {self._chal(q, f)} GROUP BY ALL ORDER BY challenges DESC, factor, final_channel""")
+            SELECT factor, final_channel, sum(n)::BIGINT AS challenges,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0)::BIGINT AS verified,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'failed'), 0)::BIGINT AS failed,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'expired'), 0)::BIGINT AS expired,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'abandoned'), 0)::BIGINT AS abandoned,
+                   coalesce(sum(n) FILTER (WHERE outcome = 'verified'), 0) / sum(n) AS success_rate
+              FROM {self._channel_counts(q, f)} GROUP BY ALL ORDER BY challenges DESC, factor, final_channel""")
 
     def fallback_funnel(self, f: Filters = Filters()) -> pl.DataFrame:
         """How many challenges reached each step of their channel path, and ended there."""
         return self._frame(lambda q: f"""
-            WITH c AS (SELECT channels, outcome, len(channels) AS steps FROM {self._chal(q, f)}
+            WITH c AS (SELECT channels, outcome, len(channels) AS steps, n FROM {self._channel_counts(q, f)}
                         WHERE len(channels) > 0),
-            s AS (SELECT unnest(generate_series(1, steps)) AS step, channels, outcome, steps FROM c)
-            SELECT step::INTEGER AS step, channels[step] AS channel, count(*) AS reached,
-                   count(*) FILTER (WHERE step = steps AND outcome = 'verified') AS verified_here,
-                   count(*) FILTER (WHERE step = steps AND outcome <> 'verified') AS dropped_here
+            s AS (SELECT unnest(generate_series(1, steps)) AS step, channels, outcome, steps, n FROM c)
+            SELECT step::INTEGER AS step, channels[step] AS channel, sum(n)::BIGINT AS reached,
+                   coalesce(sum(n) FILTER (WHERE step = steps AND outcome = 'verified'), 0)::BIGINT AS verified_here,
+                   coalesce(sum(n) FILTER (WHERE step = steps AND outcome <> 'verified'), 0)::BIGINT AS dropped_here
               FROM s GROUP BY ALL ORDER BY step, reached DESC, channel""")
 
     def fallback_paths(self, f: Filters = Filters()) -> pl.DataFrame:
         """Challenges that fell back: primary → first fallback channel, full path, success."""
         return self._frame(lambda q: f"""
-            WITH c AS (SELECT channels, outcome FROM {self._chal(q, f)} WHERE len(channels) > 0),
-            per_primary AS (SELECT channels[1] AS primary_channel, count(*) AS n FROM c GROUP BY 1)
+            WITH c AS (SELECT channels, outcome, n FROM {self._channel_counts(q, f)} WHERE len(channels) > 0),
+            per_primary AS (SELECT channels[1] AS primary_channel, sum(n) AS n FROM c GROUP BY 1)
             SELECT channels[1] AS primary_channel, channels[2] AS fallback_channel,
-                   array_to_string(channels, ' → ') AS path, count(*) AS challenges,
-                   count(*) FILTER (WHERE outcome = 'verified') / count(*) AS success_rate,
-                   count(*) / any_value(p.n) AS share_of_primary
+                   array_to_string(channels, ' → ') AS path, sum(c.n)::BIGINT AS challenges,
+                   coalesce(sum(c.n) FILTER (WHERE outcome = 'verified'), 0) / sum(c.n) AS success_rate,
+                   sum(c.n) / any_value(p.n) AS share_of_primary
               FROM c JOIN per_primary p ON p.primary_channel = c.channels[1]
              WHERE len(channels) > 1
              GROUP BY ALL ORDER BY challenges DESC, path""")
 
-    def time_to_verify(self, f: Filters = Filters()) -> pl.DataFrame:
-        """Seconds from challenge to verification, per factor (verified challenges only)."""
+    def time_to_verify(self, f: Filters = Filters(), *, approximate: bool = False) -> pl.DataFrame:
+        """Seconds from challenge to verification, per factor (verified challenges only):
+        exact percentiles of the raw rows, or (``approximate=True``) read from 2 %-wide
+        buckets, within 1 % of a value near the exact one, summed from the rollups'
+        ``verify.parquet`` where they cover the window (the same numbers either way)."""
+        if approximate:
+            return self._time_to_verify_buckets(f)
         return self._frame(lambda q: f"""
             SELECT factor, count(*) AS n,
                    quantile_cont(seconds_to_verify, 0.5) AS p50,
@@ -65,6 +72,18 @@ class _Channels(_Planner):
               FROM {self._chal(q, f)}
              WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
              GROUP BY factor ORDER BY n DESC, factor""")
+
+    def _time_to_verify_buckets(self, f: Filters) -> pl.DataFrame:
+        counts = self._frame(lambda q: f"SELECT factor, bucket, sum(n)::BIGINT AS n "
+                                       f"FROM {self._verify_buckets(q, f)} GROUP BY ALL ORDER BY factor, bucket")
+        rows = []
+        for (factor,), part in counts.group_by(["factor"], maintain_order=True):
+            pairs = list(zip(part["bucket"].to_list(), part["n"].to_list(), strict=True))
+            rows.append({"factor": factor, "n": sum(c for _, c in pairs),
+                         **{name: bucket_quantile(pairs, p) for name, p in _PERCENTILES}})
+        out = pl.DataFrame(rows, schema={"factor": pl.Utf8, "n": pl.Int64, "p50": pl.Float64, "p90": pl.Float64,
+                                         "p99": pl.Float64})
+        return out.sort(["n", "factor"], descending=[True, False], nulls_last=True)
 
     def avoidable_challenges(self, f: Filters = Filters()) -> dict[str, Any]:
         """Challenges that probably annoyed a legitimate user: on a trusted device, or on a

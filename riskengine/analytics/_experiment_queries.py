@@ -6,8 +6,11 @@ Exposures and conversions carry only time and user, so only those filters apply.
 
 from __future__ import annotations
 
+from typing import Any
+
+from riskengine.analytics._files import month_of
 from riskengine.analytics._reader import _Reader
-from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics._sql import Filters, Query, month_end, month_start
 from riskengine.analytics.experiments import ExperimentReadout, readout
 
 
@@ -19,10 +22,31 @@ class _Experiments(_Reader):
                                    "WHERE experiment IS NOT NULL ORDER BY 1")
         return [str(x) for x in df["experiment"].to_list()]
 
+    def _design(self, name: str) -> dict[str, Any]:
+        """The newest exposure's control, variants and weights. Partitions hold their own
+        month's rows, so the newest is in the newest month that has one: months are read
+        newest first and the first answer wins (not every exposure of the log)."""
+        empty: dict[str, Any] = {"control": None, "variants": None, "weights": None}
+        for key in reversed(self._months("exposures", None, None)):
+            files = [p for p in self._files("exposures", month_start(key), month_end(key)) if month_of(p) == key]
+
+            def build(q: Query, files: list[str] = files) -> str:
+                return f"""
+                SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
+                       arg_max(weights, event_time) AS weights
+                  FROM {self._src(q, 'exposures', files=files)}
+                 WHERE experiment = {q.p(name)} AND control IS NOT NULL"""
+
+            row = self._frame(build).row(0, named=True)
+            if row["control"] is not None:
+                return row
+        return empty
+
     def experiment_readout(self, name: str, f: Filters = Filters(), min_samples: int = 100) -> ExperimentReadout:
         """Per-variant readout. A user counts in the variant of their first exposure in the
         window, and converts if any conversion for this experiment comes at or after that
-        exposure (and before ``f.until``)."""
+        exposure (and before ``f.until``): the user's last conversion of the window is at or
+        after their first exposure (one aggregation per side, no second pass over the users)."""
         exp_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
 
         def counts_sql(q: Query) -> str:
@@ -32,20 +56,16 @@ class _Experiments(_Reader):
                          FROM {self._src(q, 'exposures', f.since, f.until)}
                         WHERE experiment = {q.p(name)} AND {self._where(q, exp_f, 'exposures')}
                         GROUP BY user_key),
-            c AS (SELECT user_key, event_time FROM {self._src(q, 'conversions', f.since, f.until)}
-                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')}),
-            u AS (SELECT e.user_key, any_value(e.variant) AS variant,
-                         coalesce(bool_or(c.event_time >= e.first_seen), false) AS converted
-                    FROM e LEFT JOIN c USING (user_key) GROUP BY e.user_key)
+            c AS (SELECT user_key, max(event_time) AS last_conversion
+                    FROM {self._src(q, 'conversions', f.since, f.until)}
+                   WHERE experiment = {q.p(name)} AND {self._where(q, conv_f, 'conversions')} GROUP BY user_key),
+            u AS (SELECT e.variant, coalesce(c.last_conversion >= e.first_seen, false) AS converted
+                    FROM e LEFT JOIN c USING (user_key))
             SELECT variant, count(*) AS n, count(*) FILTER (WHERE converted) AS conversions
               FROM u GROUP BY variant ORDER BY variant"""
 
         counts = self._frame(counts_sql)
-        design = self._frame(lambda q: f"""
-            SELECT arg_max(control, event_time) AS control, arg_max(variants, event_time) AS variants,
-                   arg_max(weights, event_time) AS weights
-              FROM {self._src(q, 'exposures')} WHERE experiment = {q.p(name)} AND control IS NOT NULL""").row(
-            0, named=True)
+        design = self._design(name)
         observed = {str(r["variant"]): (int(r["n"]), int(r["conversions"])) for r in counts.iter_rows(named=True)}
         weights: dict[str, float] | None = None
         if design["control"] is not None:

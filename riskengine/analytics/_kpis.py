@@ -15,7 +15,7 @@ import polars as pl
 from riskengine.analytics._files import month_of
 from riskengine.analytics._planner import _Planner
 from riskengine.analytics._sql import Filters, Query, bucket_sql, check_grain, month_end, month_start, utc_buckets
-from riskengine.analytics.rollups import OUTCOME_WINDOW
+from riskengine.analytics.rollups import OUTCOME_WINDOW, hll_estimate, hll_sql
 
 BREAKDOWNS = ("country", "device_type", "reason", "factor", "browser_family", "policy_version")
 RATE_DEFINITIONS = {
@@ -103,11 +103,28 @@ class _KPIs(_Planner):
         return out
 
     def distinct_users(self, f: Filters = Filters(), *, approximate: bool = False) -> int:
-        """Distinct user keys among the window's decisions: exact, or (``approximate=True``)
-        a HyperLogLog estimate (DuckDB ``approx_count_distinct``, typically within ~2 %)
-        that needs less memory and time on large windows. Always read from raw rows."""
-        fn = "approx_count_distinct(user_key)" if approximate else "count(DISTINCT user_key)"
-        return int(self._frame(lambda q: f"SELECT {fn} AS users FROM {self._dec(q, f)}").item())
+        """Distinct user keys among the window's decisions: exact (raw rows), or
+        (``approximate=True``) a HyperLogLog estimate (2**14 registers, standard error ≈ 0.8 %).
+
+        The estimate merges the daily sketches of the rollups (whole days of rolled-up months,
+        when ``f`` filters on no segment) with a sketch of the raw rest built the same way, so
+        it is the same number with or without rollups."""
+        if not approximate:
+            return int(self._frame(lambda q: f"SELECT count(DISTINCT user_key) AS users FROM {self._dec(q, f)}")
+                       .item())
+        reg, rank = hll_sql()
+
+        def build(q: Query) -> str:
+            plan = self._plan(f, part="users.parquet")
+            src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+            union = (f"SELECT {reg} AS reg, {rank} AS rank FROM {src} WHERE user_key IS NOT NULL "
+                     f"AND {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
+            if plan is not None:
+                union = (f"SELECT reg, rank FROM read_parquet({q.p(plan.files('users.parquet'))}) "
+                         f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} UNION ALL {union}")
+            return f"SELECT reg, max(rank) AS rank FROM ({union}) GROUP BY reg"
+
+        return hll_estimate(self._frame(build)["rank"].to_list())
 
     def segment_values(self, by: str) -> list[str]:
         """Every value of a decision column seen in the whole log (for filter pickers);

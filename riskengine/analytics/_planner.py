@@ -19,12 +19,27 @@ from pathlib import Path
 from riskengine.analytics._files import months_of
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_us, floor_day, month_end, month_start
-from riskengine.analytics.rollups import LEGACY_EXPR, OUTCOME_WINDOW, current_rollups
+from riskengine.analytics.rollups import (
+    HLL_PROBE,
+    LEGACY_EXPR,
+    OUTCOME_WINDOW,
+    current_rollups,
+    read_manifest,
+    verify_bucket_sql,
+)
 
 _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 EVENT_SQL = "coalesce(event, 'login')"
 """A decision's event: segments written before schema version 2 have none, and were all logins."""
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+_SEGMENTS = frozenset({"countries", "device_types", "actions", "reasons", "factors", "policy_versions"})
+_PART_FILTERS: dict[str, frozenset[str]] = {
+    "users.parquet": frozenset(), "risk.parquet": frozenset({"actions"}),
+    "channels.parquet": frozenset({"countries", "factors"}), "verify.parquet": frozenset({"countries", "factors"}),
+}
+"""The segment filters each partial rollup file can apply."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,16 @@ class Plan:
 class _Planner(_Reader):
     """Rollup-aware count sources for the query mixins."""
 
-    def _plan(self, f: Filters, *, grain: str = "day") -> Plan | None:
-        """The part of ``f``'s window rollups can answer (None: raw segments only)."""
+    def _plan(self, f: Filters, *, grain: str = "day", part: str | None = None) -> Plan | None:
+        """The part of ``f``'s window rollups can answer (None: raw segments only).
+
+        ``part``: a rollup file with fewer segment columns (``users.parquet``, ``risk.parquet``,
+        ``channels.parquet``): planned only when ``f`` filters on no segment the file lacks
+        (:data:`_PART_FILTERS`), and only if every month of the plan has that file (and, for
+        the user sketches, they were hashed the way this DuckDB hashes)."""
         if not self.use_rollups or f.user_key is not None or grain not in ("day", "week"):
+            return None
+        if part is not None and any(getattr(f, name) for name in _SEGMENTS - _PART_FILTERS[part]):
             return None
         current = current_rollups(Path(self.root))
         if not current:
@@ -68,10 +90,26 @@ class _Planner(_Reader):
         months = {k for k in current if month_start(k) < hi and month_end(k) > lo}
         if not months:
             return None
+        if part is not None and not all(self._has_part(current[k], part) for k in months):
+            return None
         skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
         self.rollup_plans += 1
         self.last_plan_months = frozenset(months)
         return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+
+    def _has_part(self, folder: Path, part: str) -> bool:
+        if not (folder / part).is_file():
+            return False
+        if part != "users.parquet":
+            return True
+        manifest = read_manifest(folder)
+        return manifest is not None and manifest.get("hll_probe") == self._hll_probe()
+
+    def _hll_probe(self) -> int:
+        if self._probe is None:
+            with self._cursor() as cur:
+                self._probe = int(cur.execute("SELECT hash($p)", {"p": HLL_PROBE}).fetchall()[0][0])
+        return self._probe
 
     def _raw_rest(self, q: Query, plan: Plan | None) -> str:
         """Excludes raw rows the rollups already count (partially covered rolled-up months)."""
@@ -131,6 +169,45 @@ class _Planner(_Reader):
             rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
         if f.decision_only:
             rolled += f" AND {self._challenge_decision_conds(q, f)}"
+        return f"({rolled} UNION ALL {raw})"
+
+    def _channel_counts(self, q: Query, f: Filters) -> str:
+        """Challenges with an outcome as count rows ``(factor, channels, final_channel, outcome,
+        n)``: ``channels.parquet`` for the whole days it covers (windows filtered on countries
+        and factors at most), one row per raw challenge for the rest."""
+        plan = self._plan(f, part="channels.parquet")
+        if plan is None:
+            return f"(SELECT factor, channels, final_channel, outcome, 1 AS n FROM {self._chal(q, f)})"
+        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        raw = (f"SELECT factor, channels, final_channel, outcome, 1 AS n FROM {src} "
+               f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=False)} "
+               f"AND {self._raw_rest(q, plan)}")
+        rolled = (f"SELECT factor, channels, final_channel, outcome, n "
+                  f"FROM read_parquet({q.p(plan.files('channels.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
+        return f"({rolled} UNION ALL {raw})"
+
+    def _verify_buckets(self, q: Query, f: Filters) -> str:
+        """Verified challenges with a duration as rows ``(factor, bucket, n)``
+        (:func:`~riskengine.analytics.rollups.verify_bucket_sql`): ``verify.parquet`` for the
+        whole days it covers (at most country and factor filters), raw rows for the rest."""
+        plan = self._plan(f, part="verify.parquet")
+        cond = "outcome = 'verified' AND seconds_to_verify IS NOT NULL"
+        if plan is None:
+            return f"(SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {self._chal(q, f)} WHERE {cond})"
+        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        raw = (f"SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {src} "
+               f"WHERE {cond} AND {self._where(q, f, 'challenges', legacy=False)} AND {self._raw_rest(q, plan)}")
+        rolled = (f"SELECT factor, bucket, n FROM read_parquet({q.p(plan.files('verify.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.countries:
+            rolled += f" AND list_contains({q.p(list(f.countries))}, country)"
+        if f.factors:
+            rolled += f" AND list_contains({q.p(list(f.factors))}, factor)"
         return f"({rolled} UNION ALL {raw})"
 
     def _hourly(self, q: Query, plan: Plan) -> str:

@@ -57,6 +57,7 @@ class _Reader:
         """How many queries the planner has answered (in part) from rollups: a call that leaves
         it unchanged was answered from raw segments only. Tests read it to know which source
         answered; it is a plain counter, not a metric to alert on."""
+        self._probe: int | None = None
         self.last_plan_months: frozenset[int] = frozenset()
         """``YYYYMM`` of the months the last rollup-answered query read from rollups."""
 

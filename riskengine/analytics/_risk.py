@@ -12,6 +12,7 @@ import polars as pl
 
 from riskengine.analytics._planner import _Planner
 from riskengine.analytics._sql import Filters, Query, bucket_sql, check_grain, utc_buckets
+from riskengine.analytics.rollups import RISK_STEPS, risk_step_sql
 
 
 class _Risk(_Planner):
@@ -27,16 +28,37 @@ class _Risk(_Planner):
               FROM (SELECT unnest(reasons) AS reason, action, n FROM d) r, t
              GROUP BY r.reason ORDER BY decisions DESC, r.reason""")
 
+    def _risk_steps(self, q: Query, f: Filters, step: str, steps: int) -> str:
+        """Decisions as rows ``(step, action, n)``, ``step`` being the risk's step on the grid
+        ``k/steps`` (:func:`~riskengine.analytics.rollups.risk_step_sql`, NULL without a risk):
+        from ``risk.parquet`` for the whole days it covers (grids dividing 1/1000 only, windows
+        without segment filters but the action), one row per raw decision for the rest."""
+        plan = self._plan(f, part="risk.parquet") if RISK_STEPS % steps == 0 else None
+        src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+        raw = (f"SELECT {risk_step_sql('risk', steps)} AS {step}, action, 1 AS n FROM {src} "
+               f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        # k/1000 <= risk  <=>  j/steps <= risk for j = floor(k * steps / 1000) (equal rationals, equal doubles)
+        rolled = (f"SELECT floor(step * {steps} / {RISK_STEPS}.0)::INTEGER AS {step}, action, n "
+                  f"FROM read_parquet({q.p(plan.files('risk.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)}")
+        if f.actions:
+            rolled += f" AND list_contains({q.p(list(f.actions))}, action)"
+        return f"({rolled} UNION ALL {raw})"
+
     def risk_histogram(self, f: Filters = Filters(), bins: int = 20) -> pl.DataFrame:
-        """Decisions per risk bin and action; every bin present."""
+        """Decisions per risk bin and action; every bin present. Bin ``b`` holds the risks
+        ``b/bins <= risk < (b+1)/bins`` (the last bin also risk >= 1), compared as the engine
+        compares a risk with a threshold."""
         if not 1 <= bins <= 1000:
             raise ValueError(f"bins must be between 1 and 1000, got {bins}")
         counts = self._frame(lambda q: f"""
-            SELECT least(floor(risk * {q.p(bins)}), {q.p(bins - 1)})::INTEGER AS b,
-                   count(*) FILTER (WHERE action = 'allow') AS allow,
-                   count(*) FILTER (WHERE action = 'challenge') AS challenge,
-                   count(*) FILTER (WHERE action = 'deny') AS deny
-              FROM {self._dec(q, f)} WHERE risk IS NOT NULL GROUP BY 1""")
+            SELECT least(b, {q.p(bins - 1)})::INTEGER AS b,
+                   coalesce(sum(n) FILTER (WHERE action = 'allow'), 0)::BIGINT AS allow,
+                   coalesce(sum(n) FILTER (WHERE action = 'challenge'), 0)::BIGINT AS challenge,
+                   coalesce(sum(n) FILTER (WHERE action = 'deny'), 0)::BIGINT AS deny
+              FROM {self._risk_steps(q, f, 'b', bins)} WHERE b IS NOT NULL GROUP BY 1""")
         grid = pl.DataFrame({"b": list(range(bins))}, schema={"b": pl.Int32})
         out = grid.join(counts.with_columns(pl.col("b").cast(pl.Int32)), on="b", how="left").fill_null(0)
         return out.select(
@@ -104,7 +126,18 @@ class _Risk(_Planner):
                     f"count(*) FILTER (WHERE action <> 'allow') AS stepped{extra} "
                     f"FROM {self._dec(q, f)} d {join} GROUP BY 1")
 
-        buckets = self._frame_with_labels(build, labels) if labels is not None else self._frame(build)
+        grid = [round(t * RISK_STEPS) for t in steps]
+        on_grid = all(0 <= j <= RISK_STEPS and j / RISK_STEPS == t for j, t in zip(grid, steps, strict=True))
+        if labels is None and on_grid:
+            # thresholds on the 1/1000 grid: risk >= j/1000 <=> step >= j, so rolled-up steps answer
+            def build_steps(q: Query) -> str:
+                case = " ".join(f"WHEN s >= {q.p(j)} THEN {i}" for i, j in reversed(list(enumerate(grid, 1))))
+                return (f"SELECT CASE {case} ELSE 0 END AS k, sum(n)::BIGINT AS n, "
+                        f"coalesce(sum(n) FILTER (WHERE action <> 'allow'), 0)::BIGINT AS stepped "
+                        f"FROM {self._risk_steps(q, f, 's', RISK_STEPS)} GROUP BY 1")
+            buckets = self._frame(build_steps)
+        else:
+            buckets = self._frame_with_labels(build, labels) if labels is not None else self._frame(build)
         per_k = {int(r["k"]): (int(r["n"]), int(r.get("attacks") or 0)) for r in buckets.iter_rows(named=True)}
         n = sum(v[0] for v in per_k.values())
         attacks = sum(v[1] for v in per_k.values())

@@ -10,6 +10,17 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
 - ``challenges.parquet`` challenges with a recorded outcome per UTC day × country × device
   type × reason codes × policy version × factor × outcome × fallback used (``n``);
 - ``hourly.parquet``     logins, step-ups and failed passwords per UTC hour (no segments);
+- ``users.parquet``      a HyperLogLog sketch of the user keys per UTC day (no segments):
+  register and the largest rank seen in it (:data:`HLL_P`), for the distinct-user estimate;
+- ``risk.parquet``       decisions per UTC day × action × risk step of 1/1000 (no segments):
+  step ``k`` holds the risks ``r`` with ``k/1000 <= r < (k+1)/1000`` (as doubles; NULL: no
+  risk), so the
+  histogram and the what-if table for thresholds on that grid are sums of these counts;
+- ``channels.parquet``   challenges with a recorded outcome per UTC day × country × factor ×
+  channel path × final channel × outcome (``n``): the channel, funnel and fallback-path
+  tables of windows filtered on nothing but countries and factors;
+- ``verify.parquet``     verified challenges per UTC day × country × factor × bucket of
+  seconds to verify (:func:`verify_bucket_sql`: buckets 2 % wide, a mergeable quantile sketch);
 - ``manifest.json``      the names of the raw segments it was built from.
 
 :class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
@@ -17,8 +28,10 @@ rollup is *current* — its manifest names exactly the segments on disk now — 
 rollup, and everything else (partial days, the month being written, a month that got new
 segments since the last compaction, per-user filters) from the raw segments. A rollup is
 therefore never stale: a late segment in a rolled-up month makes that month raw again
-until the next compaction. Distinct users cannot be added up from rollups and are always
-counted on raw rows.
+until the next compaction. Exact distinct users cannot be added up from rollups and are
+always counted on raw rows; the estimate (:func:`hll_estimate`) merges the daily sketches of
+the rolled-up days with a sketch of the raw rest, computed the same way, so it is the same
+number whichever side answered.
 
 Challenge rows written before they carried ``device_type``/``reasons``/``policy_version``
 (``policy_version`` is null) take those from their decision, looked up among the decisions
@@ -28,9 +41,11 @@ of the month and the day before it, exactly as the raw queries do.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +70,84 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 """Set to ``0`` to make :class:`~riskengine.analytics.AuditDB` ignore rollups (raw scans only)."""
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
+PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
+         "channels.parquet", "verify.parquet")
+"""The files of a complete rollup folder (older rollups lack the last four: rebuilt by compaction)."""
+
+HLL_P = 14
+"""HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
+_HLL_BITS = 64 - HLL_P
+HLL_PROBE = "riskengine-hll-probe"
+"""The manifest records DuckDB's ``hash()`` of this string when the sketches were built: a
+DuckDB whose hash differs (another version) would mix incompatible sketches, so such a
+rollup's sketch is not used (the estimate is computed on raw rows instead)."""
+RISK_STEPS = 1000
+"""Risk resolution of ``risk.parquet``: thresholds and bin edges that are multiples of 1/1000."""
+
+
+def hll_sql(col: str = "user_key") -> tuple[str, str]:
+    """SQL for the HyperLogLog register of ``col`` (top :data:`HLL_P` bits of its 64-bit hash)
+    and its rank (position of the first 1 bit in the remaining bits)."""
+    h = f"hash({col})"
+    rest = f"({h} & {(1 << _HLL_BITS) - 1}::UBIGINT)"
+    rank = (f"(CASE WHEN {rest} = 0 THEN {_HLL_BITS + 1} "
+            f"ELSE {_HLL_BITS} - floor(log2({rest}::DOUBLE))::INTEGER END)::TINYINT")
+    return f"({h} >> {_HLL_BITS})::SMALLINT", rank
+
+
+def hll_estimate(ranks: Iterable[int]) -> int:
+    """Distinct count from the merged registers' ranks (absent registers are 0): the
+    HyperLogLog estimate, with linear counting while many registers are still empty."""
+    m = 1 << HLL_P
+    seen = [int(r) for r in ranks if r]
+    if not seen:
+        return 0
+    zeros = m - len(seen)
+    raw = (0.7213 / (1 + 1.079 / m)) * m * m / (zeros + sum(2.0 ** -r for r in seen))
+    if raw <= 2.5 * m and zeros:
+        return round(m * math.log(m / zeros))
+    return round(raw)
+
+
+def risk_step_sql(col: str = "risk", steps: int = RISK_STEPS) -> str:
+    """SQL for the step of a risk on the grid ``k/steps``: the largest ``k`` in 0..steps with
+    ``k/steps <= risk`` as doubles (the multiplication's rounding is corrected both ways, so it
+    agrees exactly with ``risk >= k/steps``); -1 below 0, NULL for a NULL risk."""
+    k = f"least(greatest(floor({col} * {steps})::INTEGER, 0), {steps})"
+    return (f"(CASE WHEN {col} < {k}::DOUBLE / {steps}::DOUBLE THEN {k} - 1 "
+            f"WHEN {k} < {steps} AND {col} >= ({k} + 1)::DOUBLE / {steps}::DOUBLE THEN {k} + 1 ELSE {k} END)")
+
+
+VERIFY_GAMMA = 1.02
+"""Seconds-to-verify bucket ``i`` holds ``gamma**(i-1) < s <= gamma**i``: a quantile read as the
+bucket's midpoint ``2 gamma**i / (gamma + 1)`` is within 1 % of a value in that bucket."""
+_NONPOSITIVE = -32768
+
+
+def verify_bucket_sql(col: str = "seconds_to_verify") -> str:
+    """SQL for the bucket of a positive duration (``-32768`` for zero or less)."""
+    return (f"(CASE WHEN {col} > 0 THEN ceil(ln({col}) / ln({VERIFY_GAMMA}))::INTEGER "
+            f"ELSE {_NONPOSITIVE} END)")
+
+
+def bucket_quantile(buckets: list[tuple[int, int]], q: float) -> float | None:
+    """The ``q`` quantile of sorted ``(bucket, count)`` pairs: the bucket holding the value of
+    rank ``q·(n-1)`` (as ``quantile_cont`` ranks), read as its midpoint."""
+    n = sum(c for _, c in buckets)
+    if not n:
+        return None
+    rank = q * (n - 1)
+    seen = 0
+    for b, c in buckets:
+        seen += c
+        if seen > rank:
+            return 0.0 if b == _NONPOSITIVE else 2 * VERIFY_GAMMA ** b / (VERIFY_GAMMA + 1)
+    b = buckets[-1][0]
+    return 0.0 if b == _NONPOSITIVE else 2 * VERIFY_GAMMA ** b / (VERIFY_GAMMA + 1)
+
+
+def hll_probe(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute(f"SELECT hash('{HLL_PROBE}')").fetchall()[0][0])
 
 
 @dataclass
@@ -198,7 +291,8 @@ def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
             continue  # still being written: raw segments answer for it
         folder = base / f"{key // 100:04d}-{key % 100:02d}"
         manifest = read_manifest(folder)
-        if not rebuild and manifest is not None and is_current(root_path, key, manifest):
+        if (not rebuild and manifest is not None and is_current(root_path, key, manifest)
+                and all((folder / part).is_file() for part in PARTS)):
             result.current += 1
             continue
         result.rows += _build_month(root_path, key, folder)
@@ -211,9 +305,9 @@ def _build_month(root: Path, key: int, folder: Path) -> int:
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.tmp"
     private_mkdir(tmp)  # 0700, like everything compaction writes
     try:
-        rows, legacy = _write_month(root, key, tmp)
+        rows, legacy, probe = _write_month(root, key, tmp)
         manifest = {"version": ROLLUP_VERSION, "month": folder.name, "built_at": datetime.now(UTC).isoformat(),
-                    "legacy_challenges": legacy, "sources": _sources(root, key, legacy)}
+                    "legacy_challenges": legacy, "hll_probe": probe, "sources": _sources(root, key, legacy)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         for p in tmp.iterdir():
             os.chmod(p, FILE_MODE)
@@ -237,7 +331,7 @@ def _clear_trash(base: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool]:
+def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
     params: dict[str, Any] = {}
     dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
     con = duckdb.connect(":memory:")
@@ -281,9 +375,37 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool]:
                     SELECT (epoch_us(event_time) // {HOUR_US}) * {HOUR_US}, 0, 0, count(*)
                       FROM {hfail} GROUP BY 1)
              GROUP BY hour_us""", hparams, out / "hourly.parquet")
+        reg, rank = hll_sql()
+        uparams: dict[str, Any] = {}
+        udec = raw(month_files(root, "decisions", key), "decisions", uparams, "dec")
+        rows += _copy(con, f"""
+            SELECT day_us, reg, max(rank) AS rank
+              FROM (SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, {reg} AS reg, {rank} AS rank
+                      FROM {udec} WHERE user_key IS NOT NULL)
+             GROUP BY ALL ORDER BY day_us, reg""", uparams, out / "users.parquet")
+        rparams: dict[str, Any] = {}
+        rdec = raw(month_files(root, "decisions", key), "decisions", rparams, "dec")
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, action, {risk_step_sql()} AS step,
+                   count(*) AS n
+              FROM {rdec} GROUP BY ALL""", rparams, out / "risk.parquet")
+        chparams: dict[str, Any] = {}
+        chchal = raw(month_files(root, "challenges", key), "challenges", chparams, "chal")
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, factor, channels,
+                   final_channel, outcome, count(*) AS n
+              FROM {chchal} WHERE outcome IS NOT NULL GROUP BY ALL""", chparams, out / "channels.parquet")
+        vparams: dict[str, Any] = {}
+        vchal = raw(month_files(root, "challenges", key), "challenges", vparams, "chal")
+        rows += _copy(con, f"""
+            SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, factor,
+                   {verify_bucket_sql()} AS bucket, count(*) AS n
+              FROM {vchal} WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
+             GROUP BY ALL""", vparams, out / "verify.parquet")
+        probe = hll_probe(con)
     finally:
         con.close()
-    return rows, legacy
+    return rows, legacy, probe
 
 
 LEGACY_EXPR = {
@@ -301,4 +423,5 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], out:
     return int(res.fetchall()[0][0])
 
 
-__all__ = ["LEGACY_EXPR", "ROLLUPS_ENV", "ROLLUP_DIR", "RollupResult", "build_rollups", "current_rollups"]
+__all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "RollupResult", "build_rollups",
+           "bucket_quantile", "current_rollups", "hll_estimate", "hll_sql", "risk_step_sql", "verify_bucket_sql"]

@@ -9,18 +9,31 @@ answered from raw segments again, and numbers stay equal.
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
-from riskengine.analytics.rollups import ROLLUP_DIR, build_rollups, current_rollups
+from riskengine.analytics.rollups import (
+    RISK_STEPS,
+    ROLLUP_DIR,
+    bucket_quantile,
+    build_rollups,
+    current_rollups,
+    hll_estimate,
+    hll_sql,
+    risk_step_sql,
+    verify_bucket_sql,
+)
 from riskengine.audit.layout import maintenance_lock
 from riskengine.audit.parquet import ParquetSink
 from riskengine.ops.maintenance import compact
@@ -63,6 +76,8 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                     "outcome": rng.choice(("verified", "verified", "failed", "expired", "abandoned", None)),
                     "attempts": 1, "country": decision["country"],
                 }
+                if challenge["outcome"] == "verified":  # not from rng: the other draws stay as they were
+                    challenge["seconds_to_verify"] = 0.5 + (i * 7919 % 6007) / 10
                 if rng.random() >= legacy_share:  # written after challenges carried their decision's columns
                     challenge.update(device_type=decision["device_type"], reasons=reasons,
                                      policy_version=decision["policy_version"])
@@ -256,3 +271,159 @@ def test_distinct_users_exact_and_estimate(root: Path) -> None:
     assert abs(db.distinct_users(approximate=True) - exact) <= 3
     assert db.kpis(users=False)["users"] is None
     db.close()
+
+
+# ---------------------------------------------------------------- sketches without segment columns
+SKETCH_CASES = [(w, "none") for w in WINDOWS] + [("partial days", "actions"), ("everything", "no challenges"),
+                                                 ("partial days", "countries"), ("one rolled month", "factors")]
+
+
+@pytest.mark.parametrize(("window", "segment"), SKETCH_CASES)
+def test_user_sketches_and_risk_steps_give_the_raw_numbers(current_root: Path, window: str, segment: str) -> None:
+    """The distinct-user estimate, the risk histogram and the what-if table on the 1/1000 grid,
+    and the channel tables are answered from ``users.parquet`` / ``risk.parquet`` /
+    ``channels.parquet`` and equal the raw answer exactly."""
+    db = AuditDB(current_root)
+    f = WINDOWS[window].replace(**SEGMENTS[segment])
+    calls: dict[str, Any] = {}
+    if segment in ("none", "actions", "no challenges"):
+        calls.update({
+            "histogram 20": lambda: db.risk_histogram(f, bins=20),
+            "histogram 8": lambda: db.risk_histogram(f, bins=8),
+            "histogram 1000": lambda: db.risk_histogram(f, bins=1000),
+            "whatif grid": lambda: db.whatif(f, (0.05, 0.3, 0.4, 0.5, 0.55, 0.9, 0.999, 1.0, 0.0)),
+        })
+    if segment == "none":
+        calls["users estimate"] = lambda: db.distinct_users(f, approximate=True)
+    if segment in ("none", "countries", "factors"):
+        calls.update({"time_to_verify ≈": lambda: db.time_to_verify(f, approximate=True),
+                      "channel_success": lambda: db.channel_success(f),
+                      "fallback_funnel": lambda: db.fallback_funnel(f),
+                      "fallback_paths": lambda: db.fallback_paths(f)})
+    for name, call in calls.items():
+        raw, rolled, plans = _both_counting(db, call)
+        assert plans > 0, f"{name} was not answered from rollups ({window}, {segment})"
+        assert db.last_plan_months == _months_in(f), (name, window, segment)
+        try:
+            _same(raw, rolled)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} differs with rollups ({window}, {segment})") from exc
+    db.close()
+
+
+def test_the_planner_declines_sketches_it_cannot_answer(current_root: Path) -> None:
+    """Segment filters (but the action, for risk), bins that do not divide the 1/1000 grid,
+    thresholds off it and labels are answered raw — with the same numbers."""
+    db = AuditDB(current_root)
+    f = WINDOWS["whole days across months"]
+    labels = pl.DataFrame({"decision_id": ["a00001", "a00002"], "is_attack": [True, False]})
+    declined = {
+        "users, country": lambda: db.distinct_users(f.replace(countries=("GB",)), approximate=True),
+        "users, action": lambda: db.distinct_users(f.replace(actions=("allow",)), approximate=True),
+        "histogram, reasons": lambda: db.risk_histogram(f.replace(reasons=("NEW_DEVICE",))),
+        "histogram, 7 bins": lambda: db.risk_histogram(f, bins=7),
+        "whatif off the grid": lambda: db.whatif(f, (0.3, 0.33333)),
+        "whatif with labels": lambda: db.whatif(f, (0.3, 0.5), labels=labels),
+        "channels, device type": lambda: db.channel_success(f.replace(device_types=("mobile",))),
+        "funnel, action": lambda: db.fallback_funnel(f.replace(actions=("challenge",))),
+        "paths, reasons": lambda: db.fallback_paths(f.replace(reasons=("NEW_DEVICE",))),
+        "time to verify ≈, policy": lambda: db.time_to_verify(f.replace(policy_versions=("p2",)), approximate=True),
+    }
+    for name, call in declined.items():
+        raw, rolled, plans = _both_counting(db, call)
+        assert plans == 0, f"{name} was answered from rollups"
+        _same(raw, rolled)
+    assert db.distinct_users(f, approximate=True) > 0 and db.rollup_plans == 1
+    db.close()
+
+
+def test_user_sketches_of_another_hash_are_not_used(current_root: Path, tmp_path: Path) -> None:
+    """A rollup whose sketches a DuckDB with another ``hash()`` built (another probe value) is
+    not merged: the estimate comes from raw rows, the other rollups still answer counts."""
+    root = shutil.copytree(current_root, tmp_path / "audit")
+    manifest = root / ROLLUP_DIR / "2026-02" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["hll_probe"] += 1
+    manifest.write_text(json.dumps(data))
+    db = AuditDB(root)
+    raw, rolled, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 0 and raw == rolled
+    raw, rolled, plans = _both_counting(db, lambda: db.kpis(users=False))
+    assert plans == 1 and raw == rolled
+    db.close()
+
+
+def test_compaction_adds_missing_sketches(current_root: Path, tmp_path: Path) -> None:
+    """Rollups built before ``users.parquet``/``risk.parquet`` existed answer counts as before,
+    not the sketches; the next compaction rebuilds them (and only them)."""
+    root = shutil.copytree(current_root, tmp_path / "audit")
+    (root / ROLLUP_DIR / "2026-03" / "users.parquet").unlink()
+    (root / ROLLUP_DIR / "2026-01" / "risk.parquet").unlink()
+    db = AuditDB(root)
+    _, _, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 0
+    _, _, plans = _both_counting(db, lambda: db.risk_histogram())
+    assert plans == 0
+    res = build_rollups(root, now=LATER)
+    assert sorted(res.built) == ["2026-01", "2026-03"] and res.current == 2
+    assert all((root / ROLLUP_DIR / m / "channels.parquet").is_file() for m in ("2026-01", "2026-04"))
+    raw, rolled, plans = _both_counting(db, lambda: db.distinct_users(approximate=True))
+    assert plans == 1 and raw == rolled
+    db.close()
+
+
+def test_hll_estimate_is_within_its_error() -> None:
+    """2**14 registers: standard error ≈ 0.8 %; 3 % is about four of them, at sizes on both
+    sides of the switch from linear counting to the HyperLogLog formula."""
+    reg, rank = hll_sql("k")
+    with duckdb.connect() as con:
+        for n in (500, 30_000, 400_000):
+            ranks = [r for (r,) in con.execute(
+                f"SELECT max({rank}) FROM (SELECT 'user-' || i::VARCHAR AS k FROM range({n}) t(i)) "
+                f"GROUP BY {reg}").fetchall()]
+            est = hll_estimate(ranks)
+            assert abs(est - n) <= 0.03 * n, (n, est)
+    assert hll_estimate([]) == 0 and hll_estimate([0, 0]) == 0
+
+
+def test_risk_steps_agree_with_the_threshold_rule() -> None:
+    """The step of a risk is the largest k with k/1000 <= risk, exactly, also one ulp either
+    side of every grid point (where risk * 1000 rounds across an integer)."""
+    risks = [-0.5, 0.0, 1.0, 1.5]
+    for k in range(RISK_STEPS + 1):
+        g = k / RISK_STEPS
+        risks += [g, math.nextafter(g, -1.0), math.nextafter(g, 2.0)]
+    with duckdb.connect() as con:
+        got = con.execute(f"SELECT r, {risk_step_sql('r')} FROM (SELECT unnest($r) AS r)", {"r": risks}).fetchall()
+    for r, step in got:
+        want = max((k for k in range(RISK_STEPS + 1) if k / RISK_STEPS <= r), default=-1)
+        assert step == want, (r, step, want)
+
+
+def test_approximate_time_to_verify_is_within_its_bucket(current_root: Path) -> None:
+    """Each approximate percentile is within 1 % of a raw value of the same rank neighbourhood:
+    between the exact percentile's bucket edges (the estimate is that bucket's midpoint)."""
+    db = AuditDB(current_root)
+    exact = db.time_to_verify()
+    approx = db.time_to_verify(approximate=True)
+    assert approx["factor"].to_list() == exact["factor"].to_list()
+    assert approx["n"].to_list() == exact["n"].to_list() and exact.height > 0
+    for e, a in zip(exact.iter_rows(named=True), approx.iter_rows(named=True), strict=True):
+        for p in ("p50", "p90", "p99"):
+            assert abs(a[p] - e[p]) <= 0.03 * e[p], (e["factor"], p, e[p], a[p])
+    db.close()
+
+
+def test_bucket_quantile_reads_the_bucket_of_the_rank() -> None:
+    with duckdb.connect() as con:
+        values = [0.0, 0.5, 1.0, 2.0, 3.0, 10.0, 100.0, 1000.0]
+        got = con.execute(f"SELECT v, {verify_bucket_sql('v')} FROM (SELECT unnest($v) AS v)",
+                          {"v": values}).fetchall()
+    pairs = sorted((b, 1) for _, b in got)
+    assert bucket_quantile(pairs, 0.0) == 0.0
+    assert bucket_quantile(pairs, 1.0) == pytest.approx(1000.0, rel=0.01)
+    assert bucket_quantile(pairs, 0.5) == pytest.approx(2.0, rel=0.01)  # rank 3.5: the 4th value
+    assert bucket_quantile([], 0.5) is None
+    for v, b in got:
+        if v > 0:
+            assert 1.02 ** (b - 1) < v <= 1.02 ** b * (1 + 1e-12)
