@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,28 @@ def test_refresh_boundaries_are_event_time_multiples() -> None:
     assert not sk.due(T0 + 9.999)
     assert sk.due(T0 + 10.0)
     assert not sk.due(T0 - 50.0)  # late events never go back
+
+
+def test_weights_stay_finite_across_eras_and_a_new_era_starts_a_fresh_sketch() -> None:
+    """Forward decay from one fixed landmark would overflow after ~1,000 half-lives; eras of
+    512 half-lives keep every weight in [1, 2^512) and the sketch of a new era starts over."""
+    from riskengine.core.budget import ERA_HALF_LIVES, LANDMARK, UserCap, era_of
+
+    hl = 72 * 3600.0
+    era_len = ERA_HALF_LIVES * hl
+    for years in (0, 5, 20, 80):
+        t = LANDMARK + years * 365.25 * 86400
+        w = decay_weight(t, hl)
+        assert 1.0 <= w < 2.0 ** ERA_HALF_LIVES
+        assert math.isfinite(w * 1e9)
+    end_of_era = LANDMARK + era_len - 1.0
+    assert era_of(end_of_era, hl) == 0 and era_of(end_of_era + 1.0, hl) == 1
+    assert decay_weight(end_of_era + 1.0, hl) == 1.0
+    cfg = BudgetConfig(0.1, 0.0, 1.0, 5, hl)
+    sketch = BudgetSketch(cfg, 0.4, 10.0, UserCap(100, 3600.0))
+    for i in range(10):
+        sketch.observe(f"u{i}", 0.9 if i == 0 else 0.1, False, end_of_era - 100.0)
+    sketch.install(sketch.take_delta(), end_of_era - 50.0)
+    assert sketch.threshold != 0.4  # warmed up in era 0
+    sketch.install(sketch.merged, end_of_era + 60.0)
+    assert sketch.threshold == 0.4  # era 1: nothing merged yet, the warm-up threshold

@@ -80,4 +80,4 @@ def test_bad_frames_name_the_problem() -> None:
     full = pl.DataFrame({"event_time": [1.0], "risk": [0.1], "established": [True], "floor_forced": [False],
                          "user": ["u"]})
     with pytest.raises(ValueError, match="target_stepup_rate"):
-        apply_budget(full, Settings())
+        apply_budget(full, Settings().with_overrides(policy={"target_stepup_rate": 0.0}))

@@ -27,6 +27,8 @@ from riskengine.testing import (
     offline_settings,
 )
 
+DEFAULTS = Settings()
+
 
 def test_first_login_is_cold_start_not_all_new(engine: Engine) -> None:
     d = engine.score(make_attempt())
@@ -39,7 +41,7 @@ def test_known_device_home_country_usual_hour_allows(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), place=MANCHESTER))
     # a city the user has not logged in from, in their region: weak evidence, never alone a step-up
-    assert (d.action, d.reason_codes, d.risk) == ("allow", ("NEW_CITY",), 0.15)
+    assert (d.action, d.reason_codes, d.risk) == ("allow", ("NEW_CITY",), DEFAULTS.geo.new_city_weight)
     again = engine.score(make_attempt(ts=last + timedelta(days=2), place=MANCHESTER))
     assert (again.action, again.reason_codes, again.risk) == ("allow", (), 0.0)
 
@@ -52,14 +54,18 @@ def test_new_device_challenges(engine: Engine) -> None:
     assert d.risk == pytest.approx(0.55)
 
 
-def test_device_back_after_the_window_is_new_again_and_still_steps_up_alone(engine: Engine) -> None:
-    """Not seen in the user's last 30 days = new device: it challenges alone, but ranks below
-    a device never seen (0.55 × 0.75 against 0.55), so a tuned threshold can tell them apart."""
+def test_device_back_after_the_window_is_new_again_and_steps_up_with_any_other_signal(engine: Engine) -> None:
+    """Not seen in the user's last 30 days = new device, graded below a device never seen
+    (0.55 × 0.7 against 0.55): alone it stays under the default threshold (people come back
+    to a laptop after a month), with any other evidence it steps up."""
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=31)))
-    assert d.action == "challenge"
     assert d.reason_codes == ("NEW_DEVICE",)
-    assert d.risk == pytest.approx(0.55 * 0.75)
+    assert d.risk == pytest.approx(DEFAULTS.device.weight * DEFAULTS.device.returning_value)
+    assert d.risk < DEFAULTS.policy.challenge_threshold and d.action == "allow"
+    returning = SignalResult("NEW_DEVICE", DEFAULTS.device.returning_value, "back after 31 days")
+    with_prefix = Policy(DEFAULTS).decide([returning, SignalResult("NEW_PREFIX", 1.0, "new /24")])
+    assert with_prefix.action == "challenge"
     assert "not seen for 31 days" in d.reasons[0].detail
     stranger = engine.score(make_attempt(ts=last + timedelta(days=31, minutes=5), ua=FIREFOX_MAC))
     assert stranger.risk > d.risk
@@ -289,7 +295,9 @@ def test_domestic_takeover_with_the_victims_browser_family_is_challenged(engine:
     d = engine.score(kit)
     assert d.action == "challenge"
     assert set(d.reason_codes) == {"NEW_UA_VERSION", "NEW_PREFIX", "NEW_CITY", "RTT_ANOMALY"}
-    assert d.risk == pytest.approx(1 - 0.9 * 0.9 * 0.85 * (1 - 0.3 * 1.0), abs=1e-4)
+    g, rtt = DEFAULTS.geo, DEFAULTS.rtt
+    assert d.risk == pytest.approx(1 - (1 - DEFAULTS.device.new_ua_version_weight) * (1 - g.new_prefix_weight)
+                                   * (1 - g.new_city_weight) * (1 - rtt.weight * 1.0), abs=1e-4)
 
 
 def test_the_owner_on_a_new_address_of_their_own_network_is_allowed(engine: Engine) -> None:

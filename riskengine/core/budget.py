@@ -34,21 +34,52 @@ FORCED_KEY = "forced"
 COUNT_KEY = "n"
 LANDMARK = 1_735_689_600.0
 """2025-01-01 UTC, the population prior's landmark."""
+ERA_HALF_LIVES = 512
+"""Forward-decay weights grow as 2^(half-lives since the landmark) and would overflow a float
+after ~1,000 half-lives (about 8 years at the 72 h default). So time is cut into eras of 512
+half-lives (about 4 years at 72 h): weights count from the era's start (at most 2^512, and a
+sum of a billion of them stays finite), and the keys carry the era (``"<era>:<bin>"``). A new
+era starts a fresh sketch: the threshold falls back to ``challenge_threshold`` for one
+warm-up (``budget_warmup_logins``), then follows the new era's logins; the old era's keys
+stay in the store, unread (about 400 small fields per era)."""
 _MAX_EXPONENT = 1000.0
 
 
-def decay_weight(t: float, half_life_s: float) -> float:
-    """Forward-decay weight of an observation at ``t`` (seconds since the epoch).
+def era_of(t: float, half_life_s: float) -> int:
+    """The era of ``t`` (see :data:`ERA_HALF_LIVES`).
 
-    The exponent is clamped to ±1000 (2^1000 < float max): with a half-life of a day that
-    lasts until 2027-09, with the default 3 days until 2033; `budget_half_life_hours` is
-    therefore at least 24 h.
+    >>> era_of(LANDMARK, 3600.0), era_of(LANDMARK + 512 * 3600.0, 3600.0)
+    (0, 1)
+    """
+    return math.floor((t - LANDMARK) / (ERA_HALF_LIVES * half_life_s))
+
+
+def decay_weight(t: float, half_life_s: float) -> float:
+    """Forward-decay weight of an observation at ``t`` (seconds since the epoch), counted
+    from the start of its era: in [1, 2^512).
 
     >>> decay_weight(LANDMARK + 3600.0, 3600.0)
     2.0
+    >>> decay_weight(LANDMARK + 513 * 3600.0, 3600.0)  # one half-life into era 1
+    2.0
     """
-    exponent = (t - LANDMARK) / half_life_s
+    exponent = (t - LANDMARK) / half_life_s - era_of(t, half_life_s) * ERA_HALF_LIVES
     return float(2.0 ** max(-_MAX_EXPONENT, min(_MAX_EXPONENT, exponent)))
+
+
+def era_key(era: int, key: str) -> str:
+    """A sketch field of one era."""
+    return f"{era}:{key}"
+
+
+def of_era(counts: Mapping[str, float], era: int) -> dict[str, float]:
+    """The fields of one era of a merged sketch, without the era prefix.
+
+    >>> of_era({"3:n": 2.0, "3:17": 1.5, "2:n": 9.0}, 3)
+    {'n': 2.0, '17': 1.5}
+    """
+    prefix = f"{era}:"
+    return {key[len(prefix):]: weight for key, weight in counts.items() if key.startswith(prefix)}
 
 
 def bin_of(risk: float) -> int:
@@ -172,7 +203,8 @@ class BudgetSketch:
         """The merged sketch read back from the store at ``t``: recompute the threshold."""
         self.merged = dict(merged)
         self.epoch = math.floor(t / self.refresh_s)
-        self.threshold = threshold_from(self.merged, self.cfg, self.fallback)
+        self.threshold = threshold_from(of_era(self.merged, era_of(t, self.cfg.half_life_s)), self.cfg,
+                                        self.fallback)
 
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period
@@ -184,11 +216,13 @@ class BudgetSketch:
         cap for this window is used up."""
         if not self.cap.admit(user, t):
             return False
-        key = FORCED_KEY if forced else str(bin_of(risk))
+        era = era_of(t, self.cfg.half_life_s)
+        key = era_key(era, FORCED_KEY if forced else str(bin_of(risk)))
+        count_key = era_key(era, COUNT_KEY)
         w = decay_weight(t, self.cfg.half_life_s)
         delta = self.delta
         delta[key] = delta.get(key, 0.0) + w
-        delta[COUNT_KEY] = delta.get(COUNT_KEY, 0.0) + 1.0
+        delta[count_key] = delta.get(count_key, 0.0) + 1.0
         return True
 
     def restore(self, delta: Mapping[str, float]) -> None:

@@ -45,7 +45,7 @@ class DeviceSettings(_Section):
     weight: float = Field(0.55, ge=0, le=1)
     """A device not seen in the window is the strongest single signal."""
     window_days: float = Field(30.0, gt=0)
-    returning_value: float = Field(0.75, ge=0, le=1)
+    returning_value: float = Field(0.7, ge=0, le=1)
     """Strength of NEW_DEVICE (1.0 = a device never seen) for a device the user has used
     before but not within ``window_days``. It still fires, and with the defaults it still
     steps up alone (0.55 × 0.75 ≥ the 0.4 challenge threshold); it only ranks below a
@@ -108,7 +108,7 @@ class GeoSettings(_Section):
     ipv4_prefix: int = Field(24, ge=8, le=32)
     ipv6_prefix: int = Field(48, ge=16, le=128)
     max_prefixes: int = Field(12, ge=1, le=64)
-    new_city_weight: float = Field(0.15, ge=0, le=1)
+    new_city_weight: float = Field(0.3, ge=0, le=1)
     """``NEW_CITY``: a city the user has not logged in from, inside a region they use."""
     max_cities: int = Field(12, ge=1, le=64)
     far_weight: float = Field(0.25, ge=0, le=1)
@@ -132,7 +132,7 @@ class GeoSettings(_Section):
 class RttSettings(_Section):
     """Round-trip time per network (``LoginAttempt.rtt_ms``, the RBA layout's ``Round-Trip Time [ms]``)."""
 
-    weight: float = Field(0.3, ge=0, le=1)
+    weight: float = Field(0.35, ge=0, le=1)
     """``RTT_ANOMALY``: the RTT lies far outside the user's band on this network AS."""
     min_samples: int = Field(5, ge=1)
     """Samples on a network before its band means anything."""
@@ -392,7 +392,7 @@ class PolicySettings(_Section):
     events: EventsSettings = EventsSettings()
     """Per-event sections for sensitive events (``LoginAttempt.event``)."""
 
-    target_stepup_rate: float = Field(0.0, ge=0, le=0.5)
+    target_stepup_rate: float = Field(0.018, ge=0, le=0.5)
     """The step-up budget (docs/budget.md): the share of established users' logins to step
     up, in (0, 0.5]. The engine sets the live challenge threshold from a streaming quantile
     of recent established users' risks, shared through the store. 0 = a fixed policy at

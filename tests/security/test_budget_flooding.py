@@ -35,7 +35,7 @@ def _establish(engine: Engine, users: list[str], days: int = 6) -> datetime:
 
 
 def _merged_n(store: MemoryStore) -> float:
-    return store.budget_merge({}).get("n", 0.0)
+    return sum(w for key, w in store.budget_merge({}).items() if key.endswith(":n"))  # every era
 
 
 def test_one_account_flooding_high_risk_logins_counts_only_its_cap() -> None:

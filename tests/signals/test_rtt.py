@@ -36,9 +36,23 @@ def test_far_below_the_band_fires_when_beyond_the_slack() -> None:
 def test_min_samples_boundary_and_unknowns() -> None:
     assert rtt_anomaly(500.0, 3320, {3320: RttBand(math.log(40.0), 0.1, 4)}, *ARGS).value == 0.0
     assert rtt_anomaly(500.0, 3320, {3320: RttBand(math.log(40.0), 0.1, 5)}, *ARGS).value > 0.0
-    assert rtt_anomaly(500.0, 7018, BAND, *ARGS).value == 0.0      # another network: no band
     assert rtt_anomaly(None, 3320, BAND, *ARGS).value == 0.0
-    assert rtt_anomaly(500.0, None, BAND, *ARGS).value == 0.0
+    # a network without a band of its own: only "slower than on every network with a band"
+    new = rtt_anomaly(500.0, 7018, BAND, *ARGS)
+    assert new.value == 1.0 and "slower than on any of the user's networks" in new.detail
+    assert rtt_anomaly(500.0, None, BAND, *ARGS).value == 1.0
+    assert rtt_anomaly(20.0, 7018, BAND, *ARGS).value == 0.0  # faster from a new network: normal
+    assert rtt_anomaly(500.0, 7018, {3320: RttBand(math.log(40.0), 0.1, 4)}, *ARGS).value == 0.0  # no band yet
+
+
+def test_a_new_network_fires_only_past_the_slowest_band_and_the_slack() -> None:
+    bands = {3320: BAND[3320], 7922: RttBand(math.log(120.0), 0.1, 30)}
+    width = max(ARGS[1] * 0.1, math.log(ARGS[2]))
+    slowest_edge = 120.0 * math.exp(width)
+    assert rtt_anomaly(slowest_edge + ARGS[3] - 0.5, 64500, bands, *ARGS).value == 0.0
+    r = rtt_anomaly(slowest_edge + ARGS[3] + 1.0, 64500, bands, *ARGS)
+    assert r.value == pytest.approx(0.5 + 0.5 * math.log((slowest_edge + ARGS[3] + 1.0) / slowest_edge) / width,
+                                    abs=1e-4)
 
 
 def learn(p: UserProfile, rtt: float, asn: int = 3320, limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:

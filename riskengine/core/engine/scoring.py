@@ -349,9 +349,12 @@ class Scoring(AuditRows, Learning, Parking):
                                      p.ua_newest, seen)
             out.append(downgrade)
             if p.ua_seen and not downgrade.value:  # a downgrade is also a new version: counted once
+                # a device back after more than the device window fires NEW_DEVICE (returning): its
+                # browser has updated meanwhile, so a new version says nothing more there
                 seen_device = p.devices.get(dkey)
+                recent = seen_device is not None and now - seen_device.last_seen <= self._window_s
                 out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
-                                          seen, seen_device is not None))
+                                          seen, recent))
         if p.prefixes and listed != "allow":
             out.append(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days))
         if p.cities:

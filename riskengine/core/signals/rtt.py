@@ -34,12 +34,16 @@ def rtt_anomaly(
     True
     >>> rtt_anomaly(260.0, 3320, {3320: RttBand(math.log(40.0), 0.1, 2)}, 5, 3.0, 1.5, 20.0).value
     0.0
+    >>> rtt_anomaly(260.0, 64500, band, 5, 3.0, 1.5, 20.0).value > 0.5  # a new network, far slower
+    True
+    >>> rtt_anomaly(20.0, 64500, band, 5, 3.0, 1.5, 20.0).value  # a new network, faster: normal
+    0.0
     """
-    if rtt_ms is None or asn is None:
+    if rtt_ms is None:
         return _NO_BAND
-    band = bands.get(asn)
+    band = bands.get(asn) if asn is not None else None
     if band is None or band.n < min_samples:
-        return _NO_BAND
+        return _slower_than_every_band(rtt_ms, asn, bands, min_samples, k, min_factor, slack_ms)
     width = max(k * band.log_dev, math.log(min_factor))
     centre = math.exp(band.log_mean)
     low, high = centre * math.exp(-width), centre * math.exp(width)
@@ -52,6 +56,29 @@ def rtt_anomaly(
     value = min(1.0, 0.5 + 0.5 * beyond / width)
     return SignalResult(reasons.RTT_ANOMALY, round(value, 4),
                         f"round-trip {rtt_ms:.0f} ms, usual on AS{asn} {low:.0f}–{high:.0f} ms")
+
+
+def _slower_than_every_band(
+    rtt_ms: float, asn: int | None, bands: Mapping[int, RttBand], min_samples: int, k: float,
+    min_factor: float, slack_ms: float,
+) -> SignalResult:
+    """On a network without a band of its own (a new one: a residential proxy's, say), only
+    the upward case can be told: slower than the user has been on every network with a band.
+    A faster connection from a new network is normal (home broadband after a mobile one)."""
+    edges = [(band.log_mean + max(k * band.log_dev, math.log(min_factor)), band.log_mean)
+             for band in bands.values() if band.n >= min_samples]
+    if not edges:
+        return _NO_BAND
+    edge, centre = max(edges)
+    high = math.exp(edge)
+    if rtt_ms <= high or rtt_ms - high <= slack_ms:
+        return _QUIET
+    width = edge - centre
+    value = min(1.0, 0.5 + 0.5 * (math.log(rtt_ms) - edge) / width)
+    where = f"AS{asn}" if asn is not None else "an unknown network"
+    return SignalResult(reasons.RTT_ANOMALY, round(value, 4),
+                        f"round-trip {rtt_ms:.0f} ms on {where}, slower than on any of the user's networks "
+                        f"(at most {high:.0f} ms)")
 
 
 __all__ = ["rtt_anomaly"]

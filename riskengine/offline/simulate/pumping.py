@@ -38,6 +38,8 @@ class PumpEvent:
     ua: str
     session: int
     phone: str
+    rtt: float
+    """Round-trip time: the ring scripts from rented servers abroad (hosting, then a hop)."""
 
 
 @lru_cache(maxsize=512)
@@ -109,5 +111,5 @@ def pumping(plan: AddressPlan, seed: int, start: float, end: float, session_seri
             for hop, net in enumerate((first, elsewhere[int(rng.integers(len(elsewhere)))])):
                 session_serial[0] += 1
                 events.append(PumpEvent(ts + hop * float(rng.uniform(60, 300)), user, plan.address(net, rng), ua,
-                                        session_serial[0], phone))
+                                        session_serial[0], phone, round(float(rng.uniform(120.0, 320.0)), 1)))
     return [e for e in events if start <= e.ts < end]

@@ -196,7 +196,7 @@ def simulate(out: str | Path, config: SimulationConfig | None = None, *, fmt: st
         # the ring never enters a code (its own stream: the events above are unchanged)
         _append(cols, p.ts, "login", p.user_id, p.ip, p.ua, None, p.session, ("sms",),
                 ChallengeBehaviour(False, ("sms",), "abandoned", 0, None, False), PUMPING_FAMILY, True,
-                phone=p.phone)
+                rtt=p.rtt, phone=p.phone)
 
     events, labels = build_frames(cols)
     warm = labels.filter(pl.col("warmup"))
