@@ -57,7 +57,7 @@ from riskengine.offline.prepass import (
     SharedPass,
     baseline_features,
     geo_country_asn,
-    rba_micros,
+    rba_micros_series,
 )
 from riskengine.offline.simulate.experiment import VARIANTS
 
@@ -401,75 +401,91 @@ def _from_micros(micros: list[int]) -> list[datetime]:
     return [_EPOCH + timedelta(microseconds=m) for m in micros]
 
 
-def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
-    """An RBA batch's columns, validated (every row is scored: a login or a failed password)."""
+def rba_series(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated, as series (every row is scored: a login or a
+    failed password); ``ids`` is a list (for error messages)."""
     cols = b.columns
     n = b.height
-    none: list[Any] = [None] * n
     ids = b["index"].to_list()
     every = pl.Series([True] * n)
-    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True)
     ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
     canonical = _addresses(ip_series, every, ids, "IP Address")
-    ips = [canonical[ip] for ip in ip_series.to_list()]
-    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
-    ok = b["Login Successful"].fill_null(False).to_list()
+    ips = ip_series.replace_strict(canonical, return_dtype=pl.Utf8) if canonical else ip_series
+    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH)
+    ok = b["Login Successful"].fill_null(False).cast(pl.Boolean)
+    countries = regions = cities = asns = None
     if "Country" in cols:
         country = b["Country"].cast(pl.Utf8).str.strip_chars()
         _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
                  ids, "Country", "must be an ISO 3166-1 alpha-2 code")
-        countries = country.str.to_uppercase().replace("", None).to_list()
-    else:
-        countries = none
-    regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "Region" in cols else none
-    cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+        countries = country.str.to_uppercase().replace("", None)
+    if "Region" in cols:
+        regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH)
+    if "City" in cols:
+        cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH)
     if "ASN" in cols:
         asn = b["ASN"]
         _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
-        asns = asn.to_list()
-    else:
-        asns = none
+        asns = asn
     return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
             "regions": regions, "cities": cities, "asns": asns}
 
 
-def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated, as lists (None: the column is absent)."""
+    none: list[Any] = [None] * b.height
+    return {k: (none if v is None else v if isinstance(v, list) else v.to_list())
+            for k, v in rba_series(b).items()}
+
+
+def native_series(b: pl.DataFrame) -> dict[str, Any]:
     """A native batch's columns, validated (``scored``: logins and failed passwords)."""
     ids = b["event_id"].to_list()
     kind = b["kind"]
     scored = (kind == "login") | (kind == "failed_password")
-    kinds = kind.to_list()
-    for i, k in enumerate(kinds):
-        if k not in ("login", "failed_password", "signup"):
-            raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {k!r}")
+    bad = ~kind.is_in(["login", "failed_password", "signup"]) | kind.is_null()
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise ValueError(f"replay input row with index {ids[row]}: unknown event kind {kind[row]!r}")
     ts = b["event_time"]
-    times = _times(ts, scored, ids, "event_time")
-    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    _require(scored & ts.is_null(), ids, "event_time", "is missing")
+    _require(scored & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, "event_time",
+             f"must be between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True)
     ip_series = b["ip"].str.strip_chars()
     canonical = _addresses(ip_series, scored, ids, "ip")
-    ips = [canonical.get(ip) if ip is not None else None for ip in ip_series.to_list()]
-    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
-    return {"ids": ids, "kinds": kinds, "scored": scored, "times": times, "users": users, "ips": ips,
-            "uas": uas}
+    ips = ip_series.replace_strict(canonical, default=None, return_dtype=pl.Utf8)
+    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH)
+    return {"ids": ids, "kind": kind, "scored": scored, "micros": ts.dt.epoch("us").cast(pl.Int64),
+            "users": users, "ips": ips, "uas": uas}
+
+
+def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """A native batch's columns, validated, as lists (``times``: aware UTC datetimes)."""
+    c = native_series(b)
+    return {"ids": c["ids"], "kinds": c["kind"].to_list(), "scored": c["scored"],
+            "times": [None if m is None else _EPOCH + timedelta(microseconds=m) for m in c["micros"].to_list()],
+            "users": c["users"].to_list(), "ips": c["ips"].to_list(), "uas": c["uas"].to_list()}
 
 
 def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
     """Validate a raw input batch and add the cross-user columns (in input order)."""
+    if b.height == 0:
+        return b
     if shared.fmt == "rba":
-        c = rba_columns(b)
-        n = b.height
-        micros = rba_micros(b["Login Timestamp"].cast(pl.Utf8).to_list(), c["ids"])
+        c = rba_series(b)
         ok = c["ok"]
-        return shared.run(b, micros, [bool(x) for x in ok], [not x for x in ok], c["ips"],
-                          c["countries"], c["asns"], c["users"]) if n else b
-    c = native_columns(b)
-    kinds = c["kinds"]
-    micros = [None if t is None else (t - _EPOCH) // timedelta(microseconds=1) for t in c["times"]]
-    none: list[Any] = [None] * b.height
-    users = [u if k in ("login", "failed_password") else (u if isinstance(u, str) and u.strip() else None)
-             for u, k in zip(c["users"], kinds, strict=True)]
-    return shared.run(b, micros, [k == "login" for k in kinds], [k == "failed_password" for k in kinds],
-                      c["ips"], none, none, users)
+        micros = rba_micros_series(b["Login Timestamp"], c["ids"])
+        return shared.run(b, micros, ok, ~ok, c["ips"], c["countries"], c["asns"], c["users"])
+    c = native_series(b)
+    kind = c["kind"]
+    login, failed = kind == "login", kind == "failed_password"
+    # signups carry their user only when one is given (non-blank)
+    users = pl.select(pl.when(login | failed | (c["users"] != "")).then(c["users"])).to_series()
+    return shared.run(b, c["micros"], login, failed, c["ips"], None, None, users)
 
 
 def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
