@@ -220,8 +220,15 @@ class Replayer:
         self.baseline = baseline
         self.stats = ReplayStats()
         self._last_ts = 0.0
+        self._prepass: SharedPass | None = None
 
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
+        """Score one batch. A raw batch (straight from the file, as model training feeds it)
+        goes through this replayer's own pre-pass first, in the order batches arrive."""
+        if not all(c in batch.columns for c in SHARED_COLUMNS):
+            if self._prepass is None:
+                self._prepass = SharedPass(self.engine, self.fmt, baseline=self.baseline is not None)
+            batch = prepass_batch(self._prepass, batch)
         n = batch.height
         decisions: list[str] = [""] * n
         risks: list[float | None] = [0.0] * n  # rows that are not scored logins carry no risk
@@ -292,7 +299,7 @@ class Replayer:
                  reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
         engine = self.engine
         n = b.height
-        c = rba_columns(b)
+        c = prepassed_columns(b, RBA_VALIDATED)
         user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
         country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
         ts_col = _from_micros(b["_ts"].to_list())
@@ -329,19 +336,16 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
-        c = native_columns(b)
-        ids, kind_col, user_col, ip_col, ua_col, ts_col = c["ids"], c["kinds"], c["users"], c["ips"], \
-            c["uas"], c["times"]
+        c = prepassed_columns(b, NATIVE_VALIDATED)
+        c["times"] = _from_micros(b["_ts"].to_list())
+        kind_col, user_col, ip_col, ua_col, ts_col = c["kinds"], c["users"], c["ips"], c["uas"], c["times"]
         ipf, popc, popt, bg = self._shared(b)
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
 
-        scored = c["scored"]
-        device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
-            if "device_id" in cols else none
-        session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
-            if "session_id" in cols else none
+        device_col = col("device_id")
+        session_col = col("session_id")
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
@@ -395,10 +399,27 @@ class Replayer:
                     [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
 
 
-def _from_micros(micros: list[int]) -> list[datetime]:
+# the columns prepass_batch replaces with their validated values (key → column)
+RBA_VALIDATED: Final = {"users": "User ID", "ips": "IP Address", "uas": "User Agent String",
+                        "ok": "Login Successful", "countries": "Country", "regions": "Region",
+                        "cities": "City", "asns": "ASN"}
+NATIVE_VALIDATED: Final = {"kinds": "kind", "users": "user_id", "ips": "ip", "uas": "user_agent",
+                           "device_id": "device_id", "session_id": "session_id"}
+
+
+def prepassed_columns(b: pl.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    """A pre-passed batch's columns as lists: validated once, by :func:`prepass_batch`
+    (absent columns: None per row)."""
+    none: list[Any] = [None] * b.height
+    out: dict[str, Any] = {key: b[col].to_list() if col in b.columns else none for key, col in names.items()}
+    out["ids"] = b["index" if "index" in b.columns and names is RBA_VALIDATED else "event_id"].to_list()
+    return out
+
+
+def _from_micros(micros: list[int | None]) -> list[datetime]:
     # datetimes on the fixed UTC tzinfo: polars hands out ZoneInfo("UTC") ones, whose
     # .timestamp() costs three times as much, and the engine asks for it on every login
-    return [_EPOCH + timedelta(microseconds=m) for m in micros]
+    return [_EPOCH + timedelta(microseconds=m) if m is not None else None for m in micros]  # type: ignore[misc]
 
 
 def rba_series(b: pl.DataFrame) -> dict[str, Any]:
@@ -479,13 +500,26 @@ def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
         c = rba_series(b)
         ok = c["ok"]
         micros = rba_micros_series(b["Login Timestamp"], c["ids"])
-        return shared.run(b, micros, ok, ~ok, c["ips"], c["countries"], c["asns"], c["users"])
+        out = shared.run(b, micros, ok, ~ok, c["ips"], c["countries"], c["asns"], c["users"])
+        return _validated(out, c, RBA_VALIDATED)
     c = native_series(b)
     kind = c["kind"]
     login, failed = kind == "login", kind == "failed_password"
     # signups carry their user only when one is given (non-blank)
     users = pl.select(pl.when(login | failed | (c["users"] != "")).then(c["users"])).to_series()
-    return shared.run(b, c["micros"], login, failed, c["ips"], None, None, users)
+    out = shared.run(b, c["micros"], login, failed, c["ips"], None, None, users)
+    ids = c["ids"]
+    c["kinds"] = kind
+    for name in ("device_id", "session_id"):
+        if name in b.columns:
+            c[name] = _text(b, name, c["scored"], ids, limit=MAX_ID_LENGTH)
+    return _validated(out, c, NATIVE_VALIDATED)
+
+
+def _validated(b: pl.DataFrame, c: dict[str, Any], names: dict[str, str]) -> pl.DataFrame:
+    """``b`` with its input columns replaced by their validated values (what the replay reads)."""
+    return b.with_columns(*(c[key].alias(col) for key, col in names.items()
+                            if col in b.columns and c.get(key) is not None))
 
 
 def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,
