@@ -73,8 +73,18 @@ def part_name(partition: int) -> str:
     return f"part-{partition:05d}.parquet"
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss``
+    across fork + exec, so a spawned worker would report the peak of the process that spawned
+    it (the pre-pass) whenever that was higher than its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB; macOS: bytes
 
 
 # ---------------------------------------------------------------------------- 1. scatter
@@ -135,7 +145,7 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
     except Exception as exc:
         raise PartitionError(f"replay partition {partition} ({src}) failed: {type(exc).__name__}: {exc}") from exc
     stats.seconds = time.perf_counter() - started
-    return PartitionResult(partition, stats, _peak_rss_mb())
+    return PartitionResult(partition, stats, peak_rss_mb())
 
 
 Runner = Callable[[list[int], Callable[..., PartitionResult], tuple[Any, ...]], list[PartitionResult]]

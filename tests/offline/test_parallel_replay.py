@@ -230,3 +230,19 @@ def test_a_failing_partition_on_a_callers_executor(rba_csv: Path, tmp_path: Path
         monkeypatch.setattr(replay_module.Replayer, "run_batch", real)
         replay_partitioned(rba_csv, "rba", out, partitions=4, executor=pool)
     assert out.exists()
+
+
+def test_worker_peak_rss_is_the_workers_own(rba_csv: Path, tmp_path: Path,
+                                            pools: dict[int, ProcessPoolExecutor]) -> None:
+    """Spawned workers inherit the spawning process's ``ru_maxrss``; the figure reported per
+    worker must not: blow this process's peak up well past a worker's, then compare."""
+    from riskengine.offline.parallel import peak_rss_mb
+
+    ballast = bytearray(600 * 1024 * 1024)  # touched: resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    here = peak_rss_mb()
+    del ballast
+    _, parts = replay_partitioned(rba_csv, "rba", tmp_path / "d.parquet", partitions=2, workers=2)
+    assert here > 600
+    assert all(0 < p.peak_rss_mb < here - 300 for p in parts)
