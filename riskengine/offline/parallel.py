@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
@@ -76,8 +76,18 @@ def part_name(partition: int) -> str:
     return f"part-{partition:05d}.parquet"
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss``
+    across fork + exec, so a spawned worker would report the peak of the process that spawned
+    it (the pre-pass) whenever that was higher than its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB; macOS: bytes
 
 
 # ---------------------------------------------------------------------------- 1. scatter
@@ -140,7 +150,7 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
     except Exception as exc:
         raise PartitionError(f"replay partition {partition} ({src}) failed: {type(exc).__name__}: {exc}") from exc
     stats.seconds = time.perf_counter() - started
-    return PartitionResult(partition, stats, _peak_rss_mb())
+    return PartitionResult(partition, stats, peak_rss_mb())
 
 
 Runner = Callable[[list[int], Callable[..., PartitionResult], tuple[Any, ...]], list[PartitionResult]]
@@ -156,18 +166,29 @@ def process_runner(workers: int) -> Runner:
     def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures: list[Future[PartitionResult]] = [pool.submit(fn, p, *args) for p in parts]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in futures:
-                if f.done() and f.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    exc = f.exception()
-                    assert exc is not None
-                    if isinstance(exc, PartitionError):
-                        raise PartitionError(str(exc)) from exc
-                    raise PartitionError(f"a replay worker process failed: {type(exc).__name__}: {exc}") from exc
-            return [f.result() for f in futures]
+            return executor_runner(pool)(parts, fn, args)
+
+    return run
+
+
+def executor_runner(pool: Executor) -> Runner:
+    """Partitions on an executor the caller owns and keeps (a process pool kept warm across
+    runs: spawning workers and importing riskengine in them costs seconds per run)."""
+
+    def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
+        futures: list[Future[PartitionResult]] = [pool.submit(fn, p, *args) for p in parts]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            if f.done() and f.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                wait(futures)  # nothing of this run still writing into its work directory
+                exc = f.exception()
+                assert exc is not None
+                if isinstance(exc, PartitionError):
+                    raise PartitionError(str(exc)) from exc
+                raise PartitionError(f"a replay worker process failed: {type(exc).__name__}: {exc}") from exc
+        return [f.result() for f in futures]
 
     return run
 
@@ -247,11 +268,12 @@ def replay_partitioned(
     path: str | Path, fmt: str, out: str | Path, *, workers: int = 1, scheduler: str | Any | None = None,
     partitions: int = DEFAULT_PARTITIONS, outcomes: str | None = None,
     config: str | Path | Settings | None = None, asn_db: str | Path | None = None, baseline: bool = True,
-    batch_rows: int = BATCH_ROWS, workdir: str | Path | None = None,
+    batch_rows: int = BATCH_ROWS, workdir: str | Path | None = None, executor: Executor | None = None,
 ) -> tuple[ReplayStats, list[PartitionResult]]:
     """Replay ``path`` into ``out`` over ``partitions`` user partitions run by ``workers``
-    processes (or on the Dask cluster at ``scheduler``). Returns the summed statistics
-    (``seconds``: wall clock of the whole run) and each partition's own."""
+    processes (or on the Dask cluster at ``scheduler``, or on ``executor``, a pool the caller
+    keeps). Returns the summed statistics (``seconds``: wall clock of the whole run) and each
+    partition's own."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a whole number of at least 1, got {workers!r}")
     if partitions < 1:
@@ -281,6 +303,8 @@ def replay_partitioned(
         runner: Runner
         if scheduler is not None:
             runner = dask_runner(scheduler)
+        elif executor is not None:
+            runner = executor_runner(executor)
         elif workers == 1:
             runner = run_serial
         else:

@@ -60,7 +60,7 @@ from riskengine.offline.prepass import (
     SharedPass,
     baseline_features,
     geo_country_asn,
-    rba_micros,
+    rba_micros_series,
 )
 from riskengine.offline.simulate.experiment import VARIANTS
 
@@ -113,11 +113,18 @@ def rba_batches(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
     missing = [c for c in RBA_REQUIRED if c not in head.columns]
     if missing:
         raise ValueError(f"{path}: not in the RBA layout, missing columns {missing}")
+    # every column of the layout typed up front: a block never infers a column differently
+    # (e.g. an all-empty ``Round-Trip Time [ms]`` block as null)
     types = {"index": pa.int64(), "User ID": pa.string(), "IP Address": pa.string(),
              "User Agent String": pa.string(), "Login Timestamp": pa.string(), "Country": pa.string(),
-             "Region": pa.string(), "City": pa.string(), "ASN": pa.int64()}
+             "Region": pa.string(), "City": pa.string(), "ASN": pa.int64(), "Round-Trip Time [ms]": pa.float64(),
+             "Browser Name and Version": pa.string(), "OS Name and Version": pa.string(),
+             "Device Type": pa.string(), "Login Successful": pa.bool_(), "Is Attack IP": pa.bool_(),
+             "Is Account Takeover": pa.bool_()}
+    # 4 MiB blocks: the reader's read-ahead holds several; 16 MiB ones put ~400 MB of it in
+    # the peak RSS of the process that reads (1.4M rows, measured) for no speed
     reader = pcsv.open_csv(
-        path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+        path, read_options=pcsv.ReadOptions(block_size=1 << 22),
         convert_options=pcsv.ConvertOptions(
             column_types={k: v for k, v in types.items() if k in head.columns},
             true_values=["True", "true", "1"], false_values=["False", "false", "0"],
@@ -244,8 +251,15 @@ class Replayer:
         self.baseline = baseline
         self.stats = ReplayStats()
         self._last_ts = 0.0
+        self._prepass: SharedPass | None = None
 
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
+        """Score one batch. A raw batch (straight from the file, as model training feeds it)
+        goes through this replayer's own pre-pass first, in the order batches arrive."""
+        if not all(c in batch.columns for c in SHARED_COLUMNS):
+            if self._prepass is None:
+                self._prepass = SharedPass(self.engine, self.fmt, baseline=self.baseline is not None)
+            batch = prepass_batch(self._prepass, batch)
         n = batch.height
         decisions: list[str] = [""] * n
         risks: list[float | None] = [0.0] * n  # rows that are not scored logins carry no risk
@@ -354,7 +368,7 @@ class Replayer:
                  reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
         engine = self.engine
         n = b.height
-        c = rba_columns(b)
+        c = prepassed_columns(b, RBA_VALIDATED)
         user_col, ip_col, ua_col, ok_col = c["users"], c["ips"], c["uas"], c["ok"]
         country_col, region_col, city_col, asn_col = c["countries"], c["regions"], c["cities"], c["asns"]
         rtt_col = c["rtts"]
@@ -392,23 +406,20 @@ class Replayer:
         cols = b.columns
         n = b.height
         none: list[Any] = [None] * n
-        c = native_columns(b)
-        ids, kind_col, user_col, ip_col, ua_col, ts_col = c["ids"], c["kinds"], c["users"], c["ips"], \
-            c["uas"], c["times"]
+        c = prepassed_columns(b, NATIVE_VALIDATED)
+        c["times"] = _from_micros(b["_ts"].to_list())
+        kind_col, user_col, ip_col, ua_col, ts_col = c["kinds"], c["users"], c["ips"], c["uas"], c["times"]
         ipf, popc, popt, bg = self._shared(b)
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
 
-        scored = c["scored"]
-        device_col = _text(b, "device_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
-            if "device_id" in cols else none
-        session_col = _text(b, "session_id", scored, ids, limit=MAX_ID_LENGTH).to_list() \
-            if "session_id" in cols else none
+        device_col = col("device_id")
+        session_col = col("session_id")
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
-        event_col = _events(b, b["kind"] == "login", ids) if "event" in cols else none
+        event_col = _events(b, b["kind"] == "login", c["ids"]) if "event" in cols else none
         factor_sets: dict[str | None, tuple[Any, ...]] = {None: (), "": ()}
         channels = b["challenge_channels"] if "challenge_channels" in cols else None
         pass_col, out_col = col("would_pass"), col("challenge_outcome")
@@ -464,88 +475,133 @@ class Replayer:
                     [bg[0][i], bg[1][i], bg[2][i], bg[3][i], bg[4][i]], accepted)
 
 
-def _from_micros(micros: list[int]) -> list[datetime]:
+# the columns prepass_batch replaces with their validated values (key → column)
+RBA_VALIDATED: Final = {"users": "User ID", "ips": "IP Address", "uas": "User Agent String",
+                        "ok": "Login Successful", "countries": "Country", "regions": "Region",
+                        "cities": "City", "asns": "ASN", "rtts": "Round-Trip Time [ms]"}
+NATIVE_VALIDATED: Final = {"kinds": "kind", "users": "user_id", "ips": "ip", "uas": "user_agent",
+                           "device_id": "device_id", "session_id": "session_id"}
+
+
+def prepassed_columns(b: pl.DataFrame, names: dict[str, str]) -> dict[str, Any]:
+    """A pre-passed batch's columns as lists: validated once, by :func:`prepass_batch`
+    (absent columns: None per row)."""
+    none: list[Any] = [None] * b.height
+    out: dict[str, Any] = {key: b[col].to_list() if col in b.columns else none for key, col in names.items()}
+    out["ids"] = b["index" if "index" in b.columns and names is RBA_VALIDATED else "event_id"].to_list()
+    return out
+
+
+def _from_micros(micros: list[int | None]) -> list[datetime]:
     # datetimes on the fixed UTC tzinfo: polars hands out ZoneInfo("UTC") ones, whose
     # .timestamp() costs three times as much, and the engine asks for it on every login
-    return [_EPOCH + timedelta(microseconds=m) for m in micros]
+    return [_EPOCH + timedelta(microseconds=m) if m is not None else None for m in micros]  # type: ignore[misc]
 
 
-def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
-    """An RBA batch's columns, validated (every row is scored: a login or a failed password)."""
+def rba_series(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated, as series (every row is scored: a login or a
+    failed password); ``ids`` is a list (for error messages)."""
     cols = b.columns
     n = b.height
-    none: list[Any] = [None] * n
     ids = b["index"].to_list()
     every = pl.Series([True] * n)
-    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    users = _text(b, "User ID", every, ids, limit=MAX_ID_LENGTH, required=True)
     ip_series = b["IP Address"].cast(pl.Utf8).str.strip_chars()
     canonical = _addresses(ip_series, every, ids, "IP Address")
-    ips = [canonical[ip] for ip in ip_series.to_list()]
-    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
-    ok = b["Login Successful"].fill_null(False).to_list()
+    ips = ip_series.replace_strict(canonical, return_dtype=pl.Utf8) if canonical else ip_series
+    uas = b["User Agent String"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH)
+    ok = b["Login Successful"].fill_null(False).cast(pl.Boolean)
+    countries = regions = cities = asns = None
     if "Country" in cols:
         country = b["Country"].cast(pl.Utf8).str.strip_chars()
         _require(country.is_not_null() & (country != "") & ~country.str.contains("^[A-Za-z]{2}$"),
                  ids, "Country", "must be an ISO 3166-1 alpha-2 code")
-        countries = country.str.to_uppercase().replace("", None).to_list()
-    else:
-        countries = none
-    regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "Region" in cols else none
-    cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH).to_list() if "City" in cols else none
+        countries = country.str.to_uppercase().replace("", None)
+    if "Region" in cols:
+        regions = _text(b, "Region", every, ids, limit=MAX_PLACE_LENGTH)
+    if "City" in cols:
+        cities = _text(b, "City", every, ids, limit=MAX_PLACE_LENGTH)
     if "ASN" in cols:
         asn = b["ASN"]
         _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
-        asns = asn.to_list()
-    else:
-        asns = none
+        asns = asn
+    rtts = None
     if "Round-Trip Time [ms]" in cols:
         # optional evidence (the public data set leaves most rows empty): a value outside
         # LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring glitch and is not used
-        rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64)
-        rtts = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series().to_list()
-    else:
-        rtts = none
+        rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64, strict=False)
+        rtts = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series()
     return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
             "regions": regions, "cities": cities, "asns": asns, "rtts": rtts}
 
 
-def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """An RBA batch's columns, validated, as lists (None: the column is absent)."""
+    none: list[Any] = [None] * b.height
+    return {k: (none if v is None else v if isinstance(v, list) else v.to_list())
+            for k, v in rba_series(b).items()}
+
+
+def native_series(b: pl.DataFrame) -> dict[str, Any]:
     """A native batch's columns, validated (``scored``: logins and failed passwords)."""
     ids = b["event_id"].to_list()
     kind = b["kind"]
     scored = (kind == "login") | (kind == "failed_password")
-    kinds = kind.to_list()
-    for i, k in enumerate(kinds):
-        if k not in ("login", "failed_password", "signup"):
-            raise ValueError(f"replay input row with index {ids[i]}: unknown event kind {k!r}")
+    bad = ~kind.is_in(["login", "failed_password", "signup"]) | kind.is_null()
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise ValueError(f"replay input row with index {ids[row]}: unknown event kind {kind[row]!r}")
     ts = b["event_time"]
-    times = _times(ts, scored, ids, "event_time")
-    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True).to_list()
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    _require(scored & ts.is_null(), ids, "event_time", "is missing")
+    _require(scored & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, "event_time",
+             f"must be between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
+    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True)
     ip_series = b["ip"].str.strip_chars()
     canonical = _addresses(ip_series, scored, ids, "ip")
-    ips = [canonical.get(ip) if ip is not None else None for ip in ip_series.to_list()]
-    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH).to_list()
-    return {"ids": ids, "kinds": kinds, "scored": scored, "times": times, "users": users, "ips": ips,
-            "uas": uas}
+    ips = ip_series.replace_strict(canonical, default=None, return_dtype=pl.Utf8)
+    uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH)
+    return {"ids": ids, "kind": kind, "scored": scored, "micros": ts.dt.epoch("us").cast(pl.Int64),
+            "users": users, "ips": ips, "uas": uas}
+
+
+def native_columns(b: pl.DataFrame) -> dict[str, Any]:
+    """A native batch's columns, validated, as lists (``times``: aware UTC datetimes)."""
+    c = native_series(b)
+    return {"ids": c["ids"], "kinds": c["kind"].to_list(), "scored": c["scored"],
+            "times": [None if m is None else _EPOCH + timedelta(microseconds=m) for m in c["micros"].to_list()],
+            "users": c["users"].to_list(), "ips": c["ips"].to_list(), "uas": c["uas"].to_list()}
 
 
 def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
     """Validate a raw input batch and add the cross-user columns (in input order)."""
+    if b.height == 0:
+        return b
     if shared.fmt == "rba":
-        c = rba_columns(b)
-        n = b.height
-        micros = rba_micros(b["Login Timestamp"].cast(pl.Utf8).to_list(), c["ids"])
+        c = rba_series(b)
         ok = c["ok"]
-        return shared.run(b, micros, [bool(x) for x in ok], [not x for x in ok], c["ips"],
-                          c["countries"], c["asns"], c["users"]) if n else b
-    c = native_columns(b)
-    kinds = c["kinds"]
-    micros = [None if t is None else (t - _EPOCH) // timedelta(microseconds=1) for t in c["times"]]
-    none: list[Any] = [None] * b.height
-    users = [u if k in ("login", "failed_password") else (u if isinstance(u, str) and u.strip() else None)
-             for u, k in zip(c["users"], kinds, strict=True)]
-    return shared.run(b, micros, [k == "login" for k in kinds], [k == "failed_password" for k in kinds],
-                      c["ips"], none, none, users)
+        micros = rba_micros_series(b["Login Timestamp"], c["ids"])
+        out = shared.run(b, micros, ok, ~ok, c["ips"], c["countries"], c["asns"], c["users"])
+        return _validated(out, c, RBA_VALIDATED)
+    c = native_series(b)
+    kind = c["kind"]
+    login, failed = kind == "login", kind == "failed_password"
+    # signups carry their user only when one is given (non-blank)
+    users = pl.select(pl.when(login | failed | (c["users"] != "")).then(c["users"])).to_series()
+    out = shared.run(b, c["micros"], login, failed, c["ips"], None, None, users)
+    ids = c["ids"]
+    c["kinds"] = kind
+    for name in ("device_id", "session_id"):
+        if name in b.columns:
+            c[name] = _text(b, name, c["scored"], ids, limit=MAX_ID_LENGTH)
+    return _validated(out, c, NATIVE_VALIDATED)
+
+
+def _validated(b: pl.DataFrame, c: dict[str, Any], names: dict[str, str]) -> pl.DataFrame:
+    """``b`` with its input columns replaced by their validated values (what the replay reads)."""
+    return b.with_columns(*(c[key].alias(col) for key, col in names.items()
+                            if col in b.columns and c.get(key) is not None))
 
 
 def _settings(config: str | Path | Settings | None, audit_root: str | Path | None,

@@ -5,6 +5,9 @@ score(), and clear errors."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -63,6 +66,18 @@ def native_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "events.parquet"
 
 
+@pytest.fixture(scope="module")
+def pools() -> Iterator[dict[int, ProcessPoolExecutor]]:
+    """Process pools of 2 and 3 spawned workers, shared by this module's runs: spawning and
+    importing riskengine in fresh workers for every run was most of this module's time.
+    (`test_cli_workers_flag` still has replay spawn its own pool.)"""
+    ctx = multiprocessing.get_context("spawn")
+    made = {n: ProcessPoolExecutor(max_workers=n, mp_context=ctx) for n in (2, 3)}
+    yield made
+    for pool in made.values():
+        pool.shutdown()
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -75,12 +90,13 @@ def test_users_land_in_several_partitions() -> None:
 
 @pytest.mark.parametrize("fmt", ["rba", "native"])
 def test_every_worker_count_writes_the_same_bytes(fmt: str, rba_csv: Path, native_events: Path,
-                                                  tmp_path: Path) -> None:
+                                                  tmp_path: Path, pools: dict[int, ProcessPoolExecutor]) -> None:
     src = rba_csv if fmt == "rba" else native_events
     digests = {}
     for workers in (1, 2, 3):
         out = tmp_path / f"w{workers}.parquet"
-        stats, parts = replay_partitioned(src, fmt, out, workers=workers, partitions=5, batch_rows=97)
+        stats, parts = replay_partitioned(src, fmt, out, workers=workers, partitions=5, batch_rows=97,
+                                          executor=pools.get(workers))
         digests[workers] = _digest(out)
         assert stats.rows == pl.read_parquet(out).height
         assert len(parts) == 5
@@ -101,9 +117,9 @@ def test_dask_local_cluster_writes_the_same_bytes(rba_csv: Path, tmp_path: Path)
     assert _digest(serial) == _digest(on_dask) == _digest(again)
 
 
-def test_output_keeps_input_order(rba_csv: Path, tmp_path: Path) -> None:
+def test_output_keeps_input_order(rba_csv: Path, tmp_path: Path, pools: dict[int, ProcessPoolExecutor]) -> None:
     out = tmp_path / "d.parquet"
-    replay_partitioned(rba_csv, "rba", out, workers=2, partitions=7, batch_rows=50)
+    replay_partitioned(rba_csv, "rba", out, partitions=7, batch_rows=50, executor=pools[2])
     assert pl.read_parquet(out)["index"].to_list() == pl.read_csv(rba_csv)["index"].to_list()
 
 
@@ -133,12 +149,13 @@ def _serial_engine(rba_csv: Path, settings: Settings) -> tuple[list[str], list[l
     return decisions, reasons, risks
 
 
-def test_parity_with_score_and_cross_user_address_failures(rba_csv: Path, tmp_path: Path) -> None:
+def test_parity_with_score_and_cross_user_address_failures(rba_csv: Path, tmp_path: Path,
+                                                           pools: dict[int, ProcessPoolExecutor]) -> None:
     # the population prior is the one intentional difference (replay: the input's
     # population; online: this engine's accepted logins), so it is off for the comparison
     settings = Settings().with_overrides(geo={"rare_country_weight": 0.0})
     out = tmp_path / "d.parquet"
-    replay_partitioned(rba_csv, "rba", out, workers=2, partitions=6, config=settings, baseline=False)
+    replay_partitioned(rba_csv, "rba", out, partitions=6, config=settings, baseline=False, executor=pools[2])
     got = pl.read_parquet(out)
     decisions, reasons, risks = _serial_engine(rba_csv, settings)
     assert got["decision"].to_list() == decisions
@@ -186,3 +203,46 @@ def test_cli_workers_flag(rba_csv: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert main(["replay", str(rba_csv), "--format", "rba", "--out", str(two), "--workers", "2"]) == 0
     assert _digest(one) == _digest(two)
     assert "replayed" in capsys.readouterr().out
+
+
+def test_a_failing_partition_on_a_callers_executor(rba_csv: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from riskengine.offline import replay as replay_module
+
+    real = replay_module.Replayer.run_batch
+    victim = partition_of("user11", 4)
+
+    def crash_in_one_partition(self: replay_module.Replayer, batch: pl.DataFrame) -> object:
+        if batch["_part"][0] == victim:
+            raise RuntimeError("disk on fire")
+        return real(self, batch)
+
+    monkeypatch.setattr(replay_module.Replayer, "run_batch", crash_in_one_partition)
+    out = tmp_path / "d.parquet"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(PartitionError, match=rf"partition {victim} .*disk on fire"):
+            replay_partitioned(rba_csv, "rba", out, partitions=4, executor=pool)
+        assert not out.exists()
+        assert list(tmp_path.iterdir()) == []
+        # the pool is the caller's: still usable after the failed run
+        monkeypatch.setattr(replay_module.Replayer, "run_batch", real)
+        replay_partitioned(rba_csv, "rba", out, partitions=4, executor=pool)
+    assert out.exists()
+
+
+def test_worker_peak_rss_is_the_workers_own(rba_csv: Path, tmp_path: Path,
+                                            pools: dict[int, ProcessPoolExecutor]) -> None:
+    """Spawned workers inherit the spawning process's ``ru_maxrss``; the figure reported per
+    worker must not: blow this process's peak up well past a worker's, then compare."""
+    from riskengine.offline.parallel import peak_rss_mb
+
+    ballast = bytearray(600 * 1024 * 1024)  # touched: resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    here = peak_rss_mb()
+    del ballast
+    _, parts = replay_partitioned(rba_csv, "rba", tmp_path / "d.parquet", partitions=2, workers=2)
+    assert here > 600
+    assert all(0 < p.peak_rss_mb < here - 300 for p in parts)
