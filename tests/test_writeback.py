@@ -71,6 +71,10 @@ def test_allowed_login_costs_the_auth_thread_one_store_call(sqlite_store: Sqlite
                           if tid == me and not name.startswith("population")}
         elsewhere = {name: n for (name, tid), n in counting.calls.items() if tid != me}
         assert counting.calls[("population", me)] <= 1
+    # the step-up budget merges this worker's sketch with the store's once per refresh period
+    # of event time (budget_refresh_seconds): these logins are a day apart, so once each
+    budget_merges = on_auth_thread.pop("budget_merge", 0)
+    assert budget_merges == 5
     assert on_auth_thread == {"snapshot": 5}
     assert elsewhere == {"update": 5}
     assert sqlite_store.get("alice") is not None and sqlite_store.get("alice").logins == 5  # type: ignore[union-attr]

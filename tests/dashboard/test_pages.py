@@ -231,6 +231,7 @@ def _realised_established_rate(s: SyntheticAudit, established_logins: int = 5) -
 
 def test_risk_page_shows_the_budget_the_threshold_and_the_realised_rate(
         open_app: Opener, synthetic: SyntheticAudit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISKENGINE_POLICY_TARGET_STEPUP_RATE", "0")  # a fixed policy (the default is a budget)
     at = clean(open_app("views/risk.py"))
     # the synthetic root was scored with the fixed policy: every decision at 0.4
     assert set(synthetic.frame("decisions")["threshold"]) == {0.4}

@@ -40,7 +40,7 @@ Decisions = dict[int, list[tuple[str, float, tuple[str, ...], str | None]]]
 def reference(users: range, url: str) -> tuple[Decisions, int]:
     """Decisions of a single-threaded run on a fresh store, and its challenge count."""
     sink = MemorySink()
-    with Engine(offline_settings(store={"url": url}), sink=sink) as engine:
+    with Engine(offline_settings(store={"url": url}, policy={"target_stepup_rate": 0.0}), sink=sink) as engine:
         out = {i: play(engine, i, EVENTS) for i in users}
         health = engine.health()
     assert health["store_errors"] == health["degraded"] == 0, health  # a lost lesson would skew it
@@ -80,8 +80,11 @@ def test_8_threads_decide_exactly_like_one(backend: str, tmp_path: Path,
     users = range(THREADS * USERS_PER_THREAD)
     expected, expected_challenges = reference(users, store_url(backend, tmp_path, request))
     root = tmp_path / "audit"
+    # a fixed policy: the step-up budget couples users on purpose (its threshold comes from
+    # everyone's recent logins), so only the per-user decisions are order-free
     settings = offline_settings(store={"url": store_url(backend, tmp_path, request)},
-                                audit={"root": str(root), "flush_seconds": 0.2})
+                                audit={"root": str(root), "flush_seconds": 0.2},
+                                policy={"target_stepup_rate": 0.0})
     got: Decisions = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(THREADS, timeout=60)  # a thread that dies cannot hang the rest
