@@ -3,6 +3,9 @@ policy what-if on recorded traffic."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import altair as alt
 import polars as pl
 import streamlit as st
@@ -63,9 +66,21 @@ else:
         width="stretch")
 
 # ---------------------------------------------------------------- step-up budget
+BUDGET_WINDOW = timedelta(days=7)
 st.subheader("Step-up budget")
 budget, established_logins = common.stepup_budget()
-series = common.budget_series(r, f, "hour", established_logins)
+# an operations view: the last 7 days of the selection, per hour (a raw scan of the threshold
+# column; over a whole range of 100M decisions that took 10 s)
+span = common.date_range(r)
+last = span[1] if span else None
+if last is not None and f.until is not None:
+    last = min(last, f.until)
+since = last - BUDGET_WINDOW if last is not None else f.since
+if since is not None and f.since is not None:
+    since = max(since, f.since)
+recent = replace(f, since=since)
+st.caption(f"The last {BUDGET_WINDOW.days} days of the selection, per hour.")
+series = common.budget_series(r, recent, "hour", established_logins)
 recorded = series.filter(pl.col("threshold").is_not_null()) if not series.is_empty() else series
 if recorded.is_empty():
     st.info("No decision in these filters recorded its challenge threshold (audit logs written before "

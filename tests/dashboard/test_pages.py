@@ -225,7 +225,10 @@ def test_empty_states_are_friendly(open_app: Opener, synthetic: SyntheticAudit, 
 
 
 def _realised_established_rate(s: SyntheticAudit, established_logins: int = 5) -> float:
-    d = s.frame("decisions").filter((pl.col("user_logins") >= established_logins) & (pl.col("action") != "deny"))
+    """Over the page's window: the last 7 days of the data."""
+    d = s.frame("decisions")
+    d = d.filter(pl.col("event_time") >= d["event_time"].max() - timedelta(days=7))  # type: ignore[operator]
+    d = d.filter((pl.col("user_logins") >= established_logins) & (pl.col("action") != "deny"))
     return d.filter(pl.col("action") == "challenge").height / d.height
 
 
