@@ -153,6 +153,7 @@ class ParquetSink:
         self._logged: set[str] = set()
         self.last_error: str | None = None
         """The most recent storage problem (None while all is well), for status pages."""
+        self._warm_up()
         self._thread = self._start_thread()
         atexit.register(self.close)
         _register_fork_handler(self)
@@ -281,14 +282,18 @@ class ParquetSink:
         thread.start()
         return thread
 
-    def _run(self) -> None:
-        # pyarrow imports pandas & co. on its first Python-to-Arrow conversion (~1 s): pay that
-        # here, off the request path, rather than in the first flush
+    def _warm_up(self) -> None:
+        """pyarrow imports pandas & co. on its first Python-to-Arrow conversion (~1 s): pay that
+        once, at construction, on the caller's thread. Done by the flusher thread instead, the
+        import fought a busy scoring thread for the GIL at every file it read (a convoy: each
+        hand-over waits out the switch interval) and the first flush came tens of seconds late."""
         try:
             for table in self._schemas:
                 self._to_arrow(table, [{}])
         except Exception:  # noqa: BLE001 - only a warm-up
             pass
+
+    def _run(self) -> None:
         while not self._stop:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()

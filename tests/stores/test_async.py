@@ -192,9 +192,10 @@ def test_concurrent_apop_pending_hands_out_one_copy(store: ProfileStore) -> None
 
 def test_async_and_sync_writers_together_lose_nothing(backend: StoreFactory) -> None:
     store = backend.open()
+    other = backend.open()  # one sync store for the writer thread (not a client per update)
 
     async def body(s: AsyncProfileStore) -> None:
-        writer = asyncio.to_thread(lambda: [backend.open().update("hot", bump) for _ in range(100)])
+        writer = asyncio.to_thread(lambda: [other.update("hot", bump) for _ in range(100)])
         await asyncio.gather(writer, *(s.aupdate("hot", bump) for _ in range(100)))
 
     run(store, body)
