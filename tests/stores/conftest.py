@@ -14,6 +14,7 @@ from riskengine.core.stores import ProfileStore, open_store
 from riskengine.core.stores.redis_server import LocalRedisCluster, LocalRedisServer
 
 BACKENDS = ("memory", "sqlite", "redis", "redis-cluster")
+_PATIENT = "socket_timeout=2&socket_connect_timeout=2"
 
 
 def start_redis_or_skip() -> LocalRedisServer:
@@ -56,12 +57,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFac
         factory = StoreFactory(name, url, lambda: open_store(url, busy_timeout_s=5.0))
     elif name == "redis-cluster":
         cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
-        url = f"{cluster.url}?prefix=t{uuid.uuid4().hex[:12]}:"
+        # as for sqlite: the suite pins atomicity, not the deliberately short socket timeouts
+        # (100 ms; a busy CI machine missed a connect inside them)
+        url = f"{cluster.url}?prefix=t{uuid.uuid4().hex[:12]}:&{_PATIENT}"
         factory = StoreFactory(name, url, lambda: open_store(url))
     else:
         server: LocalRedisServer = request.getfixturevalue("redis_server")
         # a fresh key prefix per test: isolation without FLUSHDB
-        url = f"{server.url}?prefix=t{uuid.uuid4().hex[:12]}:"
+        url = f"{server.url}?prefix=t{uuid.uuid4().hex[:12]}:&{_PATIENT}"
         factory = StoreFactory(name, url, lambda: open_store(url))
 
     def tracked() -> ProfileStore:
