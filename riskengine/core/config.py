@@ -400,8 +400,10 @@ class PolicySettings(_Section):
     budget_min_threshold: float = Field(0.25, ge=0, le=1)
     """The live threshold never goes below this (a flood of low-risk logins cannot make
     everyone step up)."""
-    budget_max_threshold: float = Field(0.6, ge=0, le=1)
-    """...nor above this (a flood of high-risk logins cannot switch step-up off)."""
+    budget_max_threshold: float = Field(0.5, ge=0, le=1)
+    """...nor above this (a flood of high-risk logins cannot switch step-up off). 0.5: below a
+    never-seen device alone (0.55), so no flood of sybil accounts can let a stranger's device in
+    unchallenged."""
     budget_established_logins: int = Field(5, ge=1)
     """A user is established (their logins feed the sketch) from this many profile logins:
     ``riskengine evaluate``'s definition (≥ 5 earlier successful logins)."""

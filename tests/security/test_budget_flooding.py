@@ -70,6 +70,23 @@ def test_many_accounts_flooding_high_risk_cannot_lift_the_threshold_past_the_cla
         assert d.action == "challenge" and "NEW_COUNTRY" in d.reason_codes
 
 
+def test_a_sybil_flood_at_the_default_clamp_never_lets_a_strangers_device_in() -> None:
+    """With the default clamp (its top below a never-seen device's 0.55), the victim's login
+    from a device never seen, at home, steps up however the sketch was flooded."""
+    sybils = [f"sybil{i}" for i in range(150)]
+    top = Settings().policy.budget_max_threshold
+    with Engine(_settings(), sink=MemorySink()) as engine:
+        last = _establish(engine, ["victim"] + sybils)
+        start = last + timedelta(hours=1)
+        for round_ in range(3):
+            for i, u in enumerate(sybils):
+                engine.score(make_attempt(u, start + timedelta(hours=round_, seconds=i),
+                                          device_id=f"x{round_}", place=MANCHESTER))
+        d = engine.score(make_attempt("victim", start + timedelta(hours=4), ua=FIREFOX_MAC))  # new device only
+        assert d.threshold == top
+        assert d.reason_codes == ("NEW_DEVICE",) and d.risk > top and d.action == "challenge"
+
+
 def test_flooding_low_risk_logins_cannot_pull_the_threshold_below_the_clamp() -> None:
     sybils = [f"sybil{i}" for i in range(150)]
     with Engine(_settings(budget_min_threshold=0.25), sink=MemorySink()) as engine:
