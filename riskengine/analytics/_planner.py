@@ -23,8 +23,8 @@ from riskengine.analytics.rollups import (
     HLL_PROBE,
     LEGACY_EXPR,
     OUTCOME_WINDOW,
+    Rollup,
     current_rollups,
-    read_manifest,
     verify_bucket_sql,
 )
 
@@ -47,7 +47,7 @@ class Plan:
     """Which part of a query window the rollups answer: whole UTC days in [lo, hi) of the
     ``months`` (``YYYYMM``) in ``folders``; raw segments answer for everything else."""
 
-    folders: tuple[Path, ...]
+    folders: tuple[str, ...]
     months: frozenset[int]
     lo: datetime
     hi: datetime
@@ -62,7 +62,7 @@ class Plan:
         return epoch_us(self.hi)
 
     def files(self, name: str) -> list[str]:
-        return [str(folder / name) for folder in self.folders]
+        return [f"{folder}/{name}" for folder in self.folders]
 
 
 
@@ -80,7 +80,7 @@ class _Planner(_Reader):
             return None
         if part is not None and any(getattr(f, name) for name in _SEGMENTS - _PART_FILTERS[part]):
             return None
-        current = current_rollups(Path(self.root))
+        current = current_rollups(self.store or Path(self.root))
         if not current:
             return None
         lo = ceil_day(f.since) if f.since is not None else _FAR_PAST
@@ -95,15 +95,14 @@ class _Planner(_Reader):
         skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
         self.rollup_plans += 1
         self.last_plan_months = frozenset(months)
-        return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+        return Plan(tuple(current[k].location for k in sorted(months)), frozenset(months), lo, hi, skip)
 
-    def _has_part(self, folder: Path, part: str) -> bool:
-        if not (folder / part).is_file():
+    def _has_part(self, rollup: Rollup, part: str) -> bool:
+        if part not in rollup.parts:
             return False
         if part != "users.parquet":
             return True
-        manifest = read_manifest(folder)
-        return manifest is not None and manifest.get("hll_probe") == self._hll_probe()
+        return rollup.manifest.get("hll_probe") == self._hll_probe()
 
     def _hll_probe(self) -> int:
         if self._probe is None:

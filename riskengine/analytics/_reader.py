@@ -49,9 +49,8 @@ class _Reader:
             self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
         self._lock = threading.Lock()
         self._legacy_files: dict[str, bool] = {}
-        # rollups are built on local roots only (for now): an object-store root reads raw segments
-        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0" and self.store is None
-        """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
+        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
+        """Answer from ``<root>/_rollups`` (on disk or object storage) where current (False, or env ``RISKENGINE_ROLLUPS=0``:
         always scan raw segments)."""
         self.rollup_plans = 0
         """How many queries the planner has answered (in part) from rollups: a call that leaves

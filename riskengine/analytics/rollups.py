@@ -45,7 +45,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +54,8 @@ from typing import Any, Final
 from riskengine._extras import extra
 from riskengine.audit._fs import FILE_MODE, private_mkdir
 from riskengine.audit.columns import COLUMNS
+from riskengine.audit.layout import is_object_root
+from riskengine.audit.objectstore import S3Root
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
@@ -157,16 +159,59 @@ class RollupResult:
     rows: int = 0
 
 
+@dataclass(frozen=True)
+class Rollup:
+    """A published rollup of one month as a reader finds it: :meth:`file` is the path DuckDB
+    opens for one of its ``parts`` (a folder ``<root>/_rollups/YYYY-MM`` on disk, the prefix
+    of one build on object storage, :mod:`._s3rollups`)."""
+
+    location: str
+    parts: frozenset[str]
+    manifest: dict[str, Any] = field(compare=False, hash=False)
+
+    def file(self, part: str) -> str:
+        return f"{self.location}/{part}"
+
+
+@dataclass(frozen=True)
+class ObjectSnapshot:
+    """An object-store root with the segments of each source table listed once
+    (:func:`riskengine.audit.objectstore.table_segments`): a rollup is built from, and its
+    manifest names, exactly the segments of this listing, whatever lands meanwhile."""
+
+    store: S3Root
+    segments: dict[str, dict[int, list[str]]]
+
+    @classmethod
+    def take(cls, store: S3Root, tables: Iterable[str] = SOURCE_TABLES) -> ObjectSnapshot:
+        from riskengine.audit.objectstore import table_segments
+
+        return cls(store, {t: table_segments(store, t) for t in tables})
+
+
+SegmentRoot = Path | ObjectSnapshot
+"""Where :func:`month_files` lists a month's segments: a local root, or a listed object store."""
+
+
 def month_key(year: int, month: int) -> int:
     return year * 100 + month
 
 
-def month_files(root: Path, table: str, key: int) -> list[Path]:
-    """The visible segments of one month partition, sorted by name."""
+def month_files(root: SegmentRoot, table: str, key: int) -> list[str]:
+    """The visible segments of one month partition, sorted by name: the paths DuckDB opens
+    (``riskengine-s3://…`` on object storage)."""
+    if isinstance(root, ObjectSnapshot):
+        from riskengine.analytics._objectstore import duck_path
+
+        return [duck_path(root.store, rel) for rel in root.segments.get(table, {}).get(key, [])]
     folder = root / table / f"year={key // 100:04d}" / f"month={key % 100:02d}"
     if not folder.is_dir():
         return []
-    return sorted(folder.glob("*.parquet"))
+    return [str(p) for p in sorted(folder.glob("*.parquet"))]
+
+
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
 
 
 def _previous(key: int) -> int:
@@ -209,68 +254,110 @@ def stub(table: str) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def raw(files: list[Path], table: str, params: dict[str, Any], name: str) -> str:
+def raw(files: list[str], table: str, params: dict[str, Any], name: str) -> str:
     """Every column of ``table`` from ``files`` (bound as parameter ``name``)."""
     if not files:
         return f"({stub(table)})"
-    params[name] = [str(p) for p in files]
+    params[name] = list(files)
     return (f"(({stub(table)}) UNION ALL BY NAME (SELECT * FROM read_parquet(${name}, union_by_name=true, "
             "hive_partitioning=false)))")
 
 
-def _sources(root: Path, key: int, legacy: bool) -> dict[str, list[str]]:
-    out = {f"{t}/{key}": [p.name for p in month_files(root, t, key)] for t in SOURCE_TABLES}
+def _sources(root: SegmentRoot, key: int, legacy: bool) -> dict[str, list[str]]:
+    out = {f"{t}/{key}": [_name(p) for p in month_files(root, t, key)] for t in SOURCE_TABLES}
     if legacy:
         prev = _previous(key)
-        out[f"decisions/{prev}"] = [p.name for p in month_files(root, "decisions", prev)]
+        out[f"decisions/{prev}"] = [_name(p) for p in month_files(root, "decisions", prev)]
     return out
+
+
+def manifest_of(data: bytes | str) -> dict[str, Any] | None:
+    """A manifest's content, or None when it is unreadable or of another :data:`ROLLUP_VERSION`."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != ROLLUP_VERSION:
+        return None
+    return doc
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return manifest_of((folder / MANIFEST).read_text())
+    except OSError:
         return None
-    if not isinstance(data, dict) or data.get("version") != ROLLUP_VERSION:
-        return None
-    return data
 
 
-def is_current(root: Path, key: int, manifest: dict[str, Any]) -> bool:
-    """Whether the segments on disk are exactly those the rollup was built from."""
+def sources_match(manifest: dict[str, Any], names: Callable[[str, int], list[str]]) -> bool:
+    """Whether ``names(table, YYYYMM)`` (the segment names there now) are exactly the segments
+    the manifest's rollup was built from: the one currency rule, on disk and on object storage."""
     sources = manifest.get("sources")
     if not isinstance(sources, dict):
         return False
-    for ref, names in sources.items():
+    for ref, built_from in sources.items():
         table, _, month = ref.partition("/")
         if table not in COLUMNS or not month.isdigit():
             return False
-        if [p.name for p in month_files(root, table, int(month))] != names:
+        if names(table, int(month)) != built_from:
             return False
     return True
 
 
-def current_rollups(root: Path) -> dict[int, Path]:
-    """``YYYYMM`` → rollup folder, for every month whose rollup matches the segments on disk."""
+def is_current(root: SegmentRoot, key: int, manifest: dict[str, Any]) -> bool:
+    """Whether the segments on disk are exactly those the rollup was built from."""
+    return sources_match(manifest, lambda table, month: [_name(p) for p in month_files(root, table, month)])
+
+
+def month_of_folder(name: str) -> int | None:
+    """``YYYYMM`` of a rollup folder name ``YYYY-MM`` (None for anything else).
+
+    >>> month_of_folder("2026-03"), month_of_folder(".2026-03.tmp")
+    (202603, None)
+    """
+    if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit() or not 1 <= int(name[5:]) <= 12:
+        return None
+    return int(name[:4]) * 100 + int(name[5:])
+
+
+def current_rollups(root: Path | S3Root) -> dict[int, Rollup]:
+    """``YYYYMM`` → rollup, for every month whose rollup matches the segments there now."""
+    if isinstance(root, S3Root):
+        from riskengine.analytics._s3rollups import current_object_rollups
+
+        return current_object_rollups(root)
     base = root / ROLLUP_DIR
     if not base.is_dir():
         return {}
-    out: dict[int, Path] = {}
+    out: dict[int, Rollup] = {}
     for folder in base.iterdir():
-        name = folder.name
-        if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+        key = month_of_folder(folder.name)
+        if key is None:
             continue
-        key = int(name[:4]) * 100 + int(name[5:])
         manifest = read_manifest(folder)
         if manifest is not None and is_current(root, key, manifest):
-            out[key] = folder
+            try:
+                parts = frozenset(p.name for p in folder.iterdir())
+            except OSError:  # replaced by a rebuild meanwhile: raw answers this time
+                continue
+            out[key] = Rollup(str(folder), parts, manifest)
     return out
 
 
-def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
-                  rebuild: bool = False) -> RollupResult:
+def build_rollups(root: str | os.PathLike[str] | S3Root, *, now: datetime | None = None,
+                  rebuild: bool = False, _after_step: Callable[[str, str], None] | None = None) -> RollupResult:
     """(Re)build the rollup of every closed month (ended before ``now``) whose rollup is
-    missing or no longer matches its segments. Call under the maintenance lock."""
+    missing or no longer matches its segments. Call under the maintenance lock (on object
+    storage, which has none: one maintenance job per root).
+
+    ``_after_step`` is a test seam for object storage (:mod:`._s3rollups`): called with a
+    step (``uploaded``: every part is stored, the manifest not yet; ``published``) and the
+    build's prefix, so a test can raise there as a crash would."""
+    if isinstance(root, S3Root) or is_object_root(root):
+        from riskengine.analytics._s3rollups import build_object_rollups
+
+        store = root if isinstance(root, S3Root) else S3Root.parse(str(root))
+        return build_object_rollups(store, now=now or datetime.now(UTC), rebuild=rebuild, after_step=_after_step)
     root_path = Path(root)
     now = now or datetime.now(UTC)
     result = RollupResult()
@@ -331,10 +418,20 @@ def _clear_trash(base: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
+def _connect(root: SegmentRoot) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    if isinstance(root, ObjectSnapshot):
+        from riskengine.analytics._objectstore import register
+
+        register(con, root.store)
+    return con
+
+
+def _write_month(root: SegmentRoot, key: int, out: Path) -> tuple[int, bool, int]:
+    """Write every rollup file of month ``key`` into the local folder ``out``."""
     params: dict[str, Any] = {}
     dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
-    con = duckdb.connect(":memory:")
+    con = _connect(root)
     try:
         con.execute("SET TimeZone = 'UTC'").fetchall()
         rows = 0
