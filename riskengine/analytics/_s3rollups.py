@@ -7,14 +7,17 @@ it::
     <root>/_rollups/YYYY-MM/<build>/decisions.parquet …   (every part: one PUT each)
     <root>/_rollups/YYYY-MM/<build>/manifest.json          (one PUT, last: the build is visible)
 
-``<build>`` is ``<UTC time>-<random>``, so build names sort by age. A reader lists
-``_rollups/`` once and takes, for each month, the newest build that has a manifest; the parts
-of a build are all stored before its manifest is, so a reader never opens a missing or
-half-written part. A builder killed before the manifest leaves a prefix no reader uses (the
-next build deletes it); one killed after it leaves the older builds of that month, which the
-newest hides and the next build deletes. A manifest is never rewritten (a new build is a new
-prefix), so readers keep the manifests they fetched (:func:`_manifest`): finding the
-rollups costs one listing of ``_rollups/`` plus one listing of each source table.
+``<build>`` is ``<UTC time>-<random>``. A build stores every part, then deletes the
+manifests of the month's other builds (from here until the next step the month is answered
+from raw segments: never wrong, only slower), then stores its own manifest, then deletes the
+other builds' parts. So at most one build of a month is published at any time, and all its
+parts were stored before it was. A reader lists ``_rollups/`` once and takes, for each month,
+the build that has a manifest (the newest, should a stray object make two): it never opens a
+missing or half-written part. A builder killed before its manifest leaves a prefix no reader
+uses, and possibly a month with no published build (raw answers); the next build deletes the
+leftovers. A manifest is never rewritten (a new build is a new prefix), so readers keep the
+manifests they fetched (:func:`_manifest`): finding the rollups costs one listing of
+``_rollups/`` plus one listing of each source table.
 
 Currency is the local rule (:func:`riskengine.analytics.rollups.sources_match`): the
 manifest names the segments the build read, and the rollup is used only while the exact
@@ -155,7 +158,7 @@ def build_object_rollups(store: S3Root, *, now: datetime, rebuild: bool,
                     and set(PARTS) <= month_builds[build]):
                 result.current += 1
                 continue
-        result.rows += _build_month(snapshot, key, step)
+        result.rows += _build_month(snapshot, key, month_builds, step)
         result.built.append(month_folder(key).rpartition("/")[2])
     _prune(store)
     return result
@@ -168,7 +171,8 @@ def _snapshot_names(snapshot: ObjectSnapshot) -> Callable[[str, int], list[str]]
     return names
 
 
-def _build_month(snapshot: ObjectSnapshot, key: int, step: Callable[[str, str], None]) -> int:
+def _build_month(snapshot: ObjectSnapshot, key: int, month_builds: dict[str, set[str]],
+                 step: Callable[[str, str], None]) -> int:
     store = snapshot.store
     build = build_name()
     prefix = f"{month_folder(key)}/{build}"
@@ -181,6 +185,12 @@ def _build_month(snapshot: ObjectSnapshot, key: int, step: Callable[[str, str], 
         for part in sorted(out.iterdir()):  # every file the month's rollup has, whatever their list
             store.put(f"{prefix}/{part.name}", part.read_bytes())
     step("uploaded", prefix)
+    # unpublish the month's other builds first, so at most one is ever published: in between,
+    # raw segments answer for the month (never wrong, only slower), and a build with a newer
+    # name (a skewed clock, a stray object) cannot hide this one
+    store.delete(f"{month_folder(key)}/{b}/{MANIFEST}" for b, names in sorted(month_builds.items())
+                 if MANIFEST in names)
+    step("unpublished", prefix)
     store.put(f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=1).encode())  # publishes the build
     step("published", prefix)
     return rows
@@ -188,8 +198,8 @@ def _build_month(snapshot: ObjectSnapshot, key: int, step: Callable[[str, str], 
 
 def _prune(store: S3Root) -> None:
     """Delete every build but the one readers use: unpublished ones (a builder died before
-    the manifest) and older published ones (manifest first, so a reader listing meanwhile
-    never takes a build whose parts are going)."""
+    the manifest, or they were replaced) and any other published one (manifest first, so a
+    reader listing meanwhile never takes a build whose parts are going)."""
     for key, month_builds in builds(store).items():
         keep = published(month_builds)
         for build, names in sorted(month_builds.items()):

@@ -351,8 +351,9 @@ def build_rollups(root: str | os.PathLike[str] | S3Root, *, now: datetime | None
     storage, which has none: one maintenance job per root).
 
     ``_after_step`` is a test seam for object storage (:mod:`._s3rollups`): called with a
-    step (``uploaded``: every part is stored, the manifest not yet; ``published``) and the
-    build's prefix, so a test can raise there as a crash would."""
+    step (``uploaded``: every part is stored, the manifest not yet; ``unpublished``: the
+    month's older builds are hidden; ``published``) and the build's prefix, so a test can
+    raise there as a crash would."""
     if isinstance(root, S3Root) or is_object_root(root):
         from riskengine.analytics._s3rollups import build_object_rollups
 
