@@ -93,4 +93,4 @@ def vanished(exc: Exception) -> bool:
     text = str(exc)
     return any(s in text for s in ("No such file", "No files found", "Cannot open file", "could not be opened",
                                    # object storage (pyarrow's S3 client through fsspec)
-                                   "Path does not exist", "NoSuchKey", "FileNotFoundError"))
+                                   "Path does not exist", "NoSuchKey", "NO_SUCH_KEY", "FileNotFoundError"))

@@ -31,6 +31,13 @@ from riskengine.audit.objectstore import S3Root
 _RETRIES = 3
 
 
+def _retryable(exc: duckdb.Error) -> bool:
+    """A listed segment (or rollup part) was gone when read: list and run again. Locally DuckDB
+    says so with an I/O error; on object storage the read of a kept handle fails with a
+    plain ``duckdb.Error`` carrying the store's "no such key" (:mod:`._objectstore`)."""
+    return vanished(exc)
+
+
 class _Reader:
     """Read-only access to an audit root (see :class:`riskengine.analytics.AuditDB`)."""
 
@@ -50,8 +57,8 @@ class _Reader:
         self._lock = threading.Lock()
         self._legacy_files: dict[str, bool] = {}
         self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
-        """Answer from ``<root>/_rollups`` (on disk or object storage) where current (False, or env ``RISKENGINE_ROLLUPS=0``:
-        always scan raw segments)."""
+        """Answer from ``<root>/_rollups`` (on disk or object storage) where current (False, or
+        env ``RISKENGINE_ROLLUPS=0``: always scan raw segments)."""
         self.rollup_plans = 0
         """How many queries the planner has answered (in part) from rollups: a call that leaves
         it unchanged was answered from raw segments only. Tests read it to know which source
@@ -106,8 +113,8 @@ class _Reader:
                 with self._cursor() as cur:
                     frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
                     return frame
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                if not vanished(exc):
+            except duckdb.Error as exc:  # object storage: a kept handle's object was deleted
+                if not _retryable(exc):
                     raise
                 last = exc
         assert last is not None
@@ -123,8 +130,8 @@ class _Reader:
                     cur.register("_labels", table)
                     frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
                     return frame
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                if not vanished(exc):
+            except duckdb.Error as exc:  # object storage: a kept handle's object was deleted
+                if not _retryable(exc):
                     raise
         raise RuntimeError("audit segments kept vanishing while querying; is compaction looping?")
 
@@ -192,7 +199,9 @@ class _Reader:
                         {"files": unknown}).fetchall()
                 for name, nulls in rows:
                     found[str(name)] = bool(nulls)
-            except (duckdb.IOException, duckdb.InvalidInputException):
+            except duckdb.Error as exc:
+                if not _retryable(exc):
+                    raise
                 return True  # a segment vanished (compaction): the caller's query retries
             with self._lock:
                 self._legacy_files.update(found)

@@ -55,7 +55,7 @@ a marker ``<table>/_retired-YYYY-MM`` (the exact listing then skips the month), 
 month's objects, then the marker. There is no lock on object storage (no ``flock``; S3 has
 no compare-and-swap a lock could be built on with this client): run one maintenance job
 per root, as the scheduled ``riskengine audit compact|retain`` does. Rollups there are one
-prefix per build, published by its manifest (:mod:`riskengine.analytics._s3rollups`);
+prefix per build, published by its manifest (:mod:`riskengine.analytics.rollups`, "object storage");
 retention deletes a dropped month's rollup builds, each manifest before its parts.
 """
 

@@ -22,8 +22,7 @@ from polars.testing import assert_frame_equal
 
 from riskengine.analytics import AuditDB, Filters
 from riskengine.analytics._objectstore import PREFIX
-from riskengine.analytics._s3rollups import builds, published
-from riskengine.analytics.rollups import PARTS, ROLLUP_DIR, build_rollups, current_rollups
+from riskengine.analytics.rollups import PARTS, ROLLUP_DIR, build_rollups, builds, current_rollups, published
 from riskengine.audit.objectstore import S3Root
 from riskengine.audit.parquet import ParquetSink
 
