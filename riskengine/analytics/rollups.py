@@ -663,7 +663,7 @@ def _snapshot_names(snapshot: ObjectSnapshot) -> Callable[[str, int], list[str]]
 
 
 def _build_object_month(snapshot: ObjectSnapshot, key: int, month_builds: dict[str, set[str]],
-                 step: Callable[[str, str], None]) -> int:
+                        step: Callable[[str, str], None]) -> int:
     store = snapshot.store
     build = build_name()
     prefix = f"{month_folder(key)}/{build}"
@@ -706,6 +706,6 @@ def _no_step(step: str, prefix: str) -> None:
     pass
 
 
-__all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "Rollup", "RollupResult", "build_rollups",
-           "builds", "published",
-           "bucket_quantile", "current_rollups", "hll_estimate", "hll_sql", "risk_step_sql", "verify_bucket_sql"]
+__all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "Rollup", "RollupResult",
+           "bucket_quantile", "build_rollups", "builds", "current_rollups", "hll_estimate", "hll_sql", "published",
+           "risk_step_sql", "verify_bucket_sql"]
