@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from riskengine._extras import extra
@@ -33,6 +34,7 @@ from riskengine.audit.objectstore import S3Root
 with extra("s3", feature="reading an s3:// audit root (AuditDB, report, dashboard)"):
     from fsspec.implementations.arrow import ArrowFSWrapper  # type: ignore[import-untyped]
 
+_ROLLUP_DIR = "_rollups"  # = riskengine.analytics.rollups.ROLLUP_DIR (rollups imports this module)
 SCHEME = "riskengine-s3"
 PREFIX = f"{SCHEME}://"
 
@@ -94,6 +96,10 @@ class _ThreadPositionFile:
 
 _INFO_MAX = 100_000
 _HANDLES_MAX = 4096
+IN_MEMORY_PART = 16 * 1024 * 1024
+"""A rollup part up to this size is read whole on first use and kept in memory."""
+IN_MEMORY_TOTAL = 256 * 1024 * 1024
+"""The rollup parts a reader keeps in memory, in all (beyond it, parts are read from the store)."""
 
 
 class _S3Wrapper(ArrowFSWrapper):  # type: ignore[misc]  # fsspec is untyped
@@ -106,7 +112,9 @@ class _S3Wrapper(ArrowFSWrapper):  # type: ignore[misc]  # fsspec is untyped
     builds and their manifests all get new, unique keys), so what a HEAD said about an object
     stays true while it exists: the wrapper asks once per object, and a scan of files it has
     seen costs no HEAD at all: the opened pyarrow file (one HEAD when first opened; reads are
-    positional ranged GETs, safe from any thread) is kept for the next scan. Absent objects
+    positional ranged GETs, safe from any thread) is kept for the next scan. A rollup part
+    (small, and read by most dashboard queries) is read whole once and kept in memory
+    (:data:`IN_MEMORY_PART`, :data:`IN_MEMORY_TOTAL`): later scans of it make no request. Absent objects
     are never remembered (they may appear); a deleted one fails at its next read, which
     forgets it, and the reader retries the query after listing again."""
 
@@ -117,6 +125,7 @@ class _S3Wrapper(ArrowFSWrapper):  # type: ignore[misc]  # fsspec is untyped
         super().__init__(fs, **kwargs)
         self._infos: dict[str, Any] = {}
         self._handles: dict[str, Any] = {}
+        self._in_memory = 0
         self._infos_lock = threading.Lock()
 
     def _file_info(self, path: str) -> Any:
@@ -145,22 +154,39 @@ class _S3Wrapper(ArrowFSWrapper):  # type: ignore[misc]  # fsspec is untyped
             with self._infos_lock:
                 raw = self._handles.get(stripped)
             if raw is None:
-                raw = self.fs.open_input_file(stripped)
+                raw = self._load(stripped)
                 with self._infos_lock:
                     if len(self._handles) >= _HANDLES_MAX:
                         for old in self._handles.values():
                             old.close()
                         self._handles.clear()
+                        self._in_memory = 0
                     raw = self._handles.setdefault(stripped, raw)
             return _ThreadPositionFile(raw, stripped, on_error=self._forget)
         self._forget(stripped)
         return super()._open(path, mode, *args, **kwargs)
 
+    def _load(self, path: str) -> Any:
+        """A random-access file for ``path``: a rollup part (small, read whole every time a
+        dashboard query runs) in memory, one GET; anything else opened on the store."""
+        if f"/{_ROLLUP_DIR}/" in path:
+            size = self._file_info(path).size or 0
+            with self._infos_lock:
+                fits = size <= IN_MEMORY_PART and self._in_memory + size <= IN_MEMORY_TOTAL
+                if fits:
+                    self._in_memory += size
+            if fits:
+                with self.fs.open_input_stream(path) as src:
+                    return pa.BufferReader(src.read())
+        return self.fs.open_input_file(path)
+
     def _forget(self, path: str) -> bool:
         """Drop what is remembered of ``path``; whether the object is gone from the store."""
         with self._infos_lock:
             self._infos.pop(path, None)
-            self._handles.pop(path, None)
+            handle = self._handles.pop(path, None)
+            if isinstance(handle, pa.BufferReader):
+                self._in_memory -= handle.size()
         try:
             return bool(self.fs.get_file_info(path).type == pafs.FileType.NotFound)
         except OSError:

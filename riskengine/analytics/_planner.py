@@ -80,7 +80,7 @@ class _Planner(_Reader):
             return None
         if part is not None and any(getattr(f, name) for name in _SEGMENTS - _PART_FILTERS[part]):
             return None
-        current = current_rollups(self.store or Path(self.root))
+        current = current_rollups(self.store or Path(self.root), segments=self._table_segments)
         if not current:
             return None
         lo = ceil_day(f.since) if f.since is not None else _FAR_PAST

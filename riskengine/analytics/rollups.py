@@ -320,10 +320,11 @@ def month_of_folder(name: str) -> int | None:
     return int(name[:4]) * 100 + int(name[5:])
 
 
-def current_rollups(root: Path | S3Root) -> dict[int, Rollup]:
-    """``YYYYMM`` → rollup, for every month whose rollup matches the segments there now."""
+def current_rollups(root: Path | S3Root, *, segments: TableSegments | None = None) -> dict[int, Rollup]:
+    """``YYYYMM`` → rollup, for every month whose rollup matches the segments there now
+    (``segments``: how an object-store root's tables are listed, see :func:`current_object_rollups`)."""
     if isinstance(root, S3Root):
-        return current_object_rollups(root)
+        return current_object_rollups(root, segments)
     base = root / ROLLUP_DIR
     if not base.is_dir():
         return {}
@@ -600,23 +601,28 @@ def _manifest(store: S3Root, rel: str) -> dict[str, Any] | None:
     return doc
 
 
+TableSegments = Callable[[str], dict[int, list[str]]]
+"""``table`` → ``YYYYMM`` → its segments relative to the root (:func:`table_segments`)."""
+
+
 class _Listing:
     """The exact segment listing of each table, taken the first time a manifest asks for it."""
 
-    def __init__(self, store: S3Root) -> None:
-        self.store = store
+    def __init__(self, store: S3Root, segments: TableSegments | None) -> None:
+        self.segments = segments or (lambda table: table_segments(store, table))
         self.tables: dict[str, dict[int, list[str]]] = {}
 
     def names(self, table: str, key: int) -> list[str]:
         if table not in self.tables:
-            self.tables[table] = table_segments(self.store, table)
+            self.tables[table] = self.segments(table)
         return [rel.rpartition("/")[2] for rel in self.tables[table].get(key, [])]
 
 
-def current_object_rollups(store: S3Root) -> dict[int, Rollup]:
-    """``YYYYMM`` → the published rollup of each month whose sources are the segments there now."""
+def current_object_rollups(store: S3Root, segments: TableSegments | None = None) -> dict[int, Rollup]:
+    """``YYYYMM`` → the published rollup of each month whose sources are the segments there now
+    (as ``segments`` lists them: by default one recursive listing per table)."""
     out: dict[int, Rollup] = {}
-    listing = _Listing(store)
+    listing = _Listing(store, segments)
     for key, month_builds in sorted(builds(store).items()):
         build = published(month_builds)
         if build is None:
