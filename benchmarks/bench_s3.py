@@ -17,7 +17,11 @@ them on S3). moto is a Python server:
 absolute figures over real S3 differ (network latency per request, much higher bandwidth
 per connection); the comparison between the access paths is what this measures.
 
-``python benchmarks/bench_s3.py [--rows N] [--repeat K] [--skip-access-paths]``
+With ``--cold``, instead of the medians: each query once on a new AuditDB over the S3 root
+(what the first render of a page pays: manifests and rollup parts fetched, objects opened),
+raw and with rollups.
+
+``python benchmarks/bench_s3.py [--rows N] [--repeat K] [--skip-access-paths] [--cold]``
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="median of this many runs per query")
     parser.add_argument("--skip-access-paths", action="store_true",
                         help="skip the local / fsspec / Arrow dataset comparison (first table)")
+    parser.add_argument("--cold", action="store_true",
+                        help="time each query once on a new AuditDB over the S3 root (raw, rollups)")
     args = parser.parse_args()
     from moto.server import ThreadedMotoServer
 
@@ -124,6 +130,22 @@ def main() -> int:
         print(f"rollups on {where}: built {len(built.built)} months ({built.current} already current) "
               f"in {time.perf_counter() - t:.1f} s", flush=True)
     f = Filters()
+    if args.cold:
+        cold = []
+        for qname in dashboard_queries(AuditDB(local), f):
+            row_c: dict[str, object] = {"query": qname}
+            for how, use in (("s3 raw", False), ("s3 rollups", True)):
+                db = AuditDB(store)
+                db.use_rollups = use
+                t = time.perf_counter()
+                dashboard_queries(db, f)[qname]()
+                row_c[f"{how} cold s"] = time.perf_counter() - t
+                db.close()
+            cold.append(row_c)
+            print(row_c, flush=True)
+        print(table(cold, f"AuditDB on S3, first call on a new reader, {args.rows:,} decisions; {load_note()}"))
+        server.stop()
+        return 0
     out = []
     dbs = {"local raw": AuditDB(local), "local rollups": AuditDB(local), "s3 raw": AuditDB(store),
            "s3 rollups": AuditDB(store)}
