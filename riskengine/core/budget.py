@@ -25,6 +25,7 @@ reports, on a bin-width grid — clamped to ``[min_threshold, max_threshold]``.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain
@@ -122,11 +123,11 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
 
 
 def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: BudgetConfig, fallback: float, *,
-                 total: float | None = None, top: Sequence[float] | None = None) -> float:
+                 total: float | None = None, tails: Sequence[float] | None = None) -> float:
     """:func:`threshold_from` on a sketch already laid out as ``BINS`` weights, the forced
     weight and the login count. The total is the exactly rounded sum of the bins and the
     forced weight (``math.fsum``), so the threshold does not depend on the order a store
-    hands the fields back in. ``total`` and ``top`` (:func:`top_tails`) may be passed when
+    hands the fields back in. ``total`` and ``tails`` (:func:`walk_tails`) may be passed when
     the caller keeps them up to date (:class:`MergedBins`); they must equal what this
     function would compute.
 
@@ -142,51 +143,52 @@ def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: Budget
     if total <= 0.0:
         return fallback
     room = cfg.target * total - forced
-    if room <= 0.0:  # the floor alone fills the budget: nothing but the floor challenges
-        return cfg.max_threshold
-    # Walk the bins from the top, adding each to the tail while it still fits (tolerating float
-    # rounding: a tail exactly at the budget fits); the threshold is the lower edge of the lowest
-    # non-empty bin that fits (empty bins below it would lower the threshold into risks this
-    # sketch never saw). Edges at or above the clamp's top all give ``max_threshold``, so the
-    # bins there are only summed (``top``: running sums from the top, in C); the walk in Python
-    # starts below them and stops once the edge is under the clamp's bottom.
-    limit = room + room * 1e-9
-    cut = clamp_top_bin(cfg)
-    if top is None:
-        top = top_tails(bins, cut)
-    if top and top[-1] > limit:  # the tail stops within the clamped top
-        return cfg.max_threshold
-    tail = top[-1] if top else 0.0
-    edge = BINS
-    for i in range(cut - 1, -1, -1):
-        weight = bins[i]
-        if tail + weight > limit:
-            break
-        if weight > 0.0:
-            tail += weight
-            edge = i
-            if i / BINS <= cfg.min_threshold:
-                break  # any lower edge clamps to min_threshold too
+    edge = BINS  # "no bin": nothing but the floor challenges
+    if room > 0.0:
+        # Walk the bins from the top, adding each to the tail while it still fits (tolerating
+        # float rounding: a tail exactly at the budget fits); the threshold is the lower edge of
+        # the lowest non-empty bin that fits (empty bins below it would lower the threshold into
+        # risks this sketch never saw: the upper quantile, not a gap). An empty bin never stops
+        # the walk. Below ``low`` every edge clamps to ``min_threshold``, so the walk is the
+        # running sums of the bins from the top down to ``low`` (``tails``, summed in C) and a
+        # search in them; under ``low`` only the first non-empty bin matters.
+        limit = room + room * 1e-9
+        low = walk_floor_bin(cfg)
+        if tails is None:
+            tails = walk_tails(bins, low)
+        fits = bisect_right(tails, limit)  # the top `fits` bins fit
+        i = BINS - fits
+        if fits == len(tails):  # everything down to `low` fits: the first non-empty bin below?
+            tail = tails[-1] if tails else 0.0
+            j = low - 1
+            while j >= 0 and bins[j] <= 0.0:
+                j -= 1
+            if j >= 0 and tail + bins[j] <= limit:
+                i = j
+        while i < BINS and bins[i] <= 0.0:
+            i += 1
+        edge = i
     return min(cfg.max_threshold, max(cfg.min_threshold, edge / BINS))
 
 
-def clamp_top_bin(cfg: BudgetConfig) -> int:
-    """The lowest bin whose lower edge is at or above ``max_threshold`` (``BINS`` if none).
+def walk_floor_bin(cfg: BudgetConfig) -> int:
+    """The lowest bin whose lower edge is above ``min_threshold``: any edge below it clamps.
 
-    >>> clamp_top_bin(BudgetConfig(0.02, 0.25, 0.5, 0, 1.0)), clamp_top_bin(BudgetConfig(0.02, 0.25, 1.0, 0, 1.0))
-    (200, 400)
+    >>> walk_floor_bin(BudgetConfig(0.02, 0.25, 0.5, 0, 1.0)), walk_floor_bin(BudgetConfig(0.02, 0.0, 1.0, 0, 1.0))
+    (101, 1)
     """
-    cut = min(BINS, math.ceil(cfg.max_threshold * BINS))
-    while cut > 0 and (cut - 1) / BINS >= cfg.max_threshold:
-        cut -= 1
-    while cut < BINS and cut / BINS < cfg.max_threshold:
-        cut += 1
-    return cut
+    low = max(0, min(BINS, math.floor(cfg.min_threshold * BINS)))
+    while low > 0 and (low - 1) / BINS > cfg.min_threshold:
+        low -= 1
+    while low < BINS and low / BINS <= cfg.min_threshold:
+        low += 1
+    return low
 
 
-def top_tails(bins: Sequence[float], cut: int) -> list[float]:
-    """Running sums of ``bins[cut:]`` from the top bin down (``[b399, b399 + b398, ...]``)."""
-    return list(accumulate(reversed(bins[cut:])))
+def walk_tails(bins: Sequence[float], low: int) -> list[float]:
+    """Running sums of ``bins[low:]`` from the top bin down (``[b399, b399 + b398, ...]``):
+    exactly the tails the walk from the top adds up, an empty bin adding nothing."""
+    return list(accumulate(reversed(bins[low:])))
 
 
 _EXACT_SHIFT = 1074 + 1
@@ -212,11 +214,11 @@ class MergedBins:
     (0.5, 0.4, 0.4)
     """
 
-    __slots__ = ("cfg", "_cut", "_eras")
+    __slots__ = ("cfg", "_low", "_eras")
 
     def __init__(self, cfg: BudgetConfig) -> None:
         self.cfg = cfg
-        self._cut = clamp_top_bin(cfg)
+        self._low = walk_floor_bin(cfg)
         self._eras: dict[int, _Era] = {}
 
     def add(self, delta: Mapping[str, float]) -> None:
@@ -236,29 +238,29 @@ class MergedBins:
                 i = int(field)
                 old = entry.bins[i]
                 entry.bins[i] = new = old + w
-                if i >= self._cut:
-                    entry.top = None
+                if i >= self._low:
+                    entry.tails = None
             entry.exact += _exact(new) - _exact(old)
 
     def threshold(self, era: int, fallback: float) -> float:
         entry = self._eras.get(era)
         if entry is None:  # nothing merged in this era: the warm-up
             return fallback
-        if entry.top is None:
-            entry.top = top_tails(entry.bins, self._cut)
+        if entry.tails is None:
+            entry.tails = walk_tails(entry.bins, self._low)
         return threshold_of(entry.bins, entry.forced, entry.count, self.cfg, fallback,
-                            total=entry.exact / (1 << _EXACT_SHIFT), top=entry.top)
+                            total=entry.exact / (1 << _EXACT_SHIFT), tails=entry.tails)
 
 
 class _Era:
-    __slots__ = ("bins", "forced", "count", "exact", "top")
+    __slots__ = ("bins", "forced", "count", "exact", "tails")
 
     def __init__(self) -> None:
         self.bins = [0.0] * BINS
         self.forced = 0.0
         self.count = 0.0
         self.exact = 0
-        self.top: list[float] | None = None
+        self.tails: list[float] | None = None
 
 
 class UserCap:
