@@ -57,10 +57,11 @@ from riskengine._extras import extra
 from riskengine.audit._fs import FILE_MODE, private_mkdir
 from riskengine.audit.columns import COLUMNS
 from riskengine.audit.layout import is_object_root
-from riskengine.audit.objectstore import S3Root, table_segments
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
+
+from riskengine.audit.objectstore import S3Root, table_segments  # after duckdb: a missing extra is "analytics"
 
 ROLLUP_DIR = "_rollups"
 ROLLUP_VERSION = 2
