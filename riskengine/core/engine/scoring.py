@@ -26,6 +26,7 @@ from riskengine.core.signals.city import city_key, new_city
 from riskengine.core.signals.device import device_novelty, is_trusted
 from riskengine.core.signals.failures import failed_attempts
 from riskengine.core.signals.geo import impossible_travel, novelty
+from riskengine.core.signals.habit import habitual
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
 from riskengine.core.signals.prefix import address_prefix, new_prefix
@@ -266,11 +267,11 @@ class Scoring(AuditRows, Learning, Parking):
                 region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                  p.regions, now, history_days)
                 region_new = region.value > 0.0
-                signals.append(region)
+                signals.append(habitual(region, len(p.regions), p.logins, self._novelty_floor, "regions"))
             if p.asns and listed != "allow":
                 network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
                 asn_new = network.value > 0.0
-                signals.append(network)
+                signals.append(habitual(network, len(p.asns), p.logins, self._novelty_floor, "networks"))
             signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -356,9 +357,11 @@ class Scoring(AuditRows, Learning, Parking):
                 out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
                                           seen, recent))
         if p.prefixes and listed != "allow":
-            out.append(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days))
+            out.append(habitual(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days),
+                                len(p.prefixes), p.logins, self._novelty_floor, "address blocks"))
         if p.cities:
-            out.append(new_city(t.city, region_new, p.cities, now, history_days))
+            out.append(habitual(new_city(t.city, region_new, p.cities, now, history_days),
+                                len(p.cities), p.logins, self._novelty_floor, "cities"))
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:
