@@ -105,7 +105,7 @@ class GeoSettings(_Section):
     max_asns: int = Field(12, ge=1, le=64)
     novelty_floor: float = Field(0.3, ge=0, le=1)
     """``NEW_REGION``, ``NEW_ASN``, ``NEW_PREFIX`` and ``NEW_CITY`` count in proportion to how
-    rarely this user shows a new value: ``max(novelty_floor, 1 − distinct / (logins + 1))``
+    rarely this user shows a new value: ``max(novelty_floor, 1 − (distinct − 1) / logins)``
     (``riskengine.core.signals.habit``). 1.0 = every novelty at full weight (the old rule)."""
     new_prefix_weight: float = Field(0.1, ge=0, le=1)
     """``NEW_PREFIX``: an address block the user has not used, inside a network AS they use."""

@@ -19,9 +19,10 @@ FIRED = SignalResult("NEW_ASN", 1.0, "first login from network AS 64500")
 
 
 def test_strength_is_one_minus_the_rate_of_new_values() -> None:
-    assert novelty_strength(1, 99, 0.0) == pytest.approx(0.99)
-    assert novelty_strength(3, 8, 0.0) == pytest.approx(1 - 3 / 9, abs=1e-4)
-    assert novelty_strength(12, 20, 0.3) == pytest.approx(1 - 12 / 21, abs=1e-4)
+    assert novelty_strength(1, 99, 0.0) == 1.0  # one value ever: the unweighted rule
+    assert novelty_strength(2, 100, 0.0) == pytest.approx(0.99)
+    assert novelty_strength(3, 8, 0.0) == pytest.approx(1 - 2 / 8, abs=1e-4)
+    assert novelty_strength(12, 20, 0.3) == pytest.approx(1 - 11 / 20, abs=1e-4)
     assert novelty_strength(12, 12, 0.3) == 0.3  # every login a new value: the floor
     assert novelty_strength(0, 0, 0.3) == 1.0  # nothing to compare with: full weight
     assert novelty_strength(5, 10, 1.0) == 1.0  # floor 1: weighting off
@@ -41,11 +42,12 @@ def test_habitual_scales_only_a_fired_signal_and_says_why() -> None:
     assert habitual(quiet, 12, 12, 0.3, "networks") is quiet
     assert habitual(FIRED, 0, 0, 0.3, "networks") is FIRED
     assert habitual(FIRED, 3, 8, 1.0, "networks") is FIRED
+    assert habitual(FIRED, 1, 50, 0.3, "networks") is FIRED
     r = habitual(FIRED, 3, 8, 0.3, "networks")
-    assert r.code == "NEW_ASN" and r.value == pytest.approx(0.6667, abs=1e-4)
+    assert r.code == "NEW_ASN" and r.value == pytest.approx(0.75, abs=1e-4)
     assert r.detail.startswith(FIRED.detail) and "3 networks in 8 logins" in r.detail
     assert "common" in r.detail
-    assert "rare" in habitual(FIRED, 1, 60, 0.3, "networks").detail
+    assert "rare" in habitual(FIRED, 2, 60, 0.3, "networks").detail
 
 
 def _prefix_weight(engine: Engine, rotating: bool) -> float:
@@ -65,8 +67,8 @@ def test_a_new_block_counts_more_for_a_stable_user_than_for_a_rotating_one() -> 
     rotating = _prefix_weight(Engine(offline_settings()), rotating=True)
     weight = offline_settings().geo.new_prefix_weight
     floor = offline_settings().geo.novelty_floor
-    assert stable == pytest.approx(weight * (1 - 1 / 21), abs=1e-3)  # 1 block in 20 logins
-    assert rotating == pytest.approx(weight * max(floor, 1 - 12 / 21), abs=1e-3)  # the profile keeps 12
+    assert stable == pytest.approx(weight)  # one block in 20 logins: the full weight
+    assert rotating == pytest.approx(weight * max(floor, 1 - 11 / 20), abs=1e-3)  # the profile keeps 12
     assert rotating < stable
     # floor 1.0: the unweighted rule, the same weight for both
     off = offline_settings(geo={"novelty_floor": 1.0})
