@@ -45,6 +45,5 @@ def test_a_novelty_never_counts_for_less_than_the_floor() -> None:
     for day in range(20):
         assert engine.score(make_attempt(ts=t0 + timedelta(days=day), ip=f"81.2.{day + 10}.7")).action == "allow"
     weight = _new_block_weight(engine, 20)
-    assert weight == pytest.approx(settings.geo.new_prefix_weight * max(settings.geo.novelty_floor, 1 - 11 / 20),
-                                   abs=1e-3)
+    assert weight == pytest.approx(settings.geo.new_prefix_weight * settings.geo.novelty_floor, abs=1e-3)
     assert weight >= settings.geo.new_prefix_weight * settings.geo.novelty_floor > 0.0

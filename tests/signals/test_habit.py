@@ -4,6 +4,8 @@ one whose logins bring new ones all the time (carrier NAT), never below the floo
 
 from __future__ import annotations
 
+import math
+
 from datetime import timedelta
 
 import pytest
@@ -18,12 +20,12 @@ from riskengine.testing import LONDON, make_attempt, offline_settings
 FIRED = SignalResult("NEW_ASN", 1.0, "first login from network AS 64500")
 
 
-def test_strength_is_one_minus_the_rate_of_new_values() -> None:
-    assert novelty_strength(1, 99, 0.0) == 1.0  # one value ever: the unweighted rule
-    assert novelty_strength(2, 100, 0.0) == pytest.approx(0.99)
-    assert novelty_strength(3, 8, 0.0) == pytest.approx(1 - 2 / 8, abs=1e-4)
-    assert novelty_strength(12, 20, 0.3) == pytest.approx(1 - 11 / 20, abs=1e-4)
-    assert novelty_strength(12, 12, 0.3) == 0.3  # every login a new value: the floor
+def test_strength_is_the_surprise_of_a_new_value() -> None:
+    assert novelty_strength(1, 19, 0.0) == 1.0  # a new value rarer than 1 in 20: full strength
+    assert novelty_strength(2, 9, 0.0) == pytest.approx(math.log(10 / 2) / math.log(20), abs=1e-4)
+    assert novelty_strength(1, 4, 0.0) == pytest.approx(math.log(5) / math.log(20), abs=1e-4)
+    assert novelty_strength(2, 9, 0.0, full_ratio=5.0) == 1.0
+    assert novelty_strength(12, 20, 0.3) == 0.3  # carrier NAT: the floor
     assert novelty_strength(0, 0, 0.3) == 1.0  # nothing to compare with: full weight
     assert novelty_strength(5, 10, 1.0) == 1.0  # floor 1: weighting off
 
@@ -34,20 +36,21 @@ def test_strength_in_floor_to_one_and_monotone(distinct: int, logins: int, floor
     assert floor - 1e-4 <= s <= 1.0
     # a longer history with the same values: never weaker; one more distinct value: never stronger
     assert novelty_strength(distinct, logins + 1, floor) >= s
-    assert novelty_strength(distinct + 1, logins, floor) <= s
+    if distinct:
+        assert novelty_strength(distinct + 1, logins, floor) <= s
 
 
 def test_habitual_scales_only_a_fired_signal_and_says_why() -> None:
     quiet = SignalResult("NEW_ASN", 0.0, "seen before")
-    assert habitual(quiet, 12, 12, 0.3, "networks") is quiet
-    assert habitual(FIRED, 0, 0, 0.3, "networks") is FIRED
-    assert habitual(FIRED, 3, 8, 1.0, "networks") is FIRED
-    assert habitual(FIRED, 1, 50, 0.3, "networks") is FIRED
-    r = habitual(FIRED, 3, 8, 0.3, "networks")
-    assert r.code == "NEW_ASN" and r.value == pytest.approx(0.75, abs=1e-4)
+    assert habitual(quiet, 12, 12, 0.3, 20.0, "networks") is quiet
+    assert habitual(FIRED, 0, 0, 0.3, 20.0, "networks") is FIRED
+    assert habitual(FIRED, 3, 8, 1.0, 20.0, "networks") is FIRED
+    assert habitual(FIRED, 1, 50, 0.3, 20.0, "networks") is FIRED
+    r = habitual(FIRED, 3, 8, 0.3, 20.0, "networks")
+    assert r.code == "NEW_ASN" and r.value == pytest.approx(0.3667, abs=1e-4)  # log 3 / log 20
     assert r.detail.startswith(FIRED.detail) and "3 networks in 8 logins" in r.detail
     assert "common" in r.detail
-    assert "rare" in habitual(FIRED, 2, 60, 0.3, "networks").detail
+    assert "too few logins" in habitual(FIRED, 1, 9, 0.3, 20.0, "networks").detail
 
 
 def _prefix_weight(engine: Engine, rotating: bool) -> float:
@@ -68,7 +71,8 @@ def test_a_new_block_counts_more_for_a_stable_user_than_for_a_rotating_one() -> 
     weight = offline_settings().geo.new_prefix_weight
     floor = offline_settings().geo.novelty_floor
     assert stable == pytest.approx(weight)  # one block in 20 logins: the full weight
-    assert rotating == pytest.approx(weight * max(floor, 1 - 11 / 20), abs=1e-3)  # the profile keeps 12
+    # the profile keeps 12 blocks: log(21/12) / log 20 = 0.19, under the floor
+    assert rotating == pytest.approx(weight * max(floor, math.log(21 / 12) / math.log(20)), abs=1e-3)
     assert rotating < stable
     # floor 1.0: the unweighted rule, the same weight for both
     off = offline_settings(geo={"novelty_floor": 1.0})

@@ -267,11 +267,11 @@ class Scoring(AuditRows, Learning, Parking):
                 region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                  p.regions, now, history_days)
                 region_new = region.value > 0.0
-                signals.append(habitual(region, len(p.regions), p.logins, self._novelty_floor, "regions"))
+                signals.append(habitual(region, len(p.regions), p.logins, *self._novelty, "regions"))
             if p.asns and listed != "allow":
                 network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
                 asn_new = network.value > 0.0
-                signals.append(habitual(network, len(p.asns), p.logins, self._novelty_floor, "networks"))
+                signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks"))
             signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -358,10 +358,10 @@ class Scoring(AuditRows, Learning, Parking):
                                           seen, recent))
         if p.prefixes and listed != "allow":
             out.append(habitual(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days),
-                                len(p.prefixes), p.logins, self._novelty_floor, "address blocks"))
+                                len(p.prefixes), p.logins, *self._novelty, "address blocks"))
         if p.cities:
             out.append(habitual(new_city(t.city, region_new, p.cities, now, history_days),
-                                len(p.cities), p.logins, self._novelty_floor, "cities"))
+                                len(p.cities), p.logins, *self._novelty, "cities"))
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:

@@ -8,74 +8,76 @@ from another block, it is the normal case. The likelihood-ratio scorer of Freema
 ``μ·p(v) / (N + μ)``: the longer the history, the stronger the novelty); the rules get it here
 from what the profile already keeps — the distinct values and the login count.
 
-Every distinct value after the first arrived as a novelty, so ``(distinct − 1) / logins``
-estimates how often this user's logins bring a new value (the first login is new against
-nothing and is not counted; dividing by ``logins`` rather than ``logins − 1`` keeps a short
-history from looking perfectly stable). The novelty's strength is what is left,
-``1 − that``, never below ``floor``:
+Each distinct value arrived once as a novelty, so ``distinct / (logins + 1)`` estimates how
+likely this user's next login is to bring a new value (the Chinese-restaurant estimate of a
+new table). The evidence of a novelty is the log of its inverse, the surprise; it counts in
+full once a new value is rarer than one login in ``full_ratio``, in proportion below that,
+never below ``floor``:
 
-- 60 logins from one address block: 1.0 (a single value: the unweighted rule);
-- 60 logins from 2 blocks: 0.98;
-- 8 logins from 3 networks: 0.75;
-- 20 logins from 12 blocks (carrier NAT; the profile keeps 12): 0.45, and the floor (0.3) for a
-  user whose every login brings a new one.
+    strength = clip(log((logins + 1) / distinct) / log(full_ratio), floor, 1)
+
+with ``full_ratio`` 20 and ``floor`` 0.3 (``geo.novelty_full_ratio``, ``geo.novelty_floor``):
+
+- 20 or more logins from one address block, 60 from two: 1.0;
+- 9 logins from 2 networks: 0.54; 5 logins from one: 0.6;
+- 20 logins from 12 blocks (carrier NAT; the profile keeps 12): the floor, 0.3.
 
 Bounded profile maps (``geo.max_prefixes`` and friends) cap ``distinct``: a user who rotates
-through more values than the map keeps looks somewhat more stable than they are (the strength
-stays conservative, never above 1, so this only ever errs towards the unweighted rule).
-Weighting only lowers a novelty's value: it can never raise a login's risk above what the
-unweighted rule gave, and ``floor = 1`` turns it off.
+through more values than the map keeps looks somewhat steadier than they are. ``floor = 1``
+turns the weighting off (every novelty at full strength).
 """
 
 from __future__ import annotations
 
+import math
+
 from riskengine.core.signals.base import SignalResult
 
 
-def novelty_strength(distinct: int, logins: int, floor: float) -> float:
-    """``max(floor, 1 − (distinct − 1) / logins)``: the share of a novelty's weight it keeps.
+def novelty_strength(distinct: int, logins: int, floor: float, full_ratio: float = 20.0) -> float:
+    """``clip(log((logins + 1) / distinct) / log(full_ratio), floor, 1)``: the share of a
+    novelty's weight it carries for this user.
 
-    >>> novelty_strength(1, 60, 0.3)
+    >>> novelty_strength(1, 20, 0.3)
     1.0
     >>> novelty_strength(2, 60, 0.3)
-    0.9833
+    1.0
+    >>> novelty_strength(2, 9, 0.3)
+    0.5372
     >>> novelty_strength(12, 20, 0.3)
-    0.45
-    >>> novelty_strength(12, 12, 0.3)
     0.3
     >>> novelty_strength(3, 8, 1.0)  # floor 1: off
     1.0
     """
-    if floor >= 1.0:
-        return 1.0
-    if distinct <= 1:
+    if floor >= 1.0 or distinct <= 0:
         return 1.0
     # more values than logins (profiles merged from several workers): each login a new value
-    strength = 1.0 - (distinct - 1) / max(logins, distinct)
-    return round(max(floor, min(1.0, strength)), 4)
+    surprise = math.log((max(logins, distinct) + 1.0) / distinct)
+    return round(max(floor, min(1.0, surprise / math.log(full_ratio))), 4)
 
 
-def habitual(sig: SignalResult, distinct: int, logins: int, floor: float, noun: str) -> SignalResult:
+def habitual(sig: SignalResult, distinct: int, logins: int, floor: float, full_ratio: float,
+             noun: str) -> SignalResult:
     """``sig`` with its value scaled by :func:`novelty_strength` when it fired; a signal that
-    did not fire (or weighting turned off, ``floor = 1``) is returned as it is, unallocated.
+    did not fire (or at full strength) is returned as it is, unallocated.
 
     >>> s = SignalResult("NEW_PREFIX", 1.0, "first login from address block 81.2.69.0")
-    >>> r = habitual(s, 12, 20, 0.3, "address blocks")
+    >>> r = habitual(s, 12, 20, 0.3, 20.0, "address blocks")
     >>> r.value
-    0.45
+    0.3
     >>> r.detail.split("; ")[1]
     '12 address blocks in 20 logins: new ones are common for this user'
-    >>> habitual(s, 2, 60, 0.3, "address blocks").value
-    0.9833
-    >>> habitual(SignalResult("NEW_PREFIX", 0.0, "seen"), 12, 20, 0.3, "address blocks").value
+    >>> habitual(s, 1, 60, 0.3, 20.0, "address blocks") is s
+    True
+    >>> habitual(SignalResult("NEW_PREFIX", 0.0, "seen"), 12, 20, 0.3, 20.0, "address blocks").value
     0.0
     """
     if sig.value <= 0.0 or floor >= 1.0:
         return sig
-    strength = novelty_strength(distinct, logins, floor)
+    strength = novelty_strength(distinct, logins, floor, full_ratio)
     if strength >= 1.0:
         return sig
-    common = "new ones are common for this user" if strength < 0.9 else "new ones are rare for this user"
+    common = "new ones are common for this user" if strength < 0.7 else "too few logins to call it rare"
     return SignalResult(sig.code, round(sig.value * strength, 4),
                         f"{sig.detail}; {distinct} {noun} in {logins} logins: {common}")
 
