@@ -5,7 +5,6 @@ one whose logins bring new ones all the time (carrier NAT), never below the floo
 from __future__ import annotations
 
 import math
-
 from datetime import timedelta
 
 import pytest
