@@ -300,6 +300,10 @@ class Scoring(AuditRows, Learning, Parking):
         else:
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
+            if budget is not None and p.logins < self._budget_established:
+                # the budget measures established users only: one it does not measure is never
+                # held to a laxer threshold than the fixed policy's (a takeover of a new account)
+                threshold = min(threshold, self.policy.challenge_threshold)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
