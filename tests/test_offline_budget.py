@@ -81,3 +81,25 @@ def test_bad_frames_name_the_problem() -> None:
                          "user": ["u"]})
     with pytest.raises(ValueError, match="target_stepup_rate"):
         apply_budget(full, Settings().with_overrides(policy={"target_stepup_rate": 0.0}))
+
+
+def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -> None:
+    """The sketch holds established users' risks only; a user with fewer logins (a new
+    account: the takeover of one is a domestic takeover like any other) is challenged at the
+    lower of the live threshold and the fixed ``challenge_threshold``."""
+    settings = Settings().with_overrides(policy={"target_stepup_rate": 0.02, "budget_warmup_logins": 10,
+                                                 "budget_refresh_seconds": 10.0})
+    n = 400
+    # established users at high risk push the live threshold up to the clamp (0.5) …
+    rows: dict[str, list[Any]] = {"event_time": [float(i) for i in range(n)], "risk": [0.48] * n,
+                                  "established": [True] * n, "floor_forced": [False] * n,
+                                  "user": [f"u{i}" for i in range(n)]}
+    # … then the same risk from one established and one new user
+    for key, value in (("event_time", [n + 20.0, n + 21.0]), ("risk", [0.45, 0.45]),
+                       ("established", [True, False]), ("floor_forced", [False, False]),
+                       ("user", ["old", "new"])):
+        rows[key] += value
+    got = apply_budget(pl.DataFrame(rows), settings)
+    fixed = settings.policy.challenge_threshold
+    assert got["threshold"][-2] > 0.45 and got["action"][-2] == "allow"
+    assert got["threshold"][-1] == fixed and got["action"][-1] == "challenge"

@@ -74,7 +74,8 @@ class GeoSettings(_Section):
     cache_size: int = Field(65536, ge=0)
     new_country_weight: float = Field(0.5, ge=0, le=1)
     new_region_weight: float = Field(0.3, ge=0, le=1)
-    new_asn_weight: float = Field(0.15, ge=0, le=1)
+    new_asn_weight: float = Field(0.3, ge=0, le=1)
+    """``NEW_ASN`` at full strength (a user who rarely changes network); weighted by habit."""
     impossible_travel_weight: float = Field(0.6, ge=0, le=1)
     hosting_weight: float = Field(0.35, ge=0, le=1)
     """A hosting provider / VPN exit the user has not logged in from before."""
@@ -103,7 +104,15 @@ class GeoSettings(_Section):
     max_countries: int = Field(12, ge=1, le=64)
     max_regions: int = Field(12, ge=1, le=64)
     max_asns: int = Field(12, ge=1, le=64)
-    new_prefix_weight: float = Field(0.1, ge=0, le=1)
+    novelty_floor: float = Field(0.3, ge=0, le=1)
+    """``NEW_REGION``, ``NEW_ASN``, ``NEW_PREFIX`` and ``NEW_CITY`` are weighted by how rarely
+    this user shows a new value (``riskengine.core.signals.habit``): strength
+    ``clip(log((logins + 1) / distinct) / log(novelty_full_ratio), novelty_floor, 1)``.
+    1.0 = every novelty at full strength (the unweighted rule)."""
+    novelty_full_ratio: float = Field(20.0, gt=1)
+    """A novelty counts in full once the user's logins bring a new value less than once in this
+    many (20 logins from one network, 60 from two)."""
+    new_prefix_weight: float = Field(0.2, ge=0, le=1)
     """``NEW_PREFIX``: an address block the user has not used, inside a network AS they use."""
     ipv4_prefix: int = Field(24, ge=8, le=32)
     ipv6_prefix: int = Field(48, ge=16, le=128)

@@ -9,7 +9,9 @@ budget afterwards, here, walking the rows in event-time order with the engine's 
    gathered so far is merged into the sketch and the threshold recomputed (warm-up:
    ``challenge_threshold`` until ``budget_warmup_logins`` established logins were merged);
 2. the row's action: ``deny`` if it was denied; ``challenge`` if a floor signal fired;
-   ``allow`` if a trusted device exempts it; else ``challenge`` iff ``risk >= threshold``;
+   ``allow`` if a trusted device exempts it; else ``challenge`` iff ``risk >= threshold``
+   (for a user who is not established, the lower of the threshold and the fixed
+   ``challenge_threshold``: the budget measures established users only);
 3. an established, not denied row enters the delta (the per-user cap applies): forced rows
    as "stepped up whatever their risk", exempt rows at risk 0.
 
@@ -70,6 +72,7 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     merged = MergedBins(sketch.cfg)
     cfg, fallback = sketch.cfg, sketch.fallback
     era: int | None = None
+    fixed = settings.policy.challenge_threshold
     for i in order:
         t = seconds[i]
         if sketch.due(t):
@@ -81,7 +84,7 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
                 sketch.set_threshold(merged.threshold(era, fallback), t)
             else:
                 sketch.set_threshold(sketch.threshold, t)
-        thr = sketch.threshold
+        thr = sketch.threshold if est[i] else min(sketch.threshold, fixed)
         thresholds[i] = thr
         if denied[i]:
             actions[i] = "deny"

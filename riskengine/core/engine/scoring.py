@@ -26,6 +26,7 @@ from riskengine.core.signals.city import city_key, new_city
 from riskengine.core.signals.device import device_novelty, is_trusted
 from riskengine.core.signals.failures import failed_attempts
 from riskengine.core.signals.geo import impossible_travel, novelty
+from riskengine.core.signals.habit import habitual
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
 from riskengine.core.signals.prefix import address_prefix, new_prefix
@@ -266,11 +267,11 @@ class Scoring(AuditRows, Learning, Parking):
                 region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                  p.regions, now, history_days)
                 region_new = region.value > 0.0
-                signals.append(region)
+                signals.append(habitual(region, len(p.regions), p.logins, *self._novelty, "regions"))
             if p.asns and listed != "allow":
                 network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
                 asn_new = network.value > 0.0
-                signals.append(network)
+                signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks"))
             signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
@@ -299,6 +300,10 @@ class Scoring(AuditRows, Learning, Parking):
         else:
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
+            if budget is not None and p.logins < self._budget_established:
+                # the budget measures established users only: one it does not measure is never
+                # held to a laxer threshold than the fixed policy's (a takeover of a new account)
+                threshold = min(threshold, self.policy.challenge_threshold)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
@@ -356,9 +361,11 @@ class Scoring(AuditRows, Learning, Parking):
                 out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
                                           seen, recent))
         if p.prefixes and listed != "allow":
-            out.append(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days))
+            out.append(habitual(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days),
+                                len(p.prefixes), p.logins, *self._novelty, "address blocks"))
         if p.cities:
-            out.append(new_city(t.city, region_new, p.cities, now, history_days))
+            out.append(habitual(new_city(t.city, region_new, p.cities, now, history_days),
+                                len(p.cities), p.logins, *self._novelty, "cities"))
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:

@@ -103,6 +103,7 @@ class EngineState:
         # hot-path constants
         self._window_s = s.device.window_days * _SECONDS_PER_DAY
         self._history_days = s.geo.history_days
+        self._novelty = (s.geo.novelty_floor, s.geo.novelty_full_ratio)
         self._failure_window_s = s.failures.window_minutes * 60.0
         self._session_s = s.otp.session_minutes * 60.0
         self._otp_user_window_s = s.otp.user_window_minutes * 60.0
