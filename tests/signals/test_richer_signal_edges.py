@@ -214,3 +214,20 @@ def test_a_new_network_is_judged_against_the_slowest_band_edge() -> None:
 
 def test_fired_means_a_positive_value() -> None:
     assert SignalResult("X", 0.0001, "").fired and not SignalResult("X", 0.0, "").fired
+
+
+# -- impossible travel -----------------------------------------------------------------------
+
+def test_impossible_travel_value_grows_from_half_at_the_limit_to_one_at_twice() -> None:
+    from riskengine.core.signals.geo import impossible_travel
+
+    def at(speed_factor: float) -> SignalResult:
+        # 100 km of tolerance + 1,000 km × factor, in exactly one hour, at a limit of 1,000 km/h
+        lat = (100.0 + 1000.0 * speed_factor) / KM_PER_DEG
+        return impossible_travel(lat, 0.0, 7200.0, 0.0, 0.0, 3600.0, 1000.0, 100.0)
+
+    assert at(1.2).value == pytest.approx(0.6, abs=1e-9)
+    assert at(1.5).value == pytest.approx(0.75, abs=1e-9)
+    assert at(2.0).value == pytest.approx(1.0, abs=1e-9) and at(3.0).value == 1.0
+    assert at(1.2).detail == "1300 km in 1.0 h (1200 km/h) since the last login"
+    assert at(0.99).value == 0.0
