@@ -75,6 +75,14 @@ def test_hour_weights_grow_by_half_lives_and_rebase_only_past_eight() -> None:
     assert (same.hours, same.hours_at) == (p.hours, p.hours_at)
 
 
+def test_the_first_hour_starts_the_histogram_at_its_own_time() -> None:
+    # even when `now` is within 8 half-lives of the epoch: the first login always weighs 1
+    p = login(UserProfile(), 10 * DAY, local_hour=7, half_life_days=90.0)
+    assert p.hours_at == 10 * DAY and p.hours[7] == 1.0
+    q = login(p, 100 * DAY, local_hour=7, half_life_days=90.0)
+    assert q.hours_at == 10 * DAY and q.hours[7] == 3.0
+
+
 def test_the_weight_of_a_login_is_rounded_to_three_decimals() -> None:
     p = login(UserProfile(), T, local_hour=3, half_life_days=1.0)
     q = login(p, T + DAY // 3, local_hour=3, half_life_days=1.0)
@@ -318,6 +326,8 @@ def test_longitude_distance_wraps_at_the_antimeridian() -> None:
     # at high latitude a degree of longitude is shorter: 0.5° at 60°N is ~28 km, merged
     north = UsualPlace(60.0, 10.0, 1.0, 0)
     assert len(places_after((north,), DAY, 60.0, 10.5, limits)) == 1
+    assert len(places_after((north,), DAY, 60.0, 11.0, limits)) == 2  # 1° at 60°N: ~56 km, apart
+    assert len(places_after((north,), DAY, 60.0 + 49.0 / KM_PER_DEG, 10.0, limits)) == 1  # 49 km: merged
     assert len(places_after((UsualPlace(0.0, 10.0, 1.0, 0),), DAY, 0.0, 10.5, limits)) == 2  # ~56 km
 
 
@@ -439,8 +449,8 @@ def test_the_serialised_fields_are_the_documented_keys() -> None:
         3, {"b:X": "1"}, {"ab": 1}, {"p": 2}, {"c": 3}, [[1.0, 2.0, 3.0, 4]], {"5": [1.0, 0.5, 6]})
     assert j["h"][0] == 1.0 and len(j["h"]) == 24
     assert UserProfile.from_bytes(rich.to_bytes()) == rich
-    assert UserProfile.from_bytes(rich.to_bytes().decode("latin-1") if not rich.to_bytes().startswith(b"z")
-                                  else json.dumps(rich.to_json())) == rich  # str input
+    assert UserProfile.from_bytes(json.dumps(rich.to_json())) == rich  # str input
+    assert UserProfile.from_bytes(p.to_bytes().decode()) == p
 
 
 def test_bad_serialised_profiles_name_the_problem() -> None:
