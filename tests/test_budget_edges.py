@@ -216,6 +216,9 @@ def test_a_failed_merge_is_put_back_under_what_arrived_since() -> None:
     sk.restore(failed)
     b = f"0:{bin_of(0.5)}"
     assert sk.take_delta() == {b: 8.0, "0:n": 2.0}
+    # nothing arrived since: the delta is exactly the one put back
+    sk.restore({b: 8.0, "0:n": 1.0})
+    assert sk.take_delta() == {b: 8.0, "0:n": 1.0}
 
 
 def test_observe_refuses_past_the_user_cap_and_records_nothing() -> None:

@@ -245,11 +245,46 @@ def test_merge_takes_the_newer_parseable_version_per_family() -> None:
 
 
 def test_merge_bounds_the_richer_evidence_by_its_own_limits() -> None:
-    limits = EvidenceLimits(max_ua_versions=1, max_prefixes=2, max_cities=1)
-    a = UserProfile(ua_seen={"aa": 5}, prefixes={"p1": 1, "p2": 9}, cities={"c1": 3})
+    limits = EvidenceLimits(max_ua_versions=2, max_prefixes=2, max_cities=1)
+    a = UserProfile(ua_seen={"aa": 5, "ab": 1}, prefixes={"p1": 1, "p2": 9}, cities={"c1": 3})
     b = UserProfile(ua_seen={"bb": 6}, prefixes={"p3": 5}, cities={"c2": 2})
-    m = a.merge(b, limits=limits)
-    assert m.ua_seen == {"bb": 6} and m.prefixes == {"p2": 9, "p3": 5} and m.cities == {"c1": 3}
+    for m in (a.merge(b, limits=limits), b.merge(a, limits=limits)):
+        assert m.ua_seen == {"aa": 5, "bb": 6} and m.prefixes == {"p2": 9, "p3": 5} and m.cities == {"c1": 3}
+
+
+def test_merge_counts_come_from_both_versions_not_the_later_one() -> None:
+    later = UserProfile(last_ts=100, logins=3, ua_seen={"x": 1})
+    earlier = UserProfile(last_ts=50, logins=9, ua_seen={"y": 2})
+    for m in (later.merge(earlier), earlier.merge(later)):
+        assert m.logins == 9 and m.last_ts == 100 and m.ua_seen == {"x": 1, "y": 2}
+
+
+def test_the_profiles_default_caps_are_the_configured_defaults() -> None:
+    from riskengine.core.config import Settings
+
+    s = Settings()
+    many = UserProfile(devices={f"d{i}": DeviceSeen(i, i, 1) for i in range(s.device.max_devices + 1)},
+                       countries={f"C{i}": i for i in range(s.geo.max_countries + 1)})
+    m = many.merge(UserProfile())
+    assert len(m.devices) == s.device.max_devices and len(m.countries) == s.geo.max_countries
+    assert len(UserProfile().merge(many).devices) == s.device.max_devices
+    p = UserProfile()
+    for i in range(s.device.max_devices + 1):
+        p = login(p, T + i, device_key=f"d{i}", country=f"C{i}", region="R", asn=i)
+    assert len(p.devices) == s.device.max_devices
+    for i in range(s.device.max_devices + 1, s.geo.max_countries + 2):
+        p = login(p, T + i, device_key="d1", country=f"C{i}", region=f"R{i}", asn=i)
+    assert len(p.countries) == s.geo.max_countries
+    assert len(p.regions) == s.geo.max_regions and len(p.asns) == s.geo.max_asns
+    # the hour histogram's default half-life: one half-life later a login weighs twice
+    h = login(UserProfile(), T, local_hour=1)
+    h = login(h, T + int(s.hour.half_life_days * DAY), local_hour=2)
+    assert (h.hours[1], h.hours[2]) == (1.0, 2.0)
+    lim = EvidenceLimits()
+    assert (lim.max_ua_families, lim.max_ua_versions) == (s.device.max_ua_families, s.device.max_ua_versions)
+    assert (lim.max_prefixes, lim.max_cities, lim.max_usual_places, lim.place_merge_km, lim.place_half_life_days) == (
+        s.geo.max_prefixes, s.geo.max_cities, s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days)
+    assert (lim.max_rtt_asns, lim.rtt_alpha) == (s.rtt.max_asns, s.rtt.alpha)
 
 
 def test_merge_keeps_the_band_with_more_samples_and_the_later_places() -> None:

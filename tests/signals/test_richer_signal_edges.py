@@ -180,12 +180,28 @@ def test_below_the_band_needs_the_slack_too() -> None:
     assert anomaly(1.0, 9, tight).value == 0.0
 
 
+def test_a_band_with_exactly_min_samples_is_the_networks_own() -> None:
+    # far below its own band: only the own band can tell (the new-network path sees only "slower")
+    bands = {1: RttBand(math.log(200.0), 0.0, 5)}
+    assert anomaly(20.0, 1, bands, min_samples=5).value == 1.0
+    assert anomaly(20.0, 1, bands, min_samples=6).value == 0.0
+
+
+def test_the_slack_below_the_band_is_exclusive() -> None:
+    width = math.log(MIN_FACTOR)
+    bands = {1: RttBand(math.log(200.0), 0.0, 50)}
+    low = math.exp(math.log(200.0)) * math.exp(-width)  # ~125 ms: low - 25 is exact in this binade
+    assert low - (low - SLACK) == SLACK
+    assert anomaly(low - SLACK, 1, bands).value == 0.0
+    assert anomaly(low - SLACK - 1e-9, 1, bands).value > 0.5
+
+
 def test_min_samples_of_the_own_band_and_of_the_others() -> None:
     own_young = {1: RttBand(math.log(40.0), 0.0, 4), 2: RttBand(math.log(40.0), 0.0, 5)}
     # network 1's band is too young: judged against the others (network 2), as a new network
     r = anomaly(500.0, 1, own_young)
-    assert r.value == 1.0 and r.detail == ("round-trip 500 ms on AS1, slower than on any of the user's networks "
-                                           "(at most 64 ms)")
+    assert r.code == "RTT_ANOMALY" and r.value == 1.0
+    assert r.detail == "round-trip 500 ms on AS1, slower than on any of the user's networks (at most 64 ms)"
     assert anomaly(500.0, 1, own_young, min_samples=6).value == 0.0  # no band old enough anywhere
     assert anomaly(500.0, 1, own_young, min_samples=6) == SignalResult(
         "RTT_ANOMALY", 0.0, "no round-trip time, or too few samples on this network")
