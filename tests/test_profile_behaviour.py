@@ -54,6 +54,10 @@ def test_hour_share_smooths_one_hour_either_side_and_wraps_midnight() -> None:
     assert p.hour_share(12) == 0.0
     assert sum(p.hour_share(h) for h in range(HOURS)) == pytest.approx(1.0)
     assert UserProfile().hour_share(9) == 0.0
+    # a long-decayed histogram (weights far below 1 after a rebase) still has shares
+    faint = [0.0] * HOURS
+    faint[9] = 0.004
+    assert UserProfile(hours=tuple(faint)).hour_share(9) == pytest.approx(0.5)
 
 
 def test_hour_weights_grow_by_half_lives_and_rebase_only_past_eight() -> None:
@@ -494,6 +498,6 @@ def test_bad_serialised_profiles_name_the_problem() -> None:
     with pytest.raises(ValueError, match="unsupported profile format version None"):
         UserProfile.from_json({})
     good = UserProfile(logins=1).to_json()
-    with pytest.raises(ValueError, match="24 bins"):
+    with pytest.raises(ValueError, match="^profile hour histogram must have 24 bins$"):
         UserProfile.from_json({**good, "h": [1.0] * 23})
     assert UserProfile.from_json({**good, "v": 1}).logins == 1
