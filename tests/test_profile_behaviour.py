@@ -319,6 +319,23 @@ def test_a_login_within_the_merge_distance_moves_the_place_by_its_weight() -> No
     assert far == (home, UsualPlace(round(51.0 / KM_PER_DEG, 3), 0.0, 1.0, 10 * DAY))
 
 
+def test_a_heavy_place_decays_by_exactly_one_half_life() -> None:
+    limits = EvidenceLimits(place_half_life_days=90.0)
+    heavy = UsualPlace(10.0, 10.0, 1000.0, 0)
+    (moved,) = places_after((heavy,), 90 * DAY, 10.0, 10.0, limits)
+    assert moved.weight == 501.0  # 1000 halved, plus this visit
+
+
+def test_a_login_exactly_the_merge_distance_away_merges() -> None:
+    # the distance along a meridian is exact here: half a degree of latitude
+    merge_km = (6371.0088 * math.pi / 180.0) * 0.5
+    limits = EvidenceLimits(place_merge_km=merge_km)
+    (moved,) = places_after((UsualPlace(0.0, 0.0, 1.0, 0),), DAY, 0.5, 0.0, limits)
+    assert moved.weight > 1.5
+    assert len(places_after((UsualPlace(0.0, 0.0, 1.0, 0),), DAY, 0.5, 0.0,
+                            limits._replace(place_merge_km=merge_km * 0.999))) == 2
+
+
 def test_the_nearest_place_within_reach_is_the_one_that_moves() -> None:
     limits = EvidenceLimits(place_merge_km=50.0)
     a = UsualPlace(0.0, 0.0, 1.0, 0)
@@ -366,6 +383,9 @@ def test_longitude_distance_wraps_at_the_antimeridian() -> None:
     north = UsualPlace(60.0, 10.0, 1.0, 0)
     assert len(places_after((north,), DAY, 60.0, 10.5, limits)) == 1
     assert len(places_after((north,), DAY, 60.0, 11.0, limits)) == 2  # 1° at 60°N: ~56 km, apart
+    mid = UsualPlace(45.0, 10.0, 1.0, 0)
+    assert len(places_after((mid,), DAY, 45.0, 10.6, limits)) == 1  # 0.6° at 45°N: ~47 km, merged
+    assert len(places_after((mid,), DAY, 45.0, 10.65, limits)) == 2  # ~51 km
     assert len(places_after((north,), DAY, 60.0 + 49.0 / KM_PER_DEG, 10.0, limits)) == 1  # 49 km: merged
     assert len(places_after((UsualPlace(0.0, 10.0, 1.0, 0),), DAY, 0.0, 10.5, limits)) == 2  # ~56 km
 

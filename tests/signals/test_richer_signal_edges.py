@@ -124,6 +124,16 @@ def test_far_from_usual_places_result_and_grading() -> None:
     assert far_from_usual_places(10.0, 10.0, [], 300, 2000).detail == "no usual places yet or location unknown"
 
 
+def test_exactly_far_km_from_the_nearest_place_is_still_near() -> None:
+    from riskengine.core.signals.geo import haversine_km
+
+    home = UsualPlace(51.5, -0.1, 5.0, 0)
+    d = haversine_km(51.5, -0.1, 53.8, -1.55)
+    assert far_from_usual_places(53.8, -1.55, [home], d, 2000) == SignalResult(
+        "FAR_FROM_USUAL_PLACES", 0.0, "near one of the user's usual places")
+    assert far_from_usual_places(53.8, -1.55, [home], d * (1 - 1e-12), 2000).value == 0.5
+
+
 def test_a_full_distance_at_or_below_the_far_distance_grades_over_one_km() -> None:
     home = UsualPlace(0.0, 0.0, 5.0, 0)
     assert far_from_usual_places(300.5 / KM_PER_DEG, 0.0, [home], 300, 300).value == pytest.approx(0.75, abs=1e-3)
