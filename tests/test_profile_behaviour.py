@@ -351,6 +351,7 @@ def test_a_place_counts_once_a_day() -> None:
     limits = EvidenceLimits()
     home = UsualPlace(10.0, 10.0, 2.0, 100 * DAY)
     assert places_after((home,), 101 * DAY - 1, 10.0, 10.0, limits) == (home,)
+    assert places_after((home,), 100 * DAY, 10.0, 10.0, limits) == (home,)  # the same second
     assert places_after((home,), 101 * DAY, 10.0, 10.0, limits)[0].at == 101 * DAY
     # a late login (before the place's time) moves it without dating it back
     late = places_after((home,), 99 * DAY, 10.0, 10.0, limits)
@@ -372,6 +373,9 @@ def test_a_place_near_the_antimeridian_moves_across_it_not_around_the_world() ->
     (moved,) = places_after((UsualPlace(0.0, 179.8, 1.0, 0),), DAY, 0.0, -179.95, limits)
     assert moved.lon == round((179.8 * w + 180.05) / (w + 1.0), 3)  # stays east of 180
     assert places_after((east,), DAY, 0.0, -179.9, limits)[0].lat == 0.0
+    # near the pole, 180.5° apart eastwards is 179.5° westwards: the centroid stays on that side
+    (polar,) = places_after((UsualPlace(89.9, -90.25, 1.0, 0),), DAY, 89.9, 90.25, limits)
+    assert abs(polar.lon) > 179.0
 
 
 def test_longitude_distance_wraps_at_the_antimeridian() -> None:
