@@ -336,6 +336,11 @@ def test_a_login_exactly_the_merge_distance_away_merges() -> None:
                             limits._replace(place_merge_km=merge_km * 0.999))) == 2
 
 
+def test_a_new_place_is_kept_to_three_decimals() -> None:
+    out = places_after((), DAY, 48.85661, 2.35222, EvidenceLimits())
+    assert out == (UsualPlace(48.857, 2.352, 1.0, DAY),)
+
+
 def test_the_nearest_place_within_reach_is_the_one_that_moves() -> None:
     limits = EvidenceLimits(place_merge_km=50.0)
     a = UsualPlace(0.0, 0.0, 1.0, 0)
@@ -375,6 +380,8 @@ def test_a_place_near_the_antimeridian_moves_across_it_not_around_the_world() ->
     assert places_after((east,), DAY, 0.0, -179.9, limits)[0].lat == 0.0
     # near the pole, 180.5° apart eastwards is 179.5° westwards: the centroid stays on that side
     (polar,) = places_after((UsualPlace(89.9, -90.25, 1.0, 0),), DAY, 89.9, 90.25, limits)
+    assert abs(polar.lon) > 179.0
+    (polar,) = places_after((UsualPlace(89.9, 90.25, 1.0, 0),), DAY, 89.9, -90.25, limits)
     assert abs(polar.lon) > 179.0
 
 
