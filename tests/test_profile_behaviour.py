@@ -432,6 +432,7 @@ def test_an_rtt_needs_a_network_and_a_positive_time() -> None:
     assert rtt_after({}, 1, 0.0) == {}
     assert rtt_after({}, 1, -5.0) == {}
     assert rtt_after({}, 1, 40.0) == {1: RttBand(round(math.log(40.0), 4), 0.0, 1)}
+    assert rtt_after({}, 1, 0.5) == {1: RttBand(round(math.log(0.5), 4), 0.0, 1)}  # sub-millisecond (a LAN)
 
 
 def test_rtt_mean_and_deviation_follow_the_running_then_exponential_rate() -> None:
