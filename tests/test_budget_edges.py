@@ -100,6 +100,16 @@ def test_the_tail_fits_exactly_at_the_budget_and_not_one_login_past_it() -> None
     assert threshold_from(excess, c, 0.4) == 1.0
 
 
+def test_small_sketches_count_too() -> None:
+    # a room of exactly one login, and a sketch holding a single login's weight
+    ten = {**counts({0.1: 9.0, 0.5: 1.0}), COUNT_KEY: 10.0}
+    assert threshold_from(ten, cfg(0.1), 0.4) == bin_of(0.5) / BINS
+    one = {**counts({0.5: 1.0}), COUNT_KEY: 1.0}
+    assert threshold_from(one, cfg(1.0), 0.4) == bin_of(0.5) / BINS
+    # no count key at all: nothing was merged, so still warming up
+    assert threshold_from(counts({0.5: 1.0}), cfg(1.0, warmup=1), 0.4) == 0.4
+
+
 def test_the_walk_stops_at_the_first_bin_that_does_not_fit() -> None:
     c = cfg(0.1)
     # from the top: 0.9 (5) fits, 0.7 (10) would make 15 > 10, so the walk stops there even
