@@ -100,6 +100,23 @@ def test_the_tail_fits_exactly_at_the_budget_and_not_one_login_past_it() -> None
     assert threshold_from(excess, c, 0.4) == 1.0
 
 
+def test_a_tail_exactly_at_the_tolerance_edge_fits() -> None:
+    # the tolerance is inclusive: a tail of exactly room × (1 + 1e-9) still fits
+    w = 10.0
+    for _ in range(50):  # the top bin's weight w with w == room + slack, where room = 0.1 × (90 + w)
+        room = 0.1 * (90.0 + w)
+        w = room + room * 1e-9
+    room = 0.1 * (90.0 + w)
+    assert w == room + room * 1e-9
+    edge = {**counts({0.1: 90.0, 0.5: w}), COUNT_KEY: 100.0}
+    assert threshold_from(edge, cfg(0.1), 0.4) == bin_of(0.5) / BINS
+
+
+def test_the_lowest_bin_can_be_the_threshold() -> None:
+    assert threshold_from({"0": 5.0, COUNT_KEY: 5.0}, cfg(1.0), 0.4) == 0.0
+    assert threshold_from({"0": 5.0, "1": 5.0, COUNT_KEY: 10.0}, cfg(0.5), 0.4) == 1 / BINS
+
+
 def test_small_sketches_count_too() -> None:
     # a room of exactly one login, and a sketch holding a single login's weight
     ten = {**counts({0.1: 9.0, 0.5: 1.0}), COUNT_KEY: 10.0}
