@@ -79,6 +79,16 @@ def test_prefix_history_is_measured_in_days() -> None:
     assert new_prefix("p", False, {"p": 1000}, 1000 + 2.0 * DAY, 2.0).value == 0.0  # from the last time, not 0
 
 
+def test_default_prefix_lengths_are_the_configured_ones() -> None:
+    from riskengine.core.config import Settings
+
+    geo = Settings().geo
+    for ip in ("81.2.69.160", "81.2.69.127", "2001:db8:abcd:8000::1", "2001:db8:abcd:7fff::1"):
+        assert address_prefix(ip) == address_prefix(ip, geo.ipv4_prefix, geo.ipv6_prefix)
+    assert address_prefix("2001:db8:abcd:8000::1") == "2001:db8:abcd::"  # bit 49 set: dropped at /48
+    assert address_prefix("81.2.69.128") == "81.2.69.0"  # bit 25 set: dropped at /24
+
+
 def test_ipv6_and_mapped_prefixes() -> None:
     assert address_prefix("2001:db8:abcd:12::1", 8, 32) == "2001:db8::"
     assert address_prefix("::ffff:81.2.69.160", 16, 128) == "81.2.0.0"  # mapped: the IPv4 length applies
