@@ -455,7 +455,18 @@ def _visit(places: tuple[UsualPlace, ...], lat: float, lon: float, now: int,
         if 0 <= now - p.at < _PLACE_VISIT_S:
             return places  # a place counts once per day: twenty logins from home are one visit
         w = p.weight_at(now, half_life_s)
-        moved = UsualPlace(round((p.lat * w + lat) / (w + 1.0), 3), round((p.lon * w + lon) / (w + 1.0), 3),
+        # across the antimeridian, average on the near side (179.9 and -179.9 are 22 km apart,
+        # not 360 degrees), then bring the result back into [-180, 180]
+        if lon - p.lon > 180.0:
+            lon -= 360.0
+        elif p.lon - lon > 180.0:
+            lon += 360.0
+        mean_lon = (p.lon * w + lon) / (w + 1.0)
+        if mean_lon > 180.0:
+            mean_lon -= 360.0
+        elif mean_lon < -180.0:
+            mean_lon += 360.0
+        moved = UsualPlace(round((p.lat * w + lat) / (w + 1.0), 3), round(mean_lon, 3),
                            round(w + 1.0, 3), max(now, p.at))
         return places[:best] + (moved,) + places[best + 1:]
     fresh = UsualPlace(round(lat, 3), round(lon, 3), 1.0, now)
