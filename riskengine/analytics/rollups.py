@@ -155,6 +155,8 @@ class RollupResult:
     built: list[str] = field(default_factory=list)
     current: int = 0
     rows: int = 0
+    experiments: str | None = None
+    """The experiment prefix built (``YYYY-MM``, :mod:`riskengine.analytics.exp_rollups`); None: current or none."""
 
 
 def month_key(year: int, month: int) -> int:
@@ -298,6 +300,9 @@ def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
         result.rows += _build_month(root_path, key, folder)
         result.built.append(folder.name)
     _clear_trash(base)
+    from riskengine.analytics.exp_rollups import build_experiment_rollup
+
+    result.experiments = build_experiment_rollup(root_path, now=now, rebuild=rebuild)
     return result
 
 
