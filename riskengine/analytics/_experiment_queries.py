@@ -72,7 +72,8 @@ class _Experiments(_Reader):
                     WHERE experiment = {q.p(name)} AND user_key IS NOT NULL
                       AND {self._where(q, rest_f, 'conversions')} GROUP BY user_key),
             k AS (SELECT user_key FROM re UNION SELECT user_key FROM rc),
-            p AS MATERIALIZED (SELECT p.user_key, p.variant, coalesce(p.last_conversion >= p.first_seen, false) AS converted
+            p AS MATERIALIZED (SELECT p.user_key, p.variant,
+                                      coalesce(p.last_conversion >= p.first_seen, false) AS converted
                     FROM read_parquet({q.p(prefix.users)}) p SEMI JOIN k ON p.user_key IS NOT DISTINCT FROM k.user_key
                    WHERE p.experiment = {q.p(name)}),
             fresh AS (SELECT re.variant, coalesce(rc.last_conversion >= re.first_seen, false) AS converted

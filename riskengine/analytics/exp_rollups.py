@@ -211,12 +211,22 @@ def _clear(base: Path, keep: str) -> None:
             shutil.rmtree(base / n, ignore_errors=True)
 
 
-def _files_sql(root: Path, table: str, sources: dict[str, list[str]], params: dict[str, Any]) -> str:
-    from riskengine.analytics.rollups import raw
+_COLUMNS = {"exposures": {"event_time": "TIMESTAMPTZ", "experiment": "VARCHAR", "user_key": "VARCHAR",
+                          "variant": "VARCHAR"},
+            "conversions": {"event_time": "TIMESTAMPTZ", "experiment": "VARCHAR", "user_key": "VARCHAR"}}
 
-    files = [root / table / f"year={int(ref[-6:-2]):04d}" / f"month={int(ref[-2:]):02d}" / n
+
+def _files_sql(root: Path, table: str, sources: dict[str, list[str]], params: dict[str, Any]) -> str:
+    """The columns a readout needs of ``table``'s segments in ``sources`` (typed, also when none)."""
+    cols = _COLUMNS[table]
+    stub = "SELECT " + ", ".join(f"NULL::{kind} AS {name}" for name, kind in cols.items()) + " WHERE false"
+    files = [str(root / table / f"year={int(ref[-6:-2]):04d}" / f"month={int(ref[-2:]):02d}" / n)
              for ref, names in sources.items() if ref.startswith(f"{table}/") for n in names]
-    return raw(files, table, params, table[:3])
+    if not files:
+        return f"({stub})"
+    params[table] = files
+    return (f"(({stub}) UNION ALL BY NAME (SELECT {', '.join(cols)} FROM read_parquet(${table}, "
+            "union_by_name=true, hive_partitioning=false)))")
 
 
 def _write(root: Path, sources: dict[str, list[str]], out: Path) -> tuple[int, int]:

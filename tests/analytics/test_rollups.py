@@ -23,6 +23,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
+from riskengine.analytics.exp_rollups import EXPERIMENT_DIR, build_experiment_rollup, current_experiment_rollup
 from riskengine.analytics.rollups import (
     RISK_STEPS,
     ROLLUP_DIR,
@@ -89,18 +90,51 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                 sink.flush()  # several segments per month
 
 
+EXPERIMENTS = {"exp_a": ("control", "treat"), "exp_b": ("off", "on", "more")}
+
+
+def _write_experiments(root: Path, rng: random.Random, start: datetime, days: int, n: int, users: range,
+                       conversion_share: float = 0.4) -> None:
+    """Exposures (a user may be exposed again, in another variant) and conversions (before,
+    after or without an exposure) of two experiments."""
+    with ParquetSink(root, flush_seconds=60) as sink:
+        for i in range(n):
+            t = start + timedelta(seconds=rng.uniform(0, days * 86400))
+            name = rng.choice(sorted(EXPERIMENTS))
+            user = f"u{rng.choice(users):03d}"
+            variants = EXPERIMENTS[name]
+            if rng.random() >= conversion_share:
+                sink.emit("exposures", {"event_time": t, "schema_version": 1, "experiment": name, "user_key": user,
+                                        "variant": rng.choice(variants), "control": variants[0],
+                                        "variants": list(variants), "weights": [1.0] * len(variants)})
+            else:
+                sink.emit("conversions", {"event_time": t, "schema_version": 1, "experiment": name,
+                                          "user_key": user})
+            if i % 150 == 149:
+                sink.flush()
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rollups")
     rng = random.Random(11)
     _write(path, rng, START, 90, 4000, "a", legacy_share=0.3)   # January–March
     _write(path, rng, datetime(2026, 4, 1, tzinfo=UTC), 10, 500, "b", legacy_share=0.0)  # April: still open
+    xrng = random.Random(12)  # experiments draw apart, so the decisions above stay as they were
+    _write_experiments(path, xrng, START, 90, 900, range(60), conversion_share=0.15)
+    # April: users first exposed now (u060–u079) and earlier users exposed or converting again
+    _write_experiments(path, xrng, datetime(2026, 4, 1, tzinfo=UTC), 10, 300, range(30, 80), conversion_share=0.6)
     compact(path, small_bytes=1)  # merge nothing (every segment is "big"), then build rollups as `audit compact` does
     with maintenance_lock(path):
         res = build_rollups(path, now=NOW)
     assert sorted(res.built) == ["2026-01", "2026-02", "2026-03"]
     assert sorted(current_rollups(path)) == [202601, 202602, 202603]
+    assert res.experiments == "2026-03"
+    prefix = current_experiment_rollup(path)
+    assert prefix is not None and prefix.months == {202601, 202602, 202603}
     _write(path, rng, datetime(2026, 2, 10, tzinfo=UTC), 5, 300, "c", legacy_share=0.5)  # a late segment
+    _write_experiments(path, random.Random(13), datetime(2026, 2, 10, tzinfo=UTC), 5, 60, range(60))
+    assert current_experiment_rollup(path) is None  # a segment up to its month changed: raw again
     # February is raw again until recompaction, and so is March: its legacy challenge rows took
     # their decision's columns from decisions that may be in February
     assert sorted(current_rollups(path)) == [202601]
@@ -427,3 +461,96 @@ def test_bucket_quantile_reads_the_bucket_of_the_rank() -> None:
     for v, b in got:
         if v > 0:
             assert 1.02 ** (b - 1) < v <= 1.02 ** b * (1 + 1e-12)
+
+
+# ---------------------------------------------------------------- experiment readouts
+@pytest.fixture(scope="module")
+def open_root(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``root`` recompacted as of mid-April: the experiment prefix holds January–March,
+    and April (users first exposed there, earlier users converting there) is read raw."""
+    path = tmp_path_factory.mktemp("rollups-open") / "audit"
+    shutil.copytree(root, path)
+    assert build_rollups(path, now=NOW).experiments == "2026-03"
+    return path
+
+
+EXPERIMENT_WINDOWS = {
+    "everything": Filters(),
+    "from before the log to the future": Filters(since=datetime(2025, 12, 1, tzinfo=UTC),
+                                                 until=datetime(2026, 6, 1, tzinfo=UTC)),
+    "until into the open month": Filters(since=datetime(2026, 1, 1, tzinfo=UTC),
+                                         until=datetime(2026, 4, 5, 12, 30, tzinfo=UTC)),
+    "until just after the prefix": Filters(until=datetime(2026, 4, 1, tzinfo=UTC)),
+}
+
+
+def _readouts(db: AuditDB, f: Filters) -> dict[str, Any]:
+    return {name: db.experiment_readout(name, f, min_samples=5).to_dict() for name in sorted(EXPERIMENTS)}
+
+
+@pytest.mark.parametrize("window", list(EXPERIMENT_WINDOWS))
+@pytest.mark.parametrize("which", ["open", "closed"])
+def test_experiment_prefix_gives_the_raw_readouts(open_root: Path, current_root: Path, window: str,
+                                                  which: str) -> None:
+    """Whole-history readouts are answered by the prefix (plus April raw while it is open) and
+    equal the raw path's, arm by arm. Once April is in the prefix too, a window ending in April
+    cuts it and is answered raw (names still come from the prefix)."""
+    path = open_root if which == "open" else current_root
+    prefix = current_experiment_rollup(path)
+    assert prefix is not None
+    assert prefix.month == (202603 if which == "open" else 202604)
+    db = AuditDB(path)
+    f = EXPERIMENT_WINDOWS[window]
+    raw, rolled, plans = _both_counting(db, lambda: (db.experiment_names(), _readouts(db, f)))
+    cuts = which == "closed" and window.startswith("until")
+    assert plans == 1 + (0 if cuts else len(EXPERIMENTS)), f"readouts and prefix disagree ({window})"
+    assert db.last_plan_months == prefix.months
+    assert raw == rolled
+    assert raw[0] == sorted(EXPERIMENTS)
+    db.close()
+
+
+def test_experiment_prefix_rest_covers_new_and_late_converting_users(open_root: Path) -> None:
+    """The April rest holds both cases the combination must get right: users first exposed in
+    April, and users exposed before April who had not converted and convert in April."""
+    con = duckdb.connect()
+    prefix = current_experiment_rollup(open_root)
+    assert prefix is not None
+    april = str(open_root / "{table}" / "year=2026" / "month=04" / "*.parquet")
+    fresh, late = con.execute("""
+        WITH p AS (SELECT * FROM read_parquet($users)),
+             e AS (SELECT DISTINCT experiment, user_key FROM read_parquet($exp)),
+             c AS (SELECT DISTINCT experiment, user_key FROM read_parquet($conv))
+        SELECT (SELECT count(*) FROM e ANTI JOIN p USING (experiment, user_key)),
+               (SELECT count(*) FROM c JOIN p USING (experiment, user_key)
+                 WHERE p.last_conversion IS NULL OR p.last_conversion < p.first_seen)""",
+        {"users": prefix.users, "exp": april.format(table="exposures"),
+         "conv": april.format(table="conversions")}).fetchall()[0]
+    con.close()
+    assert fresh >= 5 and late >= 5
+
+
+def test_experiment_prefix_declines_windows_that_cut_it(open_root: Path) -> None:
+    """A window starting after the first event, ending before the last, or on one user is
+    answered raw (the prefix is a whole-history state)."""
+    db = AuditDB(open_root)
+    for f in (Filters(since=datetime(2026, 2, 1, tzinfo=UTC)), Filters(until=datetime(2026, 3, 31, tzinfo=UTC)),
+              Filters(user_key="u007")):
+        before = db.rollup_plans
+        db.experiment_readout("exp_a", f, min_samples=5)
+        assert db.rollup_plans == before, f
+    db.close()
+
+
+def test_experiment_prefix_is_rebuilt_when_stale_and_old_ones_are_removed(root: Path, tmp_path: Path) -> None:
+    path = shutil.copytree(root, tmp_path / "audit")
+    assert current_experiment_rollup(path) is None  # the late February segments made it stale
+    assert build_experiment_rollup(path, now=NOW) == "2026-03"
+    assert build_experiment_rollup(path, now=NOW) is None  # current: nothing to do
+    assert build_experiment_rollup(path, now=LATER) == "2026-04"
+    base = path / ROLLUP_DIR / EXPERIMENT_DIR
+    assert sorted(p.name for p in base.iterdir()) == ["2026-04"]  # the superseded prefix, trash and temp gone
+    prefix = current_experiment_rollup(path)
+    assert prefix is not None and prefix.month == 202604
+    assert (base.stat().st_mode & 0o777) == 0o700
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in (base / "2026-04").iterdir())
