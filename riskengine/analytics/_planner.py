@@ -11,6 +11,8 @@ listing and filters, and every rolled-up query family needs planning.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,8 @@ from riskengine.analytics.rollups import (
     HLL_PROBE,
     LEGACY_EXPR,
     OUTCOME_WINDOW,
+    ROLLUP_DIR,
+    SOURCE_TABLES,
     current_rollups,
     read_manifest,
     verify_bucket_sql,
@@ -32,6 +36,40 @@ _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 EVENT_SQL = "coalesce(event, 'login')"
 """A decision's event: segments written before schema version 2 have none, and were all logins."""
 _FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+_SETTLED_NS = 2_000_000_000
+"""A folder changed less than this long ago may change again within its clock tick: never cached."""
+
+
+def listing_signature(root: Path) -> tuple[tuple[str, int], ...] | None:
+    """The modification times of every folder whose listing decides which rollups are current:
+    the month partitions of the rolled-up tables and the rollup folders. Adding, renaming or
+    removing a segment or a rollup changes its folder's time, so an unchanged signature means
+    an unchanged answer of :func:`~riskengine.analytics.rollups.current_rollups` (None when a
+    folder changed too recently to tell, or cannot be read)."""
+    out: list[tuple[str, int]] = []
+    settled = time.time_ns() - _SETTLED_NS
+    try:
+        for top, depth in [*((t, 2) for t in SOURCE_TABLES), (ROLLUP_DIR, 1)]:
+            level = [os.path.join(root, top)]
+            for level_no in range(depth + 1):
+                below: list[str] = []
+                for folder in level:
+                    try:
+                        st = os.stat(folder)
+                    except FileNotFoundError:
+                        out.append((folder, -1))
+                        continue
+                    if st.st_mtime_ns > settled:
+                        return None
+                    out.append((folder, st.st_mtime_ns))
+                    if level_no < depth:
+                        below.extend(e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+                level = sorted(below)
+    except OSError:
+        return None
+    return tuple(out)
 
 
 _SEGMENTS = frozenset({"countries", "device_types", "actions", "reasons", "factors", "policy_versions"})
@@ -80,7 +118,7 @@ class _Planner(_Reader):
             return None
         if part is not None and any(getattr(f, name) for name in _SEGMENTS - _PART_FILTERS[part]):
             return None
-        current = current_rollups(Path(self.root))
+        current = self._current_rollups()
         if not current:
             return None
         lo = ceil_day(f.since) if f.since is not None else _FAR_PAST
@@ -96,6 +134,20 @@ class _Planner(_Reader):
         self.rollup_plans += 1
         self.last_plan_months = frozenset(months)
         return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+
+    def _current_rollups(self) -> dict[int, Path]:
+        """:func:`~riskengine.analytics.rollups.current_rollups`, reused while no folder it
+        depends on has changed (:func:`listing_signature`): deciding which rollups are current
+        reads every manifest and lists every partition, ~0.15 s per query on 24 months."""
+        root = Path(self.root)
+        signature = listing_signature(root)
+        cached = self._rollups_seen
+        if signature is not None and cached is not None and cached[0] == signature:
+            return cached[1]
+        current = current_rollups(root)
+        if signature is not None:
+            self._rollups_seen = (signature, current)
+        return current
 
     def _has_part(self, folder: Path, part: str) -> bool:
         if not (folder / part).is_file():

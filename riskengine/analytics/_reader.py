@@ -58,6 +58,9 @@ class _Reader:
         it unchanged was answered from raw segments only. Tests read it to know which source
         answered; it is a plain counter, not a metric to alert on."""
         self._probe: int | None = None
+        self._rollups_seen: tuple[tuple[tuple[str, int], ...], dict[int, Path]] | None = None
+        """The last answer of ``current_rollups`` and the folder times it was given for (see
+        :meth:`riskengine.analytics._planner._Planner._current_rollups`)."""
         self.last_plan_months: frozenset[int] = frozenset()
         """``YYYYMM`` of the months the last rollup-answered query read from rollups."""
 

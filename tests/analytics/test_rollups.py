@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -554,3 +555,39 @@ def test_experiment_prefix_is_rebuilt_when_stale_and_old_ones_are_removed(root: 
     assert prefix is not None and prefix.month == 202604
     assert (base.stat().st_mode & 0o777) == 0o700
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in (base / "2026-04").iterdir())
+
+
+def test_the_rollup_listing_is_reused_until_a_folder_changes(root: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which rollups are current is worked out once per unchanged set of folder times; a
+    segment moved in or out of a partition is seen by the next query of the same AuditDB."""
+    import riskengine.analytics._planner as planner
+
+    path = shutil.copytree(root, tmp_path / "audit")
+    settled = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+    def age_folders() -> None:
+        for folder in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            os.utime(folder, (settled, settled))
+
+    calls: list[int] = []
+
+    def counted(root: Path) -> dict[int, Path]:
+        calls.append(1)
+        return current_rollups(root)
+
+    monkeypatch.setattr(planner, "current_rollups", counted)
+    age_folders()
+    db = AuditDB(path)
+    first = db.kpis()
+    assert db.kpis() == first and db.breakdown(Filters(), "country").height > 0
+    assert len(calls) == 1  # three planned queries, one listing
+    january = path / "decisions" / "year=2026" / "month=01"
+    january.rename(path / "_hidden_january")
+    assert db.kpis()["logins"] < first["logins"]  # changed just now: not cached, listed again
+    age_folders()  # the same change, once its folder times have settled
+    assert db.kpis()["logins"] < first["logins"]
+    (path / "_hidden_january").rename(january)
+    age_folders()
+    assert db.kpis() == first
+    db.close()
