@@ -14,7 +14,7 @@ from typing import Any
 from riskengine.analytics._files import month_of
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, epoch_us, month_end, month_start
-from riskengine.analytics.exp_rollups import ExperimentRollup, current_experiment_rollup
+from riskengine.analytics.exp_rollups import ExperimentRollup, current_experiment_rollups
 from riskengine.analytics.experiments import ExperimentReadout, readout
 
 
@@ -35,20 +35,19 @@ class _Experiments(_Reader):
         return [str(x) for x in df["experiment"].to_list()]
 
     def _experiment_prefix(self, f: Filters) -> ExperimentRollup | None:
-        """The current experiment prefix, when ``f``'s window holds every event of it (and
-        filters on no user): the readout then reads it plus the months after it raw."""
+        """The newest current experiment prefix whose every event ``f``'s window holds (None
+        when the window filters on a user): the readout then reads it plus the months after it raw."""
         if not self.use_rollups or f.user_key is not None or self.store is not None:
             return None
-        prefix = current_experiment_rollup(Path(self.root))
-        if prefix is None:
-            return None
-        if f.since is not None and epoch_us(f.since) > prefix.first_us:
-            return None
-        if f.until is not None and epoch_us(f.until) <= prefix.last_us:
-            return None
-        self.rollup_plans += 1
-        self.last_plan_months = prefix.months
-        return prefix
+        for prefix in current_experiment_rollups(Path(self.root)):
+            if f.since is not None and epoch_us(f.since) > prefix.first_us:
+                continue
+            if f.until is not None and epoch_us(f.until) <= prefix.last_us:
+                continue
+            self.rollup_plans += 1
+            self.last_plan_months = prefix.months
+            return prefix
+        return None
 
     def _prefix_counts_sql(self, q: Query, name: str, f: Filters, prefix: ExperimentRollup) -> str:
         """Per-variant ``(variant, n, conversions)`` from the prefix combined with the raw

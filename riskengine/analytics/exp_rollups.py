@@ -7,9 +7,11 @@ variant of their first exposure in the window, converted when their last convers
 window is at or after that exposure. That is a per-user aggregation that does not add up over
 days or months (a user's first exposure in March is not their first in a window that starts
 in January), so the monthly rollups cannot hold it. What can be kept is the *prefix*: the
-per-user state of every exposure and conversion up to the end of the newest closed month
-``M`` that has any. ``riskengine audit compact`` (:func:`riskengine.analytics.rollups.build_rollups`)
-writes it to ``<root>/_rollups/experiments/YYYY-MM/``:
+per-user state of every exposure and conversion up to the end of a closed month ``M``.
+``riskengine audit compact`` (:func:`riskengine.analytics.rollups.build_rollups`) writes two,
+for the newest closed month that has any and for the one before it (so a window ending inside
+the newest, as "all dates" does when the log ends with a closed month, still reads one), each to
+``<root>/_rollups/experiments/YYYY-MM/``:
 
 - ``users.parquet``  experiment, user key, variant and time of the first exposure, time of the
   last conversion (NULL: none) — one row per exposed user and experiment;
@@ -18,7 +20,7 @@ writes it to ``<root>/_rollups/experiments/YYYY-MM/``:
 - ``manifest.json``  the segments of every exposure and conversion partition up to ``M``, and
   the first and last event time they hold (epoch µs).
 
-A readout uses it when the window holds every event of the prefix (``since`` at or before the
+A readout uses the newest prefix whose events the window holds all of (``since`` at or before the
 first, ``until`` after the last: "all dates", or any window starting before the log). The
 rest — exposures and conversions of the months after ``M``, i.e. the month being written —
 is read raw and combined per user with the prefix: a user first exposed after ``M`` is new; a
@@ -50,7 +52,9 @@ with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
 
 EXPERIMENT_DIR = "experiments"
-"""Under ``<root>/_rollups``: one ``YYYY-MM`` folder (the prefix's last month) at a time."""
+"""Under ``<root>/_rollups``: a ``YYYY-MM`` folder (the prefix's last month) per prefix kept."""
+PREFIXES_KEPT = 2
+"""Prefixes kept: up to the newest closed month with exposures or conversions, and the one before."""
 EXPERIMENT_VERSION = 1
 EXPERIMENT_TABLES = ("exposures", "conversions")
 _MANIFEST = "manifest.json"
@@ -128,57 +132,68 @@ def _folder_month(name: str) -> int | None:
     return int(name[:4]) * 100 + int(name[5:])
 
 
-def current_experiment_rollup(root: str | os.PathLike[str]) -> ExperimentRollup | None:
-    """The experiment prefix whose manifest names exactly the exposure and conversion
-    segments on disk up to its month (None: there is none, or it is stale)."""
+def current_experiment_rollups(root: str | os.PathLike[str]) -> list[ExperimentRollup]:
+    """The experiment prefixes whose manifests name exactly the exposure and conversion
+    segments on disk up to their month, newest first (stale ones are left out)."""
     root_path = Path(root)
     base = root_path / "_rollups" / EXPERIMENT_DIR
     try:
         names = sorted((n for n in os.listdir(base) if _folder_month(n) is not None), reverse=True)
     except OSError:
-        return None
+        return []
+    out: list[ExperimentRollup] = []
+    partitions = {table: _partitions(root_path, table) for table in EXPERIMENT_TABLES}
     for name in names:
         month = _folder_month(name)
         assert month is not None
         folder = base / name
         manifest = _read_manifest(folder)
-        if manifest is None or manifest.get("sources") != _sources(root_path, month):
+        sources = {f"{table}/{key}": names for table in EXPERIMENT_TABLES
+                   for key, names in sorted(partitions[table].items()) if key <= month}
+        if manifest is None or manifest.get("sources") != sources:
             continue
         if not all((folder / part).is_file() for part in _PARTS):
             continue
         first, last = manifest.get("first_us"), manifest.get("last_us")
         if not isinstance(first, int) or not isinstance(last, int):
             continue
-        months = frozenset(int(ref.partition("/")[2]) for ref in manifest["sources"])
-        return ExperimentRollup(folder, month, months, first, last)
-    return None
+        months = frozenset(int(ref.partition("/")[2]) for ref in sources)
+        out.append(ExperimentRollup(folder, month, months, first, last))
+    return out
 
 
 def build_experiment_rollup(root: str | os.PathLike[str], *, now: datetime | None = None,
-                            rebuild: bool = False) -> str | None:
-    """(Re)build the experiment prefix up to the newest closed month (ended before ``now``)
-    holding exposures or conversions, unless it is current. Returns the folder name built
-    (None: nothing to build, or already current). Call under the maintenance lock."""
+                            rebuild: bool = False) -> list[str]:
+    """(Re)build the experiment prefixes up to the :data:`PREFIXES_KEPT` newest closed months
+    (ended before ``now``) holding exposures or conversions, those not current; removes older
+    ones. Returns the folder names built. Call under the maintenance lock."""
     root_path = Path(root)
     now = now or datetime.now(UTC)
-    closed = [key for table in EXPERIMENT_TABLES for key in _partitions(root_path, table)
-              if _next_month_start(key) <= now]
+    closed = sorted({key for table in EXPERIMENT_TABLES for key in _partitions(root_path, table)
+                     if _next_month_start(key) <= now}, reverse=True)[:PREFIXES_KEPT]
     base = root_path / "_rollups" / EXPERIMENT_DIR
     if not closed:
-        return None
-    month = max(closed)
-    name = f"{month // 100:04d}-{month % 100:02d}"
-    current = current_experiment_rollup(root_path)
-    if not rebuild and current is not None and current.month == month:
-        _clear(base, keep=name)
-        return None
+        _clear(base, keep=set())
+        return []
+    current = {p.month for p in current_experiment_rollups(root_path)}
+    built: list[str] = []
+    for month in closed:
+        name = f"{month // 100:04d}-{month % 100:02d}"
+        if rebuild or month not in current:
+            _build_one(root_path, base, month, name)
+            built.append(name)
+    _clear(base, keep={f"{m // 100:04d}-{m % 100:02d}" for m in closed})
+    return built
+
+
+def _build_one(root: Path, base: Path, month: int, name: str) -> None:
     private_mkdir(base.parent)
     private_mkdir(base)
     tmp = base / f".{name}.{uuid.uuid4().hex}.tmp"
     private_mkdir(tmp)
     try:
-        sources = _sources(root_path, month)
-        first_us, last_us = _write(root_path, sources, tmp)
+        sources = _sources(root, month)
+        first_us, last_us = _write(root, sources, tmp)
         manifest = {"version": EXPERIMENT_VERSION, "month": name, "built_at": datetime.now(UTC).isoformat(),
                     "first_us": first_us, "last_us": last_us, "sources": sources}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -196,18 +211,16 @@ def build_experiment_rollup(root: str | os.PathLike[str], *, now: datetime | Non
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _clear(base, keep=name)
-    return name
 
 
-def _clear(base: Path, keep: str) -> None:
-    """Older prefixes are superseded (only the newest is read): removed with the trash."""
+def _clear(base: Path, keep: set[str]) -> None:
+    """Older prefixes are superseded: removed with the trash."""
     try:
         entries = os.listdir(base)
     except OSError:
         return
     for n in entries:
-        if n.endswith(".trash") or (_folder_month(n) is not None and n != keep):
+        if n.endswith(".trash") or (_folder_month(n) is not None and n not in keep):
             shutil.rmtree(base / n, ignore_errors=True)
 
 
@@ -260,4 +273,5 @@ def _write(root: Path, sources: dict[str, list[str]], out: Path) -> tuple[int, i
     return (int(row[0]) if row[0] is not None else 0), (int(row[1]) if row[1] is not None else -1)
 
 
-__all__ = ["EXPERIMENT_DIR", "ExperimentRollup", "build_experiment_rollup", "current_experiment_rollup"]
+__all__ = ["EXPERIMENT_DIR", "PREFIXES_KEPT", "ExperimentRollup", "build_experiment_rollup",
+           "current_experiment_rollups"]

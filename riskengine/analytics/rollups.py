@@ -155,8 +155,8 @@ class RollupResult:
     built: list[str] = field(default_factory=list)
     current: int = 0
     rows: int = 0
-    experiments: str | None = None
-    """The experiment prefix built (``YYYY-MM``, :mod:`riskengine.analytics.exp_rollups`); None: current or none."""
+    experiments: list[str] = field(default_factory=list)
+    """The experiment prefixes built (``YYYY-MM``, :mod:`riskengine.analytics.exp_rollups`)."""
 
 
 def month_key(year: int, month: int) -> int:

@@ -24,7 +24,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
-from riskengine.analytics.exp_rollups import EXPERIMENT_DIR, build_experiment_rollup, current_experiment_rollup
+from riskengine.analytics.exp_rollups import EXPERIMENT_DIR, build_experiment_rollup, current_experiment_rollups
 from riskengine.analytics.rollups import (
     RISK_STEPS,
     ROLLUP_DIR,
@@ -130,12 +130,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         res = build_rollups(path, now=NOW)
     assert sorted(res.built) == ["2026-01", "2026-02", "2026-03"]
     assert sorted(current_rollups(path)) == [202601, 202602, 202603]
-    assert res.experiments == "2026-03"
-    prefix = current_experiment_rollup(path)
-    assert prefix is not None and prefix.months == {202601, 202602, 202603}
+    assert res.experiments == ["2026-03", "2026-02"]
+    prefixes = current_experiment_rollups(path)
+    assert [p.month for p in prefixes] == [202603, 202602] and prefixes[0].months == {202601, 202602, 202603}
     _write(path, rng, datetime(2026, 2, 10, tzinfo=UTC), 5, 300, "c", legacy_share=0.5)  # a late segment
     _write_experiments(path, random.Random(13), datetime(2026, 2, 10, tzinfo=UTC), 5, 60, range(60))
-    assert current_experiment_rollup(path) is None  # a segment up to its month changed: raw again
+    assert current_experiment_rollups(path) == []  # a segment up to their months changed: raw again
     # February is raw again until recompaction, and so is March: its legacy challenge rows took
     # their decision's columns from decisions that may be in February
     assert sorted(current_rollups(path)) == [202601]
@@ -471,7 +471,7 @@ def open_root(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     and April (users first exposed there, earlier users converting there) is read raw."""
     path = tmp_path_factory.mktemp("rollups-open") / "audit"
     shutil.copytree(root, path)
-    assert build_rollups(path, now=NOW).experiments == "2026-03"
+    assert build_rollups(path, now=NOW).experiments == ["2026-03", "2026-02"]
     return path
 
 
@@ -481,7 +481,16 @@ EXPERIMENT_WINDOWS = {
                                                  until=datetime(2026, 6, 1, tzinfo=UTC)),
     "until into the open month": Filters(since=datetime(2026, 1, 1, tzinfo=UTC),
                                          until=datetime(2026, 4, 5, 12, 30, tzinfo=UTC)),
-    "until just after the prefix": Filters(until=datetime(2026, 4, 1, tzinfo=UTC)),
+    "until just after March": Filters(until=datetime(2026, 4, 1, tzinfo=UTC)),
+    "until inside March": Filters(until=datetime(2026, 3, 20, 6, tzinfo=UTC)),
+}
+PREFIX_READ: dict[tuple[str, str], int | None] = {  # (root, window) → the prefix the readouts read
+    ("open", "everything"): 202603, ("open", "from before the log to the future"): 202603,
+    ("open", "until into the open month"): 202603, ("open", "until just after March"): 202603,
+    ("open", "until inside March"): 202602,
+    ("closed", "everything"): 202604, ("closed", "from before the log to the future"): 202604,
+    ("closed", "until into the open month"): 202603, ("closed", "until just after March"): 202603,
+    ("closed", "until inside March"): None,  # cuts both kept prefixes (March's and April's): raw
 }
 
 
@@ -493,19 +502,20 @@ def _readouts(db: AuditDB, f: Filters) -> dict[str, Any]:
 @pytest.mark.parametrize("which", ["open", "closed"])
 def test_experiment_prefix_gives_the_raw_readouts(open_root: Path, current_root: Path, window: str,
                                                   which: str) -> None:
-    """Whole-history readouts are answered by the prefix (plus April raw while it is open) and
-    equal the raw path's, arm by arm. Once April is in the prefix too, a window ending in April
-    cuts it and is answered raw (names still come from the prefix)."""
+    """Whole-history readouts are answered by the newest prefix the window holds (plus the
+    months after it raw) and equal the raw path's, arm by arm."""
     path = open_root if which == "open" else current_root
-    prefix = current_experiment_rollup(path)
-    assert prefix is not None
-    assert prefix.month == (202603 if which == "open" else 202604)
+    prefixes = {p.month: p for p in current_experiment_rollups(path)}
+    assert sorted(prefixes) == ([202602, 202603] if which == "open" else [202603, 202604])
+    month = PREFIX_READ[which, window]
     db = AuditDB(path)
     f = EXPERIMENT_WINDOWS[window]
     raw, rolled, plans = _both_counting(db, lambda: (db.experiment_names(), _readouts(db, f)))
-    cuts = which == "closed" and window.startswith("until")
-    assert plans == 1 + (0 if cuts else len(EXPERIMENTS)), f"readouts and prefix disagree ({window})"
-    assert db.last_plan_months == prefix.months
+    if month is None:
+        assert plans == 1, f"a readout read a prefix it cuts ({window})"  # the names still read one
+    else:
+        assert plans == 1 + len(EXPERIMENTS), f"not every readout read a prefix ({window})"
+        assert db.last_plan_months == prefixes[month].months
     assert raw == rolled
     assert raw[0] == sorted(EXPERIMENTS)
     db.close()
@@ -515,8 +525,8 @@ def test_experiment_prefix_rest_covers_new_and_late_converting_users(open_root: 
     """The April rest holds both cases the combination must get right: users first exposed in
     April, and users exposed before April who had not converted and convert in April."""
     con = duckdb.connect()
-    prefix = current_experiment_rollup(open_root)
-    assert prefix is not None
+    prefix = current_experiment_rollups(open_root)[0]
+    assert prefix.month == 202603
     april = str(open_root / "{table}" / "year=2026" / "month=04" / "*.parquet")
     fresh, late = con.execute("""
         WITH p AS (SELECT * FROM read_parquet($users)),
@@ -532,10 +542,10 @@ def test_experiment_prefix_rest_covers_new_and_late_converting_users(open_root: 
 
 
 def test_experiment_prefix_declines_windows_that_cut_it(open_root: Path) -> None:
-    """A window starting after the first event, ending before the last, or on one user is
-    answered raw (the prefix is a whole-history state)."""
+    """A window starting after the first event, ending before the last event of every prefix,
+    or on one user is answered raw (a prefix is a whole-history state)."""
     db = AuditDB(open_root)
-    for f in (Filters(since=datetime(2026, 2, 1, tzinfo=UTC)), Filters(until=datetime(2026, 3, 31, tzinfo=UTC)),
+    for f in (Filters(since=datetime(2026, 2, 1, tzinfo=UTC)), Filters(until=datetime(2026, 2, 20, tzinfo=UTC)),
               Filters(user_key="u007")):
         before = db.rollup_plans
         db.experiment_readout("exp_a", f, min_samples=5)
@@ -545,14 +555,13 @@ def test_experiment_prefix_declines_windows_that_cut_it(open_root: Path) -> None
 
 def test_experiment_prefix_is_rebuilt_when_stale_and_old_ones_are_removed(root: Path, tmp_path: Path) -> None:
     path = shutil.copytree(root, tmp_path / "audit")
-    assert current_experiment_rollup(path) is None  # the late February segments made it stale
-    assert build_experiment_rollup(path, now=NOW) == "2026-03"
-    assert build_experiment_rollup(path, now=NOW) is None  # current: nothing to do
-    assert build_experiment_rollup(path, now=LATER) == "2026-04"
+    assert current_experiment_rollups(path) == []  # the late February segments made both stale
+    assert build_experiment_rollup(path, now=NOW) == ["2026-03", "2026-02"]
+    assert build_experiment_rollup(path, now=NOW) == []  # current: nothing to do
+    assert build_experiment_rollup(path, now=LATER) == ["2026-04"]  # March's is still current
     base = path / ROLLUP_DIR / EXPERIMENT_DIR
-    assert sorted(p.name for p in base.iterdir()) == ["2026-04"]  # the superseded prefix, trash and temp gone
-    prefix = current_experiment_rollup(path)
-    assert prefix is not None and prefix.month == 202604
+    assert sorted(p.name for p in base.iterdir()) == ["2026-03", "2026-04"]  # February's, trash and temp gone
+    assert [p.month for p in current_experiment_rollups(path)] == [202604, 202603]
     assert (base.stat().st_mode & 0o777) == 0o700
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in (base / "2026-04").iterdir())
 
