@@ -76,6 +76,7 @@ _SEGMENTS = frozenset({"countries", "device_types", "actions", "reasons", "facto
 _PART_FILTERS: dict[str, frozenset[str]] = {
     "users.parquet": frozenset(), "risk.parquet": frozenset({"actions"}),
     "channels.parquet": frozenset({"countries", "factors"}), "verify.parquet": frozenset({"countries", "factors"}),
+    "shadow.parquet": frozenset({"countries", "device_types", "policy_versions", "actions"}),
 }
 """The segment filters each partial rollup file can apply."""
 

@@ -21,6 +21,8 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
   tables of windows filtered on nothing but countries and factors;
 - ``verify.parquet``     verified challenges per UTC day × country × factor × bucket of
   seconds to verify (:func:`verify_bucket_sql`: buckets 2 % wide, a mergeable quantile sketch);
+- ``shadow.parquet``     decisions per UTC day × country × device type × policy version × action
+  × shadow action (``n``): the enforced and would-be (shadow mode) rates per policy version;
 - ``manifest.json``      the names of the raw segments it was built from.
 
 :class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
@@ -71,8 +73,8 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
 PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
-         "channels.parquet", "verify.parquet")
-"""The files of a complete rollup folder (older rollups lack the last four: rebuilt by compaction)."""
+         "channels.parquet", "verify.parquet", "shadow.parquet")
+"""The files of a complete rollup folder (older rollups lack the last five: rebuilt by compaction)."""
 
 HLL_P = 14
 """HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
@@ -407,10 +409,21 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
                    {verify_bucket_sql()} AS bucket, count(*) AS n
               FROM {vchal} WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
              GROUP BY ALL""", vparams, out / "verify.parquet")
+        rows += _write_shadow(con, root, key, out)
         probe = hll_probe(con)
     finally:
         con.close()
     return rows, legacy, probe
+
+
+def _write_shadow(con: duckdb.DuckDBPyConnection, root: Path, key: int, out: Path) -> int:
+    """``shadow.parquet``: decisions per day × the columns the policy-mode table is cut by."""
+    params: dict[str, Any] = {}
+    dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
+    return _copy(con, f"""
+        SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, policy_version,
+               action, shadow_action, count(*) AS n
+          FROM {dec} GROUP BY ALL""", params, out / "shadow.parquet")
 
 
 LEGACY_EXPR = {

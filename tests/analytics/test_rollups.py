@@ -68,6 +68,9 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
             if i % 5 == 1:  # a sensitive event; the other rows predate the column: logins
                 decision["schema_version"] = 2
                 decision["event"] = ("recovery", "factor_change", "password_reset")[i % 3]
+            shadow = i % 7 == 3 and decision["policy_version"] == "p2"  # p2 also ran in shadow mode
+            if shadow:  # allowed, with what enforcement would have done: no challenge follows
+                decision.update(shadow_action=action, action="allow")
             sink.emit("decisions", decision)
             if action == "challenge" and rng.random() < 0.9:
                 path = rng.choice(PATHS)
@@ -83,7 +86,8 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                 if rng.random() >= legacy_share:  # written after challenges carried their decision's columns
                     challenge.update(device_type=decision["device_type"], reasons=reasons,
                                      policy_version=decision["policy_version"])
-                sink.emit("challenges", challenge)
+                if not shadow:
+                    sink.emit("challenges", challenge)
             if rng.random() < 0.15:
                 sink.emit("failures", {"event_time": t, "schema_version": 1, "user_key": decision["user_key"],
                                        "user_failures": 1})
@@ -599,4 +603,22 @@ def test_the_rollup_listing_is_reused_until_a_folder_changes(root: Path, tmp_pat
     (path / "_hidden_january").rename(january)
     age_folders()
     assert db.kpis() == first
+    db.close()
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+@pytest.mark.parametrize("segment", [seg for seg in SEGMENTS if seg != "no challenges"])
+def test_policy_modes_from_rollups_give_the_raw_numbers(current_root: Path, window: str, segment: str) -> None:
+    """The enforced and would-be (shadow) rates per policy version: from ``shadow.parquet``
+    where the filters allow (countries, device types, policy versions, actions), raw otherwise."""
+    db = AuditDB(current_root)
+    f = WINDOWS[window].replace(**SEGMENTS[segment])
+    raw, rolled, plans = _both_counting(db, lambda: db.policy_modes(f))
+    if segment in ("reasons", "factors", "user"):
+        assert plans == 0
+    else:
+        assert plans == 1 and db.last_plan_months == _months_in(f)
+    _same(raw, rolled)
+    if segment == "none":
+        assert set(raw["mode"]) == {"enforce", "shadow"} and raw["decisions"].sum() == db.kpis(f)["logins"]
     db.close()
