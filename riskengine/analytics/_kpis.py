@@ -120,8 +120,17 @@ class _KPIs(_Planner):
             union = (f"SELECT {reg} AS reg, {rank} AS rank FROM {src} WHERE user_key IS NOT NULL "
                      f"AND {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
             if plan is not None:
-                union = (f"SELECT reg, rank FROM read_parquet({q.p(plan.files('users.parquet'))}) "
-                         f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} UNION ALL {union}")
+                # months the window holds whole: their merged sketch; the others: their days'
+                folders = dict(zip(sorted(plan.months), plan.folders, strict=True))
+                whole = [str(folders[k] / "users_month.parquet") for k in sorted(plan.skip)
+                         if (folders[k] / "users_month.parquet").is_file()]
+                daily = [str(folder / "users.parquet") for k, folder in folders.items()
+                         if k not in plan.skip or not (folder / "users_month.parquet").is_file()]
+                if whole:
+                    union = f"SELECT reg, rank FROM read_parquet({q.p(whole)}) UNION ALL {union}"
+                if daily:
+                    union = (f"SELECT reg, rank FROM read_parquet({q.p(daily)}) "
+                             f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} UNION ALL {union}")
             return f"SELECT reg, max(rank) AS rank FROM ({union}) GROUP BY reg"
 
         return hll_estimate(self._frame(build)["rank"].to_list())

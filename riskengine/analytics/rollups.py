@@ -12,6 +12,8 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
 - ``hourly.parquet``     logins, step-ups and failed passwords per UTC hour (no segments);
 - ``users.parquet``      a HyperLogLog sketch of the user keys per UTC day (no segments):
   register and the largest rank seen in it (:data:`HLL_P`), for the distinct-user estimate;
+- ``users_month.parquet`` the month's daily sketches merged (register, largest rank): what a
+  window holding the whole month reads (16,384 rows instead of one sketch a day);
 - ``risk.parquet``       decisions per UTC day × action × risk step of 1/1000 (no segments):
   step ``k`` holds the risks ``r`` with ``k/1000 <= r < (k+1)/1000`` (as doubles; NULL: no
   risk), so the
@@ -73,8 +75,8 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
 PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
-         "channels.parquet", "verify.parquet", "shadow.parquet")
-"""The files of a complete rollup folder (older rollups lack the last five: rebuilt by compaction)."""
+         "channels.parquet", "verify.parquet", "shadow.parquet", "users_month.parquet")
+"""The files of a complete rollup folder (older rollups lack the last six: rebuilt by compaction)."""
 
 HLL_P = 14
 """HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
@@ -390,6 +392,7 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
               FROM (SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, {reg} AS reg, {rank} AS rank
                       FROM {udec} WHERE user_key IS NOT NULL)
              GROUP BY ALL ORDER BY day_us, reg""", uparams, out / "users.parquet")
+        rows += _write_month_sketch(con, out)
         rparams: dict[str, Any] = {}
         rdec = raw(month_files(root, "decisions", key), "decisions", rparams, "dec")
         rows += _copy(con, f"""
@@ -414,6 +417,12 @@ def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
     finally:
         con.close()
     return rows, legacy, probe
+
+
+def _write_month_sketch(con: duckdb.DuckDBPyConnection, out: Path) -> int:
+    """``users_month.parquet``: the daily user sketches of ``users.parquet`` merged over the month."""
+    return _copy(con, "SELECT reg, max(rank) AS rank FROM read_parquet($users) GROUP BY reg ORDER BY reg",
+                 {"users": str(out / "users.parquet")}, out / "users_month.parquet")
 
 
 def _write_shadow(con: duckdb.DuckDBPyConnection, root: Path, key: int, out: Path) -> int:

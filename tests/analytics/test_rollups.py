@@ -622,3 +622,27 @@ def test_policy_modes_from_rollups_give_the_raw_numbers(current_root: Path, wind
     if segment == "none":
         assert set(raw["mode"]) == {"enforce", "shadow"} and raw["decisions"].sum() == db.kpis(f)["logins"]
     db.close()
+
+
+def test_month_sketches_merge_the_daily_ones(current_root: Path, tmp_path: Path) -> None:
+    """``users_month.parquet`` is the month's daily sketches merged, and a window holding whole
+    months estimates the same with or without it (a rollup lacking it reads the daily ones)."""
+    con = duckdb.connect()
+    for month, folder in current_rollups(current_root).items():
+        merged = con.execute("SELECT reg, max(rank) FROM read_parquet($p) GROUP BY reg ORDER BY reg",
+                             {"p": str(folder / "users.parquet")}).fetchall()
+        kept = con.execute("SELECT reg, rank FROM read_parquet($p) ORDER BY reg",
+                           {"p": str(folder / "users_month.parquet")}).fetchall()
+        assert kept == merged and len(kept) >= 30, month  # 60 users
+    con.close()
+    f = WINDOWS["whole days across months"]  # February and March whole, January and April in part
+    db = AuditDB(current_root)
+    with_month = db.distinct_users(f, approximate=True)
+    db.close()
+    path = shutil.copytree(current_root, tmp_path / "audit")
+    for folder in current_rollups(path).values():
+        (folder / "users_month.parquet").unlink()
+    db = AuditDB(path)
+    before = db.rollup_plans
+    assert db.distinct_users(f, approximate=True) == with_month and db.rollup_plans == before + 1
+    db.close()
