@@ -116,7 +116,7 @@ class _KPIs(_Planner):
 
         def build(q: Query) -> str:
             plan = self._plan(f, part="users.parquet")
-            src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+            src = self._rest_src(q, "decisions", f.since, f.until, plan)
             union = (f"SELECT {reg} AS reg, {rank} AS rank FROM {src} WHERE user_key IS NOT NULL "
                      f"AND {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
             if plan is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from riskengine.analytics._files import months_of
+from riskengine.analytics._files import month_of, months_of
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, ceil_day, day_sql, epoch_us, floor_day, month_end, month_start
 from riskengine.analytics.rollups import (
@@ -164,6 +164,27 @@ class _Planner(_Reader):
                 self._probe = int(cur.execute("SELECT hash($p)", {"p": HLL_PROBE}).fetchall()[0][0])
         return self._probe
 
+    def _rest_src(self, q: Query, table: str, since: datetime | None, until: datetime | None,
+                  plan: Plan | None, files: list[str] | None = None) -> str:
+        """:meth:`_src` over the segments the rollups do not answer for whole: months of the plan
+        only partly inside its days keep just their rows outside them, filtered right at the scan
+        (a plain range on ``event_time`` that DuckDB checks against row-group statistics, so a
+        month whose rolled-up days are all it holds in the window is hardly read);
+        :meth:`_raw_rest` still applies on top, so the answer does not depend on that pruning."""
+        if files is None:
+            files = self._files(table, since, until, plan.skip if plan else frozenset())
+        if plan is None:
+            return self._src(q, table, files=files)
+        partial = [p for p in files if month_of(p) in plan.months]
+        other = [p for p in files if month_of(p) not in plan.months]
+        if not partial:
+            return self._src(q, table, files=other)
+        cut = (f"(SELECT * FROM {self._src(q, table, files=partial)} "
+               f"WHERE event_time < {q.p(plan.lo)} OR event_time >= {q.p(plan.hi)})")
+        if not other:
+            return cut
+        return f"({cut} UNION ALL BY NAME (SELECT * FROM {self._src(q, table, files=other)}))"
+
     def _raw_rest(self, q: Query, plan: Plan | None) -> str:
         """Excludes raw rows the rollups already count (partially covered rolled-up months)."""
         if plan is None:
@@ -180,7 +201,7 @@ class _Planner(_Reader):
         raw_cols = ", ".join(f"{exprs[c]} AS {c}" if c in exprs else c for c in cols)
         raw = (f"SELECT {raw_cols}{', ' if cols else ''}1 AS n, trusted_device::INTEGER AS trusted, "
                f"cold_start::INTEGER AS cold "
-               f"FROM {self._src(q, 'decisions', f.since, f.until, plan.skip if plan else frozenset())} "
+               f"FROM {self._rest_src(q, 'decisions', f.since, f.until, plan)} "
                f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
         if plan is None:
             return f"({raw})"
@@ -199,7 +220,7 @@ class _Planner(_Reader):
         files = self._files("challenges", f.since, f.until, plan.skip if plan else frozenset())
         needs_decision = bool({"device_type", "reasons", "policy_version"} & set(cols))
         legacy = self._legacy_files_of(files) if needs_decision or f.decision_only else []
-        src = self._src(q, "challenges", files=files)
+        src = self._rest_src(q, "challenges", f.since, f.until, plan, files=files)
         if legacy and needs_decision:
             since = f.since - OUTCOME_WINDOW if f.since else None
             cols_sql = ", ".join(f"{expr} AS {name}" for name, expr in LEGACY_EXPR.items())
@@ -231,7 +252,7 @@ class _Planner(_Reader):
         plan = self._plan(f, part="channels.parquet")
         if plan is None:
             return f"(SELECT factor, channels, final_channel, outcome, 1 AS n FROM {self._chal(q, f)})"
-        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        src = self._rest_src(q, "challenges", f.since, f.until, plan)
         raw = (f"SELECT factor, channels, final_channel, outcome, 1 AS n FROM {src} "
                f"WHERE outcome IS NOT NULL AND {self._where(q, f, 'challenges', legacy=False)} "
                f"AND {self._raw_rest(q, plan)}")
@@ -252,7 +273,7 @@ class _Planner(_Reader):
         cond = "outcome = 'verified' AND seconds_to_verify IS NOT NULL"
         if plan is None:
             return f"(SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {self._chal(q, f)} WHERE {cond})"
-        src = self._src(q, "challenges", f.since, f.until, plan.skip)
+        src = self._rest_src(q, "challenges", f.since, f.until, plan)
         raw = (f"SELECT factor, {verify_bucket_sql()} AS bucket, 1 AS n FROM {src} "
                f"WHERE {cond} AND {self._where(q, f, 'challenges', legacy=False)} AND {self._raw_rest(q, plan)}")
         rolled = (f"SELECT factor, bucket, n FROM read_parquet({q.p(plan.files('verify.parquet'))}) "
@@ -272,6 +293,6 @@ class _Planner(_Reader):
     def _failures(self, q: Query, f: Filters, plan: Plan | None) -> str:
         """Failed passwords of the window that the hourly rollup does not count, one row each
         (failures have no segment columns, so only time and user filters apply to them)."""
-        src = self._src(q, "failures", f.since, f.until, plan.skip if plan else frozenset())
+        src = self._rest_src(q, "failures", f.since, f.until, plan)
         return f"(SELECT event_time FROM {src} WHERE {self._where(q, f, 'failures')} AND {self._raw_rest(q, plan)})"
 

@@ -46,7 +46,7 @@ class _Shadow(_Planner):
         """Decisions as count rows ``(policy_version, action, shadow_action, n)``: ``shadow.parquet``
         for the whole days it covers, one row per raw decision for the rest."""
         plan = self._plan(f, part="shadow.parquet")
-        src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+        src = self._rest_src(q, "decisions", f.since, f.until, plan)
         raw = (f"SELECT policy_version, action, shadow_action, 1 AS n FROM {src} "
                f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
         if plan is None:
