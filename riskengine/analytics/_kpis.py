@@ -58,6 +58,16 @@ class _KPIs(_Planner):
 
         def edge(key: int, fn: str) -> Any:
             files = [p for p in self._files("decisions", month_start(key), month_end(key)) if month_of(p) == key]
+            # the row groups' statistics hold every minimum and maximum (exact for timestamps): read
+            # them, not 4M rows a month; a row group without them (and not all null) is scanned for
+            side = "min" if fn == "min" else "max"
+            stats = self._frame(lambda q: f"""
+                SELECT {fn}(stats_{side}_value::TIMESTAMPTZ) AS t,
+                       bool_and(stats_{side}_value IS NOT NULL
+                                OR coalesce(stats_null_count = num_values, false)) AS complete
+                  FROM parquet_metadata({q.p(files)}) WHERE path_in_schema = 'event_time'""")
+            if stats.height and stats["complete"][0]:
+                return stats["t"][0]
             return self._frame(lambda q: f"SELECT {fn}(event_time) AS t FROM {self._src(q, 'decisions', files=files)}"
                                ).item()
 

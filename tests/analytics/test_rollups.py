@@ -646,3 +646,37 @@ def test_month_sketches_merge_the_daily_ones(current_root: Path, tmp_path: Path)
     before = db.rollup_plans
     assert db.distinct_users(f, approximate=True) == with_month and db.rollup_plans == before + 1
     db.close()
+
+
+def _scanned_span(path: Path) -> tuple[datetime, datetime]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lo, hi = con.execute("SELECT min(event_time), max(event_time) FROM read_parquet($p)",
+                         {"p": str(path / "decisions" / "*" / "*" / "*.parquet")}).fetchall()[0]
+    con.close()
+    return lo, hi
+
+
+def test_date_range_from_statistics_is_the_scanned_one(root: Path, tmp_path: Path) -> None:
+    """The first and last decision times come from row-group statistics; a segment written
+    without statistics is scanned instead, with the same answer."""
+    db = AuditDB(root)
+    assert db.date_range() == _scanned_span(root)
+    db.close()
+    import pyarrow.parquet as pq
+
+    path = shutil.copytree(root, tmp_path / "audit")
+    newest = sorted((path / "decisions").glob("year=*/month=*/*.parquet"))[-1]
+    table = pq.read_table(newest)
+    later = table.set_column(0, "event_time", pl.from_arrow(table.column("event_time")).dt.offset_by("1d")
+                             .to_arrow().cast(table.schema.field("event_time").type))
+    pq.write_table(later, newest.with_name("part-no-stats.parquet"), write_statistics=False)
+    con = duckdb.connect()
+    assert con.execute("SELECT bool_and(stats_max_value IS NULL) FROM parquet_metadata($p) "
+                       "WHERE path_in_schema = 'event_time'",
+                       {"p": str(newest.with_name("part-no-stats.parquet"))}).fetchall()[0][0]
+    con.close()
+    db = AuditDB(path)
+    span = db.date_range()
+    assert span == _scanned_span(path) and span is not None and span[1] > _scanned_span(root)[1]
+    db.close()
