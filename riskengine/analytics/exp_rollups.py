@@ -247,9 +247,14 @@ def _write(root: Path, sources: dict[str, list[str]], out: Path) -> tuple[int, i
     exp = _files_sql(root, "exposures", sources, params)
     conv = _files_sql(root, "conversions", sources, params)
     con = duckdb.connect(":memory:")
+    spill = out.parent / f"{out.name}.spill"
     try:
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.execute("SET enable_progress_bar = false").fetchall()
+        con.execute("SET preserve_insertion_order = false").fetchall()  # no order needed: less memory
+        # a larger state spills to temp files beside the folder being built (not the working directory)
+        con.execute("SET memory_limit = '256MB'").fetchall()
+        con.execute("SET temp_directory = $d", {"d": str(spill)}).fetchall()
         users = str(out / "users.parquet")
         con.execute(f"""
             COPY (WITH e AS (SELECT experiment, user_key, arg_min(variant, event_time) AS variant,
@@ -258,7 +263,7 @@ def _write(root: Path, sources: dict[str, list[str]], out: Path) -> tuple[int, i
                        c AS (SELECT experiment, user_key, max(event_time) AS last_conversion
                                FROM {conv} WHERE experiment IS NOT NULL GROUP BY experiment, user_key)
                   SELECT e.experiment, e.user_key, e.variant, e.first_seen, c.last_conversion
-                    FROM e LEFT JOIN c USING (experiment, user_key) ORDER BY e.experiment, e.user_key)
+                    FROM e LEFT JOIN c USING (experiment, user_key))
             TO $out (FORMAT parquet, COMPRESSION zstd)""", {**params, "out": users}).fetchall()
         con.execute("""COPY (SELECT experiment, variant, count(*) AS n,
                                     count(*) FILTER (WHERE last_conversion >= first_seen) AS conversions
@@ -270,6 +275,7 @@ def _write(root: Path, sources: dict[str, list[str]], out: Path) -> tuple[int, i
                                         UNION ALL SELECT epoch_us(event_time) FROM {conv})""", params).fetchall()[0]
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return (int(row[0]) if row[0] is not None else 0), (int(row[1]) if row[1] is not None else -1)
 
 
