@@ -10,11 +10,18 @@ moto S3 server on loopback. Then the same queries run three ways:
 - ``arrow``: a pyarrow dataset over the same objects (pyarrow's S3 client), scanned by DuckDB
   as an Arrow object (filter and projection pushdown into the Arrow scanner).
 
-and every dashboard query through AuditDB, local root vs s3 root. moto is a Python server:
+and every dashboard query through AuditDB, local root vs s3 root, each from raw segments only
+and with the rollups ``riskengine audit compact`` builds (``build_rollups``, on the local root
+and on the bucket, timed; a column "rollups" says whether the planner answered the query from
+them on S3). moto is a Python server:
 absolute figures over real S3 differ (network latency per request, much higher bandwidth
 per connection); the comparison between the access paths is what this measures.
 
-``python benchmarks/bench_s3.py [--rows N] [--repeat K]``
+With ``--cold``, instead of the medians: each query once on a new AuditDB over the S3 root
+(what the first render of a page pays: manifests and rollup parts fetched, objects opened),
+raw and with rollups.
+
+``python benchmarks/bench_s3.py [--rows N] [--repeat K] [--skip-access-paths] [--cold]``
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from bench_audit import dashboard_queries, generate  # noqa: E402
 
 from riskengine.analytics import AuditDB, Filters  # noqa: E402
 from riskengine.analytics._objectstore import duck_path, register  # noqa: E402
+from riskengine.analytics.rollups import build_rollups  # noqa: E402
 from riskengine.audit.objectstore import S3Root  # noqa: E402
 
 
@@ -53,6 +61,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="median of this many runs per query")
+    parser.add_argument("--skip-access-paths", action="store_true",
+                        help="skip the local / fsspec / Arrow dataset comparison (first table)")
+    parser.add_argument("--cold", action="store_true",
+                        help="time each query once on a new AuditDB over the S3 root (raw, rollups)")
     args = parser.parse_args()
     from moto.server import ThreadedMotoServer
 
@@ -95,7 +107,7 @@ def main() -> int:
     import pyarrow.dataset as ds
 
     rows = []
-    for name, sql in sqls.items():
+    for name, sql in sqls.items() if not args.skip_access_paths else ():
         rel = files[name]
         con = duckdb.connect()
         register(con, store)
@@ -109,21 +121,47 @@ def main() -> int:
                                           args.repeat)
         rows.append({"query": name, "files": len(rel), **{f"{k} s": v for k, v in results.items()}})
         con.close()
-    print(table(rows, "DuckDB over the same Parquet objects: local files, fsspec-registered S3, Arrow dataset"))
+    if rows:
+        print(table(rows, "DuckDB over the same Parquet objects: local files, fsspec-registered S3, Arrow dataset"))
 
+    for where, root in (("local", local), ("s3", store)):
+        t = time.perf_counter()
+        built = build_rollups(root)
+        print(f"rollups on {where}: built {len(built.built)} months ({built.current} already current) "
+              f"in {time.perf_counter() - t:.1f} s", flush=True)
     f = Filters()
+    if args.cold:
+        cold = []
+        for qname in dashboard_queries(AuditDB(local), f):
+            row_c: dict[str, object] = {"query": qname}
+            for how, use in (("s3 raw", False), ("s3 rollups", True)):
+                db = AuditDB(store)
+                db.use_rollups = use
+                t = time.perf_counter()
+                dashboard_queries(db, f)[qname]()
+                row_c[f"{how} cold s"] = time.perf_counter() - t
+                db.close()
+            cold.append(row_c)
+            print(row_c, flush=True)
+        print(table(cold, f"AuditDB on S3, first call on a new reader, {args.rows:,} decisions; {load_note()}"))
+        server.stop()
+        return 0
     out = []
-    dbs = {"local": AuditDB(local), "s3": AuditDB(store)}
-    for db in dbs.values():
-        db.use_rollups = False
-    names = list(dashboard_queries(dbs["local"], f))
+    dbs = {"local raw": AuditDB(local), "local rollups": AuditDB(local), "s3 raw": AuditDB(store),
+           "s3 rollups": AuditDB(store)}
+    for how, db in dbs.items():
+        db.use_rollups = how.endswith("rollups")
+    names = list(dashboard_queries(dbs["local raw"], f))
     for qname in names:
         row: dict[str, object] = {"query": qname}
         for how, db in dbs.items():
+            before = db.rollup_plans
             row[f"{how} s"] = median_seconds(dashboard_queries(db, f)[qname], args.repeat)
+            if how == "s3 rollups":
+                row["rollups"] = "yes" if db.rollup_plans > before else "no"
         out.append(row)
         print(row, flush=True)
-    print(table(out, f"AuditDB, whole range, raw segments (no rollups), {args.rows:,} decisions; {load_note()}"))
+    print(table(out, f"AuditDB, whole range, raw segments and with rollups, {args.rows:,} decisions; {load_note()}"))
     server.stop()
     return 0
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskengine.core.budget import (
     BINS,
@@ -13,9 +15,14 @@ from riskengine.core.budget import (
     FORCED_KEY,
     BudgetConfig,
     BudgetSketch,
+    MergedBins,
     UserCap,
     bin_of,
     decay_weight,
+    era_key,
+    era_of,
+    merge_into,
+    of_era,
     threshold_from,
 )
 
@@ -137,3 +144,91 @@ def test_weights_stay_finite_across_eras_and_a_new_era_starts_a_fresh_sketch() -
     assert sketch.threshold != 0.4  # warmed up in era 0
     sketch.install(sketch.merged, end_of_era + 60.0)
     assert sketch.threshold == 0.4  # era 1: nothing merged yet, the warm-up threshold
+
+
+# ------------------------------------------------- the fast walk against the plain one (oracle)
+def _reference_threshold(counts: dict[str, float], cfg: BudgetConfig, fallback: float) -> float:
+    """The threshold as first written: every bin walked from the top in Python, the total an
+    exactly rounded sum (what the fast path must reproduce bit for bit)."""
+    if counts.get(COUNT_KEY, 0.0) < cfg.warmup_logins:
+        return fallback
+    bins = [0.0] * BINS
+    forced = 0.0
+    for key, w in counts.items():
+        if key == FORCED_KEY:
+            forced += w
+        elif key != COUNT_KEY:
+            bins[int(key)] += w
+    total = math.fsum([*bins, forced])
+    if total <= 0.0:
+        return fallback
+    room = cfg.target * total - forced
+    edge = BINS
+    if room > 0.0:
+        tail = 0.0
+        for i in range(BINS - 1, -1, -1):
+            if tail + bins[i] > room + room * 1e-9:
+                break
+            if bins[i] > 0.0:
+                tail += bins[i]
+                edge = i
+    return min(cfg.max_threshold, max(cfg.min_threshold, edge / BINS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bins=st.dictionaries(st.integers(0, BINS - 1), st.floats(1.0, 2.0**40), max_size=60),
+    forced=st.floats(0.0, 2.0**40),
+    target=st.floats(0.001, 0.5),
+    clamp=st.tuples(st.integers(0, BINS), st.integers(0, BINS)),
+)
+def test_the_fast_threshold_equals_the_plain_walk(bins: dict[int, float], forced: float, target: float,
+                                                  clamp: tuple[int, int]) -> None:
+    lo, hi = sorted(clamp)
+    cfg = BudgetConfig(target, lo / BINS, hi / BINS, 0, 3 * DAY)
+    counts: dict[str, float] = {str(i): w for i, w in bins.items()}
+    counts[FORCED_KEY] = forced
+    counts[COUNT_KEY] = 1.0
+    assert threshold_from(counts, cfg, 0.4) == _reference_threshold(counts, cfg, 0.4)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_merged_bins_equal_the_stores_mapping_delta_by_delta(seed: int) -> None:
+    """The replay post-pass's incremental sketch gives, after every delta, exactly the
+    threshold the live engine computes from the store's merged mapping (every era)."""
+    rng = np.random.default_rng(seed)
+    cfg = BudgetConfig(0.02, 0.25, 0.5, 50, 3 * DAY)
+    merged = MergedBins(cfg)
+    mapping: dict[str, float] = {}
+    t = T0
+    for _ in range(400):
+        t += float(rng.exponential(3 * DAY * 20))  # crosses eras now and then (512 half-lives)
+        delta: dict[str, float] = {}
+        for _ in range(int(rng.integers(0, 6))):
+            era = era_of(t, cfg.half_life_s)
+            key = era_key(era, FORCED_KEY if rng.random() < 0.05 else str(bin_of(float(rng.beta(2, 6)))))
+            w = decay_weight(t, cfg.half_life_s) * float(rng.uniform(0.5, 2))
+            delta[key] = delta.get(key, 0.0) + w
+            delta[era_key(era, COUNT_KEY)] = delta.get(era_key(era, COUNT_KEY), 0.0) + 1.0
+        merged.add(delta)
+        merge_into(mapping, delta)
+        era = era_of(t, cfg.half_life_s)
+        assert merged.threshold(era, 0.4) == threshold_from(of_era(mapping, era), cfg, 0.4)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_fast_threshold_equals_the_plain_walk_around_the_clamps(seed: int) -> None:
+    """Dense sketches whose clamp sits just around the unclamped quantile: the walk's
+    shortcuts (the summed top, the stop under the bottom) must not move any edge."""
+    rng = np.random.default_rng(seed)
+    counts = {str(i): float(w) for i, w in enumerate(rng.pareto(1.5, BINS) * rng.random(BINS)) if w > 0.05}
+    counts[FORCED_KEY] = float(rng.random() * 5)
+    counts[COUNT_KEY] = 1.0
+    target = float(rng.uniform(0.01, 0.3))
+    free = _reference_threshold(counts, BudgetConfig(target, 0.0, 1.0, 0, DAY), 0.4)
+    edge = round(free * BINS)
+    for lo, hi in [(edge - 1, edge), (edge, edge), (edge, edge + 1), (edge + 1, edge + 2), (edge - 2, edge - 1),
+                   (0, edge - 1), (edge + 1, BINS), (0, BINS)]:
+        lo, hi = max(0, min(lo, BINS)), max(0, min(hi, BINS))
+        cfg = BudgetConfig(target, lo / BINS, hi / BINS, 0, DAY)
+        assert threshold_from(counts, cfg, 0.4) == _reference_threshold(counts, cfg, 0.4), (lo, hi)

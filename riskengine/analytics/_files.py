@@ -22,11 +22,11 @@ def segments(root: Path | s3.S3Root, table: str, since: datetime | None, until: 
     ``skip`` months (``YYYYMM``), sorted. On object storage the paths are DuckDB's
     (``riskengine-s3://…``, :mod:`._objectstore`)."""
     if isinstance(root, s3.S3Root):
-        return _object_segments(root, table, *_month_range(since, until), skip)
+        return _object_segments(root, table, *month_range(since, until), skip)
     base = root / table
     if not base.is_dir():
         return []
-    lo_key, hi_key = _month_range(since, until)
+    lo_key, hi_key = month_range(since, until)
     out: list[str] = []
     for ydir in base.glob("year=*"):
         try:
@@ -45,7 +45,7 @@ def segments(root: Path | s3.S3Root, table: str, since: datetime | None, until: 
     return sorted(out)
 
 
-def _month_range(since: datetime | None, until: datetime | None) -> tuple[int, int]:
+def month_range(since: datetime | None, until: datetime | None) -> tuple[int, int]:
     lo = since.astimezone(UTC) if since else None
     hi = (until.astimezone(UTC) - timedelta(microseconds=1)) if until else None
     return (lo.year * 100 + lo.month if lo else 0), (hi.year * 100 + hi.month if hi else 999_999)
@@ -93,4 +93,4 @@ def vanished(exc: Exception) -> bool:
     text = str(exc)
     return any(s in text for s in ("No such file", "No files found", "Cannot open file", "could not be opened",
                                    # object storage (pyarrow's S3 client through fsspec)
-                                   "Path does not exist", "NoSuchKey", "FileNotFoundError"))
+                                   "Path does not exist", "NoSuchKey", "NO_SUCH_KEY", "FileNotFoundError"))

@@ -131,11 +131,12 @@ class _KPIs(_Planner):
                      f"AND {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
             if plan is not None:
                 # months the window holds whole: their merged sketch; the others: their days'
-                folders = dict(zip(sorted(plan.months), plan.folders, strict=True))
-                whole = [str(folders[k] / "users_month.parquet") for k in sorted(plan.skip)
-                         if (folders[k] / "users_month.parquet").is_file()]
-                daily = [str(folder / "users.parquet") for k, folder in folders.items()
-                         if k not in plan.skip or not (folder / "users_month.parquet").is_file()]
+                merged = {k: folder for k, folder, parts in zip(sorted(plan.months), plan.folders, plan.parts,
+                                                                strict=True)
+                          if k in plan.skip and "users_month.parquet" in parts}
+                whole = [f"{folder}/users_month.parquet" for folder in merged.values()]
+                daily = [f"{folder}/users.parquet" for k, folder in zip(sorted(plan.months), plan.folders,
+                                                                        strict=True) if k not in merged]
                 if whole:
                     union = f"SELECT reg, rank FROM read_parquet({q.p(whole)}) UNION ALL {union}"
                 if daily:

@@ -27,8 +27,8 @@ from riskengine.analytics.rollups import (
     OUTCOME_WINDOW,
     ROLLUP_DIR,
     SOURCE_TABLES,
+    Rollup,
     current_rollups,
-    read_manifest,
     verify_bucket_sql,
 )
 
@@ -86,11 +86,12 @@ class Plan:
     """Which part of a query window the rollups answer: whole UTC days in [lo, hi) of the
     ``months`` (``YYYYMM``) in ``folders``; raw segments answer for everything else."""
 
-    folders: tuple[Path, ...]
+    folders: tuple[str, ...]
     months: frozenset[int]
     lo: datetime
     hi: datetime
     skip: frozenset[int]  # months wholly inside [lo, hi): their raw segments are not read
+    parts: tuple[frozenset[str], ...] = ()  # the files each folder holds, in the order of ``folders``
 
     @property
     def lo_us(self) -> int:
@@ -101,7 +102,7 @@ class Plan:
         return epoch_us(self.hi)
 
     def files(self, name: str) -> list[str]:
-        return [str(folder / name) for folder in self.folders]
+        return [f"{folder}/{name}" for folder in self.folders]
 
 
 
@@ -134,12 +135,15 @@ class _Planner(_Reader):
         skip = frozenset(k for k in months if month_start(k) >= lo and month_end(k) <= hi)
         self.rollup_plans += 1
         self.last_plan_months = frozenset(months)
-        return Plan(tuple(current[k] for k in sorted(months)), frozenset(months), lo, hi, skip)
+        return Plan(tuple(current[k].location for k in sorted(months)), frozenset(months), lo, hi, skip,
+                    tuple(current[k].parts for k in sorted(months)))
 
-    def _current_rollups(self) -> dict[int, Path]:
-        """:func:`~riskengine.analytics.rollups.current_rollups`, reused while no folder it
-        depends on has changed (:func:`listing_signature`): deciding which rollups are current
-        reads every manifest and lists every partition, ~0.15 s per query on 24 months."""
+    def _current_rollups(self) -> dict[int, Rollup]:
+        """:func:`~riskengine.analytics.rollups.current_rollups`, reused on a local root while no
+        folder it depends on has changed (:func:`listing_signature`): deciding which rollups are
+        current reads every manifest and lists every partition, ~0.15 s per query on 24 months."""
+        if self.store is not None:
+            return current_rollups(self.store, segments=self._table_segments)
         root = Path(self.root)
         signature = listing_signature(root)
         cached = self._rollups_seen
@@ -150,13 +154,12 @@ class _Planner(_Reader):
             self._rollups_seen = (signature, current)
         return current
 
-    def _has_part(self, folder: Path, part: str) -> bool:
-        if not (folder / part).is_file():
+    def _has_part(self, rollup: Rollup, part: str) -> bool:
+        if part not in rollup.parts:
             return False
         if part != "users.parquet":
             return True
-        manifest = read_manifest(folder)
-        return manifest is not None and manifest.get("hll_probe") == self._hll_probe()
+        return rollup.manifest.get("hll_probe") == self._hll_probe()
 
     def _hll_probe(self) -> int:
         if self._probe is None:

@@ -21,14 +21,21 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from riskengine.analytics._files import month_of, months_of, previous_month, segments, vanished
+from riskengine.analytics._files import month_of, month_range, months_of, previous_month, segments, vanished
 from riskengine.analytics._sql import Filters, Query, decision_column_conds
-from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, duck_type
+from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, Rollup, duck_type
 from riskengine.audit.columns import COLUMNS
 from riskengine.audit.layout import is_object_root
-from riskengine.audit.objectstore import S3Root
+from riskengine.audit.objectstore import S3Root, table_segments
 
 _RETRIES = 3
+
+
+def _retryable(exc: duckdb.Error) -> bool:
+    """A listed segment (or rollup part) was gone when read: list and run again. Locally DuckDB
+    says so with an I/O error; on object storage the read of a kept handle fails with a
+    plain ``duckdb.Error`` carrying the store's "no such key" (:mod:`._objectstore`)."""
+    return vanished(exc)
 
 
 class _Reader:
@@ -48,17 +55,17 @@ class _Reader:
         if threads is not None:
             self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
         self._lock = threading.Lock()
+        self._listing = threading.local()
         self._legacy_files: dict[str, bool] = {}
-        # rollups are built on local roots only (for now): an object-store root reads raw segments
-        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0" and self.store is None
-        """Answer from ``<root>/_rollups`` where current (False, or env ``RISKENGINE_ROLLUPS=0``:
-        always scan raw segments)."""
+        self.use_rollups = os.environ.get(ROLLUPS_ENV, "1") != "0"
+        """Answer from ``<root>/_rollups`` (on disk or object storage) where current (False, or
+        env ``RISKENGINE_ROLLUPS=0``: always scan raw segments)."""
         self.rollup_plans = 0
         """How many queries the planner has answered (in part) from rollups: a call that leaves
         it unchanged was answered from raw segments only. Tests read it to know which source
         answered; it is a plain counter, not a metric to alert on."""
         self._probe: int | None = None
-        self._rollups_seen: tuple[tuple[tuple[str, int], ...], dict[int, Path]] | None = None
+        self._rollups_seen: tuple[tuple[tuple[str, int], ...], dict[int, Rollup]] | None = None
         """The last answer of ``current_rollups`` and the folder times it was given for (see
         :meth:`riskengine.analytics._planner._Planner._current_rollups`)."""
         self.last_plan_months: frozenset[int] = frozenset()
@@ -78,9 +85,39 @@ class _Reader:
         finally:
             cur.close()
 
+    @contextmanager
+    def _one_listing(self) -> Iterator[None]:
+        """While one query is assembled, an object-store table the planner lists whole (to
+        check the rollups' currency) is listed once, and its raw segments come from that same
+        listing: fewer requests, and the rolled-up and raw sides agree on what was there."""
+        outer = getattr(self._listing, "tables", None)
+        self._listing.tables = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self._listing.tables = outer
+
+    def _table_segments(self, table: str) -> dict[int, list[str]]:
+        """``YYYYMM`` → segments of ``table`` on object storage, one recursive listing (kept for
+        the query being assembled, see :meth:`_one_listing`)."""
+        assert self.store is not None
+        tables: dict[str, dict[int, list[str]]] | None = getattr(self._listing, "tables", None)
+        if tables is None:
+            return table_segments(self.store, table)
+        if table not in tables:
+            tables[table] = table_segments(self.store, table)
+        return tables[table]
+
     def _files(self, table: str, since: datetime | None, until: datetime | None,
                skip: frozenset[int] = frozenset()) -> list[str]:
         """Segments of the month partitions overlapping [since, until), except ``skip`` months."""
+        listed = getattr(self._listing, "tables", None)
+        if self.store is not None and listed is not None and table in listed:
+            from riskengine.analytics._objectstore import duck_path
+
+            lo, hi = month_range(since, until)
+            return sorted(duck_path(self.store, rel) for key, rels in listed[table].items()
+                          if lo <= key <= hi and key not in skip for rel in rels)
         return segments(self.store or Path(self.root), table, since, until, skip)
 
     def _months(self, table: str, since: datetime | None, until: datetime | None) -> list[int]:
@@ -105,13 +142,14 @@ class _Reader:
         last: Exception | None = None
         for _ in range(_RETRIES):
             q = Query()
-            sql = build(q)
+            with self._one_listing():
+                sql = build(q)
             try:
                 with self._cursor() as cur:
                     frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
                     return frame
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                if not vanished(exc):
+            except duckdb.Error as exc:  # object storage: a kept handle's object was deleted
+                if not _retryable(exc):
                     raise
                 last = exc
         assert last is not None
@@ -121,14 +159,15 @@ class _Reader:
         table = labels.select(pl.col("decision_id").cast(pl.Utf8), pl.col("is_attack").cast(pl.Boolean)).to_arrow()
         for _ in range(_RETRIES):
             q = Query()
-            sql = build(q)
+            with self._one_listing():
+                sql = build(q)
             try:
                 with self._cursor() as cur:
                     cur.register("_labels", table)
                     frame: pl.DataFrame = cur.sql(sql, params=q.params).pl()
                     return frame
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                if not vanished(exc):
+            except duckdb.Error as exc:  # object storage: a kept handle's object was deleted
+                if not _retryable(exc):
                     raise
         raise RuntimeError("audit segments kept vanishing while querying; is compaction looping?")
 
@@ -196,7 +235,9 @@ class _Reader:
                         {"files": unknown}).fetchall()
                 for name, nulls in rows:
                     found[str(name)] = bool(nulls)
-            except (duckdb.IOException, duckdb.InvalidInputException):
+            except duckdb.Error as exc:
+                if not _retryable(exc):
+                    raise
                 return True  # a segment vanished (compaction): the caller's query retries
             with self._lock:
                 self._legacy_files.update(found)

@@ -48,8 +48,10 @@ import json
 import math
 import os
 import shutil
+import tempfile
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,9 +60,12 @@ from typing import Any, Final
 from riskengine._extras import extra
 from riskengine.audit._fs import FILE_MODE, private_mkdir
 from riskengine.audit.columns import COLUMNS
+from riskengine.audit.layout import is_object_root
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
+
+from riskengine.audit.objectstore import S3Root, table_segments  # after duckdb: a missing extra is "analytics"
 
 ROLLUP_DIR = "_rollups"
 ROLLUP_VERSION = 2
@@ -163,16 +168,57 @@ class RollupResult:
     """The experiment prefixes built (``YYYY-MM``, :mod:`riskengine.analytics.exp_rollups`)."""
 
 
+@dataclass(frozen=True)
+class Rollup:
+    """A published rollup of one month as a reader finds it: :meth:`file` is the path DuckDB
+    opens for one of its ``parts`` (a folder ``<root>/_rollups/YYYY-MM`` on disk, the prefix
+    of one build on object storage, "object storage" below)."""
+
+    location: str
+    parts: frozenset[str]
+    manifest: dict[str, Any] = field(compare=False, hash=False)
+
+    def file(self, part: str) -> str:
+        return f"{self.location}/{part}"
+
+
+@dataclass(frozen=True)
+class ObjectSnapshot:
+    """An object-store root with the segments of each source table listed once
+    (:func:`riskengine.audit.objectstore.table_segments`): a rollup is built from, and its
+    manifest names, exactly the segments of this listing, whatever lands meanwhile."""
+
+    store: S3Root
+    segments: dict[str, dict[int, list[str]]]
+
+    @classmethod
+    def take(cls, store: S3Root, tables: Iterable[str] = SOURCE_TABLES) -> ObjectSnapshot:
+        return cls(store, {t: table_segments(store, t) for t in tables})
+
+
+SegmentRoot = Path | ObjectSnapshot
+"""Where :func:`month_files` lists a month's segments: a local root, or a listed object store."""
+
+
 def month_key(year: int, month: int) -> int:
     return year * 100 + month
 
 
-def month_files(root: Path, table: str, key: int) -> list[Path]:
-    """The visible segments of one month partition, sorted by name."""
+def month_files(root: SegmentRoot, table: str, key: int) -> list[str]:
+    """The visible segments of one month partition, sorted by name: the paths DuckDB opens
+    (``riskengine-s3://…`` on object storage)."""
+    if isinstance(root, ObjectSnapshot):
+        from riskengine.analytics._objectstore import duck_path
+
+        return [duck_path(root.store, rel) for rel in root.segments.get(table, {}).get(key, [])]
     folder = root / table / f"year={key // 100:04d}" / f"month={key % 100:02d}"
     if not folder.is_dir():
         return []
-    return sorted(folder.glob("*.parquet"))
+    return [str(p) for p in sorted(folder.glob("*.parquet"))]
+
+
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
 
 
 def _previous(key: int) -> int:
@@ -215,68 +261,108 @@ def stub(table: str) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def raw(files: list[Path], table: str, params: dict[str, Any], name: str) -> str:
+def raw(files: list[str], table: str, params: dict[str, Any], name: str) -> str:
     """Every column of ``table`` from ``files`` (bound as parameter ``name``)."""
     if not files:
         return f"({stub(table)})"
-    params[name] = [str(p) for p in files]
+    params[name] = list(files)
     return (f"(({stub(table)}) UNION ALL BY NAME (SELECT * FROM read_parquet(${name}, union_by_name=true, "
             "hive_partitioning=false)))")
 
 
-def _sources(root: Path, key: int, legacy: bool) -> dict[str, list[str]]:
-    out = {f"{t}/{key}": [p.name for p in month_files(root, t, key)] for t in SOURCE_TABLES}
+def _sources(root: SegmentRoot, key: int, legacy: bool) -> dict[str, list[str]]:
+    out = {f"{t}/{key}": [_name(p) for p in month_files(root, t, key)] for t in SOURCE_TABLES}
     if legacy:
         prev = _previous(key)
-        out[f"decisions/{prev}"] = [p.name for p in month_files(root, "decisions", prev)]
+        out[f"decisions/{prev}"] = [_name(p) for p in month_files(root, "decisions", prev)]
     return out
+
+
+def manifest_of(data: bytes | str) -> dict[str, Any] | None:
+    """A manifest's content, or None when it is unreadable or of another :data:`ROLLUP_VERSION`."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != ROLLUP_VERSION:
+        return None
+    return doc
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return manifest_of((folder / MANIFEST).read_text())
+    except OSError:
         return None
-    if not isinstance(data, dict) or data.get("version") != ROLLUP_VERSION:
-        return None
-    return data
 
 
-def is_current(root: Path, key: int, manifest: dict[str, Any]) -> bool:
-    """Whether the segments on disk are exactly those the rollup was built from."""
+def sources_match(manifest: dict[str, Any], names: Callable[[str, int], list[str]]) -> bool:
+    """Whether ``names(table, YYYYMM)`` (the segment names there now) are exactly the segments
+    the manifest's rollup was built from: the one currency rule, on disk and on object storage."""
     sources = manifest.get("sources")
     if not isinstance(sources, dict):
         return False
-    for ref, names in sources.items():
+    for ref, built_from in sources.items():
         table, _, month = ref.partition("/")
         if table not in COLUMNS or not month.isdigit():
             return False
-        if [p.name for p in month_files(root, table, int(month))] != names:
+        if names(table, int(month)) != built_from:
             return False
     return True
 
 
-def current_rollups(root: Path) -> dict[int, Path]:
-    """``YYYYMM`` → rollup folder, for every month whose rollup matches the segments on disk."""
+def is_current(root: SegmentRoot, key: int, manifest: dict[str, Any]) -> bool:
+    """Whether the segments on disk are exactly those the rollup was built from."""
+    return sources_match(manifest, lambda table, month: [_name(p) for p in month_files(root, table, month)])
+
+
+def month_of_folder(name: str) -> int | None:
+    """``YYYYMM`` of a rollup folder name ``YYYY-MM`` (None for anything else).
+
+    >>> month_of_folder("2026-03"), month_of_folder(".2026-03.tmp")
+    (202603, None)
+    """
+    if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit() or not 1 <= int(name[5:]) <= 12:
+        return None
+    return int(name[:4]) * 100 + int(name[5:])
+
+
+def current_rollups(root: Path | S3Root, *, segments: TableSegments | None = None) -> dict[int, Rollup]:
+    """``YYYYMM`` → rollup, for every month whose rollup matches the segments there now
+    (``segments``: how an object-store root's tables are listed, see :func:`current_object_rollups`)."""
+    if isinstance(root, S3Root):
+        return current_object_rollups(root, segments)
     base = root / ROLLUP_DIR
     if not base.is_dir():
         return {}
-    out: dict[int, Path] = {}
+    out: dict[int, Rollup] = {}
     for folder in base.iterdir():
-        name = folder.name
-        if len(name) != 7 or name[4] != "-" or not (name[:4] + name[5:]).isdigit():
+        key = month_of_folder(folder.name)
+        if key is None:
             continue
-        key = int(name[:4]) * 100 + int(name[5:])
         manifest = read_manifest(folder)
         if manifest is not None and is_current(root, key, manifest):
-            out[key] = folder
+            try:
+                parts = frozenset(p.name for p in folder.iterdir())
+            except OSError:  # replaced by a rebuild meanwhile: raw answers this time
+                continue
+            out[key] = Rollup(str(folder), parts, manifest)
     return out
 
 
-def build_rollups(root: str | os.PathLike[str], *, now: datetime | None = None,
-                  rebuild: bool = False) -> RollupResult:
+def build_rollups(root: str | os.PathLike[str] | S3Root, *, now: datetime | None = None,
+                  rebuild: bool = False, _after_step: Callable[[str, str], None] | None = None) -> RollupResult:
     """(Re)build the rollup of every closed month (ended before ``now``) whose rollup is
-    missing or no longer matches its segments. Call under the maintenance lock."""
+    missing or no longer matches its segments. Call under the maintenance lock (on object
+    storage, which has none: one maintenance job per root).
+
+    ``_after_step`` is a test seam for object storage ("object storage" below): called with a
+    step (``uploaded``: every part is stored, the manifest not yet; ``unpublished``: the
+    month's older builds are hidden; ``published``) and the build's prefix, so a test can
+    raise there as a crash would."""
+    if isinstance(root, S3Root) or is_object_root(root):
+        store = root if isinstance(root, S3Root) else S3Root.parse(str(root))
+        return build_object_rollups(store, now=now or datetime.now(UTC), rebuild=rebuild, after_step=_after_step)
     root_path = Path(root)
     now = now or datetime.now(UTC)
     result = RollupResult()
@@ -340,10 +426,20 @@ def _clear_trash(base: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write_month(root: Path, key: int, out: Path) -> tuple[int, bool, int]:
+def _connect(root: SegmentRoot) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    if isinstance(root, ObjectSnapshot):
+        from riskengine.analytics._objectstore import register
+
+        register(con, root.store)
+    return con
+
+
+def _write_month(root: SegmentRoot, key: int, out: Path) -> tuple[int, bool, int]:
+    """Write every rollup file of month ``key`` into the local folder ``out``."""
     params: dict[str, Any] = {}
     dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
-    con = duckdb.connect(":memory:")
+    con = _connect(root)
     try:
         con.execute("SET TimeZone = 'UTC'").fetchall()
         rows = 0
@@ -425,7 +521,7 @@ def _write_month_sketch(con: duckdb.DuckDBPyConnection, out: Path) -> int:
                  {"users": str(out / "users.parquet")}, out / "users_month.parquet")
 
 
-def _write_shadow(con: duckdb.DuckDBPyConnection, root: Path, key: int, out: Path) -> int:
+def _write_shadow(con: duckdb.DuckDBPyConnection, root: SegmentRoot, key: int, out: Path) -> int:
     """``shadow.parquet``: decisions per day × the columns the policy-mode table is cut by."""
     params: dict[str, Any] = {}
     dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
@@ -450,5 +546,200 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], out:
     return int(res.fetchall()[0][0])
 
 
-__all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "RollupResult", "build_rollups",
-           "bucket_quantile", "current_rollups", "hll_estimate", "hll_sql", "risk_step_sql", "verify_bucket_sql"]
+# ---------------------------------------------------------------------- object storage
+# Rollups on an object-store audit root (``s3://bucket/prefix``): built, published, found.
+#
+# Object stores have no rename, so a rollup cannot appear by renaming a finished folder as it
+# does on disk. Every build of a month gets its own prefix, and its manifest is what publishes
+# it::
+#
+#     <root>/_rollups/YYYY-MM/<build>/decisions.parquet …   (every part: one PUT each)
+#     <root>/_rollups/YYYY-MM/<build>/manifest.json          (one PUT, last: the build is visible)
+#
+# ``<build>`` is ``<UTC time>-<random>``. A build stores every part, then deletes the
+# manifests of the month's other builds (from here until the next step the month is answered
+# from raw segments: never wrong, only slower), then stores its own manifest, then deletes the
+# other builds' parts. So at most one build of a month is published at any time, and all its
+# parts were stored before it was. A reader lists ``_rollups/`` once and takes, for each month,
+# the build that has a manifest (the newest, should a stray object make two): it never opens a
+# missing or half-written part. A builder killed before its manifest leaves a prefix no reader
+# uses, and possibly a month with no published build (raw answers); the next build deletes the
+# leftovers. A manifest is never rewritten (a new build is a new prefix), so readers keep the
+# manifests they fetched (:func:`_manifest`): finding the rollups costs one listing of
+# ``_rollups/`` plus one listing of each source table.
+#
+# Currency is the local rule (:func:`sources_match`): the
+# manifest names the segments the build read, and the rollup is used only while the exact
+# listing (:func:`riskengine.audit.objectstore.table_segments`: compaction markers and
+# retention markers applied) shows exactly those. A build reads the segments of one listing
+# taken when it starts (:class:`ObjectSnapshot`) and names those,
+# so a segment written meanwhile makes the new rollup stale rather than silently missing.
+#
+# A reader that planned on a build the next build then deletes gets "no such key" from the
+# store: the query is listed, planned and run again (``_Reader._frame``), on the newer build.
+
+_MANIFESTS: dict[str, dict[str, Any] | None] = {}
+_MANIFESTS_LOCK = threading.Lock()
+_MANIFESTS_MAX = 4096
+
+
+def build_name(now: datetime | None = None) -> str:
+    """A build prefix name, unique, sorting by creation time."""
+    return f"{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex}"
+
+
+def month_folder(key: int) -> str:
+    return f"{ROLLUP_DIR}/{key // 100:04d}-{key % 100:02d}"
+
+
+def builds(store: S3Root) -> dict[int, dict[str, set[str]]]:
+    """``YYYYMM`` → build name → the names of the objects stored under that build: one
+    (paginated) listing of ``_rollups/``."""
+    out: dict[int, dict[str, set[str]]] = {}
+    for name, _size in store.objects(ROLLUP_DIR, recursive=True):
+        parts = name.split("/")
+        if len(parts) != 3:
+            continue
+        key = month_of_folder(parts[0])
+        if key is not None:
+            out.setdefault(key, {}).setdefault(parts[1], set()).add(parts[2])
+    return out
+
+
+def published(month_builds: dict[str, set[str]]) -> str | None:
+    """The newest build that has its manifest (the one readers use), if any."""
+    done = sorted(b for b, names in month_builds.items() if MANIFEST in names)
+    return done[-1] if done else None
+
+
+def _manifest(store: S3Root, rel: str) -> dict[str, Any] | None:
+    """The manifest at ``rel``, fetched once per process (a build's manifest never changes)."""
+    url = store.url(rel)
+    with _MANIFESTS_LOCK:
+        if url in _MANIFESTS:
+            return _MANIFESTS[url]
+    try:
+        doc = manifest_of(store.get(rel))
+    except FileNotFoundError:  # deleted by a newer build since the listing: not cached
+        return None
+    with _MANIFESTS_LOCK:
+        if len(_MANIFESTS) >= _MANIFESTS_MAX:
+            _MANIFESTS.clear()
+        _MANIFESTS[url] = doc
+    return doc
+
+
+TableSegments = Callable[[str], dict[int, list[str]]]
+"""``table`` → ``YYYYMM`` → its segments relative to the root (:func:`table_segments`)."""
+
+
+class _Listing:
+    """The exact segment listing of each table, taken the first time a manifest asks for it."""
+
+    def __init__(self, store: S3Root, segments: TableSegments | None) -> None:
+        self.segments = segments or (lambda table: table_segments(store, table))
+        self.tables: dict[str, dict[int, list[str]]] = {}
+
+    def names(self, table: str, key: int) -> list[str]:
+        if table not in self.tables:
+            self.tables[table] = self.segments(table)
+        return [rel.rpartition("/")[2] for rel in self.tables[table].get(key, [])]
+
+
+def current_object_rollups(store: S3Root, segments: TableSegments | None = None) -> dict[int, Rollup]:
+    """``YYYYMM`` → the published rollup of each month whose sources are the segments there now
+    (as ``segments`` lists them: by default one recursive listing per table)."""
+    out: dict[int, Rollup] = {}
+    listing = _Listing(store, segments)
+    for key, month_builds in sorted(builds(store).items()):
+        build = published(month_builds)
+        if build is None:
+            continue
+        prefix = f"{month_folder(key)}/{build}"
+        manifest = _manifest(store, f"{prefix}/{MANIFEST}")
+        if manifest is not None and sources_match(manifest, listing.names):
+            from riskengine.analytics._objectstore import duck_path
+
+            out[key] = Rollup(duck_path(store, prefix), frozenset(month_builds[build]), manifest)
+    return out
+
+
+def build_object_rollups(store: S3Root, *, now: datetime, rebuild: bool,
+                         after_step: Callable[[str, str], None] | None) -> RollupResult:
+    """:func:`build_rollups` on object storage."""
+    step = after_step or _no_step
+    snapshot = ObjectSnapshot.take(store)
+    result = RollupResult()
+    existing = builds(store)
+    keys = sorted(set().union(*(snapshot.segments[t] for t in SOURCE_TABLES)))
+    for key in keys:
+        if _next_month_start(key) > now:
+            continue  # still being written: raw segments answer for it
+        month_builds = existing.get(key, {})
+        build = published(month_builds)
+        if not rebuild and build is not None:
+            manifest = _manifest(store, f"{month_folder(key)}/{build}/{MANIFEST}")
+            if (manifest is not None and sources_match(manifest, _snapshot_names(snapshot))
+                    and set(PARTS) <= month_builds[build]):
+                result.current += 1
+                continue
+        result.rows += _build_object_month(snapshot, key, month_builds, step)
+        result.built.append(month_folder(key).rpartition("/")[2])
+    _prune(store)
+    return result
+
+
+def _snapshot_names(snapshot: ObjectSnapshot) -> Callable[[str, int], list[str]]:
+    def names(table: str, key: int) -> list[str]:
+        return [rel.rpartition("/")[2] for rel in snapshot.segments.get(table, {}).get(key, [])]
+
+    return names
+
+
+def _build_object_month(snapshot: ObjectSnapshot, key: int, month_builds: dict[str, set[str]],
+                        step: Callable[[str, str], None]) -> int:
+    store = snapshot.store
+    build = build_name()
+    prefix = f"{month_folder(key)}/{build}"
+    with tempfile.TemporaryDirectory(prefix="riskengine-rollup-") as tmp:
+        out = Path(tmp)
+        rows, legacy, probe = _write_month(snapshot, key, out)
+        manifest = {"version": ROLLUP_VERSION, "month": month_folder(key).rpartition("/")[2], "build": build,
+                    "built_at": datetime.now(UTC).isoformat(), "legacy_challenges": legacy, "hll_probe": probe,
+                    "sources": _sources(snapshot, key, legacy)}
+        for part in sorted(out.iterdir()):  # every file the month's rollup has, whatever their list
+            store.put(f"{prefix}/{part.name}", part.read_bytes())
+    step("uploaded", prefix)
+    # unpublish the month's other builds first, so at most one is ever published: in between,
+    # raw segments answer for the month (never wrong, only slower), and a build with a newer
+    # name (a skewed clock, a stray object) cannot hide this one
+    store.delete(f"{month_folder(key)}/{b}/{MANIFEST}" for b, names in sorted(month_builds.items())
+                 if MANIFEST in names)
+    step("unpublished", prefix)
+    store.put(f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=1).encode())  # publishes the build
+    step("published", prefix)
+    return rows
+
+
+def _prune(store: S3Root) -> None:
+    """Delete every build but the one readers use: unpublished ones (a builder died before
+    the manifest, or they were replaced) and any other published one (manifest first, so a
+    reader listing meanwhile never takes a build whose parts are going)."""
+    for key, month_builds in builds(store).items():
+        keep = published(month_builds)
+        for build, names in sorted(month_builds.items()):
+            if build == keep:
+                continue
+            prefix = f"{month_folder(key)}/{build}"
+            if MANIFEST in names:
+                store.delete([f"{prefix}/{MANIFEST}"])
+            store.delete(f"{prefix}/{n}" for n in sorted(names) if n != MANIFEST)
+
+
+def _no_step(step: str, prefix: str) -> None:
+    pass
+
+
+__all__ = ["HLL_P", "LEGACY_EXPR", "RISK_STEPS", "ROLLUPS_ENV", "ROLLUP_DIR", "Rollup", "RollupResult",
+           "bucket_quantile", "build_rollups", "builds", "current_rollups", "hll_estimate", "hll_sql", "published",
+           "risk_step_sql", "verify_bucket_sql"]

@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from riskengine._extras import extra
@@ -238,6 +239,36 @@ def segment_files(root: S3Root, folder: str) -> list[str]:
     return _visible(names, lambda marker: marker_inputs(root, f"{folder}/{marker}"), folder)
 
 
+def table_segments(root: S3Root, table: str) -> dict[int, list[str]]:
+    """``YYYYMM`` -> the segments (relative to the root) of every partition of ``table``, as
+    :func:`segment_files` lists each, from one recursive listing of the table (plus one small
+    GET per marker of a published compaction): what a rollup's currency is checked against
+    without one request per month. Months retention is dropping are left out."""
+    by_folder: dict[tuple[int, int], set[str]] = {}
+    retired: set[tuple[int, int]] = set()
+    for name, _size in root.objects(table, recursive=True):
+        folder, _, base = name.rpartition("/")
+        if not folder:
+            if m := RETIRED_MARKER.match(base):
+                retired.add((int(m.group("year")), int(m.group("month"))))
+            continue
+        ydir, _, mdir = folder.partition("/")
+        ym, mm = PARTITION[0].match(ydir), PARTITION[1].match(mdir)
+        if ym and mm:
+            by_folder.setdefault((int(ym.group(1)), int(mm.group(1))), set()).add(base)
+    out: dict[int, list[str]] = {}
+    for (year, month), names in sorted(by_folder.items()):
+        if (year, month) in retired:
+            continue
+        folder = partition_rel(table, year, month)
+        out[year * 100 + month] = _visible(names, partial(_inputs_in, root, folder), folder)
+    return out
+
+
+def _inputs_in(root: S3Root, folder: str, marker: str) -> list[str]:
+    return marker_inputs(root, f"{folder}/{marker}")
+
+
 def _visible(names: set[str], inputs_of: Callable[[str], list[str]], folder: str) -> list[str]:
     published = {m.group("id") for n in names if (m := COMPACTED.search(n))}
     redundant: set[str] = set()
@@ -265,4 +296,4 @@ def marker_body(inputs: list[str]) -> bytes:
 
 
 __all__ = ["COMPACTION_MARKER", "RETIRED_MARKER", "ObjectStoreError", "S3Root", "marker_body",
-           "marker_inputs", "partition_rel", "partitions", "retired_marker", "segment_files"]
+           "marker_inputs", "partition_rel", "partitions", "retired_marker", "segment_files", "table_segments"]

@@ -25,8 +25,10 @@ reports, on a bin-width grid — clamped to ``[min_threshold, max_threshold]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
 
 BINS = 400
 """Bin width 0.0025: far finer than any weight in the policy (the smallest is 0.05)."""
@@ -110,35 +112,155 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
     >>> threshold_from({"100": 90.0, "200": 10.0, "n": 100}, cfg, 0.4)  # 10 % at risk 0.5
     0.5
     """
-    if counts.get(COUNT_KEY, 0.0) < cfg.warmup_logins:
-        return fallback
     bins = [0.0] * BINS
-    total = forced = 0.0
+    forced = 0.0
     for key, weight in counts.items():
-        if key == COUNT_KEY:
-            continue
         if key == FORCED_KEY:
             forced += weight
-        else:
+        elif key != COUNT_KEY:
             bins[int(key)] += weight
-        total += weight
+    return threshold_of(bins, forced, counts.get(COUNT_KEY, 0.0), cfg, fallback)
+
+
+def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: BudgetConfig, fallback: float, *,
+                 total: float | None = None, tails: Sequence[float] | None = None) -> float:
+    """:func:`threshold_from` on a sketch already laid out as ``BINS`` weights, the forced
+    weight and the login count. The total is the exactly rounded sum of the bins and the
+    forced weight (``math.fsum``), so the threshold does not depend on the order a store
+    hands the fields back in. ``total`` and ``tails`` (:func:`walk_tails`) may be passed when
+    the caller keeps them up to date (:class:`MergedBins`); they must equal what this
+    function would compute.
+
+    >>> cfg = BudgetConfig(0.1, 0.0, 1.0, 0, 86400.0)
+    >>> bins = [0.0] * BINS; bins[100], bins[200] = 90.0, 10.0
+    >>> threshold_of(bins, 0.0, 100, cfg, 0.4), threshold_of(bins, 0.0, 100, BudgetConfig(0.1, 0, 1, 101, 1.0), 0.4)
+    (0.5, 0.4)
+    """
+    if count < cfg.warmup_logins:
+        return fallback
+    if total is None:
+        total = math.fsum(chain(bins, (forced,)))
     if total <= 0.0:
         return fallback
     room = cfg.target * total - forced
     edge = BINS  # "no bin": nothing but the floor challenges
     if room > 0.0:
-        tail = 0.0
-        # tolerate float rounding of the sums (a tail exactly at the budget fits)
-        slack = room * 1e-9
-        for i in range(BINS - 1, -1, -1):
-            if tail + bins[i] > room + slack:
-                break
-            if bins[i] > 0.0:
-                # the lowest non-empty bin that fits: empty bins below it would lower the
-                # threshold into risks this sketch never saw (the upper quantile, not a gap)
-                tail += bins[i]
-                edge = i
+        # Walk the bins from the top, adding each to the tail while it still fits (tolerating
+        # float rounding: a tail exactly at the budget fits); the threshold is the lower edge of
+        # the lowest non-empty bin that fits (empty bins below it would lower the threshold into
+        # risks this sketch never saw: the upper quantile, not a gap). An empty bin never stops
+        # the walk. Below ``low`` every edge clamps to ``min_threshold``, so the walk is the
+        # running sums of the bins from the top down to ``low`` (``tails``, summed in C) and a
+        # search in them; under ``low`` only the first non-empty bin matters.
+        limit = room + room * 1e-9
+        low = walk_floor_bin(cfg)
+        if tails is None:
+            tails = walk_tails(bins, low)
+        fits = bisect_right(tails, limit)  # the top `fits` bins fit
+        i = BINS - fits
+        if fits == len(tails):  # everything down to `low` fits: the first non-empty bin below?
+            tail = tails[-1] if tails else 0.0
+            j = low - 1
+            while j >= 0 and bins[j] <= 0.0:
+                j -= 1
+            if j >= 0 and tail + bins[j] <= limit:
+                i = j
+        while i < BINS and bins[i] <= 0.0:
+            i += 1
+        edge = i
     return min(cfg.max_threshold, max(cfg.min_threshold, edge / BINS))
+
+
+def walk_floor_bin(cfg: BudgetConfig) -> int:
+    """The lowest bin whose lower edge is above ``min_threshold``: any edge below it clamps.
+
+    >>> walk_floor_bin(BudgetConfig(0.02, 0.25, 0.5, 0, 1.0)), walk_floor_bin(BudgetConfig(0.02, 0.0, 1.0, 0, 1.0))
+    (101, 1)
+    """
+    low = max(0, min(BINS, math.floor(cfg.min_threshold * BINS)))
+    while low > 0 and (low - 1) / BINS > cfg.min_threshold:
+        low -= 1
+    while low < BINS and low / BINS <= cfg.min_threshold:
+        low += 1
+    return low
+
+
+def walk_tails(bins: Sequence[float], low: int) -> list[float]:
+    """Running sums of ``bins[low:]`` from the top bin down (``[b399, b399 + b398, ...]``):
+    exactly the tails the walk from the top adds up, an empty bin adding nothing."""
+    return list(accumulate(reversed(bins[low:])))
+
+
+_EXACT_SHIFT = 1074 + 1
+"""Every finite double is an integer multiple of 2^-1074: scaled by 2^1075, sums are exact ints."""
+
+
+def _exact(x: float) -> int:
+    n, d = x.as_integer_ratio()
+    return n << (_EXACT_SHIFT - d.bit_length() + 1)
+
+
+class MergedBins:
+    """A merged sketch kept as bins per era, updated delta by delta: what a single reader of
+    every delta (``riskengine replay``'s budget post-pass) keeps instead of the store's flat
+    mapping. Each bin receives the same additions, in the same order, as
+    :func:`merge_into` gives the mapping's field, and the total is kept as an exact integer
+    sum (rounded once when read, as ``math.fsum`` rounds), so :meth:`threshold` equals
+    ``threshold_from(of_era(mapping, era), cfg, fallback)`` exactly, at a fraction of its cost.
+
+    >>> cfg = BudgetConfig(0.1, 0.0, 1.0, 0, 86400.0)
+    >>> m = MergedBins(cfg); m.add({"0:100": 90.0, "0:200": 10.0, "0:n": 100.0, "1:n": 5.0})
+    >>> m.threshold(0, 0.4), m.threshold(1, 0.4), m.threshold(2, 0.4)
+    (0.5, 0.4, 0.4)
+    """
+
+    __slots__ = ("cfg", "_low", "_eras")
+
+    def __init__(self, cfg: BudgetConfig) -> None:
+        self.cfg = cfg
+        self._low = walk_floor_bin(cfg)
+        self._eras: dict[int, _Era] = {}
+
+    def add(self, delta: Mapping[str, float]) -> None:
+        for key, w in delta.items():
+            era_text, _, field = key.partition(":")
+            era = int(era_text)
+            entry = self._eras.get(era)
+            if entry is None:
+                entry = self._eras[era] = _Era()
+            if field == COUNT_KEY:
+                entry.count += w
+                continue
+            if field == FORCED_KEY:
+                old = entry.forced
+                entry.forced = new = old + w
+            else:
+                i = int(field)
+                old = entry.bins[i]
+                entry.bins[i] = new = old + w
+                if i >= self._low:
+                    entry.tails = None
+            entry.exact += _exact(new) - _exact(old)
+
+    def threshold(self, era: int, fallback: float) -> float:
+        entry = self._eras.get(era)
+        if entry is None:  # nothing merged in this era: the warm-up
+            return fallback
+        if entry.tails is None:
+            entry.tails = walk_tails(entry.bins, self._low)
+        return threshold_of(entry.bins, entry.forced, entry.count, self.cfg, fallback,
+                            total=entry.exact / (1 << _EXACT_SHIFT), tails=entry.tails)
+
+
+class _Era:
+    __slots__ = ("bins", "forced", "count", "exact", "tails")
+
+    def __init__(self) -> None:
+        self.bins = [0.0] * BINS
+        self.forced = 0.0
+        self.count = 0.0
+        self.exact = 0
+        self.tails: list[float] | None = None
 
 
 class UserCap:
@@ -205,6 +327,12 @@ class BudgetSketch:
         self.epoch = math.floor(t / self.refresh_s)
         self.threshold = threshold_from(of_era(self.merged, era_of(t, self.cfg.half_life_s)), self.cfg,
                                         self.fallback)
+
+    def set_threshold(self, threshold: float, t: float) -> None:
+        """A threshold computed from the merged sketch elsewhere (:class:`MergedBins`), as
+        :meth:`install` would have computed it at ``t``."""
+        self.epoch = math.floor(t / self.refresh_s)
+        self.threshold = threshold
 
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from riskengine import LoginAttempt
 from riskengine.core.decision import Event
@@ -249,6 +249,23 @@ class AttemptContext:
         values["user_id"] = user_id
         values["event"] = event
         return LoginAttempt(**values)
+
+
+class MultiHeaders(Protocol):
+    """A framework's multi-valued header mapping (Starlette's and Werkzeug's ``getlist``)."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+def joined_headers(headers: MultiHeaders) -> HeaderGetter:
+    """A header lookup over a multi-valued mapping: repeated header lines joined by ``","``,
+    as HTTP defines them (so a proxy chain split over several lines reads as one list)."""
+
+    def header(name: str) -> str | None:
+        values = headers.getlist(name)
+        return ",".join(values) if values else None
+
+    return header
 
 
 def read_request(peer: str | None, get_header: HeaderGetter, get_cookie: Callable[[str], str | None],

@@ -29,6 +29,7 @@ from riskengine.integrations._common import (
     AdapterOptions,
     AttemptContext,
     ProxyHeader,
+    joined_headers,
     read_request,
     set_cookie_on,
 )
@@ -39,14 +40,8 @@ __all__ = ["AttemptContext", "attempt_context", "attempt_from_request", "clear_d
 
 def read_context(request: HTTPConnection, options: AdapterOptions) -> AttemptContext:
     """The request's :class:`AttemptContext` (client address, User-Agent, token, geo)."""
-    headers = request.headers
-
-    def header(name: str) -> str | None:
-        values = headers.getlist(name)
-        return ",".join(values) if values else None
-
     peer = request.client.host if request.client is not None else None
-    return read_request(peer, header, request.cookies.get, options)
+    return read_request(peer, joined_headers(request.headers), request.cookies.get, options)
 
 
 def attempt_from_request(request: HTTPConnection, *, user_id: str, trusted_proxies: int = 0,

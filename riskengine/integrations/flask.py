@@ -23,6 +23,7 @@ from riskengine.integrations._common import (
     AdapterOptions,
     AttemptContext,
     ProxyHeader,
+    joined_headers,
     read_request,
     set_cookie_on,
 )
@@ -33,13 +34,7 @@ __all__ = ["AttemptContext", "attempt_context", "attempt_from_request", "clear_d
 
 def read_context(request: Request, options: AdapterOptions) -> AttemptContext:
     """The request's :class:`AttemptContext` (client address, User-Agent, token, geo)."""
-    headers = request.headers
-
-    def header(name: str) -> str | None:
-        values = headers.getlist(name)
-        return ",".join(values) if values else None
-
-    return read_request(request.remote_addr, header, request.cookies.get, options)
+    return read_request(request.remote_addr, joined_headers(request.headers), request.cookies.get, options)
 
 
 def attempt_from_request(request: Request, *, user_id: str, trusted_proxies: int = 0,

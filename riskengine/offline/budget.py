@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from riskengine.core.budget import BudgetSketch, merge_into
+from riskengine.core.budget import MergedBins, era_of
 from riskengine.core.config import Settings
 from riskengine.core.engine.state import budget_sketch
 
@@ -67,10 +67,20 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     order = sorted(range(n), key=seconds.__getitem__)  # stable: ties keep their order
     thresholds: list[float] = [0.0] * n
     actions: list[str] = [""] * n
-    shared: dict[str, float] = {}
+    merged = MergedBins(sketch.cfg)
+    cfg, fallback = sketch.cfg, sketch.fallback
+    era: int | None = None
     for i in order:
         t = seconds[i]
-        _refresh(sketch, shared, t)
+        if sketch.due(t):
+            delta = sketch.take_delta()
+            now_era = era_of(t, cfg.half_life_s)
+            if delta or now_era != era:  # else the same sketch gives the same threshold
+                merged.add(delta)
+                era = now_era
+                sketch.set_threshold(merged.threshold(era, fallback), t)
+            else:
+                sketch.set_threshold(sketch.threshold, t)
         thr = sketch.threshold
         thresholds[i] = thr
         if denied[i]:
@@ -86,9 +96,3 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
             sketch.observe(users[i], 0.0 if exempt[i] and not forced[i] else float(risk[i]), bool(forced[i]), t)
     return pl.DataFrame({"threshold": thresholds, "action": actions},
                         schema={"threshold": pl.Float64, "action": pl.String})
-
-
-def _refresh(sketch: BudgetSketch, shared: dict[str, float], t: float) -> None:
-    if sketch.due(t):
-        merge_into(shared, sketch.take_delta())
-        sketch.install(shared, t)

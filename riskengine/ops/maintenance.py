@@ -54,8 +54,9 @@ the marker; without → delete the marker (the inputs were never touched). Reten
 a marker ``<table>/_retired-YYYY-MM`` (the exact listing then skips the month), deletes the
 month's objects, then the marker. There is no lock on object storage (no ``flock``; S3 has
 no compare-and-swap a lock could be built on with this client): run one maintenance job
-per root, as the scheduled ``riskengine audit compact|retain`` does. Rollups are not built
-on object storage yet (AuditDB reads raw segments there).
+per root, as the scheduled ``riskengine audit compact|retain`` does. Rollups there are one
+prefix per build, published by its manifest (:mod:`riskengine.analytics.rollups`, "object storage");
+retention deletes a dropped month's rollup builds, each manifest before its parts.
 """
 
 from __future__ import annotations
@@ -400,6 +401,20 @@ def _retain_s3(store: s3.S3Root, cutoff: datetime, tables: tuple[str, ...], resu
             store.put(marker, b"")
             store.delete_folder(folder)
             store.delete([marker])
+    # a month's rollup goes with it (_rollups/YYYY-MM/<build>/…: each build's manifest
+    # first, so no reader takes a build whose parts are being deleted)
+    for name in store.folders("_rollups"):
+        year_s, _, month_s = name.partition("-")
+        if not (year_s.isdigit() and month_s.isdigit() and len(name) == 7) or not 1 <= int(month_s) <= 12:
+            continue
+        if not _ended_by(int(year_s), int(month_s), cutoff):
+            continue
+        result.dropped.append(f"_rollups/{name}")
+        if result.dry_run:
+            continue
+        objects = [f"_rollups/{name}/{rel}" for rel, _size in store.objects(f"_rollups/{name}", recursive=True)]
+        store.delete(rel for rel in objects if rel.endswith("/manifest.json"))
+        store.delete(rel for rel in objects if not rel.endswith("/manifest.json"))
 
 
 def _ended_by(year: int, month: int, cutoff: datetime) -> bool:

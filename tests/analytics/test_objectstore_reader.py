@@ -52,3 +52,32 @@ def test_s3_root_reads_the_same_numbers_as_the_same_files_on_disk(s3_root: str, 
     finally:
         local.close()
         remote.close()
+
+
+def test_a_kept_handle_to_a_deleted_object_fails_as_vanished_and_is_forgotten(s3_root: str, tmp_path: Path) -> None:
+    """The reader keeps opened objects for the next scan; once one is deleted (compaction,
+    a replaced rollup build) its read fails with an error the reader retries on, and the next
+    open asks the store again (a new object under the key is read, not the kept handle)."""
+    import duckdb
+    import pytest
+
+    from riskengine.analytics._files import vanished
+    from riskengine.analytics._objectstore import duck_path, register
+
+    store = S3Root.parse(s3_root)
+    rel = "decisions/year=2026/month=02/part-1.parquet"
+    local = tmp_path / "one.parquet"
+    pq.write_table(decisions(1_000, 1), local)
+    store.put(rel, local.read_bytes())
+    con = duckdb.connect()
+    register(con, store)
+    sql = f"SELECT count(*) FROM read_parquet('{duck_path(store, rel)}')"
+    assert con.execute(sql).fetchall() == [(1_000,)]
+    store.delete([rel])
+    with pytest.raises(duckdb.Error) as err:
+        con.execute(sql).fetchall()
+    assert vanished(err.value), str(err.value)
+    pq.write_table(decisions(300, 2), local)
+    store.put(rel, local.read_bytes())
+    assert con.execute(sql).fetchall() == [(300,)]
+    con.close()

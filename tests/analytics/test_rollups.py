@@ -628,11 +628,11 @@ def test_month_sketches_merge_the_daily_ones(current_root: Path, tmp_path: Path)
     """``users_month.parquet`` is the month's daily sketches merged, and a window holding whole
     months estimates the same with or without it (a rollup lacking it reads the daily ones)."""
     con = duckdb.connect()
-    for month, folder in current_rollups(current_root).items():
+    for month, rollup in current_rollups(current_root).items():
         merged = con.execute("SELECT reg, max(rank) FROM read_parquet($p) GROUP BY reg ORDER BY reg",
-                             {"p": str(folder / "users.parquet")}).fetchall()
+                             {"p": rollup.file("users.parquet")}).fetchall()
         kept = con.execute("SELECT reg, rank FROM read_parquet($p) ORDER BY reg",
-                           {"p": str(folder / "users_month.parquet")}).fetchall()
+                           {"p": rollup.file("users_month.parquet")}).fetchall()
         assert kept == merged and len(kept) >= 30, month  # 60 users
     con.close()
     f = WINDOWS["whole days across months"]  # February and March whole, January and April in part
@@ -640,8 +640,8 @@ def test_month_sketches_merge_the_daily_ones(current_root: Path, tmp_path: Path)
     with_month = db.distinct_users(f, approximate=True)
     db.close()
     path = shutil.copytree(current_root, tmp_path / "audit")
-    for folder in current_rollups(path).values():
-        (folder / "users_month.parquet").unlink()
+    for rollup in current_rollups(path).values():
+        Path(rollup.file("users_month.parquet")).unlink()
     db = AuditDB(path)
     before = db.rollup_plans
     assert db.distinct_users(f, approximate=True) == with_month and db.rollup_plans == before + 1

@@ -273,11 +273,13 @@ def test_engine_on_an_s3_root_and_report_compact_retain_commands(
 
     assert main(["audit", "compact", "--root", s3_root]) == 0
     out = capsys.readouterr()
-    assert "4 segments -> 1" in out.out and "rollups are not built on object storage" in out.err
+    assert "4 segments -> 1" in out.out and "rollups: built 1 months" in out.out  # March 2026 has ended
     assert main(["report", "--root", s3_root, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["logins"] == 40  # compaction changed no number
-    assert main(["audit", "retain", "--root", s3_root, "--older-than", "1d"]) == 0  # March 2026 has ended
-    assert "decisions/year=2026/month=03" in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["logins"] == 40  # compaction and rollups changed no number
+    assert main(["audit", "retain", "--root", s3_root, "--older-than", "1d"]) == 0
+    out = capsys.readouterr()
+    assert "decisions/year=2026/month=03" in out.out and "_rollups/2026-03" in out.out
+    assert s3.S3Root.parse(s3_root).objects("_rollups", recursive=True) == []
     assert main(["report", "--root", s3_root, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["logins"] == 0
 

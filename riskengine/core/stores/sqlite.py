@@ -6,13 +6,14 @@ One connection per thread; the read path is one statement; updates take
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -187,6 +188,20 @@ def _private_file(path: Path) -> None:
             pass  # another process created it first
 
 
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back on any exception
+    (an interrupt included), so no transaction is ever left open on the connection."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteStore(ThreadOffload):
     """Profiles, failure windows and pending challenges in one SQLite file (WAL mode).
 
@@ -231,15 +246,10 @@ class SqliteStore(ThreadOffload):
         for table, column, ddl in _MIGRATIONS:
             # look and alter in one write transaction: two processes (or threads) opening an old
             # file at once both saw the column missing and the second ALTER failed
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     conn.execute(ddl)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         conn.executescript(_INDEXES)
 
     def _checkpoint_loop(self, every_s: float) -> None:
@@ -305,30 +315,33 @@ class SqliteStore(ThreadOffload):
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection inside one write transaction (``BEGIN IMMEDIATE``:
+        concurrent read-modify-writes from several processes serialise on SQLite's write
+        lock); an SQLite error becomes a :class:`StoreError`."""
+        try:
+            conn = self._conn()
+            with _immediate(conn):
+                yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
     @_gated
     @_serialised
     def update(self, user_id: str, fn: Updater) -> UserProfile | None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT data FROM profiles WHERE user_id = ?", (user_id,)).fetchone()
-                new = fn(UserProfile.from_bytes(row[0]) if row else None)
-                if new is None:
-                    conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
-                else:
-                    conn.execute(
-                        "INSERT INTO profiles (user_id, data) VALUES (?, ?) "
-                        "ON CONFLICT (user_id) DO UPDATE SET data = excluded.data",
-                        (user_id, new.to_bytes()))
-                conn.execute("COMMIT")
-                return new
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT data FROM profiles WHERE user_id = ?", (user_id,)).fetchone()
+            new = fn(UserProfile.from_bytes(row[0]) if row else None)
+            if new is None:
+                conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+            else:
+                conn.execute(
+                    "INSERT INTO profiles (user_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET data = excluded.data",
+                    (user_id, new.to_bytes()))
+        return new
 
     @_gated
     @_serialised
@@ -343,9 +356,7 @@ class SqliteStore(ThreadOffload):
     @_gated
     @_serialised
     def add_failure(self, user_id: str, ip: str, at: float) -> int:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write() as conn:
             conn.execute("INSERT INTO failures VALUES ('u', ?, ?), ('i', ?, ?)",
                          (user_id, at, ip, at))
             self._writes += 1
@@ -354,12 +365,7 @@ class SqliteStore(ThreadOffload):
             (count,) = conn.execute(
                 "SELECT count(*) FROM failures WHERE kind = 'u' AND key = ? AND ts >= ?",
                 (user_id, at - self._window)).fetchone()
-            conn.execute("COMMIT")
             return int(count)
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
 
     def _trim(self, conn: sqlite3.Connection, table: str, column: str, horizon: float,
               evict: str | None = None) -> None:
@@ -394,12 +400,10 @@ class SqliteStore(ThreadOffload):
     @_serialised
     def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
                          otp_since: float, session_since: float) -> OtpCounts:
-        conn = self._conn()
         skey = session_key(user_id, session)
-        try:
-            # one write transaction: concurrent writers (threads or processes) serialise on
-            # SQLite's write lock, so every failure is counted and each caller sees its own
-            conn.execute("BEGIN IMMEDIATE")
+        # one write transaction: concurrent writers (threads or processes) serialise on
+        # SQLite's write lock, so every failure is counted and each caller sees its own
+        with self._write() as conn:
             if count > 0:
                 conn.executemany("INSERT INTO failures VALUES (?, ?, ?)",
                                  [(kind, key, at) for kind, key in (("u", user_id), ("o", user_id), ("s", skey))
@@ -408,12 +412,7 @@ class SqliteStore(ThreadOffload):
                 "SELECT (SELECT count(*) FROM failures WHERE kind = 's' AND key = ? AND ts >= ?), "
                 "(SELECT count(*) FROM failures WHERE kind = 'o' AND key = ? AND ts >= ?)",
                 (skey, session_since, user_id, otp_since)).fetchone()
-            conn.execute("COMMIT")
             return OtpCounts(int(session_n), int(user_n))
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
 
     @_gated
     @_serialised
@@ -460,29 +459,18 @@ class SqliteStore(ThreadOffload):
     @_gated
     @_serialised
     def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # add and read back in one write transaction
-            try:
-                conn.executemany(
-                    "INSERT INTO budget VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET weight = weight + excluded.weight", list(delta.items()))
-                merged = {k: float(w) for k, w in conn.execute("SELECT key, weight FROM budget")}
-                conn.execute("COMMIT")
-                return merged
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+        with self._write() as conn:  # add and read back in one write transaction
+            conn.executemany(
+                "INSERT INTO budget VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET weight = weight + excluded.weight", list(delta.items()))
+            merged = {k: float(w) for k, w in conn.execute("SELECT key, weight FROM budget")}
+        return merged
 
     @_gated
     @_serialised
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO pending (decision_id, expires_at, payload, user_id) "
                          "VALUES (?, ?, ?, ?)", (decision_id, expires_at, payload, user_id))
             if max_per_user:
@@ -493,11 +481,6 @@ class SqliteStore(ThreadOffload):
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 self._trim(conn, "pending", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
 
     @_gated
     def pop_pending(self, decision_id: str, now: float) -> bytes | None:
@@ -527,9 +510,7 @@ class SqliteStore(ThreadOffload):
     @_serialised
     def add_send(self, user_id: str, prefix: str, at: float, *, prefix_since: float,
                  ratio_since: float, user_since: float) -> SendCounts:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write() as conn:
             conn.execute("INSERT INTO sends VALUES ('p', ?, ?), ('u', ?, ?)", (prefix, at, user_id, at))
             conn.execute("INSERT INTO send_prefixes VALUES (?, ?, ?) ON CONFLICT (user_id, prefix) "
                          "DO UPDATE SET ts = max(ts, excluded.ts)", (user_id, prefix, at))
@@ -545,44 +526,25 @@ class SqliteStore(ThreadOffload):
                 "(SELECT count(*) FROM sends WHERE kind = 'u' AND key = ?4 AND ts >= ?5), "
                 "(SELECT count(*) FROM send_prefixes WHERE user_id = ?4 AND ts >= ?5)",
                 (prefix, prefix_since, ratio_since, user_id, user_since)).fetchone()
-            conn.execute("COMMIT")
             return SendCounts(*(int(v) for v in row))
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
 
     @_gated
     @_serialised
     def link_send(self, decision_id: str, prefix: str, expires_at: float) -> None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO send_links VALUES (?, ?, ?)", (decision_id, prefix, expires_at))
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 self._trim(conn, "send_links", "expires_at", expires_at - PENDING_GRACE_S, evict="decision_id")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
 
     @_gated
     @_serialised
     def verify_send(self, decision_id: str, at: float) -> str | None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write() as conn:
             row = conn.execute("DELETE FROM send_links WHERE decision_id = ? RETURNING prefix, expires_at",
                                (decision_id,)).fetchone()
             if row is not None and row[1] >= at:
                 conn.execute("INSERT INTO sends VALUES ('v', ?, ?)", (row[0], at))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
         if row is None or row[1] < at:
             return None
         return str(row[0])
