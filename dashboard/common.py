@@ -307,10 +307,20 @@ def previous_window(f: Filters) -> Filters | None:
     return f.previous()
 
 
-@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
 def kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
-    """``AuditDB.kpis_vs_previous`` (the library's one definition), cached; without distinct
-    users, like :func:`kpis` (see :func:`active_users`)."""
+    """``AuditDB.kpis_vs_previous`` without distinct users, like :func:`kpis` (see
+    :func:`active_users`). For a window closed at both ends (the sidebar's always is) that is
+    ``kpis`` of the window and of :meth:`Filters.previous`, so it is put together from the two
+    cached :func:`kpis` calls: the window's own is the one every page already made."""
+    before = f.previous()
+    if before is None:
+        return _kpis_vs_previous(root, f)
+    now, then = kpis(root, f), kpis(root, before)
+    return {k: (now[k], then[k]) for k in now}
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, hash_funcs=_HASH)
+def _kpis_vs_previous(root: str, f: Filters) -> dict[str, tuple[Any, Any]]:
     return dict(_db(root).kpis_vs_previous(f, users=False))
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from riskengine import Engine, LoginAttempt, Settings
-from riskengine.analytics import AuditDB
+from riskengine.analytics import AuditDB, Filters
 from riskengine.audit.base import MemorySink
 from riskengine.audit.events import Pseudonymizer
 from riskengine.offline.model.feedback import apply_feedback
@@ -139,3 +139,23 @@ def test_training_dataset_takes_feedback_labels(tmp_path: Path) -> None:
     others = labelled.filter(pl.col("label_source") == "labels")
     assert others["is_attack"].to_list() == plain.filter(
         ~pl.col("index").is_in([benign["index"], attack["index"]]))["is_attack"].to_list()
+
+
+def test_feedback_without_reports_in_the_window_is_empty_with_the_same_columns(tmp_path: Path) -> None:
+    """No feedback segment in the window: nothing is joined (no decision is read), and the
+    frames keep their columns and types, as with reports."""
+    root = tmp_path / "audit"
+    with audit_engine(root) as e:
+        last = establish(e, days=5)
+        d = e.score(make_attempt(ts=last + timedelta(days=1), place=CHANGCHUN, ua=FIREFOX_MAC))
+        e.report_fraud(decision_id=d.decision_id, user_id="alice", kind="not_me", actor="user",
+                       timestamp=last + timedelta(days=40))  # a month or more later: its own partition
+    db = AuditDB(root)
+    try:
+        before = Filters(until=last + timedelta(days=2))
+        for call in (db.feedback_by_reason, db.feedback_labels):
+            everything, none = call(), call(before)
+            assert everything.height > 0 and none.height == 0
+            assert none.schema == everything.schema
+    finally:
+        db.close()

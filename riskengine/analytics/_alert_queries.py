@@ -29,7 +29,7 @@ class _Alerts(_Planner):
             plan = self._plan(f)
             if plan is not None and not segment_filtered(f):
                 # the hourly rollup for whole rolled-up days, raw rows (one each) for the rest
-                rest = self._src(q, "decisions", f.since, f.until, plan.skip)
+                rest = self._rest_src(q, "decisions", f.since, f.until, plan)
                 hour = f"(epoch_us(event_time) // {HOUR_US}) * {HOUR_US}"
                 return f"""
                 WITH h AS (

@@ -1,16 +1,20 @@
 """Experiments: which experiments have exposures, and each one's per-variant counts, handed
 to the pure readout statistics in :mod:`riskengine.analytics.experiments`.
 
-Exposures and conversions carry only time and user, so only those filters apply.
+Exposures and conversions carry only time and user, so only those filters apply. A window
+holding the whole experiment prefix (:mod:`riskengine.analytics.exp_rollups`) reads it and
+only the months after it raw.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from riskengine.analytics._files import month_of
 from riskengine.analytics._reader import _Reader
-from riskengine.analytics._sql import Filters, Query, month_end, month_start
+from riskengine.analytics._sql import Filters, Query, epoch_us, month_end, month_start
+from riskengine.analytics.exp_rollups import ExperimentRollup, current_experiment_rollups
 from riskengine.analytics.experiments import ExperimentReadout, readout
 
 
@@ -18,9 +22,68 @@ class _Experiments(_Reader):
     """Experiment names and readouts."""
 
     def experiment_names(self) -> list[str]:
-        df = self._frame(lambda q: f"SELECT DISTINCT experiment FROM {self._src(q, 'exposures')} "
-                                   "WHERE experiment IS NOT NULL ORDER BY 1")
+        def build(q: Query) -> str:
+            prefix = self._experiment_prefix(Filters())
+            if prefix is None:
+                return (f"SELECT DISTINCT experiment FROM {self._src(q, 'exposures')} "
+                        "WHERE experiment IS NOT NULL ORDER BY 1")
+            rest = self._src(q, "exposures", month_end(prefix.month), None)
+            return (f"SELECT DISTINCT experiment FROM (SELECT experiment FROM read_parquet({q.p(prefix.counts)}) "
+                    f"UNION ALL SELECT experiment FROM {rest} WHERE experiment IS NOT NULL) ORDER BY 1")
+
+        df = self._frame(build)
         return [str(x) for x in df["experiment"].to_list()]
+
+    def _experiment_prefix(self, f: Filters) -> ExperimentRollup | None:
+        """The newest current experiment prefix whose every event ``f``'s window holds (None
+        when the window filters on a user): the readout then reads it plus the months after it raw."""
+        if not self.use_rollups or f.user_key is not None or self.store is not None:
+            return None
+        for prefix in current_experiment_rollups(Path(self.root)):
+            if f.since is not None and epoch_us(f.since) > prefix.first_us:
+                continue
+            if f.until is not None and epoch_us(f.until) <= prefix.last_us:
+                continue
+            self.rollup_plans += 1
+            self.last_plan_months = prefix.months
+            return prefix
+        return None
+
+    def _prefix_counts_sql(self, q: Query, name: str, f: Filters, prefix: ExperimentRollup) -> str:
+        """Per-variant ``(variant, n, conversions)`` from the prefix combined with the raw
+        exposures and conversions of the months after it (see the module docstring of
+        :mod:`riskengine.analytics.exp_rollups`)."""
+        after = month_end(prefix.month)
+        rest_f = Filters(since=f.since, until=f.until)
+        exp_files = self._files("exposures", after, f.until)
+        conv_files = self._files("conversions", after, f.until)
+        counts = (f"SELECT variant, n, conversions FROM read_parquet({q.p(prefix.counts)}) "
+                  f"WHERE experiment = {q.p(name)}")
+        if not exp_files and not conv_files:
+            return f"SELECT variant, n, conversions FROM ({counts}) ORDER BY variant"
+        return f"""
+            WITH re AS (SELECT user_key, arg_min(variant, event_time) AS variant, min(event_time) AS first_seen
+                          FROM {self._src(q, 'exposures', files=exp_files)}
+                         WHERE experiment = {q.p(name)} AND {self._where(q, rest_f, 'exposures')}
+                         GROUP BY user_key),
+            rc AS (SELECT user_key, max(event_time) AS last_conversion
+                     FROM {self._src(q, 'conversions', files=conv_files)}
+                    WHERE experiment = {q.p(name)} AND user_key IS NOT NULL
+                      AND {self._where(q, rest_f, 'conversions')} GROUP BY user_key),
+            k AS (SELECT user_key FROM re UNION SELECT user_key FROM rc),
+            p AS MATERIALIZED (SELECT p.user_key, p.variant,
+                                      coalesce(p.last_conversion >= p.first_seen, false) AS converted
+                    FROM read_parquet({q.p(prefix.users)}) p SEMI JOIN k ON p.user_key IS NOT DISTINCT FROM k.user_key
+                   WHERE p.experiment = {q.p(name)}),
+            fresh AS (SELECT re.variant, coalesce(rc.last_conversion >= re.first_seen, false) AS converted
+                        FROM re ANTI JOIN p ON re.user_key IS NOT DISTINCT FROM p.user_key
+                        LEFT JOIN rc ON re.user_key = rc.user_key),
+            rows AS ({counts}
+                     UNION ALL SELECT variant, count(*), count(*) FILTER (WHERE converted) FROM fresh GROUP BY variant
+                     UNION ALL SELECT variant, 0, count(*) FROM p SEMI JOIN rc USING (user_key)
+                                WHERE NOT converted GROUP BY variant)
+            SELECT variant, sum(n)::BIGINT AS n, sum(conversions)::BIGINT AS conversions
+              FROM rows GROUP BY variant ORDER BY variant"""
 
     def _design(self, name: str) -> dict[str, Any]:
         """The newest exposure's control, variants and weights. Partitions hold their own
@@ -50,6 +113,9 @@ class _Experiments(_Reader):
         exp_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
 
         def counts_sql(q: Query) -> str:
+            prefix = self._experiment_prefix(f)
+            if prefix is not None:
+                return self._prefix_counts_sql(q, name, f, prefix)
             conv_f = Filters(since=f.since, until=f.until, user_key=f.user_key)
             return f"""
             WITH e AS (SELECT user_key, arg_min(variant, event_time) AS variant, min(event_time) AS first_seen

@@ -20,8 +20,11 @@ class _Feedback(_Reader):
     def _feedback_joined(self, q: Query, f: Filters) -> str:
         """Feedback rows of ``f``'s window (by report time) with their decision's columns."""
         since = f.since - FEEDBACK_LOOKBACK if f.since else None
-        fb = self._src(q, "feedback", f.since, f.until)
-        dec = self._src(q, "decisions", since, f.until)
+        fb_files = self._files("feedback", f.since, f.until)
+        fb = self._src(q, "feedback", files=fb_files)
+        # no report in the window: nothing to join, so no decision is read (every page of a log
+        # without feedback would otherwise open every decision segment of the window and more)
+        dec = self._src(q, "decisions", since, f.until) if fb_files else self._src(q, "decisions", files=[])
         conds = ["true"]
         if f.since is not None:
             conds.append(f"fb.event_time >= {q.p(f.since)}")

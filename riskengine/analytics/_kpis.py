@@ -58,6 +58,16 @@ class _KPIs(_Planner):
 
         def edge(key: int, fn: str) -> Any:
             files = [p for p in self._files("decisions", month_start(key), month_end(key)) if month_of(p) == key]
+            # the row groups' statistics hold every minimum and maximum (exact for timestamps): read
+            # them, not 4M rows a month; a row group without them (and not all null) is scanned for
+            side = "min" if fn == "min" else "max"
+            stats = self._frame(lambda q: f"""
+                SELECT {fn}(stats_{side}_value::TIMESTAMPTZ) AS t,
+                       bool_and(stats_{side}_value IS NOT NULL
+                                OR coalesce(stats_null_count = num_values, false)) AS complete
+                  FROM parquet_metadata({q.p(files)}) WHERE path_in_schema = 'event_time'""")
+            if stats.height and stats["complete"][0]:
+                return stats["t"][0]
             return self._frame(lambda q: f"SELECT {fn}(event_time) AS t FROM {self._src(q, 'decisions', files=files)}"
                                ).item()
 
@@ -116,12 +126,22 @@ class _KPIs(_Planner):
 
         def build(q: Query) -> str:
             plan = self._plan(f, part="users.parquet")
-            src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+            src = self._rest_src(q, "decisions", f.since, f.until, plan)
             union = (f"SELECT {reg} AS reg, {rank} AS rank FROM {src} WHERE user_key IS NOT NULL "
                      f"AND {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
             if plan is not None:
-                union = (f"SELECT reg, rank FROM read_parquet({q.p(plan.files('users.parquet'))}) "
-                         f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} UNION ALL {union}")
+                # months the window holds whole: their merged sketch; the others: their days'
+                merged = {k: folder for k, folder, parts in zip(sorted(plan.months), plan.folders, plan.parts,
+                                                                strict=True)
+                          if k in plan.skip and "users_month.parquet" in parts}
+                whole = [f"{folder}/users_month.parquet" for folder in merged.values()]
+                daily = [f"{folder}/users.parquet" for k, folder in zip(sorted(plan.months), plan.folders,
+                                                                        strict=True) if k not in merged]
+                if whole:
+                    union = f"SELECT reg, rank FROM read_parquet({q.p(whole)}) UNION ALL {union}"
+                if daily:
+                    union = (f"SELECT reg, rank FROM read_parquet({q.p(daily)}) "
+                             f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} UNION ALL {union}")
             return f"SELECT reg, max(rank) AS rank FROM ({union}) GROUP BY reg"
 
         return hll_estimate(self._frame(build)["rank"].to_list())

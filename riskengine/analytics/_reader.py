@@ -23,7 +23,7 @@ import polars as pl
 
 from riskengine.analytics._files import month_of, month_range, months_of, previous_month, segments, vanished
 from riskengine.analytics._sql import Filters, Query, decision_column_conds
-from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, duck_type
+from riskengine.analytics.rollups import OUTCOME_WINDOW, ROLLUPS_ENV, Rollup, duck_type
 from riskengine.audit.columns import COLUMNS
 from riskengine.audit.layout import is_object_root
 from riskengine.audit.objectstore import S3Root, table_segments
@@ -65,6 +65,9 @@ class _Reader:
         it unchanged was answered from raw segments only. Tests read it to know which source
         answered; it is a plain counter, not a metric to alert on."""
         self._probe: int | None = None
+        self._rollups_seen: tuple[tuple[tuple[str, int], ...], dict[int, Rollup]] | None = None
+        """The last answer of ``current_rollups`` and the folder times it was given for (see
+        :meth:`riskengine.analytics._planner._Planner._current_rollups`)."""
         self.last_plan_months: frozenset[int] = frozenset()
         """``YYYYMM`` of the months the last rollup-answered query read from rollups."""
 

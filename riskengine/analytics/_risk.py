@@ -34,7 +34,7 @@ class _Risk(_Planner):
         from ``risk.parquet`` for the whole days it covers (grids dividing 1/1000 only, windows
         without segment filters but the action), one row per raw decision for the rest."""
         plan = self._plan(f, part="risk.parquet") if RISK_STEPS % steps == 0 else None
-        src = self._src(q, "decisions", f.since, f.until, plan.skip if plan else frozenset())
+        src = self._rest_src(q, "decisions", f.since, f.until, plan)
         raw = (f"SELECT {risk_step_sql('risk', steps)} AS {step}, action, 1 AS n FROM {src} "
                f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
         if plan is None:

@@ -10,7 +10,9 @@ NULLs). The would-be rates use the same definitions as the enforced ones
   / shadow decisions
 - ``would_be_deny_rate``      = shadow decisions whose shadow_action is deny / shadow decisions
 
-Always read from raw segments (rollups do not keep ``shadow_action``).
+The per-policy-version table reads ``shadow.parquet`` of the rollups for the whole days it
+covers (windows filtered on countries, device types, policy versions and actions at most) and
+raw segments for the rest; the reasons and the summary are read raw.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from typing import Any
 
 import polars as pl
 
-from riskengine.analytics._reader import _Reader
-from riskengine.analytics._sql import Filters
+from riskengine.analytics._planner import _Planner
+from riskengine.analytics._sql import Filters, Query
 
 _EFFECTIVE = "coalesce(shadow_action, action)"
 _MODE = "CASE WHEN shadow_action IS NULL THEN 'enforce' ELSE 'shadow' END"
 
 
-class _Shadow(_Reader):
+class _Shadow(_Planner):
     """Shadow-policy rates and reasons beside the enforced ones."""
 
     def policy_modes(self, f: Filters = Filters()) -> pl.DataFrame:
@@ -34,10 +36,28 @@ class _Shadow(_Reader):
         and deny rates — enforced rates for enforced decisions, would-be rates (from
         ``shadow_action``) for shadow ones, so the two sit side by side."""
         return self._frame(lambda q: f"""
-            SELECT policy_version, {_MODE} AS mode, count(*)::BIGINT AS decisions,
-                   count(*) FILTER (WHERE {_EFFECTIVE} IN ('challenge', 'deny')) / count(*) AS challenge_rate,
-                   count(*) FILTER (WHERE {_EFFECTIVE} = 'deny') / count(*) AS deny_rate
-              FROM {self._dec(q, f)} GROUP BY ALL ORDER BY policy_version, mode""")
+            SELECT policy_version, {_MODE} AS mode, sum(n)::BIGINT AS decisions,
+                   coalesce(sum(n) FILTER (WHERE {_EFFECTIVE} IN ('challenge', 'deny')), 0)::BIGINT
+                       / sum(n)::BIGINT AS challenge_rate,
+                   coalesce(sum(n) FILTER (WHERE {_EFFECTIVE} = 'deny'), 0)::BIGINT / sum(n)::BIGINT AS deny_rate
+              FROM {self._shadow_counts(q, f)} GROUP BY ALL ORDER BY policy_version, mode""")
+
+    def _shadow_counts(self, q: Query, f: Filters) -> str:
+        """Decisions as count rows ``(policy_version, action, shadow_action, n)``: ``shadow.parquet``
+        for the whole days it covers, one row per raw decision for the rest."""
+        plan = self._plan(f, part="shadow.parquet")
+        src = self._rest_src(q, "decisions", f.since, f.until, plan)
+        raw = (f"SELECT policy_version, action, shadow_action, 1 AS n FROM {src} "
+               f"WHERE {self._where(q, f, 'decisions')} AND {self._raw_rest(q, plan)}")
+        if plan is None:
+            return f"({raw})"
+        dims = Filters(countries=f.countries, device_types=f.device_types, actions=f.actions,
+                       policy_versions=f.policy_versions)
+        rolled = (f"SELECT policy_version, action, shadow_action, n "
+                  f"FROM read_parquet({q.p(plan.files('shadow.parquet'))}) "
+                  f"WHERE day_us >= {q.p(plan.lo_us)} AND day_us < {q.p(plan.hi_us)} "
+                  f"AND {self._where(q, dims, 'decisions')}")
+        return f"({rolled} UNION ALL {raw})"
 
     def shadow_reason_counts(self, f: Filters = Filters()) -> pl.DataFrame:
         """Reason codes of shadow decisions: how often each appears, and the share of those

@@ -49,21 +49,26 @@ def spikes(
         if logins[i] >= min_logins:
             hist = [(stepups[j], logins[j]) for j in range(lo, i) if logins[j] >= min_logins]
             if len(hist) >= need:
-                rates = [s / n for s, n in hist]
                 base = sum(s for s, _ in hist) / sum(n for _, n in hist)
                 value = stepups[i] / logins[i]
-                sd = max(_std(rates), math.sqrt(max(base * (1 - base), 1e-9) / logins[i]))
-                score = (value - base) / sd
-                if score >= z:
-                    rows.append((bucket, "challenge_rate", value, base, score, _severity(score, z)))
+                floor = math.sqrt(max(base * (1 - base), 1e-9) / logins[i])
+                # the spread is at least `floor`, so below z against it is below z against any
+                # spread (division is monotonic in floating point too): skip the trailing std
+                if z <= 0 or (value - base) / floor >= z:
+                    sd = max(_std([s / n for s, n in hist]), floor)
+                    score = (value - base) / sd
+                    if score >= z:
+                        rows.append((bucket, "challenge_rate", value, base, score, _severity(score, z)))
         # failed passwords
         if i - lo >= need:
             hist_f = failures[lo:i]
             base_f = sum(hist_f) / len(hist_f)
-            sd_f = max(_std([float(x) for x in hist_f]), math.sqrt(base_f), 1.0)
-            score_f = (failures[i] - base_f) / sd_f
-            if score_f >= z:
-                rows.append((bucket, "failures", float(failures[i]), base_f, score_f, _severity(score_f, z)))
+            floor_f = max(math.sqrt(base_f), 1.0)
+            if z <= 0 or (failures[i] - base_f) / floor_f >= z:
+                sd_f = max(_std([float(x) for x in hist_f]), floor_f)
+                score_f = (failures[i] - base_f) / sd_f
+                if score_f >= z:
+                    rows.append((bucket, "failures", float(failures[i]), base_f, score_f, _severity(score_f, z)))
     return pl.DataFrame(rows, schema=ALERT_SCHEMA, orient="row")
 
 

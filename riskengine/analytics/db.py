@@ -19,9 +19,11 @@ again (up to 3 times). Every user-supplied value is a bound parameter.
 Rollups (see :mod:`riskengine.analytics.rollups`): counts over whole UTC days of months
 whose rollup is current come from ``<root>/_rollups`` instead of the raw segments, and the
 rest of the window from the raw segments, so ``kpis``, ``kpi_series`` (day/week),
-``breakdown``, ``reason_counts``, ``avoidable_challenges``, ``alerts`` and
+``breakdown``, ``reason_counts``, ``avoidable_challenges``, ``alerts``, ``policy_modes`` and
 ``segment_values`` give the same numbers with or without rollups, only faster. Distinct
-users are always counted on raw rows.
+users are always counted on raw rows (their estimate merges rollup sketches). Experiment
+readouts over windows that hold the whole experiment prefix
+(:mod:`riskengine.analytics.exp_rollups`) read it and only the months after it raw.
 
 Layout: :class:`AuditDB` is a facade composed of one mixin per query family, all over one
 reader (one connection, one definition of a filtered table):

@@ -12,6 +12,8 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
 - ``hourly.parquet``     logins, step-ups and failed passwords per UTC hour (no segments);
 - ``users.parquet``      a HyperLogLog sketch of the user keys per UTC day (no segments):
   register and the largest rank seen in it (:data:`HLL_P`), for the distinct-user estimate;
+- ``users_month.parquet`` the month's daily sketches merged (register, largest rank): what a
+  window holding the whole month reads (16,384 rows instead of one sketch a day);
 - ``risk.parquet``       decisions per UTC day × action × risk step of 1/1000 (no segments):
   step ``k`` holds the risks ``r`` with ``k/1000 <= r < (k+1)/1000`` (as doubles; NULL: no
   risk), so the
@@ -21,6 +23,8 @@ partition, one folder ``<root>/_rollups/YYYY-MM/`` holding:
   tables of windows filtered on nothing but countries and factors;
 - ``verify.parquet``     verified challenges per UTC day × country × factor × bucket of
   seconds to verify (:func:`verify_bucket_sql`: buckets 2 % wide, a mergeable quantile sketch);
+- ``shadow.parquet``     decisions per UTC day × country × device type × policy version × action
+  × shadow action (``n``): the enforced and would-be (shadow mode) rates per policy version;
 - ``manifest.json``      the names of the raw segments it was built from.
 
 :class:`riskengine.analytics.AuditDB` answers counts for whole UTC days of months whose
@@ -76,8 +80,8 @@ ROLLUPS_ENV = "RISKENGINE_ROLLUPS"
 OUTCOME_WINDOW = timedelta(days=1)
 """How long after its decision a challenge outcome may come (pending challenges expire sooner)."""
 PARTS = ("decisions.parquet", "challenges.parquet", "hourly.parquet", "users.parquet", "risk.parquet",
-         "channels.parquet", "verify.parquet")
-"""The files of a complete rollup folder (older rollups lack the last four: rebuilt by compaction)."""
+         "channels.parquet", "verify.parquet", "shadow.parquet", "users_month.parquet")
+"""The files of a complete rollup folder (older rollups lack the last six: rebuilt by compaction)."""
 
 HLL_P = 14
 """HyperLogLog precision: 2**14 registers, standard error 1.04 / sqrt(2**14) ≈ 0.8 %."""
@@ -160,6 +164,8 @@ class RollupResult:
     built: list[str] = field(default_factory=list)
     current: int = 0
     rows: int = 0
+    experiments: list[str] = field(default_factory=list)
+    """The experiment prefixes built (``YYYY-MM``, :mod:`riskengine.analytics.exp_rollups`)."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +390,9 @@ def build_rollups(root: str | os.PathLike[str] | S3Root, *, now: datetime | None
         result.rows += _build_month(root_path, key, folder)
         result.built.append(folder.name)
     _clear_trash(base)
+    from riskengine.analytics.exp_rollups import build_experiment_rollup
+
+    result.experiments = build_experiment_rollup(root_path, now=now, rebuild=rebuild)
     return result
 
 
@@ -479,6 +488,7 @@ def _write_month(root: SegmentRoot, key: int, out: Path) -> tuple[int, bool, int
               FROM (SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, {reg} AS reg, {rank} AS rank
                       FROM {udec} WHERE user_key IS NOT NULL)
              GROUP BY ALL ORDER BY day_us, reg""", uparams, out / "users.parquet")
+        rows += _write_month_sketch(con, out)
         rparams: dict[str, Any] = {}
         rdec = raw(month_files(root, "decisions", key), "decisions", rparams, "dec")
         rows += _copy(con, f"""
@@ -498,10 +508,27 @@ def _write_month(root: SegmentRoot, key: int, out: Path) -> tuple[int, bool, int
                    {verify_bucket_sql()} AS bucket, count(*) AS n
               FROM {vchal} WHERE outcome = 'verified' AND seconds_to_verify IS NOT NULL
              GROUP BY ALL""", vparams, out / "verify.parquet")
+        rows += _write_shadow(con, root, key, out)
         probe = hll_probe(con)
     finally:
         con.close()
     return rows, legacy, probe
+
+
+def _write_month_sketch(con: duckdb.DuckDBPyConnection, out: Path) -> int:
+    """``users_month.parquet``: the daily user sketches of ``users.parquet`` merged over the month."""
+    return _copy(con, "SELECT reg, max(rank) AS rank FROM read_parquet($users) GROUP BY reg ORDER BY reg",
+                 {"users": str(out / "users.parquet")}, out / "users_month.parquet")
+
+
+def _write_shadow(con: duckdb.DuckDBPyConnection, root: SegmentRoot, key: int, out: Path) -> int:
+    """``shadow.parquet``: decisions per day × the columns the policy-mode table is cut by."""
+    params: dict[str, Any] = {}
+    dec = raw(month_files(root, "decisions", key), "decisions", params, "dec")
+    return _copy(con, f"""
+        SELECT (epoch_us(event_time) // {DAY_US}) * {DAY_US} AS day_us, country, device_type, policy_version,
+               action, shadow_action, count(*) AS n
+          FROM {dec} GROUP BY ALL""", params, out / "shadow.parquet")
 
 
 LEGACY_EXPR = {

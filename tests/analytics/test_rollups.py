@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from riskengine.analytics import BREAKDOWNS, AuditDB, Filters
+from riskengine.analytics.exp_rollups import EXPERIMENT_DIR, build_experiment_rollup, current_experiment_rollups
 from riskengine.analytics.rollups import (
     RISK_STEPS,
     ROLLUP_DIR,
@@ -66,6 +68,9 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
             if i % 5 == 1:  # a sensitive event; the other rows predate the column: logins
                 decision["schema_version"] = 2
                 decision["event"] = ("recovery", "factor_change", "password_reset")[i % 3]
+            shadow = i % 7 == 3 and decision["policy_version"] == "p2"  # p2 also ran in shadow mode
+            if shadow:  # allowed, with what enforcement would have done: no challenge follows
+                decision.update(shadow_action=action, action="allow")
             sink.emit("decisions", decision)
             if action == "challenge" and rng.random() < 0.9:
                 path = rng.choice(PATHS)
@@ -81,12 +86,37 @@ def _write(root: Path, rng: random.Random, start: datetime, days: int, n: int, t
                 if rng.random() >= legacy_share:  # written after challenges carried their decision's columns
                     challenge.update(device_type=decision["device_type"], reasons=reasons,
                                      policy_version=decision["policy_version"])
-                sink.emit("challenges", challenge)
+                if not shadow:
+                    sink.emit("challenges", challenge)
             if rng.random() < 0.15:
                 sink.emit("failures", {"event_time": t, "schema_version": 1, "user_key": decision["user_key"],
                                        "user_failures": 1})
             if i % 700 == 699:
                 sink.flush()  # several segments per month
+
+
+EXPERIMENTS = {"exp_a": ("control", "treat"), "exp_b": ("off", "on", "more")}
+
+
+def _write_experiments(root: Path, rng: random.Random, start: datetime, days: int, n: int, users: range,
+                       conversion_share: float = 0.4) -> None:
+    """Exposures (a user may be exposed again, in another variant) and conversions (before,
+    after or without an exposure) of two experiments."""
+    with ParquetSink(root, flush_seconds=60) as sink:
+        for i in range(n):
+            t = start + timedelta(seconds=rng.uniform(0, days * 86400))
+            name = rng.choice(sorted(EXPERIMENTS))
+            user = f"u{rng.choice(users):03d}"
+            variants = EXPERIMENTS[name]
+            if rng.random() >= conversion_share:
+                sink.emit("exposures", {"event_time": t, "schema_version": 1, "experiment": name, "user_key": user,
+                                        "variant": rng.choice(variants), "control": variants[0],
+                                        "variants": list(variants), "weights": [1.0] * len(variants)})
+            else:
+                sink.emit("conversions", {"event_time": t, "schema_version": 1, "experiment": name,
+                                          "user_key": user})
+            if i % 150 == 149:
+                sink.flush()
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +125,21 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(11)
     _write(path, rng, START, 90, 4000, "a", legacy_share=0.3)   # January–March
     _write(path, rng, datetime(2026, 4, 1, tzinfo=UTC), 10, 500, "b", legacy_share=0.0)  # April: still open
+    xrng = random.Random(12)  # experiments draw apart, so the decisions above stay as they were
+    _write_experiments(path, xrng, START, 90, 900, range(60), conversion_share=0.15)
+    # April: users first exposed now (u060–u079) and earlier users exposed or converting again
+    _write_experiments(path, xrng, datetime(2026, 4, 1, tzinfo=UTC), 10, 300, range(30, 80), conversion_share=0.6)
     compact(path, small_bytes=1)  # merge nothing (every segment is "big"), then build rollups as `audit compact` does
     with maintenance_lock(path):
         res = build_rollups(path, now=NOW)
     assert sorted(res.built) == ["2026-01", "2026-02", "2026-03"]
     assert sorted(current_rollups(path)) == [202601, 202602, 202603]
+    assert res.experiments == ["2026-03", "2026-02"]
+    prefixes = current_experiment_rollups(path)
+    assert [p.month for p in prefixes] == [202603, 202602] and prefixes[0].months == {202601, 202602, 202603}
     _write(path, rng, datetime(2026, 2, 10, tzinfo=UTC), 5, 300, "c", legacy_share=0.5)  # a late segment
+    _write_experiments(path, random.Random(13), datetime(2026, 2, 10, tzinfo=UTC), 5, 60, range(60))
+    assert current_experiment_rollups(path) == []  # a segment up to their months changed: raw again
     # February is raw again until recompaction, and so is March: its legacy challenge rows took
     # their decision's columns from decisions that may be in February
     assert sorted(current_rollups(path)) == [202601]
@@ -427,3 +466,217 @@ def test_bucket_quantile_reads_the_bucket_of_the_rank() -> None:
     for v, b in got:
         if v > 0:
             assert 1.02 ** (b - 1) < v <= 1.02 ** b * (1 + 1e-12)
+
+
+# ---------------------------------------------------------------- experiment readouts
+@pytest.fixture(scope="module")
+def open_root(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``root`` recompacted as of mid-April: the experiment prefix holds January–March,
+    and April (users first exposed there, earlier users converting there) is read raw."""
+    path = tmp_path_factory.mktemp("rollups-open") / "audit"
+    shutil.copytree(root, path)
+    assert build_rollups(path, now=NOW).experiments == ["2026-03", "2026-02"]
+    return path
+
+
+EXPERIMENT_WINDOWS = {
+    "everything": Filters(),
+    "from before the log to the future": Filters(since=datetime(2025, 12, 1, tzinfo=UTC),
+                                                 until=datetime(2026, 6, 1, tzinfo=UTC)),
+    "until into the open month": Filters(since=datetime(2026, 1, 1, tzinfo=UTC),
+                                         until=datetime(2026, 4, 5, 12, 30, tzinfo=UTC)),
+    "until just after March": Filters(until=datetime(2026, 4, 1, tzinfo=UTC)),
+    "until inside March": Filters(until=datetime(2026, 3, 20, 6, tzinfo=UTC)),
+}
+PREFIX_READ: dict[tuple[str, str], int | None] = {  # (root, window) → the prefix the readouts read
+    ("open", "everything"): 202603, ("open", "from before the log to the future"): 202603,
+    ("open", "until into the open month"): 202603, ("open", "until just after March"): 202603,
+    ("open", "until inside March"): 202602,
+    ("closed", "everything"): 202604, ("closed", "from before the log to the future"): 202604,
+    ("closed", "until into the open month"): 202603, ("closed", "until just after March"): 202603,
+    ("closed", "until inside March"): None,  # cuts both kept prefixes (March's and April's): raw
+}
+
+
+def _readouts(db: AuditDB, f: Filters) -> dict[str, Any]:
+    return {name: db.experiment_readout(name, f, min_samples=5).to_dict() for name in sorted(EXPERIMENTS)}
+
+
+@pytest.mark.parametrize("window", list(EXPERIMENT_WINDOWS))
+@pytest.mark.parametrize("which", ["open", "closed"])
+def test_experiment_prefix_gives_the_raw_readouts(open_root: Path, current_root: Path, window: str,
+                                                  which: str) -> None:
+    """Whole-history readouts are answered by the newest prefix the window holds (plus the
+    months after it raw) and equal the raw path's, arm by arm."""
+    path = open_root if which == "open" else current_root
+    prefixes = {p.month: p for p in current_experiment_rollups(path)}
+    assert sorted(prefixes) == ([202602, 202603] if which == "open" else [202603, 202604])
+    month = PREFIX_READ[which, window]
+    db = AuditDB(path)
+    f = EXPERIMENT_WINDOWS[window]
+    raw, rolled, plans = _both_counting(db, lambda: (db.experiment_names(), _readouts(db, f)))
+    if month is None:
+        assert plans == 1, f"a readout read a prefix it cuts ({window})"  # the names still read one
+    else:
+        assert plans == 1 + len(EXPERIMENTS), f"not every readout read a prefix ({window})"
+        assert db.last_plan_months == prefixes[month].months
+    assert raw == rolled
+    assert raw[0] == sorted(EXPERIMENTS)
+    db.close()
+
+
+def test_experiment_prefix_rest_covers_new_and_late_converting_users(open_root: Path) -> None:
+    """The April rest holds both cases the combination must get right: users first exposed in
+    April, and users exposed before April who had not converted and convert in April."""
+    con = duckdb.connect()
+    prefix = current_experiment_rollups(open_root)[0]
+    assert prefix.month == 202603
+    april = str(open_root / "{table}" / "year=2026" / "month=04" / "*.parquet")
+    fresh, late = con.execute("""
+        WITH p AS (SELECT * FROM read_parquet($users)),
+             e AS (SELECT DISTINCT experiment, user_key FROM read_parquet($exp)),
+             c AS (SELECT DISTINCT experiment, user_key FROM read_parquet($conv))
+        SELECT (SELECT count(*) FROM e ANTI JOIN p USING (experiment, user_key)),
+               (SELECT count(*) FROM c JOIN p USING (experiment, user_key)
+                 WHERE p.last_conversion IS NULL OR p.last_conversion < p.first_seen)""",
+        {"users": prefix.users, "exp": april.format(table="exposures"),
+         "conv": april.format(table="conversions")}).fetchall()[0]
+    con.close()
+    assert fresh >= 5 and late >= 5
+
+
+def test_experiment_prefix_declines_windows_that_cut_it(open_root: Path) -> None:
+    """A window starting after the first event, ending before the last event of every prefix,
+    or on one user is answered raw (a prefix is a whole-history state)."""
+    db = AuditDB(open_root)
+    for f in (Filters(since=datetime(2026, 2, 1, tzinfo=UTC)), Filters(until=datetime(2026, 2, 20, tzinfo=UTC)),
+              Filters(user_key="u007")):
+        before = db.rollup_plans
+        db.experiment_readout("exp_a", f, min_samples=5)
+        assert db.rollup_plans == before, f
+    db.close()
+
+
+def test_experiment_prefix_is_rebuilt_when_stale_and_old_ones_are_removed(root: Path, tmp_path: Path) -> None:
+    path = shutil.copytree(root, tmp_path / "audit")
+    assert current_experiment_rollups(path) == []  # the late February segments made both stale
+    assert build_experiment_rollup(path, now=NOW) == ["2026-03", "2026-02"]
+    assert build_experiment_rollup(path, now=NOW) == []  # current: nothing to do
+    assert build_experiment_rollup(path, now=LATER) == ["2026-04"]  # March's is still current
+    base = path / ROLLUP_DIR / EXPERIMENT_DIR
+    assert sorted(p.name for p in base.iterdir()) == ["2026-03", "2026-04"]  # February's, trash and temp gone
+    assert [p.month for p in current_experiment_rollups(path)] == [202604, 202603]
+    assert (base.stat().st_mode & 0o777) == 0o700
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in (base / "2026-04").iterdir())
+
+
+def test_the_rollup_listing_is_reused_until_a_folder_changes(root: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which rollups are current is worked out once per unchanged set of folder times; a
+    segment moved in or out of a partition is seen by the next query of the same AuditDB."""
+    import riskengine.analytics._planner as planner
+
+    path = shutil.copytree(root, tmp_path / "audit")
+    settled = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+
+    def age_folders() -> None:
+        for folder in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            os.utime(folder, (settled, settled))
+
+    calls: list[int] = []
+
+    def counted(root: Path) -> dict[int, Path]:
+        calls.append(1)
+        return current_rollups(root)
+
+    monkeypatch.setattr(planner, "current_rollups", counted)
+    age_folders()
+    db = AuditDB(path)
+    first = db.kpis()
+    assert db.kpis() == first and db.breakdown(Filters(), "country").height > 0
+    assert len(calls) == 1  # three planned queries, one listing
+    january = path / "decisions" / "year=2026" / "month=01"
+    january.rename(path / "_hidden_january")
+    assert db.kpis()["logins"] < first["logins"]  # changed just now: not cached, listed again
+    age_folders()  # the same change, once its folder times have settled
+    assert db.kpis()["logins"] < first["logins"]
+    (path / "_hidden_january").rename(january)
+    age_folders()
+    assert db.kpis() == first
+    db.close()
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+@pytest.mark.parametrize("segment", [seg for seg in SEGMENTS if seg != "no challenges"])
+def test_policy_modes_from_rollups_give_the_raw_numbers(current_root: Path, window: str, segment: str) -> None:
+    """The enforced and would-be (shadow) rates per policy version: from ``shadow.parquet``
+    where the filters allow (countries, device types, policy versions, actions), raw otherwise."""
+    db = AuditDB(current_root)
+    f = WINDOWS[window].replace(**SEGMENTS[segment])
+    raw, rolled, plans = _both_counting(db, lambda: db.policy_modes(f))
+    if segment in ("reasons", "factors", "user"):
+        assert plans == 0
+    else:
+        assert plans == 1 and db.last_plan_months == _months_in(f)
+    _same(raw, rolled)
+    if segment == "none":
+        assert set(raw["mode"]) == {"enforce", "shadow"} and raw["decisions"].sum() == db.kpis(f)["logins"]
+    db.close()
+
+
+def test_month_sketches_merge_the_daily_ones(current_root: Path, tmp_path: Path) -> None:
+    """``users_month.parquet`` is the month's daily sketches merged, and a window holding whole
+    months estimates the same with or without it (a rollup lacking it reads the daily ones)."""
+    con = duckdb.connect()
+    for month, rollup in current_rollups(current_root).items():
+        merged = con.execute("SELECT reg, max(rank) FROM read_parquet($p) GROUP BY reg ORDER BY reg",
+                             {"p": rollup.file("users.parquet")}).fetchall()
+        kept = con.execute("SELECT reg, rank FROM read_parquet($p) ORDER BY reg",
+                           {"p": rollup.file("users_month.parquet")}).fetchall()
+        assert kept == merged and len(kept) >= 30, month  # 60 users
+    con.close()
+    f = WINDOWS["whole days across months"]  # February and March whole, January and April in part
+    db = AuditDB(current_root)
+    with_month = db.distinct_users(f, approximate=True)
+    db.close()
+    path = shutil.copytree(current_root, tmp_path / "audit")
+    for rollup in current_rollups(path).values():
+        Path(rollup.file("users_month.parquet")).unlink()
+    db = AuditDB(path)
+    before = db.rollup_plans
+    assert db.distinct_users(f, approximate=True) == with_month and db.rollup_plans == before + 1
+    db.close()
+
+
+def _scanned_span(path: Path) -> tuple[datetime, datetime]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lo, hi = con.execute("SELECT min(event_time), max(event_time) FROM read_parquet($p)",
+                         {"p": str(path / "decisions" / "*" / "*" / "*.parquet")}).fetchall()[0]
+    con.close()
+    return lo, hi
+
+
+def test_date_range_from_statistics_is_the_scanned_one(root: Path, tmp_path: Path) -> None:
+    """The first and last decision times come from row-group statistics; a segment written
+    without statistics is scanned instead, with the same answer."""
+    db = AuditDB(root)
+    assert db.date_range() == _scanned_span(root)
+    db.close()
+    import pyarrow.parquet as pq
+
+    path = shutil.copytree(root, tmp_path / "audit")
+    newest = sorted((path / "decisions").glob("year=*/month=*/*.parquet"))[-1]
+    table = pq.read_table(newest)
+    later = table.set_column(0, "event_time", pl.from_arrow(table.column("event_time")).dt.offset_by("1d")
+                             .to_arrow().cast(table.schema.field("event_time").type))
+    pq.write_table(later, newest.with_name("part-no-stats.parquet"), write_statistics=False)
+    con = duckdb.connect()
+    assert con.execute("SELECT bool_and(stats_max_value IS NULL) FROM parquet_metadata($p) "
+                       "WHERE path_in_schema = 'event_time'",
+                       {"p": str(newest.with_name("part-no-stats.parquet"))}).fetchall()[0][0]
+    con.close()
+    db = AuditDB(path)
+    span = db.date_range()
+    assert span == _scanned_span(path) and span is not None and span[1] > _scanned_span(root)[1]
+    db.close()
