@@ -10,12 +10,16 @@ import pytest
 from riskengine.core.budget import (
     BINS,
     COUNT_KEY,
+    ERA_HALF_LIVES,
     FORCED_KEY,
+    LANDMARK,
     BudgetConfig,
     BudgetSketch,
     UserCap,
     bin_of,
     decay_weight,
+    era_of,
+    of_era,
     threshold_from,
 )
 
@@ -137,3 +141,31 @@ def test_weights_stay_finite_across_eras_and_a_new_era_starts_a_fresh_sketch() -
     assert sketch.threshold != 0.4  # warmed up in era 0
     sketch.install(sketch.merged, end_of_era + 60.0)
     assert sketch.threshold == 0.4  # era 1: nothing merged yet, the warm-up threshold
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6, 7])
+def test_sketch_threshold_equals_threshold_from_of_the_era(seed: int) -> None:
+    """The sketch's one-pass threshold (the engine's refresh) is the documented definition,
+    ``threshold_from(of_era(merged, era))``, to the bit: random sketches over two eras, with
+    and without forced logins, around the warm-up count, across the clamp."""
+    rng = np.random.default_rng(seed)
+    hl = 3 * DAY
+    era_len = ERA_HALF_LIVES * hl
+    for case in range(60):
+        cfg = BudgetConfig(float(rng.uniform(0.005, 0.3)), float(rng.uniform(0.0, 0.3)),
+                           float(rng.uniform(0.3, 1.0)), int(rng.integers(0, 400)), hl)
+        merged: dict[str, float] = {}
+        for era in (0, 1):
+            for b in rng.choice(BINS, size=int(rng.integers(0, 60)), replace=False):
+                merged[f"{era}:{b}"] = float(rng.exponential(50.0))
+            if rng.random() < 0.6:
+                merged[f"{era}:{FORCED_KEY}"] = float(rng.exponential(5.0))
+            merged[f"{era}:{COUNT_KEY}"] = float(rng.integers(0, 800))
+        keys = list(merged)
+        rng.shuffle(keys)  # the store's order is whatever it is: the sums must follow it
+        merged = {k: merged[k] for k in keys}
+        t = LANDMARK + (era_len if case % 2 else 0.0) + 5.0
+        sk = BudgetSketch(cfg, 0.4, 10.0, UserCap(3, 3600.0))
+        sk.install(merged, t)
+        expected = threshold_from(of_era(merged, era_of(t, hl)), cfg, 0.4)
+        assert sk.threshold == expected, (seed, case)

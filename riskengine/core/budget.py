@@ -124,6 +124,11 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
         total += weight
     if total <= 0.0:
         return fallback
+    return _edge_threshold(bins, total, forced, cfg)
+
+
+def _edge_threshold(bins: list[float], total: float, forced: float, cfg: BudgetConfig) -> float:
+    """The clamped lower edge of the lowest non-empty bin whose tail fits the budget."""
     room = cfg.target * total - forced
     edge = BINS  # "no bin": nothing but the floor challenges
     if room > 0.0:
@@ -179,7 +184,8 @@ class BudgetSketch:
     yet merged, and the threshold both give. Refreshes happen at event-time boundaries
     (multiples of ``refresh_s``), the same in a live engine and in ``apply_budget``."""
 
-    __slots__ = ("cfg", "fallback", "refresh_s", "cap", "merged", "delta", "epoch", "threshold")
+    __slots__ = ("cfg", "fallback", "refresh_s", "cap", "merged", "delta", "epoch", "threshold",
+                 "_era", "_keys", "_index")
 
     def __init__(self, cfg: BudgetConfig, fallback: float, refresh_s: float, cap: UserCap) -> None:
         self.cfg = cfg
@@ -190,6 +196,19 @@ class BudgetSketch:
         self.delta: dict[str, float] = {}
         self.epoch = -math.inf
         self.threshold = fallback
+        # the sketch's field names of the current era, built once per era (about every 4 years)
+        # rather than formatted on every login: [bin 0 … bin BINS-1, forced, n], and the reverse
+        self._era: int | None = None
+        self._keys: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def _era_keys(self, era: int) -> list[str]:
+        if era != self._era:
+            self._keys = [era_key(era, str(i)) for i in range(BINS)] + [era_key(era, FORCED_KEY),
+                                                                        era_key(era, COUNT_KEY)]
+            self._index = {key: i for i, key in enumerate(self._keys)}
+            self._era = era
+        return self._keys
 
     def due(self, t: float) -> bool:
         """Whether ``t`` starts a new refresh period (then merge ``take_delta()`` and ``install``)."""
@@ -203,8 +222,33 @@ class BudgetSketch:
         """The merged sketch read back from the store at ``t``: recompute the threshold."""
         self.merged = dict(merged)
         self.epoch = math.floor(t / self.refresh_s)
-        self.threshold = threshold_from(of_era(self.merged, era_of(t, self.cfg.half_life_s)), self.cfg,
-                                        self.fallback)
+        self.threshold = self._threshold(era_of(t, self.cfg.half_life_s))
+
+    def _threshold(self, era: int) -> float:
+        """``threshold_from(of_era(self.merged, era), ...)`` in one pass over the merged sketch,
+        without parsing its field names (this runs at every refresh, inside ``score()``): the
+        same sums in the same order, so the same float."""
+        self._era_keys(era)
+        index = self._index
+        forced_i, count_i = BINS, BINS + 1
+        cfg = self.cfg
+        bins = [0.0] * BINS
+        total = forced = count = 0.0
+        for key, weight in self.merged.items():
+            i = index.get(key)
+            if i is None:
+                continue
+            if i == count_i:
+                count = weight
+                continue
+            if i == forced_i:
+                forced += weight
+            else:
+                bins[i] += weight
+            total += weight
+        if count < cfg.warmup_logins or total <= 0.0:
+            return self.fallback
+        return _edge_threshold(bins, total, forced, cfg)
 
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period
@@ -216,10 +260,12 @@ class BudgetSketch:
         cap for this window is used up."""
         if not self.cap.admit(user, t):
             return False
-        era = era_of(t, self.cfg.half_life_s)
-        key = era_key(era, FORCED_KEY if forced else str(bin_of(risk)))
-        count_key = era_key(era, COUNT_KEY)
-        w = decay_weight(t, self.cfg.half_life_s)
+        half_life_s = self.cfg.half_life_s
+        era = era_of(t, half_life_s)
+        keys = self._era_keys(era)
+        key = keys[BINS] if forced else keys[bin_of(risk)]
+        count_key = keys[BINS + 1]
+        w = decay_weight(t, half_life_s)
         delta = self.delta
         delta[key] = delta.get(key, 0.0) + w
         delta[count_key] = delta.get(count_key, 0.0) + 1.0
