@@ -14,6 +14,7 @@ import json
 import math
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
@@ -35,10 +36,8 @@ newest (≈ 2½ years of Chrome's releases): a bogus "Chrome/999" on one allowed
 every later real version look like a downgrade."""
 
 
-class DeviceSeen(NamedTuple):
-    """One device in the profile (epoch seconds). A ``NamedTuple``: one is built on every
-    accepted login, and a frozen dataclass's ``__init__`` costs four ``object.__setattr__`` calls."""
-
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
     first_seen: int
     last_seen: int
     count: int
@@ -236,7 +235,7 @@ class UserProfile(NamedTuple):
                 return self
             devices[device_key] = DeviceSeen(now, now, 1, until)
             return self._replace(devices=_bounded(devices, max_devices, key=_last_seen))
-        devices[device_key] = seen._replace(trusted_until=until)
+        devices[device_key] = replace(seen, trusted_until=until)
         return self._replace(devices=devices)
 
     def verified(self) -> UserProfile:
@@ -251,7 +250,7 @@ class UserProfile(NamedTuple):
 
     def untrusted(self, device_key: str | None = None) -> UserProfile:
         devices = {
-            k: (v._replace(trusted_until=0) if device_key in (None, k) else v)
+            k: (replace(v, trusted_until=0) if device_key in (None, k) else v)
             for k, v in self.devices.items()
         }
         return self._replace(devices=devices)
