@@ -168,7 +168,7 @@ class UserCap:
         """
         window = math.floor(t / self.window_s)
         if window > self._window:
-            self._window = window
+            self._window = float(window)
             self._seen.clear()
         elif window < self._window:
             return True  # a late event of an earlier window (clock skew): not counted against now
@@ -221,7 +221,7 @@ class BudgetSketch:
     def install(self, merged: Mapping[str, float], t: float) -> None:
         """The merged sketch read back from the store at ``t``: recompute the threshold."""
         self.merged = dict(merged)
-        self.epoch = math.floor(t / self.refresh_s)
+        self.epoch = float(math.floor(t / self.refresh_s))
         self.threshold = self._threshold(era_of(t, self.cfg.half_life_s))
 
     def _threshold(self, era: int) -> float:
@@ -253,7 +253,7 @@ class BudgetSketch:
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period
         (the delta is put back by the caller)."""
-        self.epoch = math.floor(t / self.refresh_s)
+        self.epoch = float(math.floor(t / self.refresh_s))
 
     def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
         """Count one established login (not denied) in the local delta; False when the user's
