@@ -169,3 +169,18 @@ def test_sketch_threshold_equals_threshold_from_of_the_era(seed: int) -> None:
         sk.install(merged, t)
         expected = threshold_from(of_era(merged, era_of(t, hl)), cfg, 0.4)
         assert sk.threshold == expected, (seed, case)
+
+
+def test_observe_counts_what_era_of_bin_of_and_decay_weight_say() -> None:
+    """``observe`` inlines the era and the weight: the same keys and the same floats as the
+    module's own definitions, at random times over three eras, forced or not."""
+    rng = np.random.default_rng(11)
+    hl = 3 * DAY
+    for _ in range(300):
+        t = LANDMARK + float(rng.uniform(-1.0, 3.0)) * ERA_HALF_LIVES * hl
+        risk, forced = float(rng.uniform(0.0, 1.0)), bool(rng.random() < 0.2)
+        sk = BudgetSketch(_cfg(), 0.4, 10.0, UserCap(10, 3600.0))
+        assert sk.observe("u", risk, forced, t)
+        era = era_of(t, hl)
+        key = f"{era}:{FORCED_KEY}" if forced else f"{era}:{bin_of(risk)}"
+        assert sk.take_delta() == {key: decay_weight(t, hl), f"{era}:{COUNT_KEY}": 1.0}

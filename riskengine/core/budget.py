@@ -261,11 +261,13 @@ class BudgetSketch:
         if not self.cap.admit(user, t):
             return False
         half_life_s = self.cfg.half_life_s
-        era = era_of(t, half_life_s)
+        era = math.floor((t - LANDMARK) / (ERA_HALF_LIVES * half_life_s))  # era_of(t, half_life_s)
         keys = self._era_keys(era)
         key = keys[BINS] if forced else keys[bin_of(risk)]
         count_key = keys[BINS + 1]
-        w = decay_weight(t, half_life_s)
+        # decay_weight(t, half_life_s), with the era already at hand
+        exponent = (t - LANDMARK) / half_life_s - era * ERA_HALF_LIVES
+        w = float(2.0 ** max(-_MAX_EXPONENT, min(_MAX_EXPONENT, exponent)))
         delta = self.delta
         delta[key] = delta.get(key, 0.0) + w
         delta[count_key] = delta.get(count_key, 0.0) + 1.0
