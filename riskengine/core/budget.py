@@ -25,7 +25,7 @@ reports, on a bin-width grid — clamped to ``[min_threshold, max_threshold]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 BINS = 400
@@ -127,15 +127,19 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
     return _edge_threshold(bins, total, forced, cfg)
 
 
-def _edge_threshold(bins: list[float], total: float, forced: float, cfg: BudgetConfig) -> float:
-    """The clamped lower edge of the lowest non-empty bin whose tail fits the budget."""
+def _edge_threshold(bins: list[float], total: float, forced: float, cfg: BudgetConfig,
+                    descending: Iterable[int] | None = None) -> float:
+    """The clamped lower edge of the lowest non-empty bin whose tail fits the budget.
+    ``descending``: the bins that hold any weight, highest first (default: every bin). An
+    empty bin neither breaks the walk (the tail never exceeds the room) nor moves the edge,
+    so walking only the occupied ones gives the same edge."""
     room = cfg.target * total - forced
     edge = BINS  # "no bin": nothing but the floor challenges
     if room > 0.0:
         tail = 0.0
         # tolerate float rounding of the sums (a tail exactly at the budget fits)
         slack = room * 1e-9
-        for i in range(BINS - 1, -1, -1):
+        for i in range(BINS - 1, -1, -1) if descending is None else descending:
             if tail + bins[i] > room + slack:
                 break
             if bins[i] > 0.0:
@@ -233,6 +237,7 @@ class BudgetSketch:
         forced_i, count_i = BINS, BINS + 1
         cfg = self.cfg
         bins = [0.0] * BINS
+        occupied: list[int] = []
         total = forced = count = 0.0
         for key, weight in self.merged.items():
             i = index.get(key)
@@ -245,10 +250,11 @@ class BudgetSketch:
                 forced += weight
             else:
                 bins[i] += weight
+                occupied.append(i)
             total += weight
         if count < cfg.warmup_logins or total <= 0.0:
             return self.fallback
-        return _edge_threshold(bins, total, forced, cfg)
+        return _edge_threshold(bins, total, forced, cfg, sorted(occupied, reverse=True))
 
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period
