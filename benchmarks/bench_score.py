@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,11 +62,15 @@ def run(store_url: str) -> dict[str, object]:
     probe = attempts(rng, CALLS, day=7)
     for a in probe[:2000]:  # warm-up
         engine.score(a)
+    cpu_started = time.thread_time()
     samples, elapsed = time_each(engine.score, probe)
+    cpu = time.thread_time() - cpu_started
     engine.close()
     p = percentiles_us(samples)
+    # CPU time of this thread: what the calls cost when the machine is shared (wall-clock
+    # percentiles then include waiting for a core)
     return {"store": store_url.split(":")[0], **{f"{k} µs": v for k, v in p.items()},
-            "calls/s": int(len(probe) / elapsed)}
+            "CPU µs/call": round(cpu / len(probe) * 1e6, 2), "calls/s": int(len(probe) / elapsed)}
 
 
 def validation_cost() -> dict[str, object]:
@@ -74,14 +79,14 @@ def validation_cost() -> dict[str, object]:
     samples, _ = time_each(lambda _: LoginAttempt(**raw), range(20000))
     p = percentiles_us(samples)
     return {"store": "LoginAttempt(...) validation", **{f"{k} µs": v for k, v in p.items()},
-            "calls/s": int(1e6 / p["mean"])}
+            "CPU µs/call": "", "calls/s": int(1e6 / p["mean"])}
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run("memory://"), run(f"sqlite:///{tmp}/profiles.db"), validation_cost()]
     print(table(rows, f"score() latency, {USERS:,} users, {CALLS:,} calls, single thread, warm caches"))
-    print("targets: memory p50 ≤ 25 µs, p99 ≤ 100 µs; sqlite p99 ≤ 1,000 µs")
+    print("targets (DESIGN.md): memory p50 ≤ 15 µs, p99 ≤ 50 µs; sqlite p99 ≤ 1,000 µs")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from riskengine.core.budget import (
     BINS,
     COUNT_KEY,
+    ERA_HALF_LIVES,
     FORCED_KEY,
+    LANDMARK,
     BudgetConfig,
     BudgetSketch,
     MergedBins,
@@ -232,3 +234,46 @@ def test_the_fast_threshold_equals_the_plain_walk_around_the_clamps(seed: int) -
         lo, hi = max(0, min(lo, BINS)), max(0, min(hi, BINS))
         cfg = BudgetConfig(target, lo / BINS, hi / BINS, 0, DAY)
         assert threshold_from(counts, cfg, 0.4) == _reference_threshold(counts, cfg, 0.4), (lo, hi)
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6, 7])
+def test_sketch_threshold_equals_threshold_from_of_the_era(seed: int) -> None:
+    """The sketch's one-pass threshold (the engine's refresh) is the documented definition,
+    ``threshold_from(of_era(merged, era))``, to the bit: random sketches over two eras, with
+    and without forced logins, around the warm-up count, across the clamp."""
+    rng = np.random.default_rng(seed)
+    hl = 3 * DAY
+    era_len = ERA_HALF_LIVES * hl
+    for case in range(60):
+        cfg = BudgetConfig(float(rng.uniform(0.005, 0.3)), float(rng.uniform(0.0, 0.3)),
+                           float(rng.uniform(0.3, 1.0)), int(rng.integers(0, 400)), hl)
+        merged: dict[str, float] = {}
+        for era in (0, 1):
+            for b in rng.choice(BINS, size=int(rng.integers(0, 60)), replace=False):
+                merged[f"{era}:{b}"] = float(rng.exponential(50.0))
+            if rng.random() < 0.6:
+                merged[f"{era}:{FORCED_KEY}"] = float(rng.exponential(5.0))
+            merged[f"{era}:{COUNT_KEY}"] = float(rng.integers(0, 800))
+        keys = list(merged)
+        rng.shuffle(keys)  # the store's order is whatever it is: the sums must follow it
+        merged = {k: merged[k] for k in keys}
+        t = LANDMARK + (era_len if case % 2 else 0.0) + 5.0
+        sk = BudgetSketch(cfg, 0.4, 10.0, UserCap(3, 3600.0))
+        sk.install(merged, t)
+        expected = threshold_from(of_era(merged, era_of(t, hl)), cfg, 0.4)
+        assert sk.threshold == expected, (seed, case)
+
+
+def test_observe_counts_what_era_of_bin_of_and_decay_weight_say() -> None:
+    """``observe`` inlines the era and the weight: the same keys and the same floats as the
+    module's own definitions, at random times over three eras, forced or not."""
+    rng = np.random.default_rng(11)
+    hl = 3 * DAY
+    for _ in range(300):
+        t = LANDMARK + float(rng.uniform(-1.0, 3.0)) * ERA_HALF_LIVES * hl
+        risk, forced = float(rng.uniform(0.0, 1.0)), bool(rng.random() < 0.2)
+        sk = BudgetSketch(_cfg(), 0.4, 10.0, UserCap(10, 3600.0))
+        assert sk.observe("u", risk, forced, t)
+        era = era_of(t, hl)
+        key = f"{era}:{FORCED_KEY}" if forced else f"{era}:{bin_of(risk)}"
+        assert sk.take_delta() == {key: decay_weight(t, hl), f"{era}:{COUNT_KEY}": 1.0}

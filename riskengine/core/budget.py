@@ -285,7 +285,7 @@ class UserCap:
         """
         window = math.floor(t / self.window_s)
         if window > self._window:
-            self._window = window
+            self._window = float(window)
             self._seen.clear()
         elif window < self._window:
             return True  # a late event of an earlier window (clock skew): not counted against now
@@ -301,7 +301,8 @@ class BudgetSketch:
     yet merged, and the threshold both give. Refreshes happen at event-time boundaries
     (multiples of ``refresh_s``), the same in a live engine and in ``apply_budget``."""
 
-    __slots__ = ("cfg", "fallback", "refresh_s", "cap", "merged", "delta", "epoch", "threshold")
+    __slots__ = ("cfg", "fallback", "refresh_s", "cap", "merged", "delta", "epoch", "threshold",
+                 "_era", "_keys", "_index")
 
     def __init__(self, cfg: BudgetConfig, fallback: float, refresh_s: float, cap: UserCap) -> None:
         self.cfg = cfg
@@ -312,6 +313,19 @@ class BudgetSketch:
         self.delta: dict[str, float] = {}
         self.epoch = -math.inf
         self.threshold = fallback
+        # the sketch's field names of the current era, built once per era (about every 4 years)
+        # rather than formatted on every login: [bin 0 … bin BINS-1, forced, n], and the reverse
+        self._era: int | None = None
+        self._keys: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def _era_keys(self, era: int) -> list[str]:
+        if era != self._era:
+            self._keys = [era_key(era, str(i)) for i in range(BINS)] + [era_key(era, FORCED_KEY),
+                                                                        era_key(era, COUNT_KEY)]
+            self._index = {key: i for i, key in enumerate(self._keys)}
+            self._era = era
+        return self._keys
 
     def due(self, t: float) -> bool:
         """Whether ``t`` starts a new refresh period (then merge ``take_delta()`` and ``install``)."""
@@ -324,9 +338,29 @@ class BudgetSketch:
     def install(self, merged: Mapping[str, float], t: float) -> None:
         """The merged sketch read back from the store at ``t``: recompute the threshold."""
         self.merged = dict(merged)
-        self.epoch = math.floor(t / self.refresh_s)
-        self.threshold = threshold_from(of_era(self.merged, era_of(t, self.cfg.half_life_s)), self.cfg,
-                                        self.fallback)
+        self.epoch = float(math.floor(t / self.refresh_s))
+        self.threshold = self._threshold(era_of(t, self.cfg.half_life_s))
+
+    def _threshold(self, era: int) -> float:
+        """``threshold_from(of_era(self.merged, era), ...)`` without parsing the merged
+        sketch's field names (this runs at every refresh, inside ``score()``): the same bins,
+        so the same float."""
+        self._era_keys(era)
+        index = self._index
+        forced_i, count_i = BINS, BINS + 1
+        bins = [0.0] * BINS
+        forced = count = 0.0
+        for key, weight in self.merged.items():
+            i = index.get(key)
+            if i is None:
+                continue
+            if i == count_i:
+                count = weight
+            elif i == forced_i:
+                forced += weight
+            else:
+                bins[i] += weight
+        return threshold_of(bins, forced, count, self.cfg, self.fallback)
 
     def set_threshold(self, threshold: float, t: float) -> None:
         """A threshold computed from the merged sketch elsewhere (:class:`MergedBins`), as
@@ -337,17 +371,21 @@ class BudgetSketch:
     def keep(self, t: float) -> None:
         """The store could not be reached: keep the last good threshold, retry next period
         (the delta is put back by the caller)."""
-        self.epoch = math.floor(t / self.refresh_s)
+        self.epoch = float(math.floor(t / self.refresh_s))
 
     def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
         """Count one established login (not denied) in the local delta; False when the user's
         cap for this window is used up."""
         if not self.cap.admit(user, t):
             return False
-        era = era_of(t, self.cfg.half_life_s)
-        key = era_key(era, FORCED_KEY if forced else str(bin_of(risk)))
-        count_key = era_key(era, COUNT_KEY)
-        w = decay_weight(t, self.cfg.half_life_s)
+        half_life_s = self.cfg.half_life_s
+        era = math.floor((t - LANDMARK) / (ERA_HALF_LIVES * half_life_s))  # era_of(t, half_life_s)
+        keys = self._era_keys(era)
+        key = keys[BINS] if forced else keys[bin_of(risk)]
+        count_key = keys[BINS + 1]
+        # decay_weight(t, half_life_s), with the era already at hand
+        exponent = (t - LANDMARK) / half_life_s - era * ERA_HALF_LIVES
+        w = float(2.0 ** max(-_MAX_EXPONENT, min(_MAX_EXPONENT, exponent)))
         delta = self.delta
         delta[key] = delta.get(key, 0.0) + w
         delta[count_key] = delta.get(count_key, 0.0) + 1.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
+
 from riskengine.core.signals.prefix import address_prefix, new_prefix
 
 DAY = 86400.0
@@ -32,3 +35,34 @@ def test_a_new_network_is_counted_once_by_new_asn() -> None:
     r = new_prefix("203.0.113.0", True, {"81.2.69.0": 0}, DAY, 365)
     assert r.value == 0.0 and "NEW_ASN" in r.detail
     assert new_prefix(None, False, {"81.2.69.0": 0}, DAY, 365).value == 0.0
+
+
+def _by_ipaddress(ip: str, bits: int) -> str | None:
+    """The definition: ipaddress's network address of the /bits prefix (None: not an address)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.version != 4:
+        return "v6"
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False).network_address)
+
+
+def test_ipv4_fast_path_agrees_with_ipaddress_on_valid_and_malformed_strings() -> None:
+    """The dotted-quad fast path returns what ipaddress returns, and leaves everything it does
+    not accept (leading zeros, 256, five octets, spaces, non-ASCII digits) to ipaddress."""
+    rng = random.Random(5)
+    odd = ["01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", " 1.2.3.4", "1.2.3.4\n", "1.2.3.4 ",
+           "١.2.3.4", "1..3.4", "0.0.0.0", "255.255.255.255", "1.2.3.-4", "+1.2.3.4", "::ffff:81.2.69.160",
+           "1.2.3.4/24", "0x1.2.3.4", ""]
+    samples = odd + [".".join(str(rng.randrange(256)) for _ in range(4)) for _ in range(2000)]
+    for ip in samples:
+        for bits in (8, 13, 16, 24, 31, 32):
+            address_prefix.cache_clear()
+            got = address_prefix(ip, bits)
+            want = _by_ipaddress(ip, bits)
+            if want == "v6":
+                continue
+            assert got == want, (ip, bits)

@@ -33,21 +33,21 @@ class Learning(PopulationPrior):
         count, which only established users feed). Only accepted logins (allowed, or a verified
         challenge) ever get here: a challenged login cannot teach the profile a "newest" browser
         version, a prefix or an RTT band before its second factor is passed."""
-        s = self.settings
         limits = self._evidence_limits
+        max_devices, max_places, half_life_days, max_regions, max_asns = self._learn_bounds
 
         def learn(p: UserProfile | None) -> UserProfile:
-            base = p if p is not None else UserProfile()
+            base = p if p is not None else _EMPTY
             out = base.learned(
                 now=int(now), device_key=dkey, country=geo.country, region=geo.region,
                 asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
-                max_devices=s.device.max_devices, max_places=s.geo.max_countries,
-                half_life_days=s.hour.half_life_days, max_regions=s.geo.max_regions,
-                max_asns=s.geo.max_asns, traits=traits, limits=limits)
+                max_devices=max_devices, max_places=max_places,
+                half_life_days=half_life_days, max_regions=max_regions,
+                max_asns=max_asns, traits=traits, limits=limits)
             if verified:
                 out = out.verified()
             if trust_key is not None:
-                out = out.trusted(trust_key, trust_until, now=int(now), max_devices=s.device.max_devices)
+                out = out.trusted(trust_key, trust_until, now=int(now), max_devices=max_devices)
             return out
 
         if established and geo.country is not None:
@@ -67,3 +67,5 @@ class Learning(PopulationPrior):
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             self._store_failed(f"{what} failed", exc)
 
+
+_EMPTY = UserProfile()

@@ -3,7 +3,6 @@ fail-mode decision when the store is down."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -11,6 +10,7 @@ from typing import Any, NamedTuple
 from riskengine.core import reasons as R
 from riskengine.core.attempt import Attempt, LoginAttempt
 from riskengine.core.decision import Action, Decision, Event, Reason
+from riskengine.core.decision_ids import new_decision_id
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import Parking
@@ -129,7 +129,7 @@ class Scoring(AuditRows, Learning, Parking):
         next(self._scored)
         now = attempt.timestamp.timestamp()
         user_id = checked(self._uid, attempt.user_id)
-        decision_id = secrets.token_hex(8)  # 64 bits from the OS CSPRNG: not predictable from others
+        decision_id = new_decision_id()  # 64 bits from the OS CSPRNG: not predictable from others
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
         token_key: str | None = None

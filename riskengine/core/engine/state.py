@@ -125,6 +125,9 @@ class EngineState:
             s.device.max_ua_families, s.device.max_ua_versions, s.geo.max_prefixes, s.geo.max_cities,
             s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days, s.rtt.max_asns,
             s.rtt.alpha)
+        # what every lesson reads: (max_devices, max_places, half_life_days, max_regions, max_asns)
+        self._learn_bounds = (s.device.max_devices, s.geo.max_countries, s.hour.half_life_days,
+                              s.geo.max_regions, s.geo.max_asns)
         self._tolerance_km = s.geo.travel_tolerance_km
         self._hour_min_logins = s.hour.min_logins
         self._hour_rare_share = s.hour.rare_share

@@ -9,6 +9,7 @@ same novelty twice would make every new network look like two pieces of evidence
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -18,6 +19,8 @@ from riskengine.core.signals.base import SignalResult
 _SEEN = SignalResult(reasons.NEW_PREFIX, 0.0, "address prefix seen before")
 _COARSER = SignalResult(reasons.NEW_PREFIX, 0.0, "the network AS is new: NEW_ASN says it")
 _UNKNOWN = SignalResult(reasons.NEW_PREFIX, 0.0, "no address prefix")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 @lru_cache(maxsize=65536)
@@ -31,6 +34,13 @@ def address_prefix(ip: str, ipv4_bits: int = 24, ipv6_bits: int = 48) -> str | N
     >>> address_prefix("not an address") is None
     True
     """
+    if 0 <= ipv4_bits <= 32 and _DOTTED_QUAD.fullmatch(ip) is not None:
+        # the common case, without ipaddress's objects (about 10 µs per distinct address):
+        # exactly the strings IPv4Address accepts (four decimal octets 0–255, no leading zeros)
+        a, b, c, d = ip.split(".")
+        value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        value &= (0xFFFFFFFF << (32 - ipv4_bits)) & 0xFFFFFFFF
+        return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

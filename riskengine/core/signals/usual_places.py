@@ -8,6 +8,7 @@ them, graded from 0.5 there to 1.0 at ``full_km``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from riskengine.core import reasons
@@ -34,9 +35,13 @@ def far_from_usual_places(
     """
     if lat is None or lon is None or not places:
         return _NO_PLACES
-    nearest = min(haversine_km(p.lat, p.lon, lat, lon) for p in places)
-    if nearest <= far_km:
-        return _NEAR
+    nearest = math.inf
+    for p in places:
+        km = haversine_km(p.lat, p.lon, lat, lon)
+        if km <= far_km:
+            return _NEAR  # near one is enough: the usual case stops at the first place
+        if km < nearest:
+            nearest = km
     span = max(full_km - far_km, 1.0)
     value = min(1.0, 0.5 + 0.5 * (nearest - far_km) / span)
     return SignalResult(reasons.FAR_FROM_USUAL_PLACES, round(value, 4),
