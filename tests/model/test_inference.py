@@ -93,6 +93,7 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
 
     class Attempt:
         user_agent = CHROME_WIN
+        event = "login"
 
     away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
     profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",

@@ -3,7 +3,7 @@
 Calling scikit-learn's ``predict_proba`` on a one-row array costs ~100 µs of input checking
 per login — the whole latency budget. Training therefore exports what the prediction needs
 (:func:`riskengine.offline.model.export.export_parameters`): for logistic regression the
-scaler folded into one weight per feature (a dot product of 29 floats), for histogram
+scaler folded into one weight per feature (a dot product of 30 floats), for histogram
 gradient boosting every tree as
 flat arrays (a few comparisons per tree), plus the calibrator (two Platt numbers, or the
 isotonic knots for linear interpolation). ``LoadedModel`` reproduces scikit-learn's
@@ -235,7 +235,7 @@ class LoadedModel:
         """The model's term in the noisy-OR risk (``weight × probability``) and its reason.
         ``now``: the attempt's epoch seconds when the caller already has them."""
         x = self.features.vector(attempt.timestamp.timestamp() if now is None else now, attempt.user_agent,
-                                 geo, dkey, hour, profile, user_failures, ip_failures, signals)
+                                 geo, dkey, hour, profile, user_failures, ip_failures, signals, attempt.event)
         p = self.probability(x)
         term = self.weight * p
         if term < self.min_contribution:
