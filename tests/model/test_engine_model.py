@@ -105,3 +105,33 @@ def test_compare_leaves_warmup_logins_out_like_evaluate(
     without = compare_scorers(events, marked, model, since=None)
     assert not set(without.rows["index"].to_list()) & set(flagged.to_list())
     assert set(without.rows["index"].to_list()) == set(every.rows["index"].to_list()) - set(flagged.to_list())
+
+
+def test_compare_counts_every_login_of_a_file_the_model_never_saw(
+        logins: tuple[Path, Path], dataset: object, tmp_path: Path) -> None:
+    """The training file's fingerprint is saved with the model: on that file the comparison
+    keeps only the test weeks; another file with the same dates (another seed) is unseen from
+    its first login, so nothing of it is dropped."""
+    import polars as pl
+
+    from riskengine.core.model.features import FeatureConfig
+    from riskengine.offline.model.sample import write_sample
+    from riskengine.offline.model.train import file_fingerprint, train_model
+
+    events, labels = logins
+    assert isinstance(dataset, pl.DataFrame)
+    out = tmp_path / "model"
+    train_model(dataset, out, feature_config=FeatureConfig(), estimator="logistic", calibration="sigmoid",
+                source=events)
+    import json
+
+    saved = json.loads((out / "model.json").read_text())["training_data"]
+    assert saved == {"file": events.name, "sha256": file_fingerprint(events)}
+    same = compare_scorers(events, labels, out)
+    assert same.since is not None and same.rows["event_time"].min() >= same.since
+    other_events, other_labels = write_sample(tmp_path / "other", seed=2)
+    assert file_fingerprint(other_events) != saved["sha256"]
+    other = compare_scorers(other_events, other_labels, out)
+    assert other.since is None
+    assert other.rows["event_time"].min() < same.since
+    assert other.rows.height > same.rows.height
