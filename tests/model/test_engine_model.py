@@ -135,3 +135,35 @@ def test_compare_counts_every_login_of_a_file_the_model_never_saw(
     assert other.since is None
     assert other.rows["event_time"].min() < same.since
     assert other.rows.height > same.rows.height
+
+
+def test_policy_model_makes_the_blend_the_scorer_of_replay(
+        logins: tuple[Path, Path], trained: Callable[..., Path], dataset: object, tmp_path: Path) -> None:
+    """A config naming a model makes replay score with the blend: on each user's first login
+    (nothing learned yet in either run, so the same features) the replayed risk is the rules'
+    risk noisy-OR'd with the model's term, ``1 − (1 − rules)(1 − weight·p)``."""
+    import polars as pl
+
+    from riskengine.core.model.features import FEATURE_NAMES
+    from riskengine.core.model.inference import MIN_CONTRIBUTION, LoadedModel
+
+    assert isinstance(dataset, pl.DataFrame)
+    events, _ = logins
+    model_dir = trained("logistic", "sigmoid")
+    config = tmp_path / "riskengine.toml"
+    config.write_text(f'[policy]\nmodel = "{model_dir}"\nmodel_weight = 0.5\n')
+    out = tmp_path / "blended.parquet"
+    assert main(["replay", str(events), "--format", "native", "--out", str(out), "--config", str(config),
+                 "--no-progress"]) == 0
+    blended = pl.read_parquet(out).filter(pl.col("decision") != "")
+    assert blended["reasons"].list.contains(reasons.MODEL_SCORE).any()
+    assert not dataset["rules_reasons"].list.contains(reasons.MODEL_SCORE).any()
+    first = dataset.filter(pl.col("new_user") == 1.0).unique("user_id", keep="first", maintain_order=True)
+    model = LoadedModel.load(model_dir, weight=0.5)
+    p = model.predict(first.select(FEATURE_NAMES).rows())
+    terms = [0.5 * q if 0.5 * q >= MIN_CONTRIBUTION else 0.0 for q in p]
+    got = first.select("index", "rules_risk").join(blended.select("index", "risk_score"), on="index",
+                                                   maintain_order="left")
+    assert got.height == first.height > 10 and any(terms)
+    for rules_risk, risk, term in zip(got["rules_risk"], got["risk_score"], terms, strict=True):
+        assert risk == pytest.approx(1 - (1 - rules_risk) * (1 - term), abs=2e-6)
