@@ -11,7 +11,8 @@ What is measured:
 
 The models are trained on a simulated root (``--root``; default: simulated on first use into
 ``$TMPDIR/riskengine-bench-model``, which takes ~2 min the first time because the simulator
-samples GeoLite2 networks once).
+samples GeoLite2 networks once). ``--model DIR`` measures that trained model instead (rules
+only vs that model), e.g. the one docs/benchmarks.md evaluates.
 """
 
 from __future__ import annotations
@@ -130,7 +131,19 @@ def run_hook(label: str, model_dir: Path) -> list[dict[str, object]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "riskengine-bench-model"))
+    ap.add_argument("--model", type=Path, default=None,
+                    help="a trained model directory: measure it (rules only vs + this model)")
     args = ap.parse_args()
+    if args.model is not None:
+        loaded = LoadedModel.load(args.model)
+        label = f"+ {loaded.kind} ({args.model.name})"
+        print(f"features: {len(FEATURE_NAMES)}; estimator: {loaded.kind}, calibration: {loaded.calibration}"
+              + (f", {len(loaded.document['estimator']['trees'])} trees" if loaded.kind == "hgb" else ""))
+        rows = [run_score("rules only", None), run_score(label, args.model)]
+        print(table(rows, f"score() latency with the model hook, {USERS:,} users, {CALLS:,} calls, single thread"))
+        print()
+        print(table(run_hook(loaded.kind, args.model), "the model hook alone (features + probability [+ reasons])"))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         dirs = models(Path(args.root), Path(tmp))
         print(f"features: {len(FEATURE_NAMES)}; HGB trees: "
