@@ -36,7 +36,11 @@ def test_engine_blends_the_model_and_explains_it(trained: Callable[..., Path]) -
         for e in (rules, blended):
             last = establish(e, "bob", 20)
         familiar = make_attempt("bob", last + timedelta(days=1), LONDON)
-        assert blended.score(familiar).reason_codes == rules.score(familiar).reason_codes == ()
+        calm, plain = blended.score(familiar), rules.score(familiar)
+        assert plain.reason_codes == () and calm.action == plain.action == "allow"
+        # at most a model term on a familiar login, far below the threshold (policy.model_odds
+        # lifts a small probability: 0.004 → 0.1)
+        assert {r.code for r in calm.reasons} <= {reasons.MODEL_SCORE} and calm.risk < 0.1, calm
         away = make_attempt("bob", last + timedelta(days=2, hours=1), CHANGCHUN, ua=ANDROID,
                             ip="175.16.199.0")
         r, b = rules.score(away), blended.score(away)
@@ -144,6 +148,7 @@ def test_policy_model_makes_the_blend_the_scorer_of_replay(
     risk noisy-OR'd with the model's term, ``1 − (1 − rules)(1 − weight·p)``."""
     import polars as pl
 
+    from riskengine import Settings
     from riskengine.core.model.features import FEATURE_NAMES
     from riskengine.core.model.inference import MIN_CONTRIBUTION, LoadedModel
 
@@ -159,9 +164,11 @@ def test_policy_model_makes_the_blend_the_scorer_of_replay(
     assert blended["reasons"].list.contains(reasons.MODEL_SCORE).any()
     assert not dataset["rules_reasons"].list.contains(reasons.MODEL_SCORE).any()
     first = dataset.filter(pl.col("new_user") == 1.0).unique("user_id", keep="first", maintain_order=True)
-    model = LoadedModel.load(model_dir, weight=0.5)
+    k = Settings().policy.model_odds  # the default odds scale, as the config leaves it
+    model = LoadedModel.load(model_dir, weight=0.5, odds=k)
     p = model.predict(first.select(FEATURE_NAMES).rows())
-    terms = [0.5 * q if 0.5 * q >= MIN_CONTRIBUTION else 0.0 for q in p]
+    q = [k * v / (1 + (k - 1) * v) for v in p]
+    terms = [0.5 * v if 0.5 * v >= MIN_CONTRIBUTION else 0.0 for v in q]
     got = first.select("index", "rules_risk").join(blended.select("index", "risk_score"), on="index",
                                                    maintain_order="left")
     assert got.height == first.height > 10 and any(terms)

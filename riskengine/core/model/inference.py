@@ -89,10 +89,12 @@ def compile_trees(
 class LoadedModel:
     """A trained model ready for ``Engine._decide``: features → probability → risk term + reasons.
 
-    ``weight`` scales the probability before it joins the noisy-OR (``policy.model_weight``).
+    The term it adds to the noisy-OR is ``weight × q``, ``q`` the calibrated probability with
+    its odds multiplied by ``odds`` (``policy.model_weight``, ``policy.model_odds``: see there
+    why a probability needs rescaling before it joins signal strengths).
     """
 
-    def __init__(self, document: dict[str, Any], *, weight: float = 1.0,
+    def __init__(self, document: dict[str, Any], *, weight: float = 1.0, odds: float = 1.0,
                  min_contribution: float = MIN_CONTRIBUTION, top: int = TOP_FEATURES) -> None:
         if document.get("format") != 1:
             raise ValueError(f"unsupported model format {document.get('format')!r}")
@@ -100,8 +102,11 @@ class LoadedModel:
             raise ValueError("model features differ from this riskengine's: retrain the model")
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"model weight must be in [0, 1], got {weight}")
+        if not 1.0 <= odds <= 10_000.0:
+            raise ValueError(f"model odds scale must be in [1, 10000], got {odds}")
         self.document = document
         self.weight = weight
+        self.odds = odds
         self.min_contribution = min_contribution
         self._small_reasons: dict[float, Reason] = {}
         self.top = top
@@ -138,7 +143,7 @@ class LoadedModel:
             raise ValueError(f"unknown calibration {self.calibration!r}")
 
     @classmethod
-    def load(cls, path: str | Path, *, weight: float = 1.0) -> LoadedModel:
+    def load(cls, path: str | Path, *, weight: float = 1.0, odds: float = 1.0) -> LoadedModel:
         """From a ``riskengine model train --out`` directory (or its ``model.json``)."""
         p = Path(path)
         if p.is_dir():
@@ -149,7 +154,7 @@ class LoadedModel:
             document = json.loads(p.read_text())
         except ValueError as exc:
             raise ValueError(f"{p}: not a model file: {exc}") from None
-        return cls(document, weight=weight)
+        return cls(document, weight=weight, odds=odds)
 
     # ------------------------------------------------------------------ scoring
     def raw_score(self, x: Sequence[float]) -> float:
@@ -232,12 +237,14 @@ class LoadedModel:
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
         now: float | None = None,
     ) -> tuple[float, list[Reason]]:
-        """The model's term in the noisy-OR risk (``weight × probability``) and its reason.
-        ``now``: the attempt's epoch seconds when the caller already has them."""
+        """The model's term in the noisy-OR risk (``weight × q``, ``q`` the probability on the
+        odds scale ``odds``) and its reason. ``now``: the attempt's epoch seconds when the caller
+        already has them."""
         x = self.features.vector(attempt.timestamp.timestamp() if now is None else now, attempt.user_agent,
                                  geo, dkey, hour, profile, user_failures, ip_failures, signals, attempt.event)
         p = self.probability(x)
-        term = self.weight * p
+        k = self.odds
+        term = self.weight * (p if k == 1.0 else k * p / (1.0 + (k - 1.0) * p))
         if term < self.min_contribution:
             return 0.0, []
         if term < EXPLAIN_MIN:
@@ -245,8 +252,9 @@ class LoadedModel:
             weight = round(term, 4)
             reason = self._small_reasons.get(weight)
             if reason is None:
+                q = weight / self.weight
                 reason = self._small_reasons[weight] = Reason(
-                    R.MODEL_SCORE, weight, f"model p={weight / self.weight:.3f}")
+                    R.MODEL_SCORE, weight, f"model p={q / (k - (k - 1.0) * q):.3f}")
             return term, [reason]
         top = self.explain(x)[: self.top]
         named = ", ".join(f"{name}={x[FEATURE_INDEX[name]]:.3g} (+{push:.2f})" for name, push in top) \

@@ -50,7 +50,7 @@ def score_logins(
 ) -> pl.DataFrame:
     """Per scored login: ``rules``, ``model``, ``blended``, ``freeman2016`` scores (+ labels)."""
     settings = config if isinstance(config, Settings) else Settings.load(config)
-    model = LoadedModel.load(model_dir, weight=settings.policy.model_weight)
+    model = LoadedModel.load(model_dir, weight=settings.policy.model_weight, odds=settings.policy.model_odds)
     fcfg = FeatureConfig.from_json(model.document["feature_config"])
     frame = build_dataset(events, fmt=fmt, labels=labels, config=settings, feature_config=fcfg)
     probs = model.predict(frame.select(FEATURE_NAMES).to_numpy().tolist())
