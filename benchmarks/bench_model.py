@@ -62,13 +62,15 @@ def models(root: Path, out: Path) -> dict[str, Path]:
     return dirs
 
 
-def run_score(label: str, model_dir: Path | None) -> dict[str, object]:
+def run_score(label: str, model_dir: Path | None, odds: float | None = None) -> dict[str, object]:
     from datetime import timedelta
 
     from bench_score import T0
 
-    settings = Settings().with_overrides(policy={"model": str(model_dir) if model_dir else None,
-                                                 "model_weight": 0.5})
+    policy: dict[str, object] = {"model": str(model_dir) if model_dir else None, "model_weight": 0.5}
+    if odds is not None:
+        policy["model_odds"] = odds
+    settings = Settings().with_overrides(policy=policy)
     engine = Engine(settings, store=open_store("memory://"), sink=NullSink())
     for day in range(6):
         for u in range(USERS):
@@ -93,7 +95,7 @@ def run_hook(label: str, model_dir: Path) -> list[dict[str, object]]:
 
     from riskengine.testing import make_attempt
 
-    model = LoadedModel.load(model_dir, weight=0.5)
+    model = LoadedModel.load(model_dir, weight=0.5, odds=Settings().policy.model_odds)
     engine = Engine(Settings().with_overrides(geo={"city_db": None}), sink=NullSink())
     prof = engine.store.get("x")
     from riskengine.core.profile import UserProfile
@@ -139,7 +141,9 @@ def main() -> None:
         label = f"+ {loaded.kind} ({args.model.name})"
         print(f"features: {len(FEATURE_NAMES)}; estimator: {loaded.kind}, calibration: {loaded.calibration}"
               + (f", {len(loaded.document['estimator']['trees'])} trees" if loaded.kind == "hgb" else ""))
-        rows = [run_score("rules only", None), run_score(label, args.model)]
+        odds = Settings().policy.model_odds
+        rows = [run_score("rules only", None), run_score(f"{label}, model_odds 1", args.model, 1.0),
+                run_score(f"{label}, model_odds {odds:g}", args.model)]
         print(table(rows, f"score() latency with the model hook, {USERS:,} users, {CALLS:,} calls, single thread"))
         print()
         print(table(run_hook(loaded.kind, args.model), "the model hook alone (features + probability [+ reasons])"))
