@@ -91,10 +91,13 @@ class LoadedModel:
 
     The term it adds to the noisy-OR is ``weight × q``, ``q`` the calibrated probability with
     its odds multiplied by ``odds`` (``policy.model_weight``, ``policy.model_odds``: see there
-    why a probability needs rescaling before it joins signal strengths).
+    why a probability needs rescaling before it joins signal strengths), times ``cold_scale``
+    for a user with fewer than ``cold_logins`` accepted logins (the engine passes
+    ``coldstart.min_logins`` and ``coldstart.novelty_scale``, as for the novelty signals).
     """
 
     def __init__(self, document: dict[str, Any], *, weight: float = 1.0, odds: float = 1.0,
+                 cold_logins: int = 0, cold_scale: float = 1.0,
                  min_contribution: float = MIN_CONTRIBUTION, top: int = TOP_FEATURES) -> None:
         if document.get("format") != 1:
             raise ValueError(f"unsupported model format {document.get('format')!r}")
@@ -104,11 +107,15 @@ class LoadedModel:
             raise ValueError(f"model weight must be in [0, 1], got {weight}")
         if not 1.0 <= odds <= 10_000.0:
             raise ValueError(f"model odds scale must be in [1, 10000], got {odds}")
+        if not 0.0 <= cold_scale <= 1.0:
+            raise ValueError(f"model cold-start scale must be in [0, 1], got {cold_scale}")
         self.document = document
         self.weight = weight
         self.odds = odds
+        self.cold_logins = cold_logins
+        self.cold_scale = cold_scale
         self.min_contribution = min_contribution
-        self._small_reasons: dict[float, Reason] = {}
+        self._small_reasons: dict[tuple[float, float], Reason] = {}
         self.top = top
         self.features = FeatureExtractor(FeatureConfig.from_json(document["feature_config"]))
         est = document["estimator"]
@@ -143,7 +150,8 @@ class LoadedModel:
             raise ValueError(f"unknown calibration {self.calibration!r}")
 
     @classmethod
-    def load(cls, path: str | Path, *, weight: float = 1.0, odds: float = 1.0) -> LoadedModel:
+    def load(cls, path: str | Path, *, weight: float = 1.0, odds: float = 1.0, cold_logins: int = 0,
+             cold_scale: float = 1.0) -> LoadedModel:
         """From a ``riskengine model train --out`` directory (or its ``model.json``)."""
         p = Path(path)
         if p.is_dir():
@@ -154,7 +162,7 @@ class LoadedModel:
             document = json.loads(p.read_text())
         except ValueError as exc:
             raise ValueError(f"{p}: not a model file: {exc}") from None
-        return cls(document, weight=weight, odds=odds)
+        return cls(document, weight=weight, odds=odds, cold_logins=cold_logins, cold_scale=cold_scale)
 
     # ------------------------------------------------------------------ scoring
     def raw_score(self, x: Sequence[float]) -> float:
@@ -244,16 +252,21 @@ class LoadedModel:
                                  geo, dkey, hour, profile, user_failures, ip_failures, signals, attempt.event)
         p = self.probability(x)
         k = self.odds
-        term = self.weight * (p if k == 1.0 else k * p / (1.0 + (k - 1.0) * p))
+        scale = self.weight
+        if profile.logins < self.cold_logins:
+            # cold start, as for the novelty signals: everything is new for a new user, and the
+            # step-up budget watches established users only
+            scale *= self.cold_scale
+        term = scale * (p if k == 1.0 else k * p / (1.0 + (k - 1.0) * p))
         if term < self.min_contribution:
             return 0.0, []
         if term < EXPLAIN_MIN:
-            # at most 450 distinct small reasons (terms rounded to 4 places): built once each
+            # at most 450 distinct small reasons per scale (terms rounded to 4 places): built once each
             weight = round(term, 4)
-            reason = self._small_reasons.get(weight)
+            reason = self._small_reasons.get((weight, scale))
             if reason is None:
-                q = weight / self.weight
-                reason = self._small_reasons[weight] = Reason(
+                q = weight / scale
+                reason = self._small_reasons[weight, scale] = Reason(
                     R.MODEL_SCORE, weight, f"model p={q / (k - (k - 1.0) * q):.3f}")
             return term, [reason]
         top = self.explain(x)[: self.top]
