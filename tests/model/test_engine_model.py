@@ -145,7 +145,8 @@ def test_policy_model_makes_the_blend_the_scorer_of_replay(
         logins: tuple[Path, Path], trained: Callable[..., Path], dataset: object, tmp_path: Path) -> None:
     """A config naming a model makes replay score with the blend: on each user's first login
     (nothing learned yet in either run, so the same features) the replayed risk is the rules'
-    risk noisy-OR'd with the model's term, ``1 − (1 − rules)(1 − weight·p)``."""
+    risk noisy-OR'd with the model's term, ``1 − (1 − rules)(1 − term)``, the term
+    ``weight · q · coldstart.novelty_scale`` (``q``: p on the ``model_odds`` scale)."""
     import polars as pl
 
     from riskengine import Settings
@@ -164,11 +165,14 @@ def test_policy_model_makes_the_blend_the_scorer_of_replay(
     assert blended["reasons"].list.contains(reasons.MODEL_SCORE).any()
     assert not dataset["rules_reasons"].list.contains(reasons.MODEL_SCORE).any()
     first = dataset.filter(pl.col("new_user") == 1.0).unique("user_id", keep="first", maintain_order=True)
-    k = Settings().policy.model_odds  # the default odds scale, as the config leaves it
+    defaults = Settings()
+    k = defaults.policy.model_odds  # the default odds scale, as the config leaves it
+    # a first login is in cold start: the term is scaled as the novelty signals are
+    scale = 0.5 * defaults.coldstart.novelty_scale
     model = LoadedModel.load(model_dir, weight=0.5, odds=k)
     p = model.predict(first.select(FEATURE_NAMES).rows())
     q = [k * v / (1 + (k - 1) * v) for v in p]
-    terms = [0.5 * v if 0.5 * v >= MIN_CONTRIBUTION else 0.0 for v in q]
+    terms = [scale * v if scale * v >= MIN_CONTRIBUTION else 0.0 for v in q]
     got = first.select("index", "rules_risk").join(blended.select("index", "risk_score"), on="index",
                                                    maintain_order="left")
     assert got.height == first.height > 10 and any(terms)
