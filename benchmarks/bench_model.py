@@ -11,7 +11,8 @@ What is measured:
 
 The models are trained on a simulated root (``--root``; default: simulated on first use into
 ``$TMPDIR/riskengine-bench-model``, which takes ~2 min the first time because the simulator
-samples GeoLite2 networks once).
+samples GeoLite2 networks once). ``--model DIR`` measures that trained model instead (rules
+only vs that model), e.g. the one docs/benchmarks.md evaluates.
 """
 
 from __future__ import annotations
@@ -61,13 +62,15 @@ def models(root: Path, out: Path) -> dict[str, Path]:
     return dirs
 
 
-def run_score(label: str, model_dir: Path | None) -> dict[str, object]:
+def run_score(label: str, model_dir: Path | None, odds: float | None = None) -> dict[str, object]:
     from datetime import timedelta
 
     from bench_score import T0
 
-    settings = Settings().with_overrides(policy={"model": str(model_dir) if model_dir else None,
-                                                 "model_weight": 0.5})
+    policy: dict[str, object] = {"model": str(model_dir) if model_dir else None, "model_weight": 0.5}
+    if odds is not None:
+        policy["model_odds"] = odds
+    settings = Settings().with_overrides(policy=policy)
     engine = Engine(settings, store=open_store("memory://"), sink=NullSink())
     for day in range(6):
         for u in range(USERS):
@@ -92,7 +95,7 @@ def run_hook(label: str, model_dir: Path) -> list[dict[str, object]]:
 
     from riskengine.testing import make_attempt
 
-    model = LoadedModel.load(model_dir, weight=0.5)
+    model = LoadedModel.load(model_dir, weight=0.5, odds=Settings().policy.model_odds)
     engine = Engine(Settings().with_overrides(geo={"city_db": None}), sink=NullSink())
     prof = engine.store.get("x")
     from riskengine.core.profile import UserProfile
@@ -130,7 +133,21 @@ def run_hook(label: str, model_dir: Path) -> list[dict[str, object]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "riskengine-bench-model"))
+    ap.add_argument("--model", type=Path, default=None,
+                    help="a trained model directory: measure it (rules only vs + this model)")
     args = ap.parse_args()
+    if args.model is not None:
+        loaded = LoadedModel.load(args.model)
+        label = f"+ {loaded.kind} ({args.model.name})"
+        print(f"features: {len(FEATURE_NAMES)}; estimator: {loaded.kind}, calibration: {loaded.calibration}"
+              + (f", {len(loaded.document['estimator']['trees'])} trees" if loaded.kind == "hgb" else ""))
+        odds = Settings().policy.model_odds
+        rows = [run_score("rules only", None), run_score(f"{label}, model_odds 1", args.model, 1.0),
+                run_score(f"{label}, model_odds {odds:g}", args.model)]
+        print(table(rows, f"score() latency with the model hook, {USERS:,} users, {CALLS:,} calls, single thread"))
+        print()
+        print(table(run_hook(loaded.kind, args.model), "the model hook alone (features + probability [+ reasons])"))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         dirs = models(Path(args.root), Path(tmp))
         print(f"features: {len(FEATURE_NAMES)}; HGB trees: "

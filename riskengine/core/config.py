@@ -395,6 +395,15 @@ class PolicySettings(_Section):
     model: str | None = None
     """Path to a trained model directory (``riskengine model train``); None = rules only."""
     model_weight: float = Field(0.5, ge=0, le=1)
+    """The most the model's term can add (one more noisy-OR term, ``weight × q``): 0.5 keeps a
+    model from denying on its own (deny is at 0.95)."""
+    model_odds: float = Field(30.0, ge=1, le=10_000)
+    """``q``: the model's calibrated probability with its odds multiplied by this, ``K·p / (1 +
+    (K − 1)·p)``. A calibrated probability is on the scale of the training data's attack share
+    (a few %), the rules' risk on the scale of signal strengths (0.3–0.55 for one novelty): at
+    ``K = 1`` the term is too small to lift an attack over the rules' legitimate mass. 30 was
+    chosen on the simulator's default profile (docs/benchmarks.md, "Learned model on the harder
+    simulator"); 1 = the probability as calibrated."""
     strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
     """Reason codes that override a trusted device: with one of them fired, a challenge stays
     a challenge on a device the user trusted after a verified challenge."""

@@ -36,7 +36,11 @@ def test_engine_blends_the_model_and_explains_it(trained: Callable[..., Path]) -
         for e in (rules, blended):
             last = establish(e, "bob", 20)
         familiar = make_attempt("bob", last + timedelta(days=1), LONDON)
-        assert blended.score(familiar).reason_codes == rules.score(familiar).reason_codes == ()
+        calm, plain = blended.score(familiar), rules.score(familiar)
+        assert plain.reason_codes == () and calm.action == plain.action == "allow"
+        # at most a model term on a familiar login, far below the threshold (policy.model_odds
+        # lifts a small probability: 0.004 → 0.1)
+        assert {r.code for r in calm.reasons} <= {reasons.MODEL_SCORE} and calm.risk < 0.1, calm
         away = make_attempt("bob", last + timedelta(days=2, hours=1), CHANGCHUN, ua=ANDROID,
                             ip="175.16.199.0")
         r, b = rules.score(away), blended.score(away)
@@ -105,3 +109,72 @@ def test_compare_leaves_warmup_logins_out_like_evaluate(
     without = compare_scorers(events, marked, model, since=None)
     assert not set(without.rows["index"].to_list()) & set(flagged.to_list())
     assert set(without.rows["index"].to_list()) == set(every.rows["index"].to_list()) - set(flagged.to_list())
+
+
+def test_compare_counts_every_login_of_a_file_the_model_never_saw(
+        logins: tuple[Path, Path], dataset: object, tmp_path: Path) -> None:
+    """The training file's fingerprint is saved with the model: on that file the comparison
+    keeps only the test weeks; another file with the same dates (another seed) is unseen from
+    its first login, so nothing of it is dropped."""
+    import polars as pl
+
+    from riskengine.core.model.features import FeatureConfig
+    from riskengine.offline.model.sample import write_sample
+    from riskengine.offline.model.train import file_fingerprint, train_model
+
+    events, labels = logins
+    assert isinstance(dataset, pl.DataFrame)
+    out = tmp_path / "model"
+    train_model(dataset, out, feature_config=FeatureConfig(), estimator="logistic", calibration="sigmoid",
+                source=events)
+    import json
+
+    saved = json.loads((out / "model.json").read_text())["training_data"]
+    assert saved == {"file": events.name, "sha256": file_fingerprint(events)}
+    same = compare_scorers(events, labels, out)
+    assert same.since is not None and same.rows["event_time"].min() >= same.since
+    other_events, other_labels = write_sample(tmp_path / "other", seed=2)
+    assert file_fingerprint(other_events) != saved["sha256"]
+    other = compare_scorers(other_events, other_labels, out)
+    assert other.since is None
+    assert other.rows["event_time"].min() < same.since
+    assert other.rows.height > same.rows.height
+
+
+def test_policy_model_makes_the_blend_the_scorer_of_replay(
+        logins: tuple[Path, Path], trained: Callable[..., Path], dataset: object, tmp_path: Path) -> None:
+    """A config naming a model makes replay score with the blend: on each user's first login
+    (nothing learned yet in either run, so the same features) the replayed risk is the rules'
+    risk noisy-OR'd with the model's term, ``1 − (1 − rules)(1 − term)``, the term
+    ``weight · q · coldstart.novelty_scale`` (``q``: p on the ``model_odds`` scale)."""
+    import polars as pl
+
+    from riskengine import Settings
+    from riskengine.core.model.features import FEATURE_NAMES
+    from riskengine.core.model.inference import MIN_CONTRIBUTION, LoadedModel
+
+    assert isinstance(dataset, pl.DataFrame)
+    events, _ = logins
+    model_dir = trained("logistic", "sigmoid")
+    config = tmp_path / "riskengine.toml"
+    config.write_text(f'[policy]\nmodel = "{model_dir}"\nmodel_weight = 0.5\n')
+    out = tmp_path / "blended.parquet"
+    assert main(["replay", str(events), "--format", "native", "--out", str(out), "--config", str(config),
+                 "--no-progress"]) == 0
+    blended = pl.read_parquet(out).filter(pl.col("decision") != "")
+    assert blended["reasons"].list.contains(reasons.MODEL_SCORE).any()
+    assert not dataset["rules_reasons"].list.contains(reasons.MODEL_SCORE).any()
+    first = dataset.filter(pl.col("new_user") == 1.0).unique("user_id", keep="first", maintain_order=True)
+    defaults = Settings()
+    k = defaults.policy.model_odds  # the default odds scale, as the config leaves it
+    # a first login is in cold start: the term is scaled as the novelty signals are
+    scale = 0.5 * defaults.coldstart.novelty_scale
+    model = LoadedModel.load(model_dir, weight=0.5, odds=k)
+    p = model.predict(first.select(FEATURE_NAMES).rows())
+    q = [k * v / (1 + (k - 1) * v) for v in p]
+    terms = [scale * v if scale * v >= MIN_CONTRIBUTION else 0.0 for v in q]
+    got = first.select("index", "rules_risk").join(blended.select("index", "risk_score"), on="index",
+                                                   maintain_order="left")
+    assert got.height == first.height > 10 and any(terms)
+    for rules_risk, risk, term in zip(got["rules_risk"], got["risk_score"], terms, strict=True):
+        assert risk == pytest.approx(1 - (1 - rules_risk) * (1 - term), abs=2e-6)

@@ -170,3 +170,25 @@ def test_richer_evidence_features_are_the_engines_signal_values() -> None:
     assert x["ua_downgrade"] == 1.0 and "UA_DOWNGRADE" in fired
     assert x["prefix_new"] == 1.0 and x["rtt_anomaly"] == 1.0
     assert x["ua_new_version"] == 0.0 and x["city_new"] == 0.0 and x["far_from_usual_places"] == 0.0
+
+
+def test_event_sensitive_feature_is_the_attempts_own_event() -> None:
+    """The same login as a recovery differs from the login in exactly one feature,
+    ``event_sensitive`` (the attempt's ``event``, read as score() reads it). Sensitive events
+    never teach the profile, so they go first and the login last sees the same profile."""
+    from riskengine import Engine
+    from riskengine.audit.base import NullSink
+    from riskengine.core.model.features import FeatureRecorder
+    from riskengine.testing import establish, make_attempt, offline_settings
+
+    with Engine(offline_settings(), sink=NullSink()) as engine:
+        last = establish(engine)
+        recorder = FeatureRecorder(FeatureConfig.from_settings(engine.settings))
+        engine.model = recorder
+        for event in ("recovery", "factor_change", "password_reset", "login"):
+            engine.score(make_attempt(ts=last + timedelta(hours=1), event=event))
+    *sensitive, login = (dict(zip(FEATURE_NAMES, row, strict=True)) for row in recorder.rows)
+    assert login["event_sensitive"] == 0.0
+    for x in sensitive:
+        assert x["event_sensitive"] == 1.0
+        assert {k for k in x if x[k] != login[k]} == {"event_sensitive"}

@@ -93,6 +93,7 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
 
     class Attempt:
         user_agent = CHROME_WIN
+        event = "login"
 
     away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
     profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
@@ -112,3 +113,77 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
             assert reason.detail == f"model p={round(term, 4) / 0.5:.3f}"
         else:
             assert reason.detail.startswith(f"model p={p:.2f}; top features: ")
+
+
+def test_odds_scale_puts_the_probability_on_the_rules_scale(trained: Callable[..., Path]) -> None:
+    """``policy.model_odds`` K: the term is ``weight · K·p / (1 + (K − 1)·p)`` — monotone in p,
+    1 at p = 1, the probability itself at K = 1 — and the reason still names the model's own p."""
+    from riskengine.core.enrich.geoip import GeoInfo
+    from riskengine.core.model.inference import EXPLAIN_MIN, LoadedModel
+    from riskengine.core.profile import UserProfile
+    from riskengine.testing import CHROME_WIN
+
+    class Attempt:
+        user_agent = CHROME_WIN
+        event = "login"
+
+    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
+    profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
+                                    asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    terms = {}
+    for k in (1.0, 30.0):
+        model = LoadedModel.load(trained("logistic", "sigmoid"), weight=0.5, odds=k)
+        for p in (0.001, 0.01, 0.05, 0.5, 1.0):
+            model.probability = lambda x, p=p: p  # type: ignore[method-assign,misc]
+            term, found = model.contribution(Attempt, away, "d9", 9, profile, [], 0, 0,  # type: ignore[arg-type]
+                                             now=1_700_000_000 + 86400)
+            expected = 0.5 * k * p / (1 + (k - 1) * p)
+            assert term == pytest.approx(expected if expected >= 0.005 else 0.0)
+            if found and term < EXPLAIN_MIN:
+                assert found[0].detail == f"model p={p:.3f}"
+            terms[k, p] = term
+    assert terms[1.0, 0.01] == 0.005 and terms[30.0, 0.01] == pytest.approx(0.5 * 0.3 / 1.29)
+    assert terms[30.0, 1.0] == terms[1.0, 1.0] == 0.5
+    ps = (0.001, 0.01, 0.05, 0.5)
+    assert [terms[30.0, p] for p in ps] == sorted(terms[30.0, p] for p in ps)
+    with pytest.raises(ValueError, match="odds scale"):
+        LoadedModel.load(trained("logistic", "sigmoid"), odds=0.5)
+
+
+def test_cold_start_scales_the_model_term_like_the_novelty_signals(trained: Callable[..., Path]) -> None:
+    """A user with fewer than ``coldstart.min_logins`` accepted logins gets the model's term ×
+    ``coldstart.novelty_scale`` (the engine passes both); an established user the full term."""
+    from riskengine import Engine
+    from riskengine.core.enrich.geoip import GeoInfo
+    from riskengine.core.model.inference import LoadedModel
+    from riskengine.core.profile import UserProfile
+    from riskengine.testing import CHROME_WIN, offline_settings
+
+    class Attempt:
+        user_agent = CHROME_WIN
+        event = "login"
+
+    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
+    new = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
+                                asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    known = new
+    for day in range(1, 5):
+        known = known.learned(now=1_700_000_000 + day * 86400, device_key="d1", country="GB", region="England",
+                              asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    model = LoadedModel.load(trained("logistic", "sigmoid"), weight=0.5, odds=30.0, cold_logins=3, cold_scale=0.5)
+    model.probability = lambda x: 0.02  # type: ignore[method-assign,misc]
+    terms = {}
+    for name, profile in (("new", new), ("known", known)):
+        terms[name], (reason,) = model.contribution(Attempt, away, "d9", 9, profile, [], 0, 0,  # type: ignore[arg-type]
+                                                    now=1_700_000_000 + 10 * 86400)
+        assert reason.weight == round(terms[name], 4)
+    assert terms["known"] == pytest.approx(0.5 * 30 * 0.02 / (1 + 29 * 0.02))
+    assert terms["new"] == pytest.approx(terms["known"] * 0.5)
+    settings = offline_settings(policy={"model": str(trained("logistic", "sigmoid"))})
+    with Engine(settings) as engine:
+        loaded = engine.model
+        assert isinstance(loaded, LoadedModel)
+        assert (loaded.cold_logins, loaded.cold_scale, loaded.odds) == (
+            settings.coldstart.min_logins, settings.coldstart.novelty_scale, settings.policy.model_odds)
+    with pytest.raises(ValueError, match="cold-start scale"):
+        LoadedModel.load(trained("logistic", "sigmoid"), cold_scale=2.0)

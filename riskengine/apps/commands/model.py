@@ -101,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
     metrics = train_model(
         frame, args.out, feature_config=fcfg, estimator=args.estimator, calibration=args.calibration,
         test_weeks=args.test_weeks, validation_weeks=args.validation_weeks, warmup_days=args.warmup_days,
-        seed=args.seed)
+        seed=args.seed, source=events)
     if args.json:
         print(json.dumps(jsonable(metrics), indent=1))
     else:

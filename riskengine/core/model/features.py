@@ -69,6 +69,9 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "city_new",
     "far_from_usual_places",
     "rtt_anomaly",
+    # what the user is doing: a sensitive event (recovery, factor change, password reset) is
+    # where a takeover finishes; the login's own value, no second definition
+    "event_sensitive",
 )
 """Column order of every feature vector (and of the saved model's weights)."""
 
@@ -102,13 +105,15 @@ FEATURE_HELP: Final[dict[str, str]] = {
     "city_new": "NEW_CITY signal value (city not used before, in a known region)",
     "far_from_usual_places": "FAR_FROM_USUAL_PLACES signal value (graded by km from every usual place)",
     "rtt_anomaly": "RTT_ANOMALY signal value (round-trip time outside the user's band on this AS)",
+    "event_sensitive": "the attempt is a sensitive event (LoginAttempt.event other than login)",
 }
 
 _SECONDS_PER_DAY: Final = 86400.0
 _DEVICE_TYPES: Final = {"mobile": 19, "tablet": 20, "pc": 21}  # anything else: 22 (device_other)
 _SIGNAL_FEATURES: Final = {R.NEW_UA_VERSION: 23, R.UA_DOWNGRADE: 24, R.NEW_PREFIX: 25, R.NEW_CITY: 26,
                            R.FAR_FROM_USUAL_PLACES: 27, R.RTT_ANOMALY: 28}
-assert len(FEATURE_NAMES) == 29 and FEATURE_NAMES[19:23] == ("device_mobile", "device_tablet", "device_pc",
+_N_FEATURES: Final = len(FEATURE_NAMES)
+assert _N_FEATURES == 30 and FEATURE_NAMES[19:23] == ("device_mobile", "device_tablet", "device_pc",
                                                             "device_other")
 
 
@@ -184,12 +189,14 @@ class FeatureExtractor:
     def vector(
         self, now: float, user_agent: str, geo: GeoInfo, dkey: str, hour: int | None,
         profile: UserProfile, user_failures: int, ip_failures: int,
-        signals: Sequence[SignalResult] = (),
+        signals: Sequence[SignalResult] = (), event: str = "login",
     ) -> list[float]:
         """The features of one login, from the profile as it stood before this login (and, for
         the richer evidence, the values of the signals the engine computed for it)."""
         p = profile
-        x = [0.0] * 29
+        x = [0.0] * _N_FEATURES
+        if event != "login":
+            x[29] = 1.0
         for sig in signals:
             slot = _SIGNAL_FEATURES.get(sig.code)
             if slot is not None:
@@ -283,7 +290,7 @@ class FeatureRecorder:
     ) -> tuple[float, list[Any]]:
         self.rows.append(self.extractor.vector(
             attempt.timestamp.timestamp() if now is None else now, attempt.user_agent, geo, dkey, hour,
-            profile, user_failures, ip_failures, signals))
+            profile, user_failures, ip_failures, signals, attempt.event))
         self.users.append(attempt.user_id)
         return 0.0, []
 

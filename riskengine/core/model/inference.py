@@ -3,7 +3,7 @@
 Calling scikit-learn's ``predict_proba`` on a one-row array costs ~100 µs of input checking
 per login — the whole latency budget. Training therefore exports what the prediction needs
 (:func:`riskengine.offline.model.export.export_parameters`): for logistic regression the
-scaler folded into one weight per feature (a dot product of 29 floats), for histogram
+scaler folded into one weight per feature (a dot product of 30 floats), for histogram
 gradient boosting every tree as
 flat arrays (a few comparisons per tree), plus the calibrator (two Platt numbers, or the
 isotonic knots for linear interpolation). ``LoadedModel`` reproduces scikit-learn's
@@ -89,10 +89,15 @@ def compile_trees(
 class LoadedModel:
     """A trained model ready for ``Engine._decide``: features → probability → risk term + reasons.
 
-    ``weight`` scales the probability before it joins the noisy-OR (``policy.model_weight``).
+    The term it adds to the noisy-OR is ``weight × q``, ``q`` the calibrated probability with
+    its odds multiplied by ``odds`` (``policy.model_weight``, ``policy.model_odds``: see there
+    why a probability needs rescaling before it joins signal strengths), times ``cold_scale``
+    for a user with fewer than ``cold_logins`` accepted logins (the engine passes
+    ``coldstart.min_logins`` and ``coldstart.novelty_scale``, as for the novelty signals).
     """
 
-    def __init__(self, document: dict[str, Any], *, weight: float = 1.0,
+    def __init__(self, document: dict[str, Any], *, weight: float = 1.0, odds: float = 1.0,
+                 cold_logins: int = 0, cold_scale: float = 1.0,
                  min_contribution: float = MIN_CONTRIBUTION, top: int = TOP_FEATURES) -> None:
         if document.get("format") != 1:
             raise ValueError(f"unsupported model format {document.get('format')!r}")
@@ -100,10 +105,17 @@ class LoadedModel:
             raise ValueError("model features differ from this riskengine's: retrain the model")
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"model weight must be in [0, 1], got {weight}")
+        if not 1.0 <= odds <= 10_000.0:
+            raise ValueError(f"model odds scale must be in [1, 10000], got {odds}")
+        if not 0.0 <= cold_scale <= 1.0:
+            raise ValueError(f"model cold-start scale must be in [0, 1], got {cold_scale}")
         self.document = document
         self.weight = weight
+        self.odds = odds
+        self.cold_logins = cold_logins
+        self.cold_scale = cold_scale
         self.min_contribution = min_contribution
-        self._small_reasons: dict[float, Reason] = {}
+        self._small_reasons: dict[tuple[float, float], Reason] = {}
         self.top = top
         self.features = FeatureExtractor(FeatureConfig.from_json(document["feature_config"]))
         est = document["estimator"]
@@ -138,7 +150,8 @@ class LoadedModel:
             raise ValueError(f"unknown calibration {self.calibration!r}")
 
     @classmethod
-    def load(cls, path: str | Path, *, weight: float = 1.0) -> LoadedModel:
+    def load(cls, path: str | Path, *, weight: float = 1.0, odds: float = 1.0, cold_logins: int = 0,
+             cold_scale: float = 1.0) -> LoadedModel:
         """From a ``riskengine model train --out`` directory (or its ``model.json``)."""
         p = Path(path)
         if p.is_dir():
@@ -149,7 +162,7 @@ class LoadedModel:
             document = json.loads(p.read_text())
         except ValueError as exc:
             raise ValueError(f"{p}: not a model file: {exc}") from None
-        return cls(document, weight=weight)
+        return cls(document, weight=weight, odds=odds, cold_logins=cold_logins, cold_scale=cold_scale)
 
     # ------------------------------------------------------------------ scoring
     def raw_score(self, x: Sequence[float]) -> float:
@@ -232,21 +245,29 @@ class LoadedModel:
         signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
         now: float | None = None,
     ) -> tuple[float, list[Reason]]:
-        """The model's term in the noisy-OR risk (``weight × probability``) and its reason.
-        ``now``: the attempt's epoch seconds when the caller already has them."""
+        """The model's term in the noisy-OR risk (``weight × q``, ``q`` the probability on the
+        odds scale ``odds``) and its reason. ``now``: the attempt's epoch seconds when the caller
+        already has them."""
         x = self.features.vector(attempt.timestamp.timestamp() if now is None else now, attempt.user_agent,
-                                 geo, dkey, hour, profile, user_failures, ip_failures, signals)
+                                 geo, dkey, hour, profile, user_failures, ip_failures, signals, attempt.event)
         p = self.probability(x)
-        term = self.weight * p
+        k = self.odds
+        scale = self.weight
+        if profile.logins < self.cold_logins:
+            # cold start, as for the novelty signals: everything is new for a new user, and the
+            # step-up budget watches established users only
+            scale *= self.cold_scale
+        term = scale * (p if k == 1.0 else k * p / (1.0 + (k - 1.0) * p))
         if term < self.min_contribution:
             return 0.0, []
         if term < EXPLAIN_MIN:
-            # at most 450 distinct small reasons (terms rounded to 4 places): built once each
+            # at most 450 distinct small reasons per scale (terms rounded to 4 places): built once each
             weight = round(term, 4)
-            reason = self._small_reasons.get(weight)
+            reason = self._small_reasons.get((weight, scale))
             if reason is None:
-                reason = self._small_reasons[weight] = Reason(
-                    R.MODEL_SCORE, weight, f"model p={weight / self.weight:.3f}")
+                q = weight / scale
+                reason = self._small_reasons[weight, scale] = Reason(
+                    R.MODEL_SCORE, weight, f"model p={q / (k - (k - 1.0) * q):.3f}")
             return term, [reason]
         top = self.explain(x)[: self.top]
         named = ", ".join(f"{name}={x[FEATURE_INDEX[name]]:.3g} (+{push:.2f})" for name, push in top) \

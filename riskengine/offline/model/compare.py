@@ -8,7 +8,8 @@
 
 Scored with :func:`riskengine.offline.metrics.curve` (as ``riskengine evaluate``) so every row means exactly what
 ``riskengine evaluate`` means. Logins the model was fitted or calibrated on are excluded by
-default (``since`` = the model's first test instant when the data reaches into it).
+default: on the very file the model was trained on (its SHA-256 is saved with the model),
+``since`` = the model's first test instant; any other file counts from its first login.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
 from riskengine.core.model.inference import MODEL_FILE, LoadedModel
 from riskengine.offline.metrics import curve, pr_auc, stepped_up_rate
 from riskengine.offline.model.dataset import LABEL_COLUMNS, build_dataset, read_labels
+from riskengine.offline.model.train import file_fingerprint
 from riskengine.offline.replay import replay
 
 
@@ -48,7 +50,7 @@ def score_logins(
 ) -> pl.DataFrame:
     """Per scored login: ``rules``, ``model``, ``blended``, ``freeman2016`` scores (+ labels)."""
     settings = config if isinstance(config, Settings) else Settings.load(config)
-    model = LoadedModel.load(model_dir, weight=settings.policy.model_weight)
+    model = LoadedModel.load(model_dir, weight=settings.policy.model_weight, odds=settings.policy.model_odds)
     fcfg = FeatureConfig.from_json(model.document["feature_config"])
     frame = build_dataset(events, fmt=fmt, labels=labels, config=settings, feature_config=fcfg)
     probs = model.predict(frame.select(FEATURE_NAMES).to_numpy().tolist())
@@ -83,9 +85,7 @@ def compare_scorers(
     rows = score_logins(events, model_dir, fmt=fmt, labels=labels, config=config)
     cutoff: datetime | None
     if since == "auto":
-        window = json.loads((_model_file(model_dir)).read_text()).get("training_window", {})
-        start = window.get("test_start")
-        cutoff = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+        cutoff = _auto_cutoff(json.loads(_model_file(model_dir).read_text()), events)
         if cutoff is not None and rows["event_time"].min() >= cutoff:  # type: ignore[operator]
             cutoff = None  # fresh data: nothing here was used in training
     elif isinstance(since, str):
@@ -112,6 +112,18 @@ def compare_scorers(
                     "catch_all": float(stepped_up_rate(score[attack], [t])[0]),
                     "pr_auc": pr_auc(finite, attack)})
     return Comparison(pl.DataFrame(out), rows, cutoff)
+
+
+def _auto_cutoff(document: dict[str, Any], events: str | Path) -> datetime | None:
+    """Where the logins the model never saw begin in ``events``: the model's test weeks when
+    ``events`` is the file it was trained on (or, for a model without a training fingerprint,
+    any file: dates alone cannot tell), else nothing — another file is unseen from its first
+    login, even when its dates overlap the training window (a simulation with another seed)."""
+    trained_on = document.get("training_data", {}).get("sha256")
+    if trained_on is not None and trained_on != file_fingerprint(events):
+        return None
+    start = document.get("training_window", {}).get("test_start")
+    return datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
 
 
 def _model_file(model_dir: str | Path) -> Path:

@@ -131,8 +131,14 @@ def train_model(
     frame: pl.DataFrame, out: str | Path, *, feature_config: FeatureConfig, estimator: str = "auto",
     calibration: str = "auto", test_weeks: float = 2.0, validation_weeks: float = 1.0,
     warmup_days: float = 7.0, seed: int = 0, targets: tuple[float, ...] = DEFAULT_STEP_UP_TARGETS,
+    source: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Fit both estimators, pick, calibrate, evaluate on the test weeks, save; returns the metrics."""
+    """Fit both estimators, pick, calibrate, evaluate on the test weeks, save; returns the metrics.
+
+    ``source``: the logins file the rows were replayed from; its fingerprint
+    (:func:`file_fingerprint`) is saved as ``training_data`` so a comparison on that same file
+    leaves the fitted weeks out and one on any other file counts every login
+    (:func:`riskengine.offline.model.compare.compare_scorers`)."""
     with extra("model", feature="model training (riskengine model train)"):
         import joblib  # type: ignore[import-untyped]
         import sklearn
@@ -217,6 +223,8 @@ def train_model(
         "feature_config": feature_config.to_json(),
         **params,
         "training_window": split.boundaries,
+        **({"training_data": {"file": Path(source).name, "sha256": file_fingerprint(source)}}
+           if source is not None else {}),
         "metrics": metrics,
     }
     out = Path(out)
@@ -225,6 +233,17 @@ def train_model(
     _write_json(out / METRICS_FILE, metrics)
     joblib.dump(model, out / SKLEARN_FILE)
     return metrics
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: which logins file a model was trained on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_json(path: Path, data: Any) -> None:
