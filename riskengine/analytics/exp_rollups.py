@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from riskengine._extras import extra
-from riskengine.audit._fs import FILE_MODE, private_mkdir
+from riskengine.audit._fs import private_mkdir, publish_folder
 
 with extra("analytics", feature="audit rollups (riskengine.analytics)"):
     import duckdb
@@ -197,17 +197,7 @@ def _build_one(root: Path, base: Path, month: int, name: str) -> None:
         manifest = {"version": EXPERIMENT_VERSION, "month": name, "built_at": datetime.now(UTC).isoformat(),
                     "first_us": first_us, "last_us": last_us, "sources": sources}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))
-        for p in tmp.iterdir():
-            os.chmod(p, FILE_MODE)
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        folder = base / name
-        if folder.exists():  # readers holding the old folder's files keep them; new readers see the new one
-            os.rename(folder, base / f".{name}.{uuid.uuid4().hex}.trash")
-        os.rename(tmp, folder)
+        publish_folder(tmp, base / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from riskengine._extras import extra
-from riskengine.audit._fs import FILE_MODE, private_mkdir
+from riskengine.audit._fs import private_mkdir, publish_folder
 from riskengine.audit.columns import COLUMNS
 from riskengine.audit.layout import is_object_root
 
@@ -404,16 +404,7 @@ def _build_month(root: Path, key: int, folder: Path) -> int:
         manifest = {"version": ROLLUP_VERSION, "month": folder.name, "built_at": datetime.now(UTC).isoformat(),
                     "legacy_challenges": legacy, "hll_probe": probe, "sources": _sources(root, key, legacy)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        for p in tmp.iterdir():
-            os.chmod(p, FILE_MODE)
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        if folder.exists():  # readers holding the old folder keep their open files; new ones see raw
-            os.rename(folder, folder.parent / f".{folder.name}.{uuid.uuid4().hex}.trash")
-        os.rename(tmp, folder)
+        publish_folder(tmp, folder)  # readers holding an old folder keep their open files
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -9,6 +9,7 @@ root) keeps the mode its owner gave it. Standard library only: the core imports 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Final
 
@@ -58,3 +59,15 @@ def fsync_dir(folder: Path) -> None:
         fsync_path(folder)
     except OSError:
         pass
+
+
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Make the finished folder ``tmp`` visible as ``folder`` in one rename: every file in it
+    private and synced first; an existing ``folder`` is moved aside to a ``.trash`` name (a
+    reader holding its files keeps them; the next reader sees the new one)."""
+    for p in tmp.iterdir():
+        os.chmod(p, FILE_MODE)
+        fsync_path(p)
+    if folder.exists():
+        os.rename(folder, folder.parent / f".{folder.name}.{uuid.uuid4().hex}.trash")
+    os.rename(tmp, folder)
