@@ -1,0 +1,150 @@
+"""The engine's limits and trust, pinned through the public API where a mutant of them survived
+the other suites (docs/testing.md, "Mutation testing"): support's reset and unlock, the store
+outages ``record_outcome`` must absorb, and what a challenged login parks for its outcome.
+
+No test here writes Parquet (the file is in mutmut's test selection)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from riskengine import Engine
+from riskengine.audit.base import MemorySink
+from riskengine.core.stores import MemoryStore
+from riskengine.core.stores.base import StoreError
+from riskengine.core.typing import OtpCounts
+from riskengine.testing import FIREFOX_MAC, LONDON, establish, make_attempt, offline_settings
+
+_HOSTING = {**LONDON, "asn": 16509}  # an AWS exit in the user's city: a challenge on a known device
+
+
+class _OutageStore(MemoryStore):
+    """A memory store whose named calls can be taken down (a Redis outage in miniature)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: set[str] = set()
+
+    def _check(self, call: str) -> None:
+        if call in self.down:
+            raise StoreError(f"{call}: connection refused (test outage)")
+
+    def pop_pending(self, decision_id: str, now: float) -> bytes | None:
+        self._check("pop_pending")
+        return super().pop_pending(decision_id, now)
+
+    def add_otp_failures(self, user_id: str, session: str, count: int, at: float, *,
+                         otp_since: float, session_since: float) -> OtpCounts:
+        self._check("add_otp_failures")
+        return super().add_otp_failures(user_id, session, count, at, otp_since=otp_since,
+                                        session_since=session_since)
+
+    def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
+                    user_id: str = "", max_per_user: int = 0) -> None:
+        self._check("put_pending")
+        super().put_pending(decision_id, payload, expires_at, user_id=user_id, max_per_user=max_per_user)
+
+
+def _admin_rows(sink: MemorySink) -> list[tuple[object, ...]]:
+    return [(r["operation"], r["user_key"], r["device_key"], r["actor"], r["note"], r["event_time"])
+            for r in sink.rows("admin")]
+
+
+# ---------------------------------------------------------------- support: reset and unlock
+def test_reset_user_reports_whether_a_profile_with_logins_existed() -> None:
+    """True only for a user with at least one login; a stranger, or a profile that is only the
+    reset mark, gives False (the CLI prints "no profile" from it)."""
+    with Engine(offline_settings(), sink=MemorySink()) as engine:
+        assert engine.reset_user("nobody", actor="sam", reason="t1", now=datetime(2026, 3, 1, tzinfo=UTC)) is False
+        engine.score(make_attempt("once"))  # exactly one login
+        assert engine.store.get("once").logins == 1  # type: ignore[union-attr]
+        at = make_attempt("once").timestamp + timedelta(hours=1)
+        assert engine.reset_user("once", actor="sam", reason="t2", now=at) is True
+        # the second reset finds only the first one's mark (0 logins): nothing existed
+        assert engine.reset_user("once", actor="sam", reason="t3", now=at + timedelta(minutes=1)) is False
+
+
+def test_reset_and_unlock_are_audited_with_who_why_and_when() -> None:
+    sink = MemorySink()
+    with Engine(offline_settings(), sink=sink) as engine:
+        last = establish(engine, days=3)
+        reset_at, unlock_at = last + timedelta(days=1), last + timedelta(days=1, minutes=5)
+        engine.reset_user("alice", actor="sam", reason="ticket 43", now=reset_at)
+        engine.unlock_user("alice", actor="kim", reason="ticket 44", now=unlock_at)
+        user = engine.pseudonymizer.user("alice")
+    assert _admin_rows(sink) == [("reset", user, None, "sam", "ticket 43", reset_at),
+                                 ("unlock", user, None, "kim", "ticket 44", unlock_at)]
+
+
+def test_unlock_clears_both_lockouts_and_keeps_the_profile_and_its_trust() -> None:
+    """A user locked out twice over (failed passwords past ``user_deny_threshold`` and second
+    factors past ``otp.user_max_failures``) on a trusted device: ``unlock_user`` lifts both
+    locks and the next login from the trusted device is allowed as trusted, with its history."""
+    settings = offline_settings()
+    f, o = settings.failures, settings.otp
+    with Engine(settings, sink=MemorySink()) as engine:
+        last = establish(engine)
+        ts = last + timedelta(days=1)
+        d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC, session_id="s0"))
+        token = engine.record_outcome(d.decision_id, "verified", trust_device=True, timestamp=ts + timedelta(seconds=5))
+        assert token is not None
+        c = engine.score(make_attempt(ts=ts + timedelta(minutes=1), session_id="s1", place=_HOSTING))
+        assert c.action == "challenge", c
+        engine.record_outcome(c.decision_id, "failed", attempts=o.user_max_failures + 1,
+                              timestamp=ts + timedelta(minutes=2))
+        for i in range(f.user_deny_threshold):
+            engine.record_failure("alice", "198.51.100.7", ts + timedelta(minutes=20, seconds=i))
+        probe = ts + timedelta(minutes=30)
+        locked = engine.score(make_attempt(ts=probe, ua=FIREFOX_MAC, device_token=token, session_id="x"))
+        assert locked.action == "deny" and "OTP_LOCKED" in locked.reason_codes, locked
+        logins = engine.store.get("alice").logins  # type: ignore[union-attr]
+        engine.unlock_user("alice", actor="sam", reason="ticket 44", now=probe)
+        after = engine.score(make_attempt(ts=probe + timedelta(seconds=1), ua=FIREFOX_MAC, device_token=token,
+                                          session_id="y"))
+        profile = engine.store.get("alice")
+    assert after.action == "allow", after
+    assert not {"OTP_LOCKED", "FAILED_ATTEMPTS_EXCESSIVE", "FAILED_ATTEMPTS_USER"} & set(after.reason_codes)
+    assert profile is not None and profile.logins >= logins and any(
+        v.trusted_until for v in profile.devices.values())
+
+
+# ---------------------------------------------------------------- record_outcome under a store outage
+def test_an_outage_when_the_outcome_is_taken_is_logged_counted_and_not_raised(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = _OutageStore()
+    with Engine(offline_settings(), store=store, sink=MemorySink()) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        store.down.add("pop_pending")
+        errors = engine.health()["store_errors"]
+        with caplog.at_level(logging.WARNING, logger="riskengine"):
+            assert engine.record_outcome(d.decision_id, "verified", trust_device=True,
+                                         timestamp=ts + timedelta(seconds=5)) is None
+        assert engine.health()["store_errors"] == errors + 1
+        store.down.clear()
+        # the outcome was not applied: the challenge is still pending and takes it now
+        assert engine.record_outcome(d.decision_id, "verified", timestamp=ts + timedelta(seconds=6)) is None
+    (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
+    assert line.startswith("record_outcome: store unavailable") and "pop_pending: connection refused" in line
+
+
+def test_an_outage_when_failed_codes_are_counted_is_logged_and_the_rest_applies(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = _OutageStore()
+    sink = MemorySink()
+    with Engine(offline_settings(), store=store, sink=sink) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        store.down.add("add_otp_failures")
+        errors = engine.health()["store_errors"]
+        with caplog.at_level(logging.WARNING, logger="riskengine"):
+            token = engine.record_outcome(d.decision_id, "verified", attempts=3, trust_device=True,
+                                          timestamp=ts + timedelta(seconds=5))
+        assert engine.health()["store_errors"] == errors + 1
+        assert token is not None  # the verified challenge still trusts the device
+        assert [r["outcome"] for r in sink.rows("challenges")] == ["verified"]
+    (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
+    assert line.startswith("counting second-factor failures failed") and "add_otp_failures" in line
