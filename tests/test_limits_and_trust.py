@@ -13,11 +13,13 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
+from riskengine.core.profile import UserProfile
 from riskengine.core.stores import MemoryStore
 from riskengine.core.stores.base import StoreError
-from riskengine.core.typing import OtpCounts
+from riskengine.core.typing import OtpCounts, Updater
 from riskengine.testing import FIREFOX_MAC, LONDON, establish, make_attempt, offline_settings
 
+_MOBILE = "+447400123456"  # phonenumbers' example GB mobile
 _HOSTING = {**LONDON, "asn": 16509}  # an AWS exit in the user's city: a challenge on a known device
 
 
@@ -41,6 +43,18 @@ class _OutageStore(MemoryStore):
         self._check("add_otp_failures")
         return super().add_otp_failures(user_id, session, count, at, otp_since=otp_since,
                                         session_since=session_since)
+
+    def update(self, user_id: str, fn: Updater) -> UserProfile | None:
+        self._check("update")
+        return super().update(user_id, fn)
+
+    def reset_failures(self, user_id: str) -> None:
+        self._check("reset_failures")
+        super().reset_failures(user_id)
+
+    def verify_send(self, decision_id: str, at: float) -> str | None:
+        self._check("verify_send")
+        return super().verify_send(decision_id, at)
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
@@ -112,39 +126,53 @@ def test_unlock_clears_both_lockouts_and_keeps_the_profile_and_its_trust() -> No
 
 
 # ---------------------------------------------------------------- record_outcome under a store outage
-def test_an_outage_when_the_outcome_is_taken_is_logged_counted_and_not_raised(
-        caplog: pytest.LogCaptureFixture) -> None:
-    store = _OutageStore()
-    with Engine(offline_settings(), store=store, sink=MemorySink()) as engine:
-        ts = establish(engine) + timedelta(days=1)
-        d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
-        store.down.add("pop_pending")
-        errors = engine.health()["store_errors"]
-        with caplog.at_level(logging.WARNING, logger="riskengine"):
-            assert engine.record_outcome(d.decision_id, "verified", trust_device=True,
-                                         timestamp=ts + timedelta(seconds=5)) is None
-        assert engine.health()["store_errors"] == errors + 1
-        store.down.clear()
-        # the outcome was not applied: the challenge is still pending and takes it now
-        assert engine.record_outcome(d.decision_id, "verified", timestamp=ts + timedelta(seconds=6)) is None
-    (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
-    assert line.startswith("record_outcome: store unavailable") and "pop_pending: connection refused" in line
-
-
-def test_an_outage_when_failed_codes_are_counted_is_logged_and_the_rest_applies(
-        caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("call", "names"), [
+    ("pop_pending", "record_outcome"), ("add_otp_failures", "second-factor failures"),
+    ("update", "profile update"), ("reset_failures", "reset failures"), ("verify_send", "verified send"),
+])
+def test_each_store_call_of_an_outcome_that_fails_is_logged_counted_and_not_raised(
+        call: str, names: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A verified outcome with two wrong codes first makes every store call ``record_outcome``
+    makes; whichever fails is counted in ``health()["store_errors"]`` and logged with the step
+    it broke and the store's own error, and the outcome still returns (docs/operations.md)."""
     store = _OutageStore()
     sink = MemorySink()
     with Engine(offline_settings(), store=store, sink=sink) as engine:
         ts = establish(engine) + timedelta(days=1)
         d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
-        store.down.add("add_otp_failures")
+        store.down.add(call)
         errors = engine.health()["store_errors"]
         with caplog.at_level(logging.WARNING, logger="riskengine"):
             token = engine.record_outcome(d.decision_id, "verified", attempts=3, trust_device=True,
                                           timestamp=ts + timedelta(seconds=5))
         assert engine.health()["store_errors"] == errors + 1
-        assert token is not None  # the verified challenge still trusts the device
-        assert [r["outcome"] for r in sink.rows("challenges")] == ["verified"]
+        store.down.clear()
+        if call == "pop_pending":
+            # not applied: no token, no row, and the challenge is still pending to take it now
+            assert token is None and sink.rows("challenges") == []
+            assert engine.record_outcome(d.decision_id, "failed", timestamp=ts + timedelta(seconds=6)) is None
+        else:
+            # the rest of the outcome applies: the token is issued and the outcome audited
+            assert token is not None
+            assert [r["outcome"] for r in sink.rows("challenges")] == ["verified"]
     (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
-    assert line.startswith("counting second-factor failures failed") and "add_otp_failures" in line
+    assert names in line and f"{call}: connection refused" in line
+
+
+def test_a_verified_outcome_credits_the_linked_send_once_at_its_time_and_a_failed_one_never() -> None:
+    """The ``sends`` row of a verification (SMS pumping, docs/sms-pumping.md): written by a
+    verified outcome only, once, at the outcome's time, over the channel used last."""
+    sink = MemorySink()
+    with Engine(offline_settings(), sink=sink) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        failed = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        assert engine.check_send(failed.decision_id, "sms", _MOBILE, now=ts).action == "allow"
+        engine.record_outcome(failed.decision_id, "failed", ["sms"], timestamp=ts + timedelta(seconds=30))
+        assert [r for r in sink.rows("sends") if r["verified"]] == []
+        ok = engine.score(make_attempt(ts=ts + timedelta(minutes=1), ua=FIREFOX_MAC))
+        assert engine.check_send(ok.decision_id, "sms", _MOBILE, now=ts + timedelta(minutes=1)).action == "allow"
+        done = ts + timedelta(minutes=1, seconds=40)
+        engine.record_outcome(ok.decision_id, "verified", ["email", "sms"], timestamp=done)
+    verified = [r for r in sink.rows("sends") if r["verified"]]
+    assert [(r["decision_id"], r["event_time"], r["channel"], r["dest_prefix"], r["action"]) for r in verified] == [
+        (ok.decision_id, done, "sms", "+447400", "verified")]
