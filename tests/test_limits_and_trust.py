@@ -155,6 +155,7 @@ def test_each_store_call_of_an_outcome_that_fails_is_logged_counted_and_not_rais
             # the rest of the outcome applies: the token is issued and the outcome audited
             assert token is not None
             assert [r["outcome"] for r in sink.rows("challenges")] == ["verified"]
+    assert sink.rows("sends") == []  # no send was checked: no verification is credited
     (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
     assert names in line and f"{call}: connection refused" in line
 
@@ -176,3 +177,70 @@ def test_a_verified_outcome_credits_the_linked_send_once_at_its_time_and_a_faile
     verified = [r for r in sink.rows("sends") if r["verified"]]
     assert [(r["decision_id"], r["event_time"], r["channel"], r["dest_prefix"], r["action"]) for r in verified] == [
         (ok.decision_id, done, "sms", "+447400", "verified")]
+
+
+def test_a_corrupt_parked_record_is_logged_with_its_problem_counted_and_not_applied(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A record a worker cannot read (a rolling deploy's bug, a corrupted store value): the
+    outcome is dropped, counted and logged with the parser's reason, never raised."""
+    sink = MemorySink()
+    with Engine(offline_settings(), sink=sink) as engine:
+        at = make_attempt().timestamp
+        engine.store.put_pending("d-bad", b"not json", at.timestamp() + 600, user_id="alice")
+        errors = engine.health()["store_errors"]
+        with caplog.at_level(logging.WARNING, logger="riskengine"):
+            assert engine.record_outcome("d-bad", "verified", trust_device=True, timestamp=at) is None
+        assert engine.health()["store_errors"] == errors + 1
+    assert sink.rows("challenges") == []
+    (line,) = [r.getMessage() for r in caplog.records if "not JSON" in r.getMessage()]
+    assert "record_outcome" in line and "not applied" in line
+
+
+# ---------------------------------------------------------------- what a verified challenge teaches
+def test_a_verified_challenge_teaches_its_local_hour_and_feeds_the_population_prior() -> None:
+    """The parked login's local hour reaches the profile's hour histogram, and an established
+    user's verified login counts once in the population prior."""
+    with Engine(offline_settings(), sink=MemorySink()) as engine:
+        last = establish(engine)  # every login at 09:00 London
+        night = (last + timedelta(days=1)).replace(hour=3)  # 03:00 UTC = 03:00 London in March
+        before = engine.store.get("alice")
+        assert before is not None and before.hours[3] == 0
+        d = engine.score(make_attempt(ts=night, ua=FIREFOX_MAC))
+        assert d.action == "challenge"
+        prior = engine.population_logins(night)
+        engine.record_outcome(d.decision_id, "verified", timestamp=night + timedelta(minutes=1))
+        after = engine.store.get("alice")
+        assert after is not None and after.hours[3] > 0
+        assert engine.population_logins(night) == pytest.approx(prior + 1.0)
+
+
+def test_a_failed_outcome_writes_no_lesson_and_keeps_the_failed_passwords() -> None:
+    settings = offline_settings()
+    with Engine(settings, sink=MemorySink()) as engine:
+        last = establish(engine)
+        ts = last + timedelta(days=1)
+        for i in range(settings.failures.user_threshold):
+            engine.record_failure("alice", "198.51.100.7", ts - timedelta(seconds=i + 1))
+        d = engine.score(make_attempt(ts=ts))
+        assert d.action == "challenge" and "FAILED_ATTEMPTS_USER" in d.reason_codes
+        profile = engine.store.get("alice")
+        errors = engine.health()["store_errors"]
+        engine.record_outcome(d.decision_id, "failed", timestamp=ts + timedelta(seconds=30))
+        assert engine.health()["store_errors"] == errors
+        assert engine.store.get("alice") == profile
+        again = engine.score(make_attempt(ts=ts + timedelta(minutes=1)))
+    assert "FAILED_ATTEMPTS_USER" in again.reason_codes, again
+
+
+def test_an_outcome_without_a_timestamp_is_dated_at_its_login() -> None:
+    """No ``timestamp``: the challenges row and the counters take the parked login's time (the
+    outcome's own time is unknown); the expiry is checked against the clock."""
+    sink = MemorySink()
+    # cold start off: a first login is challenged (NEW_DEVICE)
+    with Engine(offline_settings(coldstart={"min_logins": 0}), sink=sink) as engine:
+        login = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        d = engine.score(make_attempt(ts=login))
+        assert d.action == "challenge", d
+        engine.record_outcome(d.decision_id, "failed", attempts=2)
+    (row,) = sink.rows("challenges")
+    assert row["event_time"] == login
