@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from riskengine import Engine
+from riskengine import Engine, UnknownDecisionError
 from riskengine.audit.base import MemorySink
 from riskengine.core.profile import UserProfile
 from riskengine.core.stores import MemoryStore
@@ -244,3 +244,20 @@ def test_an_outcome_without_a_timestamp_is_dated_at_its_login() -> None:
         engine.record_outcome(d.decision_id, "failed", attempts=2)
     (row,) = sink.rows("challenges")
     assert row["event_time"] == login
+
+
+def test_a_challenge_that_cannot_be_parked_is_still_returned_and_the_outage_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = _OutageStore()
+    with Engine(offline_settings(), store=store, sink=MemorySink()) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        store.down.add("put_pending")
+        errors = engine.health()["store_errors"]
+        with caplog.at_level(logging.WARNING, logger="riskengine"):
+            d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        assert d.action == "challenge" and engine.health()["store_errors"] == errors + 1
+        store.down.clear()
+        with pytest.raises(UnknownDecisionError):  # nothing was parked for its outcome
+            engine.record_outcome(d.decision_id, "verified", timestamp=ts + timedelta(seconds=5))
+    (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
+    assert "park" in line and "put_pending: connection refused" in line
