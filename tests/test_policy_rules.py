@@ -103,19 +103,18 @@ def test_an_odd_hour_adds_its_weight_times_its_value_to_other_evidence() -> None
 
 
 # ---------------------------------------------------------------- deny rules
-@pytest.mark.parametrize(("kwargs", "code"), [
-    ({"otp_failures_exceeded": True}, "OTP_ATTEMPTS_EXCEEDED"),
-    ({"otp_locked": True}, "OTP_LOCKED"),
-])
-def test_second_factor_limits_deny_at_least_at_the_deny_threshold(kwargs: dict[str, bool], code: str) -> None:
+@pytest.mark.parametrize(("exceeded", "locked", "code"), [
+    (True, False, "OTP_ATTEMPTS_EXCEEDED"), (False, True, "OTP_LOCKED")])
+def test_second_factor_limits_deny_at_least_at_the_deny_threshold(exceeded: bool, locked: bool, code: str) -> None:
     """Past a second-factor limit the login is denied even with nothing else fired (the fast
     path must not take it), even on a trusted device, with the limit's reason at weight 1."""
     for trusted in (False, True):
-        a = P.decide([], trusted=trusted, **kwargs)
+        a = P.decide([], trusted=trusted, otp_failures_exceeded=exceeded, otp_locked=locked)
         assert (a.action, a.risk, a.factor) == ("deny", DT, None), a
         assert [(r.code, r.weight) for r in a.reasons] == [(code, 1.0)]
     # on a trusted device with excessive failures: still a deny (the trust rule does not apply)
-    excessive = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE")], trusted=True, **kwargs)
+    excessive = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE")], trusted=True, otp_failures_exceeded=exceeded,
+                         otp_locked=locked)
     assert excessive.action == "deny"
 
 
