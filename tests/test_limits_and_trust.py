@@ -7,6 +7,7 @@ No test here writes Parquet (the file is in mutmut's test selection)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,6 +56,10 @@ class _OutageStore(MemoryStore):
     def verify_send(self, decision_id: str, at: float) -> str | None:
         self._check("verify_send")
         return super().verify_send(decision_id, at)
+
+    def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
+        self._check("budget_merge")
+        return super().budget_merge(delta)
 
     def put_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                     user_id: str = "", max_per_user: int = 0) -> None:
@@ -261,3 +266,58 @@ def test_a_challenge_that_cannot_be_parked_is_still_returned_and_the_outage_logg
             engine.record_outcome(d.decision_id, "verified", timestamp=ts + timedelta(seconds=5))
     (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
     assert "park" in line and "put_pending: connection refused" in line
+
+
+# ---------------------------------------------------------------- the step-up budget's store outage
+def _budget_run(outage_day: int | None) -> tuple[dict[str, float], list[str], int]:
+    """Five users, one familiar login a day for 8 days (established from day 5), refreshes every
+    minute; on ``outage_day`` the sketch's store is down for that day's refresh. Returns the
+    merged sketch after a last refresh, the reason codes seen, and the store errors."""
+    store = _OutageStore()
+    settings = offline_settings(policy={"target_stepup_rate": 0.1, "budget_warmup_logins": 10,
+                                        "budget_refresh_seconds": 60.0, "budget_user_cap": 1000})
+    codes: list[str] = []
+    with Engine(settings, store=store, sink=MemorySink()) as engine:
+        start = make_attempt().timestamp
+        for day in range(8):
+            if day == outage_day:
+                store.down.add("budget_merge")
+            for u in range(5):
+                codes += engine.score(make_attempt(f"user{u}", start + timedelta(days=day, seconds=u))).reason_codes
+            store.down.clear()
+        engine.score(make_attempt("user0", start + timedelta(days=9)))  # one more refresh
+        errors = engine.health()["store_errors"]
+    return store.budget_merge({}), codes, errors
+
+
+def test_a_budget_merge_outage_keeps_the_threshold_and_merges_the_kept_delta_later(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The refresh that cannot reach the store keeps the last threshold (no degraded decision),
+    is counted and logged once for the period (not retried on every login), and the logins it
+    could not send are merged at the next refresh: the sketch ends up as without the outage."""
+    clean, clean_codes, clean_errors = _budget_run(None)
+    with caplog.at_level(logging.WARNING, logger="riskengine"):
+        merged, codes, errors = _budget_run(6)
+    assert "ENGINE_DEGRADED" not in codes and codes == clean_codes
+    assert errors == clean_errors + 1
+    assert merged.keys() == clean.keys() and all(merged[k] == pytest.approx(clean[k]) for k in clean)
+    assert sum(w for k, w in merged.items() if k.endswith(":n")) > 0
+    (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
+    assert "budget" in line and "budget_merge: connection refused" in line
+
+
+def test_logins_without_a_session_id_share_one_second_factor_session() -> None:
+    """No ``session_id``: the parked challenge and the next login both use the empty session,
+    so the session's limit still applies (a client that sends none cannot escape it)."""
+    settings = offline_settings(failures={"user_threshold": 10_000, "user_deny_threshold": 10_000})
+    o = settings.otp
+    assert o.max_attempts + 1 <= o.user_max_failures  # only the session limit can deny here
+    with Engine(settings, sink=MemorySink()) as engine:
+        ts = establish(engine) + timedelta(days=1)
+        d = engine.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        engine.record_outcome(d.decision_id, "failed", attempts=o.max_attempts + 1,
+                              timestamp=ts + timedelta(seconds=20))
+        again = engine.score(make_attempt(ts=ts + timedelta(minutes=1), ua=FIREFOX_MAC))
+        other = engine.score(make_attempt(ts=ts + timedelta(minutes=1), ua=FIREFOX_MAC, session_id="s2"))
+    assert again.action == "deny" and "OTP_ATTEMPTS_EXCEEDED" in again.reason_codes, again
+    assert "OTP_ATTEMPTS_EXCEEDED" not in other.reason_codes, other
