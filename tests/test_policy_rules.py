@@ -72,6 +72,17 @@ def test_cold_start_scales_the_novelty_signals_and_adds_its_own_weight() -> None
     # cold start alone (nothing fired) still takes the full path and carries its reason
     alone = P.decide([], cold_start=True)
     assert [r.code for r in alone.reasons] == ["COLD_START"] and alone.risk == round(c.weight, 6)
+    assert isinstance(alone.reasons[0].detail, str) and alone.reasons[0].detail
+
+
+def test_on_a_trusted_device_under_excessive_failures_cold_start_still_counts() -> None:
+    """The risk without the failures keeps every other term of the noisy-OR, cold start's
+    included (NEW_COUNTRY is not scaled by cold start)."""
+    c = S.coldstart
+    without = noisy_or(S.geo.new_country_weight, c.weight)
+    assert CT < without < DT
+    a = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE"), sig("NEW_COUNTRY")], cold_start=True, trusted=True)
+    assert (a.action, a.risk) == ("challenge", round(without, 6))
 
 
 def test_a_model_contribution_joins_the_noisy_or_and_its_reasons_are_kept() -> None:
@@ -82,9 +93,10 @@ def test_a_model_contribution_joins_the_noisy_or_and_its_reasons_are_kept() -> N
 
 
 def test_weights_are_rounded_to_four_digits_and_risk_to_six() -> None:
-    value = 0.123456789
-    a = P.decide([sig("NEW_DEVICE", value)])
+    value = 0.2468013579
     w = S.device.weight * value
+    assert round(w, 4) != round(w, 5) and round(w, 6) != round(w, 7)  # the digits are seen
+    a = P.decide([sig("NEW_DEVICE", value)])
     assert a.reasons[0].weight == round(w, 4) and a.risk == round(w, 6)
 
 
@@ -95,11 +107,26 @@ def test_an_unknown_code_counts_nothing_and_a_zero_value_is_not_evidence() -> No
 
 
 def test_an_odd_hour_adds_its_weight_times_its_value_to_other_evidence() -> None:
-    value = 0.5
-    a = P.decide([sig("UNUSUAL_HOUR", value), sig("NEW_REGION")])
+    value = 0.6172839
     w_hour = S.hour.weight * value
+    assert round(w_hour, 4) != round(w_hour, 5)
+    a = P.decide([sig("UNUSUAL_HOUR", value), sig("NEW_REGION")])
     assert a.risk == round(noisy_or(S.geo.new_region_weight, w_hour), 6)
-    assert ("UNUSUAL_HOUR", round(w_hour, 4)) in [(r.code, r.weight) for r in a.reasons]
+    assert ("UNUSUAL_HOUR", round(w_hour, 4), "UNUSUAL_HOUR detail") in [
+        (r.code, r.weight, r.detail) for r in a.reasons]
+
+
+def test_an_odd_hour_counts_as_fired_for_configured_strong_and_floor_signals() -> None:
+    """``UNUSUAL_HOUR`` may be configured strong (a trusted device then does not skip it) or a
+    budget floor signal; it counts as fired only beside other evidence."""
+    strong = Policy(offline_settings(policy={"strong_signals": ["UNUSUAL_HOUR"]}))
+    hour_and_device = [sig("UNUSUAL_HOUR"), sig("NEW_DEVICE")]
+    assert strong.decide(hour_and_device, trusted=True).action == "challenge"
+    assert P.decide(hour_and_device, trusted=True).action == "allow"
+    floor = Policy(offline_settings(policy={"budget_floor_signals": ["UNUSUAL_HOUR"]}))
+    a = floor.decide([sig("UNUSUAL_HOUR"), sig("NEW_ASN")])
+    assert (a.action, a.floor) == ("challenge", True)
+    assert floor.decide([sig("UNUSUAL_HOUR")]).action == "allow"
 
 
 # ---------------------------------------------------------------- deny rules
