@@ -75,7 +75,7 @@ def test_cold_start_scales_the_novelty_signals_and_adds_its_own_weight() -> None
     assert isinstance(alone.reasons[0].detail, str) and alone.reasons[0].detail
 
 
-def test_on_a_trusted_device_under_excessive_failures_cold_start_still_counts() -> None:
+def test_on_a_trusted_device_under_excessive_failures_cold_start_and_the_model_still_count() -> None:
     """The risk without the failures keeps every other term of the noisy-OR, cold start's
     included (NEW_COUNTRY is not scaled by cold start)."""
     c = S.coldstart
@@ -83,6 +83,12 @@ def test_on_a_trusted_device_under_excessive_failures_cold_start_still_counts() 
     assert CT < without < DT
     a = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE"), sig("NEW_COUNTRY")], cold_start=True, trusted=True)
     assert (a.action, a.risk) == ("challenge", round(without, 6))
+    # ... and a model's contribution
+    model = 0.2
+    with_model = noisy_or(S.geo.new_country_weight, model)
+    assert CT < with_model < DT
+    b = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE"), sig("NEW_COUNTRY")], trusted=True, extra_risk=model)
+    assert (b.action, b.risk) == ("challenge", round(with_model, 6))
 
 
 def test_a_model_contribution_joins_the_noisy_or_and_its_reasons_are_kept() -> None:
@@ -139,6 +145,7 @@ def test_second_factor_limits_deny_at_least_at_the_deny_threshold(exceeded: bool
         a = P.decide([], trusted=trusted, otp_failures_exceeded=exceeded, otp_locked=locked)
         assert (a.action, a.risk, a.factor) == ("deny", DT, None), a
         assert [(r.code, r.weight) for r in a.reasons] == [(code, 1.0)]
+        assert isinstance(a.reasons[0].detail, str) and a.reasons[0].detail
     # on a trusted device with excessive failures: still a deny (the trust rule does not apply)
     excessive = P.decide([sig("FAILED_ATTEMPTS_EXCESSIVE")], trusted=True, otp_failures_exceeded=exceeded,
                          otp_locked=locked)
