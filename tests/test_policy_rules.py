@@ -190,6 +190,7 @@ def test_a_trusted_device_skips_a_weak_challenge_with_a_zero_weight_reason() -> 
     a = P.decide(signals, trusted=True)
     assert (a.action, a.factor) == ("allow", None)
     assert [(r.code, r.weight) for r in a.reasons] == [("NEW_DEVICE", S.device.weight), ("TRUSTED_DEVICE", 0.0)]
+    assert isinstance(a.reasons[1].detail, str) and a.reasons[1].detail
     # nothing to skip: an allow stays an allow without the trust reason
     assert [r.code for r in P.decide([sig("NEW_ASN")], trusted=True).reasons] == ["NEW_ASN"]
     # a strong signal is never skipped
