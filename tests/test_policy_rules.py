@@ -152,6 +152,11 @@ def test_second_factor_limits_deny_at_least_at_the_deny_threshold(exceeded: bool
     assert excessive.action == "deny"
 
 
+def test_a_denylisted_network_denies_at_full_weight() -> None:
+    a = P.decide([sig("NETWORK_DENYLIST")], trusted=True)
+    assert (a.action, a.risk, [(r.code, r.weight) for r in a.reasons]) == ("deny", 1.0, [("NETWORK_DENYLIST", 1.0)])
+
+
 def test_excessive_failures_deny_at_the_deny_threshold_whatever_their_weight() -> None:
     weak = Policy(offline_settings(failures={"excessive_weight": 0.1}))
     a = weak.decide([sig("FAILED_ATTEMPTS_EXCESSIVE")])
