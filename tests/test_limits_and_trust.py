@@ -303,7 +303,7 @@ def test_a_budget_merge_outage_keeps_the_threshold_and_merges_the_kept_delta_lat
     assert merged.keys() == clean.keys() and all(merged[k] == pytest.approx(clean[k]) for k in clean)
     assert sum(w for k, w in merged.items() if k.endswith(":n")) > 0
     (line,) = [r.getMessage() for r in caplog.records if "test outage" in r.getMessage()]
-    assert "budget" in line and "budget_merge: connection refused" in line
+    assert "step-up budget" in line and "budget_merge: connection refused" in line
 
 
 def test_logins_without_a_session_id_share_one_second_factor_session() -> None:
