@@ -152,7 +152,7 @@ def test_second_factor_limits_deny_at_least_at_the_deny_threshold(exceeded: bool
     assert excessive.action == "deny"
 
 
-def test_a_denylisted_network_denies_at_full_weight() -> None:
+def test_a_denylisted_network_denies_at_its_fixed_full_weight() -> None:
     a = Policy(S).decide([sig("NETWORK_DENYLIST")], trusted=True)
     assert (a.action, a.risk, [(r.code, r.weight) for r in a.reasons]) == ("deny", 1.0, [("NETWORK_DENYLIST", 1.0)])
 
