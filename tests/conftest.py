@@ -19,7 +19,10 @@ TEST_TRUST_KEY = "test-only-device-token-key-0123456789abcdef"
 os.environ.setdefault("RISKENGINE_TRUST_SECRET_KEYS", TEST_TRUST_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
-MAXMIND_TEST = REPO.parent / "shared" / "data" / "maxmind-test"
+# ../shared beside the clone; found from mutmut's copy (mutants/) and from a worktree too
+MAXMIND_TEST = next((d / "shared" / "data" / "maxmind-test" for d in REPO.parents
+                     if (d / "shared" / "data" / "maxmind-test").is_dir()),
+                    REPO.parent / "shared" / "data" / "maxmind-test")
 
 
 def _maxmind(name: str) -> Path:

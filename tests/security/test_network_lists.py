@@ -12,7 +12,10 @@ from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.testing import FIREFOX_MAC, LONDON, establish, make_attempt, offline_settings
 
-ANON_DB = Path(__file__).resolve().parents[3] / "shared" / "data" / "maxmind-test" / "GeoIP2-Anonymous-IP-Test.mmdb"
+# ../shared beside the clone, looked up from here upwards (mutmut runs a copy under mutants/)
+ANON_DB = next((d / "shared" / "data" / "maxmind-test" / "GeoIP2-Anonymous-IP-Test.mmdb"
+                for d in Path(__file__).resolve().parents
+                if (d / "shared" / "data" / "maxmind-test").is_dir()), Path("GeoIP2-Anonymous-IP-Test.mmdb"))
 HOME_IP = "2.125.160.216"  # not in the anonymous-IP test database
 HOSTING_ASN = 14061  # DigitalOcean: in the default hosting list
 

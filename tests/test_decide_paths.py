@@ -1,0 +1,163 @@
+"""``Scoring._decide`` and ``score_validated`` through ``Engine.score`` / the public API: what the
+model hook is handed and how its answer counts, the GeoIP problem reasons, and the budget's
+bookkeeping (issue #16: these pin behaviour mutation testing found unpinned). Figures come
+from ``Settings()``; none of these tests writes Parquet (they run under mutmut)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from riskengine import Engine
+from riskengine.audit.base import MemorySink
+from riskengine.core.attempt import Attempt
+from riskengine.core.config import Settings
+from riskengine.core.decision import Reason
+from riskengine.core.enrich.geoip import GeoInfo
+from riskengine.core.profile import UserProfile
+from riskengine.core.signals.base import SignalResult
+from riskengine.testing import FIREFOX_MAC, T0, establish, make_attempt, offline_settings
+
+S = Settings()
+
+
+class RecordingModel:
+    """A :class:`~riskengine.core.typing.RiskModel` that answers a fixed contribution and
+    keeps what each call was handed (the seam under test is the engine's call, not a model)."""
+
+    def __init__(self, risk: float, reasons: list[Reason]) -> None:
+        self.risk = risk
+        self.reasons = reasons
+        self.calls: list[dict[str, Any]] = []
+
+    def contribution(
+        self, attempt: Attempt, geo: GeoInfo, dkey: str, hour: int | None, profile: UserProfile,
+        signals: Sequence[SignalResult], user_failures: int, ip_failures: int,
+        now: float | None = None,
+    ) -> tuple[float, list[Reason]]:
+        self.calls.append({"attempt": attempt, "geo": geo, "dkey": dkey, "hour": hour, "profile": profile,
+                           "signals": [s.code for s in signals], "user_failures": user_failures,
+                           "ip_failures": ip_failures, "now": now})
+        return self.risk, list(self.reasons)
+
+
+def _engine(**sections: dict[str, object]) -> Engine:
+    return Engine(offline_settings(**sections), sink=MemorySink())
+
+
+def test_the_model_hook_is_handed_the_login_and_its_answer_counts_in_the_risk() -> None:
+    with _engine() as e:
+        last = establish(e)
+        ts = last + timedelta(hours=1)
+        e.record_failure("alice", "198.51.100.4", ts - timedelta(minutes=1))
+        e.record_failure("bob", "81.2.69.160", ts - timedelta(minutes=1))
+        e.record_failure("carol", "81.2.69.160", ts - timedelta(seconds=30))
+        quiet = e.score(make_attempt(ts=ts))
+        model = RecordingModel(0.5, [Reason("MODEL_SCORE", 0.5, "model says so")])
+        e.model = model
+        attempt = make_attempt(ts=ts + timedelta(seconds=1))
+        d = e.score(attempt)
+    assert quiet.action == "allow" and "MODEL_SCORE" not in quiet.reason_codes
+    assert len(model.calls) == 1
+    call = model.calls[0]
+    assert call["attempt"].user_id == "alice" and call["attempt"].timestamp == attempt.timestamp
+    assert call["geo"].country == "GB" and call["geo"].city == "London"
+    assert call["dkey"] == d.device_key
+    assert call["hour"] == 10  # 10:00 UTC on a March Monday is 10:00 in London (GMT)
+    assert call["profile"].logins == 21  # 20 days and the quiet login
+    assert call["user_failures"] == 1 and call["ip_failures"] == 2
+    assert call["now"] == attempt.timestamp.timestamp()
+    assert call["signals"][0] == "KNOWN_DEVICE"  # the signals computed so far, the device first
+    # the model's term joins the noisy-OR: a familiar login at risk ~0 is stepped up by 0.5 alone
+    assert d.risk >= 0.5 > quiet.risk
+    assert d.action == ("challenge" if 0.5 < S.policy.deny_threshold else "deny")
+    assert "MODEL_SCORE" in d.reason_codes
+
+
+def test_a_model_contributing_nothing_leaves_the_decision_as_it_was() -> None:
+    with _engine() as e:
+        last = establish(e)
+        e.model = RecordingModel(0.0, [])
+        d = e.score(make_attempt(ts=last + timedelta(hours=1)))
+    assert d.action == "allow" and d.risk == 0.0
+
+
+def test_geoip_unavailable_is_reported_with_its_problem(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.mmdb"
+    with _engine(geo={"city_db": str(missing)}) as e:
+        d = e.score(make_attempt(place={}))  # no caller geo: GeoIP is asked, and it is down
+        problems = e.health()["geoip_problems"]
+    (reason,) = [r for r in d.reasons if r.code == "GEOIP_UNAVAILABLE"]
+    assert "GEO_UNKNOWN" not in d.reason_codes
+    assert reason.weight == 0.0  # informational: it never adds risk by itself
+    assert reason.detail == problems[0] and str(missing) in reason.detail
+
+
+def test_an_address_the_geoip_database_does_not_know_is_geo_unknown(maxmind: Callable[[str], Path]) -> None:
+    with _engine(geo={"city_db": str(maxmind("GeoIP2-City-Test.mmdb"))}) as e:
+        d = e.score(make_attempt(place={}, ip="8.8.8.8"))
+        known = e.score(make_attempt(place={}, ip="81.2.69.160", ts=T0 + timedelta(minutes=1)))
+    (reason,) = [r for r in d.reasons if r.code == "GEO_UNKNOWN"]
+    assert "GEOIP_UNAVAILABLE" not in d.reason_codes
+    assert reason.weight == 0.0 and reason.detail == "IP not in the GeoIP database"
+    assert not {"GEO_UNKNOWN", "GEOIP_UNAVAILABLE"} & set(known.reason_codes)
+
+
+def test_a_failed_lookup_in_an_open_database_is_geoip_unavailable(tmp_path: Path,
+                                                                   maxmind: Callable[[str], Path]) -> None:
+    with _engine(geo={"city_db": str(maxmind("MaxMind-DB-test-broken-pointers-24.mmdb"))}) as e:
+        assert e.health()["geoip_problems"] == []  # it opened: the lookups are what fail
+        failed = [e.score(make_attempt(user_id=f"u{i}", place={}, ip=ip))
+                  for i, ip in enumerate(("1.1.1.1", "1.1.1.3", "1.1.1.16", "1.1.1.32"))]
+    reasons = [r for d in failed for r in d.reasons if r.code in ("GEOIP_UNAVAILABLE", "GEO_UNKNOWN")]
+    lookup_failed = [r for r in reasons if "failed" in r.detail]
+    assert lookup_failed, reasons
+    assert all(r.code == "GEOIP_UNAVAILABLE" for r in lookup_failed)
+
+
+def test_caller_geo_never_reports_a_geoip_problem(tmp_path: Path) -> None:
+    with _engine(geo={"city_db": str(tmp_path / "missing.mmdb")}) as e:
+        d = e.score(make_attempt())  # LONDON with coordinates: GeoIP is not needed
+    assert not {"GEO_UNKNOWN", "GEOIP_UNAVAILABLE"} & set(d.reason_codes)
+
+
+def _budget_settings() -> dict[str, object]:
+    return {"target_stepup_rate": 0.1, "budget_warmup_logins": 10}
+
+
+def test_the_budget_tap_records_established_exempt_and_floor_per_login() -> None:
+    established_at = S.policy.budget_established_logins
+    with _engine(policy=_budget_settings()) as e:
+        tap = e.defer_budget()
+        assert tap is not None
+        last = establish(e, days=established_at + 2)
+        first = tap[0]
+        enough = tap[established_at]
+        ts = last + timedelta(hours=1)
+        c = e.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        token = e.record_outcome(c.decision_id, "verified", trust_device=True, timestamp=ts)
+        assert token is not None
+        trusted = e.score(make_attempt(ts=ts + timedelta(hours=1), ua=FIREFOX_MAC, device_token=token))
+        forged = e.score(make_attempt(ts=ts + timedelta(hours=2), ua=FIREFOX_MAC, device_token=token + "x"))
+    assert first == (False, False, False)  # a first login: not established, no token, no floor
+    assert enough == (True, False, False)
+    assert trusted.action == "allow" and tap[-2] == (True, True, False)
+    # a token that does not verify fires DEVICE_TOKEN_INVALID, a budget floor signal
+    assert "DEVICE_TOKEN_INVALID" in forged.reason_codes and tap[-1] == (True, False, True)
+    assert len(tap) == established_at + 2 + 3
+
+
+@pytest.mark.parametrize("event", ["password_reset"])
+def test_a_sensitive_event_never_feeds_the_budget_tap(event: str) -> None:
+    with _engine(policy=_budget_settings()) as e:
+        tap = e.defer_budget()
+        assert tap is not None
+        last = establish(e, days=3)
+        before = len(tap)
+        d = e.score(make_attempt(ts=last + timedelta(hours=1), event=event))
+    assert d.event == event and d.threshold == e.policy.events[event].challenge_threshold
+    assert len(tap) == before  # a sensitive event is decided at its own threshold: no budget
