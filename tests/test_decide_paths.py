@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import threading
+
 import pytest
 
 from riskengine import Engine
@@ -17,9 +19,12 @@ from riskengine.audit.base import MemorySink
 from riskengine.core.attempt import Attempt
 from riskengine.core.config import Settings
 from riskengine.core.decision import Reason
+from riskengine.core.engine.scoring import CrossUser
 from riskengine.core.enrich.geoip import GeoInfo
 from riskengine.core.profile import UserProfile
 from riskengine.core.signals.base import SignalResult
+from riskengine.core.stores.memory import MemoryStore
+from riskengine.core.typing import Snapshot
 from riskengine.testing import FIREFOX_MAC, T0, establish, make_attempt, offline_settings
 
 S = Settings()
@@ -161,3 +166,82 @@ def test_a_sensitive_event_never_feeds_the_budget_tap(event: str) -> None:
         d = e.score(make_attempt(ts=last + timedelta(hours=1), event=event))
     assert d.event == event and d.threshold == e.policy.events[event].challenge_threshold
     assert len(tap) == before  # a sensitive event is decided at its own threshold: no budget
+
+
+def test_replays_shared_counts_replace_the_stores_failures_and_population_prior() -> None:
+    f = S.failures
+    with _engine() as e:
+        last = establish(e)
+        ts = last + timedelta(hours=1)
+        for i in range(f.ip_threshold):  # the store counts failures from the login's address...
+            e.record_failure(f"other{i}", "81.2.69.160", ts - timedelta(seconds=10 + i))
+        own = e.score(make_attempt(ts=ts))
+        # ... which replay's pre-pass replaces with the count across every partition
+        quiet = e.score_validated(make_attempt(ts=ts + timedelta(seconds=1)), shared=CrossUser(0, 0.0, 1.0))
+        loud = e.score_validated(make_attempt(ts=ts + timedelta(seconds=2)),
+                                 shared=CrossUser(f.ip_deny_threshold, 0.0, 1.0))
+        # a user with no country history: the prior in effect comes from `shared` too
+        rare = e.score_validated(make_attempt("newbie", ts=ts), shared=CrossUser(0, 0.0, 1e30))
+        common = e.score_validated(make_attempt("newbie2", ts=ts), shared=CrossUser(0, 1e30, 1e30))
+        local = e.score(make_attempt("newbie3", ts=ts))  # the store's prior: far too little data
+    assert "FAILED_ATTEMPTS_IP" in own.reason_codes
+    assert not any(c.startswith("FAILED_ATTEMPTS") for c in quiet.reason_codes) and quiet.action == "allow"
+    assert "FAILED_ATTEMPTS_EXCESSIVE" in loud.reason_codes and loud.action == "deny"
+    assert "RARE_COUNTRY_FOR_SERVICE" in rare.reason_codes
+    assert "RARE_COUNTRY_FOR_SERVICE" not in common.reason_codes
+    assert "RARE_COUNTRY_FOR_SERVICE" not in local.reason_codes
+    assert rare.risk > common.risk
+
+
+def test_score_validated_without_started_times_the_call_itself(sink: MemorySink) -> None:
+    import time
+
+    with Engine(offline_settings(), sink=sink) as e:
+        began = time.perf_counter()
+        e.score_validated(make_attempt())
+        elapsed_us = (time.perf_counter() - began) * 1e6
+        # a caller's start (replay's batch, the web handler's) is what the latency counts from
+        e.score_validated(make_attempt(ts=T0 + timedelta(minutes=1)), started=began - 5.0)
+    own, given = (r["latency_us"] for r in sink.rows("decisions"))
+    assert 0.0 < own <= elapsed_us
+    assert given >= 5e6
+
+
+class LandsDuringTheReadStore(MemoryStore):
+    """A real in-memory store whose profile writes wait until the next snapshot has been read,
+    then land before that snapshot is returned: the write-behind race ``score_validated``
+    guards against (the lesson was pending when the login started, the store's answer is older
+    than it, and by the time the answer arrives the lesson has left ``pending``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.engine: Engine | None = None
+
+    def update(self, user_id: str, fn: Any) -> UserProfile | None:
+        self.gate.wait(5.0)
+        return super().update(user_id, fn)
+
+    def snapshot(self, user_id: str, ip: str, since: float, **windows: Any) -> Snapshot:
+        snap = super().snapshot(user_id, ip, since, **windows)
+        self.gate.set()
+        if self.engine is not None and self.engine._writer is not None:
+            self.engine._writer.flush()  # the lesson lands, and leaves `pending`
+        self.gate.clear()
+        return snap
+
+
+def test_a_lesson_that_lands_during_the_read_is_still_scored_against() -> None:
+    store = LandsDuringTheReadStore()
+    with Engine(offline_settings(store={"write_behind": True}), store=store, sink=MemorySink()) as behind:
+        store.engine = behind
+        first = behind.score(make_attempt())
+        assert behind._writer is not None and behind._writer.pending  # the lesson is queued
+        second = behind.score(make_attempt(ts=T0 + timedelta(hours=1)))
+        assert behind._writer.pending["alice"].logins == 2  # the second lesson builds on the first
+        store.gate.set()  # later writes land at once
+    with Engine(offline_settings(), sink=MemorySink()) as through:
+        expected = [through.score(make_attempt(ts=T0 + timedelta(hours=h))) for h in (0, 1)]
+    assert first.reason_codes == expected[0].reason_codes
+    assert second.reason_codes == expected[1].reason_codes
+    assert (second.action, second.risk) == (expected[1].action, expected[1].risk)
