@@ -5,12 +5,11 @@ from ``Settings()``; none of these tests writes Parquet (they run under mutmut).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import threading
 
 import pytest
 
