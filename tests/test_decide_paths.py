@@ -24,7 +24,7 @@ from riskengine.core.profile import UserProfile
 from riskengine.core.signals.base import SignalResult
 from riskengine.core.stores.memory import MemoryStore
 from riskengine.core.typing import Snapshot
-from riskengine.testing import FIREFOX_MAC, T0, establish, make_attempt, offline_settings
+from riskengine.testing import EDINBURGH, FIREFOX_MAC, LONDON, MANCHESTER, T0, establish, make_attempt, offline_settings
 
 S = Settings()
 
@@ -244,3 +244,23 @@ def test_a_lesson_that_lands_during_the_read_is_still_scored_against() -> None:
     assert first.reason_codes == expected[0].reason_codes
     assert second.reason_codes == expected[1].reason_codes
     assert (second.action, second.risk) == (expected[1].action, expected[1].risk)
+
+
+def test_a_finer_place_counts_only_below_a_coarser_one_already_known() -> None:
+    g = S.geo
+    with _engine() as e:
+        last = establish(e)  # London, AS2856, 81.2.69.0/24
+        same_region = e.score(make_attempt(ts=last + timedelta(hours=1), place=MANCHESTER, ip="86.1.2.3"))
+        new_region = e.score(make_attempt(ts=last + timedelta(hours=2), place=EDINBURGH, ip="81.2.69.161"))
+        new_asn = e.score(make_attempt(ts=last + timedelta(hours=3), place=dict(LONDON, asn=3215), ip="86.9.9.9"))
+    # the region and the AS are known: the new city and the new address block both count
+    assert {r.code: r.detail for r in same_region.reasons if r.code in ("NEW_CITY", "NEW_PREFIX")} == {
+        "NEW_CITY": "first login from Manchester", "NEW_PREFIX": "first login from address block 86.1.2.0"}
+    assert not {"NEW_REGION", "NEW_ASN", "NEW_COUNTRY"} & set(same_region.reason_codes)
+    # a new region is the evidence; its new city is not counted again
+    region = {r.code: r for r in new_region.reasons}
+    assert "NEW_CITY" not in region and region["NEW_REGION"].detail == "first login from region GB/Scotland"
+    assert region["NEW_REGION"].weight == g.new_region_weight
+    # a new AS likewise hides its new address block
+    asn = {r.code: r for r in new_asn.reasons}
+    assert "NEW_PREFIX" not in asn and asn["NEW_ASN"].detail == "first login from network AS 3215"
