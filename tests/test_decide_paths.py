@@ -16,6 +16,7 @@ import pytest
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.core.attempt import Attempt
+from riskengine.core.budget import FORCED_KEY, bin_of, era_of, of_era
 from riskengine.core.config import Settings
 from riskengine.core.decision import Reason
 from riskengine.core.engine.scoring import CrossUser
@@ -264,3 +265,32 @@ def test_a_finer_place_counts_only_below_a_coarser_one_already_known() -> None:
     # a new AS likewise hides its new address block
     asn = {r.code: r for r in new_asn.reasons}
     assert "NEW_PREFIX" not in asn and asn["NEW_ASN"].detail == "first login from network AS 3215"
+
+
+def test_what_the_live_budget_learns_per_login() -> None:
+    """Established users' logins that are not denied, each once: at its risk, at 0 when a
+    trusted device allowed it on weak evidence, as forced when a floor signal fired."""
+    settings = offline_settings(policy={**_budget_settings(), "budget_user_cap": 1000},
+                                network={"deny_cidrs": ["198.51.100.0/24"]})
+    days = S.policy.budget_established_logins + 2
+    with Engine(settings, sink=MemorySink()) as e:
+        last = establish(e, days=days)
+        ts = last + timedelta(hours=1)
+        new_device = e.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        token = e.record_outcome(new_device.decision_id, "verified", trust_device=True, timestamp=ts)
+        assert token is not None
+        trusted = e.score(make_attempt(ts=ts + timedelta(hours=1), ua=FIREFOX_MAC, device_token=token,
+                                       place=MANCHESTER, ip="86.1.2.3"))
+        denied = e.score(make_attempt(ts=ts + timedelta(hours=2), ip="198.51.100.5"))
+        forged = e.score(make_attempt(ts=ts + timedelta(hours=3), ua=FIREFOX_MAC, device_token=token + "x"))
+        assert e._budget is not None
+        merged = e.store.budget_merge(e._budget.take_delta())
+        era = of_era(merged, era_of(ts.timestamp(), e._budget.cfg.half_life_s))
+    assert new_device.action == "challenge" and denied.action == "deny"
+    assert trusted.action == "allow" and trusted.risk > 0.0  # NEW_CITY/NEW_PREFIX: weak evidence
+    assert not set(trusted.reason_codes) & e.policy.strong
+    assert "DEVICE_TOKEN_INVALID" in forged.reason_codes
+    # counted: the logins from the one at `budget_established_logins` on, the new device, the
+    # trusted one and the forged token's; not the first logins, not the denied one
+    assert era["n"] == days - S.policy.budget_established_logins + 3
+    assert set(era) == {"n", str(bin_of(0.0)), str(bin_of(new_device.risk)), FORCED_KEY}
