@@ -294,3 +294,64 @@ def test_what_the_live_budget_learns_per_login() -> None:
     # trusted one and the forged token's; not the first logins, not the denied one
     assert era["n"] == days - S.policy.budget_established_logins + 3
     assert set(era) == {"n", str(bin_of(0.0)), str(bin_of(new_device.risk)), FORCED_KEY}
+
+
+def test_the_rule_reasons_carry_their_details_and_weights() -> None:
+    with _engine(network={"deny_cidrs": ["198.51.100.0/24"]}) as e:
+        last = establish(e, days=6)
+        denied = e.score(make_attempt(ts=last + timedelta(hours=1), ip="198.51.100.5"))
+        e.reset_user("alice", actor="support-1", reason="locked out")
+        reset = e.score(make_attempt(ts=last + timedelta(hours=2)))
+    deny = {r.code: r for r in denied.reasons}["NETWORK_DENYLIST"]
+    assert (deny.weight, deny.detail) == (1.0, "address in network.deny_cidrs")  # the policy's weight
+    assert denied.risk == 1.0
+    was_reset = {r.code: r for r in reset.reasons}["PROFILE_RESET"]
+    assert (was_reset.weight, was_reset.detail) == (
+        0.0, "profile reset by support: logins step up until a challenge is verified")
+    assert reset.action == "challenge" and reset.risk == S.policy.challenge_threshold
+
+
+def test_a_revoked_device_token_says_so() -> None:
+    with _engine() as e:
+        last = establish(e)
+        ts = last + timedelta(hours=1)
+        c = e.score(make_attempt(ts=ts, ua=FIREFOX_MAC))
+        token = e.record_outcome(c.decision_id, "verified", trust_device=True, timestamp=ts)
+        assert token is not None
+        e.untrust("alice", c.device_key, actor="support-1", reason="lost phone")
+        d = e.score(make_attempt(ts=ts + timedelta(hours=1), ua=FIREFOX_MAC, device_token=token))
+    invalid = {r.code: r for r in d.reasons}["DEVICE_TOKEN_INVALID"]
+    assert invalid.detail == "device token revoked: its device is no longer trusted by this profile"
+    assert d.action == "challenge"
+
+
+def test_hosting_network_names_the_as_and_its_organisation(maxmind: Callable[[str], Path]) -> None:
+    # Cogent (AS174) is no default hosting AS: only the configured keyword matches its name
+    assert 174 not in S.geo.hosting_asns
+    asn_db = str(maxmind("GeoLite2-ASN-Test.mmdb"))
+    with _engine(geo={"asn_db": asn_db, "hosting_keywords": ["cogent"]}) as e:
+        d = e.score(make_attempt(place={}, ip="38.0.0.1"))
+    hosting = {r.code: r for r in d.reasons}["HOSTING_NETWORK"]
+    assert hosting.detail == "login from a hosting/VPN network (AS174, Cogent Communications)"
+
+
+def test_a_hosting_network_the_user_logs_in_from_is_not_new() -> None:
+    hosted = dict(LONDON, asn=14061)  # DigitalOcean: a default hosting AS
+    assert 14061 in S.geo.hosting_asns
+    with _engine() as e:
+        first = e.score(make_attempt(place=hosted))
+        assert "HOSTING_NETWORK" in first.reason_codes
+        e.record_outcome(first.decision_id, "verified", timestamp=T0)
+        again = e.score(make_attempt(ts=T0 + timedelta(days=1), place=hosted))
+    assert "HOSTING_NETWORK" not in again.reason_codes
+
+
+def test_an_anonymous_vpn_on_the_users_own_as_is_not_flagged(maxmind: Callable[[str], Path]) -> None:
+    vpn = "1.2.0.1"  # an anonymous VPN in MaxMind's test database
+    with _engine(geo={"anonymous_db": str(maxmind("GeoIP2-Anonymous-IP-Test.mmdb"))}) as e:
+        last = establish(e, ip="2.125.160.216")  # LONDON: AS2856
+        own = e.score(make_attempt(ts=last + timedelta(hours=1), ip=vpn))
+        other = e.score(make_attempt(ts=last + timedelta(hours=2), ip=vpn, place=dict(LONDON, asn=5607)))
+    assert "ANONYMOUS_PROXY" not in own.reason_codes and own.action == "allow"
+    proxy = {r.code: r for r in other.reasons}["ANONYMOUS_PROXY"]
+    assert proxy.detail == "login through: anonymous VPN" and other.action == "challenge"
