@@ -5,6 +5,7 @@ from ``Settings()``; none of these tests writes Parquet (they run under mutmut).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -25,7 +26,17 @@ from riskengine.core.profile import UserProfile
 from riskengine.core.signals.base import SignalResult
 from riskengine.core.stores.memory import MemoryStore
 from riskengine.core.typing import Snapshot
-from riskengine.testing import EDINBURGH, FIREFOX_MAC, LONDON, MANCHESTER, T0, establish, make_attempt, offline_settings
+from riskengine.testing import (
+    EDINBURGH,
+    FIREFOX_MAC,
+    LONDON,
+    MANCHESTER,
+    PARIS,
+    T0,
+    establish,
+    make_attempt,
+    offline_settings,
+)
 
 S = Settings()
 
@@ -355,3 +366,33 @@ def test_an_anonymous_vpn_on_the_users_own_as_is_not_flagged(maxmind: Callable[[
     assert "ANONYMOUS_PROXY" not in own.reason_codes and own.action == "allow"
     proxy = {r.code: r for r in other.reasons}["ANONYMOUS_PROXY"]
     assert proxy.detail == "login through: anonymous VPN" and other.action == "challenge"
+
+
+def test_a_short_history_weighs_novelty_less_and_names_what_was_counted() -> None:
+    days = 6  # log(7) / log(novelty_full_ratio) < 1: every novelty signal is scaled down
+    with _engine() as e:
+        last = establish(e, days=days)
+        region = e.score(make_attempt(ts=last + timedelta(hours=1), place=EDINBURGH, ip="81.2.69.161"))
+        network = e.score(make_attempt(ts=last + timedelta(hours=2), place=dict(LONDON, asn=3215), ip="81.2.69.162"))
+        city = e.score(make_attempt(ts=last + timedelta(hours=3), place=MANCHESTER, ip="86.1.2.3"))
+    details = {r.code: r.detail for d in (region, network, city) for r in d.reasons}
+    assert re.fullmatch(r"first login from region GB/Scotland; \d+ regions in \d+ logins: .+", details["NEW_REGION"])
+    assert re.fullmatch(r"first login from network AS 3215; \d+ networks in \d+ logins: .+", details["NEW_ASN"])
+    assert re.fullmatch(r"first login from Manchester; \d+ cities in \d+ logins: .+", details["NEW_CITY"])
+    assert re.fullmatch(r"first login from address block 86.1.2.0; \d+ address blocks in \d+ logins: .+",
+                        details["NEW_PREFIX"])
+
+
+def test_one_earlier_login_is_enough_history_for_a_new_country() -> None:
+    with _engine() as e:
+        e.score(make_attempt())
+        d = e.score(make_attempt(ts=T0 + timedelta(days=1), place=PARIS, ip="90.1.2.3"))
+    assert {r.code: r.detail for r in d.reasons}["NEW_COUNTRY"] == "first login from country FR"
+
+
+def test_without_any_as_history_a_new_address_block_still_counts() -> None:
+    no_as = dict(LONDON, asn=None)
+    with _engine() as e:
+        last = establish(e, place=no_as)
+        d = e.score(make_attempt(ts=last + timedelta(hours=1), place=no_as, ip="86.1.2.3"))
+    assert "NEW_PREFIX" in d.reason_codes and "NEW_ASN" not in d.reason_codes
