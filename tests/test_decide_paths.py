@@ -396,3 +396,22 @@ def test_without_any_as_history_a_new_address_block_still_counts() -> None:
         last = establish(e, place=no_as)
         d = e.score(make_attempt(ts=last + timedelta(hours=1), place=no_as, ip="86.1.2.3"))
     assert "NEW_PREFIX" in d.reason_codes and "NEW_ASN" not in d.reason_codes
+
+
+def test_an_allowlisted_network_is_no_new_address_block() -> None:
+    with _engine(network={"allow_cidrs": ["203.0.113.0/24"]}) as e:
+        last = establish(e)
+        listed = e.score(make_attempt(ts=last + timedelta(hours=1), ip="203.0.113.9"))
+        unlisted = e.score(make_attempt(ts=last + timedelta(hours=2), ip="192.0.2.9"))
+    assert "NEW_PREFIX" not in listed.reason_codes and listed.action == "allow"
+    assert "NEW_PREFIX" in unlisted.reason_codes
+
+
+@pytest.mark.parametrize("moved", ["latitude", "longitude"])
+def test_travel_along_one_coordinate_is_still_travel(moved: str) -> None:
+    # ~2,000 km north, or ~1,400 km east, of London an hour after a login there
+    far = dict(LONDON, **{moved: LONDON[moved] + 20.0})
+    with _engine() as e:
+        last = establish(e)
+        d = e.score(make_attempt(ts=last + timedelta(hours=1), place=far))
+    assert "IMPOSSIBLE_TRAVEL" in d.reason_codes
