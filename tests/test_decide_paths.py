@@ -415,3 +415,17 @@ def test_travel_along_one_coordinate_is_still_travel(moved: str) -> None:
         last = establish(e)
         d = e.score(make_attempt(ts=last + timedelta(hours=1), place=far))
     assert "IMPOSSIBLE_TRAVEL" in d.reason_codes
+
+
+def test_a_sensitive_event_after_too_few_logins_has_no_history() -> None:
+    events = [name for name in ("recovery", "factor_change", "password_reset")
+              if getattr(S.policy.events, name).challenge_no_history]
+    assert events and S.coldstart.min_logins > 2
+    with _engine() as e:
+        last = establish(e, days=2)  # some history, but a cold start still
+        decided = {name: e.score(make_attempt(ts=last + timedelta(hours=1 + i), event=name))
+                   for i, name in enumerate(events)}
+    for name, d in decided.items():
+        detail = {r.code: r.detail for r in d.reasons}["NO_HISTORY"]
+        assert detail == f"2 earlier logins: too little history to allow a {name}"
+        assert d.action != "allow"
