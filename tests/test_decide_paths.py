@@ -429,3 +429,52 @@ def test_a_sensitive_event_after_too_few_logins_has_no_history() -> None:
         detail = {r.code: r.detail for r in d.reasons}["NO_HISTORY"]
         assert detail == f"2 earlier logins: too little history to allow a {name}"
         assert d.action != "allow"
+
+
+def test_the_live_budget_threshold_holds_established_users_only() -> None:
+    """Once warm, the budget may be laxer than the fixed threshold: established users are held
+    to it (from ``budget_established_logins`` logins on), newer accounts never to more than
+    the fixed ``challenge_threshold``."""
+    fixed = S.policy.challenge_threshold
+    established_at = S.policy.budget_established_logins
+    settings = offline_settings(policy={**_budget_settings(), "budget_user_cap": 1000,
+                                        "budget_refresh_seconds": 60.0})
+    with Engine(settings, sink=MemorySink()) as e:
+        for u in range(4):
+            last = establish(e, user_id=f"u{u}", days=20)
+        ts = last + timedelta(hours=1)
+        lax = e.score(make_attempt("u0", ts=ts, place=MANCHESTER, ip="86.1.2.3"))
+        establish(e, user_id="newer", days=established_at - 1)
+        newer = e.score(make_attempt("newer", ts=ts + timedelta(minutes=5), place=MANCHESTER, ip="86.1.2.3"))
+        establish(e, user_id="just", days=established_at)
+        just = e.score(make_attempt("just", ts=ts + timedelta(minutes=6), place=MANCHESTER, ip="86.1.2.3"))
+    assert lax.threshold is not None and lax.threshold > fixed
+    assert fixed < lax.risk < lax.threshold and lax.action == "allow"  # the fixed policy would step up
+    assert newer.threshold == fixed
+    assert just.threshold is not None and just.threshold > fixed
+
+
+def test_without_a_budget_the_fixed_threshold_decides() -> None:
+    with _engine(policy={"target_stepup_rate": 0.0}) as e:
+        last = establish(e)
+        d = e.score(make_attempt(ts=last + timedelta(hours=1), place=MANCHESTER, ip="86.1.2.3"))
+        assert e.health()["degraded"] == 0
+    assert d.threshold == S.policy.challenge_threshold
+    assert d.action == ("challenge" if d.risk >= S.policy.challenge_threshold else "allow")
+
+
+class DownStore(MemoryStore):
+    """A real in-memory store whose read for scoring fails (an outage)."""
+
+    def snapshot(self, user_id: str, ip: str, since: float, **windows: Any) -> Snapshot:
+        raise ConnectionError("profile store down")
+
+
+def test_a_store_outage_under_replays_shared_counts_is_the_fail_mode() -> None:
+    with Engine(offline_settings(), store=DownStore(), sink=MemorySink()) as e:
+        d = e.score_validated(make_attempt(), shared=CrossUser(3, 1.0, 10.0))
+        plain = e.score(make_attempt(ts=T0 + timedelta(minutes=1)))
+    for decision in (d, plain):
+        (reason,) = decision.reasons
+        assert reason.code == "ENGINE_DEGRADED" and decision.action == S.policy.fail_mode
+        assert reason.detail == f"profile store unavailable (ConnectionError); fail mode {S.policy.fail_mode}"
