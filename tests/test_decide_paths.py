@@ -478,3 +478,15 @@ def test_a_store_outage_under_replays_shared_counts_is_the_fail_mode() -> None:
         (reason,) = decision.reasons
         assert reason.code == "ENGINE_DEGRADED" and decision.action == S.policy.fail_mode
         assert reason.detail == f"profile store unavailable (ConnectionError); fail mode {S.policy.fail_mode}"
+
+
+def test_a_model_sees_no_history_signals_for_a_user_without_history() -> None:
+    with _engine() as e:
+        model = RecordingModel(0.0, [])
+        e.model = model
+        e.score(make_attempt())
+    (call,) = model.calls
+    # nothing to travel from and no hours to compare with: those signals are not computed at all
+    assert call["profile"].logins == 0
+    assert not {"IMPOSSIBLE_TRAVEL", "UNUSUAL_HOUR", "NEW_COUNTRY", "NEW_REGION", "NEW_ASN"} & set(call["signals"])
+    assert call["signals"][0] == "NEW_DEVICE"
