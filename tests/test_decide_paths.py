@@ -490,3 +490,20 @@ def test_a_model_sees_no_history_signals_for_a_user_without_history() -> None:
     assert call["profile"].logins == 0
     assert not {"IMPOSSIBLE_TRAVEL", "UNUSUAL_HOUR", "NEW_COUNTRY", "NEW_REGION", "NEW_ASN"} & set(call["signals"])
     assert call["signals"][0] == "NEW_DEVICE"
+
+
+def test_without_a_budget_a_floor_signal_is_weighed_not_forced() -> None:
+    """The budget's floor (``budget_floor_signals`` challenged whatever the threshold) exists
+    only with a budget: without one, a weak floor signal is weighed like any other."""
+    weak = {"trust": {"invalid_token_weight": 0.05}}
+    assert "DEVICE_TOKEN_INVALID" in S.policy.budget_floor_signals
+    with _engine(policy={"target_stepup_rate": 0.0}, **weak) as off, \
+            _engine(policy=_budget_settings(), **weak) as on:
+        decided = []
+        for e in (off, on):
+            last = establish(e)
+            decided.append(e.score(make_attempt(ts=last + timedelta(hours=1), device_token="not-a-token")))
+    without, with_budget = decided
+    assert "DEVICE_TOKEN_INVALID" in without.reason_codes and without.risk < S.policy.challenge_threshold
+    assert without.action == "allow"
+    assert with_budget.action == "challenge"
