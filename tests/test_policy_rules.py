@@ -92,10 +92,10 @@ def test_on_a_trusted_device_under_excessive_failures_cold_start_and_the_model_s
 
 
 def test_a_model_contribution_joins_the_noisy_or_and_its_reasons_are_kept() -> None:
-    weight = S.geo.new_asn_weight + 0.1  # heavier than NEW_ASN whatever its configured weight
-    model = Reason("MODEL_SCORE", weight, "model")
-    a = P.decide([sig("NEW_ASN")], extra_risk=weight, extra_reasons=[model])
-    assert a.risk == round(noisy_or(S.geo.new_asn_weight, weight), 6)
+    w = round(min(1.0, S.geo.new_asn_weight + 0.1), 4)  # the model's term outweighs the novelty
+    model = Reason("MODEL_SCORE", w, "model")
+    a = P.decide([sig("NEW_ASN")], extra_risk=w, extra_reasons=[model])
+    assert a.risk == round(noisy_or(S.geo.new_asn_weight, w), 6)
     assert [r.code for r in a.reasons] == ["MODEL_SCORE", "NEW_ASN"]  # heaviest first
 
 

@@ -131,8 +131,10 @@ class Policy:
         'challenge'
         >>> p.decide([SignalResult("UNUSUAL_HOUR", 1.0, "3 am")]).action
         'allow'
-        >>> p.decide([SignalResult("NEW_ASN", 1.0, "new AS")], event="recovery").action
+        >>> p.decide([SignalResult("NEW_PREFIX", 1.0, "new address block")], event="recovery").action
         'allow'
+        >>> p.decide([SignalResult("NEW_ASN", 1.0, "new AS")], event="recovery").action
+        'challenge'
         >>> p.decide([SignalResult("NEW_REGION", 1.0, "new region")], event="recovery").action
         'challenge'
 
