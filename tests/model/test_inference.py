@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -14,6 +15,23 @@ import pytest
 
 from riskengine.core.model.features import FEATURE_NAMES
 from riskengine.core.model.inference import LoadedModel
+
+
+def _far_from_home() -> tuple[Any, Any, Any]:
+    """An attempt stand-in (Chrome on Windows, a login), a GeoIP answer from Changchun and the
+    profile of a user seen once from London on device ``d1``."""
+    from riskengine.core.enrich.geoip import GeoInfo
+    from riskengine.core.profile import UserProfile
+    from riskengine.testing import CHROME_WIN
+
+    class Attempt:
+        user_agent = CHROME_WIN
+        event = "login"
+
+    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
+    profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
+                                    asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    return Attempt, away, profile
 
 
 @pytest.mark.parametrize("estimator", ["logistic", "hgb"])
@@ -86,18 +104,9 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
     carries the probability only (the attribution walk is skipped); from EXPLAIN_MIN up the
     reason names the top features. The reason's weight is always the term added to the risk.
     (The estimator's probability is pinned per case: the branch under test is what follows it.)"""
-    from riskengine.core.enrich.geoip import GeoInfo
     from riskengine.core.model.inference import EXPLAIN_MIN, MIN_CONTRIBUTION, LoadedModel
-    from riskengine.core.profile import UserProfile
-    from riskengine.testing import CHROME_WIN
 
-    class Attempt:
-        user_agent = CHROME_WIN
-        event = "login"
-
-    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
-    profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
-                                    asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    Attempt, away, profile = _far_from_home()
     model = LoadedModel.load(trained("logistic", "sigmoid"), weight=0.5)
     for p in (MIN_CONTRIBUTION, 0.02, 0.0999, 0.1, 0.6):
         model.probability = lambda x, p=p: p  # type: ignore[method-assign,misc]
@@ -118,18 +127,9 @@ def test_small_terms_name_the_probability_large_ones_the_features(trained: Calla
 def test_odds_scale_puts_the_probability_on_the_rules_scale(trained: Callable[..., Path]) -> None:
     """``policy.model_odds`` K: the term is ``weight · K·p / (1 + (K − 1)·p)`` — monotone in p,
     1 at p = 1, the probability itself at K = 1 — and the reason still names the model's own p."""
-    from riskengine.core.enrich.geoip import GeoInfo
     from riskengine.core.model.inference import EXPLAIN_MIN, LoadedModel
-    from riskengine.core.profile import UserProfile
-    from riskengine.testing import CHROME_WIN
 
-    class Attempt:
-        user_agent = CHROME_WIN
-        event = "login"
-
-    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
-    profile = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
-                                    asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    Attempt, away, profile = _far_from_home()
     terms = {}
     for k in (1.0, 30.0):
         model = LoadedModel.load(trained("logistic", "sigmoid"), weight=0.5, odds=k)
@@ -154,18 +154,10 @@ def test_cold_start_scales_the_model_term_like_the_novelty_signals(trained: Call
     """A user with fewer than ``coldstart.min_logins`` accepted logins gets the model's term ×
     ``coldstart.novelty_scale`` (the engine passes both); an established user the full term."""
     from riskengine import Engine
-    from riskengine.core.enrich.geoip import GeoInfo
     from riskengine.core.model.inference import LoadedModel
-    from riskengine.core.profile import UserProfile
-    from riskengine.testing import CHROME_WIN, offline_settings
+    from riskengine.testing import offline_settings
 
-    class Attempt:
-        user_agent = CHROME_WIN
-        event = "login"
-
-    away = GeoInfo("CN", "Jilin", "Changchun", 43.9, 125.3, "Asia/Shanghai", 4837, "China Unicom")
-    new = UserProfile().learned(now=1_700_000_000, device_key="d1", country="GB", region="England",
-                                asn=2856, latitude=51.5, longitude=-0.1, local_hour=9)
+    Attempt, away, new = _far_from_home()
     known = new
     for day in range(1, 5):
         known = known.learned(now=1_700_000_000 + day * 86400, device_key="d1", country="GB", region="England",
