@@ -78,19 +78,9 @@ def geo_country_asn(engine: Engine, ip: str) -> tuple[str | None, int | None]:
     return (found.country, found.asn) if found is not None else (None, None)
 
 
-class SharedPass:
-    """Adds the cross-user columns to each batch, in input order (one instance per input).
-
-    Columnar (polars) over each batch, carrying between batches exactly the state the
-    per-row computation (:class:`ReferencePass`) keeps: the failure counter (the memory
-    store's own type), the population sums, the snapshot, each user's login count and the
-    baseline's population counts. Python loops run over a batch's *distinct* users,
-    addresses, user agents and failure keys, never over its rows. The failure counts take
-    the columnar path when it is provably the counter's result — every key's failures in
-    time order within the batch and after its earlier ones, no login earlier than a failure
-    of its key before it, and no key evicted (fewer than ``store.max_counters`` keys) —
-    and otherwise the counter itself, row by row, for that batch.
-    """
+class _PassState:
+    """What both pre-passes keep between batches (the population prior, failure counters,
+    users' partitions), set up once from the engine's settings."""
 
     def __init__(self, engine: Engine, fmt: str, *, baseline: bool, partitions: int = DEFAULT_PARTITIONS) -> None:
         if partitions < 1:
@@ -109,16 +99,10 @@ class SharedPass:
         self._pop_total = 0.0
         self._snap: dict[str, float] = {}
         self._snap_total = 0.0
-        self._snap_hour: int | None = None
         self._baseline = FreemanBaseline() if baseline else None
         self._parts: dict[str, tuple[str, int]] = {}
-        self._geo: dict[str, tuple[str | None, int | None]] = {}
-        self._agents: dict[str, tuple[str, str]] = {}
         self.rows = 0
-        self.exact_batches = 0
-        """Batches whose failure counts needed the row-by-row counter (out-of-order or evicting)."""
 
-    # ------------------------------------------------------------ distinct-value lookups
     def _user(self, raw: str) -> tuple[str, int]:
         known = self._parts.get(raw)
         if known is None:
@@ -126,6 +110,30 @@ class SharedPass:
             known = self._parts[raw] = (uid, partition_of(uid, self.partitions))
         return known
 
+
+class SharedPass(_PassState):
+    """Adds the cross-user columns to each batch, in input order (one instance per input).
+
+    Columnar (polars) over each batch, carrying between batches exactly the state the
+    per-row computation (:class:`ReferencePass`) keeps: the failure counter (the memory
+    store's own type), the population sums, the snapshot, each user's login count and the
+    baseline's population counts. Python loops run over a batch's *distinct* users,
+    addresses, user agents and failure keys, never over its rows. The failure counts take
+    the columnar path when it is provably the counter's result — every key's failures in
+    time order within the batch and after its earlier ones, no login earlier than a failure
+    of its key before it, and no key evicted (fewer than ``store.max_counters`` keys) —
+    and otherwise the counter itself, row by row, for that batch.
+    """
+
+    def __init__(self, engine: Engine, fmt: str, *, baseline: bool, partitions: int = DEFAULT_PARTITIONS) -> None:
+        super().__init__(engine, fmt, baseline=baseline, partitions=partitions)
+        self._snap_hour: int | None = None
+        self._geo: dict[str, tuple[str | None, int | None]] = {}
+        self._agents: dict[str, tuple[str, str]] = {}
+        self.exact_batches = 0
+        """Batches whose failure counts needed the row-by-row counter (out-of-order or evicting)."""
+
+    # ------------------------------------------------------------ distinct-value lookups
     def _geo_of(self, ip: str) -> tuple[str | None, int | None]:
         known = self._geo.get(ip)
         if known is None:
@@ -415,38 +423,13 @@ class SharedPass:
         return out
 
 
-class ReferencePass:
+class ReferencePass(_PassState):
     """The pre-pass row by row, as first written: the definition :class:`SharedPass` is
     tested against (same inputs as lists, same columns)."""
 
     def __init__(self, engine: Engine, fmt: str, *, baseline: bool, partitions: int = DEFAULT_PARTITIONS) -> None:
-        if partitions < 1:
-            raise ValueError(f"partitions must be at least 1, got {partitions}")
-        s = engine.settings
-        self.engine = engine
-        self.fmt = fmt
-        self.partitions = partitions
-        self._uid = normalizer(s.identity.normalize_user_id)
-        self._window = s.failures.window_minutes * 60.0
-        self._ips = _Counters(s.store.max_counters)
-        self._cold_min = s.coldstart.min_logins
-        self._half_life_s = s.geo.population_half_life_days * 86_400.0
-        self._logins: dict[str, int] = {}
-        self._pop: dict[str, float] = {}
-        self._pop_total = 0.0
-        self._snap: dict[str, float] = {}
-        self._snap_total = 0.0
+        super().__init__(engine, fmt, baseline=baseline, partitions=partitions)
         self._snap_hour = float("-inf")
-        self._baseline = FreemanBaseline() if baseline else None
-        self._parts: dict[str, tuple[str, int]] = {}
-        self.rows = 0
-
-    def _user(self, raw: str) -> tuple[str, int]:
-        known = self._parts.get(raw)
-        if known is None:
-            uid = checked(self._uid, raw)
-            known = self._parts[raw] = (uid, partition_of(uid, self.partitions))
-        return known
 
     def _weight(self, now: float) -> float:
         exponent = (now - _LANDMARK) / self._half_life_s

@@ -177,12 +177,12 @@ def test_bad_worker_counts_are_refused(rba_csv: Path, tmp_path: Path, capsys: py
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_a_failing_partition_is_named_and_leaves_no_output(rba_csv: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def _crash_the_partition_of(user: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Make every batch of ``user``'s partition (of 4) fail with "disk on fire"; its number."""
     from riskengine.offline import replay as replay_module
 
     real = replay_module.Replayer.run_batch
-    victim = partition_of("user07", 4)
+    victim = partition_of(user, 4)
 
     def crash_in_one_partition(self: replay_module.Replayer, batch: pl.DataFrame) -> object:
         if batch["_part"][0] == victim:
@@ -190,6 +190,12 @@ def test_a_failing_partition_is_named_and_leaves_no_output(rba_csv: Path, tmp_pa
         return real(self, batch)
 
     monkeypatch.setattr(replay_module.Replayer, "run_batch", crash_in_one_partition)
+    return victim
+
+
+def test_a_failing_partition_is_named_and_leaves_no_output(rba_csv: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    victim = _crash_the_partition_of("user07", monkeypatch)
     out = tmp_path / "d.parquet"
     with pytest.raises(PartitionError, match=rf"partition {victim} .*disk on fire"):
         replay_partitioned(rba_csv, "rba", out, workers=1, partitions=4)
@@ -209,17 +215,7 @@ def test_a_failing_partition_on_a_callers_executor(rba_csv: Path, tmp_path: Path
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from riskengine.offline import replay as replay_module
-
-    real = replay_module.Replayer.run_batch
-    victim = partition_of("user11", 4)
-
-    def crash_in_one_partition(self: replay_module.Replayer, batch: pl.DataFrame) -> object:
-        if batch["_part"][0] == victim:
-            raise RuntimeError("disk on fire")
-        return real(self, batch)
-
-    monkeypatch.setattr(replay_module.Replayer, "run_batch", crash_in_one_partition)
+    victim = _crash_the_partition_of("user11", monkeypatch)
     out = tmp_path / "d.parquet"
     with ThreadPoolExecutor(max_workers=2) as pool:
         with pytest.raises(PartitionError, match=rf"partition {victim} .*disk on fire"):
@@ -227,7 +223,7 @@ def test_a_failing_partition_on_a_callers_executor(rba_csv: Path, tmp_path: Path
         assert not out.exists()
         assert list(tmp_path.iterdir()) == []
         # the pool is the caller's: still usable after the failed run
-        monkeypatch.setattr(replay_module.Replayer, "run_batch", real)
+        monkeypatch.undo()
         replay_partitioned(rba_csv, "rba", out, partitions=4, executor=pool)
     assert out.exists()
 
