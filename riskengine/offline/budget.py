@@ -21,11 +21,29 @@ login teaches does not depend on its action (``--outcomes verified``: every chal
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Iterable
+from typing import Any
 
-import polars as pl
+from riskengine._extras import extra
 
-from riskengine.core.budget import MergedBins, era_of
+with extra("sim", feature="riskengine replay"):
+    import numpy as np
+    import polars as pl
+
+from riskengine.core.budget import (
+    _EXACT_SHIFT,
+    _MAX_EXPONENT,
+    BINS,
+    ERA_HALF_LIVES,
+    LANDMARK,
+    BudgetConfig,
+    BudgetSketch,
+    MergedBins,
+    era_of,
+    walk_floor_bin,
+)
 from riskengine.core.config import Settings
 from riskengine.core.engine.state import budget_sketch
 
@@ -38,26 +56,230 @@ def floor_forced(reasons: Iterable[str], settings: Settings) -> bool:
     return any(code in floor for code in reasons)
 
 
-def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
-    """``threshold`` and ``action`` for each row of ``frame``, in its order.
-
-    Columns: ``event_time`` (datetime or epoch seconds), ``risk`` (float), ``established``
-    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied`` and ``exempt``
-    (bool, default false). Rows with equal event times keep their order.
-    """
+def _check(frame: pl.DataFrame, settings: Settings) -> BudgetSketch:
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"apply_budget: missing column(s) {', '.join(missing)} (needs {', '.join(REQUIRED)})")
     sketch = budget_sketch(settings)
     if sketch is None:
         raise ValueError("apply_budget: [policy] target_stepup_rate is not set (a fixed policy needs no post-pass)")
+    return sketch
+
+
+def _seconds(frame: pl.DataFrame) -> pl.Series:
     times = frame["event_time"]
-    if times.dtype.is_temporal():
-        seconds = (times.dt.epoch("us").cast(pl.Float64) / 1e6).to_list()
-    else:
-        seconds = times.cast(pl.Float64).to_list()
-    if any(t is None for t in seconds):
+    seconds = times.dt.epoch("us").cast(pl.Float64) / 1e6 if times.dtype.is_temporal() else times.cast(pl.Float64)
+    if seconds.null_count():
         raise ValueError("apply_budget: event_time has nulls")
+    return seconds
+
+
+def _flag(frame: pl.DataFrame, name: str, order: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A bool column in walk order (absent or null: false)."""
+    if name not in frame.columns:
+        return np.zeros(frame.height, dtype=bool)
+    values: np.ndarray[Any, Any] = frame[name].cast(pl.Boolean).fill_null(False).to_numpy()
+    picked: np.ndarray[Any, Any] = values[order]
+    return picked
+
+
+def _rank_in_group(users: pl.Series, windows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Each row's position among the earlier rows of the same (user, window)."""
+    m = len(windows)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    codes = users.cast(pl.Categorical).to_physical().to_numpy()
+    by = np.lexsort((codes, windows))  # by window, then user, then row (lexsort is stable)
+    w, u = windows[by], codes[by]
+    first = np.concatenate(([True], (w[1:] != w[:-1]) | (u[1:] != u[:-1])))
+    positions = np.arange(m)
+    start = np.maximum.accumulate(np.where(first, positions, 0))
+    rank = np.empty(m, dtype=np.int64)
+    rank[by] = positions - start
+    return rank
+
+
+def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """``threshold`` and ``action`` for each row of ``frame``, in its order.
+
+    Columns: ``event_time`` (datetime or epoch seconds), ``risk`` (float), ``established``
+    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied`` and ``exempt``
+    (bool, default false). Rows with equal event times keep their order.
+
+    The walk of the module docstring, split where it can be: what a row adds to the sketch
+    (its cap admission, bin and decayed weight) does not depend on any threshold, so it is
+    computed for all rows at once; the Python loop runs over refresh periods only, merging
+    each period's delta and reading the threshold from a sketch whose top-down tails are
+    kept between periods (:class:`_TailBins`); the actions are then columnar. Equal, float
+    for float, to :func:`apply_budget_reference` (the engine's own sketch, row by row).
+    """
+    sketch = _check(frame, settings)
+    cfg, fallback = sketch.cfg, sketch.fallback
+    n = frame.height
+    seconds = _seconds(frame).to_numpy()
+    order = np.argsort(seconds, kind="stable")  # stable: ties keep their order
+    t = seconds[order]
+    denied, exempt = _flag(frame, "denied", order), _flag(frame, "exempt", order)
+    est, forced = _flag(frame, "established", order), _flag(frame, "floor_forced", order)
+    risk_col = frame["risk"].cast(pl.Float64)
+    if risk_col.null_count():
+        raise ValueError("apply_budget: risk has nulls")
+    risk = risk_col.to_numpy()[order]
+    # 1. what each row adds to the sketch: established, not denied, within its user's cap
+    # (UserCap: at most `cap` per user per aligned window; time order makes every window current)
+    observed = est & ~denied
+    obs_rows = np.flatnonzero(observed)
+    cap = sketch.cap
+    users = frame["user"].cast(pl.String).gather(pl.Series(order[obs_rows]))
+    admitted = obs_rows[_rank_in_group(users, np.floor(t[obs_rows] / cap.window_s)) < cap.cap]
+    ta = t[admitted]
+    half_life_s = cfg.half_life_s
+    # BudgetSketch.observe's arithmetic, element by element (IEEE: numpy's -, /, *, floor round
+    # as Python's); 2.0 ** x in Python (numpy's power may take a vectorised, differently rounded path)
+    era = np.floor((ta - LANDMARK) / (ERA_HALF_LIVES * half_life_s))
+    exponent = np.clip((ta - LANDMARK) / half_life_s - era * ERA_HALF_LIVES, -_MAX_EXPONENT, _MAX_EXPONENT)
+    weight = [2.0 ** x for x in exponent.tolist()]
+    value = np.where(exempt[admitted] & ~forced[admitted], 0.0, risk[admitted])
+    field = np.where(forced[admitted], BINS,
+                     np.minimum(BINS - 1, np.maximum(0, np.floor(value * BINS + 1e-9).astype(np.int64))))
+    # 2. refresh periods: a row whose period is later than the one before starts one
+    period = np.floor(t / sketch.refresh_s)
+    starts = np.flatnonzero(np.concatenate(([True], period[1:] > period[:-1]))) if n else np.zeros(0, np.int64)
+    # the admitted rows of each period (their delta is merged when the next period starts)
+    cut = np.searchsorted(admitted, starts).tolist()
+    cut.append(len(admitted))
+    start_t = t[starts]
+    start_era = [math.floor(x) for x in ((start_t - LANDMARK) / (ERA_HALF_LIVES * half_life_s)).tolist()]
+    level = _levels(cfg, fallback, cut, start_era, era.astype(np.int64).tolist(), field.tolist(), weight)
+    # 3. each row's threshold and action, columnar
+    live = np.repeat(np.asarray(level, dtype=np.float64), np.diff(np.append(starts, n)))
+    thresholds = np.where(est, live, np.minimum(live, settings.policy.challenge_threshold))
+    challenge = np.where(forced, True, np.where(exempt, False, risk >= thresholds))
+    codes = np.where(denied, 2, challenge.astype(np.int8))
+    out_thr = np.empty(n, dtype=np.float64)
+    out_thr[order] = thresholds
+    out_code = np.empty(n, dtype=np.int8)
+    out_code[order] = codes
+    return pl.DataFrame({"threshold": out_thr, "code": out_code}).select(
+        "threshold", pl.col("code").replace_strict({0: "allow", 1: "challenge", 2: "deny"},
+                                                   return_dtype=pl.String).alias("action"))
+
+
+def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[int], eras: list[int],
+            fields: list[int], weights: list[float]) -> list[float]:
+    """The live threshold of each refresh period: period ``j`` starts by merging the
+    observations ``cut[j-1]:cut[j]`` (``eras``/``fields``/``weights``; field ``BINS`` is the
+    forced weight) and reads the threshold of its era ``start_era[j]``.
+
+    :class:`~riskengine.core.budget.MergedBins` and
+    :func:`~riskengine.core.budget.threshold_of`, unrolled into one loop over periods, with
+    the walk's top-down tails kept between periods: a merge into bin ``i`` drops only the
+    tails at and below ``i``, and a read extends them only down to the first one past the
+    budget, so the many low-risk logins cost no re-walk. Equal float for float (the same bins
+    get the same additions in the same order; the exact total is kept per bin; a prefix of the
+    tails that passes the limit, or all of them, gives the search the same answer — tested
+    against the plain walk)."""
+    low = walk_floor_bin(cfg)
+    full = BINS - low
+    target, warmup, lo_t, hi_t = cfg.target, cfg.warmup_logins, cfg.min_threshold, cfg.max_threshold
+    scale = 1 << _EXACT_SHIFT
+    shift = _EXACT_SHIFT + 1
+    states: dict[int, _TailEra] = {}
+    levels = [fallback] * len(start_era)
+    current: int | None = None
+    thr = fallback
+    for j, now_era in enumerate(start_era):
+        if j:
+            lo, hi = cut[j - 1], cut[j]
+            if hi == lo and now_era == current:
+                levels[j] = thr  # nothing merged, same era: the same sketch gives the same threshold
+                continue
+            delta: list[tuple[int, int, float]] | tuple[tuple[int, int, float]]
+            counts: dict[int, float]
+            if hi - lo == 1:
+                delta, counts = ((eras[lo], fields[lo], weights[lo]),), {eras[lo]: 1.0}
+            else:  # the period's delta sums each key first, in row order (BudgetSketch.observe)
+                sums: dict[tuple[int, int], float] = {}
+                counts = {}
+                for k in range(lo, hi):
+                    key = (eras[k], fields[k])
+                    sums[key] = sums.get(key, 0.0) + weights[k]
+                    counts[eras[k]] = counts.get(eras[k], 0.0) + 1.0
+                delta = [(e, f, w) for (e, f), w in sums.items()]
+            for e, f, w in delta:
+                st = states.get(e)
+                if st is None:
+                    st = states[e] = _TailEra()
+                if f == BINS:
+                    new = st.forced = st.forced + w
+                else:
+                    new = st.bins[f] = st.bins[f] + w
+                    if f >= low and len(st.tails) > BINS - 1 - f:
+                        del st.tails[BINS - 1 - f:]
+                num, den = new.as_integer_ratio()
+                exact = num << (shift - den.bit_length())
+                st.exact += exact - st.exacts[f]
+                st.exacts[f] = exact
+            for e, c in counts.items():
+                states[e].count += c
+        current = now_era
+        st = states.get(now_era)
+        if st is None or st.count < warmup:
+            thr = fallback
+        else:
+            total = st.exact / scale
+            if total <= 0.0:
+                thr = fallback
+            else:
+                room = target * total - st.forced
+                edge = BINS
+                if room > 0.0:
+                    limit = room + room * 1e-9
+                    tails, bins = st.tails, st.bins
+                    n = len(tails)
+                    while n < full and (n == 0 or tails[-1] <= limit):
+                        b = bins[BINS - 1 - n]
+                        tails.append(b if n == 0 else tails[-1] + b)
+                        n += 1
+                    fits = bisect_right(tails, limit)
+                    i = BINS - fits
+                    if fits == n:
+                        tail = tails[-1] if tails else 0.0
+                        k = low - 1
+                        while k >= 0 and bins[k] <= 0.0:
+                            k -= 1
+                        if k >= 0 and tail + bins[k] <= limit:
+                            i = k
+                    while i < BINS and bins[i] <= 0.0:
+                        i += 1
+                    edge = i
+                thr = min(hi_t, max(lo_t, edge / BINS))
+        levels[j] = thr
+    return levels
+
+
+class _TailEra:
+    __slots__ = ("bins", "forced", "count", "exact", "exacts", "tails")
+
+    def __init__(self) -> None:
+        self.bins = [0.0] * BINS
+        self.forced = 0.0
+        self.count = 0.0
+        self.exact = 0
+        self.exacts = [0] * (BINS + 1)  # each bin's (and the forced weight's) exact value
+        self.tails: list[float] = []
+
+
+def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """The post-pass row by row, as first written (the engine's own sketch, one refresh and
+    one observation at a time): the definition :func:`apply_budget` is tested against.
+
+    Columns: ``event_time`` (datetime or epoch seconds), ``risk`` (float), ``established``
+    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied`` and ``exempt``
+    (bool, default false). Rows with equal event times keep their order.
+    """
+    sketch = _check(frame, settings)
+    seconds = _seconds(frame).to_list()
     n = frame.height
     false = [False] * n
     denied = frame["denied"].to_list() if "denied" in frame.columns else false

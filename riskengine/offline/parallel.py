@@ -96,47 +96,110 @@ def peak_rss_mb() -> float:
 
 
 # ---------------------------------------------------------------------------- 1. scatter
+# The pre-pass hands each partition its rows one input batch at a time: a chunk file per
+# (partition, batch) with rows, then ``in/progress`` (replaced atomically after every batch)
+# says how many batches are complete and whether that was the last. A partition can so be
+# replayed while the pre-pass is still reading the rest of the input (``--workers N``: the
+# first partitions start at once and follow the pre-pass), and a partition started after
+# the pre-pass reads the same chunks: the same rows in the same order, whatever the timing.
+IPC: Final = pa.ipc.IpcWriteOptions(compression="lz4")
+"""Chunk files: Arrow IPC, lz4 (a fraction of Parquet's cost to write and read back)."""
+PROGRESS: Final = "progress"
+ABORTED: Final = "aborted"
+POLL_S: Final = 0.02
+"""How often a partition waiting for the pre-pass's next batch looks at ``in/progress``."""
+
+
+def chunk_name(partition: int, batch: int) -> str:
+    return f"part-{partition:05d}-{batch:06d}.arrow"
+
+
+def write_progress(workdir: Path, batches: int, final: bool) -> None:
+    tmp = workdir / "in" / f".{PROGRESS}.tmp"
+    tmp.write_text(f"{batches} {int(final)}\n", encoding="ascii")
+    tmp.replace(workdir / "in" / PROGRESS)
+
+
+def abort_progress(workdir: Path) -> None:
+    """Tell partitions waiting for more batches that none will come (the pre-pass failed)."""
+    with contextlib.suppress(OSError):
+        tmp = workdir / "in" / f".{PROGRESS}.tmp"
+        tmp.write_text(f"{ABORTED}\n", encoding="ascii")
+        tmp.replace(workdir / "in" / PROGRESS)
+
+
+def _progress(workdir: Path) -> tuple[int, bool]:
+    try:
+        text = (workdir / "in" / PROGRESS).read_text(encoding="ascii").split()
+    except FileNotFoundError:
+        return 0, False  # the pre-pass has not finished its first batch
+    if text == [ABORTED]:
+        raise PartitionError("the pre-pass stopped before the end of the input (see its error)")
+    return int(text[0]), text[1] == "1"
+
+
+def partition_chunks(workdir: Path, partition: int, *, wait: bool = True) -> Iterator[pa.Table]:
+    """A partition's rows, chunk by chunk in input order, as the pre-pass completes batches.
+    ``wait=False``: the pre-pass must already have finished (a remote task)."""
+    parent = os.getppid()
+    k = 0
+    while True:
+        done, final = _progress(workdir)
+        if not final and not wait:
+            raise PartitionError(f"{workdir}: the pre-pass has not finished")
+        while k < done:
+            chunk = workdir / "in" / chunk_name(partition, k)
+            k += 1
+            if chunk.exists():
+                with pa.OSFile(str(chunk), "rb") as source:
+                    yield pa.ipc.open_file(source).read_all()
+        if final:
+            return
+        if os.getppid() != parent:
+            raise PartitionError("the process that ran the pre-pass is gone")
+        time.sleep(POLL_S)
+
+
 def scatter(path: Path, fmt: str, settings: Settings, workdir: Path, *, baseline: bool,
             partitions: int, batch_rows: int) -> int:
-    """Pre-pass IN and write one input file per partition (rows in input order); returns rows."""
+    """Pre-pass IN and write each batch's rows of each partition to a chunk file (rows in
+    input order), marking each batch complete in ``in/progress``; returns rows."""
     batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
-    writers: dict[int, pq.ParquetWriter] = {}
     schema: pa.Schema | None = None
     rows = 0
+    done = 0
     with Engine(settings.with_overrides(audit={"root": None})) as engine:
         shared = SharedPass(engine, fmt, baseline=baseline, partitions=partitions)
-        try:
-            for batch in batches:
-                if batch.height == 0:
-                    continue
-                table = prepass_batch(shared, batch).to_arrow()
-                if schema is None:
-                    schema = table.schema
-                else:
-                    table = table.cast(schema)  # a CSV block may infer a column differently
-                rows += table.num_rows
-                by_part = pl.from_arrow(table.select(["_part"]))
-                assert isinstance(by_part, pl.DataFrame)
-                groups = by_part.with_row_index("_i").group_by("_part", maintain_order=True).agg(pl.col("_i"))
-                # the row indices stay Arrow arrays: pa.array() of a Python list imports pandas (1.5 s)
-                indices = groups["_i"].to_arrow()
-                for k, part in enumerate(groups["_part"].to_list()):
-                    w = writers.get(part)
-                    if w is None:
-                        w = writers[part] = pq.ParquetWriter(workdir / "in" / part_name(part), schema, **SCRATCH)
-                    w.write_table(table.take(indices[k].values))
-        finally:
-            for w in writers.values():
-                w.close()
+        for batch in batches:
+            if batch.height == 0:
+                continue
+            table = prepass_batch(shared, batch).to_arrow()
+            if schema is None:
+                schema = table.schema
+            else:
+                table = table.cast(schema)  # a CSV block may infer a column differently
+            rows += table.num_rows
+            by_part = pl.from_arrow(table.select(["_part"]))
+            assert isinstance(by_part, pl.DataFrame)
+            groups = by_part.with_row_index("_i").group_by("_part", maintain_order=True).agg(pl.col("_i"))
+            # the row indices stay Arrow arrays: pa.array() of a Python list imports pandas (1.5 s)
+            indices = groups["_i"].to_arrow()
+            for k, part in enumerate(groups["_part"].to_list()):
+                with pa.OSFile(str(workdir / "in" / chunk_name(part, done)), "wb") as sink, \
+                        pa.ipc.new_file(sink, schema, options=IPC) as writer:
+                    writer.write_table(table.take(indices[k].values))
+            done += 1
+            write_progress(workdir, done, final=False)
+    write_progress(workdir, done, final=True)
     return rows
 
 
 # ---------------------------------------------------------------------------- 2. replay
 def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, settings: Settings,
-                     baseline: bool, batch_rows: int) -> PartitionResult:
-    """Replay one partition file with a fresh engine; writes ``out/part-NNNNN.parquet``.
-    A plain function of plain arguments: what a process pool or a Dask task runs."""
-    src = Path(workdir) / "in" / part_name(partition)
+                     baseline: bool, batch_rows: int, wait: bool = False) -> PartitionResult:
+    """Replay one partition with a fresh engine; writes ``out/part-NNNNN.parquet``. ``wait``:
+    follow a pre-pass still running (a local worker), else it must have finished. A plain
+    function of plain arguments: what a process pool or a Dask task runs."""
     dst = Path(workdir) / "out" / part_name(partition)
     stats = ReplayStats()
     started = time.perf_counter()
@@ -144,18 +207,21 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
         with contextlib.ExitStack() as stack, Engine(settings) as engine:
             replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
             replayer.stats = stats
+            replayer.session_period = batch_rows
             part_schema = pa.schema([pa.field("_row", pa.int64()), *replayer.schema])
             writer = stack.enter_context(pq.ParquetWriter(dst, part_schema, **SCRATCH))
-            if src.exists():
-                for batch in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
-                    frame = pl.from_arrow(batch)
-                    assert isinstance(frame, pl.DataFrame)
-                    with _batch_gc():
-                        out = replayer.run_batch(frame)
-                    rows = frame["_row"].to_arrow().cast(pa.int64())
-                    writer.write_batch(pa.RecordBatch.from_arrays([rows, *out.columns], schema=part_schema))
+            for chunk in partition_chunks(Path(workdir), partition, wait=wait):
+                # batches of at most batch_rows rows, as the chunks come (a chunk is one input
+                # batch's rows of this partition, so it never holds more)
+                frame = pl.from_arrow(chunk)
+                assert isinstance(frame, pl.DataFrame)
+                with _batch_gc():
+                    out = replayer.run_batch(frame)
+                rows = frame["_row"].to_arrow().cast(pa.int64())
+                writer.write_batch(pa.RecordBatch.from_arrays([rows, *out.columns], schema=part_schema))
     except Exception as exc:
-        raise PartitionError(f"replay partition {partition} ({src}) failed: {type(exc).__name__}: {exc}") from exc
+        raise PartitionError(f"replay partition {partition} ({workdir}) failed: {type(exc).__name__}: {exc}") \
+            from exc
     stats.seconds = time.perf_counter() - started
     return PartitionResult(partition, stats, peak_rss_mb())
 
@@ -177,21 +243,26 @@ def executor_runner(pool: Executor) -> Runner:
     runs: spawning workers and importing riskengine in them costs seconds per run)."""
 
     def run(parts: list[int], fn: Callable[..., PartitionResult], args: tuple[Any, ...]) -> list[PartitionResult]:
-        futures: list[Future[PartitionResult]] = [pool.submit(fn, p, *args) for p in parts]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for f in futures:
-            if f.done() and f.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                wait(futures)  # nothing of this run still writing into its work directory
-                exc = f.exception()
-                assert exc is not None
-                if isinstance(exc, PartitionError):
-                    raise PartitionError(str(exc)) from exc
-                raise PartitionError(f"a replay worker process failed: {type(exc).__name__}: {exc}") from exc
-        return [f.result() for f in futures]
+        return collect([pool.submit(fn, p, *args) for p in parts])
 
     return run
+
+
+def collect(futures: list[Future[PartitionResult]]) -> list[PartitionResult]:
+    """The partitions' results; the first failure (the others cancelled or waited for) as a
+    :class:`PartitionError`."""
+    wait(futures, return_when=FIRST_EXCEPTION)
+    for f in futures:
+        if f.done() and f.exception() is not None:
+            for other in futures:
+                other.cancel()
+            wait(futures)  # nothing of this run still writing into its work directory
+            exc = f.exception()
+            assert exc is not None
+            if isinstance(exc, PartitionError):
+                raise PartitionError(str(exc)) from exc
+            raise PartitionError(f"a replay worker process failed: {type(exc).__name__}: {exc}") from exc
+    return [f.result() for f in futures]
 
 
 def dask_runner(scheduler: str | Any) -> Runner:
@@ -264,6 +335,21 @@ def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int,
             writer.write_table(window.drop("_row").to_arrow().cast(schema), row_group_size=batch_rows)
 
 
+def gather(workdir: Path, partitions: int, rows: int, schema: pa.Schema) -> pa.Table:
+    """Every partition's decisions in one table, in input order (what :func:`merge` writes,
+    held in memory: for the budget post-pass, which needs all rows at once)."""
+    tables = [pq.read_table(path) for p in range(partitions)
+              if (path := workdir / "out" / part_name(p)).exists()]
+    frame = pl.from_arrow(pa.concat_tables(tables) if tables else
+                          pa.schema([pa.field("_row", pa.int64()), *schema]).empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.sort("_row")
+    if frame.height != rows or (rows and (frame["_row"][0] != 0 or frame["_row"][-1] != rows - 1
+                                          or not bool((frame["_row"].diff().fill_null(1) == 1).all()))):
+        raise PartitionError(f"merging the partitions: rows 0..{rows - 1} incomplete ({frame.height} of {rows})")
+    return frame.drop("_row").to_arrow().cast(schema)
+
+
 # ---------------------------------------------------------------------------- all three
 def replay_partitioned(
     path: str | Path, fmt: str, out: str | Path, *, workers: int = 1, scheduler: str | Any | None = None,
@@ -301,30 +387,41 @@ def replay_partitioned(
         (work / "in").mkdir()
         (work / "out").mkdir()
         with contextlib.ExitStack() as pools:
-            runner: Runner
-            if scheduler is not None:
-                runner = dask_runner(scheduler)
-            elif executor is not None:
-                runner = executor_runner(executor)
-            elif workers == 1:
-                runner = run_serial
-            else:
+            args = (str(work), fmt, outcomes, settings, baseline, batch_rows)
+            parts = list(range(partitions))
+            pool: Executor | None = executor
+            if scheduler is None and executor is None and workers > 1:
                 # started before the pre-pass, so spawning them and importing riskengine in them
                 # (about a second each) overlaps the pre-pass instead of following it
                 pool = pools.enter_context(ProcessPoolExecutor(
                     max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
                 for _ in range(workers):
                     pool.submit(warm_up)
-                runner = executor_runner(pool)
-            rows = scatter(path, fmt, settings, work, baseline=baseline, partitions=partitions,
-                           batch_rows=batch_rows)
-            results = runner(list(range(partitions)), replay_partition,
-                             (str(work), fmt, outcomes, settings, baseline, batch_rows))
+            if scheduler is not None or pool is None:  # the pre-pass, then the partitions
+                rows = scatter(path, fmt, settings, work, baseline=baseline, partitions=partitions,
+                               batch_rows=batch_rows)
+                runner = dask_runner(scheduler) if scheduler is not None else run_serial
+                results = runner(parts, replay_partition, args)
+            else:
+                # the partitions submitted first: the first ones follow the pre-pass batch by
+                # batch (partition_chunks) on the cores it leaves, instead of waiting for its end
+                futures = [pool.submit(replay_partition, p, *args, True) for p in parts]
+                try:
+                    rows = scatter(path, fmt, settings, work, baseline=baseline, partitions=partitions,
+                                   batch_rows=batch_rows)
+                except BaseException:
+                    abort_progress(work)
+                    for pending in futures:
+                        pending.cancel()
+                    wait(futures)
+                    raise
+                results = collect(futures)
         budget_on = bool(settings.policy.target_stepup_rate)
-        merge(work, partitions, rows, tmp, batch_rows, BUDGET_SCHEMA if budget_on else OUTPUT_SCHEMA)
         counted = ReplayStats()
-        if budget_on:
-            pq.write_table(budget_post_pass(pq.read_table(tmp), settings, counted), tmp)
+        if budget_on:  # the post-pass reads every row anyway: merge in memory, write once
+            pq.write_table(budget_post_pass(gather(work, partitions, rows, BUDGET_SCHEMA), settings, counted), tmp)
+        else:
+            merge(work, partitions, rows, tmp, batch_rows)
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed replay leaves no half-written decisions behind

@@ -252,6 +252,11 @@ class Replayer:
         self.stats = ReplayStats()
         self._last_ts = 0.0
         self._prepass: SharedPass | None = None
+        self.session_period: int | None = None
+        """RBA rows have no session: each gets ``r<i>``, ``i`` its place in the batch. Set,
+        ``i`` counts on across batches modulo this period instead (a partitioned replay feeds
+        a partition in chunks and numbers its rows as the ``batch_rows`` batches it stands for)."""
+        self._seen = 0
 
     def run_batch(self, batch: pl.DataFrame) -> pa.RecordBatch:
         """Score one batch. A raw batch (straight from the file, as model training feeds it)
@@ -275,6 +280,7 @@ class Replayer:
             index = batch["event_id"].to_list()
             self._run_native(batch, decisions, risks, reasons, outcomes, baseline)
         self.stats.rows += n
+        self._seen += n
         columns = [
             pa.array(index, pa.int64()), pa.array(decisions, pa.string()), pa.array(risks, pa.float64()),
             pa.array(reasons, pa.list_(pa.string())), pa.array(outcomes, pa.string()),
@@ -377,6 +383,7 @@ class Replayer:
         # only the challenge outcome under --outcomes labels looks at the label column
         ato_col = b["Is Account Takeover"].to_list() if (
             self.outcomes == "labels" and "Is Account Takeover" in b.columns) else [None] * n
+        period, seen = self.session_period, self._seen
         for i in range(n):
             ts = ts_col[i]
             self._order(ts.timestamp())
@@ -388,7 +395,8 @@ class Replayer:
             country = country_col[i]
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], None, country, region_col[i], city_col[i], asn_col[i],
-                session_id=f"r{i}", rtt_ms=rtt_col[i]), None, CrossUser(ipf[i], popc[i], popt[i]))
+                session_id=f"r{(seen + i) % period if period else i}", rtt_ms=rtt_col[i]),
+                None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             if d.action == "challenge":
@@ -720,19 +728,17 @@ def budget_post_pass(table: pa.Table, settings: Settings, stats: ReplayStats | N
         pl.col("_budget_user").alias("user"), (pl.col("decision") == "deny").alias("denied"),
         pl.col("_budget_exempt").alias("exempt")), settings)
     n = frame.height
-    decision = frame["decision"].to_list()
-    outcome = frame["outcome"].to_list()
-    threshold: list[float | None] = [None] * n
-    for i, thr, action in zip(scored["_i"].to_list(), budget["threshold"].to_list(), budget["action"].to_list(),
-                              strict=True):
-        threshold[i] = thr
-        if decision[i] != action:
-            decision[i] = action
-            outcome[i] = None
+    pos = scored["_i"]
+    old = frame["decision"]
+    decision = old.clone().scatter(pos, budget["action"]) if n else old
+    threshold = pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("threshold")
+    if n:
+        threshold = threshold.scatter(pos, budget["threshold"])
     result = frame.drop([f.name for f in BUDGET_FIELDS]).with_columns(
-        pl.Series("decision", decision, pl.String), pl.Series("outcome", outcome, pl.String),
-        pl.Series("threshold", threshold, pl.Float64))
+        decision,
+        pl.when(decision != old).then(None).otherwise(pl.col("outcome")).alias("outcome"),
+        threshold)
     if stats is not None:
-        stats.challenges = decision.count("challenge")
-        stats.denies = decision.count("deny")
+        stats.challenges = int((decision == "challenge").sum())
+        stats.denies = int((decision == "deny").sum())
     return result.to_arrow().cast(pa.schema([*OUTPUT_SCHEMA, pa.field("threshold", pa.float64())]))
