@@ -95,6 +95,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB; macOS: bytes
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process (the coordinator: reading, pre-pass,
+    merge, budget post-pass) and of its finished child processes (the local workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"coordinator_cpu_s": round(own.ru_utime + own.ru_stime, 2),
+            "workers_cpu_s": round(children.ru_utime + children.ru_stime, 2)}
+
+
 # ---------------------------------------------------------------------------- 1. scatter
 # The pre-pass hands each partition its rows one input batch at a time: a chunk file per
 # (partition, batch) with rows, then ``in/progress`` (replaced atomically after every batch)

@@ -242,3 +242,57 @@ def test_worker_peak_rss_is_the_workers_own(rba_csv: Path, tmp_path: Path,
     _, parts = replay_partitioned(rba_csv, "rba", tmp_path / "d.parquet", partitions=2, workers=2)
     assert here > 600
     assert all(0 < p.peak_rss_mb < here - 300 for p in parts)
+
+
+def test_a_partition_follows_the_pre_pass_batch_by_batch(tmp_path: Path) -> None:
+    """A local worker's partition reads each batch's chunk once the pre-pass marks the batch
+    complete, before the pre-pass has finished; a pre-pass that stops makes it fail, not wait."""
+    import pyarrow as pa
+
+    from riskengine.offline.parallel import abort_progress, chunk_name, partition_chunks, write_progress
+
+    (tmp_path / "in").mkdir()
+
+    def chunk(batch: int, rows: list[int]) -> None:
+        table = pa.table({"_row": pa.array(rows, pa.int64())})
+        with pa.OSFile(str(tmp_path / "in" / chunk_name(3, batch)), "wb") as sink, \
+                pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    chunk(0, [1, 4])
+    write_progress(tmp_path, 1, final=False)
+    following = partition_chunks(tmp_path, 3)
+    assert next(following)["_row"].to_pylist() == [1, 4]  # batch 0, the pre-pass still running
+    chunk(2, [9])  # batch 1 had no row of partition 3
+    write_progress(tmp_path, 3, final=True)
+    assert [t["_row"].to_pylist() for t in following] == [[9]]
+    # a remote task (wait=False) refuses a pre-pass still running; an aborted one fails the partition
+    write_progress(tmp_path, 1, final=False)
+    with pytest.raises(PartitionError, match="has not finished"):
+        list(partition_chunks(tmp_path, 3, wait=False))
+    waiting = partition_chunks(tmp_path, 3)
+    assert next(waiting)["_row"].to_pylist() == [1, 4]
+    abort_progress(tmp_path)
+    with pytest.raises(PartitionError, match="pre-pass stopped"):
+        next(waiting)
+
+
+def test_a_pre_pass_error_stops_the_workers_following_it(native_events: Path, tmp_path: Path,
+                                                         pools: dict[int, ProcessPoolExecutor]) -> None:
+    """A bad row after several complete batches: the workers already replaying the first
+    batches stop, and the run fails with the row's own error (no hang, no output)."""
+    events = pl.read_parquet(native_events)
+    bad_at = events.height - 5
+    broken = events.with_columns(pl.when(pl.int_range(pl.len()) == bad_at).then(pl.lit("bogus"))
+                                 .otherwise(pl.col("kind")).alias("kind"))
+    src = tmp_path / "src" / "events.parquet"
+    src.parent.mkdir()
+    broken.write_parquet(src)
+    out = tmp_path / "out" / "d.parquet"
+    bad_id = events["event_id"][bad_at]
+    with pytest.raises(ValueError, match=rf"index {bad_id}: unknown event kind 'bogus'"):
+        replay_partitioned(src, "native", out, workers=2, partitions=4, batch_rows=500, executor=pools[2])
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    # the pool is still usable: nothing of the failed run is left running in it
+    replay_partitioned(native_events, "native", out, workers=2, partitions=4, batch_rows=500, executor=pools[2])
+    assert out.exists()

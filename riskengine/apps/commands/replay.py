@@ -9,7 +9,7 @@ from typing import Any
 from riskengine.apps.cliutil import add_json_flag, jsonable, print_json
 from riskengine.core.config import Settings
 from riskengine.offline.formats import FORMATS, infer_format
-from riskengine.offline.parallel import peak_rss_mb, replay_partitioned
+from riskengine.offline.parallel import cpu_seconds, peak_rss_mb, replay_partitioned
 from riskengine.offline.prepass import DEFAULT_PARTITIONS
 from riskengine.offline.replay import replay_to_file
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"input": args.input, "format": fmt, "out": args.out, **jsonable(stats),
                     "logins_per_second": stats.logins_per_second, "workers": args.workers,
                     "partitions": args.partitions, "peak_worker_rss_mb": worker_rss_mb,
-                    "peak_rss_mb": peak_rss_mb()})
+                    "peak_rss_mb": peak_rss_mb(), **cpu_seconds()})
         return 0
     print(f"replayed {stats.rows:,} rows ({stats.logins:,} logins, {stats.failures:,} failed passwords, "
           f"{stats.signups:,} signups) in {stats.seconds:.1f} s: {stats.logins_per_second:,.0f} logins/s")
