@@ -1,20 +1,22 @@
 """Partitioned replay: ``riskengine replay IN --out OUT --workers N`` / ``--scheduler ADDRESS``.
 
 Three steps, every one streaming (memory is bounded by the batch size and the number of
-users in one partition, never by the number of rows):
+users in one partition, never by the number of rows; the budget post-pass excepted):
 
 1. **pre-pass and scatter** (this process): read IN in batches, validate, add the
-   cross-user columns (:mod:`riskengine.offline.prepass`) and append each row to its user's
-   partition file (``part-NNNNN.parquet`` in a work directory beside OUT);
+   cross-user columns (:mod:`riskengine.offline.prepass`) and write each batch's rows of each
+   partition to a chunk file in a work directory beside OUT, marking the batch complete;
 2. **replay** each partition with its own :class:`~riskengine.core.engine.Engine` (memory
-   store): in N local processes (``--workers``), or as tasks on a Dask distributed cluster
-   (``--scheduler``; the work directory must be on a path every worker can read and write);
+   store): in N local processes (``--workers``; submitted before the pre-pass, the first
+   ones follow it batch by batch), or as tasks on a Dask distributed cluster (``--scheduler``;
+   after the pre-pass; the work directory must be on a path every worker can read and write);
 3. **merge** the partitions' decisions by input row number into OUT, in input order,
-   written to a temporary file and renamed, so a failed run leaves no OUT behind.
+   written to a temporary file and renamed, so a failed run leaves no OUT behind (with a
+   step-up budget: in memory, through the budget post-pass).
 
 The partitions (``partitions``, default 16) are fixed independently of the number of
-workers and each gets a fresh engine, so ``--workers 1`` (the same partitions one after the
-other) writes exactly the bytes ``--workers N`` and ``--scheduler`` do.
+workers and each gets a fresh engine reading the same chunks, so ``--workers 1`` (the same
+partitions one after the other) writes exactly the bytes ``--workers N`` and ``--scheduler`` do.
 """
 
 from __future__ import annotations
@@ -220,8 +222,8 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
             part_schema = pa.schema([pa.field("_row", pa.int64()), *replayer.schema])
             writer = stack.enter_context(pq.ParquetWriter(dst, part_schema, **SCRATCH))
             for chunk in partition_chunks(Path(workdir), partition, wait=wait):
-                # batches of at most batch_rows rows, as the chunks come (a chunk is one input
-                # batch's rows of this partition, so it never holds more)
+                # one input batch's rows of this partition at a time, as the pre-pass completes them
+                # (RBA session ids still count rows as the partition's batch_rows batches: Replayer)
                 frame = pl.from_arrow(chunk)
                 assert isinstance(frame, pl.DataFrame)
                 with _batch_gc():
