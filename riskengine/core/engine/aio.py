@@ -77,7 +77,7 @@ class AsyncOps(Scoring, Outcomes):
         elif d.action == "challenge":
             payload = self._parked(d, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
                                    trusted_key=c.device_key if c.trusted else None, established=c.established,
-                                   traits=p.traits)
+                                   traits=p.traits, counted=c.counted)
             try:
                 await store.aput_pending(d.decision_id, payload, p.now + self._session_s, user_id=p.user_id,
                                          max_per_user=self._max_pending_per_user)
@@ -113,6 +113,7 @@ class AsyncOps(Scoring, Outcomes):
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
             return None
+        self._outcome_budget(o, plan.record)
         if plan.failed_attempts:
             try:
                 await store.aadd_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,

@@ -72,6 +72,7 @@ class Outcomes(Sends, Learning):
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
             return None
+        self._outcome_budget(o, plan.record)
         if plan.failed_attempts:
             try:
                 self.store.add_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
@@ -110,6 +111,18 @@ class Outcomes(Sends, Learning):
             decision_id=decision_id, outcome=outcome, channels=channels, attempts=attempts,
             trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
         return o, (o.timestamp.timestamp() if o.timestamp is not None else time.time())
+
+    def _outcome_budget(self, o: ChallengeOutcome, rec: ParkedChallenge) -> None:
+        """A challenge that did not verify (failed, abandoned, expired) takes its login back out
+        of the step-up budget's sketch: the budget is a share of logins the second factor
+        proved legitimate, and takeover attempts it stopped must not raise everyone's
+        threshold (docs/threat-model.md). Local state only: merged at the next refresh."""
+        budget = self._budget
+        if o.outcome == "verified" or rec.counted is None or budget is None:
+            return
+        risk, forced = rec.counted
+        with self._budget_lock:
+            budget.retract(risk, forced, rec.at)
 
     def _otp_windows(self, event_ts: float) -> dict[str, float]:
         return {"otp_since": event_ts - self._otp_user_window_s, "session_since": event_ts - self._session_s}
