@@ -10,7 +10,13 @@ from typing import Any
 
 from riskengine.apps.cliutil import UsageError, add_json_flag, print_json
 from riskengine.offline.simulate.profiles import PROFILES
-from riskengine.offline.simulate.run import DEFAULT_WARMUP_DAYS, MAX_ATO_SHARE, SimulationConfig, simulate
+from riskengine.offline.simulate.run import (
+    DEFAULT_ATO_SHARE,
+    DEFAULT_WARMUP_DAYS,
+    MAX_ATO_SHARE,
+    SimulationConfig,
+    simulate,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -31,9 +37,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--profile", choices=tuple(PROFILES), default="default",
                    help="parameter set: default (tune on this one only) or heldout (other countries, "
                         "operators, shares of odd-but-legitimate users, RTT bands and attack mix)")
-    p.add_argument("--ato-share", type=float, default=SimulationConfig.ato_share,
+    p.add_argument("--ato-share", type=float, default=DEFAULT_ATO_SHARE,
                    help="victims per takeover family as a share of users per 90 days (default "
-                        f"{SimulationConfig.ato_share}; raise it, up to {MAX_ATO_SHARE}, for evaluation files with "
+                        f"{DEFAULT_ATO_SHARE}; raise it, up to {MAX_ATO_SHARE}, for evaluation files with "
                         "hundreds of attack logins per family)")
     p.add_argument("--start", default="2025-09-01", help="first simulated day (UTC), YYYY-MM-DD")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

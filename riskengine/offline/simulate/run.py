@@ -39,6 +39,7 @@ once the profiles hold ~3 months (20k users, seed 42: 1.1 % in the first window 
 MAX_WARMUP_DAYS: Final = 365
 
 
+DEFAULT_ATO_SHARE = 0.004
 MAX_ATO_SHARE = 0.2
 """Victims per takeover family at most a fifth of the users: beyond it, every family's victims
 (six families) would not fit in the user base."""
@@ -58,7 +59,7 @@ class SimulationConfig:
     signup_drop: float = 0.10
     """Relative conversion loss of ``mfa_at_signup`` (practice reports 5–15 %)."""
     attack_intensity: float = 1.0
-    ato_share: float = 0.004
+    ato_share: float = DEFAULT_ATO_SHARE
     """Victims per takeover family, as a share of users per 90 days."""
     pumping_waves: int = 1
     """SMS pumping waves in the window (fresh accounts triggering OTPs to numbers the ring is paid for)."""
