@@ -38,6 +38,12 @@ class OutcomePlan(NamedTuple):
     lesson: Updater | None
 
 
+def untrusted(plan: OutcomePlan) -> OutcomePlan:
+    """The plan without its device token: the lesson that trusts the device was not stored,
+    so the token would read as revoked (``DEVICE_TOKEN_INVALID``) at the next login."""
+    return plan._replace(token=None)
+
+
 class Outcomes(Sends, Learning):
     """How challenges ended and failed passwords: the store's counters, profile lessons, audit rows
     (and, from :class:`~riskengine.core.engine.sends.Sends`, the OTP send checks)."""
@@ -80,7 +86,8 @@ class Outcomes(Sends, Learning):
             except Exception as exc:  # noqa: BLE001
                 self._store_failed("counting second-factor failures failed", exc)
         if plan.lesson is not None:
-            self._update_profile(plan.user_id, plan.lesson, "profile update for a login")
+            if not self._update_profile(plan.user_id, plan.lesson, "profile update for a login"):
+                plan = untrusted(plan)
             try:
                 self.store.reset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
