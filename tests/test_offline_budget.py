@@ -107,13 +107,46 @@ def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -
     assert got["threshold"][-1] == fixed and got["action"][-1] == "challenge"
 
 
+def test_the_post_pass_retracts_challenges_that_fail() -> None:
+    """A row the post-pass challenges whose challenge would fail (``fails``: a takeover under
+    ``--outcomes labels``) is taken back out of the sketch, as the live engine's
+    ``record_outcome`` takes it out: the legitimate rows meet exactly the thresholds they meet
+    without the attacks. Rows share a time per half-life, so every weight is a power of two
+    and the sums are exact."""
+    settings = Settings().with_overrides(policy={"target_stepup_rate": 0.05, "budget_warmup_logins": 0,
+                                                 "budget_refresh_seconds": 60.0, "budget_user_cap": 10**6})
+    half_life = settings.policy.budget_half_life_hours * 3600.0
+    rng = np.random.default_rng(17)
+    rows: dict[str, list[Any]] = {"event_time": [], "risk": [], "established": [], "floor_forced": [],
+                                  "user": [], "attack": []}
+    t0 = 1_767_225_600.0 - 1_767_225_600.0 % half_life
+    for step in range(20):
+        for k in range(52):
+            attack = k >= 50
+            rows["event_time"].append(t0 + step * half_life)
+            rows["risk"].append(0.6 if attack else float(np.round(rng.beta(2, 9), 4)))
+            rows["established"].append(True)
+            rows["floor_forced"].append(attack and step % 2 == 0)
+            rows["user"].append(f"{'a' if attack else 'u'}{step}-{k}")
+            rows["attack"].append(attack)
+    frame = pl.DataFrame(rows)
+    legit = frame.filter(~pl.col("attack")).drop("attack")
+    alone = apply_budget(legit, settings)
+    retracted = apply_budget(frame.with_columns(pl.col("attack").alias("fails")).drop("attack"), settings)
+    kept = apply_budget(frame.drop("attack"), settings)
+    mask = ~frame["attack"]
+    assert retracted.filter(mask)["threshold"].to_list() == alone["threshold"].to_list()
+    assert retracted.filter(~mask)["action"].unique().to_list() == ["challenge"]
+    assert kept.filter(mask)["threshold"].sum() > alone["threshold"].sum()  # unretracted, they lift it
+
+
 @pytest.mark.parametrize("seed", range(16))
 def test_the_columnar_post_pass_equals_the_row_by_row_walk(seed: int) -> None:
     """``apply_budget`` (columnar, one loop over refresh periods, tails kept between them)
     against ``apply_budget_reference`` (the engine's own sketch, row by row), float for float:
     ties in event time, rows out of time order, several logins per period and per bin, user
-    caps that bind, an era boundary inside the input, forced/exempt/denied/new users, a
-    warm-up, and clamps on both sides of the quantile."""
+    caps that bind, an era boundary inside the input, forced/exempt/denied/new users, failing
+    challenges retracted, a warm-up, and clamps on both sides of the quantile."""
     rng = np.random.default_rng(seed)
     n = 0 if seed == 0 else int(rng.integers(1, 4000))
     hl_hours = 24.0 * float(rng.choice([1, 2, 3]))
@@ -132,9 +165,10 @@ def test_the_columnar_post_pass_equals_the_row_by_row_walk(seed: int) -> None:
     frame = pl.DataFrame({
         "event_time": times, "risk": risk, "established": rng.random(n) < 0.8,
         "floor_forced": rng.random(n) < 0.03, "user": [f"u{k}" for k in rng.integers(0, 1 + n // 20, n)],
-        "denied": rng.random(n) < 0.02, "exempt": rng.random(n) < 0.1,
+        "denied": rng.random(n) < 0.02, "exempt": rng.random(n) < 0.1, "fails": rng.random(n) < 0.15,
     }, schema={"event_time": pl.Float64, "risk": pl.Float64, "established": pl.Boolean,
-               "floor_forced": pl.Boolean, "user": pl.String, "denied": pl.Boolean, "exempt": pl.Boolean})
+               "floor_forced": pl.Boolean, "user": pl.String, "denied": pl.Boolean, "exempt": pl.Boolean,
+               "fails": pl.Boolean})
     got = apply_budget(frame, settings)
     want = apply_budget_reference(frame, settings)
     assert got.schema == want.schema

@@ -13,7 +13,10 @@ budget afterwards, here, walking the rows in event-time order with the engine's 
    (for a user who is not established, the lower of the threshold and the fixed
    ``challenge_threshold``: the budget measures established users only);
 3. an established, not denied row enters the delta (the per-user cap applies): forced rows
-   as "stepped up whatever their risk", exempt rows at risk 0.
+   as "stepped up whatever their risk", exempt rows at risk 0;
+4. a row it challenges whose challenge would not verify (``fails``: what the replay's
+   outcome mode says of this login, e.g. a takeover under ``--outcomes labels``) is taken
+   back out at once, as the live engine's ``record_outcome`` retracts it.
 
 This equals the live engine's decisions on a single-process memory-store run whenever what a
 login teaches does not depend on its action (``--outcomes verified``: every challenge passes).
@@ -42,6 +45,7 @@ from riskengine.core.budget import (
     BudgetSketch,
     MergedBins,
     era_of,
+    net_weight,
     walk_floor_bin,
 )
 from riskengine.core.config import Settings
@@ -103,15 +107,17 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """``threshold`` and ``action`` for each row of ``frame``, in its order.
 
     Columns: ``event_time`` (datetime or epoch seconds), ``risk`` (float), ``established``
-    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied`` and ``exempt``
-    (bool, default false). Rows with equal event times keep their order.
+    (bool), ``floor_forced`` (bool), ``user`` (str); optional ``denied``, ``exempt`` and
+    ``fails`` (bool, default false). Rows with equal event times keep their order.
 
     The walk of the module docstring, split where it can be: what a row adds to the sketch
     (its cap admission, bin and decayed weight) does not depend on any threshold, so it is
-    computed for all rows at once; the Python loop runs over refresh periods only, merging
-    each period's delta and reading the threshold from a sketch whose top-down tails are
-    kept between periods (:class:`_TailBins`); the actions are then columnar. Equal, float
-    for float, to :func:`apply_budget_reference` (the engine's own sketch, row by row).
+    computed for all rows at once; whether a failing row is taken back out depends only on its
+    own period's threshold, known when the period starts. So the Python loop runs over refresh
+    periods only (:func:`_levels`), merging each period's delta and reading the threshold from
+    a sketch whose top-down tails are kept between periods; the actions are then columnar.
+    Equal, float for float, to :func:`apply_budget_reference` (the engine's own sketch, row by
+    row; tested).
     """
     sketch = _check(frame, settings)
     cfg, fallback = sketch.cfg, sketch.fallback
@@ -150,8 +156,14 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     cut.append(len(admitted))
     start_t = t[starts]
     start_era = [math.floor(x) for x in ((start_t - LANDMARK) / (ERA_HALF_LIVES * half_life_s)).tolist()]
-    level = _levels(cfg, fallback, cut, start_era, era.astype(np.int64).tolist(), field.tolist(), weight)
-    # 3. each row's threshold and action, columnar
+    # 3. which of them a failing challenge takes back out (retract): a forced row always (it is
+    # challenged), an exempt one never (allowed), any other when its risk meets its period's threshold
+    fails = _flag(frame, "fails", order)[admitted]
+    retract = np.where(fails & forced[admitted], _ALWAYS,
+                       np.where(fails & ~exempt[admitted], _IF_CHALLENGED, _NEVER)).tolist()
+    level = _levels(cfg, fallback, cut, start_era, era.astype(np.int64).tolist(), field.tolist(), weight,
+                    retract, risk[admitted].tolist())
+    # 4. each row's threshold and action, columnar
     live = np.repeat(np.asarray(level, dtype=np.float64), np.diff(np.append(starts, n)))
     thresholds = np.where(est, live, np.minimum(live, settings.policy.challenge_threshold))
     challenge = np.where(forced, True, np.where(exempt, False, risk >= thresholds))
@@ -165,20 +177,26 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
                                                    return_dtype=pl.String).alias("action"))
 
 
+_NEVER, _ALWAYS, _IF_CHALLENGED = 0, 1, 2
+
+
 def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[int], eras: list[int],
-            fields: list[int], weights: list[float]) -> list[float]:
+            fields: list[int], weights: list[float], retract: list[int], risks: list[float]) -> list[float]:
     """The live threshold of each refresh period: period ``j`` starts by merging the
     observations ``cut[j-1]:cut[j]`` (``eras``/``fields``/``weights``; field ``BINS`` is the
-    forced weight) and reads the threshold of its era ``start_era[j]``.
+    forced weight) — and the retractions among them (``retract``: never, always, or if the
+    row's ``risks`` meets period ``j-1``'s threshold, i.e. the post-pass challenges it) — and
+    reads the threshold of its era ``start_era[j]``.
 
     :class:`~riskengine.core.budget.MergedBins` and
     :func:`~riskengine.core.budget.threshold_of`, unrolled into one loop over periods, with
     the walk's top-down tails kept between periods: a merge into bin ``i`` drops only the
     tails at and below ``i``, and a read extends them only down to the first one past the
-    budget, so the many low-risk logins cost no re-walk. Equal float for float (the same bins
-    get the same additions in the same order; the exact total is kept per bin; a prefix of the
-    tails that passes the limit, or all of them, gives the search the same answer — tested
-    against the plain walk)."""
+    budget, so the many low-risk logins cost no re-walk. Equal float for float (the same
+    fields get the same additions in the same order, net of their retractions by
+    :func:`~riskengine.core.budget.net_weight`; the exact total is kept per field; a prefix of
+    the tails that passes the limit, or all of them, gives the search the same answer —
+    tested against the row-by-row walk)."""
     low = walk_floor_bin(cfg)
     full = BINS - low
     target, warmup, lo_t, hi_t = cfg.target, cfg.warmup_logins, cfg.min_threshold, cfg.max_threshold
@@ -194,26 +212,32 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
             if hi == lo and now_era == current:
                 levels[j] = thr  # nothing merged, same era: the same sketch gives the same threshold
                 continue
-            delta: list[tuple[int, int, float]] | tuple[tuple[int, int, float]]
-            counts: dict[int, float]
-            if hi - lo == 1:
-                delta, counts = ((eras[lo], fields[lo], weights[lo]),), {eras[lo]: 1.0}
-            else:  # the period's delta sums each key first, in row order (BudgetSketch.observe)
-                sums: dict[tuple[int, int], float] = {}
-                counts = {}
-                for k in range(lo, hi):
-                    key = (eras[k], fields[k])
-                    sums[key] = sums.get(key, 0.0) + weights[k]
-                    counts[eras[k]] = counts.get(eras[k], 0.0) + 1.0
-                delta = [(e, f, w) for (e, f), w in sums.items()]
-            for e, f, w in delta:
+            # the delta of period j-1, each key summed in row order (BudgetSketch.observe/retract);
+            # thr is still period j-1's threshold: what decided which of its rows were challenged
+            added: dict[tuple[int, int], float] = {}
+            taken: dict[tuple[int, int], float] = {}
+            counts: dict[int, float] = {}
+            for k in range(lo, hi):
+                e, key, w = eras[k], (eras[k], fields[k]), weights[k]
+                added[key] = added.get(key, 0.0) + w
+                counts[e] = counts.get(e, 0.0) + 1.0
+                how = retract[k]
+                if how and (how == _ALWAYS or risks[k] >= thr):
+                    taken[key] = taken.get(key, 0.0) + w
+            for (e, f), w in added.items():
                 st = states.get(e)
                 if st is None:
                     st = states[e] = _TailEra()
+                st.added[f] += w
+            for (e, f), w in taken.items():
+                states[e].taken[f] += w
+            for e, f in added.keys() | taken.keys() if taken else added:
+                st = states[e]
+                new = net_weight(st.added[f], st.taken[f])
                 if f == BINS:
-                    new = st.forced = st.forced + w
+                    st.forced = new
                 else:
-                    new = st.bins[f] = st.bins[f] + w
+                    st.bins[f] = new
                     if f >= low and len(st.tails) > BINS - 1 - f:
                         del st.tails[BINS - 1 - f:]
                 num, den = new.as_integer_ratio()
@@ -259,14 +283,16 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
 
 
 class _TailEra:
-    __slots__ = ("bins", "forced", "count", "exact", "exacts", "tails")
+    __slots__ = ("added", "taken", "bins", "forced", "count", "exact", "exacts", "tails")
 
     def __init__(self) -> None:
-        self.bins = [0.0] * BINS
+        self.added = [0.0] * (BINS + 1)  # per field (the forced weight at BINS), as the store sums them
+        self.taken = [0.0] * (BINS + 1)  # their retraction twins
+        self.bins = [0.0] * BINS  # net weights
         self.forced = 0.0
         self.count = 0.0
         self.exact = 0
-        self.exacts = [0] * (BINS + 1)  # each bin's (and the forced weight's) exact value
+        self.exacts = [0] * (BINS + 1)  # each field's exact net value
         self.tails: list[float] = []
 
 
@@ -284,6 +310,7 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
     false = [False] * n
     denied = frame["denied"].to_list() if "denied" in frame.columns else false
     exempt = frame["exempt"].to_list() if "exempt" in frame.columns else false
+    fails = frame["fails"].to_list() if "fails" in frame.columns else false
     risk = frame["risk"].to_list()
     est = frame["established"].to_list()
     forced = frame["floor_forced"].to_list()
@@ -318,6 +345,8 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
         else:
             actions[i] = "challenge" if risk[i] >= thr else "allow"
         if est[i]:
-            sketch.observe(users[i], 0.0 if exempt[i] and not forced[i] else float(risk[i]), bool(forced[i]), t)
+            counted = 0.0 if exempt[i] and not forced[i] else float(risk[i])
+            if sketch.observe(users[i], counted, bool(forced[i]), t) and fails[i] and actions[i] == "challenge":
+                sketch.retract(counted, bool(forced[i]), t)
     return pl.DataFrame({"threshold": thresholds, "action": actions},
                         schema={"threshold": pl.Float64, "action": pl.String})
