@@ -214,25 +214,16 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
                 continue
             # the delta of period j-1, each key summed in row order (BudgetSketch.observe/retract);
             # thr is still period j-1's threshold: what decided which of its rows were challenged
-            added: dict[tuple[int, int], float] = {}
-            taken: dict[tuple[int, int], float] = {}
-            counts: dict[int, float] = {}
-            for k in range(lo, hi):
-                e, key, w = eras[k], (eras[k], fields[k]), weights[k]
-                added[key] = added.get(key, 0.0) + w
-                counts[e] = counts.get(e, 0.0) + 1.0
-                how = retract[k]
-                if how and (how == _ALWAYS or risks[k] >= thr):
-                    taken[key] = taken.get(key, 0.0) + w
-            for (e, f), w in added.items():
+            if hi - lo == 1:  # the common case (about one login per period): no delta to sum
+                e, f, w = eras[lo], fields[lo], weights[lo]
                 st = states.get(e)
                 if st is None:
                     st = states[e] = _TailEra()
                 st.added[f] += w
-            for (e, f), w in taken.items():
-                states[e].taken[f] += w
-            for e, f in added.keys() | taken.keys() if taken else added:
-                st = states[e]
+                how = retract[lo]
+                if how and (how == _ALWAYS or risks[lo] >= thr):
+                    st.taken[f] += w
+                st.count += 1.0
                 new = net_weight(st.added[f], st.taken[f])
                 if f == BINS:
                     st.forced = new
@@ -244,8 +235,39 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
                 exact = num << (shift - den.bit_length())
                 st.exact += exact - st.exacts[f]
                 st.exacts[f] = exact
-            for e, c in counts.items():
-                states[e].count += c
+            else:
+                added: dict[tuple[int, int], float] = {}
+                taken: dict[tuple[int, int], float] = {}
+                counts: dict[int, float] = {}
+                for k in range(lo, hi):
+                    e, key, w = eras[k], (eras[k], fields[k]), weights[k]
+                    added[key] = added.get(key, 0.0) + w
+                    counts[e] = counts.get(e, 0.0) + 1.0
+                    how = retract[k]
+                    if how and (how == _ALWAYS or risks[k] >= thr):
+                        taken[key] = taken.get(key, 0.0) + w
+                for (e, f), w in added.items():
+                    st = states.get(e)
+                    if st is None:
+                        st = states[e] = _TailEra()
+                    st.added[f] += w
+                for (e, f), w in taken.items():
+                    states[e].taken[f] += w
+                for e, f in added.keys() | taken.keys() if taken else added:
+                    st = states[e]
+                    new = net_weight(st.added[f], st.taken[f])
+                    if f == BINS:
+                        st.forced = new
+                    else:
+                        st.bins[f] = new
+                        if f >= low and len(st.tails) > BINS - 1 - f:
+                            del st.tails[BINS - 1 - f:]
+                    num, den = new.as_integer_ratio()
+                    exact = num << (shift - den.bit_length())
+                    st.exact += exact - st.exacts[f]
+                    st.exacts[f] = exact
+                for e, c in counts.items():
+                    states[e].count += c
         current = now_era
         st = states.get(now_era)
         if st is None or st.count < warmup:

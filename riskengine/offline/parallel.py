@@ -172,9 +172,10 @@ def partition_chunks(workdir: Path, partition: int, *, wait: bool = True) -> Ite
 
 
 def scatter(path: Path, fmt: str, settings: Settings, workdir: Path, *, baseline: bool,
-            partitions: int, batch_rows: int) -> int:
+            partitions: int, batch_rows: int, sizes: dict[int, int] | None = None) -> int:
     """Pre-pass IN and write each batch's rows of each partition to a chunk file (rows in
-    input order), marking each batch complete in ``in/progress``; returns rows."""
+    input order), marking each batch complete in ``in/progress``; returns rows (and, into
+    ``sizes``, each partition's)."""
     batches = native_batches(path, batch_rows) if fmt == "native" else rba_batches(path, batch_rows)
     schema: pa.Schema | None = None
     rows = 0
@@ -196,6 +197,8 @@ def scatter(path: Path, fmt: str, settings: Settings, workdir: Path, *, baseline
             # the row indices stay Arrow arrays: pa.array() of a Python list imports pandas (1.5 s)
             indices = groups["_i"].to_arrow()
             for k, part in enumerate(groups["_part"].to_list()):
+                if sizes is not None:
+                    sizes[part] = sizes.get(part, 0) + len(indices[k])
                 with pa.OSFile(str(workdir / "in" / chunk_name(part, done)), "wb") as sink, \
                         pa.ipc.new_file(sink, schema, options=IPC) as writer:
                     writer.write_table(table.take(indices[k].values))
@@ -414,18 +417,22 @@ def replay_partitioned(
                 runner = dask_runner(scheduler) if scheduler is not None else run_serial
                 results = runner(parts, replay_partition, args)
             else:
-                # the partitions submitted first: the first ones follow the pre-pass batch by
-                # batch (partition_chunks) on the cores it leaves, instead of waiting for its end
-                futures = [pool.submit(replay_partition, p, *args, True) for p in parts]
+                # one partition per worker submitted first: they follow the pre-pass batch by batch
+                # (partition_chunks) on the cores it leaves, instead of waiting for its end; the
+                # rest after it, largest first, so the run does not end on one worker's big partition
+                futures = [pool.submit(replay_partition, p, *args, True) for p in parts[:workers]]
+                sizes: dict[int, int] = {}
                 try:
                     rows = scatter(path, fmt, settings, work, baseline=baseline, partitions=partitions,
-                                   batch_rows=batch_rows)
+                                   batch_rows=batch_rows, sizes=sizes)
                 except BaseException:
                     abort_progress(work)
                     for pending in futures:
                         pending.cancel()
                     wait(futures)
                     raise
+                rest = sorted(parts[workers:], key=lambda p: (-sizes.get(p, 0), p))
+                futures += [pool.submit(replay_partition, p, *args) for p in rest]
                 results = collect(futures)
         budget_on = bool(settings.policy.target_stepup_rate)
         counted = ReplayStats()
