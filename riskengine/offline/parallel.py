@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
@@ -349,11 +349,14 @@ def merge(workdir: Path, partitions: int, rows: int, out: Path, batch_rows: int,
             writer.write_table(window.drop("_row").to_arrow().cast(schema), row_group_size=batch_rows)
 
 
-def gather(workdir: Path, partitions: int, rows: int, schema: pa.Schema) -> pa.Table:
+def gather(workdir: Path, partitions: int, rows: int, schema: pa.Schema,
+           read: dict[int, pa.Table] | None = None) -> pa.Table:
     """Every partition's decisions in one table, in input order (what :func:`merge` writes,
-    held in memory: for the budget post-pass, which needs all rows at once)."""
-    tables = [pq.read_table(path) for p in range(partitions)
-              if (path := workdir / "out" / part_name(p)).exists()]
+    held in memory: for the budget post-pass, which needs all rows at once). ``read``: the
+    partitions' outputs already read (as they finished), by partition."""
+    read = read or {}
+    tables = [read[p] if p in read else pq.read_table(path) for p in range(partitions)
+              if p in read or (path := workdir / "out" / part_name(p)).exists()]
     frame = pl.from_arrow(pa.concat_tables(tables) if tables else
                           pa.schema([pa.field("_row", pa.int64()), *schema]).empty_table())
     assert isinstance(frame, pl.DataFrame)
@@ -400,6 +403,8 @@ def replay_partitioned(
     try:
         (work / "in").mkdir()
         (work / "out").mkdir()
+        budget_on = bool(settings.policy.target_stepup_rate)
+        read: dict[int, pa.Table] = {}
         with contextlib.ExitStack() as pools:
             args = (str(work), fmt, outcomes, settings, baseline, batch_rows)
             parts = list(range(partitions))
@@ -433,11 +438,18 @@ def replay_partitioned(
                     raise
                 rest = sorted(parts[workers:], key=lambda p: (-sizes.get(p, 0), p))
                 futures += [pool.submit(replay_partition, p, *args) for p in rest]
+                if budget_on:  # read each output as its partition ends, while the last ones still run
+                    for done in as_completed(futures):
+                        if done.exception() is not None:
+                            break  # collect() names it
+                        finished = done.result()
+                        read[finished.partition] = pq.read_table(work / "out" / part_name(finished.partition))
                 results = collect(futures)
-        budget_on = bool(settings.policy.target_stepup_rate)
         counted = ReplayStats()
         if budget_on:  # the post-pass reads every row anyway: merge in memory, write once
-            pq.write_table(budget_post_pass(gather(work, partitions, rows, BUDGET_SCHEMA), settings, counted), tmp)
+            merged = gather(work, partitions, rows, BUDGET_SCHEMA, read)
+            read.clear()
+            pq.write_table(budget_post_pass(merged, settings, counted), tmp)
         else:
             merge(work, partitions, rows, tmp, batch_rows)
         tmp.replace(out)
