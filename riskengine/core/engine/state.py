@@ -215,7 +215,10 @@ def budget_sketch(s: Settings) -> BudgetSketch | None:
     pol = s.policy
     if not pol.target_stepup_rate:
         return None
-    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_max_threshold,
+    # with a model the clamp's top is on the rules' scale (Policy challenges a login whose rules
+    # alone reach budget_max_threshold); the live threshold on the blended risk goes up to the
+    # point where only such logins step up
+    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_threshold_top(),
                        pol.budget_warmup_logins, pol.budget_half_life_hours * 3600.0)
     return BudgetSketch(cfg, pol.challenge_threshold, pol.budget_refresh_seconds,
                         UserCap(pol.budget_user_cap, pol.budget_user_window_seconds))
