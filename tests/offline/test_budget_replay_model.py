@@ -79,7 +79,8 @@ def test_replay_with_a_model_and_a_budget_decides_as_the_live_engine(sim: Path, 
     # not trivial: the threshold on the blend left the rules' clamp, and below it the rules'
     # clamp challenged logins whose blended risk was under the live threshold
     assert replayed["threshold"].max() > top
-    under = replayed.filter((pl.col("decision") == "challenge") & (pl.col("risk_score") < pl.col("threshold")))
+    under = replayed.filter((pl.col("decision") == "challenge") & (pl.col("risk_score") < pl.col("threshold"))
+                            & pl.col("established"))
     floor = set(settings.policy.budget_floor_signals)
     at_top = {"NEW_DEVICE", "UA_DOWNGRADE"}  # the rules' signals weighing budget_max_threshold or more
     assert settings.device.weight >= top and settings.device.ua_downgrade_weight >= top

@@ -300,14 +300,16 @@ class Scoring(AuditRows, Learning, Parking):
         else:
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
-            if budget is not None and p.logins < self._budget_established:
+            if budget is not None and p.logins < self._budget_established and self.policy.rules_top is None:
                 # the budget measures established users only: one it does not measure is never
-                # held to a laxer threshold than the fixed policy's (a takeover of a new account)
+                # held to a laxer threshold than the fixed policy's (a takeover of a new account);
+                # with a model, the policy holds the rules' risk to it instead (docs/budget.md)
                 threshold = min(threshold, self.policy.challenge_threshold)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event,
+            measured=p.logins >= self._budget_established)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
                             dkey, self.policy.version, threshold=threshold, event=event)
         if budget is not None:
