@@ -103,3 +103,31 @@ def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -
     fixed = settings.policy.challenge_threshold
     assert got["threshold"][-2] > 0.45 and got["action"][-2] == "allow"
     assert got["threshold"][-1] == fixed and got["action"][-1] == "challenge"
+
+
+def test_with_a_model_the_post_pass_threshold_rises_above_the_rules_clamp_for_everyone() -> None:
+    """With ``policy.model`` the live threshold is on the blended risk (up to
+    ``budget_threshold_top()``); the clamp's top and the fixed threshold hold on the rules'
+    risk, which the scoring pass hands over as ``floor_forced``: the post-pass applies the live
+    threshold to users it does not measure too."""
+    settings = Settings().with_overrides(policy={"target_stepup_rate": 0.02, "budget_warmup_logins": 10,
+                                                 "budget_refresh_seconds": 10.0, "model": "model-dir"})
+    top = settings.policy.budget_threshold_top()
+    assert top > settings.policy.budget_max_threshold
+    n = 400
+    # 1 % of established logins at 0.7, the rest at 0.3: the blend's 2 % point is 0.7
+    rows: dict[str, list[Any]] = {"event_time": [float(i) for i in range(n)],
+                                  "risk": [0.7 if i % 100 == 0 else 0.3 for i in range(n)],
+                                  "established": [True] * n, "floor_forced": [False] * n,
+                                  "user": [f"u{i}" for i in range(n)]}
+    # a new user at the same blended risk, twice: the rules' risk under the fixed threshold, then over it
+    for key, value in (("event_time", [n + 20.0, n + 21.0]), ("risk", [0.6, 0.6]),
+                       ("established", [False, False]), ("floor_forced", [False, True]),
+                       ("user", ["new", "new2"])):
+        rows[key] += value
+    got = apply_budget(pl.DataFrame(rows), settings)
+    assert got["threshold"][-1] == got["threshold"][-2] == 0.7  # the blend's quantile, over the rules' 0.5
+    assert got["action"][-2] == "allow" and got["action"][-1] == "challenge"
+    # a flood higher still: the threshold stops at the top, where only forced logins step up
+    rows["risk"][:n] = [0.9] * n
+    assert apply_budget(pl.DataFrame(rows), settings)["threshold"][-1] == top
