@@ -140,30 +140,28 @@ def test_with_a_model_a_new_users_rules_meet_the_fixed_threshold_and_the_blend_t
         tmp_path: Path) -> None:
     """With a model the live threshold is on the blend (here at its top, 0.75: every
     established login at risk 0 cannot fit the budget) and a user the budget does not measure
-    is held to the fixed ``challenge_threshold`` on the rules' risk only: a new account's first
-    login that the model lifts over 0.4 is not stepped up for that alone; one whose rules reach
-    0.4 is."""
-    # the model finds brand-new accounts risky (p ≈ 0.05) and nothing else (p ≈ 5e-5: no term)
-    model = write_linear_model(tmp_path / "model", -10.0, {"new_user": 7.0})
+    is held to the fixed ``challenge_threshold`` on the rules' risk only: a new account's login
+    that the model lifts over 0.4 is not stepped up for that alone; one whose rules reach 0.4
+    is. A first login gets no model term at all (the model's prior for new accounts)."""
+    # the model finds accounts younger than a few hours risky (p ≈ 0.4) and nothing else
+    model = write_linear_model(tmp_path / "model", 0.0, {"account_age_days_log": -10.0})
     settings = budget_settings(model=str(model))
     top = settings.policy.budget_threshold_top()
+    fixed = settings.policy.challenge_threshold
     with Engine(settings, sink=MemorySink()) as engine:
-        last = T0
-        for day in range(17):  # as feed(), passing the challenges of the first logins (warm-up: 0.4)
-            for u in range(10):
-                last = T0 + timedelta(days=day, seconds=u)
-                d = engine.score(make_attempt(f"user{u}", last))
-                if d.action == "challenge":
-                    engine.record_outcome(d.decision_id, "verified", ["sms"], timestamp=last)
+        last = feed(engine, 10, 17)
         d = engine.score(make_attempt("newcomer", last + timedelta(hours=1)))
+        assert "MODEL_SCORE" not in d.reason_codes and d.risk < fixed and d.action == "allow"
+        # its second login, from another device: the rules stay under 0.4, the blend does not
+        d = engine.score(make_attempt("newcomer", last + timedelta(hours=2), ua=FIREFOX_MAC))
         rules = 1 - math.prod(1 - r.weight for r in d.reasons if r.code != "MODEL_SCORE")
         assert "MODEL_SCORE" in d.reason_codes and "COLD_START" in d.reason_codes
-        assert rules < settings.policy.challenge_threshold <= d.risk < d.threshold == top
+        assert rules < fixed <= d.risk < d.threshold == top
         assert d.action == "allow"
         # a new account from a hosting network: its rules alone reach the fixed threshold
         hosted = {**LONDON, "asn": 16509}  # Amazon AWS: a hosting network
         d = engine.score(make_attempt("newcomer2", last + timedelta(hours=1), place=hosted))
         rules = 1 - math.prod(1 - r.weight for r in d.reasons if r.code != "MODEL_SCORE")
         assert "HOSTING_NETWORK" in d.reason_codes
-        assert settings.policy.challenge_threshold <= rules and d.risk < d.threshold == top
+        assert fixed <= rules and d.risk < d.threshold == top
         assert d.action == "challenge"

@@ -247,7 +247,14 @@ class LoadedModel:
     ) -> tuple[float, list[Reason]]:
         """The model's term in the noisy-OR risk (``weight × q``, ``q`` the probability on the
         odds scale ``odds``) and its reason. ``now``: the attempt's epoch seconds when the caller
-        already has them."""
+        already has them.
+
+        A user's first login (no accepted login yet) gets no term while cold start is on
+        (``cold_logins`` > 0): every feature of the user is "new" there, so the model's
+        probability is its prior for new accounts, nearly the same for every first login, and
+        it would lift them all over the threshold together (docs/budget.md, "With a model")."""
+        if not profile.logins and self.cold_logins:
+            return 0.0, []
         x = self.features.vector(attempt.timestamp.timestamp() if now is None else now, attempt.user_agent,
                                  geo, dkey, hour, profile, user_failures, ip_failures, signals, attempt.event)
         p = self.probability(x)
