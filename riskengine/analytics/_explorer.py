@@ -8,10 +8,12 @@ comes from the segments' Parquet footers: each row group's row count and its min
 maximum ``event_time``, read newest month first. Rows are assumed spread evenly over a row
 group's time span, and the cutoff is where the row groups after it hold about twice the rows
 wanted; a window that turns out too short (filters matching few rows, an uneven spread) is
-widened eightfold until it holds enough rows or is the whole selection. DuckDB then skips
-every row group, and this code every segment, that ends before the cutoff: on time-ordered
-segments (written by the sink, or merged and sorted by ``riskengine audit compact``) a page
-opens a few row groups whatever the log's size. Segments whose rows span the whole month
+widened (at least eightfold, more when few rows matched) until it holds enough rows or is the
+whole selection, and every window but an unfiltered first one reaches back to the start of the
+oldest row group it has to read anyway. DuckDB then skips every row group, and this code every
+segment, that ends before the cutoff: on time-ordered segments (written by the sink, or merged
+and sorted by ``riskengine audit compact``) a page opens a few row groups whatever the log's
+size. Segments whose rows span the whole month
 cannot be skipped; the answer is the same, only slower.
 
 Rows with the same ``event_time`` come in a fixed order (by their other columns, descending),
@@ -30,7 +32,7 @@ import polars as pl
 
 from riskengine.analytics._files import month_of, month_range
 from riskengine.analytics._reader import _RETRIES, _Reader, _retryable
-from riskengine.analytics._sql import Filters, Query
+from riskengine.analytics._sql import Filters, Query, segment_filtered
 from riskengine.audit.columns import COLUMNS
 
 USER_TABLES = ("decisions", "challenges", "admin")
@@ -173,7 +175,11 @@ class _Explorer(_Reader):
         groups: list[RowGroup] = []
         known: dict[str, datetime] = {}  # segment -> its newest row (segments with statistics)
         loaded = 0
-        wanted = float(FIRST_MARGIN * (offset + limit))
+        want = offset + limit
+        wanted = float(FIRST_MARGIN * want)
+        # an unfiltered first window may end inside a row group (fewer rows pass the scan); other
+        # windows reach back to the start of the oldest row group they read, which costs no more
+        narrow = not (segment_filtered(f) or f.user_key is not None or extra != "true")
         while True:
             # footers of the newest months first, until they hold the rows wanted
             while loaded < len(months) and sum(g.rows for g in groups) < wanted:
@@ -184,6 +190,9 @@ class _Explorer(_Reader):
                     known[g.segment] = max(g.high, known.get(g.segment, g.high))
                 loaded += 1
             cutoff = cutoff_for(groups, wanted)
+            if cutoff is not None and not narrow:
+                cutoff = min([g.low for g in groups if g.high >= cutoff], default=cutoff)
+            narrow = False
             if cutoff is None or (f.since is not None and cutoff <= f.since):
                 self.explorer_reads = (len(files), len(files))
                 return self._frame(build_for(f, files))
@@ -193,7 +202,13 @@ class _Explorer(_Reader):
             rows = self._frame(build_for(f.replace(since=cutoff), window_files))
             if rows.height >= limit:  # the window held offset + limit matching rows: all newer than the rest
                 return rows
-            wanted *= WIDEN
+            # grow by the share of rows that matched (at least WIDEN-fold); past the rows the
+            # whole selection is likely to hold, read it all at once
+            matched = offset + rows.height
+            wanted = max(wanted, rows_after(groups, cutoff)) * max(WIDEN, FIRST_MARGIN * want / max(matched, 1))
+            if loaded < len(months) and wanted > sum(g.rows for g in groups) * len(months) / loaded:
+                self.explorer_reads = (len(files), len(files))
+                return self._frame(build_for(f, files))
 
     def _row_groups(self, files: list[str], f: Filters) -> list[RowGroup]:
         """The row groups of ``files`` with ``event_time`` statistics, clipped to ``f``'s window
