@@ -184,10 +184,12 @@ class _Explorer(_Reader):
             # footers of the newest months first, until they hold the rows wanted
             while loaded < len(months) and sum(g.rows for g in groups) < wanted:
                 month = months[loaded]
-                found = self._row_groups([p for p in files if month_of(p) == month], f)
+                found, unsure = self._row_groups([p for p in files if month_of(p) == month], f)
                 groups.extend(found)
                 for g in found:
                     known[g.segment] = max(g.high, known.get(g.segment, g.high))
+                for segment in unsure:  # a row group without statistics may hold any time
+                    known[segment] = _ANY_TIME
                 loaded += 1
             cutoff = cutoff_for(groups, wanted)
             if cutoff is not None and not narrow:
@@ -210,20 +212,24 @@ class _Explorer(_Reader):
                 self.explorer_reads = (len(files), len(files))
                 return self._frame(build_for(f, files))
 
-    def _row_groups(self, files: list[str], f: Filters) -> list[RowGroup]:
+    def _row_groups(self, files: list[str], f: Filters) -> tuple[list[RowGroup], set[str]]:
         """The row groups of ``files`` with ``event_time`` statistics, clipped to ``f``'s window
-        (their rows counted in proportion); row groups without statistics are left out (they are
-        still read by every window that includes their segment)."""
+        (their rows counted in proportion), and the segments holding a row group without them
+        (left out of the estimates; every window that includes their month reads them)."""
         if not files:
-            return []
+            return [], set()
         with self._cursor() as cur:
             found = cur.execute(
                 "SELECT file_name, row_group_num_rows, TRY_CAST(stats_min_value AS TIMESTAMPTZ), "
                 "TRY_CAST(stats_max_value AS TIMESTAMPTZ) FROM parquet_metadata($files) "
                 "WHERE path_in_schema = 'event_time'", {"files": files}).fetchall()
         out = []
+        unsure = set()
         for name, rows, low, high in found:
-            if low is None or high is None or not rows or high < low:
+            if not rows:
+                continue
+            if low is None or high is None or high < low:
+                unsure.add(str(name))
                 continue
             low, high = low.astimezone(UTC), high.astimezone(UTC)
             clipped_low = max(low, f.since) if f.since is not None else low
@@ -232,7 +238,8 @@ class _Explorer(_Reader):
                 continue
             share = 1.0 if high == low else (clipped_high - clipped_low) / (high - low)
             out.append(RowGroup(str(name), int(rows * share) if share < 1 else int(rows), clipped_low, clipped_high))
-        return out
+        return out, unsure
 
 
 _TICK = timedelta(microseconds=1)
+_ANY_TIME = datetime.max.replace(tzinfo=UTC)
