@@ -279,7 +279,7 @@ class Scoring(AuditRows, Learning, Parking):
                 asn_new = network.value > 0.0
                 signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks")
                                if asn_new else network)
-            signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
+            self._finer(signals, traits, ua, dkey, geo, now, p, region_new, asn_new, listed)
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
@@ -315,8 +315,9 @@ class Scoring(AuditRows, Learning, Parking):
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
             extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
+        # positional (shadow_action None): a frozen dataclass binds keywords slower
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version, threshold=threshold, event=event)
+                            dkey, self.policy.version, None, threshold, event)
         if budget is not None:
             # what the sketch learns: a login the floor forced counts as stepped up whatever its
             # risk; one a trusted device allows whatever the threshold counts at risk 0
@@ -348,12 +349,12 @@ class Scoring(AuditRows, Learning, Parking):
                     budget.install(merged, now)
             return budget.threshold
 
-    def _finer(self, t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float, p: UserProfile,
-               region_new: bool, asn_new: bool, listed: str | None) -> list[SignalResult]:
-        """The richer evidence of a user with history: the User-Agent's versions, the address
-        prefix and the city (each only below a coarser level that is already known), the
-        distance from the usual places, and the round-trip time on this network."""
-        out: list[SignalResult] = []
+    def _finer(self, out: list[SignalResult], t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float,
+               p: UserProfile, region_new: bool, asn_new: bool, listed: str | None) -> None:
+        """Append the richer evidence of a user with history to ``out``: the User-Agent's
+        versions, the address prefix and the city (each only below a coarser level that is
+        already known), the distance from the usual places, and the round-trip time on this
+        network."""
         history_days = self._history_days
         if p.ua_newest or p.ua_seen:
             seen = ua.version_digest in p.ua_seen
@@ -380,7 +381,6 @@ class Scoring(AuditRows, Learning, Parking):
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:
             out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
-        return out
 
     def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
                        trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:
