@@ -34,6 +34,7 @@ def run(calls: int) -> None:
 
     from riskengine import LoginAttempt
 
+    b.USERS = USERS  # the probe's logins are drawn from the same users as the history
     engine = b.build("memory://")
     for day in range(6):
         for u in range(USERS):
