@@ -42,6 +42,14 @@ class Assessment:
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
 
 
+def _none_fired(signals: Sequence[SignalResult]) -> bool:
+    """``all(sig.value <= 0.0 for sig in signals)`` without a generator (every login asks)."""
+    for sig in signals:
+        if sig.value > 0.0:
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class EventRule:
     """One sensitive event's compiled policy section (see :class:`~riskengine.core.config.EventPolicy`)."""
@@ -161,7 +169,7 @@ class Policy:
             rule = self.events[event]
             challenge_threshold, deny_threshold = rule.challenge_threshold, rule.deny_threshold
         if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < challenge_threshold \
-                and all(sig.value <= 0.0 for sig in signals):
+                and _none_fired(signals):
             # the common case: a familiar login, nothing fired (a model may still add a little
             # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
             # ride along). The full path below would reach the same allow.
