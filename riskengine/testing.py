@@ -8,7 +8,10 @@ attempt builders and a history builder, for this project's tests and for integra
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from riskengine.core.attempt import LoginAttempt
@@ -57,3 +60,35 @@ def establish(engine: Engine, user_id: str = "alice", days: int = 20, hour: int 
         d = engine.score(make_attempt(user_id, ts, place, ua, **extra))
         assert d.action == "allow", d
     return ts
+
+
+def write_linear_model(out: Path, intercept: float, weights: Mapping[str, float]) -> Path:
+    """Write a hand-made logistic model (``policy.model``) to the directory ``out``: the
+    probability is ``1 / (1 + exp(−(intercept + Σ weights[f]·x_f)))`` over the named features
+    (``riskengine.core.model.features.FEATURE_NAMES``; the rest weigh 0). For tests that need a
+    model whose opinion they choose, without training one.
+
+    >>> import tempfile
+    >>> from riskengine.core.model.inference import LoadedModel
+    >>> m = LoadedModel.load(write_linear_model(Path(tempfile.mkdtemp()), 0.0, {"device_new": 2.0}))
+    >>> round(m.calibrate(0.0), 3)
+    0.5
+    """
+    from riskengine.core.model.features import FEATURE_NAMES, FeatureConfig
+
+    unknown = set(weights) - set(FEATURE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown feature(s) {sorted(unknown)}")
+    document = {
+        "format": 1,
+        "features": list(FEATURE_NAMES),
+        "feature_config": FeatureConfig().to_json(),
+        "estimator": {"kind": "logistic", "intercept": intercept,
+                      "weights": [float(weights.get(name, 0.0)) for name in FEATURE_NAMES],
+                      "means": [0.0] * len(FEATURE_NAMES)},
+        # sigmoid calibration p = 1 / (1 + exp(a·raw + b)) with a = −1, b = 0: the raw log-odds as they are
+        "calibrator": {"method": "sigmoid", "a": -1.0, "b": 0.0},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.json").write_text(json.dumps(document))
+    return out

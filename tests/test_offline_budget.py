@@ -107,6 +107,34 @@ def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -
     assert got["threshold"][-1] == fixed and got["action"][-1] == "challenge"
 
 
+def test_with_a_model_the_post_pass_threshold_rises_above_the_rules_clamp_for_everyone() -> None:
+    """With ``policy.model`` the live threshold is on the blended risk (up to
+    ``budget_threshold_top()``); the clamp's top and the fixed threshold hold on the rules'
+    risk, which the scoring pass hands over as ``floor_forced``: the post-pass applies the live
+    threshold to users it does not measure too."""
+    settings = Settings().with_overrides(policy={"target_stepup_rate": 0.02, "budget_warmup_logins": 10,
+                                                 "budget_refresh_seconds": 10.0, "model": "model-dir"})
+    top = settings.policy.budget_threshold_top()
+    assert top > settings.policy.budget_max_threshold
+    n = 400
+    # 1 % of established logins at 0.7, the rest at 0.3: the blend's 2 % point is 0.7
+    rows: dict[str, list[Any]] = {"event_time": [float(i) for i in range(n)],
+                                  "risk": [0.7 if i % 100 == 0 else 0.3 for i in range(n)],
+                                  "established": [True] * n, "floor_forced": [False] * n,
+                                  "user": [f"u{i}" for i in range(n)]}
+    # a new user at the same blended risk, twice: the rules' risk under the fixed threshold, then over it
+    for key, value in (("event_time", [n + 20.0, n + 21.0]), ("risk", [0.6, 0.6]),
+                       ("established", [False, False]), ("floor_forced", [False, True]),
+                       ("user", ["new", "new2"])):
+        rows[key] += value
+    got = apply_budget(pl.DataFrame(rows), settings)
+    assert got["threshold"][-1] == got["threshold"][-2] == 0.7  # the blend's quantile, over the rules' 0.5
+    assert got["action"][-2] == "allow" and got["action"][-1] == "challenge"
+    # a flood higher still: the threshold stops at the top, where only forced logins step up
+    rows["risk"][:n] = [0.9] * n
+    assert apply_budget(pl.DataFrame(rows), settings)["threshold"][-1] == top
+
+
 def test_the_post_pass_retracts_challenges_that_fail() -> None:
     """A row the post-pass challenges whose challenge would fail (``fails``: a takeover under
     ``--outcomes labels``) is taken back out of the sketch, as the live engine's
@@ -146,7 +174,8 @@ def test_the_columnar_post_pass_equals_the_row_by_row_walk(seed: int) -> None:
     against ``apply_budget_reference`` (the engine's own sketch, row by row), float for float:
     ties in event time, rows out of time order, several logins per period and per bin, user
     caps that bind, an era boundary inside the input, forced/exempt/denied/new users, failing
-    challenges retracted, a warm-up, and clamps on both sides of the quantile."""
+    challenges retracted, a warm-up, clamps on both sides of the quantile, with and without a
+    model."""
     rng = np.random.default_rng(seed)
     n = 0 if seed == 0 else int(rng.integers(1, 4000))
     hl_hours = 24.0 * float(rng.choice([1, 2, 3]))
@@ -161,7 +190,8 @@ def test_the_columnar_post_pass_equals_the_row_by_row_walk(seed: int) -> None:
         "budget_max_threshold": hi, "deny_threshold": 0.95, "budget_warmup_logins": int(rng.integers(0, 60)),
         "budget_half_life_hours": hl_hours, "budget_refresh_seconds": float(rng.choice([1.0, 10.0, 3600.0])),
         "budget_user_cap": int(rng.integers(1, 4)),
-        "budget_user_window_seconds": float(rng.choice([5.0, 60.0, 3600.0]))})
+        "budget_user_window_seconds": float(rng.choice([5.0, 60.0, 3600.0])),
+        **({"model": "model-dir"} if seed % 3 == 1 else {})})  # with a model: no min() for new users
     frame = pl.DataFrame({
         "event_time": times, "risk": risk, "established": rng.random(n) < 0.8,
         "floor_forced": rng.random(n) < 0.03, "user": [f"u{k}" for k in rng.integers(0, 1 + n // 20, n)],

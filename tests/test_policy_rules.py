@@ -236,6 +236,76 @@ def test_a_floor_signal_challenges_under_any_live_threshold_and_is_reported() ->
     assert (b.action, b.floor) == ("allow", False)
 
 
+# ---------------------------------------------------------------- the clamp on the rules' scale (a model)
+MODELLED = offline_settings(policy={"model": "model-dir"})  # Policy never opens it: the engine does
+PM = Policy(MODELLED)
+TOP = MODELLED.policy.budget_max_threshold
+BLEND_TOP = MODELLED.policy.budget_threshold_top()
+
+
+def test_with_a_model_the_blends_threshold_tops_out_where_only_the_rules_clamp_steps_up() -> None:
+    w = MODELLED.policy.model_weight
+    assert BLEND_TOP == pytest.approx(noisy_or(TOP, w)) and TOP < BLEND_TOP < DT
+    assert S.policy.budget_threshold_top() == TOP  # rules only: the clamp as configured
+    # a login under the rules' top, with the largest term a model can add, stays under BLEND_TOP
+    below = TOP - 1e-6
+    assert noisy_or(below, w) < BLEND_TOP
+
+
+def test_with_a_model_the_rules_alone_at_the_clamp_top_challenge_whatever_the_threshold() -> None:
+    assert S.device.weight >= TOP  # a never-seen device alone reaches the rules' top
+    a = PM.decide([sig("NEW_DEVICE")], threshold=BLEND_TOP)
+    assert a.risk < a.threshold and (a.action, a.floor) == ("challenge", True)
+    # counted as forced even when the blended risk passes the threshold by itself
+    b = PM.decide([sig("NEW_DEVICE")], extra_risk=0.5, threshold=BLEND_TOP)
+    assert b.risk >= b.threshold and (b.action, b.floor) == ("challenge", True)
+    # under the top, the model's term must carry the blend over the live threshold
+    r = S.geo.new_region_weight
+    assert r < TOP
+    assert PM.decide([sig("NEW_REGION")], extra_risk=0.2, threshold=0.6).action == \
+        ("challenge" if noisy_or(r, 0.2) >= 0.6 else "allow")
+    c = PM.decide([sig("NEW_REGION")], extra_risk=0.45, threshold=0.6)
+    assert (c.action, c.floor) == ("challenge", False) and noisy_or(r, 0.45) >= 0.6
+    # the model's term never counts towards the rules' top
+    d = PM.decide([sig("NEW_ASN")], extra_risk=0.5, threshold=BLEND_TOP)
+    assert (d.action, d.floor) == ("allow", False)
+
+
+def test_with_a_model_an_unmeasured_users_rules_meet_the_fixed_threshold() -> None:
+    # a user the budget does not measure: the fixed policy's threshold holds on the rules' scale,
+    # the live threshold on the blend (never laxer than the fixed policy on the rules' evidence)
+    r = (CT + TOP) / 2
+    between = Policy(offline_settings(policy={"model": "model-dir"}, geo={"new_region_weight": r}))
+    a = between.decide([sig("NEW_REGION")], threshold=0.7, measured=False)
+    assert (a.action, a.floor, a.threshold) == ("challenge", True, 0.7)
+    assert between.decide([sig("NEW_REGION")], threshold=0.7).action == "allow"  # measured: the blend decides
+    # the model's term alone never counts towards it
+    b = PM.decide([sig("NEW_ASN")], extra_risk=0.3, threshold=0.7, measured=False)
+    assert (b.action, b.floor) == ("allow", False)
+    # rules only, `measured` changes nothing (the engine lowers the threshold itself)
+    assert P.decide([sig("NEW_REGION")], threshold=0.45, measured=False).action == \
+        P.decide([sig("NEW_REGION")], threshold=0.45).action
+
+
+def test_the_rules_clamp_needs_a_model_a_budget_and_a_login() -> None:
+    # rules only: the threshold never exceeds the top, the flag keeps its old meaning
+    assert P.decide([sig("NEW_DEVICE")], threshold=TOP).floor is False
+    # no budget (threshold None): the fixed threshold decides
+    assert PM.decide([sig("NEW_DEVICE")]).floor is False
+    fixed = Policy(offline_settings(policy={"model": "model-dir", "target_stepup_rate": 0}))
+    assert fixed.rules_top is None
+    # a sensitive event is decided by its own section
+    assert PM.decide([sig("NEW_DEVICE")], threshold=BLEND_TOP, event="password_reset").floor is False
+
+
+def test_a_trusted_device_skips_the_rules_clamp_as_it_skips_the_threshold() -> None:
+    # a weak signal weighted up to the top: no strong signal, so the trusted device allows
+    heavy = Policy(offline_settings(policy={"model": "model-dir"}, device={"new_ua_version_weight": TOP}))
+    a = heavy.decide([sig("NEW_UA_VERSION")], trusted=True, threshold=BLEND_TOP)
+    assert (a.action, a.floor) == ("allow", False) and "TRUSTED_DEVICE" in {r.code for r in a.reasons}
+    assert heavy.decide([sig("NEW_UA_VERSION")], threshold=BLEND_TOP).action == "challenge"
+
+
 def test_a_live_threshold_replaces_the_fixed_one_for_logins_only() -> None:
     w = S.geo.new_region_weight
     risk = noisy_or(w)  # the float the policy computes

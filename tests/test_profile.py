@@ -177,3 +177,34 @@ def test_merge_keeps_the_newest_version_and_the_union_of_seen_evidence() -> None
     assert m.ua_newest == {"b:Chrome": "121", "o:Windows": "10"}
     assert m.prefixes == {"81.2.69.0": 5, "81.2.70.0": 7}
     assert m.cities == {"GB/E/London": 5}
+
+
+def test_the_engines_lesson_is_learned_with_the_configured_caps() -> None:
+    """The engine works the caps out once (``LearnBounds``) and calls ``learn`` positionally:
+    with small caps from the settings, every lesson must equal ``learned()`` given those caps
+    by keyword (devices, countries, regions and networks evicted alike; the hour half-life)."""
+    from riskengine import Engine
+    from riskengine.audit.base import NullSink
+    from riskengine.core.config import Settings
+    from riskengine.core.enrich.geoip import GeoInfo
+    from riskengine.core.stores.memory import MemoryStore
+
+    settings = Settings().with_overrides(device={"max_devices": 2},
+                                         geo={"max_countries": 3, "max_regions": 2, "max_asns": 4},
+                                         hour={"half_life_days": 5})
+    engine = Engine(settings, store=MemoryStore(), sink=NullSink())
+    traits = LoginTraits("Chrome", "120.0", "Windows", "10", "81.2.69.0", "GB/ENG/London", 40.0, None)
+    mine = keyed = UserProfile()
+    for i in range(30):
+        now = 1_700_000_000 + i * DAY
+        geo = GeoInfo(["GB", "FR", "DE", "ES", "IT"][i % 5], f"R{i % 7}", None, 50.0 + i % 4, 0.0 + i % 3,
+                      None, 64_500 + i % 6, None)
+        lesson = engine._lesson(now, f"dev-{i % 3}", geo, i % 24, None, 0, False, False, traits)
+        mine = lesson(mine)
+        keyed = keyed.learned(now=now, device_key=f"dev-{i % 3}", country=geo.country, region=geo.region,
+                              asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=i % 24,
+                              max_devices=2, max_places=3, half_life_days=5, max_regions=2, max_asns=4,
+                              traits=traits, limits=engine._evidence_limits)
+        assert mine == keyed, i
+    assert (len(mine.devices), len(mine.countries), len(mine.regions), len(mine.asns)) == (2, 3, 2, 4)
+    engine.close()

@@ -421,7 +421,9 @@ class PolicySettings(_Section):
     budget_max_threshold: float = Field(0.5, ge=0, le=1)
     """...nor above this (a flood of high-risk logins cannot switch step-up off). 0.5: below a
     never-seen device alone (0.55), so no flood of sybil accounts can let a stranger's device in
-    unchallenged."""
+    unchallenged. It is on the rules' scale: with a ``model`` configured, a login whose rules
+    alone reach it is challenged whatever the live threshold, and the live threshold on the
+    blended risk may rise to :meth:`budget_threshold_top` (docs/budget.md, "With a model")."""
     budget_established_logins: int = Field(5, ge=1)
     """A user is established (their logins feed the sketch) from this many profile logins:
     ``riskengine evaluate``'s definition (≥ 5 earlier successful logins)."""
@@ -438,6 +440,27 @@ class PolicySettings(_Section):
     budget_floor_signals: tuple[str, ...] = tuple(sorted(R.BUDGET_FLOOR_CODES))
     """With a budget on, a login where one of these fired is challenged whatever the live
     threshold (unless it is denied)."""
+
+    def budget_threshold_top(self) -> float:
+        """The top of the live threshold's clamp on the scorer's own scale.
+
+        Rules only: ``budget_max_threshold``. With a model, the risk is the noisy-OR of the
+        rules' risk ``r`` and the model's term (at most ``model_weight``), and a login with
+        ``r >= budget_max_threshold`` is challenged whatever the threshold (the clamp on the
+        rules' scale); every other login has a blended risk below ``1 − (1 −
+        budget_max_threshold)(1 − model_weight)``, so a live threshold there means "only what
+        the rules alone would step up at the top of their clamp" — the rules-only engine's
+        worst case under a flood, never less.
+
+        >>> PolicySettings().budget_threshold_top()
+        0.5
+        >>> PolicySettings(model="m/", model_weight=0.5).budget_threshold_top()
+        0.75
+        """
+        if self.model is None:
+            return self.budget_max_threshold
+        top = 1.0 - (1.0 - self.budget_max_threshold) * (1.0 - self.model_weight)
+        return min(self.deny_threshold, top)
 
     @field_validator("strong_signals")
     @classmethod

@@ -34,10 +34,20 @@ class Assessment:
     threshold: float = 0.0
     """The challenge threshold this decision was made with (0.0 on the clean-allow fast path)."""
     floor: bool = False
-    """A budget floor signal fired (the login is challenged whatever the threshold)."""
+    """A budget floor signal fired, or (with a model) the rules' risk alone reached
+    ``budget_max_threshold``: the login is challenged whatever the threshold, and the
+    step-up budget counts it as forced."""
 
 
 _CLEAN_ALLOW = Assessment("allow", 0.0, (), None)
+
+
+def _none_fired(signals: Sequence[SignalResult]) -> bool:
+    """``all(sig.value <= 0.0 for sig in signals)`` without a generator (every login asks)."""
+    for sig in signals:
+        if sig.value > 0.0:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,12 @@ class Policy:
         self.cold_scaled = frozenset(s.coldstart.scaled_signals)
         self.strong = frozenset(s.policy.strong_signals)
         self.floor = frozenset(s.policy.budget_floor_signals) if s.policy.target_stepup_rate else frozenset()
+        # the budget's clamp on the rules' scale when a model's term joins the risk (docs/budget.md,
+        # "With a model"): the rules alone at the top of the clamp always step up
+        self.rules_top: float | None = s.policy.budget_max_threshold \
+            if s.policy.target_stepup_rate and s.policy.model is not None else None
+        # ...and for users it does not measure (not established), the fixed policy's threshold
+        self.rules_unmeasured = min(s.policy.challenge_threshold, s.policy.budget_max_threshold)
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -122,6 +138,7 @@ class Policy:
         extra_reasons: Sequence[Reason] = (),
         threshold: float | None = None,
         event: Event = "login",
+        measured: bool = True,
     ) -> Assessment:
         """Combine fired signals into a decision.
 
@@ -139,8 +156,11 @@ class Policy:
         'challenge'
 
         ``threshold``: the live challenge threshold of a step-up budget (default: the fixed
-        ``challenge_threshold``); with a budget on, a floor signal always challenges. It applies
-        to logins only: a sensitive ``event`` is decided by its own fixed section.
+        ``challenge_threshold``); with a budget on, a floor signal always challenges, and with a
+        model configured so does a login whose rules' risk (everything but ``extra_risk``)
+        reaches ``budget_max_threshold`` — or, for a user the budget does not measure
+        (``measured=False``: not established), the fixed ``challenge_threshold``. It applies to
+        logins only: a sensitive ``event`` is decided by its own fixed section.
         """
         if event == "login":
             challenge_threshold = self.challenge_threshold if threshold is None else threshold
@@ -149,7 +169,7 @@ class Policy:
             rule = self.events[event]
             challenge_threshold, deny_threshold = rule.challenge_threshold, rule.deny_threshold
         if not cold_start and not otp_failures_exceeded and not otp_locked and extra_risk < challenge_threshold \
-                and all(sig.value <= 0.0 for sig in signals):
+                and _none_fired(signals):
             # the common case: a familiar login, nothing fired (a model may still add a little
             # below the threshold, with its reason; informational reasons such as GEO_UNKNOWN
             # ride along). The full path below would reach the same allow.
@@ -190,6 +210,7 @@ class Policy:
             contributions.append(Reason(
                 R.COLD_START, self.cold_weight,
                 "little history for this user: novelty signals count for less"))
+        rules_remaining = remaining
         if extra_risk > 0.0:
             remaining *= 1.0 - extra_risk
             remaining_without_excessive *= 1.0 - extra_risk
@@ -221,6 +242,12 @@ class Policy:
             action = "challenge"
         else:
             action = "allow"
+        # with a model, the clamp's top holds on the rules' scale: whatever the live threshold on
+        # the blended risk, the rules alone at budget_max_threshold step up (a never-seen device)
+        at_top = self.rules_top is not None and threshold is not None and event == "login" \
+            and 1.0 - rules_remaining >= (self.rules_top if measured else self.rules_unmeasured)
+        if at_top and action == "allow":
+            action = "challenge"
 
         if otp_failures_exceeded:
             contributions.append(Reason(
@@ -229,6 +256,7 @@ class Policy:
             contributions.append(Reason(
                 R.OTP_LOCKED, 1.0, "too many failed second-factor attempts for this user recently"))
         if trusted and action == "challenge" and not (fired & self._unskippable) and not (fired & self.floor):
+            at_top = False  # as without a model: the trusted device skips it (counted exempt)
             action = "allow"
             contributions.append(Reason(
                 R.TRUSTED_DEVICE, 0.0, "device trusted after a verified challenge"))
@@ -236,7 +264,7 @@ class Policy:
         factor = self.recommend_factor(risk, enrolled) if action == "challenge" else None
         contributions.sort(key=lambda r: r.weight, reverse=True)
         return Assessment(action, round(risk, 6), tuple(contributions), factor, challenge_threshold,
-                          bool(fired & self.floor))
+                          bool(fired & self.floor) or (at_top and action == "challenge"))
 
     def recommend_factor(self, risk: float, enrolled: Sequence[Factor]) -> Factor | None:
         """The strongest enrolled factor. SMS/voice/email only when nothing stronger is enrolled.

@@ -95,6 +95,17 @@ class EvidenceLimits(NamedTuple):
     rtt_max_samples: int = 1000
 
 
+class LearnBounds(NamedTuple):
+    """The caps a lesson applies (from ``[device]``, ``[geo]``, ``[hour]``), worked out once."""
+
+    max_devices: int = 8
+    max_countries: int = 12
+    half_life_s: float = 90.0 * 86400.0
+    """The hour histogram's half-life in seconds."""
+    max_regions: int = 12
+    max_asns: int = 12
+
+
 NO_TRAITS: Final = LoginTraits()
 DEFAULT_LIMITS: Final = EvidenceLimits()
 
@@ -162,10 +173,23 @@ class UserProfile(NamedTuple):
         limits: EvidenceLimits = DEFAULT_LIMITS,
     ) -> UserProfile:
         """The profile after an accepted login (allowed, or challenge verified)."""
+        return self.learn(now, device_key, country, region, asn, latitude, longitude, local_hour,
+                          LearnBounds(max_devices, max_places, half_life_days * 86400.0,
+                                      max_regions or max_places, max_asns or max_places), traits, limits)
+
+    def learn(self, now: int, device_key: str, country: str | None, region: str | None, asn: int | None,
+              latitude: float | None, longitude: float | None, local_hour: int | None,
+              bounds: LearnBounds, traits: LoginTraits = NO_TRAITS,
+              limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:
+        """:meth:`learned` with the bounds worked out once (the engine's lesson calls this on
+        every accepted login): positional, and the common case — a known device, places and
+        versions already current — inline rather than a dozen helper calls. The profile is
+        built with ``_make``: a NamedTuple's generated ``__new__`` binds its 18 parameters in
+        Python, about twice what ``_make`` costs."""
         devices: Mapping[str, DeviceSeen]
         seen = self.devices.get(device_key)
         if seen is None:
-            devices = _bounded({**self.devices, device_key: DeviceSeen(now, now, 1)}, max_devices,
+            devices = _bounded({**self.devices, device_key: DeviceSeen(now, now, 1)}, bounds.max_devices,
                                key=_last_seen)
         else:
             devices = dict(self.devices)
@@ -174,7 +198,7 @@ class UserProfile(NamedTuple):
                 seen.trusted_until)
         hours, hours_at = self.hours, self.hours_at
         if local_hour is not None:
-            half_life_s = half_life_days * 86400.0
+            half_life_s = bounds.half_life_s
             if now - hours_at > _REBASE_HALF_LIVES * half_life_s or not hours_at:
                 # A login adds weight 2^((now − hours_at)/half-life): newer logins weigh more,
                 # which is the same as decaying every older bin, at O(1) per login. Only when
@@ -186,43 +210,57 @@ class UserProfile(NamedTuple):
             bins[local_hour] = round(bins[local_hour] + 2.0 ** ((now - hours_at) / half_life_s), 3)
             hours = tuple(bins)
         newer = now >= self.last_ts
-        return UserProfile(
+        # the format-2 evidence (what _touch_daily, _newer and _visit would return, with their
+        # no-change cases tested here first: most logins change none of it)
+        t = traits
+        ua_newest = self.ua_newest
+        browser, os_family = t.browser, t.os
+        if browser is not None and browser not in _NO_FAMILY:
+            key = f"b:{browser}"[:40]
+            if ua_newest.get(key) != t.browser_version:
+                ua_newest = _newer(ua_newest, key, t.browser_version, limits.max_ua_families)
+        if os_family is not None and os_family not in _NO_FAMILY:
+            key = f"o:{os_family}"[:40]
+            if ua_newest.get(key) != t.os_version:
+                ua_newest = _newer(ua_newest, key, t.os_version, limits.max_ua_families)
+        ua_seen = self.ua_seen
+        if browser is not None and (t.browser_version or t.os_version):
+            digest = t.ua_digest or ua_version_digest(browser, t.browser_version, os_family, t.os_version)
+            last = ua_seen.get(digest)
+            if last is None or now - last >= _PLACE_VISIT_S:
+                ua_seen = _touch(ua_seen, digest, now, limits.max_ua_versions)
+        places = self.places
+        if latitude is not None and longitude is not None:
+            places = _visit(places, latitude, longitude, now, limits)
+        rtt = self.rtt
+        rtt_ms = t.rtt_ms
+        if rtt_ms is not None and asn is not None and rtt_ms > 0:
+            rtt = _rtt_learned(rtt, asn, rtt_ms, limits)
+        prefixes = self.prefixes
+        if t.prefix is not None:
+            last = prefixes.get(t.prefix)
+            if last is None or now - last >= _PLACE_VISIT_S:
+                prefixes = _touch(prefixes, t.prefix, now, limits.max_prefixes)
+        cities = self.cities
+        if t.city is not None:
+            last = cities.get(t.city)
+            if last is None or now - last >= _PLACE_VISIT_S:
+                cities = _touch(cities, t.city, now, limits.max_cities)
+        return UserProfile._make((
             self.created or now,
             self.logins + 1,
             devices,
-            _touch(self.countries, country, now, max_places),
-            _touch(self.regions, _region_key(country, region) if region else None, now,
-                   max_regions or max_places),
-            _touch(self.asns, asn, now, max_asns or max_places),
+            _touch(self.countries, country, now, bounds.max_countries),
+            _touch(self.regions, _region_key(country, region) if region else None, now, bounds.max_regions),
+            _touch(self.asns, asn, now, bounds.max_asns),
             hours,
             hours_at,
             now if newer else self.last_ts,
             latitude if newer and latitude is not None else self.last_lat,
             longitude if newer and longitude is not None else self.last_lon,
             self.reset_at,
-            *self._evidence(now, asn, latitude, longitude, traits, limits),
-        )
-
-    def _evidence(self, now: int, asn: int | None, latitude: float | None, longitude: float | None,
-                  t: LoginTraits, lim: EvidenceLimits) -> tuple[Any, ...]:
-        """The format-2 fields after an accepted login (in field order)."""
-        ua_newest = self.ua_newest
-        if t.browser is not None and t.browser not in _NO_FAMILY:
-            ua_newest = _newer(ua_newest, f"b:{t.browser}"[:40], t.browser_version, lim.max_ua_families)
-        if t.os is not None and t.os not in _NO_FAMILY:
-            ua_newest = _newer(ua_newest, f"o:{t.os}"[:40], t.os_version, lim.max_ua_families)
-        ua_seen = self.ua_seen
-        if t.browser is not None and (t.browser_version or t.os_version):
-            digest = t.ua_digest or ua_version_digest(t.browser, t.browser_version, t.os, t.os_version)
-            ua_seen = _touch_daily(ua_seen, digest, now, lim.max_ua_versions)
-        places = self.places
-        if latitude is not None and longitude is not None:
-            places = _visit(places, latitude, longitude, now, lim)
-        rtt = self.rtt
-        if t.rtt_ms is not None and asn is not None and t.rtt_ms > 0:
-            rtt = _rtt_learned(rtt, asn, t.rtt_ms, lim)
-        return (ua_newest, ua_seen, _touch_daily(self.prefixes, t.prefix, now, lim.max_prefixes),
-                _touch_daily(self.cities, t.city, now, lim.max_cities), places, rtt)
+            ua_newest, ua_seen, prefixes, cities, places, rtt,
+        ))
 
     def trusted(self, device_key: str, until: int, *, now: int | None = None,
                 max_devices: int = 8) -> UserProfile:

@@ -11,7 +11,8 @@ budget afterwards, here, walking the rows in event-time order with the engine's 
 2. the row's action: ``deny`` if it was denied; ``challenge`` if a floor signal fired;
    ``allow`` if a trusted device exempts it; else ``challenge`` iff ``risk >= threshold``
    (for a user who is not established, the lower of the threshold and the fixed
-   ``challenge_threshold``: the budget measures established users only);
+   ``challenge_threshold``: the budget measures established users only; with a model the
+   threshold itself, the fixed one holding the rules' risk through ``floor_forced``);
 3. an established, not denied row enters the delta (the per-user cap applies): forced rows
    as "stepped up whatever their risk", exempt rows at risk 0;
 4. a row it challenges whose challenge would not verify (``fails``: what the replay's
@@ -165,7 +166,12 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
                     retract, risk[admitted].tolist())
     # 4. each row's threshold and action, columnar
     live = np.repeat(np.asarray(level, dtype=np.float64), np.diff(np.append(starts, n)))
-    thresholds = np.where(est, live, np.minimum(live, settings.policy.challenge_threshold))
+    # with a model, a user the budget does not measure meets the live threshold on the blend, and
+    # the fixed one on the rules' risk (forced in the scoring pass): no min() then
+    if settings.policy.model is None:
+        thresholds = np.where(est, live, np.minimum(live, settings.policy.challenge_threshold))
+    else:
+        thresholds = live
     challenge = np.where(forced, True, np.where(exempt, False, risk >= thresholds))
     codes = np.where(denied, 2, challenge.astype(np.int8))
     out_thr = np.empty(n, dtype=np.float64)
@@ -343,7 +349,9 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
     merged = MergedBins(sketch.cfg)
     cfg, fallback = sketch.cfg, sketch.fallback
     era: int | None = None
-    fixed = settings.policy.challenge_threshold
+    # with a model, a user the budget does not measure meets the live threshold on the blend, and
+    # the fixed one on the rules' risk (forced in the scoring pass): no min() here
+    fixed = settings.policy.challenge_threshold if settings.policy.model is None else math.inf
     for i in order:
         t = seconds[i]
         if sketch.due(t):

@@ -179,3 +179,24 @@ def test_cold_start_scales_the_model_term_like_the_novelty_signals(trained: Call
             settings.coldstart.min_logins, settings.coldstart.novelty_scale, settings.policy.model_odds)
     with pytest.raises(ValueError, match="cold-start scale"):
         LoadedModel.load(trained("logistic", "sigmoid"), cold_scale=2.0)
+
+
+def test_a_first_login_gets_no_model_term_while_cold_start_is_on(tmp_path: Path) -> None:
+    """No accepted login yet: every feature says "new", the probability is the model's prior
+    for new accounts, the same for every first login; with cold start on it adds nothing."""
+    from riskengine.core.model.inference import LoadedModel
+    from riskengine.core.profile import UserProfile
+    from riskengine.testing import write_linear_model
+
+    Attempt, away, seen_once = _far_from_home()
+    path = write_linear_model(tmp_path / "model", 0.0, {"new_user": 3.0})  # p = 0.95 for a first login
+    cold = LoadedModel.load(path, weight=0.5, odds=30.0, cold_logins=3, cold_scale=0.5)
+    first = UserProfile()
+    assert first.logins == 0 and cold.probability(cold.features.vector(
+        1_700_000_000, Attempt.user_agent, away, "d9", 9, first, 0, 0, [], "login")) > 0.9
+    assert cold.contribution(Attempt, away, "d9", 9, first, [], 0, 0, now=1_700_000_000) == (0.0, [])  # type: ignore[arg-type]
+    term, _ = cold.contribution(Attempt, away, "d9", 9, seen_once, [], 0, 0, now=1_700_086_400)  # type: ignore[arg-type]
+    assert term > 0.0  # from the second login on, the (cold-scaled) term
+    # cold start off: the first login's term as the model says
+    plain = LoadedModel.load(path, weight=0.5, odds=30.0)
+    assert plain.contribution(Attempt, away, "d9", 9, first, [], 0, 0, now=1_700_000_000)[0] > 0.4  # type: ignore[arg-type]

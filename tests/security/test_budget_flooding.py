@@ -4,18 +4,30 @@ An attacker who controls one account or many floods high-risk logins (to push th
 threshold up, so a victim's moderate-risk login is allowed) or low-risk ones (to pull it
 down: everyone is challenged). Defences: a per-user cap per window on what enters the
 sketch, the clamp ``[budget_min_threshold, budget_max_threshold]``, the floor (strong
-signals always challenge), and denied logins never enter the sketch."""
+signals always challenge), and denied logins never enter the sketch. With a model configured,
+the clamp's top holds on the rules' scale (the rules alone at ``budget_max_threshold`` always
+step up) while the threshold on the blended risk may rise higher."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.core.config import Settings
 from riskengine.core.stores import MemoryStore
-from riskengine.testing import EDINBURGH, FIREFOX_MAC, MANCHESTER, PARIS, T0, make_attempt, offline_settings
+from riskengine.testing import (
+    EDINBURGH,
+    FIREFOX_MAC,
+    MANCHESTER,
+    PARIS,
+    T0,
+    make_attempt,
+    offline_settings,
+    write_linear_model,
+)
 
 
 def _settings(**policy: Any) -> Settings:
@@ -118,3 +130,29 @@ def test_denied_logins_never_enter_the_sketch() -> None:
             assert d.action == "deny"
         engine.score(make_attempt("u1", start + timedelta(minutes=30)))
         assert _merged_n(store) - before == 1  # u0's allowed login only
+
+
+def test_a_sybil_flood_with_a_model_never_lets_a_strangers_device_in(tmp_path: Path) -> None:
+    """With a model configured the live threshold is on the blended risk and may rise above
+    ``budget_max_threshold`` (up to ``budget_threshold_top()``); the clamp's top then holds on
+    the rules' scale. A model that finds the sybils' logins (far from home) certain and the
+    victim's stranger device harmless lets the flood lift the threshold to its top, above the
+    victim's blended risk: the rules alone at the clamp still step it up."""
+    model = write_linear_model(tmp_path / "model", -20.0, {"distance_km_log": 10.0})
+    sybils = [f"sybil{i}" for i in range(150)]
+    settings = _settings(model=str(model))
+    top = settings.policy.budget_threshold_top()
+    assert top > settings.policy.budget_max_threshold
+    with Engine(settings, sink=MemorySink()) as engine:
+        last = _establish(engine, ["victim"] + sybils)
+        start = last + timedelta(hours=1)
+        for round_ in range(3):
+            for i, u in enumerate(sybils):
+                d = engine.score(make_attempt(u, start + timedelta(hours=round_, seconds=i),
+                                              device_id=f"x{round_}", place=MANCHESTER))
+                assert d.action == "challenge" and d.risk >= top  # counted in the sketch, not denied
+        d = engine.score(make_attempt("victim", start + timedelta(hours=4), ua=FIREFOX_MAC))  # new device only
+        assert d.threshold == top
+        assert d.reason_codes == ("NEW_DEVICE",)  # no model term: the model finds it harmless
+        assert d.risk < d.threshold and d.risk > settings.policy.budget_max_threshold
+        assert d.action == "challenge"

@@ -35,6 +35,34 @@ def test_nearest_of_several_places_counts_not_the_last_one() -> None:
     assert far_from_usual_places(1.0, 1.0, [], 300, 2000).value == 0.0
 
 
+
+def test_the_no_trigonometry_shortcut_never_disagrees_with_haversine() -> None:
+    """A place is near when R·(|dlat| + |dlon|) is within far_km, without haversine: an upper
+    bound on the great-circle distance. Oracle: haversine itself, on pairs drawn around the
+    far_km boundary, at high latitudes (where a degree of longitude is short) and across the
+    antimeridian (where |dlon| > 180 must not count as far-but-bounded)."""
+    import random
+
+    rng = random.Random(20261207)
+    near = far = 0
+    for _ in range(20_000):
+        lat = rng.uniform(-89.0, 89.0)
+        lon = rng.uniform(-180.0, 180.0)
+        far_km = rng.choice([1.0, 50.0, 300.0, 1500.0])
+        step = far_km / KM_PER_DEG_LAT * rng.uniform(0.0, 2.2)
+        angle = rng.uniform(0.0, 2 * math.pi)
+        plat = max(-90.0, min(90.0, lat + step * math.sin(angle)))
+        plon = lon + step * math.cos(angle) / max(0.05, math.cos(math.radians(lat)))
+        plon = (plon + 180.0) % 360.0 - 180.0
+        place = UsualPlace(plat, plon, 1.0, 0)
+        km = haversine_km(plat, plon, lat, lon)
+        fired = far_from_usual_places(lat, lon, [place], far_km, far_km * 5).value > 0.0
+        assert fired == (km > far_km), (lat, lon, plat, plon, far_km, km)
+        near += not fired
+        far += fired
+    assert near > 5_000 and far > 5_000  # both sides of the boundary were exercised
+
+
 def learn(p: UserProfile, now: int, lat: float, lon: float, limits: EvidenceLimits) -> UserProfile:
     return p.learned(now=now, device_key="d", country="GB", region="R", asn=1, latitude=lat, longitude=lon,
                      local_hour=9, limits=limits)

@@ -3,6 +3,7 @@ log, warm-up, the floor, sharing through sqlite and redis, and the store-down fa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from riskengine.audit.base import MemorySink
 from riskengine.core.config import Settings
 from riskengine.core.stores import MemoryStore, StoreError, open_store
 from riskengine.core.stores.redis_server import LocalRedisServer
-from riskengine.testing import FIREFOX_MAC, PARIS, T0, make_attempt, offline_settings
+from riskengine.testing import FIREFOX_MAC, LONDON, PARIS, T0, make_attempt, offline_settings, write_linear_model
 
 DEFAULTS = Settings()
 TOP = DEFAULTS.policy.budget_max_threshold
@@ -133,3 +134,34 @@ def test_store_down_keeps_the_last_good_threshold_and_never_raises() -> None:
 def _count(sketch: dict[str, float]) -> float:
     """Logins merged, over every era (the keys are ``"<era>:n"``)."""
     return sum(w for key, w in sketch.items() if key.endswith(":n"))
+
+
+def test_with_a_model_a_new_users_rules_meet_the_fixed_threshold_and_the_blend_the_live_one(
+        tmp_path: Path) -> None:
+    """With a model the live threshold is on the blend (here at its top, 0.75: every
+    established login at risk 0 cannot fit the budget) and a user the budget does not measure
+    is held to the fixed ``challenge_threshold`` on the rules' risk only: a new account's login
+    that the model lifts over 0.4 is not stepped up for that alone; one whose rules reach 0.4
+    is. A first login gets no model term at all (the model's prior for new accounts)."""
+    # the model finds accounts younger than a few hours risky (p ≈ 0.4) and nothing else
+    model = write_linear_model(tmp_path / "model", 0.0, {"account_age_days_log": -10.0})
+    settings = budget_settings(model=str(model))
+    top = settings.policy.budget_threshold_top()
+    fixed = settings.policy.challenge_threshold
+    with Engine(settings, sink=MemorySink()) as engine:
+        last = feed(engine, 10, 17)
+        d = engine.score(make_attempt("newcomer", last + timedelta(hours=1)))
+        assert "MODEL_SCORE" not in d.reason_codes and d.risk < fixed and d.action == "allow"
+        # its second login, from another device: the rules stay under 0.4, the blend does not
+        d = engine.score(make_attempt("newcomer", last + timedelta(hours=2), ua=FIREFOX_MAC))
+        rules = 1 - math.prod(1 - r.weight for r in d.reasons if r.code != "MODEL_SCORE")
+        assert "MODEL_SCORE" in d.reason_codes and "COLD_START" in d.reason_codes
+        assert rules < fixed <= d.risk < d.threshold == top
+        assert d.action == "allow"
+        # a new account from a hosting network: its rules alone reach the fixed threshold
+        hosted = {**LONDON, "asn": 16509}  # Amazon AWS: a hosting network
+        d = engine.score(make_attempt("newcomer2", last + timedelta(hours=1), place=hosted))
+        rules = 1 - math.prod(1 - r.weight for r in d.reasons if r.code != "MODEL_SCORE")
+        assert "HOSTING_NETWORK" in d.reason_codes
+        assert fixed <= rules and d.risk < d.threshold == top
+        assert d.action == "challenge"

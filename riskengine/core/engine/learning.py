@@ -34,20 +34,17 @@ class Learning(PopulationPrior):
         challenge) ever get here: a challenged login cannot teach the profile a "newest" browser
         version, a prefix or an RTT band before its second factor is passed."""
         limits = self._evidence_limits
-        max_devices, max_places, half_life_days, max_regions, max_asns = self._learn_bounds
+        bounds = self._learn_bounds
+        at = int(now)
+        country, region, asn, latitude, longitude = geo.country, geo.region, geo.asn, geo.latitude, geo.longitude
 
         def learn(p: UserProfile | None) -> UserProfile:
             base = p if p is not None else _EMPTY
-            out = base.learned(
-                now=int(now), device_key=dkey, country=geo.country, region=geo.region,
-                asn=geo.asn, latitude=geo.latitude, longitude=geo.longitude, local_hour=hour,
-                max_devices=max_devices, max_places=max_places,
-                half_life_days=half_life_days, max_regions=max_regions,
-                max_asns=max_asns, traits=traits, limits=limits)
+            out = base.learn(at, dkey, country, region, asn, latitude, longitude, hour, bounds, traits, limits)
             if verified:
                 out = out.verified()
             if trust_key is not None:
-                out = out.trusted(trust_key, trust_until, now=int(now), max_devices=max_devices)
+                out = out.trusted(trust_key, trust_until, now=at, max_devices=bounds.max_devices)
             return out
 
         if established and geo.country is not None:

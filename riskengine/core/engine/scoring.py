@@ -107,7 +107,11 @@ class Scoring(AuditRows, Learning, Parking):
         snap: Snapshot | None = None
         error: Exception | None = None
         try:
-            snap = self.store.snapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
+            # what _snapshot_args and _snapshot_windows give ascore, without building their tuple and dict
+            now = p.now
+            snap = self.store.snapshot(p.user_id, self.failure_key(attempt.ip), now - self._failure_window_s,
+                                       session=attempt.session_id or "", otp_since=now - self._otp_user_window_s,
+                                       session_since=now - self._session_s)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
         if shared is not None and snap is not None:
@@ -140,11 +144,12 @@ class Scoring(AuditRows, Learning, Parking):
             check = self.tokens.verify(attempt.device_token, user_id, now)
             token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
-        traits = LoginTraits(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
-                             address_prefix(attempt.ip, *self._prefix_bits),
-                             city_key(geo.country, geo.region, geo.city), attempt.rtt_ms, ua.version_digest)
-        return Prepared(started, now, user_id, decision_id, geo, geo_problem, ua,
-                        device_key(attempt.device_id, ua), token_key, token_problem, hour, traits)
+        # NamedTuples built with _make: their generated __new__ binds every parameter in Python
+        traits = LoginTraits._make((ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
+                                    address_prefix(attempt.ip, *self._prefix_bits),
+                                    city_key(geo.country, geo.region, geo.city), attempt.rtt_ms, ua.version_digest))
+        return Prepared._make((started, now, user_id, decision_id, geo, geo_problem, ua,
+                               device_key(attempt.device_id, ua), token_key, token_problem, hour, traits))
 
     def _snapshot_args(self, p: Prepared, attempt: Attempt) -> tuple[str, str, float]:
         return p.user_id, self.failure_key(attempt.ip), p.now - self._failure_window_s
@@ -174,7 +179,8 @@ class Scoring(AuditRows, Learning, Parking):
             cold, trusted, dkey, degraded, counted = False, False, p.device_key, True, None
         if self._shadow:
             decision = shadowed(decision)  # returns allow; what enforcement would do rides along
-        return Concluded(decision, profile, cold, trusted, dkey, degraded, profile is not None and not cold, counted)
+        return Concluded._make((decision, profile, cold, trusted, dkey, degraded, profile is not None and not cold,
+                                counted))
 
     def _finish(self, p: Prepared, attempt: Attempt, c: Concluded) -> None:
         latency_us = (time.perf_counter() - p.started) * 1e6
@@ -269,12 +275,14 @@ class Scoring(AuditRows, Learning, Parking):
                 region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                  p.regions, now, history_days)
                 region_new = region.value > 0.0
-                signals.append(habitual(region, len(p.regions), p.logins, *self._novelty, "regions"))
+                signals.append(habitual(region, len(p.regions), p.logins, *self._novelty, "regions")
+                               if region_new else region)
             if p.asns and listed != "allow":
                 network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
                 asn_new = network.value > 0.0
-                signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks"))
-            signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
+                signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks")
+                               if asn_new else network)
+            self._finer(signals, traits, ua, dkey, geo, now, p, region_new, asn_new, listed)
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 signals.append(impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
@@ -302,16 +310,19 @@ class Scoring(AuditRows, Learning, Parking):
         else:
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
-            if budget is not None and p.logins < self._budget_established:
+            if budget is not None and p.logins < self._budget_established and self.policy.rules_top is None:
                 # the budget measures established users only: one it does not measure is never
-                # held to a laxer threshold than the fixed policy's (a takeover of a new account)
+                # held to a laxer threshold than the fixed policy's (a takeover of a new account);
+                # with a model, the policy holds the rules' risk to it instead (docs/budget.md)
                 threshold = min(threshold, self.policy.challenge_threshold)
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event,
+            measured=p.logins >= self._budget_established)
+        # positional (shadow_action None): a frozen dataclass binds keywords slower
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
-                            dkey, self.policy.version, threshold=threshold, event=event)
+                            dkey, self.policy.version, None, threshold, event)
         counted: Counted | None = None
         if budget is not None:
             # what the sketch learns: a login the floor forced counts as stepped up whatever its
@@ -346,12 +357,12 @@ class Scoring(AuditRows, Learning, Parking):
                     budget.install(merged, now)
             return budget.threshold
 
-    def _finer(self, t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float, p: UserProfile,
-               region_new: bool, asn_new: bool, listed: str | None) -> list[SignalResult]:
-        """The richer evidence of a user with history: the User-Agent's versions, the address
-        prefix and the city (each only below a coarser level that is already known), the
-        distance from the usual places, and the round-trip time on this network."""
-        out: list[SignalResult] = []
+    def _finer(self, out: list[SignalResult], t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float,
+               p: UserProfile, region_new: bool, asn_new: bool, listed: str | None) -> None:
+        """Append the richer evidence of a user with history to ``out``: the User-Agent's
+        versions, the address prefix and the city (each only below a coarser level that is
+        already known), the distance from the usual places, and the round-trip time on this
+        network."""
         history_days = self._history_days
         if p.ua_newest or p.ua_seen:
             seen = ua.version_digest in p.ua_seen
@@ -365,17 +376,19 @@ class Scoring(AuditRows, Learning, Parking):
                 recent = seen_device is not None and now - seen_device.last_seen <= self._window_s
                 out.append(new_ua_version(ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
                                           seen, recent))
+        # habitual() returns a signal that did not fire as it is: the call is skipped then
         if p.prefixes and listed != "allow":
-            out.append(habitual(new_prefix(t.prefix, asn_new, p.prefixes, now, history_days),
-                                len(p.prefixes), p.logins, *self._novelty, "address blocks"))
+            prefix = new_prefix(t.prefix, asn_new, p.prefixes, now, history_days)
+            out.append(habitual(prefix, len(p.prefixes), p.logins, *self._novelty, "address blocks")
+                       if prefix.value > 0.0 else prefix)
         if p.cities:
-            out.append(habitual(new_city(t.city, region_new, p.cities, now, history_days),
-                                len(p.cities), p.logins, *self._novelty, "cities"))
+            city = new_city(t.city, region_new, p.cities, now, history_days)
+            out.append(habitual(city, len(p.cities), p.logins, *self._novelty, "cities")
+                       if city.value > 0.0 else city)
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:
             out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
-        return out
 
     def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
                        trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:

@@ -30,7 +30,7 @@ from riskengine.core.identity import normalizer
 from riskengine.core.metrics import observer_for
 from riskengine.core.model import LoadedModel
 from riskengine.core.policy import Policy
-from riskengine.core.profile import EvidenceLimits
+from riskengine.core.profile import EvidenceLimits, LearnBounds
 from riskengine.core.ratelimit import RateLimitedLog
 from riskengine.core.stores import MemoryStore, open_store
 from riskengine.core.typing import ProfileStore, RiskModel, ValuesAuditSink
@@ -127,9 +127,11 @@ class EngineState:
             s.device.max_ua_families, s.device.max_ua_versions, s.geo.max_prefixes, s.geo.max_cities,
             s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days, s.rtt.max_asns,
             s.rtt.alpha)
-        # what every lesson reads: (max_devices, max_places, half_life_days, max_regions, max_asns)
-        self._learn_bounds = (s.device.max_devices, s.geo.max_countries, s.hour.half_life_days,
-                              s.geo.max_regions, s.geo.max_asns)
+        # what every lesson reads
+        self._learn_bounds = LearnBounds(s.device.max_devices, s.geo.max_countries,
+                                         s.hour.half_life_days * _SECONDS_PER_DAY,
+                                         s.geo.max_regions or s.geo.max_countries,
+                                         s.geo.max_asns or s.geo.max_countries)
         self._tolerance_km = s.geo.travel_tolerance_km
         self._hour_min_logins = s.hour.min_logins
         self._hour_rare_share = s.hour.rare_share
@@ -215,7 +217,10 @@ def budget_sketch(s: Settings) -> BudgetSketch | None:
     pol = s.policy
     if not pol.target_stepup_rate:
         return None
-    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_max_threshold,
+    # with a model the clamp's top is on the rules' scale (Policy challenges a login whose rules
+    # alone reach budget_max_threshold); the live threshold on the blended risk goes up to the
+    # point where only such logins step up
+    cfg = BudgetConfig(pol.target_stepup_rate, pol.budget_min_threshold, pol.budget_threshold_top(),
                        pol.budget_warmup_logins, pol.budget_half_life_hours * 3600.0)
     return BudgetSketch(cfg, pol.challenge_threshold, pol.budget_refresh_seconds,
                         UserCap(pol.budget_user_cap, pol.budget_user_window_seconds))

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from riskengine.core import reasons
 from riskengine.core.profile import UsualPlace
 from riskengine.core.signals.base import SignalResult
-from riskengine.core.signals.geo import haversine_km
+from riskengine.core.signals.geo import EARTH_RADIUS_KM, haversine_km
 
 _NEAR = SignalResult(reasons.FAR_FROM_USUAL_PLACES, 0.0, "near one of the user's usual places")
 _NO_PLACES = SignalResult(reasons.FAR_FROM_USUAL_PLACES, 0.0, "no usual places yet or location unknown")
+_KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180.0
+_SAFE = 1.0 - 1e-9
+"""Keeps the shortcut strictly inside the bound, clear of floating-point rounding."""
 
 
 def far_from_usual_places(
@@ -37,6 +40,13 @@ def far_from_usual_places(
         return _NO_PLACES
     nearest = math.inf
     for p in places:
+        # The great circle is the shortest path, so it is no longer than going along the
+        # meridian and then along a parallel: d <= R·(|dlat| + |dlon|) (radians). When that
+        # bound is already within far_km (a login from the usual city, the common case), the
+        # place is near whatever haversine says, and the trigonometry is skipped.
+        dlon = abs(lon - p.lon)
+        if (abs(lat - p.lat) + dlon) * _KM_PER_DEGREE <= far_km * _SAFE and dlon <= 180.0:
+            return _NEAR
         km = haversine_km(p.lat, p.lon, lat, lon)
         if km <= far_km:
             return _NEAR  # near one is enough: the usual case stops at the first place

@@ -174,14 +174,14 @@ class MemoryStore(ThreadOffload):
 
     def snapshot(self, user_id: str, ip: str, since: float, *, session: str = "",
                  otp_since: float | None = None, session_since: float | None = None) -> Snapshot:
-        return Snapshot(
+        return Snapshot._make((
             self._profiles.get(user_id),
             self._users.count(user_id, since),
             self._ips.count(ip, since),
             self._otp_users.count(user_id, otp_since) if otp_since is not None else 0,
             self._otp_sessions.count(session_key(user_id, session), session_since)
             if session_since is not None else 0,
-        )
+        ))
 
     # -- population prior ------------------------------------------------------------------
     def population_add(self, country: str, weight: float) -> None:
