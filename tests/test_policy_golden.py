@@ -310,6 +310,30 @@ def test_the_owner_on_a_new_address_of_their_own_network_is_allowed(engine: Engi
     assert d.risk == pytest.approx(DEFAULTS.geo.new_prefix_weight)  # 0.2: one block in 20 logins
 
 
+@pytest.mark.parametrize("value", [0.0, 0.4, 1.0])
+def test_an_rtt_spike_on_the_owners_own_address_block_counts_at_known_prefix_value(value: float) -> None:
+    """A relay's exit is not in the user's own /24: there a slow round trip is congestion and
+    ``RTT_ANOMALY`` counts at ``rtt.known_prefix_value``; from another block of the same network
+    (a residential proxy on the victim's ISP) it counts in full, beside ``NEW_PREFIX``."""
+    with Engine(offline_settings(rtt={"known_prefix_value": value})) as engine:
+        home = establish(engine, "alice", rtt_ms=35.0, ip="81.2.69.160")
+        d = engine.score(make_attempt("alice", home + timedelta(days=1), ip="81.2.69.201", rtt_ms=240.0))
+        rtt = DEFAULTS.rtt.weight
+        assert d.reason_codes == (("RTT_ANOMALY",) if value else ())
+        assert d.risk == pytest.approx(rtt * value)
+        away = establish(engine, "bob", rtt_ms=35.0, ip="81.2.69.160")
+        proxy = engine.score(make_attempt("bob", away + timedelta(days=1), ip="81.2.99.7", rtt_ms=240.0))
+        assert set(proxy.reason_codes) == {"NEW_PREFIX", "RTT_ANOMALY"}
+        assert {r.code: r.weight for r in proxy.reasons}["RTT_ANOMALY"] == pytest.approx(rtt)
+
+
+def test_the_default_known_prefix_value_keeps_a_congestion_spike_alone_under_the_threshold(engine: Engine) -> None:
+    last = establish(engine, rtt_ms=35.0, ip="81.2.69.160")
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="81.2.69.201", rtt_ms=240.0))
+    assert d.action == "allow"
+    assert d.risk == pytest.approx(DEFAULTS.rtt.weight * DEFAULTS.rtt.known_prefix_value)
+
+
 def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="203.0.113.9", place={**LONDON, "asn": 5089}))

@@ -29,8 +29,8 @@ from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.habit import habitual
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
-from riskengine.core.signals.prefix import address_prefix, new_prefix
-from riskengine.core.signals.rtt import rtt_anomaly
+from riskengine.core.signals.prefix import address_prefix, new_prefix, prefix_seen
+from riskengine.core.signals.rtt import on_known_prefix, rtt_anomaly
 from riskengine.core.signals.time_of_day import unusual_hour
 from riskengine.core.signals.ua_version import new_ua_version, ua_downgrade
 from riskengine.core.signals.usual_places import far_from_usual_places
@@ -369,7 +369,12 @@ class Scoring(AuditRows, Learning, Parking):
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:
-            out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
+            rtt = rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt)
+            if rtt.value > 0.0 and self._rtt_known_prefix < 1.0:
+                # a relay's exit is not in the user's own address block: there it is congestion
+                rtt = on_known_prefix(rtt, prefix_seen(t.prefix, p.prefixes, now, history_days),
+                                      self._rtt_known_prefix)
+            out.append(rtt)
         return out
 
     def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
