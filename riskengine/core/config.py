@@ -155,7 +155,7 @@ class RttSettings(_Section):
     """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
     max_asns: int = Field(3, ge=1, le=16)
     """Networks whose band the profile keeps (the most-sampled)."""
-    known_prefix_value: float = Field(1.0, ge=0, le=1)
+    known_prefix_value: float = Field(0.3, ge=0, le=1)
     """Strength of ``RTT_ANOMALY`` when the login comes from an address block (``geo.ipv4_prefix``
     / ``geo.ipv6_prefix``) the user has logged in from within ``geo.history_days``: a relay's
     exit is almost never inside the user's own block, so an RTT excursion there is congestion.
