@@ -130,6 +130,14 @@ class GeoSettings(_Section):
     place_merge_km: float = Field(50.0, gt=0)
     """A login within this distance of a usual place moves that place instead of adding one."""
     place_half_life_days: float = Field(90.0, gt=0)
+    travel_between_usual_places: bool = False
+    """``IMPOSSIBLE_TRAVEL`` does not fire when this login and the last one are both within
+    ``place_merge_km`` of a usual place with at least ``travel_usual_place_days`` (decayed) days
+    of logins: a VPN user between home and the VPN's exit is at two of their own places, not two
+    parties at once."""
+    travel_usual_place_days: float = Field(3.0, ge=1)
+    """Days with a login near a place (decayed, ``place_half_life_days``) before it is usual
+    enough for ``travel_between_usual_places``."""
 
     @model_validator(mode="after")
     def _far_ordered(self) -> GeoSettings:

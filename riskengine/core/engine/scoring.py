@@ -33,7 +33,7 @@ from riskengine.core.signals.prefix import address_prefix, new_prefix, prefix_se
 from riskengine.core.signals.rtt import on_known_prefix, rtt_anomaly
 from riskengine.core.signals.time_of_day import unusual_hour
 from riskengine.core.signals.ua_version import new_ua_version, ua_downgrade
-from riskengine.core.signals.usual_places import far_from_usual_places
+from riskengine.core.signals.usual_places import between_usual_places, far_from_usual_places
 from riskengine.core.typing import Snapshot
 
 
@@ -274,9 +274,14 @@ class Scoring(AuditRows, Learning, Parking):
                 signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks"))
             signals.extend(self._finer(traits, ua, dkey, geo, now, p, region_new, asn_new, listed))
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
-                signals.append(impossible_travel(
+                travel = impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
-                    self._max_speed_kmh, self._tolerance_km))
+                    self._max_speed_kmh, self._tolerance_km)
+                if travel.value > 0.0 and self._travel_usual is not None:
+                    # home and a VPN exit: the user at two of their own places, not two parties
+                    travel = between_usual_places(travel, geo.latitude, geo.longitude, p.last_lat, p.last_lon,
+                                                  p.places, *self._travel_usual, now)
+                signals.append(travel)
             # an odd hour only ever adds to other evidence, so it is only worth computing
             # when something else fired (a model computes its own hour rarity from the profile)
             if _any_fired(signals):
