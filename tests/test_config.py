@@ -52,3 +52,9 @@ def test_rtt_known_prefix_value_is_a_strength_in_0_1(value: float, ok: bool) -> 
     else:
         with pytest.raises(ValidationError, match="known_prefix_value"):
             Settings(rtt={"known_prefix_value": value})
+
+
+def test_travel_usual_place_days_is_at_least_one_day() -> None:
+    assert Settings(geo={"travel_usual_place_days": 1.0}).geo.travel_usual_place_days == 1.0
+    with pytest.raises(ValidationError, match="travel_usual_place_days"):
+        Settings(geo={"travel_usual_place_days": 0.99})
