@@ -130,7 +130,7 @@ class GeoSettings(_Section):
     place_merge_km: float = Field(50.0, gt=0)
     """A login within this distance of a usual place moves that place instead of adding one."""
     place_half_life_days: float = Field(90.0, gt=0)
-    travel_between_usual_places: bool = False
+    travel_between_usual_places: bool = True
     """``IMPOSSIBLE_TRAVEL`` does not fire when this login and the last one are both within
     ``place_merge_km`` of a usual place with at least ``travel_usual_place_days`` (decayed) days
     of logins: a VPN user between home and the VPN's exit is at two of their own places, not two
