@@ -342,3 +342,24 @@ def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> 
 
 CHROME_121 = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/121.0.0.0 Safari/537.36")
+
+
+def test_a_vpn_users_jump_between_home_and_the_exit_is_not_impossible_travel_by_default(engine: Engine) -> None:
+    """``geo.travel_between_usual_places`` (on): home in London, a VPN exit in Edinburgh used on
+    five evenings; ten minutes from one to the other is the user at two of their places. The same
+    jump to a place never used (Paris) is impossible travel."""
+    assert DEFAULTS.geo.travel_between_usual_places
+    exit_ = {**EDINBURGH, "asn": 9009}
+    for day in range(20):
+        assert engine.score(make_attempt(ts=T0 + timedelta(days=day))).action == "allow"
+        if day % 3 == 2 and day < 17:
+            d = engine.score(make_attempt(ts=T0 + timedelta(days=day, hours=11), place=exit_, ip="185.220.7.7"))
+            if d.action == "challenge":
+                engine.record_outcome(d.decision_id, "verified", channels=["sms"],
+                                      timestamp=T0 + timedelta(days=day, hours=11, seconds=30))
+    morning = T0 + timedelta(days=20)
+    assert engine.score(make_attempt(ts=morning)).action == "allow"
+    jump = engine.score(make_attempt(ts=morning + timedelta(minutes=10), place=exit_, ip="185.220.7.8"))
+    assert (jump.action, jump.reason_codes) == ("allow", ())
+    paris = engine.score(make_attempt(ts=morning + timedelta(minutes=20), place=PARIS, ip="198.51.100.7"))
+    assert "IMPOSSIBLE_TRAVEL" in paris.reason_codes and paris.action != "allow"
