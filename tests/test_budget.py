@@ -15,6 +15,7 @@ from riskengine.core.budget import (
     ERA_HALF_LIVES,
     FORCED_KEY,
     LANDMARK,
+    RETRACTED,
     BudgetConfig,
     BudgetSketch,
     MergedBins,
@@ -24,6 +25,7 @@ from riskengine.core.budget import (
     era_key,
     era_of,
     merge_into,
+    net_weight,
     of_era,
     threshold_from,
 )
@@ -277,3 +279,86 @@ def test_observe_counts_what_era_of_bin_of_and_decay_weight_say() -> None:
         era = era_of(t, hl)
         key = f"{era}:{FORCED_KEY}" if forced else f"{era}:{bin_of(risk)}"
         assert sk.take_delta() == {key: decay_weight(t, hl), f"{era}:{COUNT_KEY}": 1.0}
+
+
+# -- retractions: a challenged login whose challenge fails is taken back out ------------------
+
+
+def _retracting_sketch(cfg: BudgetConfig) -> BudgetSketch:
+    return BudgetSketch(cfg, 0.4, 10.0, UserCap(10**9, 3600.0))
+
+
+def test_a_retracted_login_leaves_the_threshold_it_would_have_without_it() -> None:
+    """Attack logins at 0.6 that fill the tail lift the threshold to the clamp; retracted
+    (their challenges failed), the threshold is the legitimate logins' own quantile. Weights
+    at whole half-lives are powers of two, so the sums are exact: equal thresholds, bit for bit."""
+    cfg = BudgetConfig(0.02, 0.0, 1.0, 0, 3 * DAY)
+    rng = np.random.default_rng(5)
+    legit = rng.beta(2, 8, 5000)
+    clean, attacked = _retracting_sketch(cfg), _retracting_sketch(cfg)
+    for k, r in enumerate(legit):
+        t = T0 + (k % 4) * 3 * DAY
+        clean.observe(f"u{k}", float(r), False, t)
+        attacked.observe(f"u{k}", float(r), False, t)
+        if k % 50 == 0:  # 2 % of logins: attacks at 0.6 (some forced by the floor)
+            forced = k % 200 == 0
+            assert attacked.observe(f"a{k}", 0.6, forced, t)
+            attacked.retract(0.6, forced, t)
+    t_end = T0 + 12 * DAY
+    clean.install(clean.take_delta(), t_end)
+    merged = attacked.take_delta()
+    attacked.install(merged, t_end)
+    assert attacked.threshold == clean.threshold < 0.6
+    # the retraction twins are in the store's mapping: the warm-up count keeps the attacks
+    era = era_of(T0, cfg.half_life_s)
+    assert merged[f"{era}:{RETRACTED}{bin_of(0.6)}"] > 0 and merged[f"{era}:{RETRACTED}{FORCED_KEY}"] > 0
+    assert merged[f"{era}:{COUNT_KEY}"] == 5000 + 100
+    # unretracted, the same attacks push the threshold up
+    kept = _retracting_sketch(cfg)
+    for k, r in enumerate(legit):
+        t = T0 + (k % 4) * 3 * DAY
+        kept.observe(f"u{k}", float(r), False, t)
+        if k % 50 == 0:
+            kept.observe(f"a{k}", 0.6, k % 200 == 0, t)
+    kept.install(kept.take_delta(), t_end)
+    assert kept.threshold > clean.threshold
+
+
+def test_net_weight_treats_rounding_residue_as_empty() -> None:
+    assert net_weight(0.1 + 0.2 + 0.7, 0.1 + 0.2) == pytest.approx(0.7)
+    assert net_weight((0.1 + 0.7) + 0.2, 0.1 + 0.2 + 0.7) == 0.0  # residue of a full retraction
+    assert net_weight(3.0, 0.0) == 3.0 and net_weight(0.0, 0.0) == 0.0
+    assert net_weight(1.0, 1.5) == 0.0  # never negative
+
+
+@pytest.mark.parametrize("seed", [8, 9, 10])
+def test_merged_bins_equal_the_stores_mapping_with_retractions(seed: int) -> None:
+    """With retractions in the deltas (some in later deltas than their addition, some of
+    forced logins), the post-pass's incremental sketch still gives exactly the threshold the
+    live engine computes from the store's mapping, and the sketch's own refresh agrees."""
+    rng = np.random.default_rng(seed)
+    cfg = BudgetConfig(0.02, 0.25, 0.5, 50, 3 * DAY)
+    merged = MergedBins(cfg)
+    mapping: dict[str, float] = {}
+    pending: list[tuple[float, bool, float]] = []
+    writer = _retracting_sketch(cfg)
+    t = T0
+    for step in range(300):
+        t += float(rng.exponential(3 * DAY / 4))
+        for _ in range(int(rng.integers(0, 8))):
+            risk, forced = float(rng.beta(2, 5)), bool(rng.random() < 0.05)
+            writer.observe(f"u{step}", risk, forced, t)
+            if rng.random() < 0.3:
+                pending.append((risk, forced, t))
+        while pending and rng.random() < 0.6:
+            risk, forced, at = pending.pop(int(rng.integers(0, len(pending))))
+            writer.retract(risk, forced, at)
+        delta = writer.take_delta()
+        merged.add(delta)
+        merge_into(mapping, delta)
+        era = era_of(t, cfg.half_life_s)
+        expected = threshold_from(of_era(mapping, era), cfg, 0.4)
+        assert merged.threshold(era, 0.4) == expected, step
+        reader = _retracting_sketch(cfg)
+        reader.install(mapping, t)
+        assert reader.threshold == expected, step

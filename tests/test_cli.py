@@ -127,6 +127,8 @@ def test_exit_2_for_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--older-than" in done.stderr and "Traceback" not in done.stderr
     assert _run("evaluate", "--decisions", "d", "--labels", "l", "--target-stepup", "2").returncode == 2
     assert _run("simulate", "--out", str(tmp_path), "--start", "soon").returncode == 2
+    done = _run("simulate", "--out", str(tmp_path), "--ato-share", "0.5")
+    assert done.returncode == 2 and "--ato-share must be in 0..0.2" in done.stderr
     assert _run().returncode == 2  # no command: the help, on stderr
 
 
@@ -328,6 +330,16 @@ def test_simulate_json_then_replay_infers_native(tmp_path: Path, capsys: pytest.
     summary = json.loads(capsys.readouterr().out)
     assert summary["format"] == "native"
     assert summary["rows"] == pl.read_parquet(events).height == pl.read_parquet(tmp_path / "d.parquet").height
+
+
+def test_simulate_ato_share_reaches_the_simulation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--ato-share`` is the Python API's ``SimulationConfig.ato_share`` (what the run used is
+    echoed from the config it ran, and recorded in the manifest)."""
+    assert main(["simulate", "--out", str(tmp_path), "--users", "10", "--days", "1", "--warmup-days", "0",
+                 "--format", "native", "--no-progress", "--json", "--ato-share", "0.05"]) == 0
+    assert json.loads(capsys.readouterr().out)["ato_share"] == 0.05
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["ato_share"] == 0.05
 
 
 def test_user_command_without_a_trust_key_is_one_line(config: Path, monkeypatch: pytest.MonkeyPatch,

@@ -156,6 +156,11 @@ def test_each_store_call_of_an_outcome_that_fails_is_logged_counted_and_not_rais
             # not applied: no token, no row, and the challenge is still pending to take it now
             assert token is None and sink.rows("challenges") == []
             assert engine.record_outcome(d.decision_id, "failed", timestamp=ts + timedelta(seconds=6)) is None
+        elif call == "update":
+            # the lesson that trusts the device was not stored: no token (it would read as
+            # revoked, DEVICE_TOKEN_INVALID, at the next login); the outcome is still audited
+            assert token is None
+            assert [r["outcome"] for r in sink.rows("challenges")] == ["verified"]
         else:
             # the rest of the outcome applies: the token is issued and the outcome audited
             assert token is not None

@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -103,3 +104,36 @@ def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -
     fixed = settings.policy.challenge_threshold
     assert got["threshold"][-2] > 0.45 and got["action"][-2] == "allow"
     assert got["threshold"][-1] == fixed and got["action"][-1] == "challenge"
+
+
+def test_the_post_pass_retracts_challenges_that_fail() -> None:
+    """A row the post-pass challenges whose challenge would fail (``fails``: a takeover under
+    ``--outcomes labels``) is taken back out of the sketch, as the live engine's
+    ``record_outcome`` takes it out: the legitimate rows meet exactly the thresholds they meet
+    without the attacks. Rows share a time per half-life, so every weight is a power of two
+    and the sums are exact."""
+    settings = Settings().with_overrides(policy={"target_stepup_rate": 0.05, "budget_warmup_logins": 0,
+                                                 "budget_refresh_seconds": 60.0, "budget_user_cap": 10**6})
+    half_life = settings.policy.budget_half_life_hours * 3600.0
+    rng = np.random.default_rng(17)
+    rows: dict[str, list[Any]] = {"event_time": [], "risk": [], "established": [], "floor_forced": [],
+                                  "user": [], "attack": []}
+    t0 = 1_767_225_600.0 - 1_767_225_600.0 % half_life
+    for step in range(20):
+        for k in range(52):
+            attack = k >= 50
+            rows["event_time"].append(t0 + step * half_life)
+            rows["risk"].append(0.6 if attack else float(np.round(rng.beta(2, 9), 4)))
+            rows["established"].append(True)
+            rows["floor_forced"].append(attack and step % 2 == 0)
+            rows["user"].append(f"{'a' if attack else 'u'}{step}-{k}")
+            rows["attack"].append(attack)
+    frame = pl.DataFrame(rows)
+    legit = frame.filter(~pl.col("attack")).drop("attack")
+    alone = apply_budget(legit, settings)
+    retracted = apply_budget(frame.with_columns(pl.col("attack").alias("fails")).drop("attack"), settings)
+    kept = apply_budget(frame.drop("attack"), settings)
+    mask = ~frame["attack"]
+    assert retracted.filter(mask)["threshold"].to_list() == alone["threshold"].to_list()
+    assert retracted.filter(~mask)["action"].unique().to_list() == ["challenge"]
+    assert kept.filter(mask)["threshold"].sum() > alone["threshold"].sum()  # unretracted, they lift it

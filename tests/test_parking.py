@@ -94,3 +94,18 @@ def test_a_challenge_parked_now_carries_the_current_version(engine: Engine) -> N
     rec = decode(raw)
     assert rec.version == PARKED_VERSION and rec.user_id == "carol" and rec.established is True
     assert set(rec.reason_codes) >= {"NEW_COUNTRY"}
+
+
+def test_version_4_keeps_what_the_budget_counted() -> None:
+    rec = ParkedChallenge("bob", 1.7e9, "t:abc", None, "", "sms", 0.5, counted=(0.5, True))
+    assert decode(encode(rec)).counted == (0.5, True)
+    assert decode(encode(ParkedChallenge("bob", 1.7e9, "t:abc", None, "", "sms", 0.5))).counted is None
+
+
+@pytest.mark.parametrize("b", [None, [0.5], [0.5, 1], ["0.5", False], [True, False], [1.5, False], [-0.1, True],
+                               {"r": 0.5}])
+def test_a_record_that_cannot_say_what_the_budget_counted_retracts_nothing(b: object) -> None:
+    """Versions 1-3 have no ``b``; a malformed one reads as "nothing counted", never an error
+    (and never a retraction of a weight the sketch did not receive)."""
+    assert decode(json.dumps({**V1, "v": 3}).encode()).counted is None
+    assert decode(json.dumps({**V1, "v": 4, "b": b}).encode()).counted is None

@@ -15,6 +15,7 @@ import polars as pl
 from riskengine.analytics._reader import _Reader
 from riskengine.analytics._sql import Filters, Query, bucket_sql, check_grain, utc_buckets
 from riskengine.analytics.alerts import pumping_waves
+from riskengine.analytics.rollups import OUTCOME_WINDOW
 
 SEND_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "dest_country": pl.Utf8(), "checks": pl.Int64(), "sent": pl.Int64(), "blocked": pl.Int64(),
@@ -27,8 +28,17 @@ class _Sends(_Reader):
     """Send volume, cost and verify ratio by destination country; pumping waves."""
 
     def _sends(self, q: Query, f: Filters) -> str:
-        return (f"(SELECT * FROM {self._src(q, 'sends', f.since, f.until)} "
-                f"WHERE {self._where(q, f, 'sends')})")
+        """Send rows in ``f``'s window; the filters a send has no column for (the login's
+        country, device type, action, reasons, factor, policy version) apply through the
+        decision it was sent for (``decision_id``), as challenges' do."""
+        conds = self._where(q, f, "sends")
+        if f.countries or f.device_types or f.actions or f.reasons or f.factors or f.policy_versions:
+            since = f.since - OUTCOME_WINDOW if f.since else None
+            df = Filters(since=since, until=f.until, countries=f.countries, device_types=f.device_types,
+                         actions=f.actions, reasons=f.reasons, factors=f.factors,
+                         policy_versions=f.policy_versions)
+            conds += f" AND decision_id IN (SELECT decision_id FROM {self._dec(q, df)})"
+        return f"(SELECT * FROM {self._src(q, 'sends', f.since, f.until)} WHERE {conds})"
 
     def send_summary(self, f: Filters = Filters()) -> pl.DataFrame:
         """Per destination country: send checks, sent (allowed), blocked, switched, verified,

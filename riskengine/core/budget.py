@@ -15,6 +15,15 @@ Three extra keys ride along:
   set so that forced + tail ≈ budget · total.
 - ``n``: an undecayed count of logins merged (the warm-up counter).
 
+And retractions: a challenged login counts when it is scored (a service that never reports
+outcomes still has a budget), but when its challenge then fails, is abandoned or expires,
+the engine takes it back out (:meth:`BudgetSketch.retract`): its weight is added to the
+field's retraction twin, ``x<bin>`` or ``xforced`` (added, never subtracted, so stores keep
+only atomic sums). The sketch reads each field net of its twin (:func:`net_weight`). This is
+what keeps an attacker from buying a higher threshold: takeover attempts that the second
+factor stops would otherwise fill the sketch's tail (and the floor's share) and push the
+threshold up for everyone (docs/threat-model.md).
+
 The threshold is the lower edge ``e`` (a multiple of 1/BINS) of the lowest non-empty bin
 whose tail mass of non-forced logins with ``risk >= e`` fits in what the floor leaves of the
 budget — the same
@@ -34,6 +43,11 @@ BINS = 400
 """Bin width 0.0025: far finer than any weight in the policy (the smallest is 0.05)."""
 FORCED_KEY = "forced"
 COUNT_KEY = "n"
+RETRACTED = "x"
+"""Prefix of a field's retraction twin: ``x17`` takes weight back out of bin 17, ``xforced`` out of ``forced``."""
+RETRACT_TOLERANCE = 1e-9
+"""A field whose net weight is at most this share of what was added is empty: what is left is the
+rounding of sums of the same weights added and taken back (relative 1e-16 per operation)."""
 LANDMARK = 1_735_689_600.0
 """2025-01-01 UTC, the population prior's landmark."""
 ERA_HALF_LIVES = 512
@@ -84,6 +98,19 @@ def of_era(counts: Mapping[str, float], era: int) -> dict[str, float]:
     return {key[len(prefix):]: weight for key, weight in counts.items() if key.startswith(prefix)}
 
 
+def net_weight(added: float, retracted: float) -> float:
+    """A field's weight net of its retractions; exactly the added weight when nothing was
+    retracted, and exactly 0.0 when what is left is rounding (:data:`RETRACT_TOLERANCE`).
+
+    >>> net_weight(5.0, 0.0), net_weight(5.0, 2.0), net_weight(0.1 + 0.2, 0.3), net_weight(0.0, 0.0)
+    (5.0, 3.0, 0.0, 0.0)
+    """
+    if retracted == 0.0:
+        return added
+    left = added - retracted
+    return left if left > added * RETRACT_TOLERANCE else 0.0
+
+
 def bin_of(risk: float) -> int:
     """The bin holding ``risk``: bin i covers [i/BINS, (i+1)/BINS); risk 1.0 goes in the last.
 
@@ -113,13 +140,27 @@ def threshold_from(counts: Mapping[str, float], cfg: BudgetConfig, fallback: flo
     0.5
     """
     bins = [0.0] * BINS
-    forced = 0.0
+    taken = [0.0] * BINS
+    forced = taken_forced = 0.0
     for key, weight in counts.items():
         if key == FORCED_KEY:
             forced += weight
+        elif key == RETRACTED + FORCED_KEY:
+            taken_forced += weight
+        elif key.startswith(RETRACTED):
+            taken[int(key[len(RETRACTED):])] += weight
         elif key != COUNT_KEY:
             bins[int(key)] += weight
-    return threshold_of(bins, forced, counts.get(COUNT_KEY, 0.0), cfg, fallback)
+    return threshold_of(_net(bins, taken), net_weight(forced, taken_forced), counts.get(COUNT_KEY, 0.0), cfg,
+                        fallback)
+
+
+def _net(bins: list[float], taken: list[float]) -> list[float]:
+    """``bins`` net of their retractions (in place; the same list back)."""
+    for i, x in enumerate(taken):
+        if x != 0.0:
+            bins[i] = net_weight(bins[i], x)
+    return bins
 
 
 def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: BudgetConfig, fallback: float, *,
@@ -231,13 +272,20 @@ class MergedBins:
             if field == COUNT_KEY:
                 entry.count += w
                 continue
-            if field == FORCED_KEY:
-                old = entry.forced
-                entry.forced = new = old + w
+            retraction = field.startswith(RETRACTED)
+            if retraction:
+                field = field[len(RETRACTED):]
+            i = BINS if field == FORCED_KEY else int(field)  # slot BINS: the forced weight
+            if retraction:
+                entry.taken[i] += w
             else:
-                i = int(field)
-                old = entry.bins[i]
-                entry.bins[i] = new = old + w
+                entry.added[i] += w
+            old = entry.forced if i == BINS else entry.bins[i]
+            new = net_weight(entry.added[i], entry.taken[i])
+            if i == BINS:
+                entry.forced = new
+            else:
+                entry.bins[i] = new
                 if i >= self._low:
                     entry.tails = None
             entry.exact += _exact(new) - _exact(old)
@@ -253,9 +301,13 @@ class MergedBins:
 
 
 class _Era:
-    __slots__ = ("bins", "forced", "count", "exact", "tails")
+    __slots__ = ("added", "taken", "bins", "forced", "count", "exact", "tails")
 
     def __init__(self) -> None:
+        # per field (bins, then the forced weight at BINS): what was added and retracted, as the
+        # store sums them; ``bins`` and ``forced`` are their net weights (:func:`net_weight`)
+        self.added = [0.0] * (BINS + 1)
+        self.taken = [0.0] * (BINS + 1)
         self.bins = [0.0] * BINS
         self.forced = 0.0
         self.count = 0.0
@@ -314,15 +366,17 @@ class BudgetSketch:
         self.epoch = -math.inf
         self.threshold = fallback
         # the sketch's field names of the current era, built once per era (about every 4 years)
-        # rather than formatted on every login: [bin 0 … bin BINS-1, forced, n], and the reverse
+        # rather than formatted on every login: [bin 0 … bin BINS-1, forced, n, their
+        # retraction twins x0 … x(BINS-1), xforced], and the reverse
         self._era: int | None = None
         self._keys: list[str] = []
         self._index: dict[str, int] = {}
 
     def _era_keys(self, era: int) -> list[str]:
         if era != self._era:
-            self._keys = [era_key(era, str(i)) for i in range(BINS)] + [era_key(era, FORCED_KEY),
-                                                                        era_key(era, COUNT_KEY)]
+            fields = [*map(str, range(BINS)), FORCED_KEY]
+            self._keys = [*(era_key(era, f) for f in fields), era_key(era, COUNT_KEY),
+                          *(era_key(era, RETRACTED + f) for f in fields)]
             self._index = {key: i for i, key in enumerate(self._keys)}
             self._era = era
         return self._keys
@@ -347,20 +401,15 @@ class BudgetSketch:
         so the same float."""
         self._era_keys(era)
         index = self._index
-        forced_i, count_i = BINS, BINS + 1
-        bins = [0.0] * BINS
-        forced = count = 0.0
+        count_i = BINS + 1
+        weights = [0.0] * (2 * BINS + 3)  # in key order: bins, forced, n, retractions
         for key, weight in self.merged.items():
             i = index.get(key)
-            if i is None:
-                continue
-            if i == count_i:
-                count = weight
-            elif i == forced_i:
-                forced += weight
-            else:
-                bins[i] += weight
-        return threshold_of(bins, forced, count, self.cfg, self.fallback)
+            if i is not None:
+                weights[i] += weight
+        bins = _net(weights[:BINS], weights[count_i + 1:count_i + 1 + BINS])
+        forced = net_weight(weights[BINS], weights[-1])
+        return threshold_of(bins, forced, weights[count_i], self.cfg, self.fallback)
 
     def set_threshold(self, threshold: float, t: float) -> None:
         """A threshold computed from the merged sketch elsewhere (:class:`MergedBins`), as
@@ -378,18 +427,30 @@ class BudgetSketch:
         cap for this window is used up."""
         if not self.cap.admit(user, t):
             return False
+        self._add(risk, forced, t, 0)
+        return True
+
+    def retract(self, risk: float, forced: bool, t: float) -> None:
+        """Take back a login :meth:`observe` counted (the same ``risk``, ``forced`` and event
+        time ``t``): its challenge failed, was abandoned or expired. The user's cap is not
+        given back, and the warm-up count keeps it."""
+        self._add(risk, forced, t, BINS + 2)
+
+    def _add(self, risk: float, forced: bool, t: float, offset: int) -> None:
+        """Add the forward-decayed weight of a login at ``t`` to its field (``offset`` 0) or to
+        the field's retraction twin (``offset`` BINS + 2); an addition also counts one login."""
         half_life_s = self.cfg.half_life_s
         era = math.floor((t - LANDMARK) / (ERA_HALF_LIVES * half_life_s))  # era_of(t, half_life_s)
         keys = self._era_keys(era)
-        key = keys[BINS] if forced else keys[bin_of(risk)]
-        count_key = keys[BINS + 1]
+        key = keys[offset + (BINS if forced else bin_of(risk))]
         # decay_weight(t, half_life_s), with the era already at hand
         exponent = (t - LANDMARK) / half_life_s - era * ERA_HALF_LIVES
         w = float(2.0 ** max(-_MAX_EXPONENT, min(_MAX_EXPONENT, exponent)))
         delta = self.delta
         delta[key] = delta.get(key, 0.0) + w
-        delta[count_key] = delta.get(count_key, 0.0) + 1.0
-        return True
+        if not offset:
+            count_key = keys[BINS + 1]
+            delta[count_key] = delta.get(count_key, 0.0) + 1.0
 
     def restore(self, delta: Mapping[str, float]) -> None:
         """Put back a delta whose merge failed (added to what arrived since)."""
@@ -410,6 +471,9 @@ class DeferredBudget(BudgetSketch):
 
     def observe(self, user: str, risk: float, forced: bool, t: float) -> bool:
         return True
+
+    def retract(self, risk: float, forced: bool, t: float) -> None:
+        return None
 
 
 def merge_into(target: dict[str, float], delta: Mapping[str, float]) -> None:

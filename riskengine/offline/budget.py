@@ -13,7 +13,10 @@ budget afterwards, here, walking the rows in event-time order with the engine's 
    (for a user who is not established, the lower of the threshold and the fixed
    ``challenge_threshold``: the budget measures established users only);
 3. an established, not denied row enters the delta (the per-user cap applies): forced rows
-   as "stepped up whatever their risk", exempt rows at risk 0.
+   as "stepped up whatever their risk", exempt rows at risk 0;
+4. a row it challenges whose challenge would not verify (``fails``: what the replay's
+   outcome mode says of this login, e.g. a takeover under ``--outcomes labels``) is taken
+   back out at once, as the live engine's ``record_outcome`` retracts it.
 
 This equals the live engine's decisions on a single-process memory-store run whenever what a
 login teaches does not depend on its action (``--outcomes verified``: every challenge passes).
@@ -62,6 +65,7 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     false = [False] * n
     denied = frame["denied"].to_list() if "denied" in frame.columns else false
     exempt = frame["exempt"].to_list() if "exempt" in frame.columns else false
+    fails = frame["fails"].to_list() if "fails" in frame.columns else false
     risk = frame["risk"].to_list()
     est = frame["established"].to_list()
     forced = frame["floor_forced"].to_list()
@@ -96,6 +100,8 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
         else:
             actions[i] = "challenge" if risk[i] >= thr else "allow"
         if est[i]:
-            sketch.observe(users[i], 0.0 if exempt[i] and not forced[i] else float(risk[i]), bool(forced[i]), t)
+            counted = 0.0 if exempt[i] and not forced[i] else float(risk[i])
+            if sketch.observe(users[i], counted, bool(forced[i]), t) and fails[i] and actions[i] == "challenge":
+                sketch.retract(counted, bool(forced[i]), t)
     return pl.DataFrame({"threshold": thresholds, "action": actions},
                         schema={"threshold": pl.Float64, "action": pl.String})

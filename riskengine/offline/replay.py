@@ -80,7 +80,7 @@ OUTPUT_SCHEMA: Final = pa.schema([
 BUDGET_FIELDS: Final = [
     pa.field("_budget_t", pa.float64()), pa.field("_budget_user", pa.string()),
     pa.field("_budget_established", pa.bool_()), pa.field("_budget_exempt", pa.bool_()),
-    pa.field("_budget_floor", pa.bool_()),
+    pa.field("_budget_floor", pa.bool_()), pa.field("_budget_fails", pa.bool_()),
 ]
 BUDGET_SCHEMA: Final = pa.schema([*OUTPUT_SCHEMA, *BUDGET_FIELDS])
 _KNOWN_CHANNELS: Final = frozenset({"passkey", "totp", "push", "whatsapp", "sms", "voice", "email"})
@@ -244,8 +244,8 @@ class Replayer:
         self.check(fmt, outcomes)
         self.engine = engine
         self._tap = engine.defer_budget()
-        self._budget_rows: tuple[list[float | None], list[str | None], list[bool], list[bool], list[bool]] | None \
-            = None
+        self._budget_rows: tuple[list[float | None], list[str | None], list[bool], list[bool], list[bool],
+                                 list[bool]] | None = None
         self.fmt = fmt
         self.outcomes = outcomes
         self.baseline = baseline
@@ -267,7 +267,7 @@ class Replayer:
         outcomes: list[str | None] = [None] * n
         baseline: list[float | None] = [None] * n
         if self._tap is not None:
-            self._budget_rows = ([None] * n, [None] * n, [False] * n, [False] * n, [False] * n)
+            self._budget_rows = ([None] * n, [None] * n, [False] * n, [False] * n, [False] * n, [False] * n)
         if self.fmt == "rba":
             index = batch["index"].to_list()
             self._run_rba(batch, decisions, risks, reasons, outcomes, baseline)
@@ -330,6 +330,13 @@ class Replayer:
             return path[:1], "abandoned"
         return kept, outcome if kept[-1] == path[-1] else "abandoned"
 
+    def _fails(self, i: int, fails: bool) -> None:
+        """Whether login ``i``'s challenge would not verify under this replay's outcome mode
+        (the budget post-pass retracts such a login when it challenges it, as the live
+        engine's ``record_outcome`` does)."""
+        if self._budget_rows is not None:
+            self._budget_rows[5][i] = fails
+
     def _tally(self, i: int, d: Decision, decisions: list[str], risks: list[float | None],
                reasons: list[list[str]], ts: datetime) -> None:
         """Record one scored login in the output columns and the run's counts."""
@@ -391,8 +398,9 @@ class Replayer:
                 session_id=f"r{i}", rtt_ms=rtt_col[i]), None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
+            passed = True if self.outcomes == "verified" else not ato_col[i]
+            self._fails(i, not passed)
             if d.action == "challenge":
-                passed = True if self.outcomes == "verified" else not ato_col[i]
                 outcomes[i] = self._challenge(d.decision_id, d.factor, passed, ts)
                 accepted = passed
             if self.baseline is not None:
@@ -454,8 +462,9 @@ class Replayer:
                 None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
+            would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
+            self._fails(i, self.outcomes != "verified" and not would_pass)
             if d.action == "challenge":
-                would_pass = bool(pass_col[i]) if pass_col[i] is not None else True
                 if self.outcomes == "simulated" and out_col[i] is not None:
                     path, out = _channels(channels, i), out_col[i]
                     if phone_col[i] is not None:
@@ -468,6 +477,7 @@ class Replayer:
                     outcome = self._challenge(d.decision_id, d.factor, passed, ts)
                 outcomes[i] = outcome
                 accepted = outcome == "verified"
+                self._fails(i, outcome != "verified")
             if self.baseline is not None:
                 country, asn = geo_country_asn(engine, ip)
                 baseline[i] = self.baseline.observe_given(
@@ -718,7 +728,7 @@ def budget_post_pass(table: pa.Table, settings: Settings, stats: ReplayStats | N
         pl.col("_budget_t").alias("event_time"), pl.col("risk_score").alias("risk"),
         pl.col("_budget_established").alias("established"), pl.col("_budget_floor").alias("floor_forced"),
         pl.col("_budget_user").alias("user"), (pl.col("decision") == "deny").alias("denied"),
-        pl.col("_budget_exempt").alias("exempt")), settings)
+        pl.col("_budget_exempt").alias("exempt"), pl.col("_budget_fails").alias("fails")), settings)
     n = frame.height
     decision = frame["decision"].to_list()
     outcome = frame["outcome"].to_list()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from riskengine import Engine
-from riskengine.analytics import AuditDB
+from riskengine.analytics import AuditDB, Filters
 from riskengine.analytics.alerts import pumping_waves
-from riskengine.testing import T0, make_attempt, offline_settings
+from riskengine.testing import PARIS, T0, make_attempt, offline_settings
 
 HOURS = [datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(48)]
 GB_MOBILE = "+447400123456"
@@ -99,3 +99,26 @@ def test_the_burst_is_flagged_as_a_pumping_wave(audit_root: Path) -> None:
     waves = AuditDB(audit_root).pumping_alerts(grain="hour")
     assert waves["dest_country"].to_list() == ["UZ"]
     assert waves["sends"].to_list() == [40.0] and waves["verified"].to_list() == [0.0]
+
+
+def test_the_login_filters_apply_to_sends_through_their_decision(tmp_path: Path) -> None:
+    """The sidebar's country (of the login) and other decision filters reach the sends table
+    through ``decision_id``: GB logins sent to GB numbers, FR logins to UZ numbers."""
+    root = tmp_path / "audit"
+    s = offline_settings(coldstart={"min_logins": 0}, audit={"root": str(root)},
+                         sms={"prefix_max_sends": 1000, "ratio_min_sends": 1000, "user_max_sends": 1000})
+    with Engine(s) as e:
+        for i in range(6):
+            ts = T0 + timedelta(hours=i)
+            paris = i % 2 == 1
+            d = e.score(make_attempt(f"u{i}", ts, place=PARIS if paris else None))
+            e.check_send(d.decision_id, "sms", f"+99890{1234560 + i}" if paris else GB_MOBILE, now=ts)
+            e.record_outcome(d.decision_id, "verified", ["sms"], timestamp=ts + timedelta(seconds=30))
+    db = AuditDB(root)
+    everything = {r["dest_country"]: r["sent"] for r in db.send_summary().iter_rows(named=True)}
+    assert everything == {"GB": 3, "UZ": 3}
+    fr = db.send_summary(Filters(countries=("FR",)))
+    assert fr["dest_country"].to_list() == ["UZ"] and fr["sent"].to_list() == [3] and fr["verified"].to_list() == [3]
+    window = Filters(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=6), countries=("GB",))
+    assert db.send_totals(window)["sent"] == 2  # GB logins at hours 2 and 4
+    assert db.send_summary(Filters(countries=("DE",))).is_empty()

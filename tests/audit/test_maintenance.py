@@ -202,3 +202,26 @@ def test_the_sends_table_is_compacted_and_retained_like_every_table(tmp_path: Pa
     left = duckdb.connect().sql(f"SELECT count(*), sum(price) FROM read_parquet('{tmp_path}/sends/**/*.parquet')")
     n, total = left.fetchall()[0]
     assert n == 10 and total == pytest.approx(0.4)
+
+
+def test_compaction_sorts_by_event_time_and_keeps_the_inputs_order_on_ties(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from riskengine.ops.maintenance import COMPACTED_ROW_GROUP
+
+    # three segments written newest first; ten rows share each hour
+    for day in (20, 12, 3):
+        with ParquetSink(tmp_path) as sink:
+            for i in range(30):
+                sink.emit("conversions", {"event_time": datetime(2026, 1, day, i // 10, tzinfo=UTC),
+                                          "schema_version": 1, "experiment": "e", "user_key": f"u{day:02d}-{i:02d}"})
+    assert compact(tmp_path).files_out == 1
+    (merged,) = segments(tmp_path)
+    table = pq.read_table(merged)
+    times = table.column("event_time").to_pylist()
+    assert times == sorted(times) and len(times) == 90
+    # the inputs are merged in name order, and within one the rows keep their order
+    inputs_order = [f"u{day:02d}-{i:02d}" for day in (3, 12, 20) for i in range(30)]
+    assert table.column("user_key").to_pylist() == inputs_order
+    assert all(pq.ParquetFile(merged).metadata.row_group(i).num_rows <= COMPACTED_ROW_GROUP
+               for i in range(pq.ParquetFile(merged).metadata.num_row_groups))

@@ -315,3 +315,29 @@ def test_the_documented_athena_table_has_every_decision_column_in_order() -> Non
               "double": "double", "list<string>": "array<string>", "int32": "int", "bool": "boolean"}
     assert declared == [(name, athena[kind]) for name, kind in COLUMNS["decisions"].items()]
     assert re.search(r"PARTITIONED BY \(year int, month int\)", doc)
+
+
+def test_compaction_sorts_by_event_time_and_the_explorer_prunes_on_s3(s3_root: str) -> None:
+    """Segments written newest first are merged oldest first (ties in the inputs' order), and
+    the explorer's newest rows on the merged segment equal the ones before the merge."""
+    import pyarrow.parquet as pq
+
+    with ParquetSink(s3_root, flush_seconds=60) as sink:
+        for day in (20, 12, 3):
+            for i in range(30):
+                sink.emit("conversions", {"event_time": datetime(2026, 1, day, i // 10, tzinfo=UTC),
+                                          "schema_version": 1, "experiment": "e", "user_key": f"u{day:02d}-{i:02d}"})
+            sink.flush()
+    db = AuditDB(s3_root)
+    before = db.events(table="conversions", limit=10, offset=3)
+    assert db.explorer_reads == (1, 3)  # the newest segment holds the page
+    assert compact(s3_root).files_out == 1
+    store = s3.S3Root.parse(s3_root)
+    (key,) = s3.segment_files(store, "conversions/year=2026/month=01")
+    merged = pq.read_table(store.path(key), filesystem=store.fs)
+    times = merged.column("event_time").to_pylist()
+    assert times == sorted(times)
+    assert merged.column("user_key").to_pylist()[:10] == [f"u03-{i:02d}" for i in range(10)]  # input order kept
+    after = AuditDB(s3_root).events(table="conversions", limit=10, offset=3)
+    assert after.rows() == before.rows()
+    assert after["user_key"].to_list() == [f"u20-{i:02d}" for i in range(26, 16, -1)]

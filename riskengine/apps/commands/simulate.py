@@ -1,5 +1,5 @@
 """``riskengine simulate --out DIR [--users N] [--days D] [--warmup-days W] [--seed S]
-[--format native|rba|both] [--profile default|heldout]``."""
+[--format native|rba|both] [--profile default|heldout] [--ato-share F]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from typing import Any
 
 from riskengine.apps.cliutil import UsageError, add_json_flag, print_json
 from riskengine.offline.simulate.profiles import PROFILES
-from riskengine.offline.simulate.run import DEFAULT_WARMUP_DAYS, SimulationConfig, simulate
+from riskengine.offline.simulate.run import (
+    DEFAULT_ATO_SHARE,
+    DEFAULT_WARMUP_DAYS,
+    MAX_ATO_SHARE,
+    SimulationConfig,
+    simulate,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +37,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--profile", choices=tuple(PROFILES), default="default",
                    help="parameter set: default (tune on this one only) or heldout (other countries, "
                         "operators, shares of odd-but-legitimate users, RTT bands and attack mix)")
+    p.add_argument("--ato-share", type=float, default=DEFAULT_ATO_SHARE,
+                   help="victims per takeover family as a share of users per 90 days (default "
+                        f"{DEFAULT_ATO_SHARE}; raise it, up to {MAX_ATO_SHARE}, for evaluation files with "
+                        "hundreds of attack logins per family)")
     p.add_argument("--start", default="2025-09-01", help="first simulated day (UTC), YYYY-MM-DD")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_json_flag(p, "the files written and the run's size and time")
@@ -44,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--start must be a date YYYY-MM-DD, got {args.start!r}") from None
     try:
         cfg = SimulationConfig(users=args.users, days=args.days, seed=args.seed, start=args.start,
-                               warmup_days=args.warmup_days, profile=args.profile)
+                               warmup_days=args.warmup_days, profile=args.profile, ato_share=args.ato_share)
         cfg.validate()
     except ValueError as exc:  # every field comes straight from a flag
         raise UsageError(str(exc)) from exc
@@ -53,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if args.json:
         print_json({"files": written, "users": cfg.users, "days": cfg.days, "warmup_days": cfg.warmup_days,
-                    "seed": cfg.seed, "profile": cfg.profile, "seconds": round(seconds, 3)})
+                    "seed": cfg.seed, "profile": cfg.profile, "ato_share": cfg.ato_share, "seconds": round(seconds, 3)})
         return 0
     for name, path in written.items():
         print(f"{name:9s} {path}")

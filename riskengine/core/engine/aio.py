@@ -22,7 +22,7 @@ from typing import Any
 
 from riskengine.core.attempt import LoginAttempt
 from riskengine.core.decision import Channel, Decision, Outcome
-from riskengine.core.engine.outcomes import Outcomes
+from riskengine.core.engine.outcomes import Outcomes, untrusted
 from riskengine.core.engine.scoring import Scoring
 from riskengine.core.engine.sends import prefix_key
 from riskengine.core.metrics import span_attributes
@@ -77,7 +77,7 @@ class AsyncOps(Scoring, Outcomes):
         elif d.action == "challenge":
             payload = self._parked(d, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
                                    trusted_key=c.device_key if c.trusted else None, established=c.established,
-                                   traits=p.traits)
+                                   traits=p.traits, counted=c.counted)
             try:
                 await store.aput_pending(d.decision_id, payload, p.now + self._session_s, user_id=p.user_id,
                                          max_per_user=self._max_pending_per_user)
@@ -113,6 +113,7 @@ class AsyncOps(Scoring, Outcomes):
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
             return None
+        self._outcome_budget(o, plan.record)
         if plan.failed_attempts:
             try:
                 await store.aadd_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
@@ -122,10 +123,12 @@ class AsyncOps(Scoring, Outcomes):
         if plan.lesson is not None:
             if self._writer is not None:
                 # behind this user's queued lessons, as record_outcome does (they apply in order)
-                await asyncio.to_thread(self._update_profile, plan.user_id, plan.lesson,
-                                        "profile update for a login")
+                stored = await asyncio.to_thread(self._update_profile, plan.user_id, plan.lesson,
+                                                 "profile update for a login")
             else:
-                await self._aupdate(store, plan.user_id, plan.lesson, "profile update for a login")
+                stored = await self._aupdate(store, plan.user_id, plan.lesson, "profile update for a login")
+            if not stored:
+                plan = untrusted(plan)
             try:
                 await store.areset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
@@ -196,8 +199,10 @@ class AsyncOps(Scoring, Outcomes):
         if store is not None:
             await store.aclose()
 
-    async def _aupdate(self, store: AsyncProfileStore, user_id: str, fn: Updater, what: str) -> None:
+    async def _aupdate(self, store: AsyncProfileStore, user_id: str, fn: Updater, what: str) -> bool:
         try:
             await store.aupdate(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             self._store_failed(f"{what} failed", exc)
+            return False
+        return True

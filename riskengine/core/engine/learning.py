@@ -56,9 +56,10 @@ class Learning(PopulationPrior):
             self._population_add(geo.country, now)
         return learn
 
-    def _update_profile(self, user_id: str, fn: Updater, what: str) -> None:
+    def _update_profile(self, user_id: str, fn: Updater, what: str) -> bool:
         """Every profile write goes through here: with write-behind on it queues behind this
-        user's pending lessons (so they apply in order), otherwise it writes through."""
+        user's pending lessons (so they apply in order), otherwise it writes through. False
+        when the store refused it (counted and logged, never raised)."""
         try:
             if self._writer is not None:
                 self._writer.update(user_id, fn)
@@ -66,6 +67,8 @@ class Learning(PopulationPrior):
                 self.store.update(user_id, fn)
         except Exception as exc:  # noqa: BLE001 - a lost lesson must not fail the login
             self._store_failed(f"{what} failed", exc)
+            return False
+        return True
 
 
 _EMPTY = UserProfile()

@@ -38,6 +38,12 @@ class OutcomePlan(NamedTuple):
     lesson: Updater | None
 
 
+def untrusted(plan: OutcomePlan) -> OutcomePlan:
+    """The plan without its device token: the lesson that trusts the device was not stored,
+    so the token would read as revoked (``DEVICE_TOKEN_INVALID``) at the next login."""
+    return plan._replace(token=None)
+
+
 class Outcomes(Sends, Learning):
     """How challenges ended and failed passwords: the store's counters, profile lessons, audit rows
     (and, from :class:`~riskengine.core.engine.sends.Sends`, the OTP send checks)."""
@@ -72,6 +78,7 @@ class Outcomes(Sends, Learning):
         plan = self._outcome_plan(o, raw, now)
         if plan is None:
             return None
+        self._outcome_budget(o, plan.record)
         if plan.failed_attempts:
             try:
                 self.store.add_otp_failures(plan.user_id, plan.session, plan.failed_attempts, plan.event_ts,
@@ -79,7 +86,8 @@ class Outcomes(Sends, Learning):
             except Exception as exc:  # noqa: BLE001
                 self._store_failed("counting second-factor failures failed", exc)
         if plan.lesson is not None:
-            self._update_profile(plan.user_id, plan.lesson, "profile update for a login")
+            if not self._update_profile(plan.user_id, plan.lesson, "profile update for a login"):
+                plan = untrusted(plan)
             try:
                 self.store.reset_failures(plan.user_id)
             except Exception as exc:  # noqa: BLE001
@@ -110,6 +118,18 @@ class Outcomes(Sends, Learning):
             decision_id=decision_id, outcome=outcome, channels=channels, attempts=attempts,
             trust_device=trust_device, seconds_to_verify=seconds_to_verify, timestamp=timestamp)
         return o, (o.timestamp.timestamp() if o.timestamp is not None else time.time())
+
+    def _outcome_budget(self, o: ChallengeOutcome, rec: ParkedChallenge) -> None:
+        """A challenge that did not verify (failed, abandoned, expired) takes its login back out
+        of the step-up budget's sketch: the budget is a share of logins the second factor
+        proved legitimate, and takeover attempts it stopped must not raise everyone's
+        threshold (docs/threat-model.md). Local state only: merged at the next refresh."""
+        budget = self._budget
+        if o.outcome == "verified" or rec.counted is None or budget is None:
+            return
+        risk, forced = rec.counted
+        with self._budget_lock:
+            budget.retract(risk, forced, rec.at)
 
     def _otp_windows(self, event_ts: float) -> dict[str, float]:
         return {"otp_since": event_ts - self._otp_user_window_s, "session_since": event_ts - self._session_s}

@@ -13,6 +13,9 @@ naming the problem. Versions:
   RTT — what a verified challenge teaches the profile beyond device and place). Older
   records (and a malformed ``x``) read as no traits: the lesson is then only the old one.
   ``ev`` (the event scored: ``LoginAttempt.event``); earlier versions were logins.
+- 4: adds ``b``: what the step-up budget's sketch counted for the login, ``[risk, forced]``
+  (null: not counted), so a challenge that fails can take it back out
+  (:meth:`~riskengine.core.budget.BudgetSketch.retract`). Older records read as not counted.
 
 >>> rec = ParkedChallenge("alice", 1.5e9, "ua:x", 9, "s1", "totp", 0.5)
 >>> decode(encode(rec)) == rec
@@ -34,10 +37,13 @@ from riskengine.core.engine.state import EngineState
 from riskengine.core.enrich.geoip import GeoInfo
 from riskengine.core.profile import NO_TRAITS, LoginTraits
 
-PARKED_VERSION: Final = 3
+PARKED_VERSION: Final = 4
 """The version :func:`encode` writes (:func:`decode` reads this one and every earlier one)."""
 _REQUIRED: Final = ("u", "t", "d", "h", "s", "f", "r", "g")
 
+Counted = tuple[float, bool]
+"""What the step-up budget's sketch counted for a login: the risk it was counted at, and whether
+the floor forced it (:meth:`~riskengine.core.budget.BudgetSketch.observe`)."""
 Place = tuple[str | None, str | None, str | None, float | None, float | None, int | None]
 """country, region, city, latitude, longitude, ASN."""
 _NO_PLACE: Final[Place] = (None, None, None, None, None, None)
@@ -70,6 +76,8 @@ class ParkedChallenge:
     event: str = "login"
     """The event challenged: only a verified ``"login"`` teaches the profile or trusts a device
     (a value a newer version added is kept as read, and is not a login)."""
+    counted: Counted | None = None
+    """What the step-up budget counted for the login (None: nothing, or a record before version 4)."""
     version: int = PARKED_VERSION
 
     @property
@@ -87,6 +95,7 @@ def encode(rec: ParkedChallenge) -> bytes:
         "pv": rec.policy_version, "g": list(rec.place), "tk": rec.trusted_key, "e": rec.established,
         "x": list(rec.traits),
         "ev": rec.event,
+        "b": None if rec.counted is None else list(rec.counted),
     }).encode()
 
 
@@ -122,8 +131,20 @@ def decode(raw: bytes) -> ParkedChallenge:
         factor=ctx["f"], risk=ctx["r"], place=tuple(place),
         device_type=ctx.get("dt"), reason_codes=tuple(codes), policy_version=ctx.get("pv"),
         trusted_key=ctx.get("tk"), established=bool(ctx.get("e", False)), traits=_traits(ctx.get("x")),
-        event=event,
+        event=event, counted=_counted(ctx.get("b")),
         version=version if isinstance(version, int) else 1)
+
+
+def _counted(raw: Any) -> Counted | None:
+    """The parked budget entry, or none when absent (versions 1–3) or not what version 4 writes
+    (a record that cannot say what was counted retracts nothing)."""
+    if not isinstance(raw, list) or len(raw) != 2:
+        return None
+    risk, forced = raw
+    if isinstance(risk, bool) or not isinstance(risk, int | float) or not 0.0 <= risk <= 1.0 \
+            or not isinstance(forced, bool):
+        return None
+    return float(risk), forced
 
 
 def _traits(raw: Any) -> LoginTraits:
@@ -142,10 +163,11 @@ class Parking(EngineState):
 
     def _park(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
               dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
-              established: bool, traits: LoginTraits = NO_TRAITS) -> None:
+              established: bool, traits: LoginTraits = NO_TRAITS, counted: Counted | None = None) -> None:
         """Keep what record_outcome needs, in the store, so any worker can take the outcome."""
         payload = self._parked(decision, attempt, user_id, now, geo, dkey, hour, device_type,
-                               trusted_key=trusted_key, established=established, traits=traits)
+                               trusted_key=trusted_key, established=established, traits=traits,
+                               counted=counted)
         try:
             self.store.put_pending(decision.decision_id, payload, now + self._session_s, user_id=user_id,
                                    max_per_user=self._max_pending_per_user)
@@ -154,10 +176,10 @@ class Parking(EngineState):
 
     def _parked(self, decision: Decision, attempt: Attempt, user_id: str, now: float, geo: GeoInfo,
                 dkey: str, hour: int | None, device_type: str, *, trusted_key: str | None,
-                established: bool, traits: LoginTraits = NO_TRAITS) -> bytes:
+                established: bool, traits: LoginTraits = NO_TRAITS, counted: Counted | None = None) -> bytes:
         """The parked record of a challenged login (:func:`encode`)."""
         return encode(ParkedChallenge(
             user_id, now, dkey, hour, attempt.session_id or "", decision.factor, decision.risk,
             (geo.country, geo.region, geo.city, geo.latitude, geo.longitude, geo.asn),
             device_type, tuple(r.code for r in decision.reasons), decision.policy_version,
-            trusted_key, established, traits, decision.event))
+            trusted_key, established, traits, decision.event, counted))

@@ -13,7 +13,7 @@ from riskengine.core.decision import Action, Decision, Event, Reason
 from riskengine.core.decision_ids import new_decision_id
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
-from riskengine.core.engine.parking import Parking
+from riskengine.core.engine.parking import Counted, Parking
 from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.core.enrich.timezone import local_hour_at
 from riskengine.core.enrich.useragent import ParsedUA, device_key
@@ -79,6 +79,8 @@ class Concluded(NamedTuple):
     device_key: str
     degraded: bool
     established: bool
+    counted: Counted | None = None
+    """What the step-up budget's sketch counted for this login (parked with a challenge)."""
 
 
 class Scoring(AuditRows, Learning, Parking):
@@ -119,7 +121,7 @@ class Scoring(AuditRows, Learning, Parking):
         elif c.decision.action == "challenge":
             self._park(c.decision, attempt, p.user_id, p.now, p.geo, c.device_key, p.hour, p.ua.device_type,
                        trusted_key=c.device_key if c.trusted else None, established=c.established,
-                       traits=p.traits)
+                       traits=p.traits, counted=c.counted)
         self._finish(p, attempt, c)
         return c.decision
 
@@ -161,7 +163,7 @@ class Scoring(AuditRows, Learning, Parking):
             assert snap is not None
             writer = self._writer
             profile = snap.profile if writer is None else writer.overlay(p.user_id, snap.profile, before)
-            decision, cold, trusted, dkey = self._decide(
+            decision, cold, trusted, dkey, counted = self._decide(
                 attempt, p.user_id, p.decision_id, p.now, p.geo, p.geo_problem, p.device_key, p.token_key,
                 p.token_problem, p.hour, p.ua, p.traits, profile, snap.user_failures, snap.ip_failures,
                 snap.otp_session_failures > self._otp_max, snap.otp_user_failures > self._otp_user_max,
@@ -169,10 +171,10 @@ class Scoring(AuditRows, Learning, Parking):
             degraded = False
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             decision = self._fail_mode(p.decision_id, p.user_id, p.device_key, exc, attempt.event)
-            cold, trusted, dkey, degraded = False, False, p.device_key, True
+            cold, trusted, dkey, degraded, counted = False, False, p.device_key, True, None
         if self._shadow:
             decision = shadowed(decision)  # returns allow; what enforcement would do rides along
-        return Concluded(decision, profile, cold, trusted, dkey, degraded, profile is not None and not cold)
+        return Concluded(decision, profile, cold, trusted, dkey, degraded, profile is not None and not cold, counted)
 
     def _finish(self, p: Prepared, attempt: Attempt, c: Concluded) -> None:
         latency_us = (time.perf_counter() - p.started) * 1e6
@@ -215,7 +217,7 @@ class Scoring(AuditRows, Learning, Parking):
         hour: int | None, ua: ParsedUA, traits: LoginTraits, profile: UserProfile | None,
         user_failures: int, ip_failures: int,
         otp_exceeded: bool, otp_locked: bool, shared: CrossUser | None = None, otp_recent: int = 0,
-    ) -> tuple[Decision, bool, bool, str]:
+    ) -> tuple[Decision, bool, bool, str, Counted | None]:
         p = profile if profile is not None else _EMPTY_PROFILE
         cold = p.logins < self._cold_min
         trusted = False
@@ -315,17 +317,20 @@ class Scoring(AuditRows, Learning, Parking):
             extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
                             dkey, self.policy.version, threshold=threshold, event=event)
+        counted: Counted | None = None
         if budget is not None:
             # what the sketch learns: a login the floor forced counts as stepped up whatever its
             # risk; one a trusted device allows whatever the threshold counts at risk 0
             exempt = trusted and not any(r.code in self.policy.strong for r in a.reasons)
             established = p.logins >= self._budget_established
             if a.action != "deny" and established:
+                risk = 0.0 if exempt else a.risk
                 with self._budget_lock:
-                    budget.observe(user_id, 0.0 if exempt else a.risk, a.floor, now)
+                    if budget.observe(user_id, risk, a.floor, now):
+                        counted = (risk, a.floor)  # parked with a challenge: retracted if it fails
             if self._budget_tap is not None:
                 self._budget_tap.append((established, exempt, a.floor))
-        return decision, cold, trusted, dkey
+        return decision, cold, trusted, dkey, counted
 
     def _budget_threshold(self, now: float) -> float:
         """The live threshold; at each refresh boundary of event time, this worker's delta is

@@ -39,6 +39,12 @@ once the profiles hold ~3 months (20k users, seed 42: 1.1 % in the first window 
 MAX_WARMUP_DAYS: Final = 365
 
 
+DEFAULT_ATO_SHARE = 0.004
+MAX_ATO_SHARE = 0.2
+"""Victims per takeover family at most a fifth of the users: beyond it, every family's victims
+(six families) would not fit in the user base."""
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
     users: int = 20_000
@@ -53,7 +59,7 @@ class SimulationConfig:
     signup_drop: float = 0.10
     """Relative conversion loss of ``mfa_at_signup`` (practice reports 5–15 %)."""
     attack_intensity: float = 1.0
-    ato_share: float = 0.004
+    ato_share: float = DEFAULT_ATO_SHARE
     """Victims per takeover family, as a share of users per 90 days."""
     pumping_waves: int = 1
     """SMS pumping waves in the window (fresh accounts triggering OTPs to numbers the ring is paid for)."""
@@ -72,6 +78,8 @@ class SimulationConfig:
             raise ValueError("signup_drop must be in [0, 1)")
         if not 0 <= self.warmup_days <= MAX_WARMUP_DAYS:
             raise ValueError(f"--warmup-days must be in 0..{MAX_WARMUP_DAYS}, got {self.warmup_days}")
+        if not 0.0 <= self.ato_share <= MAX_ATO_SHARE:
+            raise ValueError(f"--ato-share must be in 0..{MAX_ATO_SHARE}, got {self.ato_share}")
         datetime.fromisoformat(self.start)
         get_profile(self.profile)
 
