@@ -316,10 +316,12 @@ class Scoring(AuditRows, Learning, Parking):
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
             if budget is not None and p.logins < self._budget_established and self.policy.rules_top is None:
-                # the budget measures established users only: one it does not measure is never
-                # held to a laxer threshold than the fixed policy's (a takeover of a new account);
-                # with a model, the policy holds the rules' risk to it instead (docs/budget.md)
-                threshold = min(threshold, self.policy.challenge_threshold)
+                # the budget measures established users only: one it does not measure is judged
+                # by the fixed policy, neither laxer (a takeover of a new account while
+                # established users' risks ran high) nor stricter (a new user's second device
+                # while they ran low); with a model, the policy holds the rules' risk to it
+                # instead (docs/budget.md)
+                threshold = self.policy.challenge_threshold
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
