@@ -473,8 +473,8 @@ def test_a_user_the_budget_does_not_measure_is_judged_by_the_fixed_threshold_whe
             decay_weight(t, settings.policy.budget_half_life_hours * 3600.0)
         store.budget_merge({era_key(era, str(bin_of(0.0))): 9900 * w, era_key(era, str(bin_of(0.25))): 100 * w,
                             era_key(era, COUNT_KEY): 10000.0})
-        old = e.score(make_attempt("old", ts=ts, ua=FIREFOX_MAC))
-        young = e.score(make_attempt("young", ts=ts + timedelta(minutes=5), place=MANCHESTER, ip="86.1.2.3"))
+        young = e.score(make_attempt("young", ts=ts, place=MANCHESTER, ip="86.1.2.3"))
+        old = e.score(make_attempt("old", ts=ts + timedelta(seconds=1), ua=FIREFOX_MAC))  # same refresh period
     assert old.threshold == 0.25 < fixed
     assert young.threshold == fixed
     assert old.threshold <= young.risk < fixed and young.action == "allow"
