@@ -43,3 +43,18 @@ def test_engine_from_config_accepts_path_settings_and_dict(tmp_path: Path,
     assert Engine.from_config(cfg).policy.version == "candidate-7"
     assert Engine.from_config({"geo": {"city_db": None}, "policy": {"version": "d"}}).policy.version == "d"
     assert Engine.from_config(Settings()).policy.version == "rules-v1"
+
+
+@pytest.mark.parametrize(("value", "ok"), [(-0.01, False), (0.0, True), (1.0, True), (1.01, False)])
+def test_rtt_known_prefix_value_is_a_strength_in_0_1(value: float, ok: bool) -> None:
+    if ok:
+        assert Settings(rtt={"known_prefix_value": value}).rtt.known_prefix_value == value
+    else:
+        with pytest.raises(ValidationError, match="known_prefix_value"):
+            Settings(rtt={"known_prefix_value": value})
+
+
+def test_travel_usual_place_days_is_at_least_one_day() -> None:
+    assert Settings(geo={"travel_usual_place_days": 1.0}).geo.travel_usual_place_days == 1.0
+    with pytest.raises(ValidationError, match="travel_usual_place_days"):
+        Settings(geo={"travel_usual_place_days": 0.99})

@@ -17,7 +17,7 @@ import pytest
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
 from riskengine.core.attempt import Attempt
-from riskengine.core.budget import FORCED_KEY, bin_of, era_of, of_era
+from riskengine.core.budget import COUNT_KEY, FORCED_KEY, bin_of, decay_weight, era_key, era_of, of_era
 from riskengine.core.config import Settings
 from riskengine.core.decision import Reason
 from riskengine.core.engine.scoring import CrossUser
@@ -452,6 +452,32 @@ def test_the_live_budget_threshold_holds_established_users_only() -> None:
     assert fixed < lax.risk < lax.threshold and lax.action == "allow"  # the fixed policy would step up
     assert newer.threshold == fixed
     assert just.threshold is not None and just.threshold > fixed
+
+
+def test_a_user_the_budget_does_not_measure_is_judged_by_the_fixed_threshold_when_the_live_one_is_lower() -> None:
+    """The other side: established users' risks ran low, so the live threshold (0.25, the
+    clamp's bottom) is stricter than the fixed one. A newer account is judged by the fixed
+    policy, not the live threshold: its login from a new city and address block (0.25) is
+    not stepped up because established users happen to be quiet."""
+    fixed = S.policy.challenge_threshold
+    store = MemoryStore()
+    settings = offline_settings(policy={"target_stepup_rate": 0.01, "budget_warmup_logins": 10,
+                                        "budget_refresh_seconds": 60.0})
+    with Engine(settings, store=store, sink=MemorySink()) as e:
+        last = establish(e, user_id="old", days=20)
+        establish(e, user_id="young", days=S.policy.budget_established_logins - 1)
+        ts = last + timedelta(hours=1)
+        # a merged sketch from other workers: 99 % of established logins at 0, 1 % at 0.25
+        t = ts.timestamp()
+        era, w = era_of(t, settings.policy.budget_half_life_hours * 3600.0), \
+            decay_weight(t, settings.policy.budget_half_life_hours * 3600.0)
+        store.budget_merge({era_key(era, str(bin_of(0.0))): 9900 * w, era_key(era, str(bin_of(0.25))): 100 * w,
+                            era_key(era, COUNT_KEY): 10000.0})
+        young = e.score(make_attempt("young", ts=ts, place=MANCHESTER, ip="86.1.2.3"))
+        old = e.score(make_attempt("old", ts=ts + timedelta(seconds=1), ua=FIREFOX_MAC))  # same refresh period
+    assert old.threshold == 0.25 < fixed
+    assert young.threshold == fixed
+    assert old.threshold <= young.risk < fixed and young.action == "allow"
 
 
 def test_without_a_budget_the_fixed_threshold_decides() -> None:

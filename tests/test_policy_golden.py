@@ -310,6 +310,30 @@ def test_the_owner_on_a_new_address_of_their_own_network_is_allowed(engine: Engi
     assert d.risk == pytest.approx(DEFAULTS.geo.new_prefix_weight)  # 0.2: one block in 20 logins
 
 
+@pytest.mark.parametrize("value", [0.0, 0.4, 1.0])
+def test_an_rtt_spike_on_the_owners_own_address_block_counts_at_known_prefix_value(value: float) -> None:
+    """A relay's exit is not in the user's own /24: there a slow round trip is congestion and
+    ``RTT_ANOMALY`` counts at ``rtt.known_prefix_value``; from another block of the same network
+    (a residential proxy on the victim's ISP) it counts in full, beside ``NEW_PREFIX``."""
+    with Engine(offline_settings(rtt={"known_prefix_value": value})) as engine:
+        home = establish(engine, "alice", rtt_ms=35.0, ip="81.2.69.160")
+        d = engine.score(make_attempt("alice", home + timedelta(days=1), ip="81.2.69.201", rtt_ms=240.0))
+        rtt = DEFAULTS.rtt.weight
+        assert d.reason_codes == (("RTT_ANOMALY",) if value else ())
+        assert d.risk == pytest.approx(rtt * value)
+        away = establish(engine, "bob", rtt_ms=35.0, ip="81.2.69.160")
+        proxy = engine.score(make_attempt("bob", away + timedelta(days=1), ip="81.2.99.7", rtt_ms=240.0))
+        assert set(proxy.reason_codes) == {"NEW_PREFIX", "RTT_ANOMALY"}
+        assert {r.code: r.weight for r in proxy.reasons}["RTT_ANOMALY"] == pytest.approx(rtt)
+
+
+def test_the_default_known_prefix_value_keeps_a_congestion_spike_alone_under_the_threshold(engine: Engine) -> None:
+    last = establish(engine, rtt_ms=35.0, ip="81.2.69.160")
+    d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="81.2.69.201", rtt_ms=240.0))
+    assert d.action == "allow"
+    assert d.risk == pytest.approx(DEFAULTS.rtt.weight * DEFAULTS.rtt.known_prefix_value)
+
+
 def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> None:
     last = establish(engine)
     d = engine.score(make_attempt(ts=last + timedelta(days=1), ip="203.0.113.9", place={**LONDON, "asn": 5089}))
@@ -318,3 +342,24 @@ def test_a_new_network_is_new_asn_not_new_asn_and_new_prefix(engine: Engine) -> 
 
 CHROME_121 = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/121.0.0.0 Safari/537.36")
+
+
+def test_a_vpn_users_jump_between_home_and_the_exit_is_not_impossible_travel_by_default(engine: Engine) -> None:
+    """``geo.travel_between_usual_places`` (on): home in London, a VPN exit in Edinburgh used on
+    five evenings; ten minutes from one to the other is the user at two of their places. The same
+    jump to a place never used (Paris) is impossible travel."""
+    assert DEFAULTS.geo.travel_between_usual_places
+    exit_ = {**EDINBURGH, "asn": 9009}
+    for day in range(20):
+        assert engine.score(make_attempt(ts=T0 + timedelta(days=day))).action == "allow"
+        if day % 3 == 2 and day < 17:
+            d = engine.score(make_attempt(ts=T0 + timedelta(days=day, hours=11), place=exit_, ip="185.220.7.7"))
+            if d.action == "challenge":
+                engine.record_outcome(d.decision_id, "verified", channels=["sms"],
+                                      timestamp=T0 + timedelta(days=day, hours=11, seconds=30))
+    morning = T0 + timedelta(days=20)
+    assert engine.score(make_attempt(ts=morning)).action == "allow"
+    jump = engine.score(make_attempt(ts=morning + timedelta(minutes=10), place=exit_, ip="185.220.7.8"))
+    assert (jump.action, jump.reason_codes) == ("allow", ())
+    paris = engine.score(make_attempt(ts=morning + timedelta(minutes=20), place=PARIS, ip="198.51.100.7"))
+    assert "IMPOSSIBLE_TRAVEL" in paris.reason_codes and paris.action != "allow"

@@ -130,6 +130,14 @@ class GeoSettings(_Section):
     place_merge_km: float = Field(50.0, gt=0)
     """A login within this distance of a usual place moves that place instead of adding one."""
     place_half_life_days: float = Field(90.0, gt=0)
+    travel_between_usual_places: bool = True
+    """``IMPOSSIBLE_TRAVEL`` does not fire when this login and the last one are both within
+    ``place_merge_km`` of a usual place with at least ``travel_usual_place_days`` (decayed) days
+    of logins: a VPN user between home and the VPN's exit is at two of their own places, not two
+    parties at once."""
+    travel_usual_place_days: float = Field(3.0, ge=1)
+    """Days with a login near a place (decayed, ``place_half_life_days``) before it is usual
+    enough for ``travel_between_usual_places``."""
 
     @model_validator(mode="after")
     def _far_ordered(self) -> GeoSettings:
@@ -155,6 +163,11 @@ class RttSettings(_Section):
     """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
     max_asns: int = Field(3, ge=1, le=16)
     """Networks whose band the profile keeps (the most-sampled)."""
+    known_prefix_value: float = Field(0.3, ge=0, le=1)
+    """Strength of ``RTT_ANOMALY`` when the login comes from an address block (``geo.ipv4_prefix``
+    / ``geo.ipv6_prefix``) the user has logged in from within ``geo.history_days``: a relay's
+    exit is almost never inside the user's own block, so an RTT excursion there is congestion.
+    1.0 = the same strength everywhere."""
 
 
 class HourSettings(_Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from riskengine.core.signals.prefix import address_prefix, new_prefix
+from riskengine.core.signals.prefix import address_prefix, new_prefix, prefix_seen
 
 DAY = 86400.0
 
@@ -29,6 +29,17 @@ def test_history_window_boundary() -> None:
     seen = {"81.2.69.0": 0}
     assert new_prefix("81.2.69.0", False, seen, 365 * DAY, 365).value == 0.0
     assert new_prefix("81.2.69.0", False, seen, 365 * DAY + 1, 365).value == 1.0
+
+
+def test_prefix_seen_is_the_complement_of_new_prefix_at_the_history_boundary() -> None:
+    seen = {"81.2.69.0": 0}
+    assert prefix_seen("81.2.69.0", seen, 365 * DAY, 365)
+    assert not prefix_seen("81.2.69.0", seen, 365 * DAY + 1, 365)
+    assert not prefix_seen("81.2.70.0", seen, DAY, 365)
+    assert not prefix_seen(None, seen, DAY, 365)
+    for now in (DAY, 365 * DAY, 365 * DAY + 1):
+        for prefix in ("81.2.69.0", "81.2.70.0"):
+            assert prefix_seen(prefix, seen, now, 365) == (new_prefix(prefix, False, seen, now, 365).value == 0.0)
 
 
 def test_a_new_network_is_counted_once_by_new_asn() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from riskengine.core.profile import DEFAULT_LIMITS, EvidenceLimits, LoginTraits, RttBand, UserProfile
-from riskengine.core.signals.rtt import rtt_anomaly
+from riskengine.core.signals.rtt import on_known_prefix, rtt_anomaly
 
 BAND = {3320: RttBand(math.log(40.0), 0.1, 20)}
 ARGS = (5, 3.0, 1.6, 25.0)  # min_samples, k, min_factor, slack_ms (the defaults)
@@ -53,6 +53,21 @@ def test_a_new_network_fires_only_past_the_slowest_band_and_the_slack() -> None:
     r = rtt_anomaly(slowest_edge + ARGS[3] + 1.0, 64500, bands, *ARGS)
     assert r.value == pytest.approx(0.5 + 0.5 * math.log((slowest_edge + ARGS[3] + 1.0) / slowest_edge) / width,
                                     abs=1e-4)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3, 0.999, 1.0])
+def test_on_a_known_block_the_anomaly_is_scaled_by_known_prefix_value(value: float) -> None:
+    fired = rtt_anomaly(500.0, 3320, BAND, *ARGS)
+    assert fired.value == 1.0
+    scaled = on_known_prefix(fired, True, value)
+    assert scaled.code == "RTT_ANOMALY" and scaled.value == pytest.approx(value)
+    if value < 1.0:
+        assert "congestion more likely than a relay" in scaled.detail
+    else:
+        assert scaled is fired  # 1.0: the signal as it was
+    assert on_known_prefix(fired, False, value) is fired  # a new block: in full
+    quiet = rtt_anomaly(45.0, 3320, BAND, *ARGS)
+    assert on_known_prefix(quiet, True, value) is quiet  # nothing fired, nothing to scale
 
 
 def learn(p: UserProfile, rtt: float, asn: int = 3320, limits: EvidenceLimits = DEFAULT_LIMITS) -> UserProfile:

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from riskengine.core.profile import EvidenceLimits, UserProfile, UsualPlace
+from riskengine.core.signals.base import SignalResult
 from riskengine.core.signals.geo import EARTH_RADIUS_KM, haversine_km
-from riskengine.core.signals.usual_places import far_from_usual_places
+from riskengine.core.signals.usual_places import between_usual_places, far_from_usual_places
 
 KM_PER_DEG_LAT = EARTH_RADIUS_KM * math.pi / 180
 HOME = UsualPlace(0.0, 0.0, 10.0, 0)
@@ -90,3 +91,42 @@ def test_a_decayed_place_loses_to_a_fresh_one() -> None:
     p = UserProfile(places=(old, recent))
     q = learn(p, 100 * 86400, -30.0, -30.0, limits)     # old: 8 × 2⁻¹⁰ < 1 → evicted
     assert [x.lat for x in q.places] == [20.0, -30.0]
+
+
+# -- impossible travel between two usual places ----------------------------------------------
+
+TRAVEL = SignalResult("IMPOSSIBLE_TRAVEL", 1.0, "1000 km in 0.1 h since the last login")
+FAR = UsualPlace(north(1000), 0.0, 3.0, 0)  # a VPN exit, three days of logins
+ARGS = (50.0, 3.0, 90 * 86400.0, 0.0)  # radius_km (place_merge_km), min_days, half-life, now
+
+
+def test_travel_between_two_usual_places_does_not_fire() -> None:
+    r = between_usual_places(TRAVEL, 0.0, 0.0, north(1000), 0.0, [HOME, FAR], *ARGS)
+    assert r.value == 0.0 and "usual places" in r.detail
+    # either end not a usual place: the travel stands
+    assert between_usual_places(TRAVEL, 0.0, 0.0, north(1000), 0.0, [HOME], *ARGS) is TRAVEL
+    assert between_usual_places(TRAVEL, north(2000), 0.0, north(1000), 0.0, [HOME, FAR], *ARGS) is TRAVEL
+    assert between_usual_places(TRAVEL, None, None, north(1000), 0.0, [HOME, FAR], *ARGS) is TRAVEL
+    quiet = SignalResult("IMPOSSIBLE_TRAVEL", 0.0, "plausible")
+    assert between_usual_places(quiet, 0.0, 0.0, north(1000), 0.0, [HOME, FAR], *ARGS) is quiet
+
+
+@pytest.mark.parametrize(("km", "exempt"), [(49.9, True), (50.1, False)])
+def test_the_radius_is_place_merge_km(km: float, exempt: bool) -> None:
+    r = between_usual_places(TRAVEL, north(km), 0.0, north(1000), 0.0, [HOME, FAR], *ARGS)
+    assert (r.value == 0.0) == exempt
+
+
+@pytest.mark.parametrize(("days", "exempt"), [(2.999, False), (3.0, True)])
+def test_a_place_is_usual_from_travel_usual_place_days(days: float, exempt: bool) -> None:
+    r = between_usual_places(TRAVEL, 0.0, 0.0, north(1000), 0.0, [HOME, FAR._replace(weight=days)], *ARGS)
+    assert (r.value == 0.0) == exempt
+
+
+def test_a_place_stops_being_usual_as_its_days_decay() -> None:
+    half_life = 90 * 86400.0
+    exit_ = FAR._replace(weight=6.0)  # six days, then one half-life without a login: three
+    assert between_usual_places(TRAVEL, 0.0, 0.0, north(1000), 0.0, [HOME, exit_], 50.0, 3.0, half_life,
+                                half_life).value == 0.0
+    assert between_usual_places(TRAVEL, 0.0, 0.0, north(1000), 0.0, [HOME, exit_], 50.0, 3.0, half_life,
+                                half_life + 3600).value == 1.0

@@ -29,11 +29,11 @@ from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.habit import habitual
 from riskengine.core.signals.network import hosting_network
 from riskengine.core.signals.population import rare_country_for_service
-from riskengine.core.signals.prefix import address_prefix, new_prefix
-from riskengine.core.signals.rtt import rtt_anomaly
+from riskengine.core.signals.prefix import address_prefix, new_prefix, prefix_seen
+from riskengine.core.signals.rtt import on_known_prefix, rtt_anomaly
 from riskengine.core.signals.time_of_day import unusual_hour
 from riskengine.core.signals.ua_version import new_ua_version, ua_downgrade
-from riskengine.core.signals.usual_places import far_from_usual_places
+from riskengine.core.signals.usual_places import between_usual_places, far_from_usual_places
 from riskengine.core.typing import Snapshot
 
 
@@ -284,9 +284,14 @@ class Scoring(AuditRows, Learning, Parking):
                                if asn_new else network)
             self._finer(signals, traits, ua, dkey, geo, now, p, region_new, asn_new, listed)
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
-                signals.append(impossible_travel(
+                travel = impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
-                    self._max_speed_kmh, self._tolerance_km))
+                    self._max_speed_kmh, self._tolerance_km)
+                if travel.value > 0.0 and self._travel_usual is not None:
+                    # home and a VPN exit: the user at two of their own places, not two parties
+                    travel = between_usual_places(travel, geo.latitude, geo.longitude, p.last_lat, p.last_lon,
+                                                  p.places, *self._travel_usual, now)
+                signals.append(travel)
             # an odd hour only ever adds to other evidence, so it is only worth computing
             # when something else fired (a model computes its own hour rarity from the profile)
             if _any_fired(signals):
@@ -311,10 +316,12 @@ class Scoring(AuditRows, Learning, Parking):
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
             if budget is not None and p.logins < self._budget_established and self.policy.rules_top is None:
-                # the budget measures established users only: one it does not measure is never
-                # held to a laxer threshold than the fixed policy's (a takeover of a new account);
-                # with a model, the policy holds the rules' risk to it instead (docs/budget.md)
-                threshold = min(threshold, self.policy.challenge_threshold)
+                # the budget measures established users only: one it does not measure is judged
+                # by the fixed policy, neither laxer (a takeover of a new account while
+                # established users' risks ran high) nor stricter (a new user's second device
+                # while they ran low); with a model, the policy holds the rules' risk to it
+                # instead (docs/budget.md)
+                threshold = self.policy.challenge_threshold
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
@@ -388,7 +395,12 @@ class Scoring(AuditRows, Learning, Parking):
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))
         if p.rtt and t.rtt_ms is not None:
-            out.append(rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt))
+            rtt = rtt_anomaly(t.rtt_ms, geo.asn, p.rtt, *self._rtt)
+            if rtt.value > 0.0 and self._rtt_known_prefix < 1.0:
+                # a relay's exit is not in the user's own address block: there it is congestion
+                rtt = on_known_prefix(rtt, prefix_seen(t.prefix, p.prefixes, now, history_days),
+                                      self._rtt_known_prefix)
+            out.append(rtt)
 
     def _event_signals(self, event: Event, dkey: str, p: UserProfile, geo: GeoInfo, now: float,
                        trusted: bool, cold: bool, otp_recent: int) -> list[SignalResult]:

@@ -123,6 +123,10 @@ class EngineState:
         self._prefix_bits = (s.geo.ipv4_prefix, s.geo.ipv6_prefix)
         self._far = (s.geo.far_km, s.geo.far_full_km)
         self._rtt = (s.rtt.min_samples, s.rtt.k, s.rtt.min_factor, s.rtt.slack_ms)
+        self._rtt_known_prefix = s.rtt.known_prefix_value
+        self._travel_usual = (s.geo.place_merge_km, s.geo.travel_usual_place_days,
+                              s.geo.place_half_life_days * _SECONDS_PER_DAY) \
+            if s.geo.travel_between_usual_places else None
         self._evidence_limits = EvidenceLimits(
             s.device.max_ua_families, s.device.max_ua_versions, s.geo.max_prefixes, s.geo.max_cities,
             s.geo.max_usual_places, s.geo.place_merge_km, s.geo.place_half_life_days, s.rtt.max_asns,

@@ -51,6 +51,22 @@ def address_prefix(ip: str, ipv4_bits: int = 24, ipv6_bits: int = 48) -> str | N
     return str(ipaddress.ip_network(f"{address}/{bits}", strict=False).network_address)
 
 
+def prefix_seen(prefix: str | None, prefixes: Mapping[str, int], now: float, history_days: float) -> bool:
+    """Whether the user has logged in from ``prefix`` within ``history_days``.
+
+    >>> prefix_seen("81.2.69.0", {"81.2.69.0": 100}, 200, 365)
+    True
+    >>> prefix_seen("81.2.69.0", {"81.2.69.0": 0}, 400 * 86400, 365)
+    False
+    >>> prefix_seen(None, {"81.2.69.0": 100}, 200, 365)
+    False
+    """
+    if prefix is None:
+        return False
+    last = prefixes.get(prefix)
+    return last is not None and (now - last) / 86400.0 <= history_days
+
+
 def new_prefix(
     prefix: str | None, asn_new: bool, prefixes: Mapping[str, int], now: float, history_days: float,
 ) -> SignalResult:
@@ -68,10 +84,9 @@ def new_prefix(
         return _UNKNOWN
     if asn_new:
         return _COARSER
-    last = prefixes.get(prefix)
-    if last is None or (now - last) / 86400.0 > history_days:
+    if not prefix_seen(prefix, prefixes, now, history_days):
         return SignalResult(reasons.NEW_PREFIX, 1.0, f"first login from address block {prefix}")
     return _SEEN
 
 
-__all__ = ["address_prefix", "new_prefix"]
+__all__ = ["address_prefix", "new_prefix", "prefix_seen"]

@@ -6,6 +6,12 @@ latency (or a host close to the server removes it). The profile keeps, per AS, t
 mean and mean absolute deviation of ``log(rtt)``; ``RTT_ANOMALY`` fires outside
 ``mean ± max(k·deviation, log(min_factor))`` and beyond ``slack_ms`` in absolute terms,
 graded from 0.5 at the band's edge to 1.0 at twice the distance.
+
+What an odd RTT says depends on where the login comes from. A relay (a residential proxy, a
+VPN, a remote-access tool) shows the address of its exit, and that exit is almost never
+inside an address block the user has logged in from: an RTT excursion on the user's own
+block is the path's congestion (a busy evening, a Wi-Fi retry), not a relay.
+:func:`on_known_prefix` weights the signal down there (``rtt.known_prefix_value``).
 """
 
 from __future__ import annotations
@@ -81,4 +87,23 @@ def _slower_than_every_band(
                         f"(at most {high:.0f} ms)")
 
 
-__all__ = ["rtt_anomaly"]
+def on_known_prefix(sig: SignalResult, prefix_known: bool, value: float) -> SignalResult:
+    """``sig`` with its value multiplied by ``value`` when it fired and the login comes from an
+    address block the user has logged in from (``prefix_known``); otherwise ``sig`` itself.
+
+    >>> s = SignalResult("RTT_ANOMALY", 1.0, "round-trip 300 ms, usual on AS3320 25–64 ms")
+    >>> r = on_known_prefix(s, True, 0.4)
+    >>> r.value
+    0.4
+    >>> r.detail.split("; ")[1]
+    'from an address block the user uses: congestion more likely than a relay'
+    >>> on_known_prefix(s, False, 0.4) is s
+    True
+    """
+    if not prefix_known or sig.value <= 0.0 or value >= 1.0:
+        return sig
+    return SignalResult(sig.code, round(sig.value * value, 4),
+                        f"{sig.detail}; from an address block the user uses: congestion more likely than a relay")
+
+
+__all__ = ["on_known_prefix", "rtt_anomaly"]
