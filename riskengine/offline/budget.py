@@ -10,9 +10,9 @@ budget afterwards, here, walking the rows in event-time order with the engine's 
    ``challenge_threshold`` until ``budget_warmup_logins`` established logins were merged);
 2. the row's action: ``deny`` if it was denied; ``challenge`` if a floor signal fired;
    ``allow`` if a trusted device exempts it; else ``challenge`` iff ``risk >= threshold``
-   (for a user who is not established, the lower of the threshold and the fixed
-   ``challenge_threshold``: the budget measures established users only; with a model the
-   threshold itself, the fixed one holding the rules' risk through ``floor_forced``);
+   (for a user who is not established, the fixed ``challenge_threshold``, as the live engine
+   judges one: the budget measures established users only; with a model the threshold
+   itself, the fixed one holding the rules' risk through ``floor_forced``);
 3. an established, not denied row enters the delta (the per-user cap applies): forced rows
    as "stepped up whatever their risk", exempt rows at risk 0;
 4. a row it challenges whose challenge would not verify (``fails``: what the replay's
@@ -166,10 +166,11 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
                     retract, risk[admitted].tolist())
     # 4. each row's threshold and action, columnar
     live = np.repeat(np.asarray(level, dtype=np.float64), np.diff(np.append(starts, n)))
-    # with a model, a user the budget does not measure meets the live threshold on the blend, and
-    # the fixed one on the rules' risk (forced in the scoring pass): no min() then
+    # a user the budget does not measure meets the fixed threshold exactly (the live engine's
+    # rule); with a model, the live threshold on the blend, the fixed one on the rules' risk
+    # (forced in the scoring pass)
     if settings.policy.model is None:
-        thresholds = np.where(est, live, np.minimum(live, settings.policy.challenge_threshold))
+        thresholds = np.where(est, live, settings.policy.challenge_threshold)
     else:
         thresholds = live
     challenge = np.where(forced, True, np.where(exempt, False, risk >= thresholds))
@@ -349,9 +350,9 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
     merged = MergedBins(sketch.cfg)
     cfg, fallback = sketch.cfg, sketch.fallback
     era: int | None = None
-    # with a model, a user the budget does not measure meets the live threshold on the blend, and
-    # the fixed one on the rules' risk (forced in the scoring pass): no min() here
-    fixed = settings.policy.challenge_threshold if settings.policy.model is None else math.inf
+    # a user the budget does not measure meets the fixed threshold exactly; with a model, the live
+    # threshold on the blend, and the fixed one on the rules' risk (forced in the scoring pass)
+    fixed = settings.policy.challenge_threshold if settings.policy.model is None else None
     for i in order:
         t = seconds[i]
         if sketch.due(t):
@@ -363,7 +364,7 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
                 sketch.set_threshold(merged.threshold(era, fallback), t)
             else:
                 sketch.set_threshold(sketch.threshold, t)
-        thr = sketch.threshold if est[i] else min(sketch.threshold, fixed)
+        thr = sketch.threshold if est[i] or fixed is None else fixed
         thresholds[i] = thr
         if denied[i]:
             actions[i] = "deny"
