@@ -164,13 +164,16 @@ def _net(bins: list[float], taken: list[float]) -> list[float]:
 
 
 def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: BudgetConfig, fallback: float, *,
-                 total: float | None = None, tails: Sequence[float] | None = None) -> float:
+                 total: float | None = None, tails: list[float] | None = None) -> float:
     """:func:`threshold_from` on a sketch already laid out as ``BINS`` weights, the forced
     weight and the login count. The total is the exactly rounded sum of the bins and the
     forced weight (``math.fsum``), so the threshold does not depend on the order a store
-    hands the fields back in. ``total`` and ``tails`` (:func:`walk_tails`) may be passed when
-    the caller keeps them up to date (:class:`MergedBins`); they must equal what this
-    function would compute.
+    hands the fields back in. ``total`` may be passed when the caller keeps it up to date
+    (:class:`MergedBins`; it must equal that sum), and ``tails``: the running sums of the bins
+    from the top down (:func:`walk_tails`), or any prefix of them — a list the caller keeps
+    between calls, which this function extends in place only as far as the walk needs (to
+    the first sum past the budget), so a caller whose top bins did not change pays for no
+    re-walk.
 
     >>> cfg = BudgetConfig(0.1, 0.0, 1.0, 0, 86400.0)
     >>> bins = [0.0] * BINS; bins[100], bins[200] = 90.0, 10.0
@@ -195,8 +198,14 @@ def threshold_of(bins: Sequence[float], forced: float, count: float, cfg: Budget
         # search in them; under ``low`` only the first non-empty bin matters.
         limit = room + room * 1e-9
         low = walk_floor_bin(cfg)
-        if tails is None:
-            tails = walk_tails(bins, low)
+        run = [] if tails is None else tails
+        full = BINS - low
+        n = len(run)
+        while n < full and (n == 0 or run[-1] <= limit):  # the same sums, in the same order, as walk_tails
+            b = bins[BINS - 1 - n]
+            run.append(b if n == 0 else run[-1] + b)
+            n += 1
+        tails = run
         fits = bisect_right(tails, limit)  # the top `fits` bins fit
         i = BINS - fits
         if fits == len(tails):  # everything down to `low` fits: the first non-empty bin below?
@@ -265,54 +274,66 @@ class MergedBins:
     def add(self, delta: Mapping[str, float]) -> None:
         for key, w in delta.items():
             era_text, _, field = key.partition(":")
-            era = int(era_text)
-            entry = self._eras.get(era)
-            if entry is None:
-                entry = self._eras[era] = _Era()
+            entry = self.era(int(era_text))
             if field == COUNT_KEY:
                 entry.count += w
                 continue
             retraction = field.startswith(RETRACTED)
             if retraction:
                 field = field[len(RETRACTED):]
-            i = BINS if field == FORCED_KEY else int(field)  # slot BINS: the forced weight
-            if retraction:
-                entry.taken[i] += w
-            else:
-                entry.added[i] += w
-            old = entry.forced if i == BINS else entry.bins[i]
-            new = net_weight(entry.added[i], entry.taken[i])
-            if i == BINS:
-                entry.forced = new
-            else:
-                entry.bins[i] = new
-                if i >= self._low:
-                    entry.tails = None
-            entry.exact += _exact(new) - _exact(old)
+            entry.put(BINS if field == FORCED_KEY else int(field), w, retraction, self._low)
+
+    def era(self, era: int) -> _Era:
+        """The bins of one era (created empty)."""
+        entry = self._eras.get(era)
+        if entry is None:
+            entry = self._eras[era] = _Era()
+        return entry
 
     def threshold(self, era: int, fallback: float) -> float:
         entry = self._eras.get(era)
         if entry is None:  # nothing merged in this era: the warm-up
             return fallback
-        if entry.tails is None:
-            entry.tails = walk_tails(entry.bins, self._low)
         return threshold_of(entry.bins, entry.forced, entry.count, self.cfg, fallback,
                             total=entry.exact / (1 << _EXACT_SHIFT), tails=entry.tails)
 
 
 class _Era:
-    __slots__ = ("added", "taken", "bins", "forced", "count", "exact", "tails")
+    """One era's merged sketch: per field (the bins, then the forced weight at ``BINS``) what
+    was added and retracted, as the store sums them; ``bins`` and ``forced`` are their net
+    weights (:func:`net_weight`), ``exact`` the exact sum of those, and ``tails`` the prefix of
+    the walk's running sums still valid (:func:`threshold_of` extends it)."""
+
+    __slots__ = ("added", "taken", "bins", "forced", "count", "exact", "exacts", "tails")
 
     def __init__(self) -> None:
-        # per field (bins, then the forced weight at BINS): what was added and retracted, as the
-        # store sums them; ``bins`` and ``forced`` are their net weights (:func:`net_weight`)
         self.added = [0.0] * (BINS + 1)
         self.taken = [0.0] * (BINS + 1)
         self.bins = [0.0] * BINS
         self.forced = 0.0
         self.count = 0.0
         self.exact = 0
-        self.tails: list[float] | None = None
+        self.exacts = [0] * (BINS + 1)  # each field's net weight as an exact integer
+        self.tails: list[float] = []
+
+    def put(self, field: int, w: float, retraction: bool, low: int) -> None:
+        """Add ``w`` to ``field`` (or to its retraction twin) and settle its net weight, the
+        exact total and the tails (a change in bin ``i`` ≥ ``low`` invalidates the running
+        sums from bin ``i`` down; those above it stand)."""
+        if retraction:
+            self.taken[field] += w
+        else:
+            self.added[field] += w
+        new = net_weight(self.added[field], self.taken[field])
+        if field == BINS:
+            self.forced = new
+        else:
+            self.bins[field] = new
+            if field >= low and len(self.tails) > BINS - 1 - field:
+                del self.tails[BINS - 1 - field:]
+        exact = _exact(new)
+        self.exact += exact - self.exacts[field]
+        self.exacts[field] = exact
 
 
 class UserCap:

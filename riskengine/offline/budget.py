@@ -26,7 +26,6 @@ login teaches does not depend on its action (``--outcomes verified``: every chal
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,7 +36,6 @@ with extra("sim", feature="riskengine replay"):
     import polars as pl
 
 from riskengine.core.budget import (
-    _EXACT_SHIFT,
     _MAX_EXPONENT,
     BINS,
     ERA_HALF_LIVES,
@@ -46,7 +44,6 @@ from riskengine.core.budget import (
     BudgetSketch,
     MergedBins,
     era_of,
-    net_weight,
     walk_floor_bin,
 )
 from riskengine.core.config import Settings
@@ -195,21 +192,14 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
     row's ``risks`` meets period ``j-1``'s threshold, i.e. the post-pass challenges it) — and
     reads the threshold of its era ``start_era[j]``.
 
-    :class:`~riskengine.core.budget.MergedBins` and
-    :func:`~riskengine.core.budget.threshold_of`, unrolled into one loop over periods, with
-    the walk's top-down tails kept between periods: a merge into bin ``i`` drops only the
-    tails at and below ``i``, and a read extends them only down to the first one past the
-    budget, so the many low-risk logins cost no re-walk. Equal float for float (the same
-    fields get the same additions in the same order, net of their retractions by
-    :func:`~riskengine.core.budget.net_weight`; the exact total is kept per field; a prefix of
-    the tails that passes the limit, or all of them, gives the search the same answer —
-    tested against the row-by-row walk)."""
+    :class:`~riskengine.core.budget.MergedBins` (whose tails stay valid between periods above
+    the highest bin a merge touched, so the many low-risk logins cost no re-walk) fed field
+    by field instead of through key strings. Equal float for float to the row-by-row walk:
+    each field gets the same additions in the same order (a period's delta sums each key in
+    row order before it is merged, as ``BudgetSketch.observe``/``retract`` do), then its
+    retraction twin — tested against :func:`apply_budget_reference`."""
+    merged = MergedBins(cfg)
     low = walk_floor_bin(cfg)
-    full = BINS - low
-    target, warmup, lo_t, hi_t = cfg.target, cfg.warmup_logins, cfg.min_threshold, cfg.max_threshold
-    scale = 1 << _EXACT_SHIFT
-    shift = _EXACT_SHIFT + 1
-    states: dict[int, _TailEra] = {}
     levels = [fallback] * len(start_era)
     current: int | None = None
     thr = fallback
@@ -219,110 +209,28 @@ def _levels(cfg: BudgetConfig, fallback: float, cut: list[int], start_era: list[
             if hi == lo and now_era == current:
                 levels[j] = thr  # nothing merged, same era: the same sketch gives the same threshold
                 continue
-            # the delta of period j-1, each key summed in row order (BudgetSketch.observe/retract);
-            # thr is still period j-1's threshold: what decided which of its rows were challenged
-            if hi - lo == 1:  # the common case (about one login per period): no delta to sum
-                e, f, w = eras[lo], fields[lo], weights[lo]
-                st = states.get(e)
-                if st is None:
-                    st = states[e] = _TailEra()
-                st.added[f] += w
-                how = retract[lo]
-                if how and (how == _ALWAYS or risks[lo] >= thr):
-                    st.taken[f] += w
-                st.count += 1.0
-                new = net_weight(st.added[f], st.taken[f])
-                if f == BINS:
-                    st.forced = new
-                else:
-                    st.bins[f] = new
-                    if f >= low and len(st.tails) > BINS - 1 - f:
-                        del st.tails[BINS - 1 - f:]
-                num, den = new.as_integer_ratio()
-                exact = num << (shift - den.bit_length())
-                st.exact += exact - st.exacts[f]
-                st.exacts[f] = exact
-            else:
-                added: dict[tuple[int, int], float] = {}
-                taken: dict[tuple[int, int], float] = {}
-                counts: dict[int, float] = {}
-                for k in range(lo, hi):
-                    e, key, w = eras[k], (eras[k], fields[k]), weights[k]
-                    added[key] = added.get(key, 0.0) + w
-                    counts[e] = counts.get(e, 0.0) + 1.0
-                    how = retract[k]
-                    if how and (how == _ALWAYS or risks[k] >= thr):
-                        taken[key] = taken.get(key, 0.0) + w
-                for (e, f), w in added.items():
-                    st = states.get(e)
-                    if st is None:
-                        st = states[e] = _TailEra()
-                    st.added[f] += w
-                for (e, f), w in taken.items():
-                    states[e].taken[f] += w
-                for e, f in added.keys() | taken.keys() if taken else added:
-                    st = states[e]
-                    new = net_weight(st.added[f], st.taken[f])
-                    if f == BINS:
-                        st.forced = new
-                    else:
-                        st.bins[f] = new
-                        if f >= low and len(st.tails) > BINS - 1 - f:
-                            del st.tails[BINS - 1 - f:]
-                    num, den = new.as_integer_ratio()
-                    exact = num << (shift - den.bit_length())
-                    st.exact += exact - st.exacts[f]
-                    st.exacts[f] = exact
-                for e, c in counts.items():
-                    states[e].count += c
+            # the delta of period j-1; thr is still period j-1's threshold: what decided which of
+            # its rows were challenged
+            added: dict[tuple[int, int], float] = {}
+            taken: dict[tuple[int, int], float] = {}
+            counts: dict[int, float] = {}
+            for k in range(lo, hi):
+                key, w = (eras[k], fields[k]), weights[k]
+                added[key] = added.get(key, 0.0) + w
+                counts[eras[k]] = counts.get(eras[k], 0.0) + 1.0
+                how = retract[k]
+                if how and (how == _ALWAYS or risks[k] >= thr):
+                    taken[key] = taken.get(key, 0.0) + w
+            for (e, f), w in added.items():
+                merged.era(e).put(f, w, False, low)
+            for (e, f), w in taken.items():
+                merged.era(e).put(f, w, True, low)
+            for e, c in counts.items():
+                merged.era(e).count += c
         current = now_era
-        st = states.get(now_era)
-        if st is None or st.count < warmup:
-            thr = fallback
-        else:
-            total = st.exact / scale
-            if total <= 0.0:
-                thr = fallback
-            else:
-                room = target * total - st.forced
-                edge = BINS
-                if room > 0.0:
-                    limit = room + room * 1e-9
-                    tails, bins = st.tails, st.bins
-                    n = len(tails)
-                    while n < full and (n == 0 or tails[-1] <= limit):
-                        b = bins[BINS - 1 - n]
-                        tails.append(b if n == 0 else tails[-1] + b)
-                        n += 1
-                    fits = bisect_right(tails, limit)
-                    i = BINS - fits
-                    if fits == n:
-                        tail = tails[-1] if tails else 0.0
-                        k = low - 1
-                        while k >= 0 and bins[k] <= 0.0:
-                            k -= 1
-                        if k >= 0 and tail + bins[k] <= limit:
-                            i = k
-                    while i < BINS and bins[i] <= 0.0:
-                        i += 1
-                    edge = i
-                thr = min(hi_t, max(lo_t, edge / BINS))
+        thr = merged.threshold(now_era, fallback)
         levels[j] = thr
     return levels
-
-
-class _TailEra:
-    __slots__ = ("added", "taken", "bins", "forced", "count", "exact", "exacts", "tails")
-
-    def __init__(self) -> None:
-        self.added = [0.0] * (BINS + 1)  # per field (the forced weight at BINS), as the store sums them
-        self.taken = [0.0] * (BINS + 1)  # their retraction twins
-        self.bins = [0.0] * BINS  # net weights
-        self.forced = 0.0
-        self.count = 0.0
-        self.exact = 0
-        self.exacts = [0] * (BINS + 1)  # each field's exact net value
-        self.tails: list[float] = []
 
 
 def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
