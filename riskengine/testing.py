@@ -9,13 +9,15 @@ attempt builders and a history builder, for this project's tests and for integra
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from riskengine.audit.base import MemorySink
 from riskengine.core.attempt import LoginAttempt
 from riskengine.core.config import Settings
+from riskengine.core.decision import Factor
 from riskengine.core.engine import Engine
 
 CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -60,6 +62,33 @@ def establish(engine: Engine, user_id: str = "alice", days: int = 20, hour: int 
         d = engine.score(make_attempt(user_id, ts, place, ua, **extra))
         assert d.action == "allow", d
     return ts
+
+
+FACTORS = frozenset(get_args(Factor))
+"""The second factors ``LoginAttempt.enrolled_factors`` accepts."""
+
+
+def live_decisions(events: Iterable[Mapping[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """Every login of a simulated service's events (``riskengine simulate``'s ``events.parquet``
+    rows, in order) through one live engine, each challenge verified 30 s later, failed
+    passwords reported: the engine's ``decisions`` audit rows. The oracle the replay's budget
+    post-pass is tested against."""
+    sink = MemorySink()
+    with Engine(settings, sink=sink) as engine:
+        for row in events:
+            ts = row["event_time"].astimezone(UTC)
+            if row["kind"] == "failed_password":
+                engine.record_failure(row["user_id"], row["ip"], ts)
+            elif row["kind"] == "login":
+                d = engine.score(LoginAttempt(
+                    user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
+                    device_id=row["device_id"], session_id=row["session_id"],
+                    enrolled_factors=tuple(f for f in row["enrolled_factors"] if f in FACTORS)))
+                if d.action == "challenge":
+                    engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
+                                          timestamp=ts + timedelta(seconds=30))
+        engine.flush()
+    return sink.rows("decisions")
 
 
 def write_linear_model(out: Path, intercept: float, weights: Mapping[str, float]) -> Path:

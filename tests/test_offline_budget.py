@@ -12,12 +12,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine import Engine, LoginAttempt
-from riskengine.audit.base import MemorySink
 from riskengine.core.budget import BINS, ERA_HALF_LIVES, LANDMARK
 from riskengine.core.config import Settings
 from riskengine.offline.budget import apply_budget, apply_budget_reference, floor_forced
 from riskengine.offline.simulate import SimulationConfig, simulate
+from riskengine.testing import live_decisions
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +28,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(sim: Path, settings: Settings) -> list[dict[str, Any]]:
     """Every login of the simulation through one engine, challenges verified: audit rows."""
-    events = pl.read_parquet(sim / "events.parquet")
-    sink = MemorySink()
-    with Engine(settings, sink=sink) as engine:
-        for row in events.iter_rows(named=True):
-            ts = row["event_time"].astimezone(UTC)
-            if row["kind"] == "failed_password":
-                engine.record_failure(row["user_id"], row["ip"], ts)
-                continue
-            if row["kind"] != "login":
-                continue
-            d = engine.score(LoginAttempt(
-                user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
-                device_id=row["device_id"], session_id=row["session_id"],
-                enrolled_factors=tuple(row["enrolled_factors"])))
-            if d.action == "challenge":
-                engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
-                                      timestamp=ts + timedelta(seconds=30))
-        engine.flush()
-    return sink.rows("decisions")
+    return live_decisions(pl.read_parquet(sim / "events.parquet").iter_rows(named=True), settings)
 
 
 def test_post_pass_equals_the_live_engine(sim: Path) -> None:

@@ -6,20 +6,16 @@ decisions are the live engine's."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
-from riskengine.audit.base import MemorySink
-from riskengine.core.attempt import LoginAttempt
 from riskengine.core.config import Settings
-from riskengine.core.engine import Engine
 from riskengine.offline.parallel import replay_partitioned
 from riskengine.offline.replay import replay, replay_to_file
 from riskengine.offline.simulate import SimulationConfig, simulate
+from riskengine.testing import live_decisions
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +33,9 @@ def _settings(sim: Path) -> Settings:
         policy={"target_stepup_rate": 0.05, "budget_warmup_logins": 120, "budget_refresh_seconds": 3600.0})
 
 
-def _live(sim: Path, settings: Settings) -> list[dict[str, Any]]:
-    events = pl.read_parquet(sim / "events.parquet")
-    sink = MemorySink()
-    with Engine(settings, sink=sink) as engine:
-        for row in events.iter_rows(named=True):
-            ts = row["event_time"].astimezone(UTC)
-            if row["kind"] == "failed_password":
-                engine.record_failure(row["user_id"], row["ip"], ts)
-            elif row["kind"] == "login":
-                d = engine.score(LoginAttempt(
-                    user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
-                    device_id=row["device_id"], session_id=row["session_id"],
-                    enrolled_factors=tuple(f for f in row["enrolled_factors"]
-                                           if f in ("passkey", "totp", "push", "whatsapp", "sms", "voice", "email"))))
-                if d.action == "challenge":
-                    engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
-                                          timestamp=ts + timedelta(seconds=30))
-        engine.flush()
-    return sink.rows("decisions")
-
-
 def test_replay_with_a_budget_decides_as_the_live_engine(sim: Path) -> None:
     settings = _settings(sim)
-    live = _live(sim, settings)
+    live = live_decisions(pl.read_parquet(sim / "events.parquet").iter_rows(named=True), settings)
     frame = replay(sim / "events.parquet", "native", outcomes="verified", config=settings, baseline=False)
     scored = frame.filter(pl.col("decision") != "")
     assert scored.height == len(live) > 600

@@ -6,20 +6,15 @@ clamped at ``budget_max_threshold`` on the blend could not."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
-from riskengine.audit.base import MemorySink
-from riskengine.core.attempt import LoginAttempt
 from riskengine.core.config import Settings
-from riskengine.core.engine import Engine
 from riskengine.offline.replay import replay
 from riskengine.offline.simulate import SimulationConfig, simulate
-from riskengine.testing import write_linear_model
+from riskengine.testing import live_decisions, write_linear_model
 
 TARGET = 0.02
 FACTORS = ("passkey", "totp", "push", "whatsapp", "sms", "voice", "email")
@@ -50,28 +45,9 @@ def replayed(sim: Path) -> pl.DataFrame:
     return frame.join(pl.read_parquet(sim / "labels.parquet"), on="index").filter(pl.col("decision") != "")
 
 
-def _live(sim: Path, settings: Settings) -> list[dict[str, Any]]:
-    sink = MemorySink()
-    with Engine(settings, sink=sink) as engine:
-        for row in pl.read_parquet(sim / "events.parquet").iter_rows(named=True):
-            ts = row["event_time"].astimezone(UTC)
-            if row["kind"] == "failed_password":
-                engine.record_failure(row["user_id"], row["ip"], ts)
-            elif row["kind"] == "login":
-                d = engine.score(LoginAttempt(
-                    user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
-                    device_id=row["device_id"], session_id=row["session_id"],
-                    enrolled_factors=tuple(f for f in row["enrolled_factors"] if f in FACTORS)))
-                if d.action == "challenge":
-                    engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
-                                          timestamp=ts + timedelta(seconds=30))
-        engine.flush()
-    return sink.rows("decisions")
-
-
 def test_replay_with_a_model_and_a_budget_decides_as_the_live_engine(sim: Path, replayed: pl.DataFrame) -> None:
     settings = _settings(sim)
-    live = _live(sim, settings)
+    live = live_decisions(pl.read_parquet(sim / "events.parquet").iter_rows(named=True), settings)
     assert replayed.height == len(live) > 2000
     assert replayed["decision"].to_list() == [r["action"] for r in live]
     assert replayed["threshold"].to_list() == pytest.approx([r["threshold"] for r in live])
