@@ -91,8 +91,8 @@ def test_a_user_the_budget_does_not_measure_gets_at_most_the_fixed_threshold() -
 def test_with_a_model_the_post_pass_threshold_rises_above_the_rules_clamp_for_everyone() -> None:
     """With ``policy.model`` the live threshold is on the blended risk (up to
     ``budget_threshold_top()``); the clamp's top and the fixed threshold hold on the rules'
-    risk, which the scoring pass hands over as ``floor_forced``: the post-pass applies the live
-    threshold to users it does not measure too."""
+    risk, which the scoring pass hands over as ``floor_forced``. A user the budget does not
+    measure meets the fixed threshold on the blend, as without a model."""
     settings = Settings().with_overrides(policy={"target_stepup_rate": 0.02, "budget_warmup_logins": 10,
                                                  "budget_refresh_seconds": 10.0, "model": "model-dir"})
     top = settings.policy.budget_threshold_top()
@@ -103,14 +103,16 @@ def test_with_a_model_the_post_pass_threshold_rises_above_the_rules_clamp_for_ev
                                   "risk": [0.7 if i % 100 == 0 else 0.3 for i in range(n)],
                                   "established": [True] * n, "floor_forced": [False] * n,
                                   "user": [f"u{i}" for i in range(n)]}
-    # a new user at the same blended risk, twice: the rules' risk under the fixed threshold, then over it
-    for key, value in (("event_time", [n + 20.0, n + 21.0]), ("risk", [0.6, 0.6]),
-                       ("established", [False, False]), ("floor_forced", [False, True]),
-                       ("user", ["new", "new2"])):
+    # the same blended risk from an established user, a new one, and an established one whose
+    # rules alone reached the clamp's top (forced in the scoring pass)
+    for key, value in (("event_time", [n + 20.0, n + 21.0, n + 22.0]), ("risk", [0.6, 0.6, 0.6]),
+                       ("established", [True, False, True]), ("floor_forced", [False, False, True]),
+                       ("user", ["old", "new", "old2"])):
         rows[key] += value
     got = apply_budget(pl.DataFrame(rows), settings)
-    assert got["threshold"][-1] == got["threshold"][-2] == 0.7  # the blend's quantile, over the rules' 0.5
-    assert got["action"][-2] == "allow" and got["action"][-1] == "challenge"
+    assert got["threshold"][-3] == got["threshold"][-1] == 0.7  # the blend's quantile, over the rules' 0.5
+    assert got["action"][-3] == "allow" and got["action"][-1] == "challenge"
+    assert got["threshold"][-2] == settings.policy.challenge_threshold and got["action"][-2] == "challenge"
     # a flood higher still: the threshold stops at the top, where only forced logins step up
     rows["risk"][:n] = [0.9] * n
     assert apply_budget(pl.DataFrame(rows), settings)["threshold"][-1] == top

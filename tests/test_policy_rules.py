@@ -271,22 +271,6 @@ def test_with_a_model_the_rules_alone_at_the_clamp_top_challenge_whatever_the_th
     assert (d.action, d.floor) == ("allow", False)
 
 
-def test_with_a_model_an_unmeasured_users_rules_meet_the_fixed_threshold() -> None:
-    # a user the budget does not measure: the fixed policy's threshold holds on the rules' scale,
-    # the live threshold on the blend (never laxer than the fixed policy on the rules' evidence)
-    r = (CT + TOP) / 2
-    between = Policy(offline_settings(policy={"model": "model-dir"}, geo={"new_region_weight": r}))
-    a = between.decide([sig("NEW_REGION")], threshold=0.7, measured=False)
-    assert (a.action, a.floor, a.threshold) == ("challenge", True, 0.7)
-    assert between.decide([sig("NEW_REGION")], threshold=0.7).action == "allow"  # measured: the blend decides
-    # the model's term alone never counts towards it
-    b = PM.decide([sig("NEW_ASN")], extra_risk=0.3, threshold=0.7, measured=False)
-    assert (b.action, b.floor) == ("allow", False)
-    # rules only, `measured` changes nothing (the engine lowers the threshold itself)
-    assert P.decide([sig("NEW_REGION")], threshold=0.45, measured=False).action == \
-        P.decide([sig("NEW_REGION")], threshold=0.45).action
-
-
 def test_the_rules_clamp_needs_a_model_a_budget_and_a_login() -> None:
     # rules only: the threshold never exceeds the top, the flag keeps its old meaning
     assert P.decide([sig("NEW_DEVICE")], threshold=TOP).floor is False

@@ -85,8 +85,6 @@ class Policy:
         # "With a model"): the rules alone at the top of the clamp always step up
         self.rules_top: float | None = s.policy.budget_max_threshold \
             if s.policy.target_stepup_rate and s.policy.model is not None else None
-        # ...and for users it does not measure (not established), the fixed policy's threshold
-        self.rules_unmeasured = min(s.policy.challenge_threshold, s.policy.budget_max_threshold)
         self.default_factors = s.policy.default_factors
         self.weights: dict[str, float] = {
             R.NEW_DEVICE: s.device.weight,
@@ -138,7 +136,6 @@ class Policy:
         extra_reasons: Sequence[Reason] = (),
         threshold: float | None = None,
         event: Event = "login",
-        measured: bool = True,
     ) -> Assessment:
         """Combine fired signals into a decision.
 
@@ -158,9 +155,8 @@ class Policy:
         ``threshold``: the live challenge threshold of a step-up budget (default: the fixed
         ``challenge_threshold``); with a budget on, a floor signal always challenges, and with a
         model configured so does a login whose rules' risk (everything but ``extra_risk``)
-        reaches ``budget_max_threshold`` — or, for a user the budget does not measure
-        (``measured=False``: not established), the fixed ``challenge_threshold``. It applies to
-        logins only: a sensitive ``event`` is decided by its own fixed section.
+        reaches ``budget_max_threshold``. It applies to logins only: a sensitive ``event`` is
+        decided by its own fixed section.
         """
         if event == "login":
             challenge_threshold = self.challenge_threshold if threshold is None else threshold
@@ -245,7 +241,7 @@ class Policy:
         # with a model, the clamp's top holds on the rules' scale: whatever the live threshold on
         # the blended risk, the rules alone at budget_max_threshold step up (a never-seen device)
         at_top = self.rules_top is not None and threshold is not None and event == "login" \
-            and 1.0 - rules_remaining >= (self.rules_top if measured else self.rules_unmeasured)
+            and 1.0 - rules_remaining >= self.rules_top
         if at_top and action == "allow":
             action = "challenge"
 

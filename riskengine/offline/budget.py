@@ -163,13 +163,9 @@ def apply_budget(frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
                     retract, risk[admitted].tolist())
     # 4. each row's threshold and action, columnar
     live = np.repeat(np.asarray(level, dtype=np.float64), np.diff(np.append(starts, n)))
-    # a user the budget does not measure meets the fixed threshold exactly (the live engine's
-    # rule); with a model, the live threshold on the blend, the fixed one on the rules' risk
-    # (forced in the scoring pass)
-    if settings.policy.model is None:
-        thresholds = np.where(est, live, settings.policy.challenge_threshold)
-    else:
-        thresholds = live
+    # a user the budget does not measure meets the fixed threshold exactly, on the scorer's risk
+    # (the live engine's rule)
+    thresholds = np.where(est, live, settings.policy.challenge_threshold)
     challenge = np.where(forced, True, np.where(exempt, False, risk >= thresholds))
     codes = np.where(denied, 2, challenge.astype(np.int8))
     out_thr = np.empty(n, dtype=np.float64)
@@ -258,9 +254,8 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
     merged = MergedBins(sketch.cfg)
     cfg, fallback = sketch.cfg, sketch.fallback
     era: int | None = None
-    # a user the budget does not measure meets the fixed threshold exactly; with a model, the live
-    # threshold on the blend, and the fixed one on the rules' risk (forced in the scoring pass)
-    fixed = settings.policy.challenge_threshold if settings.policy.model is None else None
+    # a user the budget does not measure meets the fixed threshold exactly, on the scorer's risk
+    fixed = settings.policy.challenge_threshold
     for i in order:
         t = seconds[i]
         if sketch.due(t):
@@ -272,7 +267,7 @@ def apply_budget_reference(frame: pl.DataFrame, settings: Settings) -> pl.DataFr
                 sketch.set_threshold(merged.threshold(era, fallback), t)
             else:
                 sketch.set_threshold(sketch.threshold, t)
-        thr = sketch.threshold if est[i] or fixed is None else fixed
+        thr = sketch.threshold if est[i] else fixed
         thresholds[i] = thr
         if denied[i]:
             actions[i] = "deny"

@@ -315,18 +315,16 @@ class Scoring(AuditRows, Learning, Parking):
         else:
             budget = self._budget
             threshold = self.policy.challenge_threshold if budget is None else self._budget_threshold(now)
-            if budget is not None and p.logins < self._budget_established and self.policy.rules_top is None:
+            if budget is not None and p.logins < self._budget_established:
                 # the budget measures established users only: one it does not measure is judged
-                # by the fixed policy, neither laxer (a takeover of a new account while
-                # established users' risks ran high) nor stricter (a new user's second device
-                # while they ran low); with a model, the policy holds the rules' risk to it
-                # instead (docs/budget.md)
+                # by the fixed policy (on the scorer's risk, the blend with a model), neither laxer
+                # (a takeover of a new account while established users' risks ran high) nor
+                # stricter (a new user's second device while they ran low); docs/budget.md
                 threshold = self.policy.challenge_threshold
         a = self.policy.decide(
             signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
-            extra_reasons=extra, threshold=None if budget is None else threshold, event=event,
-            measured=p.logins >= self._budget_established)
+            extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         # positional (shadow_action None): a frozen dataclass binds keywords slower
         decision = Decision(decision_id, a.action, a.risk, a.reasons, a.factor, user_id,
                             dkey, self.policy.version, None, threshold, event)
