@@ -12,7 +12,8 @@ the same bytes:
   eviction), so the count is the serial engine's;
 - ``_popc`` / ``_popt``: the population prior in effect: the forward-decayed count of the
   login's country and of all countries, from the *input's* logins of established users
-  (``coldstart.min_logins`` earlier logins in the file), as a snapshot taken at each hour
+  (``coldstart.min_logins`` earlier logins in the file; sensitive events — recovery, factor
+  change, password reset — neither add nor count, as online), as a snapshot taken at each hour
   of event time. This is the one place replay differs from ``score()`` online: the online
   prior learns only the logins this engine accepted, which depends on every user's
   decisions and so cannot be computed ahead; replay's prior is the input's population;
@@ -154,11 +155,14 @@ class SharedPass(_PassState):
 
     # ------------------------------------------------------------ the batch
     def run(self, b: pl.DataFrame, ts: pl.Series, scored: pl.Series, failed: pl.Series, ips: pl.Series,
-            countries: pl.Series | None, asns: pl.Series | None, users: pl.Series) -> pl.DataFrame:
+            countries: pl.Series | None, asns: pl.Series | None, users: pl.Series,
+            feeds: pl.Series | None = None) -> pl.DataFrame:
         """``b`` with the shared columns. The series are the batch's validated values: ``ts``
         (epoch microseconds), ``scored`` (a login), ``failed`` (a failed password), canonical
-        ``ips``, the given ``countries``/``asns`` (None: GeoIP decides, as in the engine) and
-        the raw ``users`` (null: a row no user is attached to)."""
+        ``ips``, the given ``countries``/``asns`` (None: GeoIP decides, as in the engine), the
+        raw ``users`` (null: a row no user is attached to) and ``feeds``: the scored rows that
+        may feed the population prior (None: all of them; a sensitive event never does, as
+        online it never teaches the profile)."""
         n = b.height
         uid_of: dict[str, str] = {}
         part_of: dict[str, int] = {}
@@ -173,9 +177,10 @@ class SharedPass(_PassState):
             "part": users.replace_strict(part_of, default=0, return_dtype=pl.Int32),
             "scored": (scored & active).fill_null(False),
             "failed": (failed & active).fill_null(False),
+            "feeds": True if feeds is None else feeds.fill_null(False),
         })
         ipf = self._failures(frame)
-        logins = frame.filter(pl.col("scored")).select("i", "ts", "ip", "uid")
+        logins = frame.filter(pl.col("scored")).select("i", "ts", "ip", "uid", "feeds")
         if logins.height:
             country, asn = self._places(logins, countries, asns)
             popc, popt = self._population(logins, country)
@@ -322,16 +327,17 @@ class SharedPass(_PassState):
         m = logins.height
         carried = {u: self._logins.get(u, 0) for u in logins["uid"].unique().to_list()}
         lo = _HOUR_FLOOR if self._snap_hour is None else self._snap_hour
+        feeding = pl.col("feeds").cast(pl.Int64)
         f = logins.select(
-            "uid", pl.col("ts"), country.alias("c"),
+            "uid", pl.col("ts"), country.alias("c"), "feeds",
         ).with_columns(
             (pl.col("uid").replace_strict(carried, return_dtype=pl.Int64)
-             + pl.int_range(pl.len(), dtype=pl.Int64).over("uid")).alias("seen"),
+             + feeding.cum_sum().over("uid") - feeding).alias("seen"),
             pl.Series(np.clip((_seconds(logins["ts"]).to_numpy() - _LANDMARK) / self._half_life_s,
                               -1000.0, 1000.0)).alias("x"),
             pl.max_horizontal(pl.col("ts").floordiv(_HOUR_US), pl.lit(lo)).cum_max().alias("h"),
         ).with_columns(
-            pl.when(pl.col("c").is_not_null() & (pl.col("seen") >= self._cold_min))
+            pl.when(pl.col("c").is_not_null() & pl.col("feeds") & (pl.col("seen") >= self._cold_min))
             .then(pl.lit(2.0).pow(pl.col("x"))).otherwise(0.0).alias("w"),
             (pl.col("h") > pl.col("h").shift(1, fill_value=lo)).alias("opens"),
             pl.int_range(pl.len(), dtype=pl.Int64).alias("j"),
@@ -372,7 +378,7 @@ class SharedPass(_PassState):
         for c, cw in per_c.group_by("c").agg(pl.col("cw").last()).iter_rows():
             self._pop[c] = cw
         self._pop_total = float(incl[-1])
-        for u, k in logins.group_by("uid").len().iter_rows():
+        for u, k in logins.group_by("uid").agg(pl.col("feeds").sum()).iter_rows():
             self._logins[u] = carried[u] + k
         return f["popc"], f["popt"]
 
@@ -435,14 +441,17 @@ class ReferencePass(_PassState):
         exponent = (now - _LANDMARK) / self._half_life_s
         return float(2.0 ** max(-1000.0, min(1000.0, exponent)))
 
-    def _population(self, uid: str, country: str | None, now: float) -> tuple[float, float]:
-        """The prior in effect at ``now`` (the snapshot of the hour), then this login's share."""
+    def _population(self, uid: str, country: str | None, now: float, feeds: bool) -> tuple[float, float]:
+        """The prior in effect at ``now`` (the snapshot of the hour), then this login's share
+        (``feeds`` False: a sensitive event, which neither counts as a login nor adds)."""
         hour = now // _HOUR_S
         if hour > self._snap_hour:
             self._snap, self._snap_total, self._snap_hour = dict(self._pop), self._pop_total, hour
+        count = self._snap.get(country, 0.0) if country is not None else 0.0
+        if not feeds:
+            return count, self._snap_total
         seen = self._logins.get(uid, 0)
         self._logins[uid] = seen + 1
-        count = self._snap.get(country, 0.0) if country is not None else 0.0
         if country is not None and seen >= self._cold_min:
             w = self._weight(now)
             self._pop[country] = self._pop.get(country, 0.0) + w
@@ -451,10 +460,11 @@ class ReferencePass(_PassState):
 
     def run(self, b: pl.DataFrame, ts_micros: list[int | None], scored: list[bool], failed: list[bool],
             ips: list[str | None], countries: list[str | None], asns: list[int | None],
-            users: list[str | None]) -> pl.DataFrame:
+            users: list[str | None], feeds: list[bool] | None = None) -> pl.DataFrame:
         """``b`` with the shared columns. The per-row lists are the batch's validated values:
         ``scored`` (a login), ``failed`` (a failed password), canonical ``ips``, the given
-        ``countries``/``asns`` (None: GeoIP decides, as in the engine)."""
+        ``countries``/``asns`` (None: GeoIP decides, as in the engine), ``feeds`` (as in
+        :meth:`SharedPass.run`)."""
         n = b.height
         engine = self.engine
         window = self._window
@@ -490,7 +500,7 @@ class ReferencePass(_PassState):
                     country = geo_country
                 if self.fmt == "native":
                     asn = geo_asn
-            popc[i], popt[i] = self._population(uid, country, now)
+            popc[i], popt[i] = self._population(uid, country, now, feeds is None or feeds[i])
             if self._baseline is not None:
                 if self.fmt == "rba":  # the RBA baseline reads the file's own columns
                     country, asn = countries[i], asns[i]

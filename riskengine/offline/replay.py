@@ -607,7 +607,11 @@ def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
     login, failed = kind == "login", kind == "failed_password"
     # signups carry their user only when one is given (non-blank)
     users = pl.select(pl.when(login | failed | (c["users"] != "")).then(c["users"])).to_series()
-    out = shared.run(b, c["micros"], login, failed, c["ips"], None, None, users)
+    # a sensitive event (recovery, factor change, password reset) never teaches the profile
+    # online, so it neither feeds the population prior nor counts toward "established"
+    feeds = None if "event" not in b.columns else \
+        b["event"].cast(pl.Utf8).str.strip_chars().fill_null("").is_in(["", "login"])
+    out = shared.run(b, c["micros"], login, failed, c["ips"], None, None, users, feeds)
     ids = c["ids"]
     c["kinds"] = kind
     for name in ("device_id", "session_id"):

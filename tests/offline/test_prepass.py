@@ -93,8 +93,10 @@ def _reference_batch(ref: ReferencePass, b: pl.DataFrame, fmt: str) -> pl.DataFr
     none: list[Any] = [None] * b.height
     users = [u if k in ("login", "failed_password") else (u if isinstance(u, str) and u.strip() else None)
              for u, k in zip(c["users"], kinds, strict=True)]
+    feeds = None if "event" not in b.columns else \
+        [(e or "").strip() in ("", "login") for e in b["event"].cast(pl.Utf8).to_list()]
     return ref.run(b, micros, [k == "login" for k in kinds], [k == "failed_password" for k in kinds],
-                   c["ips"], none, none, users)
+                   c["ips"], none, none, users, feeds)
 
 
 def _both(path: Path, fmt: str, batch_rows: int, settings: Settings,
@@ -203,3 +205,34 @@ def test_the_prepass_names_a_bad_row(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="index 8: 'IP Address'"):
             for b in rba_batches(path, 10):
                 prepass_batch(shared, b)
+
+
+def test_sensitive_events_do_not_feed_the_population_prior(tmp_path: Path) -> None:
+    """Online, a recovery or factor change never teaches the profile, so it neither adds to the
+    population prior nor counts toward a user being established. The pre-pass agrees: marking
+    logins as sensitive events leaves every other login's prior exactly as if those rows were
+    not in the file at all (and the columnar pass equals the per-row one)."""
+    simulate(tmp_path, SimulationConfig(users=40, days=4, seed=11, warmup_days=0), fmt="native", progress=False)
+    settings = Settings().with_overrides(geo={"asn_db": str(tmp_path / "asn.mmdb")})
+    events = pl.read_parquet(tmp_path / "events.parquet")
+    logins = events["kind"] == "login"
+    # every third login becomes a sensitive event (enough to make users "established" under the bug)
+    nth = logins.cast(pl.Int64).cum_sum()
+    sensitive = logins & (nth % 3 == 0)
+    marked = events.with_columns(
+        pl.when(sensitive).then(pl.lit("recovery")).when(logins).then(pl.lit("login")).alias("event"))
+    marked.write_parquet(tmp_path / "marked.parquet")
+    marked.filter(~sensitive).write_parquet(tmp_path / "without.parquet")
+    marked.drop("event").write_parquet(tmp_path / "as_logins.parquet")
+
+    new, old, _ = _both(tmp_path / "marked.parquet", "native", 97, settings, baseline=False)
+    _assert_same(new, old)
+    without, _, _ = _both(tmp_path / "without.parquet", "native", 97, settings, baseline=False)
+    as_logins, _, _ = _both(tmp_path / "as_logins.parquet", "native", 97, settings, baseline=False)
+    kept = new.filter(~sensitive & logins)
+    expected = without.filter(logins.filter(~sensitive))
+    for column in ("_popc", "_popt"):
+        assert kept[column].to_list() == expected[column].to_list(), column
+    # not trivial: counting the sensitive rows as logins moves the prior
+    assert as_logins.filter(~sensitive & logins)["_popt"].to_list() != kept["_popt"].to_list()
+    assert kept["_popt"].drop_nulls().n_unique() > 3
