@@ -226,7 +226,7 @@ def _merge_s3(store: s3.S3Root, folder: str, inputs: list[str],
     merged = pa.concat_tables(parts, promote_options="default").sort_by("event_time")
     body = pa.BufferOutputStream()
     pq.write_table(merged, body, row_group_size=COMPACTED_ROW_GROUP,
-                   **merged_write_options(merged.schema.names, merged.num_rows))
+                   **merged_write_options(merged.schema, merged.num_rows))
     store.put(marker, s3.marker_body(inputs))
     after_step("marked", folder)
     final = f"{folder}/{segment_name().replace('.parquet', f'-compacted-{op}.parquet')}"
@@ -258,17 +258,27 @@ def _recover_s3(store: s3.S3Root, folder: str) -> int:
     return recovered
 
 
-def merged_write_options(columns: list[str], rows: int) -> dict[str, Any]:
-    """pyarrow ``ParquetWriter`` options of a merged segment with ``columns`` and ``rows`` rows:
-    zstd, and a Bloom filter per row group for each of :data:`BLOOM_COLUMNS` it has, sized for
-    as many distinct values as the row group has rows (hashed keys are nearly all distinct).
+def merged_write_options(schema: Any, rows: int) -> dict[str, Any]:
+    """pyarrow ``ParquetWriter`` options of a merged segment with Arrow ``schema`` and ``rows``
+    rows: zstd; dictionary encoding only for columns of few distinct values (not times, floats,
+    ids or keys, whose dictionaries overflow and cost ~25 % in size and scan time); and a Bloom
+    filter per row group for each of :data:`BLOOM_COLUMNS` it has, sized for as many distinct
+    values as the row group has rows (hashed keys are nearly all distinct).
 
-    >>> merged_write_options(["event_time", "user_key"], 1000)["bloom_filter_options"]
-    {'user_key': {'ndv': 1000, 'fpp': 0.05}}
+    >>> import pyarrow as pa
+    >>> schema = pa.schema([("event_time", pa.timestamp("us", "UTC")), ("risk", pa.float64()),
+    ...                     ("user_key", pa.string()), ("country", pa.string())])
+    >>> options = merged_write_options(schema, 1000)
+    >>> options["use_dictionary"], options["bloom_filter_options"]
+    (['country'], {'user_key': {'ndv': 1000, 'fpp': 0.05}})
     """
+    import pyarrow.types as pt
+
     ndv = max(1, min(rows, COMPACTED_ROW_GROUP))
-    bloom = {name: {"ndv": ndv, "fpp": BLOOM_FPP} for name in BLOOM_COLUMNS if name in columns}
-    return {"compression": "zstd", "bloom_filter_options": bloom or None}
+    bloom = {name: {"ndv": ndv, "fpp": BLOOM_FPP} for name in BLOOM_COLUMNS if name in schema.names}
+    dictionary = [f.name for f in schema
+                  if not (pt.is_timestamp(f.type) or pt.is_floating(f.type) or f.name.endswith(("_id", "_key")))]
+    return {"compression": "zstd", "use_dictionary": dictionary, "bloom_filter_options": bloom or None}
 
 
 def _merge(folder: Path, inputs: list[Path], after_step: Callable[[str, Path | str], None]) -> tuple[Path, int]:
@@ -303,7 +313,7 @@ def _merge(folder: Path, inputs: list[Path], after_step: Callable[[str, Path | s
         # streamed in batches (DuckDB < 1.4 names the method fetch_arrow_reader)
         to_reader = getattr(sorted_rows, "to_arrow_reader", None) or sorted_rows.fetch_arrow_reader
         reader = to_reader(COMPACTED_ROW_GROUP)
-        with pq.ParquetWriter(tmp, schema, **merged_write_options(schema.names, total)) as writer:
+        with pq.ParquetWriter(tmp, schema, **merged_write_options(schema, total)) as writer:
             pending: list[pa.RecordBatch] = []
             buffered = 0
             for batch in reader:
