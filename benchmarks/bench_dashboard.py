@@ -12,7 +12,7 @@ Two figures per page:
 - render: the whole page through Streamlit's AppTest with every cache cleared first
   (cold) and again within the cache TTL (warm). Best of ``--repeat`` runs each.
 
-``python benchmarks/bench_dashboard.py [--rows N] [--root DIR] [--no-rollups] [--repeat 3]``
+``python benchmarks/bench_dashboard.py [--rows N] [--root DIR] [--no-rollups] [--repeat 3] [--calls] [--explorer]``
 """
 
 from __future__ import annotations
@@ -180,10 +180,11 @@ def _conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         (pl.col(c) if c in frame.columns else pl.lit(None)).cast(dtype).alias(c) for c, dtype in schema.items())
 
 
-def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
+def page_calls(db: AuditDB, f: Filters, user: str = "") -> dict[str, Callable[[], Any]]:
     """The analytics calls each page makes with the default filters, sidebar included
     (mirrors dashboard/app.py, dashboard/common.py and dashboard/views; the Overview's previous
-    window and its ``kpis_vs_previous`` are the cached ``kpis`` of both windows)."""
+    window and its ``kpis_vs_previous`` are the cached ``kpis`` of both windows). "Audit explorer,
+    one user" is the explorer opened on ``/explorer?user=<user>``."""
     names = db.experiment_names()
     prev = f.previous() or f
     span = db.date_range()
@@ -214,6 +215,8 @@ def page_calls(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
                                    db.breakdown(f, "country"), db.whatif(f, (*grid, 0.4)), db.feedback_by_reason(f)),
         "Audit explorer": lambda: (sidebar(), db.segment_values("reason"), db.segment_values("country"),
                                    db.events(f, table="decisions", limit=501, offset=0)),
+        "Audit explorer, one user": lambda: (sidebar(), db.segment_values("reason"), db.segment_values("country"),
+                                             db.events(f.replace(user_key=user), table="decisions", limit=501)),
     }
 
 
@@ -245,13 +248,43 @@ def each_call(db: AuditDB, f: Filters) -> dict[str, Callable[[], Any]]:
     }
 
 
+def explorer_calls(db: AuditDB, f: Filters, user: str) -> dict[str, Callable[[], Any]]:
+    """The explorer's filters one by one (``events(limit=501)``, all dates unless said), and the
+    support lookup of one user (``user_events``); ``user`` is a user key the log holds."""
+    week = f.replace(since=datetime(2024, 6, 10, tzinfo=UTC), until=datetime(2024, 6, 17, tzinfo=UTC))
+    return {
+        "none (newest 501)": lambda: db.events(f, limit=501),
+        "action = deny": lambda: db.events(f.replace(actions=("deny",)), limit=501),
+        "reason = IMPOSSIBLE_TRAVEL": lambda: db.events(f.replace(reasons=("IMPOSSIBLE_TRAVEL",)), limit=501),
+        "country = CN": lambda: db.events(f.replace(countries=("CN",)), limit=501),
+        "one week in June 2024": lambda: db.events(week, limit=501),
+        "page 3 (offset 1,000)": lambda: db.events(f, limit=501, offset=1000),
+        "one user key": lambda: db.events(f.replace(user_key=user), limit=501),
+        "one user key, absent": lambda: db.events(f.replace(user_key="no-such-user"), limit=501),
+        "one user key, challenges": lambda: db.events(f.replace(user_key=user), table="challenges", limit=501),
+        "one user key, exposures": lambda: db.events(f.replace(user_key=user), table="exposures", limit=501),
+        "challenges, reason = NEW_DEVICE": lambda: db.events(f.replace(reasons=("NEW_DEVICE",)),
+                                                             table="challenges", limit=501),
+        "user_events (support, decisions)": lambda: db.user_events(user, limit=20),
+    }
+
+
+def a_user_key(root: Path) -> str:
+    """A user key of the oldest decision segment (deterministic for a given root)."""
+    import pyarrow.parquet as pq
+
+    first = min((root / "decisions").glob("*/*/*.parquet"))
+    return str(pq.read_table(first, columns=["user_key"]).column(0)[0])
+
+
 VIEWS = {"Overview": "views/overview.py", "Challenges & channels": "views/challenges.py",
          "Experiments": "views/experiments.py", "Risk & signals": "views/risk.py",
-         "Audit explorer": "views/audit_explorer.py"}
+         "Audit explorer": "views/audit_explorer.py", "Audit explorer, one user": "views/audit_explorer.py"}
 
 
-def render_seconds(root: Path, view: str) -> tuple[float, float]:
-    """(cold: every cache cleared, warm: the same page again within the cache TTL)."""
+def render_seconds(root: Path, view: str, params: dict[str, str] | None = None) -> tuple[float, float]:
+    """(cold: every cache cleared, warm: the same page again within the cache TTL); ``params``
+    are the page's URL query parameters (the explorer's filters)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -261,6 +294,8 @@ def render_seconds(root: Path, view: str) -> tuple[float, float]:
     st.cache_data.clear()
     st.cache_resource.clear()
     at.switch_page(view)
+    for name, value in (params or {}).items():
+        at.query_params[name] = value
     started = time.perf_counter()
     at.run()
     cold = time.perf_counter() - started
@@ -279,6 +314,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
     parser.add_argument("--calls", action="store_true", help="also time every AuditDB call on its own")
     parser.add_argument("--pages", nargs="*", help="only these pages (default: all)")
+    parser.add_argument("--explorer", action="store_true",
+                        help="also time each explorer filter (events, user_events) on its own")
     parser.add_argument("--generate-only", action="store_true", help="write (or resume writing) the root, then stop")
     args = parser.parse_args()
     have = decision_rows(args.root)
@@ -319,20 +356,38 @@ def main() -> int:
             print(f"  {name}: {best:.2f} s", flush=True)
         print(table(crows, f"AuditDB calls, {have:,} decisions, all dates, "
                            f"{'raw' if args.no_rollups else 'rollups'}; {load_note()}"))
+    if args.explorer:
+        user = a_user_key(args.root)
+        erows = []
+        for name in explorer_calls(db, f, user):
+            best, best_cpu, found = float("inf"), float("inf"), 0
+            for _ in range(args.repeat):
+                fresh = AuditDB(args.root)
+                started, cpu = time.perf_counter(), time.process_time()
+                found = explorer_calls(fresh, f, user)[name]().height
+                best, best_cpu = min(best, time.perf_counter() - started), min(best_cpu, time.process_time() - cpu)
+                reads = fresh.explorer_reads
+                fresh.close()
+            erows.append({"explorer": name, "rows": found, "s": round(best, 2), "CPU s": round(best_cpu, 2),
+                          "segments read": f"{reads[0]} of {reads[1]}"})
+            print(f"  {name}: {best:.2f} s, {best_cpu:.2f} s CPU, {found} rows, segments {reads}", flush=True)
+        print(table(erows, f"explorer filters, {have:,} decisions, fresh AuditDB each, best of {args.repeat}; "
+                           f"{load_note()}"))
+    user = a_user_key(args.root)
     rows = []
-    for page in page_calls(db, f):
+    for page in page_calls(db, f, user):
         if args.pages and page not in args.pages:
             continue
         analytics_s = analytics_cpu = cold_s = warm_s = float("inf")
         for _ in range(args.repeat):
             fresh = AuditDB(args.root)  # cold: no listing or probe carried over from another page
-            calls = page_calls(fresh, f)[page]
+            calls = page_calls(fresh, f, user)[page]
             started, cpu = time.perf_counter(), time.process_time()
             calls()
             analytics_s = min(analytics_s, time.perf_counter() - started)
             analytics_cpu = min(analytics_cpu, time.process_time() - cpu)
             fresh.close()
-            cold, warm = render_seconds(args.root, VIEWS[page])
+            cold, warm = render_seconds(args.root, VIEWS[page], {"user": user} if page.endswith("one user") else None)
             cold_s, warm_s = min(cold_s, cold), min(warm_s, warm)
         rows.append({"page": page, "analytics calls s (incl. sidebar)": round(analytics_s, 2),
                      "their CPU s (all threads)": round(analytics_cpu, 2),

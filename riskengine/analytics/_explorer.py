@@ -8,9 +8,14 @@ comes from the segments' Parquet footers: each row group's row count and its min
 maximum ``event_time``, read newest month first. Rows are assumed spread evenly over a row
 group's time span, and the cutoff is where the row groups after it hold about twice the rows
 wanted; a window that turns out too short (filters matching few rows, an uneven spread) is
-widened (at least eightfold, more when few rows matched) until it holds enough rows or is the
-whole selection, and every window but an unfiltered first one reaches back to the start of the
-oldest row group it has to read anyway. DuckDB then skips every row group, and this code every
+followed by the one just before it, estimated to hold at least eight times as many rows (more
+when few rows matched), until they hold enough rows or reach the selection's start (at once
+when the next window would cover half of it), and every window but an unfiltered first one
+reaches back to the start of the oldest row group it has to read anyway. Windows do not
+overlap: their rows are concatenated, newest window first, so no row group is read twice.
+A user's rows (rare, in every month) are read with the Bloom filters compaction writes per row
+group (:data:`riskengine.ops.maintenance.BLOOM_COLUMNS`): DuckDB skips the row groups whose
+filter rules the user out. DuckDB then skips every row group, and this code every
 segment, that ends before the cutoff: on time-ordered segments (written by the sink, or merged
 and sorted by ``riskengine audit compact``) a page opens a few row groups whatever the log's
 size. Segments whose rows span the whole month
@@ -43,6 +48,11 @@ FIRST_MARGIN = 2
 rows wanted (rows are only assumed spread evenly over a row group's span)."""
 WIDEN = 8
 """How much a window that held too few matching rows grows (in rows it is estimated to hold)."""
+WHOLE = 0.5
+"""A window estimated to hold more than this share of the selection's rows is the rest of the
+selection: reading the rest costs at most as much again, where loading the footers of the months
+such a window would cover costs ~0.03 s of CPU a month, and a window that still falls short is
+followed by another one (a user's rows, rare and spread over every month)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +173,11 @@ class _Explorer(_Reader):
         raise last
 
     def _newest_listed(self, f: Filters, table: str, limit: int, offset: int, extra: str) -> pl.DataFrame:
-        def build_for(window: Filters, files: list[str]) -> Callable[[Query], str]:
+        def build_for(window: Filters, files: list[str], need: int) -> Callable[[Query], str]:
             def build(q: Query) -> str:
                 src = self._src(q, table, files=files)
                 return (f"SELECT * EXCLUDE (year, month) FROM {src} WHERE {self._where(q, window, table)} "
-                        f"AND {extra} ORDER BY {order_by(table)} LIMIT {q.p(limit)} OFFSET {q.p(offset)}")
+                        f"AND {extra} ORDER BY {order_by(table)} LIMIT {q.p(need)}")
             return build
 
         files = self._files(table, f.since, f.until)
@@ -177,6 +187,26 @@ class _Explorer(_Reader):
         loaded = 0
         want = offset + limit
         wanted = float(FIRST_MARGIN * want)
+        # the rows of the windows read so far, newest first; every later window lies before
+        # `upper` (None: the selection's end), so its rows are older than all of these
+        found_rows: list[pl.DataFrame] = []
+        have = 0
+        upper: datetime | None = None
+        read: set[str] = set()
+
+        def answer() -> pl.DataFrame:
+            self.explorer_reads = (len(read), len(files))
+            if len(found_rows) == 1 and offset == 0:
+                return found_rows[0]
+            return pl.concat(found_rows, how="vertical_relaxed").slice(offset, limit)
+
+        def take(window: Filters, window_files: list[str]) -> None:
+            nonlocal have
+            read.update(window_files)
+            rows = self._frame(build_for(window, window_files, want - have))
+            found_rows.append(rows)
+            have += rows.height
+
         # an unfiltered first window may end inside a row group (fewer rows pass the scan); other
         # windows reach back to the start of the oldest row group they read, which costs no more
         narrow = not (segment_filtered(f) or f.user_key is not None or extra != "true")
@@ -196,21 +226,26 @@ class _Explorer(_Reader):
                 cutoff = min([g.low for g in groups if g.high >= cutoff], default=cutoff)
             narrow = False
             if cutoff is None or (f.since is not None and cutoff <= f.since):
-                self.explorer_reads = (len(files), len(files))
-                return self._frame(build_for(f, files))
-            lo, hi = month_range(cutoff, f.until)
-            window_files = [p for p in files if lo <= month_of(p) <= hi and known.get(p, cutoff) >= cutoff]
-            self.explorer_reads = (len(window_files), len(files))
-            rows = self._frame(build_for(f.replace(since=cutoff), window_files))
-            if rows.height >= limit:  # the window held offset + limit matching rows: all newer than the rest
-                return rows
-            # grow by the share of rows that matched (at least WIDEN-fold); past the rows the
-            # whole selection is likely to hold, read it all at once
-            matched = offset + rows.height
-            wanted = max(wanted, rows_after(groups, cutoff)) * max(WIDEN, FIRST_MARGIN * want / max(matched, 1))
-            if loaded < len(months) and wanted > sum(g.rows for g in groups) * len(months) / loaded:
-                self.explorer_reads = (len(files), len(files))
-                return self._frame(build_for(f, files))
+                break
+            if upper is None or cutoff < upper:  # else the window is empty: widen again
+                lo, hi = month_range(cutoff, upper or f.until)
+                window_files = [p for p in files if lo <= month_of(p) <= hi and known.get(p, cutoff) >= cutoff]
+                take(f.replace(since=cutoff, until=upper or f.until), window_files)
+                if have >= want:  # offset + limit matching rows, all newer than the rest
+                    return answer()
+                upper = cutoff
+            # grow by the share of rows that matched (at least WIDEN-fold); past WHOLE of the
+            # rows the whole selection is likely to hold, read the rest at once
+            wanted = max(wanted, rows_after(groups, cutoff)) * max(WIDEN, FIRST_MARGIN * want / max(have, 1))
+            if loaded < len(months) and wanted > WHOLE * sum(g.rows for g in groups) * len(months) / loaded:
+                break
+        # the rest of the selection: everything before the last window
+        if upper is None:
+            take(f, files)
+        else:
+            lo, hi = month_range(f.since, upper)
+            take(f.replace(until=upper), [p for p in files if lo <= month_of(p) <= hi])
+        return answer()
 
     def _row_groups(self, files: list[str], f: Filters) -> tuple[list[RowGroup], set[str]]:
         """The row groups of ``files`` with ``event_time`` statistics, clipped to ``f``'s window
