@@ -62,7 +62,6 @@ from riskengine.offline.prepass import (
     geo_country_asn,
     rba_micros_series,
 )
-from riskengine.offline.simulate.experiment import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -454,6 +453,10 @@ class Replayer:
 
     def _run_native(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
                     reasons: list[list[str]], outcomes: list[str | None], baseline: list[float | None]) -> None:
+        # here, not at the top: importing the simulator (numpy-heavy modules) costs an RBA
+        # replay process ~0.1-0.2 CPU s for a constant only native input's signups use
+        from riskengine.offline.simulate.experiment import VARIANTS
+
         engine = self.engine
         cols = b.columns
         n = b.height
