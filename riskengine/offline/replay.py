@@ -301,7 +301,8 @@ class Replayer:
         ]
         if self._budget_rows is None:
             return pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA)
-        columns.extend(_arrow(col, f.type) for col, f in zip(self._budget_rows, BUDGET_FIELDS, strict=True))
+        budget_rows: tuple[list[Any], ...] = self._budget_rows
+        columns.extend(_arrow(col, f.type) for col, f in zip(budget_rows, BUDGET_FIELDS, strict=True))
         return pa.RecordBatch.from_arrays(columns, schema=BUDGET_SCHEMA)
 
     @property
