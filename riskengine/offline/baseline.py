@@ -115,13 +115,16 @@ class FreemanBaseline:
         total = 0.0
         entry = self._users.get(user_id)
         if entry is not None:
+            # replay calls this once per login: names bound once, features zipped (the same
+            # operations in the same order as score(), so the same floats)
             user_counts, user_total = entry
-            for k, value in enumerate(values):
-                pg = p_global[k]
+            mu = self.mu
+            denominator = user_total[0] + mu
+            log = math.log
+            for counts, value, pg in zip(user_counts, values, p_global, strict=False):
                 if value is None or pg is None:
                     continue
-                p_user = (user_counts[k].get(value, 0) + self.mu * pg) / (user_total[0] + self.mu)
-                total += math.log(pg) - math.log(p_user)
+                total += log(pg) - log((counts.get(value, 0) + mu * pg) / denominator)
         if learn:
             self.learn(user_id, values)
         return total

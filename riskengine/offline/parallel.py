@@ -43,6 +43,7 @@ with extra("sim", feature="riskengine replay"):
 
 from riskengine.core.config import Settings
 from riskengine.core.engine import Engine
+from riskengine.core.enrich.geoip import GeoIP
 from riskengine.offline.baseline import FreemanBaseline
 from riskengine.offline.formats import check_input_file
 from riskengine.offline.prepass import DEFAULT_PARTITIONS, SharedPass
@@ -79,6 +80,13 @@ SCRATCH: Final[dict[str, Any]] = {"compression": "lz4", "use_dictionary": False}
 to write and read back than the defaults, about as small."""
 
 
+def read_scratch(path: Path) -> pa.Table:
+    """A partition's output file, whole. ``ParquetFile.read``, not ``pq.read_table``: that
+    goes through ``pyarrow.dataset``, whose import imports pandas (0.3–0.4 CPU s per run)."""
+    with pq.ParquetFile(path) as f:
+        return f.read()
+
+
 def part_name(partition: int) -> str:
     return f"part-{partition:05d}.parquet"
 
@@ -104,6 +112,29 @@ def cpu_seconds() -> dict[str, float]:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"coordinator_cpu_s": round(own.ru_utime + own.ru_stime, 2),
             "workers_cpu_s": round(children.ru_utime + children.ru_stime, 2)}
+
+
+class _ProcessGeoIP(GeoIP):
+    """The GeoIP readers and answer caches of one replay process, shared by every engine it
+    builds (the pre-pass's and one per partition): a worker replays several partitions, and
+    each fresh engine used to open the databases again and warm its own /24 cache on
+    addresses the previous partitions had already looked up. Answers do not depend on the
+    cache, so decisions are the same. Kept open until the process ends."""
+
+    def close(self) -> None:
+        """An engine closing does not close the process's readers (the next partition's use them)."""
+
+
+_GEOIP: dict[tuple[str | None, str | None, int], GeoIP] = {}
+
+
+def process_geoip(settings: Settings) -> GeoIP:
+    """This process's :class:`GeoIP` for ``settings``' databases (opened on first use)."""
+    key = (settings.geo.city_db, settings.geo.asn_db, settings.geo.cache_size)
+    found = _GEOIP.get(key)
+    if found is None:
+        found = _GEOIP[key] = _ProcessGeoIP(*key)
+    return found
 
 
 # ---------------------------------------------------------------------------- 1. scatter
@@ -180,7 +211,7 @@ def scatter(path: Path, fmt: str, settings: Settings, workdir: Path, *, baseline
     schema: pa.Schema | None = None
     rows = 0
     done = 0
-    with Engine(settings.with_overrides(audit={"root": None})) as engine:
+    with Engine(settings.with_overrides(audit={"root": None}), geoip=process_geoip(settings)) as engine:
         shared = SharedPass(engine, fmt, baseline=baseline, partitions=partitions)
         for batch in batches:
             if batch.height == 0:
@@ -218,7 +249,7 @@ def replay_partition(partition: int, workdir: str, fmt: str, outcomes: str, sett
     stats = ReplayStats()
     started = time.perf_counter()
     try:
-        with contextlib.ExitStack() as stack, Engine(settings) as engine:
+        with contextlib.ExitStack() as stack, Engine(settings, geoip=process_geoip(settings)) as engine:
             replayer = Replayer(engine, fmt, outcomes, FreemanBaseline() if baseline else None)
             replayer.stats = stats
             replayer.session_period = batch_rows
@@ -355,7 +386,7 @@ def gather(workdir: Path, partitions: int, rows: int, schema: pa.Schema,
     held in memory: for the budget post-pass, which needs all rows at once). ``read``: the
     partitions' outputs already read (as they finished), by partition."""
     read = read or {}
-    tables = [read[p] if p in read else pq.read_table(path) for p in range(partitions)
+    tables = [read[p] if p in read else read_scratch(path) for p in range(partitions)
               if p in read or (path := workdir / "out" / part_name(p)).exists()]
     frame = pl.from_arrow(pa.concat_tables(tables) if tables else
                           pa.schema([pa.field("_row", pa.int64()), *schema]).empty_table())
@@ -443,7 +474,7 @@ def replay_partitioned(
                         if done.exception() is not None:
                             break  # collect() names it
                         finished = done.result()
-                        read[finished.partition] = pq.read_table(work / "out" / part_name(finished.partition))
+                        read[finished.partition] = read_scratch(work / "out" / part_name(finished.partition))
                 results = collect(futures)
         counted = ReplayStats()
         if budget_on:  # the post-pass reads every row anyway: merge in memory, write once

@@ -290,6 +290,7 @@ def test_attacker_controlled_names_do_not_grow_the_cache(monkeypatch: pytest.Mon
     assert 1000 <= tzmod._MAX_CACHED_KEYS <= 10_000
     bound = 100  # the same code path as the real bound, in less time
     monkeypatch.setattr(tzmod, "_MAX_CACHED_KEYS", bound)
+    monkeypatch.setattr(tzmod, "_MAX_DAY_OFFSETS", bound)
     for i in range(3 * bound):
         assert local_hour_at(Y2000 + i, f"Evil/{i}", None) is None
         # unknown name, known country: resolves to Europe/London and caches an offset per key

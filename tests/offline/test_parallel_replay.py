@@ -296,3 +296,35 @@ def test_a_pre_pass_error_stops_the_workers_following_it(native_events: Path, tm
     # the pool is still usable: nothing of the failed run is left running in it
     replay_partitioned(native_events, "native", out, workers=2, partitions=4, batch_rows=500, executor=pools[2])
     assert out.exists()
+
+
+def test_a_replay_process_does_not_import_pandas(rba_csv: Path, tmp_path: Path) -> None:
+    """pandas is not a replay dependency: pyarrow imports it on the first ``pa.array`` of a
+    Python list and through ``pyarrow.dataset`` (0.3 CPU s in every process, workers included)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from riskengine.offline.parallel import replay_partitioned\n"
+            f"replay_partitioned({str(rba_csv)!r}, 'rba', {str(tmp_path / 'o.parquet')!r}, workers=1)\n"
+            "print('pandas' in sys.modules, 'riskengine.offline.simulate' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    assert pl.read_parquet(tmp_path / "o.parquet").height == len(rba_csv.read_text().splitlines()) - 1
+
+
+def test_the_engines_of_one_replay_process_share_one_geoip_that_outlives_them() -> None:
+    from riskengine.offline.parallel import process_geoip
+
+    settings = Settings()
+    geoip = process_geoip(settings)
+    assert process_geoip(settings) is geoip
+    with Engine(settings, geoip=geoip) as first:
+        before = first.geoip.lookup("81.2.69.160")
+    with Engine(settings, geoip=process_geoip(settings)) as second:  # the first one closed
+        assert second.geoip is geoip
+        assert second.geoip.lookup("81.2.69.160") == before  # a cache hit
+        # another /24: read from the database, which closing the first engine left open
+        found, problem = second.geoip.lookup("89.160.20.112")
+    assert before[0] is not None and before[0].country == "GB"
+    assert problem is None and found is not None and found.country == "SE"

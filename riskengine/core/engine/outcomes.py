@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from riskengine.audit import SCHEMA_VERSION
+from riskengine.audit import SCHEMA_VERSION, NullSink
 from riskengine.core.attempt import ChallengeOutcome, FailedPassword
 from riskengine.core.decision import Channel, Outcome
 from riskengine.core.devicetoken import DeviceTokens
@@ -171,6 +171,14 @@ class Outcomes(Sends, Learning):
     def _outcome_emit(self, o: ChallengeOutcome, plan: OutcomePlan) -> None:
         rec = plan.record
         chans = list(o.channels)
+        # no audit log (a replay partition): the row and its pseudonyms are not worth building
+        if not isinstance(self.sink, NullSink):
+            self._emit_challenge(o, plan, rec, chans)
+        if self._observer is not None:
+            self._observer.challenge(o.outcome, chans[-1] if chans else None)
+
+    def _emit_challenge(self, o: ChallengeOutcome, plan: OutcomePlan, rec: ParkedChallenge,
+                        chans: list[Channel]) -> None:
         self._emit("challenges", {
             "event_time": _utc(plan.event_ts),
             "schema_version": SCHEMA_VERSION,
@@ -190,8 +198,6 @@ class Outcomes(Sends, Learning):
             "reasons": list(rec.reason_codes),
             "policy_version": rec.policy_version,
         })
-        if self._observer is not None:
-            self._observer.challenge(o.outcome, chans[-1] if chans else None)
 
     def record_failure(self, user_id: str, ip: str, ts: datetime | None = None, *,
                        timestamp: datetime | None = None) -> int:
@@ -215,6 +221,8 @@ class Outcomes(Sends, Learning):
         return f, checked(self._uid, f.user_id), self.failure_key(f.ip)
 
     def _failure_emit(self, f: FailedPassword, uid: str, count: int) -> None:
+        if isinstance(self.sink, NullSink):
+            return  # no audit log: the row and its pseudonyms are not worth building
         self._emit("failures", {
             "event_time": f.timestamp.astimezone(UTC),
             "schema_version": SCHEMA_VERSION,

@@ -115,7 +115,9 @@ class Scoring(AuditRows, Learning, Parking):
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
         if shared is not None and snap is not None:
-            snap = snap._replace(ip_failures=shared.ip_failures)
+            # _make: _replace goes through a kwargs dict and a map over every field
+            snap = Snapshot._make((snap.profile, snap.user_failures, shared.ip_failures, snap.otp_user_failures,
+                                   snap.otp_session_failures))
         c = self._conclude(p, attempt, snap, error, before, shared)
         if c.decision.action == "allow" and not c.degraded and attempt.event == "login":
             # a sensitive event never teaches the profile (an attacker's allowed recovery must
@@ -189,8 +191,8 @@ class Scoring(AuditRows, Learning, Parking):
 
     def _geo(self, attempt: Attempt) -> tuple[GeoInfo, str | None]:
         if attempt.country is not None:
-            given = GeoInfo(attempt.country, attempt.region, attempt.city, attempt.latitude,
-                            attempt.longitude, attempt.time_zone, attempt.asn, None)
+            given = GeoInfo._make((attempt.country, attempt.region, attempt.city, attempt.latitude,
+                                   attempt.longitude, attempt.time_zone, attempt.asn, None))
             if attempt.latitude is None or attempt.longitude is None:
                 return self._located(given, attempt.ip), None
             return given, None
@@ -213,9 +215,9 @@ class Scoring(AuditRows, Learning, Parking):
                 or found.country != given.country \
                 or not _same_name(given.region, found.region) or not _same_name(given.city, found.city):
             return given
-        return given._replace(latitude=found.latitude, longitude=found.longitude,
-                              time_zone=given.time_zone or found.time_zone,
-                              asn=given.asn if given.asn is not None else found.asn)
+        return GeoInfo._make((given.country, given.region, given.city, found.latitude, found.longitude,
+                              given.time_zone or found.time_zone,
+                              given.asn if given.asn is not None else found.asn, given.asn_org))
 
     def _decide(
         self, attempt: Attempt, user_id: str, decision_id: str, now: float, geo: GeoInfo,

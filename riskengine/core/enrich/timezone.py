@@ -32,13 +32,17 @@ _DAY_PROBES: Final = tuple(
 # emptied rather than grown. Realistic traffic has a few hundred (zone, country) pairs.
 _MAX_CACHED_KEYS: Final = 4096
 
+_MAX_DAY_OFFSETS: Final = 65_536
+"""The (zone, day) cache's bound: a few hundred zones times the days a replay spans (each
+partition of a replay walks the whole period again, so keeping only each zone's latest day
+recomputed every day's offset once per partition)."""
+
 _ZoneKey = tuple[str | None, str | None]
 
-# (name, country) -> (UTC day number, offset in seconds that holds for that whole day, or
-# None when the offset changes during the day or is not whole quarter-hours). Only plain
-# dict get/set of immutable tuples: atomic under the GIL, so score() threads need no lock,
-# and a reader that sees an entry for another day simply recomputes.
-_day_offsets: dict[_ZoneKey, tuple[int, int | None]] = {}
+# (name, country, UTC day number) -> the offset in seconds that holds for that whole day, or
+# None when the offset changes during the day or is not whole quarter-hours. Only plain
+# dict get/set: atomic under the GIL, so score() threads need no lock.
+_day_offsets: dict[tuple[str | None, str | None, int], int | None] = {}
 # (name, country) pairs zone() resolves to None
 _unresolvable: set[_ZoneKey] = set()
 
@@ -98,12 +102,10 @@ def local_hour_at(epoch_s: float, name: str | None, country: str | None) -> int 
     # (zone, quarter-hour) almost always misses. Most zones keep one offset all day, so
     # remember it per (zone, UTC day) and the hour is integer arithmetic.
     second = int(epoch_s)
-    cached = _day_offsets.get((name, country))
-    if cached is not None:
-        day, offset = cached
-        if offset is not None and day == second // _SECONDS_PER_DAY:
-            # the offset is whole quarter-hours, so this equals the hour at the quarter's start
-            return (second + offset) // _SECONDS_PER_HOUR % 24
+    offset = _day_offsets.get((name, country, second // _SECONDS_PER_DAY))
+    if offset is not None:
+        # the offset is whole quarter-hours, so this equals the hour at the quarter's start
+        return (second + offset) // _SECONDS_PER_HOUR % 24
     return _local_hour_uncached(second, name, country)
 
 
@@ -119,13 +121,14 @@ def _local_hour_uncached(second: int, name: str | None, country: str | None) -> 
         _unresolvable.add(key)
         return None
     day = second // _SECONDS_PER_DAY
-    cached = _day_offsets.get(key)
-    if cached is None or cached[0] != day:
-        cached = (day, _offset_throughout_day(tz, day))
-        if len(_day_offsets) >= _MAX_CACHED_KEYS:
+    day_key = (name, country, day)
+    try:  # not `in` then `[]`: another thread may clear the cache between the two
+        offset = _day_offsets[day_key]
+    except KeyError:
+        offset = _offset_throughout_day(tz, day)
+        if len(_day_offsets) >= _MAX_DAY_OFFSETS:
             _day_offsets.clear()
-        _day_offsets[key] = cached
-    offset = cached[1]
+        _day_offsets[day_key] = offset
     if offset is None:
         # a transition day, an offset that is not whole quarter-hours or a day out of
         # datetime's range: convert exactly, once per quarter-hour
