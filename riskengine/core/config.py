@@ -163,6 +163,11 @@ class RttSettings(_Section):
     """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
     max_asns: int = Field(3, ge=1, le=16)
     """Networks whose band the profile keeps (the most-sampled)."""
+    young_factor: float = Field(3.0, ge=0)
+    """A user none of whose networks has ``min_samples`` yet (a young account): ``RTT_ANOMALY``
+    fires for a login more than this many times slower than the slowest of the few samples so
+    far (and beyond ``slack_ms``); graded 0.5 there to 1.0 at its square. 0 (or ≤ 1) = off: no
+    evidence before ``min_samples`` (docs/signals.md, "Round-trip time of a young account")."""
     known_prefix_value: float = Field(0.3, ge=0, le=1)
     """Strength of ``RTT_ANOMALY`` when the login comes from an address block (``geo.ipv4_prefix``
     / ``geo.ipv6_prefix``) the user has logged in from within ``geo.history_days``: a relay's
