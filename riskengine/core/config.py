@@ -422,6 +422,11 @@ class PolicySettings(_Section):
     ``K = 1`` the term is too small to lift an attack over the rules' legitimate mass. 30 was
     chosen on the simulator's default profile (docs/benchmarks.md, "Learned model on the harder
     simulator"); 1 = the probability as calibrated."""
+    model_cold_scale: float | None = Field(None, ge=0, le=1)
+    """The model's term for a user in cold start (fewer than ``coldstart.min_logins`` accepted
+    logins; a user with none gets no term) is multiplied by this. None = ``coldstart.novelty_scale``
+    (0.5, as the novelty signals). 0 = cold-start users are judged by the rules alone
+    (docs/benchmarks.md, "Session 8, detect8": what each costs and buys)."""
     strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
     """Reason codes that override a trusted device: with one of them fired, a challenge stays
     a challenge on a device the user trusted after a verified challenge."""

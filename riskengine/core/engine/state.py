@@ -101,7 +101,8 @@ class EngineState:
         if s.policy.model:
             self.model = LoadedModel.load(s.policy.model, weight=s.policy.model_weight,
                                            odds=s.policy.model_odds, cold_logins=s.coldstart.min_logins,
-                                           cold_scale=s.coldstart.novelty_scale)
+                                           cold_scale=s.coldstart.novelty_scale if s.policy.model_cold_scale is None
+                                           else s.policy.model_cold_scale)
         # hot-path constants
         self._window_s = s.device.window_days * _SECONDS_PER_DAY
         self._history_days = s.geo.history_days
