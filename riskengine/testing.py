@@ -9,13 +9,14 @@ attempt builders and a history builder, for this project's tests and for integra
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
 from riskengine.audit.base import MemorySink
-from riskengine.core.attempt import LoginAttempt
+from riskengine.core.attempt import MAX_RTT_MS, LoginAttempt
 from riskengine.core.config import Settings
 from riskengine.core.decision import Factor
 from riskengine.core.engine import Engine
@@ -80,10 +81,12 @@ def live_decisions(events: Iterable[Mapping[str, Any]], settings: Settings) -> l
             if row["kind"] == "failed_password":
                 engine.record_failure(row["user_id"], row["ip"], ts)
             elif row["kind"] == "login":
+                rtt = row.get("rtt_ms")  # what replay passes: a finite 0 < rtt < 60 s, else nothing
                 d = engine.score(LoginAttempt(
                     user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
                     device_id=row["device_id"], session_id=row["session_id"],
-                    enrolled_factors=tuple(f for f in row["enrolled_factors"] if f in FACTORS)))
+                    enrolled_factors=tuple(f for f in row["enrolled_factors"] if f in FACTORS),
+                    rtt_ms=rtt if rtt is not None and math.isfinite(rtt) and 0.0 < rtt < MAX_RTT_MS else None))
                 if d.action == "challenge":
                     engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
                                           timestamp=ts + timedelta(seconds=30))

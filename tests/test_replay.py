@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,15 +177,37 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
             if row["kind"] != "login":
                 expected.append(("", 0.0))
                 continue
+            rtt = row["rtt_ms"]
             d = engine.score(LoginAttempt(
                 user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
                 device_id=row["device_id"], session_id=row["session_id"],
-                enrolled_factors=tuple(row["enrolled_factors"])))
+                enrolled_factors=tuple(row["enrolled_factors"]),
+                rtt_ms=rtt if rtt is not None and np.isfinite(rtt) else None))
             if d.action == "challenge":
                 engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
                                       timestamp=ts + timedelta(seconds=30))
             expected.append((d.action, d.risk))
     assert list(zip(out["decision"].to_list(), out["risk_score"].to_list(), strict=True)) == expected
+
+
+def test_native_replay_passes_the_round_trip_time(tmp_path: Path, maxmind: Callable[[str], Path]) -> None:
+    """A native file's ``rtt_ms`` reaches the scorer as the RBA layout's column does: six logins
+    at ~40 ms teach the user's band, a seventh at 400 ms from another block of the same network
+    fires RTT_ANOMALY; a missing or glitched value (NaN, 0) is no evidence, never an error."""
+    start = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    rtts = [40.0, 42.0, 38.0, 41.0, 39.0, 40.0, 400.0, float("nan"), 0.0]
+    ips = ["1.128.0.1"] * 6 + ["1.128.1.7"] * 3  # one network AS (1221), two /24 blocks
+    n = len(rtts)
+    events = pl.DataFrame({
+        "event_id": list(range(n)), "event_time": [start + timedelta(days=k) for k in range(n)],
+        "kind": ["login"] * n, "user_id": ["alice"] * n, "ip": ips, "user_agent": [CHROME] * n,
+        "device_id": ["d1"] * n, "session_id": [f"s{k}" for k in range(n)], "rtt_ms": rtts})
+    path = tmp_path / "events.parquet"
+    events.write_parquet(path)
+    out = replay(path, "native", outcomes="verified", baseline=False,
+                 asn_db=maxmind("GeoLite2-ASN-Test.mmdb"))
+    fired = ["RTT_ANOMALY" in r for r in out["reasons"].to_list()]
+    assert fired == [False] * 6 + [True, False, False]
 
 
 def test_native_replay_cli_writes_decisions_and_audit(tiny_sim: Path, tmp_path: Path) -> None:

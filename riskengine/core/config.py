@@ -163,6 +163,11 @@ class RttSettings(_Section):
     """Weight of a new sample once ``1/alpha`` have been seen (recent conditions count most)."""
     max_asns: int = Field(3, ge=1, le=16)
     """Networks whose band the profile keeps (the most-sampled)."""
+    young_factor: float = Field(3.0, ge=0)
+    """A user none of whose networks has ``min_samples`` yet (a young account): ``RTT_ANOMALY``
+    fires for a login more than this many times slower than the slowest of the few samples so
+    far (and beyond ``slack_ms``); graded 0.5 there to 1.0 at its square. 0 (or ≤ 1) = off: no
+    evidence before ``min_samples`` (docs/signals.md, "Round-trip time of a young account")."""
     known_prefix_value: float = Field(0.3, ge=0, le=1)
     """Strength of ``RTT_ANOMALY`` when the login comes from an address block (``geo.ipv4_prefix``
     / ``geo.ipv6_prefix``) the user has logged in from within ``geo.history_days``: a relay's
@@ -417,6 +422,11 @@ class PolicySettings(_Section):
     ``K = 1`` the term is too small to lift an attack over the rules' legitimate mass. 30 was
     chosen on the simulator's default profile (docs/benchmarks.md, "Learned model on the harder
     simulator"); 1 = the probability as calibrated."""
+    model_cold_scale: float | None = Field(None, ge=0, le=1)
+    """The model's term for a user in cold start (fewer than ``coldstart.min_logins`` accepted
+    logins; a user with none gets no term) is multiplied by this. None = ``coldstart.novelty_scale``
+    (0.5, as the novelty signals). 0 = cold-start users are judged by the rules alone
+    (docs/benchmarks.md, "Session 8, detect8": what each costs and buys)."""
     strong_signals: tuple[str, ...] = tuple(sorted(R.STRONG_CODES))
     """Reason codes that override a trusted device: with one of them fired, a challenge stays
     a challenge on a device the user trusted after a verified challenge."""

@@ -472,6 +472,7 @@ class Replayer:
 
         device_col = col("device_id")
         session_col = col("session_id")
+        rtt_col = c["rtts"]  # the round-trip time, as the RBA layout's: RTT_ANOMALY's evidence
         # list columns are slow to turn into Python lists: factors go through their joined
         # text (a handful of distinct sets), channels are read only for challenged rows
         enrolled_col = b["enrolled_factors"].list.join(",").to_list() if "enrolled_factors" in cols else none
@@ -506,7 +507,7 @@ class Replayer:
                     f for f in enrolled_col[i].split(",") if f in _KNOWN_FACTORS)
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
-                event=event_col[i] or "login"),
+                rtt_ms=rtt_col[i], event=event_col[i] or "login"),
                 None, CrossUser(ipf[i], popc[i], popt[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
@@ -538,7 +539,7 @@ RBA_VALIDATED: Final = {"users": "User ID", "ips": "IP Address", "uas": "User Ag
                         "ok": "Login Successful", "countries": "Country", "regions": "Region",
                         "cities": "City", "asns": "ASN", "rtts": "Round-Trip Time [ms]"}
 NATIVE_VALIDATED: Final = {"kinds": "kind", "users": "user_id", "ips": "ip", "uas": "user_agent",
-                           "device_id": "device_id", "session_id": "session_id"}
+                           "device_id": "device_id", "session_id": "session_id", "rtts": "rtt_ms"}
 
 
 def prepassed_columns(b: pl.DataFrame, names: dict[str, str]) -> dict[str, Any]:
@@ -583,14 +584,20 @@ def rba_series(b: pl.DataFrame) -> dict[str, Any]:
         asn = b["ASN"]
         _require((asn < 0) | (asn > MAX_ASN), ids, "ASN", f"must be in 0..{MAX_ASN}")
         asns = asn
-    rtts = None
-    if "Round-Trip Time [ms]" in cols:
-        # optional evidence (the public data set leaves most rows empty): a value outside
-        # LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring glitch and is not used
-        rtt = pl.col("Round-Trip Time [ms]").cast(pl.Float64, strict=False)
-        rtts = b.select(pl.when((rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series()
+    rtts = _rtts(b, "Round-Trip Time [ms]")
     return {"ids": ids, "users": users, "ips": ips, "uas": uas, "ok": ok, "countries": countries,
             "regions": regions, "cities": cities, "asns": asns, "rtts": rtts}
+
+
+def _rtts(b: pl.DataFrame, column: str) -> pl.Series | None:
+    """The round-trip time column as ``LoginAttempt.rtt_ms`` takes it, or None when absent.
+    Optional evidence (the public data set leaves most rows empty, a native file's signups
+    have none): a value outside LoginAttempt's rule (finite, 0 < rtt < 60 s) is a measuring
+    glitch and is not used."""
+    if column not in b.columns:
+        return None
+    rtt = pl.col(column).cast(pl.Float64, strict=False)
+    return b.select(pl.when(rtt.is_finite() & (rtt > 0) & (rtt < MAX_RTT_MS)).then(rtt)).to_series()
 
 
 def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
@@ -657,6 +664,7 @@ def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
     for name in ("device_id", "session_id"):
         if name in b.columns:
             c[name] = _text(b, name, c["scored"], ids, limit=MAX_ID_LENGTH)
+    c["rtts"] = _rtts(b, "rtt_ms")
     return _validated(out, c, NATIVE_VALIDATED)
 
 

@@ -179,6 +179,12 @@ def test_cold_start_scales_the_model_term_like_the_novelty_signals(trained: Call
             settings.coldstart.min_logins, settings.coldstart.novelty_scale, settings.policy.model_odds)
     with pytest.raises(ValueError, match="cold-start scale"):
         LoadedModel.load(trained("logistic", "sigmoid"), cold_scale=2.0)
+    # policy.model_cold_scale replaces coldstart.novelty_scale for the model's term only
+    for scale in (0.0, 0.25):
+        own = offline_settings(policy={"model": str(trained("logistic", "sigmoid")), "model_cold_scale": scale})
+        with Engine(own) as engine:
+            assert isinstance(engine.model, LoadedModel)
+            assert engine.model.cold_scale == scale and own.coldstart.novelty_scale == 0.5
 
 
 def test_a_first_login_gets_no_model_term_while_cold_start_is_on(tmp_path: Path) -> None:

@@ -101,3 +101,44 @@ def test_a_proxy_after_a_stable_history_fires() -> None:
         p = learn(p, 38.0 + (i % 5))
     assert rtt_anomaly(41.0, 3320, p.rtt, *ARGS).value == 0.0
     assert rtt_anomaly(180.0, 3320, p.rtt, *ARGS).value == 1.0
+
+
+YOUNG = {3320: RttBand(math.log(40.0), 0.05, 2)}
+
+
+def test_a_young_history_fires_only_past_factor_times_its_slowest_centre_and_the_slack() -> None:
+    """``young_factor``: no band has ``min_samples``; the edge is factor × the slowest centre."""
+    two = YOUNG | {7922: RttBand(math.log(60.0), 0.05, 1)}
+    edge = 3.0 * 60.0  # the slowest centre, not the login's own network's
+    assert rtt_anomaly(edge + ARGS[3], 64500, two, *ARGS, young_factor=3.0).value == 0.0  # within the slack
+    r = rtt_anomaly(edge + ARGS[3] + 1.0, 3320, two, *ARGS, young_factor=3.0)
+    assert r.code == "RTT_ANOMALY" and "too few for a band" in r.detail and "3 sample(s)" in r.detail
+    assert r.value == pytest.approx(0.5 + 0.5 * math.log((edge + ARGS[3] + 1.0) / edge) / math.log(3.0), abs=1e-4)
+    assert rtt_anomaly(60.0 * 9.0 * 1.01, 64500, two, *ARGS, young_factor=3.0).value == 1.0  # factor² × centre
+    assert rtt_anomaly(10.0, 64500, two, *ARGS, young_factor=3.0).value == 0.0  # faster: a better line
+
+
+@pytest.mark.parametrize("factor", [0.0, 1.0])
+def test_young_factor_off_keeps_the_old_rule(factor: float) -> None:
+    assert rtt_anomaly(1000.0, 64500, YOUNG, *ARGS, young_factor=factor).value == 0.0
+    assert rtt_anomaly(1000.0, 64500, {}, *ARGS, young_factor=3.0).value == 0.0  # no sample at all: no evidence
+
+
+def test_a_mature_band_anywhere_takes_precedence_over_the_young_rule() -> None:
+    """Once one network has ``min_samples``, a login elsewhere is judged against that band's
+    edge (the old rule), not against factor × a young band's centre."""
+    bands = {3320: RttBand(math.log(40.0), 0.1, 20), 7922: RttBand(math.log(200.0), 0.05, 2)}
+    width = max(ARGS[1] * 0.1, math.log(ARGS[2]))
+    just_past = 40.0 * math.exp(width) + ARGS[3] + 5.0  # past the mature band, far under 3 × 200
+    assert rtt_anomaly(just_past, 64500, bands, *ARGS, young_factor=3.0).value > 0.5
+    assert rtt_anomaly(just_past, 64500, bands, *ARGS).value == rtt_anomaly(
+        just_past, 64500, bands, *ARGS, young_factor=3.0).value
+
+
+@given(st.floats(5.0, 500.0), st.floats(1.0, 5000.0), st.floats(1.01, 10.0))
+def test_the_young_rule_is_monotone_in_the_rtt(centre: float, rtt: float, factor: float) -> None:
+    """A slower login is never less anomalous (value in [0, 1])."""
+    bands = {1: RttBand(math.log(centre), 0.05, 1)}
+    a = rtt_anomaly(rtt, 2, bands, *ARGS, young_factor=factor).value
+    b = rtt_anomaly(rtt * 1.1, 2, bands, *ARGS, young_factor=factor).value
+    assert 0.0 <= a <= b <= 1.0

@@ -101,7 +101,8 @@ class EngineState:
         if s.policy.model:
             self.model = LoadedModel.load(s.policy.model, weight=s.policy.model_weight,
                                            odds=s.policy.model_odds, cold_logins=s.coldstart.min_logins,
-                                           cold_scale=s.coldstart.novelty_scale)
+                                           cold_scale=s.coldstart.novelty_scale if s.policy.model_cold_scale is None
+                                           else s.policy.model_cold_scale)
         # hot-path constants
         self._window_s = s.device.window_days * _SECONDS_PER_DAY
         self._history_days = s.geo.history_days
@@ -122,7 +123,7 @@ class EngineState:
         self._max_speed_kmh = s.geo.max_speed_kmh
         self._prefix_bits = (s.geo.ipv4_prefix, s.geo.ipv6_prefix)
         self._far = (s.geo.far_km, s.geo.far_full_km)
-        self._rtt = (s.rtt.min_samples, s.rtt.k, s.rtt.min_factor, s.rtt.slack_ms)
+        self._rtt = (s.rtt.min_samples, s.rtt.k, s.rtt.min_factor, s.rtt.slack_ms, s.rtt.young_factor)
         self._rtt_known_prefix = s.rtt.known_prefix_value
         self._travel_usual = (s.geo.place_merge_km, s.geo.travel_usual_place_days,
                               s.geo.place_half_life_days * _SECONDS_PER_DAY) \
