@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from riskengine.core.attempt import FailedPassword, LoginAttempt
 from riskengine.core.devicetoken import (
     DEVICE_ID_BYTES,
     KEY_PREFIX,
@@ -180,3 +183,16 @@ def test_checked_refuses_an_id_that_normalises_to_nothing(blank: str) -> None:
     long = "x" * 40 + "\u3000"
     with pytest.raises(ValueError, match=re.escape(repr(long[:32]))):
         checked(lambda _: "", long)
+
+
+@pytest.mark.parametrize("blank", ["\x1d", "\x1c\x1f", " \x1e ", "\u3000\x1d"])
+def test_an_id_blank_only_to_python_is_refused_at_the_boundary(blank: str) -> None:
+    """pydantic strips Unicode white space; ``str.strip`` (the engine's normalisation) also
+    strips the separators U+001C..U+001F. Such an id passed ``LoginAttempt`` and then raised a
+    plain ``ValueError`` inside ``score()``; now the model refuses it (found by the fuzzer)."""
+    now = datetime.now(UTC)
+    with pytest.raises(ValidationError, match="empty once white space and separators are stripped"):
+        LoginAttempt(user_id=blank, timestamp=now, ip="81.2.69.160")
+    with pytest.raises(ValidationError, match="empty once white space and separators are stripped"):
+        FailedPassword(user_id=blank, ip="81.2.69.160", timestamp=now)
+    assert LoginAttempt(user_id="\x1dbob\x1d", timestamp=now, ip="81.2.69.160").user_id == "\x1dbob\x1d"

@@ -10,6 +10,7 @@ from typing import Annotated, NamedTuple
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from riskengine.core.decision import Channel, Event, Factor, Outcome
+from riskengine.core.identity import normalize_user_id
 
 MAX_USER_AGENT_LENGTH = 2048
 """Real user agents stay under ~600 characters; anything past 2 kB is an attack or a bug."""
@@ -68,7 +69,17 @@ def _sane_time(value: datetime) -> datetime:
     return value
 
 
+def _some_user(value: str) -> str:
+    """Refuse an id that is empty in its comparison form: pydantic strips Unicode white space,
+    Python's ``str.strip`` (which the engine's normalisation uses) also strips the separators
+    U+001C..U+001F, so ``"\x1d"`` passed the model and failed inside ``score()``."""
+    if not normalize_user_id(value):
+        raise ValueError(f"user_id {value[:32]!r} is empty once white space and separators are stripped")
+    return value
+
+
 Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_some_user)]
 IPAddressStr = Annotated[str, Field(min_length=2, max_length=64), AfterValidator(_normalise_ip)]
 CountryCode = Annotated[str | None, AfterValidator(_upper_country)]
 
@@ -85,7 +96,7 @@ class LoginAttempt(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    user_id: UserId
     timestamp: Timestamp
     ip: IPAddressStr
     user_agent: str = Field(default="", max_length=MAX_USER_AGENT_LENGTH)
@@ -171,7 +182,7 @@ class FailedPassword(BaseModel):
     # stripped as LoginAttempt strips them: " alice " fails and logs in as "alice"
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    user_id: UserId
     ip: IPAddressStr
     timestamp: Timestamp
 
