@@ -125,16 +125,32 @@ class _ProcessGeoIP(GeoIP):
         """An engine closing does not close the process's readers (the next partition's use them)."""
 
 
-_GEOIP: dict[tuple[str | None, str | None, int], GeoIP] = {}
+_GEOIP: dict[tuple[str | None, str | None, int], tuple[tuple[tuple[int, int] | None, ...], GeoIP]] = {}
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """(mtime, size) of a database file: a long-lived worker (a Dask worker runs for days)
+    must not keep answering from a database that was replaced since it was opened."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # missing: GeoIP itself reports it
+    return (st.st_mtime_ns, st.st_size)
 
 
 def process_geoip(settings: Settings) -> GeoIP:
-    """This process's :class:`GeoIP` for ``settings``' databases (opened on first use)."""
+    """This process's :class:`GeoIP` for ``settings``' databases (opened on first use, and
+    again when a database file changed on disk)."""
     key = (settings.geo.city_db, settings.geo.asn_db, settings.geo.cache_size)
+    stamps = (_stamp(key[0]), _stamp(key[1]))
     found = _GEOIP.get(key)
-    if found is None:
-        found = _GEOIP[key] = _ProcessGeoIP(*key)
-    return found
+    if found is not None and found[0] == stamps:
+        return found[1]
+    geoip = _ProcessGeoIP(*key)
+    _GEOIP[key] = (stamps, geoip)
+    return geoip
 
 
 # ---------------------------------------------------------------------------- 1. scatter

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -328,3 +328,25 @@ def test_the_engines_of_one_replay_process_share_one_geoip_that_outlives_them() 
         found, problem = second.geoip.lookup("89.160.20.112")
     assert before[0] is not None and before[0].country == "GB"
     assert problem is None and found is not None and found.country == "SE"
+
+
+def test_a_replaced_database_file_is_opened_again(tmp_path: Path, maxmind: Callable[[str], Path]) -> None:
+    """A long-lived worker process (a Dask worker runs for days) must not keep answering from a
+    GeoIP database that was replaced on disk since the process opened it."""
+    import os
+    import shutil
+
+    from riskengine.offline.parallel import process_geoip
+
+    city = tmp_path / "city.mmdb"
+    shutil.copyfile(maxmind("GeoIP2-City-Test.mmdb"), city)
+    settings = Settings().with_overrides(geo={"city_db": str(city)})
+    first = process_geoip(settings)
+    assert process_geoip(settings) is first  # unchanged file: the same readers
+    shutil.copyfile(maxmind("GeoLite2-City-Test.mmdb"), city)
+    os.utime(city, ns=(1, 1))  # a different stamp even on a coarse clock
+    second = process_geoip(settings)
+    assert second is not first
+    assert process_geoip(settings) is second
+    found, problem = second.lookup("81.2.69.160")
+    assert problem is None and found is not None and found.country == "GB"
