@@ -35,8 +35,12 @@ typecheck: install
 imports: install
 	$(VENV)/bin/lint-imports
 
+# one pytest worker per core, at most 4 (each worker starts its own Redis servers, Redis
+# Cluster and S3 server); PYTEST_WORKERS=0 runs in one process
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 pytest: install system-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
 docs: install

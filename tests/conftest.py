@@ -10,7 +10,7 @@ import pytest
 
 from riskengine import Engine
 from riskengine.audit.base import MemorySink
-from riskengine.core.stores.redis_server import LocalRedisCluster
+from riskengine.core.stores.redis_server import PORTS_ENV, LocalRedisCluster
 from riskengine.testing import offline_settings
 
 # Every worker of a deployment shares one device-token key; the test processes (and the
@@ -51,6 +51,15 @@ def sink() -> MemorySink:
 def engine(sink: MemorySink) -> Iterator[Engine]:
     with Engine(offline_settings(), sink=sink) as e:
         yield e
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``), each worker takes its servers' loopback ports from
+    its own range, below the kernel's ephemeral ports: two workers never pick the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, …
+    if worker.startswith("gw") and worker[2:].isdigit():
+        low = 12_000 + 2_000 * int(worker[2:])
+        os.environ[PORTS_ENV] = f"{low}-{low + 1_999}"
 
 
 @pytest.fixture(scope="session")

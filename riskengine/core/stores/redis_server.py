@@ -10,6 +10,8 @@ True
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,9 +20,27 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+PORTS_ENV = "RISKENGINE_FREE_PORTS"
+"""``LOW-HIGH``: take free ports from this range only. The test suite gives each parallel
+pytest worker its own range (tests/conftest.py), so one worker's servers and "nobody listens
+here" ports never land on a port another worker picked a moment earlier."""
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    """A TCP port on 127.0.0.1 nobody listens on right now (from ``$RISKENGINE_FREE_PORTS``
+    when set, else one the kernel picks)."""
+    span = os.environ.get(PORTS_ENV)
+    if span:
+        low, high = (int(x) for x in span.split("-"))
+        for _ in range(1000):
+            port = random.randint(low, high)  # noqa: S311 - spreading ports, not a secret
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise OSError(f"no free port in {PORTS_ENV}={span}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
