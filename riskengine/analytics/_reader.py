@@ -52,6 +52,12 @@ class _Reader:
 
             register(self._con, self.store)
         self._con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()
+        # every Parquet footer is parsed once per reader, not once per query: a dashboard page
+        # asks ten queries of the same segments, and on object storage each footer is two
+        # ranged GETs. Safe because no audit file is ever rewritten under its name (segments,
+        # merged segments and rollup builds get new keys) and DuckDB re-validates the file's
+        # modification time before using a cached footer.
+        self._con.execute("SET GLOBAL parquet_metadata_cache = true").fetchall()
         if threads is not None:
             self._con.execute(f"SET GLOBAL threads = {int(threads)}").fetchall()
         self._lock = threading.Lock()
