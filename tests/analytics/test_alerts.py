@@ -42,6 +42,11 @@ def test_bad_window() -> None:
         spikes(HOURS, [1] * 48, [0] * 48, [0] * 48, window=0)
 
 
+def test_series_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="must have one length"):
+        spikes(HOURS, [1] * 48, [0] * 47, [0] * 48)
+
+
 def _reference_spikes(logins: list[int], stepups: list[int], failures: list[int], window: int, z: float,
                       min_logins: int) -> list[tuple[int, str, float]]:
     """The documented rule, written plainly (every bucket's trailing spread computed)."""
