@@ -198,6 +198,25 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
     assert seeded == events.filter((pl.col("kind") == "signup") & pl.col("converted")).height > 10
 
 
+def test_a_converted_signup_is_validated_like_a_login(tiny_sim: Path, tmp_path: Path) -> None:
+    """A converted signup teaches the profile, so a broken one stops the replay naming it; an
+    unconverted one is read for the experiment only, as before."""
+    events = pl.read_parquet(tiny_sim / "events.parquet")
+    signups = events.with_row_index("_n").filter(pl.col("kind") == "signup")
+    converted = signups.filter(pl.col("converted")).row(0, named=True)
+    unconverted = signups.filter(~pl.col("converted")).row(0, named=True)
+    for row, stops in ((converted, True), (unconverted, False)):
+        bad = events.with_columns(pl.when(pl.int_range(pl.len()) == row["_n"]).then(pl.lit("999.1.1.1"))
+                                  .otherwise(pl.col("ip")).alias("ip"))
+        path = tmp_path / f"bad-{stops}.parquet"
+        bad.write_parquet(path)
+        if stops:
+            with pytest.raises(ValueError, match=rf"index {row['event_id']}: 'ip'"):
+                replay(path, "native", outcomes="verified", baseline=False)
+        else:
+            assert replay(path, "native", outcomes="verified", baseline=False).height == events.height
+
+
 def test_native_replay_learns_converted_signups_only(tiny_sim: Path, tmp_path: Path) -> None:
     """The signups matter to the decisions (the same file without them decides the new
     accounts' first logins differently), and only converted ones teach: flipping every

@@ -483,6 +483,7 @@ class Replayer:
         phone_col = col("phone")
         att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
+        seeds = converted_signups(b).to_list()  # the signup rows the pre-pass validated
         for i in range(n):
             ts: datetime = ts_col[i]
             kind, user = kind_col[i], user_col[i]
@@ -494,7 +495,7 @@ class Replayer:
             if kind == "signup":
                 self._order(ts.timestamp())
                 self.stats.signups += 1
-                if conv_col[i]:
+                if seeds[i]:
                     # the account's signup session: its first history (a blank profile only),
                     # validated with the logins by the pre-pass; never a decision or a row output
                     engine.record_signup_validated(ValidatedAttempt(
