@@ -132,34 +132,29 @@ class Scoring(AuditRows, Learning, Parking):
         return c.decision
 
     # -- the phases score() and ascore() share: everything but the store's I/O ------------------
-    def _prepare(self, attempt: Attempt, started: float) -> Prepared:
-        """Before the store is read: ids, geo, the User-Agent, the device token's signature."""
-        next(self._scored)
+    def _prepare(self, attempt: Attempt, started: float, scored: bool = True) -> Prepared:
+        """Before the store is read: ids, geo, the User-Agent, the device token's signature.
+        ``scored`` False: a signup session (``record_signup``) — the same evidence (what its
+        lesson learns is what a login's would), not counted as scored, no token checked."""
+        if scored:
+            next(self._scored)
         now = attempt.timestamp.timestamp()
         user_id = checked(self._uid, attempt.user_id)
         decision_id = new_decision_id()  # 64 bits from the OS CSPRNG: not predictable from others
-        geo, geo_problem, ua, dkey, hour, traits = self._evidence(attempt, now)
-        token_key: str | None = None
-        token_problem: str | None = None
-        if attempt.device_token is not None:
-            check = self.tokens.verify(attempt.device_token, user_id, now)
-            token_key, token_problem = check.device_key, check.problem
-        return Prepared._make((started, now, user_id, decision_id, geo, geo_problem, ua,
-                               dkey, token_key, token_problem, hour, traits))
-
-    def _evidence(self, attempt: Attempt, now: float) -> tuple[GeoInfo, str | None, ParsedUA, str, int | None,
-                                                               LoginTraits]:
-        """What a session carries, worked out once: geo (and why it is missing), the parsed
-        User-Agent, the device key, the local hour and the traits a lesson learns — for a login
-        (:meth:`_prepare`) and for a signup session (``record_signup``) alike."""
         geo, geo_problem = self._geo(attempt)
         ua = self.ua.parse(attempt.user_agent)
+        token_key: str | None = None
+        token_problem: str | None = None
+        if attempt.device_token is not None and scored:
+            check = self.tokens.verify(attempt.device_token, user_id, now)
+            token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
         # NamedTuples built with _make: their generated __new__ binds every parameter in Python
         traits = LoginTraits._make((ua.browser_family, ua.browser_version, ua.os_family, ua.os_version,
                                     address_prefix(attempt.ip, *self._prefix_bits),
                                     city_key(geo.country, geo.region, geo.city), attempt.rtt_ms, ua.version_digest))
-        return geo, geo_problem, ua, device_key(attempt.device_id, ua), hour, traits
+        return Prepared._make((started, now, user_id, decision_id, geo, geo_problem, ua,
+                               device_key(attempt.device_id, ua), token_key, token_problem, hour, traits))
 
     def _snapshot_args(self, p: Prepared, attempt: Attempt) -> tuple[str, str, float]:
         return p.user_id, self.failure_key(attempt.ip), p.now - self._failure_window_s

@@ -34,7 +34,6 @@ from riskengine.audit import SCHEMA_VERSION
 from riskengine.core.attempt import Attempt, LoginAttempt
 from riskengine.core.engine.scoring import Scoring
 from riskengine.core.enrich.geoip import GeoInfo
-from riskengine.core.identity import checked
 from riskengine.core.profile import UserProfile
 
 SIGNUP_ACTOR = "record_signup"
@@ -95,11 +94,10 @@ class Signups(Scoring):
         return self._signup_done(plan, stored)
 
     def _signup_plan(self, attempt: Attempt) -> SignupPlan:
-        now = attempt.timestamp.timestamp()
-        user_id = checked(self._uid, attempt.user_id)
-        geo, _, _, dkey, hour, traits = self._evidence(attempt, now)
-        lesson = self._lesson(now, dkey, geo, hour, None, 0, False, False, traits, signup=True)
-        return SignupPlan(user_id, attempt.timestamp.astimezone(UTC), dkey, geo, Seed(lesson))
+        # the login's own preparation (geo, UA, device key, hour, traits), not counted as scored
+        p = self._prepare(attempt, 0.0, scored=False)
+        lesson = self._lesson(p.now, p.device_key, p.geo, p.hour, None, 0, False, False, p.traits, signup=True)
+        return SignupPlan(p.user_id, attempt.timestamp.astimezone(UTC), p.device_key, p.geo, Seed(lesson))
 
     def _signup_done(self, plan: SignupPlan, stored: bool) -> bool:
         """Count the signup and record it in the ``admin`` audit table (a lost write — the
