@@ -35,7 +35,8 @@ def test_a_signup_teaches_what_an_allowed_first_login_teaches_but_is_not_a_login
         login = other.store.get("alice")
     assert login is not None and login.logins == 1
     assert seeded.logins == 0 and seeded.signup_at == int(T0.timestamp())
-    assert seeded._replace(signup_at=0) == login._replace(logins=0)
+    # … except the last login's time and place: a signup is no reference for impossible travel
+    assert seeded._replace(signup_at=0) == login._replace(logins=0, last_ts=0, last_lat=None, last_lon=None)
     assert seeded.samples == 1 and not seeded.blank and UserProfile().blank
     engine.close()
 
@@ -70,6 +71,21 @@ def test_an_attackers_first_login_elsewhere_is_novel() -> None:
     d = engine.score(attacker)
     assert {"NEW_DEVICE", "NEW_REGION", "NEW_ASN", "COLD_START"} <= set(d.reason_codes)
     assert d.action == "challenge"
+    engine.close()
+
+
+def test_the_signup_is_no_reference_for_impossible_travel() -> None:
+    """A signup in London, the owner's first login 10 minutes later from Edinburgh (an app on a
+    carrier network that geolocates elsewhere): the new region is evidence, impossible travel
+    is not — the signup was not a login, and its position is not the last login's."""
+    engine, seeded = _seeded()
+    assert seeded.last_ts == 0 and seeded.last_lat is None
+    d = engine.score(make_attempt(ts=T0 + timedelta(minutes=10), place=EDINBURGH, **SESSION))
+    assert "NEW_REGION" in d.reason_codes and "IMPOSSIBLE_TRAVEL" not in d.reason_codes
+    p = engine.store.get("alice")
+    assert p is not None and p.last_lat == EDINBURGH["latitude"]  # the login is the reference from now on
+    d = engine.score(make_attempt(ts=T0 + timedelta(minutes=20), place=CHANGCHUN, ip="1.2.3.4", **SESSION))
+    assert "IMPOSSIBLE_TRAVEL" in d.reason_codes
     engine.close()
 
 

@@ -298,8 +298,13 @@ class UserProfile(NamedTuple):
     def seeded_by_signup(self, before: UserProfile, at: int) -> UserProfile:
         """This profile (``before`` after :meth:`learn` of the signup session) as a signup's
         seed: the session's evidence stays, the login count is ``before``'s (a signup is not
-        a login) and ``signup_at`` records when."""
-        return self._replace(logins=before.logins, signup_at=max(1, at))
+        a login) and ``signup_at`` records when. The last login's time and position stay
+        ``before``'s too: a signup is no reference for impossible travel (sign-ups often come
+        through another channel — an app on a mobile carrier whose GeoIP position is hundreds
+        of km off — minutes before the first login; on the simulator the signup's position
+        made ``IMPOSSIBLE_TRAVEL`` the reason for 46 of 75 first-login step-ups)."""
+        return self._replace(logins=before.logins, last_ts=before.last_ts, last_lat=before.last_lat,
+                             last_lon=before.last_lon, signup_at=max(1, at))
 
     def verified(self) -> UserProfile:
         """After a verified challenge: a support reset has been answered."""
