@@ -72,26 +72,34 @@ FACTORS = frozenset(get_args(Factor))
 def live_decisions(events: Iterable[Mapping[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     """Every login of a simulated service's events (``riskengine simulate``'s ``events.parquet``
     rows, in order) through one live engine, each challenge verified 30 s later, failed
-    passwords reported: the engine's ``decisions`` audit rows. The oracle the replay's budget
-    post-pass is tested against."""
+    passwords reported, converted signups recorded (``record_signup``): the engine's
+    ``decisions`` audit rows. The oracle the replay's budget post-pass is tested against."""
     sink = MemorySink()
     with Engine(settings, sink=sink) as engine:
         for row in events:
             ts = row["event_time"].astimezone(UTC)
             if row["kind"] == "failed_password":
                 engine.record_failure(row["user_id"], row["ip"], ts)
+            elif row["kind"] == "signup" and row.get("converted"):
+                engine.record_signup(LoginAttempt(
+                    user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
+                    device_id=row["device_id"], rtt_ms=_usable_rtt(row.get("rtt_ms"))))
             elif row["kind"] == "login":
-                rtt = row.get("rtt_ms")  # what replay passes: a finite 0 < rtt < 60 s, else nothing
                 d = engine.score(LoginAttempt(
                     user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
                     device_id=row["device_id"], session_id=row["session_id"],
                     enrolled_factors=tuple(f for f in row["enrolled_factors"] if f in FACTORS),
-                    rtt_ms=rtt if rtt is not None and math.isfinite(rtt) and 0.0 < rtt < MAX_RTT_MS else None))
+                    rtt_ms=_usable_rtt(row.get("rtt_ms"))))
                 if d.action == "challenge":
                     engine.record_outcome(d.decision_id, "verified", [d.factor] if d.factor else [],
                                           timestamp=ts + timedelta(seconds=30))
         engine.flush()
     return sink.rows("decisions")
+
+
+def _usable_rtt(rtt: float | None) -> float | None:
+    """What replay passes as the round-trip time: a finite 0 < rtt < 60 s, else nothing."""
+    return rtt if rtt is not None and math.isfinite(rtt) and 0.0 < rtt < MAX_RTT_MS else None
 
 
 def write_linear_model(out: Path, intercept: float, weights: Mapping[str, float]) -> Path:

@@ -21,7 +21,7 @@ from riskengine.apps.cli import COMMANDS, build_parser, main
 from riskengine.audit.parquet import ParquetSink
 from riskengine.core.engine import Engine
 from riskengine.offline.formats import infer_format
-from riskengine.testing import establish, offline_settings
+from riskengine.testing import establish, make_attempt, offline_settings
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("polars", "duckdb", "pyarrow", "sklearn", "streamlit", "altair", "matplotlib")
@@ -278,6 +278,20 @@ def test_user_unlock_clears_failures_and_keeps_the_profile(tmp_path: Path, confi
     with Engine(settings) as engine:
         summary = engine.user_summary("fay", now=now)
     assert summary["known"] and summary["failed_passwords_in_window"] == 0
+
+
+def test_user_show_tells_a_reviewer_the_profile_was_seeded_by_a_signup(
+        tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = offline_settings(store={"url": f"sqlite:///{tmp_path / 'profiles.db'}"},
+                                audit={"root": str(tmp_path / "audit")})
+    with Engine(settings) as engine:
+        assert engine.record_signup(make_attempt("gus", device_id="gus-phone"))
+        assert not engine.record_signup(make_attempt("gus", device_id="someone-else"))
+    assert main(["user", "show", "gus", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "seeded by the account's signup session at 2026-03-02T09:00:00+00:00" in out
+    assert "signup device" in out and "by record_signup: profile seeded by the account's signup session" in out
+    assert "signup_refused device" in out and "already seeded by a signup" in out
 
 
 # ------------------------------------------------------------------------------ model train progress

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -164,9 +165,11 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
     assert out.height == events.height
     assert out["index"].to_list() == events["event_id"].to_list()
     assert (out.filter(events["kind"] != "login")["decision"] == "").all()
-    # the same rows fed by hand, in time order, to a plain Engine give the same decisions
+    # the same rows fed by hand, in time order, to a plain Engine give the same decisions;
+    # a converted signup is the account's signup session (record_signup), as replay teaches it
     settings = Settings().with_overrides(geo={"asn_db": str(tiny_sim / "asn.mmdb")})
     expected: list[tuple[str, float | None]] = []
+    seeded = 0
     with Engine(settings) as engine:
         for row in events.iter_rows(named=True):
             ts = row["event_time"].astimezone(UTC)
@@ -174,6 +177,10 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
                 engine.record_failure(row["user_id"], row["ip"], ts)
                 expected.append(("", 0.0))
                 continue
+            if row["kind"] == "signup" and row["converted"]:
+                seeded += engine.record_signup(LoginAttempt(
+                    user_id=row["user_id"], timestamp=ts, ip=row["ip"], user_agent=row["user_agent"],
+                    device_id=row["device_id"]))
             if row["kind"] != "login":
                 expected.append(("", 0.0))
                 continue
@@ -188,6 +195,44 @@ def test_native_replay_streams_through_the_same_engine_path(tiny_sim: Path) -> N
                                       timestamp=ts + timedelta(seconds=30))
             expected.append((d.action, d.risk))
     assert list(zip(out["decision"].to_list(), out["risk_score"].to_list(), strict=True)) == expected
+    assert seeded == events.filter((pl.col("kind") == "signup") & pl.col("converted")).height > 10
+
+
+def test_a_converted_signup_is_validated_like_a_login(tiny_sim: Path, tmp_path: Path) -> None:
+    """A converted signup teaches the profile, so a broken one stops the replay naming it; an
+    unconverted one is read for the experiment only, as before."""
+    events = pl.read_parquet(tiny_sim / "events.parquet")
+    signups = events.with_row_index("_n").filter(pl.col("kind") == "signup")
+    converted = signups.filter(pl.col("converted")).row(0, named=True)
+    unconverted = signups.filter(~pl.col("converted")).row(0, named=True)
+    for row, stops in ((converted, True), (unconverted, False)):
+        bad = events.with_columns(pl.when(pl.int_range(pl.len()) == row["_n"]).then(pl.lit("999.1.1.1"))
+                                  .otherwise(pl.col("ip")).alias("ip"))
+        path = tmp_path / f"bad-{stops}.parquet"
+        bad.write_parquet(path)
+        if stops:
+            with pytest.raises(ValueError, match=rf"index {row['event_id']}: 'ip'"):
+                replay(path, "native", outcomes="verified", baseline=False)
+        else:
+            assert replay(path, "native", outcomes="verified", baseline=False).height == events.height
+
+
+def test_native_replay_learns_converted_signups_only(tiny_sim: Path, tmp_path: Path) -> None:
+    """The signups matter to the decisions (the same file without them decides the new
+    accounts' first logins differently), and only converted ones teach: flipping every
+    unconverted signup to converted changes nothing, since those accounts never log in."""
+    events = pl.read_parquet(tiny_sim / "events.parquet")
+    kw: dict[str, Any] = {"outcomes": "verified", "baseline": False,
+                          "asn_db": tiny_sim / "asn.mmdb"}
+    with_signups = replay(tiny_sim / "events.parquet", "native", **kw)
+    unconverted = tmp_path / "unconverted.parquet"
+    events.with_columns(pl.lit(False).alias("converted")).write_parquet(unconverted)
+    without = replay(unconverted, "native", **kw)
+    new_users = set(events.filter((pl.col("kind") == "signup") & pl.col("converted"))["user_id"].to_list())
+    on_new = events["user_id"].is_in(list(new_users)) & (events["kind"] == "login")
+    assert with_signups.filter(~on_new)["risk_score"].to_list() == without.filter(~on_new)["risk_score"].to_list()
+    changed = (with_signups.filter(on_new)["risk_score"] != without.filter(on_new)["risk_score"]).sum()
+    assert changed > 0
 
 
 def test_native_replay_passes_the_round_trip_time(tmp_path: Path, maxmind: Callable[[str], Path]) -> None:

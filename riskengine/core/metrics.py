@@ -51,6 +51,7 @@ ENGINE_COUNTERS: dict[str, str] = {
     "degraded": "Fail-mode decisions (ENGINE_DEGRADED): the profile store was unavailable.",
     "store_errors": "Profile-store calls that failed (the login still got a decision).",
     "audit_dropped": "Audit events the sink could not keep (buffer full, unwritable root).",
+    "signups_refused": "record_signup calls refused: the account already had history (audit table admin).",
 }
 """Counters every engine keeps anyway (see ``Engine.counters()``), exported at scrape time."""
 

@@ -140,8 +140,27 @@ class UserProfile(NamedTuple):
     """A few decayed location centroids: where this user usually is."""
     rtt: Mapping[int, RttBand] = _NOTHING
     """ASN → the user's round-trip-time band on that network (the most-used few)."""
+    signup_at: int = 0
+    """When the account's signup session seeded this profile (``Engine.record_signup``; 0:
+    never). The signup is one sample of history for the novelty signals (its device, places,
+    UA, hour are in the maps above) but not a login: ``logins`` does not count it, so cold
+    start and "established" are the accepted logins' alone."""
 
     # -- reading ---------------------------------------------------------------------
+    @property
+    def blank(self) -> bool:
+        """No history at all: never learned a login or a signup, never trusted a device, never
+        reset by support (a reset account exists: it is not a new one). The only profile a
+        signup session may seed."""
+        return not (self.created or self.logins or self.devices or self.signup_at or self.reset_at
+                    or self.countries or self.last_ts)
+
+    @property
+    def samples(self) -> int:
+        """How many sessions the history holds: the accepted logins, plus the signup session
+        when it seeded the profile (what the novelty weighting counts; never "established")."""
+        return self.logins + 1 if self.signup_at else self.logins
+
     def hour_share(self, hour: int) -> float:
         """Share of (decayed) logins in ``hour`` ±1 h, so 08:59 vs 09:01 is not news."""
         total = sum(self.hours)
@@ -259,7 +278,7 @@ class UserProfile(NamedTuple):
             latitude if newer and latitude is not None else self.last_lat,
             longitude if newer and longitude is not None else self.last_lon,
             self.reset_at,
-            ua_newest, ua_seen, prefixes, cities, places, rtt,
+            ua_newest, ua_seen, prefixes, cities, places, rtt, self.signup_at,
         ))
 
     def trusted(self, device_key: str, until: int, *, now: int | None = None,
@@ -275,6 +294,17 @@ class UserProfile(NamedTuple):
             return self._replace(devices=_bounded(devices, max_devices, key=_last_seen))
         devices[device_key] = replace(seen, trusted_until=until)
         return self._replace(devices=devices)
+
+    def seeded_by_signup(self, before: UserProfile, at: int) -> UserProfile:
+        """This profile (``before`` after :meth:`learn` of the signup session) as a signup's
+        seed: the session's evidence stays, the login count is ``before``'s (a signup is not
+        a login) and ``signup_at`` records when. The last login's time and position stay
+        ``before``'s too: a signup is no reference for impossible travel (sign-ups often come
+        through another channel — an app on a mobile carrier whose GeoIP position is hundreds
+        of km off — minutes before the first login; on the simulator the signup's position
+        made ``IMPOSSIBLE_TRAVEL`` the reason for 46 of 75 first-login step-ups)."""
+        return self._replace(logins=before.logins, last_ts=before.last_ts, last_lat=before.last_lat,
+                             last_lon=before.last_lon, signup_at=max(1, at))
 
     def verified(self) -> UserProfile:
         """After a verified challenge: a support reset has been answered."""
@@ -319,6 +349,8 @@ class UserProfile(NamedTuple):
             cities=_merge_seen(self.cities, other.cities, limits.max_cities),
             places=later.places,
             rtt={**self.rtt, **{k: b for k, b in other.rtt.items() if b.n >= self.rtt.get(k, b).n}},
+            signup_at=min(x for x in (self.signup_at, other.signup_at) if x)
+            if (self.signup_at or other.signup_at) else 0,
         )
 
     # -- serialisation ----------------------------------------------------------------
@@ -342,6 +374,8 @@ class UserProfile(NamedTuple):
             **({"ci": dict(self.cities)} if self.cities else {}),
             **({"pl": [list(p) for p in self.places]} if self.places else {}),
             **({"rt": {str(k): list(b) for k, b in self.rtt.items()}} if self.rtt else {}),
+            # written only when set: readers before it ignore the key (the seed's evidence stays)
+            **({"su": self.signup_at} if self.signup_at else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -381,6 +415,7 @@ class UserProfile(NamedTuple):
             cities={str(k): int(v) for k, v in data.get("ci", {}).items()},
             places=tuple(UsualPlace(float(a), float(b), float(w), int(t)) for a, b, w, t in data.get("pl", ())),
             rtt={int(k): RttBand(float(m), float(d), int(n)) for k, (m, d, n) in data.get("rt", {}).items()},
+            signup_at=int(data.get("su", 0)),
         )
 
     @classmethod

@@ -483,6 +483,7 @@ class Replayer:
         phone_col = col("phone")
         att_col, secs_col, trust_col = col("challenge_attempts"), col("seconds_to_verify"), col("trust_device")
         exp_col, var_col, conv_col = col("experiment"), col("variant"), col("converted")
+        seeds = converted_signups(b).to_list()  # the signup rows the pre-pass validated
         for i in range(n):
             ts: datetime = ts_col[i]
             kind, user = kind_col[i], user_col[i]
@@ -494,6 +495,11 @@ class Replayer:
             if kind == "signup":
                 self._order(ts.timestamp())
                 self.stats.signups += 1
+                if seeds[i]:
+                    # the account's signup session: its first history (a blank profile only),
+                    # validated with the logins by the pre-pass; never a decision or a row output
+                    engine.record_signup_validated(ValidatedAttempt(
+                        user, ts, ip_col[i], ua_col[i], device_col[i], rtt_ms=rtt_col[i]))
                 if exp_col[i] and var_col[i]:
                     engine.assign(exp_col[i], user, VARIANTS, ts)
                     if conv_col[i]:
@@ -607,8 +613,20 @@ def rba_columns(b: pl.DataFrame) -> dict[str, Any]:
             for k, v in rba_series(b).items()}
 
 
+def converted_signups(b: pl.DataFrame) -> pl.Series:
+    """The rows a native replay teaches as signup sessions (``Engine.record_signup``): kind
+    ``signup`` with ``converted`` true — the account was created, and its user is the new
+    account. A signup that did not convert created no account; a file without the column
+    has none."""
+    kind = b["kind"]
+    if "converted" not in b.columns:
+        return pl.Series([False] * b.height, dtype=pl.Boolean)
+    return ((kind == "signup") & b["converted"].cast(pl.Boolean, strict=False).fill_null(False)).fill_null(False)
+
+
 def native_series(b: pl.DataFrame) -> dict[str, Any]:
-    """A native batch's columns, validated (``scored``: logins and failed passwords)."""
+    """A native batch's columns, validated (``scored``: logins and failed passwords;
+    ``signups``: the converted signups, validated as logins are, since they teach the profile)."""
     ids = b["event_id"].to_list()
     kind = b["kind"]
     scored = (kind == "login") | (kind == "failed_password")
@@ -616,19 +634,21 @@ def native_series(b: pl.DataFrame) -> dict[str, Any]:
     if bad.any():
         row = int(bad.arg_true()[0])
         raise ValueError(f"replay input row with index {ids[row]}: unknown event kind {kind[row]!r}")
+    signups = converted_signups(b)
+    read = scored | signups
     ts = b["event_time"]
     if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is None:
         ts = ts.dt.replace_time_zone("UTC")
-    _require(scored & ts.is_null(), ids, "event_time", "is missing")
-    _require(scored & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, "event_time",
+    _require(read & ts.is_null(), ids, "event_time", "is missing")
+    _require(read & ((ts < EARLIEST_TIME) | (ts >= LATEST_TIME)), ids, "event_time",
              f"must be between {EARLIEST_TIME.date()} and {LATEST_TIME.date()} UTC")
-    users = _text(b, "user_id", scored, ids, limit=MAX_ID_LENGTH, required=True)
+    users = _text(b, "user_id", read, ids, limit=MAX_ID_LENGTH, required=True)
     ip_series = b["ip"].str.strip_chars()
-    canonical = _addresses(ip_series, scored, ids, "ip")
+    canonical = _addresses(ip_series, read, ids, "ip")
     ips = ip_series.replace_strict(canonical, default=None, return_dtype=pl.Utf8)
     uas = b["user_agent"].fill_null("").str.strip_chars().str.slice(0, MAX_USER_AGENT_LENGTH)
-    return {"ids": ids, "kind": kind, "scored": scored, "micros": ts.dt.epoch("us").cast(pl.Int64),
-            "users": users, "ips": ips, "uas": uas}
+    return {"ids": ids, "kind": kind, "scored": scored, "signups": signups, "read": read,
+            "micros": ts.dt.epoch("us").cast(pl.Int64), "users": users, "ips": ips, "uas": uas}
 
 
 def native_columns(b: pl.DataFrame) -> dict[str, Any]:
@@ -663,7 +683,7 @@ def prepass_batch(shared: SharedPass, b: pl.DataFrame) -> pl.DataFrame:
     c["kinds"] = kind
     for name in ("device_id", "session_id"):
         if name in b.columns:
-            c[name] = _text(b, name, c["scored"], ids, limit=MAX_ID_LENGTH)
+            c[name] = _text(b, name, c["read"], ids, limit=MAX_ID_LENGTH)
     c["rtts"] = _rtts(b, "rtt_ms")
     return _validated(out, c, NATIVE_VALIDATED)
 

@@ -1,6 +1,7 @@
-"""``Engine.ascore`` / ``arecord_outcome`` / ``arecord_failure`` decide exactly as the sync calls.
+"""``Engine.ascore`` / ``arecord_outcome`` / ``arecord_failure`` / ``arecord_signup`` decide exactly
+as the sync calls.
 
-Property-tested: the same random story of logins, failed passwords and challenge outcomes is
+Property-tested: the same random story of signups, logins, failed passwords and challenge outcomes is
 played through a sync engine and an async one, each on its own store of the same backend
 (memory, sqlite, and the real redis-server), and every decision must agree — action, risk,
 reasons, factor, whether a device token came back.
@@ -32,6 +33,8 @@ step = st.one_of(
     st.tuples(st.just("failure"), st.integers(0, 2), st.integers(0, 3), st.just(0), st.integers(1, 600)),
     st.tuples(st.just("outcome"), st.sampled_from(["verified", "failed"]), st.integers(1, 6), st.booleans(),
               st.integers(1, 120)),
+    # a signup session for u<c> (learned into a blank profile only; refused after any history)
+    st.tuples(st.just("signup"), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(1, 600)),
 )
 
 
@@ -50,6 +53,10 @@ def _play(engine: Engine, story: list[tuple[Any, ...]], use_async: bool) -> list
                 out.append((d.action, d.risk, d.reason_codes, d.factor, d.user_id))
                 if d.action == "challenge":
                     pending.append((d.decision_id, None))
+            elif kind == "signup":
+                attempt = make_attempt(f"u{c}", ts, PLACES[a], AGENTS[b], device_id=f"dev{a}{b}")
+                learned = await engine.arecord_signup(attempt) if use_async else engine.record_signup(attempt)
+                out.append(("signup", learned))
             elif kind == "failure":
                 ip = f"198.51.100.{b}"
                 n = await engine.arecord_failure(f"u{a}", ip, ts) if use_async else \

@@ -147,6 +147,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
             lines.append(f"  {label}: {shown}")
         if s.get("reset_at"):
             lines.append(f"  reset by support at {s['reset_at']}: logins step up until one is verified")
+        if s.get("signup_at"):
+            lines.append(f"  seeded by the account's signup session at {s['signup_at']} (record_signup: "
+                         "not a login, not trusted)")
     lines.append(f"  failed passwords in the last {s['failure_window_minutes']:g} min: "
                  f"{s['failed_passwords_in_window']}")
     lines.append(f"  failed second factors in the last {s['second_factor_window_minutes']:g} min: "

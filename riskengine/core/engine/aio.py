@@ -1,8 +1,8 @@
-"""``ascore`` / ``arecord_outcome`` / ``arecord_failure`` / ``acheck_send``: the same decisions as the sync calls,
-for an ``async def`` route.
+"""``ascore`` / ``arecord_outcome`` / ``arecord_failure`` / ``acheck_send`` / ``arecord_signup``: the same
+decisions as the sync calls, for an ``async def`` route.
 
 They run the very phases the sync calls run (``_prepare`` → read → ``_conclude`` → lesson /
-parked challenge → audit row; ``_outcome_plan``; ``_failure_input``), with the store's I/O
+parked challenge → audit row; ``_outcome_plan``; ``_failure_input``; ``_signup_plan``), with the store's I/O
 awaited: over ``redis.asyncio`` end to end on a Redis store, as one thread hop per store call
 on the local stores (memory, sqlite: :class:`~riskengine.core.stores.base.ThreadOffload`).
 A store without the async twins (a caller's own) gets one thread hop for the whole call.
@@ -23,16 +23,17 @@ from typing import Any
 from riskengine.core.attempt import LoginAttempt
 from riskengine.core.decision import Channel, Decision, Outcome
 from riskengine.core.engine.outcomes import Outcomes, untrusted
-from riskengine.core.engine.scoring import Scoring
 from riskengine.core.engine.sends import prefix_key
+from riskengine.core.engine.signup import Signups
 from riskengine.core.metrics import span_attributes
 from riskengine.core.profile import UserProfile
 from riskengine.core.sms import SendDecision
 from riskengine.core.typing import AsyncProfileStore, SendCounts, Snapshot, Updater
 
 
-class AsyncOps(Scoring, Outcomes):
-    """The async twins of ``score``, ``record_outcome`` and ``record_failure``."""
+class AsyncOps(Signups, Outcomes):
+    """The async twins of ``score``, ``record_outcome``, ``record_failure``, ``check_send`` and
+    ``record_signup``."""
 
     def _async_store(self) -> AsyncProfileStore | None:
         store = self.store
@@ -190,6 +191,22 @@ class AsyncOps(Scoring, Outcomes):
             except Exception as exc:  # noqa: BLE001
                 self._store_failed("check_send: could not link the send to its challenge", exc)
         return self._send_emit(decision_id, rec.user_id, d, at)
+
+    async def arecord_signup(self, attempt: LoginAttempt | Mapping[str, Any]) -> bool:
+        """:meth:`record_signup` for an ``async def`` route (same result, same audit row)."""
+        if not isinstance(attempt, LoginAttempt):
+            attempt = LoginAttempt.model_validate(attempt)
+        store = self._async_store()
+        if store is None:
+            return await asyncio.to_thread(self.record_signup_validated, attempt)
+        plan = self._signup_plan(attempt)
+        what = "profile seed from a signup"
+        if self._writer is not None:
+            # behind this user's queued lessons, as record_signup does (a pending login wins)
+            stored = await asyncio.to_thread(self._update_profile, plan.user_id, plan.seed, what)
+        else:
+            stored = await self._aupdate(store, plan.user_id, plan.seed, what)
+        return self._signup_done(plan, stored)
 
     async def aclose(self) -> None:
         """Release the store connections this event loop opened (a Redis store keeps an asyncio

@@ -28,19 +28,32 @@ class Learning(PopulationPrior):
 
     def _lesson(self, now: float, dkey: str, geo: GeoInfo, hour: int | None, trust_key: str | None,
                 trust_until: int, established: bool, verified: bool,
-                traits: LoginTraits = NO_TRAITS) -> Callable[[UserProfile | None], UserProfile]:
+                traits: LoginTraits = NO_TRAITS, signup: bool = False) -> Callable[[UserProfile | None], UserProfile]:
         """The pure update an accepted login applies to the profile (and the population prior's
         count, which only established users feed). Only accepted logins (allowed, or a verified
         challenge) ever get here: a challenged login cannot teach the profile a "newest" browser
-        version, a prefix or an RTT band before its second factor is passed."""
+        version, a prefix or an RTT band before its second factor is passed.
+
+        ``signup``: the account's signup session (``Engine.record_signup``) instead — the same
+        evidence, learned only into a blank profile (any history, a reset mark or an earlier
+        signup: the profile is returned unchanged, the very object), never counted as a login,
+        never verified, trusted or "established"."""
         limits = self._evidence_limits
         bounds = self._learn_bounds
         at = int(now)
         country, region, asn, latitude, longitude = geo.country, geo.region, geo.asn, geo.latitude, geo.longitude
+        if signup and (established or verified or trust_key is not None):
+            raise ValueError("a signup lesson is never established, verified or trusted")
 
         def learn(p: UserProfile | None) -> UserProfile:
             base = p if p is not None else _EMPTY
+            if signup and p is not None and not p.blank:
+                # applied inside the store's atomic update: whatever landed first (a login's
+                # lesson, another signup, a reset) wins, and nothing of this session is planted
+                return p
             out = base.learn(at, dkey, country, region, asn, latitude, longitude, hour, bounds, traits, limits)
+            if signup:
+                return out.seeded_by_signup(base, at)
             if verified:
                 out = out.verified()
             if trust_key is not None:

@@ -32,6 +32,8 @@ class Lifecycle(PopulationPrior):
             "degraded": _peek(self._degraded),
             "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
             "audit_dropped": self.sink.dropped,
+            "signups_learned": _peek(self._signups_learned),
+            "signups_refused": _peek(self._signups_refused),
             "audit_problems": list(self.audit_problems),
             "geoip_problems": list(self.geoip.problems) + (
                 [self.anonymous.problem] if self.anonymous is not None and self.anonymous.problem else []),
@@ -39,11 +41,13 @@ class Lifecycle(PopulationPrior):
         }
 
     def counters(self) -> dict[str, int]:
-        """The running totals metrics export: degraded decisions, store errors, dropped audit events."""
+        """The running totals metrics export: degraded decisions, store errors, dropped audit
+        events, refused signups."""
         return {
             "degraded": _peek(self._degraded),
             "store_errors": _peek(self._store_errors) + (self._writer.errors if self._writer else 0),
             "audit_dropped": int(self.sink.dropped),
+            "signups_refused": _peek(self._signups_refused),
         }
 
     def close(self) -> None:

@@ -132,9 +132,12 @@ class Scoring(AuditRows, Learning, Parking):
         return c.decision
 
     # -- the phases score() and ascore() share: everything but the store's I/O ------------------
-    def _prepare(self, attempt: Attempt, started: float) -> Prepared:
-        """Before the store is read: ids, geo, the User-Agent, the device token's signature."""
-        next(self._scored)
+    def _prepare(self, attempt: Attempt, started: float, scored: bool = True) -> Prepared:
+        """Before the store is read: ids, geo, the User-Agent, the device token's signature.
+        ``scored`` False: a signup session (``record_signup``) — the same evidence (what its
+        lesson learns is what a login's would), not counted as scored, no token checked."""
+        if scored:
+            next(self._scored)
         now = attempt.timestamp.timestamp()
         user_id = checked(self._uid, attempt.user_id)
         decision_id = new_decision_id()  # 64 bits from the OS CSPRNG: not predictable from others
@@ -142,7 +145,7 @@ class Scoring(AuditRows, Learning, Parking):
         ua = self.ua.parse(attempt.user_agent)
         token_key: str | None = None
         token_problem: str | None = None
-        if attempt.device_token is not None:
+        if attempt.device_token is not None and scored:
             check = self.tokens.verify(attempt.device_token, user_id, now)
             token_key, token_problem = check.device_key, check.problem
         hour = local_hour_at(now, attempt.time_zone or geo.time_zone, geo.country)
@@ -266,7 +269,9 @@ class Scoring(AuditRows, Learning, Parking):
             signals.append(rare_country_for_service(
                 geo.country, counts, total,
                 self._rare_min_logins * self._population_weight(now), self._rare_share))
-        if p.logins > 0:
+        samples = p.logins + 1 if p.signup_at else p.logins  # UserProfile.samples, inline (hot path)
+        if samples > 0:
+            # a signup session (record_signup) is history to be new against, never "established"
             history_days = self._history_days
             # novelty needs something to be new against: a user whose earlier logins had no
             # known country/region/AS (no GeoIP answer, "-" in an RBA file) gets no signal
@@ -277,14 +282,14 @@ class Scoring(AuditRows, Learning, Parking):
                 region = novelty(R.NEW_REGION, "region", region_key(geo.country, geo.region),
                                  p.regions, now, history_days)
                 region_new = region.value > 0.0
-                signals.append(habitual(region, len(p.regions), p.logins, *self._novelty, "regions")
+                signals.append(habitual(region, len(p.regions), samples, *self._novelty, "regions")
                                if region_new else region)
             if p.asns and listed != "allow":
                 network = novelty(R.NEW_ASN, "network AS", asn, p.asns, now, history_days)
                 asn_new = network.value > 0.0
-                signals.append(habitual(network, len(p.asns), p.logins, *self._novelty, "networks")
+                signals.append(habitual(network, len(p.asns), samples, *self._novelty, "networks")
                                if asn_new else network)
-            self._finer(signals, traits, ua, dkey, geo, now, p, region_new, asn_new, listed)
+            self._finer(signals, traits, ua, dkey, geo, now, p, region_new, asn_new, listed, samples)
             if geo.latitude != p.last_lat or geo.longitude != p.last_lon:
                 travel = impossible_travel(
                     geo.latitude, geo.longitude, now, p.last_lat, p.last_lon, p.last_ts,
@@ -365,7 +370,7 @@ class Scoring(AuditRows, Learning, Parking):
             return budget.threshold
 
     def _finer(self, out: list[SignalResult], t: LoginTraits, ua: ParsedUA, dkey: str, geo: GeoInfo, now: float,
-               p: UserProfile, region_new: bool, asn_new: bool, listed: str | None) -> None:
+               p: UserProfile, region_new: bool, asn_new: bool, listed: str | None, samples: int) -> None:
         """Append the richer evidence of a user with history to ``out``: the User-Agent's
         versions, the address prefix and the city (each only below a coarser level that is
         already known), the distance from the usual places, and the round-trip time on this
@@ -386,11 +391,11 @@ class Scoring(AuditRows, Learning, Parking):
         # habitual() returns a signal that did not fire as it is: the call is skipped then
         if p.prefixes and listed != "allow":
             prefix = new_prefix(t.prefix, asn_new, p.prefixes, now, history_days)
-            out.append(habitual(prefix, len(p.prefixes), p.logins, *self._novelty, "address blocks")
+            out.append(habitual(prefix, len(p.prefixes), samples, *self._novelty, "address blocks")
                        if prefix.value > 0.0 else prefix)
         if p.cities:
             city = new_city(t.city, region_new, p.cities, now, history_days)
-            out.append(habitual(city, len(p.cities), p.logins, *self._novelty, "cities")
+            out.append(habitual(city, len(p.cities), samples, *self._novelty, "cities")
                        if city.value > 0.0 else city)
         if p.places:
             out.append(far_from_usual_places(geo.latitude, geo.longitude, p.places, *self._far))

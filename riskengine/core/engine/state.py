@@ -158,6 +158,8 @@ class EngineState:
         self._scored = itertools.count()
         self._degraded = itertools.count()
         self._store_errors = itertools.count()
+        self._signups_learned = itertools.count()
+        self._signups_refused = itertools.count()
         self._closed = False
         self._shadow = s.policy.mode == "shadow"
         self.degraded_log = RateLimitedLog(log, "degraded decisions", s.metrics.degraded_log_seconds)

@@ -61,7 +61,7 @@ def profile_summary(profile: UserProfile | None, now: float) -> dict[str, Any]:
     """What the store remembers about one user, with times as ISO strings (UTC)."""
     if profile is None or (not profile.logins and not profile.devices):
         return {"known": False, "logins": 0, "devices": [], "countries": [], "regions": [], "asns": [],
-                "reset_at": _iso(profile.reset_at) if profile is not None else None}
+                "reset_at": _iso(profile.reset_at) if profile is not None else None, "signup_at": None}
     devices = sorted(profile.devices.items(), key=lambda kv: kv[1].last_seen, reverse=True)
     return {
         "known": True,
@@ -78,6 +78,8 @@ def profile_summary(profile: UserProfile | None, now: float) -> dict[str, Any]:
         "regions": _places(profile.regions, "region"),
         "asns": _places(profile.asns, "asn"),
         "reset_at": _iso(profile.reset_at),
+        # when the account's signup session seeded the profile (record_signup; None: never)
+        "signup_at": _iso(profile.signup_at),
     }
 
 
