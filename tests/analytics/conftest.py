@@ -23,8 +23,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from riskengine.analytics import Filters
 from riskengine.audit.parquet import ParquetSink
 
 
@@ -84,3 +87,38 @@ def build_root(root: Path) -> Path:
 @pytest.fixture
 def audit_root(tmp_path: Path) -> Path:
     return build_root(tmp_path / "audit")
+
+
+class FullScan:
+    """The Audit explorer's answer by brute force, the independent reference the explorer tests
+    hold ``AuditDB.events`` / ``user_events`` to: every decision row read with polars, filtered,
+    sorted newest first (ties by decision id), sliced."""
+
+    @staticmethod
+    def rows(root: Path) -> pl.DataFrame:
+        """Every row of every decisions segment under ``root`` (whatever their schemas)."""
+        return pl.concat([pl.read_parquet(p) for p in sorted(root.glob("decisions/*/*/*.parquet"))],
+                         how="diagonal")
+
+    @staticmethod
+    def page(rows: pl.DataFrame, f: Filters, limit: int, offset: int) -> pl.DataFrame:
+        keep = pl.lit(True)
+        if f.since is not None:
+            keep &= pl.col("event_time") >= f.since
+        if f.until is not None:
+            keep &= pl.col("event_time") < f.until
+        if f.actions:
+            keep &= pl.col("action").is_in(f.actions)
+        if f.countries:
+            keep &= pl.col("country").is_in(f.countries)
+        if f.user_key is not None:
+            keep &= pl.col("user_key") == f.user_key
+        if f.reasons:
+            keep &= pl.col("reasons").list.eval(pl.element().is_in(f.reasons)).list.any()
+        return rows.filter(keep).sort(["event_time", "decision_id"], descending=True).slice(offset, limit)
+
+    @staticmethod
+    def same(got: pl.DataFrame, want: pl.DataFrame) -> None:
+        assert got.height == want.height
+        assert_frame_equal(got.select(want.columns), want, check_dtypes=False)
+

@@ -20,11 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
 
 from riskengine.analytics import AuditDB, Filters
 from riskengine.audit.schema import arrow_schema
 from riskengine.ops.maintenance import compact
+
+from .conftest import FullScan
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ACTIONS = ("allow", "challenge", "deny")
@@ -74,33 +75,12 @@ def build(root: Path, seed: int = 7) -> None:
             _write(root, "decisions", chunk, f"seq-{month}-{len(chunks) - k:03d}", row_group=30)
 
 
-@functools.cache
-def every_row(root: Path) -> pl.DataFrame:
-    return pl.concat([pl.read_parquet(p) for p in sorted(root.glob("decisions/*/*/*.parquet"))], how="diagonal")
+every_row = functools.cache(FullScan.rows)
+same = FullScan.same
 
 
 def oracle(root: Path, f: Filters, limit: int, offset: int) -> pl.DataFrame:
-    rows = every_row(root)
-    keep = pl.lit(True)
-    if f.since is not None:
-        keep &= pl.col("event_time") >= f.since
-    if f.until is not None:
-        keep &= pl.col("event_time") < f.until
-    if f.actions:
-        keep &= pl.col("action").is_in(f.actions)
-    if f.countries:
-        keep &= pl.col("country").is_in(f.countries)
-    if f.user_key is not None:
-        keep &= pl.col("user_key") == f.user_key
-    if f.reasons:
-        keep &= pl.col("reasons").list.eval(pl.element().is_in(f.reasons)).list.any()
-    out = rows.filter(keep).sort(["event_time", "decision_id"], descending=True)
-    return out.slice(offset, limit)
-
-
-def same(got: pl.DataFrame, want: pl.DataFrame) -> None:
-    assert got.height == want.height
-    assert_frame_equal(got.select(want.columns), want, check_dtypes=False)
+    return FullScan.page(every_row(root), f, limit, offset)
 
 
 @pytest.fixture(scope="module")

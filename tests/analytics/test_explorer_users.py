@@ -19,12 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
 
 from riskengine.analytics import AuditDB, Filters
 from riskengine.audit.objectstore import S3Root
 from riskengine.audit.schema import arrow_schema
 from riskengine.ops.maintenance import BLOOM_COLUMNS, COMPACTED_ROW_GROUP, compact
+
+from .conftest import FullScan
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ACTIONS = ("allow", "challenge", "deny")
@@ -75,24 +76,7 @@ def build(root: Path, seed: int = 3) -> None:
         _write(root, 4, f"new-4-{k}", _decisions(rng, 4, 400, f"n4{k}"))
 
 
-def every_row(root: Path) -> pl.DataFrame:
-    return pl.concat([pl.read_parquet(p) for p in sorted(root.glob("decisions/*/*/*.parquet"))], how="diagonal")
-
-
-def oracle(rows: pl.DataFrame, f: Filters, limit: int, offset: int) -> pl.DataFrame:
-    keep = pl.col("user_key") == f.user_key
-    if f.since is not None:
-        keep &= pl.col("event_time") >= f.since
-    if f.until is not None:
-        keep &= pl.col("event_time") < f.until
-    if f.actions:
-        keep &= pl.col("action").is_in(f.actions)
-    return rows.filter(keep).sort(["event_time", "decision_id"], descending=True).slice(offset, limit)
-
-
-def same(got: pl.DataFrame, want: pl.DataFrame) -> None:
-    assert got.height == want.height
-    assert_frame_equal(got.select(want.columns), want, check_dtypes=False)
+every_row, oracle, same = FullScan.rows, FullScan.page, FullScan.same
 
 
 @pytest.fixture(scope="module")
