@@ -75,6 +75,9 @@ def test_allowed_login_costs_the_auth_thread_one_store_call(sqlite_store: Sqlite
     # of event time (budget_refresh_seconds): these logins are a day apart, so once each
     budget_merges = on_auth_thread.pop("budget_merge", 0)
     assert budget_merges == 5
+    # the store's history start (DORMANT_ACCOUNT) is read only for a login on an account with
+    # nothing on record (here the first), at most once per HISTORY_REFRESH_S
+    assert on_auth_thread.pop("history_start", 0) == 1
     assert on_auth_thread == {"snapshot": 5}
     assert elsewhere == {"update": 5}
     assert sqlite_store.get("alice") is not None and sqlite_store.get("alice").logins == 5  # type: ignore[union-attr]

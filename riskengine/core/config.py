@@ -334,6 +334,16 @@ class ColdStartSettings(_Section):
     """Device/geo novelty weights are multiplied by this while in cold start: everything is
     new for a new user, so novelty says little; failures and travel still count in full."""
     weight: float = Field(0.1, ge=0, le=1)
+    dormant_days: float = Field(30.0, ge=0)
+    """Once the profile store has been learning this long (``ProfileStore.history_start``), a
+    login on an account with no login and no signup on record is a dormant account
+    (``DORMANT_ACCOUNT``): it gets no cold-start leniency (``novelty_scale``, ``weight``) and
+    adds ``dormant_weight``. 0 turns it off. A service that does not call ``record_signup``
+    makes every new account look dormant after this long (docs/signals.md)."""
+    dormant_weight: float = Field(0.2, ge=0, le=1)
+    """Weight of ``DORMANT_ACCOUNT``: with a never-seen device (0.55) it puts the first login
+    of a dormant account at 0.64, above the fixed 0.4 that judges users the budget does not
+    measure and above a never-seen device alone on an established account."""
     scaled_signals: tuple[str, ...] = ("NEW_DEVICE", "NEW_REGION", "NEW_ASN", "NEW_PREFIX", "NEW_CITY",
                                        "NEW_UA_VERSION")
     """Which signals ``novelty_scale`` applies to. NEW_COUNTRY is deliberately not among them:

@@ -108,6 +108,7 @@ class Policy:
             R.NEW_CITY: s.geo.new_city_weight,
             R.FAR_FROM_USUAL_PLACES: s.geo.far_weight,
             R.RTT_ANOMALY: s.rtt.weight,
+            R.DORMANT_ACCOUNT: s.coldstart.dormant_weight,
         }
         # the sensitive-event rules carry no weight: they set the action, the evidence the risk
         for code in R.EVENT_RULE_CODES:

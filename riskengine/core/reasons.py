@@ -38,6 +38,7 @@ NEW_PREFIX: Final = "NEW_PREFIX"
 NEW_CITY: Final = "NEW_CITY"
 FAR_FROM_USUAL_PLACES: Final = "FAR_FROM_USUAL_PLACES"
 RTT_ANOMALY: Final = "RTT_ANOMALY"
+DORMANT_ACCOUNT: Final = "DORMANT_ACCOUNT"
 # sensitive events (LoginAttempt.event other than "login"): rules of policy.events.<event>
 RECOVERY_HIGH_RISK: Final = "RECOVERY_HIGH_RISK"
 UNTRUSTED_DEVICE: Final = "UNTRUSTED_DEVICE"
@@ -85,6 +86,7 @@ ALL_CODES: Final[tuple[str, ...]] = (
     NEW_CITY,
     FAR_FROM_USUAL_PLACES,
     RTT_ANOMALY,
+    DORMANT_ACCOUNT,
     RECOVERY_HIGH_RISK,
     UNTRUSTED_DEVICE,
     RECENT_NEW_DEVICE,

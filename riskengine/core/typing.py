@@ -141,6 +141,12 @@ class ProfileStore(Protocol):
         """The population prior: country → accumulated (forward-decayed) weight."""
         ...
 
+    def history_start(self, now: float) -> float:
+        """When this store began learning: set to ``now`` by the first call (atomically, so
+        concurrent first calls agree) and returned unchanged by every later one. The engine's
+        ``DORMANT_ACCOUNT`` signal measures how long the store has been watching from it."""
+        ...
+
     def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
         """Add ``delta`` (key → weight) to the shared step-up budget sketch and return the
         whole merged sketch, atomically (one transaction / one script); an empty delta reads."""
@@ -206,6 +212,8 @@ class AsyncProfileStore(Protocol):
     async def apopulation_add(self, country: str, weight: float) -> None: ...
 
     async def apopulation(self) -> dict[str, float]: ...
+
+    async def ahistory_start(self, now: float) -> float: ...
 
     async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                            user_id: str = "", max_per_user: int = 0) -> None: ...

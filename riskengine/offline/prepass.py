@@ -17,6 +17,10 @@ the same bytes:
   of event time. This is the one place replay differs from ``score()`` online: the online
   prior learns only the logins this engine accepted, which depends on every user's
   decisions and so cannot be computed ahead; replay's prior is the input's population;
+- ``_hst``: the store's history start (``ProfileStore.history_start``) as a fresh store
+  replaying this input would have it — the time of the input's first login (the first
+  ``score()`` sets it online) — in every row, since a partition's engine never sees that
+  login; what ``DORMANT_ACCOUNT`` measures from;
 - ``_bg0`` … ``_bg4``: the Freeman et al. baseline's population probabilities per feature;
 - ``_ts``: the row's time (epoch microseconds, parsed and range-checked once), ``_row``
   (input row number) and ``_part`` (the user's partition).
@@ -49,7 +53,8 @@ from riskengine.core.identity import checked, normalizer
 from riskengine.core.stores.memory import _MAX_EVENTS_PER_KEY, _Counters
 from riskengine.offline.baseline import FreemanBaseline
 
-SHARED_COLUMNS: Final = ("_row", "_part", "_ts", "_ipf", "_popc", "_popt", "_bg0", "_bg1", "_bg2", "_bg3", "_bg4")
+SHARED_COLUMNS: Final = ("_row", "_part", "_ts", "_ipf", "_popc", "_popt", "_hst", "_bg0", "_bg1", "_bg2", "_bg3",
+                         "_bg4")
 DEFAULT_PARTITIONS: Final = 16
 _HOUR_S: Final = 3600.0
 _LANDMARK: Final = 1_735_689_600.0  # the engine's forward-decay landmark (population.py)
@@ -103,6 +108,13 @@ class _PassState:
         self._baseline = FreemanBaseline() if baseline else None
         self._parts: dict[str, tuple[str, int]] = {}
         self.rows = 0
+        self.history_start: float | None = None
+        """The input's first login's time (epoch seconds): ``_hst``."""
+
+    def _history_column(self, first_micros: int | None, n: int) -> pl.Series:
+        if self.history_start is None and first_micros is not None:
+            self.history_start = first_micros / 1e6
+        return pl.Series("_hst", [self.history_start] * n, pl.Float64)
 
     def _user(self, raw: str) -> tuple[str, int]:
         known = self._parts.get(raw)
@@ -203,6 +215,7 @@ class SharedPass(_PassState):
             ipf.alias("_ipf"),
             scatter_to_rows("_popc", popc, pl.Float64),
             scatter_to_rows("_popt", popt, pl.Float64),
+            self._history_column(_first(logins["ts"]), n),
             *(scatter_to_rows(f"_bg{k}", bg[k], pl.Float64) for k in range(5)),
         )
 
@@ -516,11 +529,18 @@ class ReferencePass(_PassState):
             pl.Series("_ipf", ipf, pl.Int64),
             pl.Series("_popc", popc, pl.Float64),
             pl.Series("_popt", popt, pl.Float64),
+            self._history_column(next((ts_micros[i] for i in range(n) if scored[i] and users[i] is not None), None), n),
             *(pl.Series(f"_bg{k}", bg[k], pl.Float64) for k in range(5)),
         )
 
 
 _ISO_MILLIS: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}$"
+
+
+def _first(micros: pl.Series) -> int | None:
+    """The first non-null value of an integer column (None: none)."""
+    known = micros.drop_nulls()
+    return int(known[0]) if known.len() else None
 
 
 def _seconds(micros: pl.Series) -> pl.Series:

@@ -383,12 +383,12 @@ class Replayer:
         if outcomes not in allowed:
             raise ValueError(f"--outcomes for {fmt} input must be one of {allowed}, got {outcomes!r}")
 
-    def _shared(self, b: pl.DataFrame) -> tuple[list[Any], list[Any], list[Any], list[list[Any]]]:
+    def _shared(self, b: pl.DataFrame) -> tuple[list[Any], list[Any], list[Any], list[Any], list[list[Any]]]:
         """The pre-pass's cross-user columns (:mod:`riskengine.offline.prepass`)."""
         missing = [c for c in SHARED_COLUMNS if c not in b.columns]
         if missing:
             raise ValueError(f"replay batch without the pre-pass columns {missing}")
-        return (b["_ipf"].to_list(), b["_popc"].to_list(), b["_popt"].to_list(),
+        return (b["_ipf"].to_list(), b["_popc"].to_list(), b["_popt"].to_list(), b["_hst"].to_list(),
                 [b[f"_bg{k}"].to_list() for k in range(5)])
 
     def _run_rba(self, b: pl.DataFrame, decisions: list[str], risks: list[float | None],
@@ -401,7 +401,7 @@ class Replayer:
         rtt_col = c["rtts"]
         micros = b["_ts"].to_list()
         ts_col = _from_micros(micros)
-        ipf, popc, popt, bg = self._shared(b)
+        ipf, popc, popt, hst, bg = self._shared(b)
         # the baseline's population probabilities of a row, one tuple per row (zip runs in C)
         bg_rows: list[tuple[Any, ...]] = list(zip(*bg, strict=True)) if self.baseline is not None else []
         # only the challenge outcome under --outcomes labels looks at the label column
@@ -429,7 +429,7 @@ class Replayer:
             d = score(make_attempt((
                 user, ts, ip, ua, None, country, region_col[i], city_col[i], asn, None, None, None, (),
                 f"r{(seen + i) % period if period else i}", None, rtt_col[i], "login")),
-                None, make_shared((ipf[i], popc[i], popt[i])))
+                None, make_shared((ipf[i], popc[i], popt[i], hst[i])))
             self._tally(i, d, decisions, risks, reasons, ts)
             action = d.action
             accepted = action == "allow"
@@ -465,7 +465,7 @@ class Replayer:
         c = prepassed_columns(b, NATIVE_VALIDATED)
         c["times"] = _from_micros(b["_ts"].to_list())
         kind_col, user_col, ip_col, ua_col, ts_col = c["kinds"], c["users"], c["ips"], c["uas"], c["times"]
-        ipf, popc, popt, bg = self._shared(b)
+        ipf, popc, popt, hst, bg = self._shared(b)
 
         def col(name: str) -> list[Any]:
             return b[name].to_list() if name in cols else none
@@ -514,7 +514,7 @@ class Replayer:
             d = engine.score_validated(ValidatedAttempt(
                 user, ts, ip, ua_col[i], device_col[i], enrolled_factors=enrolled, session_id=session_col[i],
                 rtt_ms=rtt_col[i], event=event_col[i] or "login"),
-                None, CrossUser(ipf[i], popc[i], popt[i]))
+                None, CrossUser(ipf[i], popc[i], popt[i], hst[i]))
             self._tally(i, d, decisions, risks, reasons, ts)
             accepted = d.action == "allow"
             would_pass = bool(pass_col[i]) if pass_col[i] is not None else True

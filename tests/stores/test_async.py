@@ -88,6 +88,8 @@ SCRIPT: list[Step] = [
     ("population_add", ("FR", 1.0), {}),
     ("population_add", ("GB", 0.25), {}),
     ("population", (), {}),
+    ("history_start", (T,), {}),
+    ("history_start", (T + 5,), {}),  # set once: the first call's time
     ("put_pending", ("d1", b"ctx-1", T + 600), {"user_id": "alice", "max_per_user": 2}),
     ("put_pending", ("d2", b"ctx-2", T + 600), {"user_id": "alice", "max_per_user": 2}),
     ("put_pending", ("d3", b"ctx-3", T + 600), {"user_id": "alice", "max_per_user": 2}),  # evicts d1
@@ -138,6 +140,7 @@ def test_async_path_returns_exactly_what_the_sync_path_returns(backend: StoreFac
     # and the results are the ones the contract promises, not merely equal
     assert [r.user_failures for r in want if hasattr(r, "user_failures")] == [0, 0, 6, 0, 0]
     assert want[SCRIPT.index(next(s for s in SCRIPT if s[0] == "population"))] == {"GB": 2.75, "FR": 1.0}
+    assert [r for (name, _, _), r in zip(SCRIPT, want, strict=True) if name == "history_start"] == [T, T]
     assert [r for (name, _, _), r in zip(SCRIPT, want, strict=True) if name == "pop_pending"] == [
         None, b"ctx-2", None, b"ctx-3", None]
     final = want[-1]

@@ -459,6 +459,36 @@ def test_population_prior_accumulates_and_is_shared(backend: StoreFactory) -> No
     assert a.population() == {"GB": 3.75, "FR": 0.5}
 
 
+def test_history_start_is_set_once_by_the_first_caller_and_shared(backend: StoreFactory) -> None:
+    a, b = backend.open(), backend.open()
+    assert a.history_start(T) == T
+    # a later worker, a later time, even an earlier one: the first caller's time stands
+    assert b.history_start(T + 86_400) == T
+    assert a.history_start(T - 5) == T
+
+
+def test_concurrent_first_history_start_calls_agree(backend: StoreFactory) -> None:
+    stores = [backend.open() for _ in range(8)]
+    seen: list[float] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(len(stores))
+
+    def first(k: int) -> None:
+        try:
+            go.wait(10)
+            seen.append(stores[k].history_start(T + k))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=first, args=(k,)) for k in range(len(stores))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not errors
+    assert len(seen) == len(stores) and len(set(seen)) == 1 and seen[0] in {T + k for k in range(len(stores))}
+
+
 def test_budget_merge_adds_and_reads_back_the_shared_sketch(backend: StoreFactory) -> None:
     a, b = backend.open(), backend.open()
     assert a.budget_merge({}) == {}

@@ -25,6 +25,7 @@ from riskengine.core.decision import Channel, Decision, Outcome
 from riskengine.core.engine.outcomes import Outcomes, untrusted
 from riskengine.core.engine.sends import prefix_key
 from riskengine.core.engine.signup import Signups
+from riskengine.core.engine.state import HISTORY_REFRESH_S
 from riskengine.core.metrics import span_attributes
 from riskengine.core.profile import UserProfile
 from riskengine.core.sms import SendDecision
@@ -67,6 +68,8 @@ class AsyncOps(Signups, Outcomes):
             snap = await store.asnapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
+        if snap is not None and self._history_due <= p.started and (snap.profile is None or not snap.profile.samples):
+            await self._aread_history_start(store, p.now)
         c = self._conclude(p, attempt, snap, error, before)
         d = c.decision
         if d.action == "allow" and not c.degraded and attempt.event == "login":
@@ -86,6 +89,14 @@ class AsyncOps(Signups, Outcomes):
                 self._store_failed("could not park challenge context", exc)
         self._finish(p, attempt, c)
         return d
+
+    async def _aread_history_start(self, store: AsyncProfileStore, now: float) -> None:
+        """:meth:`_read_history_start`, the store awaited."""
+        self._history_due = time.perf_counter() + HISTORY_REFRESH_S
+        try:
+            self._history_start = await store.ahistory_start(now)
+        except Exception as exc:  # noqa: BLE001 - the login still gets its decision
+            self._store_failed("history start read failed", exc)
 
     async def arecord_outcome(
         self,

@@ -14,6 +14,7 @@ from riskengine.core.decision_ids import new_decision_id
 from riskengine.core.engine.audit_rows import AuditRows
 from riskengine.core.engine.learning import Learning
 from riskengine.core.engine.parking import Counted, Parking
+from riskengine.core.engine.state import HISTORY_REFRESH_S
 from riskengine.core.enrich.geoip import EMPTY_GEO, GeoInfo
 from riskengine.core.enrich.timezone import local_hour_at
 from riskengine.core.enrich.useragent import ParsedUA, device_key
@@ -24,6 +25,7 @@ from riskengine.core.signals.anonymous import anonymous_proxy
 from riskengine.core.signals.base import SignalResult
 from riskengine.core.signals.city import city_key, new_city
 from riskengine.core.signals.device import device_novelty, is_trusted
+from riskengine.core.signals.dormant import dormant_account
 from riskengine.core.signals.failures import failed_attempts
 from riskengine.core.signals.geo import impossible_travel, novelty
 from riskengine.core.signals.habit import habitual
@@ -50,6 +52,9 @@ class CrossUser(NamedTuple):
     (forward-decayed, as the store keeps it)."""
     population_total: float
     """The sum of all the prior's counts at the same moment."""
+    history_start: float | None = None
+    """When the store's history began (``ProfileStore.history_start``): replay's input's first
+    row. None: unknown (no ``DORMANT_ACCOUNT``)."""
 
 
 class Prepared(NamedTuple):
@@ -114,6 +119,9 @@ class Scoring(AuditRows, Learning, Parking):
                                        session_since=now - self._session_s)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
+        if snap is not None and self._history_due <= p.started and shared is None \
+                and (snap.profile is None or not snap.profile.samples):
+            self._read_history_start(now)
         if shared is not None and snap is not None:
             # _make: _replace goes through a kwargs dict and a map over every field
             snap = Snapshot._make((snap.profile, snap.user_failures, shared.ip_failures, snap.otp_user_failures,
@@ -130,6 +138,18 @@ class Scoring(AuditRows, Learning, Parking):
                        traits=p.traits, counted=c.counted)
         self._finish(p, attempt, c)
         return c.decision
+
+    def _read_history_start(self, now: float) -> None:
+        """Refresh :attr:`_history_start` from the store (the first call of all sets it), for a
+        login on an account with nothing on record — the only one ``DORMANT_ACCOUNT`` concerns,
+        so every other login stays one store call — at most once per ``HISTORY_REFRESH_S`` per
+        process, so a store that was wiped is noticed. A store failure keeps the last value
+        (None: no ``DORMANT_ACCOUNT`` until the store answers)."""
+        self._history_due = time.perf_counter() + HISTORY_REFRESH_S
+        try:
+            self._history_start = self.store.history_start(now)
+        except Exception as exc:  # noqa: BLE001 - the login still gets its decision
+            self._store_failed("history start read failed", exc)
 
     # -- the phases score() and ascore() share: everything but the store's I/O ------------------
     def _prepare(self, attempt: Attempt, started: float, scored: bool = True) -> Prepared:
@@ -270,6 +290,15 @@ class Scoring(AuditRows, Learning, Parking):
                 geo.country, counts, total,
                 self._rare_min_logins * self._population_weight(now), self._rare_share))
         samples = p.logins + 1 if p.signup_at else p.logins  # UserProfile.samples, inline (hot path)
+        dormant = False
+        if samples == 0 and not p.reset_at:
+            # nothing on record in all the store's history: a dormant account (or one created
+            # before the engine and never used), not a new one — no cold-start leniency
+            signal = dormant_account(samples, now, self._history_start if shared is None else shared.history_start,
+                                     self._dormant_s)
+            if signal.value:
+                dormant = True
+                signals.append(signal)
         if samples > 0:
             # a signup session (record_signup) is history to be new against, never "established"
             history_days = self._history_days
@@ -329,7 +358,7 @@ class Scoring(AuditRows, Learning, Parking):
                 # stricter (a new user's second device while they ran low); docs/budget.md
                 threshold = self.policy.challenge_threshold
         a = self.policy.decide(
-            signals, cold_start=cold, trusted=trusted, otp_failures_exceeded=otp_exceeded,
+            signals, cold_start=cold and not dormant, trusted=trusted, otp_failures_exceeded=otp_exceeded,
             otp_locked=otp_locked, enrolled=attempt.enrolled_factors, extra_risk=extra_risk,
             extra_reasons=extra, threshold=None if budget is None else threshold, event=event)
         # positional (shadow_action None): a frozen dataclass binds keywords slower

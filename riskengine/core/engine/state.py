@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from riskengine.audit import AuditSink, NullSink, Pseudonymizer, resolve_key
 from riskengine.core.budget import BudgetConfig, BudgetSketch, DeferredBudget, UserCap
@@ -39,6 +39,9 @@ from riskengine.core.writeback import WriteBehind
 log = logging.getLogger(__name__)
 
 _SECONDS_PER_DAY = 86400.0
+HISTORY_REFRESH_S: Final = 300.0
+"""How often a process re-reads the store's history start (``ProfileStore.history_start``):
+rarely enough to cost nothing, often enough that a wiped store is noticed."""
 TRUST_KEYS_ENV = "RISKENGINE_TRUST_SECRET_KEYS"
 
 
@@ -142,6 +145,11 @@ class EngineState:
         self._hour_rare_share = s.hour.rare_share
         self._otp_max = s.otp.max_attempts
         self._rare_weight = s.geo.rare_country_weight
+        self._dormant_s = s.coldstart.dormant_days * _SECONDS_PER_DAY
+        self._history_start: float | None = None
+        """The store's history start (``ProfileStore.history_start``), re-read every
+        ``HISTORY_REFRESH_S``: None until read (or while the store cannot say)."""
+        self._history_due = 0.0 if self._dormant_s else float("inf")
         self._rare_share = s.geo.rare_country_share
         self._rare_min_logins = s.geo.rare_country_min_logins
         self._population_half_life_s = s.geo.population_half_life_days * _SECONDS_PER_DAY

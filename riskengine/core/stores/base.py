@@ -69,6 +69,9 @@ class ThreadOffload:
     async def apopulation(self: ProfileStore) -> dict[str, float]:
         return await asyncio.to_thread(self.population)
 
+    async def ahistory_start(self: ProfileStore, now: float) -> float:
+        return await asyncio.to_thread(self.history_start, now)
+
     async def aput_pending(self: ProfileStore, decision_id: str, payload: bytes, expires_at: float, *,
                            user_id: str = "", max_per_user: int = 0) -> None:
         await asyncio.to_thread(self.put_pending, decision_id, payload, expires_at, user_id=user_id,

@@ -106,6 +106,7 @@ class MemoryStore(ThreadOffload):
         self._failures_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._population_lock = threading.Lock()
+        self._history_start: float | None = None
 
     def _lock(self, user_id: str) -> threading.Lock:
         return self._locks[hash(user_id) % _STRIPES]
@@ -190,6 +191,12 @@ class MemoryStore(ThreadOffload):
 
     def population(self) -> dict[str, float]:
         return dict(self._population)
+
+    def history_start(self, now: float) -> float:
+        with self._population_lock:
+            if self._history_start is None:
+                self._history_start = float(now)
+            return self._history_start
 
     def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
         with self._population_lock:

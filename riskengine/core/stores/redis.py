@@ -213,12 +213,19 @@ return redis.call('GET', KEYS[1])
 """
 
 
+# KEYS: the store's history start; ARGV: now (set once: the first caller wins, all read it back)
+_HISTORY_START_LUA = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
+
+
 _SCRIPTS: Final = {
     "snapshot": _SNAPSHOT_LUA, "add_failure": _ADD_FAILURE_LUA, "update": _CAS_LUA, "pop_pending": _POP_LUA,
     "add_otp_failures": _ADD_OTP_LUA, "put_pending": _PUT_PENDING_LUA, "reset_otp_failures": _RESET_OTP_LUA,
     "budget_merge": _BUDGET_MERGE_LUA,
     "add_send": _ADD_SEND_LUA, "verify_send": _VERIFY_SEND_LUA, "peek_pending": _PEEK_LUA,
-    "get": _PEEK_LUA,
+    "get": _PEEK_LUA, "history_start": _HISTORY_START_LUA,
 }
 """Every script, by the operation that runs it: the sync and async clients register the same text."""
 
@@ -309,7 +316,7 @@ class RedisStore:
                          "put_pending": self._put_pending, "reset_otp_failures": self._reset_otp,
                          "budget_merge": self._redis.register_script(_BUDGET_MERGE_LUA),
                          **{what: self._redis.register_script(_SCRIPTS[what])
-                            for what in ("add_send", "verify_send", "peek_pending", "get")}}
+                            for what in ("add_send", "verify_send", "peek_pending", "get", "history_start")}}
         assert self._scripts.keys() == _SCRIPTS.keys()
         self._local = threading.local()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
@@ -539,6 +546,12 @@ class RedisStore:
     def population(self) -> dict[str, float]:
         return _population_from(self._call("HGETALL", self._redis.hgetall, self._key("pop", "countries")))
 
+    def history_start(self, now: float) -> float:
+        return float(self._run(self._history_start_call(now)))
+
+    def _history_start_call(self, now: float) -> _ScriptCall:
+        return "history_start", [self._key("meta", "history_start")], [repr(float(now))]
+
     def budget_merge(self, delta: Mapping[str, float]) -> dict[str, float]:
         args: list[Any] = []
         for key, weight in delta.items():
@@ -654,6 +667,9 @@ class RedisStore:
     async def apopulation(self) -> dict[str, float]:
         return _population_from(
             await self._acall("HGETALL", self._aclient().client.hgetall, self._key("pop", "countries")))
+
+    async def ahistory_start(self, now: float) -> float:
+        return float(await self._arun(self._history_start_call(now)))
 
     async def aput_pending(self, decision_id: str, payload: bytes, expires_at: float, *,
                            user_id: str = "", max_per_user: int = 0) -> None:

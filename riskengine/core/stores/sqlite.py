@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS pending (decision_id TEXT PRIMARY KEY, expires_at REA
                                     payload BLOB NOT NULL, user_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS population (country TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS budget (key TEXT PRIMARY KEY, weight REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sends (kind TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_key_ts ON sends (kind, key, ts);
 CREATE TABLE IF NOT EXISTS send_prefixes (user_id TEXT NOT NULL, prefix TEXT NOT NULL, ts REAL NOT NULL,
@@ -455,6 +456,14 @@ class SqliteStore(ThreadOffload):
             return {c: float(w) for c, w in self._conn().execute("SELECT country, weight FROM population")}
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+
+    @_gated
+    @_serialised
+    def history_start(self, now: float) -> float:
+        with self._write() as conn:  # first writer wins; every caller reads the winner back
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('history_start', ?)", (float(now),))
+            row = conn.execute("SELECT value FROM meta WHERE key = 'history_start'").fetchone()
+        return float(row[0])
 
     @_gated
     @_serialised
