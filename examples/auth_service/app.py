@@ -528,7 +528,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     app.secret_key = secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=not insecure, MAX_CONTENT_LENGTH=16 * 1024)
-    app.extensions.update(riskengine=engine, auth_state=db, dummy_password_record=dummy)
+    app.extensions.update(riskengine=engine, auth_state=db, auth_accounts=accounts, dummy_password_record=dummy)
 
     def client_ip() -> str:
         # behind a proxy, only the address your proxy vouches for (AUTH_BEHIND_PROXY=1)

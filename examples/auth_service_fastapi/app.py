@@ -125,6 +125,7 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.auth_state, app.state.dummy_password_record = engine, db, dummy
+    app.state.auth_accounts = accounts
 
     def cookie(resp: Response, name: str, value: str, max_age: int | None = None) -> None:
         resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=secure)
