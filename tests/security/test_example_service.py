@@ -593,6 +593,18 @@ def test_signed_up_accounts_are_shared_by_every_worker(start: Callable[..., Serv
     assert (dummy["n"], dummy["r"], dummy["p"]) == (USER_SCRYPT_N, 8, 1)
 
 
+def test_a_users_file_name_that_was_also_signed_up_stops_the_service(start: Callable[..., Service],
+                                                                       tmp_path: Path) -> None:
+    """One name with two passwords (the users file edited after someone signed that name up):
+    refuse to start rather than let one of them win silently."""
+    assert _signup(start().browser(), "carol", CAROL_PW)[0] == 201
+    users = json.loads((tmp_path / "users.json").read_text())
+    users["Carol"] = example.hash_password("file password", n=USER_SCRYPT_N)
+    (tmp_path / "users.json").write_text(json.dumps(users))
+    with pytest.raises(RuntimeError, match=r"\['carol'\] also signed up"):
+        start()
+
+
 def test_failed_logins_for_a_name_before_it_exists_do_not_block_its_signup(start: Callable[..., Service]) -> None:
     """Pre-registration: guesses for a name nobody has yet are counted as failures, but they
     are no history, so the real owner's signup still seeds the profile."""
