@@ -1,6 +1,12 @@
 """A small but real Flask login service using riskengine: the integration guide, in code.
 
     GET /csrf (or GET /login) ─► CSRF token bound to a pre-session cookie
+    POST /signup ─ no/bad CSRF token ────────────────────────────► 403
+          │ username or password against the rules ──────────────► 400 + which rule
+          │ address in signup back-off ──────────────────────────► 429 + Retry-After
+          │ scrypt record (always) ─ name taken ─────────────────► 409
+          ▼ INSERT users row (the state db's primary key decides a race)
+    engine.record_signup(LoginAttempt, did cookie) ─► the profile's first history → 201
     POST /login ─ no/bad CSRF token ─────────────────────────────► 403
           │ user or address in back-off ─────────────────────────► 429 + Retry-After
           │ password check ─ fail ─► engine.record_failure         → 401 (+ back-off 2^k s)
@@ -26,18 +32,30 @@ SameSite=Lax, Max-Age = ``trust.days``); each login hands it back as
 trusted (``DEVICE_TOKEN_INVALID``). The ``did`` cookie is a random device id used only as a
 familiarity signal (known vs new device), never as trust.
 
+Signups: ``POST /signup`` creates an account (a row of the state db's ``users`` table, beside
+the seeded users file, which the service never writes) and hands the signup session to
+``engine.record_signup``, built exactly as a login's attempt (same client address, User-Agent,
+``did`` cookie, which it sets when the browser has none): the account's first login from that
+browser is then familiar instead of a login on an account without history (which an engine
+with ``coldstart.dormant_days`` of history treats as dormant: challenged). The user logs in
+afterwards as usual. A taken username is refused (409) after the same scrypt work as a free
+one; that a name is taken is what any signup form without e-mail verification tells, so every
+signup attempt counts toward a per-address back-off (``AUTH_SIGNUP_ADDR_FREE``).
+
 Configuration (environment):
 
 ``AUTH_SECRET``            signing key for the session cookie and code MACs (required, ≥ 32 chars)
 ``RISKENGINE_TRUST_SECRET_KEYS`` device-token signing keys (required; the engine's setting)
 ``AUTH_USERS``             users JSON written by ``seed.py`` (default ``users.json`` here)
-``AUTH_STATE_DB``          sqlite file for sessions, OTP challenges and back-off, shared by all
-                           workers on a host
+``AUTH_STATE_DB``          sqlite file for sessions, OTP challenges, back-off and signed-up
+                           accounts, shared by all workers on a host
 ``AUTH_SESSION_HOURS``     session lifetime (12)
 ``AUTH_BACKOFF_USER_FREE`` / ``AUTH_BACKOFF_ADDR_FREE`` wrong passwords before back-off starts,
                            per username (5) and per client address or IPv6 /64 (20)
 ``AUTH_BACKOFF_BASE_S`` / ``AUTH_BACKOFF_MAX_S`` / ``AUTH_BACKOFF_WINDOW_S`` first block (1 s),
                            cap (900 s), quiet time after which the count restarts (3600 s)
+``AUTH_SIGNUP_ADDR_FREE``  signups (created or refused) per client address or IPv6 /64 before
+                           the same back-off starts for that address's signups (10)
 ``RISKENGINE_STORE_URL``   ``sqlite:///profiles.db`` or ``redis://host:6379/0``
 ``RISKENGINE_AUDIT_ROOT``  audit log folder (any ``RISKENGINE_*`` setting works)
 ``AUTH_DEV_ECHO_OTP=1``    put the code in the challenge response (load tests only!)
@@ -85,6 +103,8 @@ TRUST_COOKIE = "rdt"  # the engine's device token
 DEVICE_ID_COOKIE = "did"  # a random id: familiarity only, never trust
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 MAX_NAME_LENGTH = 256
+USERNAME_RULE = re.compile(r"[a-z0-9][a-z0-9._-]{2,31}")  # after normalize_username
+MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 256
 log = logging.getLogger("auth_service")
 
 
@@ -128,10 +148,39 @@ def normalize_username(raw: str) -> str:
     return unicodedata.normalize("NFKC", raw).casefold().strip()
 
 
+def signup_problem(username: str, password: str) -> tuple[str, str] | None:
+    """Why a new account's (normalised) username or password is refused — ``(status, detail)``,
+    the detail written for the person at the form — or None.
+
+    A username is 3 to 32 characters of ``a-z 0-9 . _ -`` starting with a letter or digit
+    (after NFKC + casefold, so ``Alice`` is ``alice``): no look-alike letters from other
+    scripts, nothing that needs escaping in a log line or a URL. A password is 8 to 256
+    characters, any script, spaces allowed, no control characters, not the username: length
+    is what makes it hard to guess (NIST SP 800-63B), composition rules are not asked for.
+    Nothing here depends on which accounts exist.
+
+    >>> signup_problem("carol", "a long passphrase")
+    >>> signup_problem("c", "a long passphrase")[0], signup_problem("carol", "carol")[0]
+    ('invalid_username', 'invalid_password')
+    """
+    if not USERNAME_RULE.fullmatch(username):
+        return "invalid_username", ("a username is 3 to 32 characters: letters a-z, digits, '.', '_' or '-', "
+                                    "starting with a letter or a digit")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        return "invalid_password", (f"a password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters "
+                                    "(a few words make a good one)")
+    if not password.isprintable():  # spaces and every script are; control characters are not
+        return "invalid_password", "a password cannot contain control characters"
+    if normalize_username(password) == username:
+        return "invalid_password", "a password cannot be the username"
+    return None
+
+
 # ---------------------------------------------------------------------- shared state (sqlite)
 class StateDB:
     """One sqlite file (WAL) for the state every worker on a host must share: sessions, open OTP
-    challenges and back-off counters. One connection per thread."""
+    challenges, back-off counters and the accounts created by signups. One connection per
+    thread."""
 
     SCHEMA = (
         "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
@@ -140,6 +189,7 @@ class StateDB:
         " attempts INTEGER NOT NULL DEFAULT 0, expires REAL NOT NULL)",
         "CREATE TABLE IF NOT EXISTS backoff (key TEXT PRIMARY KEY, failures INTEGER NOT NULL,"
         " last REAL NOT NULL, blocked_until REAL NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, record TEXT NOT NULL, created REAL NOT NULL)",
     )
 
     def __init__(self, path: str) -> None:
@@ -158,6 +208,43 @@ class StateDB:
             conn.execute("PRAGMA journal_mode=WAL")
             self._local.conn = conn
         return conn
+
+
+class Accounts:
+    """Who can log in: the seeded users file (read once at start-up, never written by the
+    service) and the accounts ``POST /signup`` created, rows of the state db's ``users`` table.
+
+    A signup is one ``INSERT … ON CONFLICT DO NOTHING`` keyed by the normalised username: when
+    two workers (or threads) sign the same name up at once exactly one row is written and only
+    its request is told so, and since nothing is read, changed and written back, no signup can
+    overwrite another's (a users file rewritten by each worker would lose them). Every worker
+    sees a new account at its next lookup."""
+
+    def __init__(self, seeded: Mapping[str, dict[str, Any]], db: StateDB) -> None:
+        self.seeded, self.db = seeded, db
+
+    def get(self, username: str) -> dict[str, Any] | None:
+        # the table is read for every name, seeded or not: a lookup costs the same either way
+        row = self.db.conn().execute("SELECT record FROM users WHERE name = ?", (username,)).fetchone()
+        record = self.seeded.get(username)
+        if record is not None:
+            return record
+        return json.loads(row[0]) if row else None
+
+    def create(self, username: str, record: Mapping[str, Any], now: float) -> bool:
+        """Add the account; False (nothing written) when the name is taken, seeded or signed up."""
+        if username in self.seeded:
+            return False
+        row = self.db.conn().execute(
+            "INSERT INTO users VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
+            (username, json.dumps(dict(record)), now)).fetchone()
+        return row is not None
+
+    def signed_up(self) -> dict[str, dict[str, Any]]:
+        """Every account created by a signup (at start-up: their scrypt parameters count for the
+        dummy record)."""
+        return {str(name): json.loads(record)
+                for name, record in self.db.conn().execute("SELECT name, record FROM users")}
 
 
 class Sessions:
@@ -369,6 +456,8 @@ class Service(NamedTuple):
     user_free: int
     addr_free: int
     echo_codes: bool
+    accounts: Accounts  # ``users`` (the seeded file) plus the signed-up accounts: look users up here
+    signup_free: int
 
 
 def build_service(env: Mapping[str, str]) -> Service:
@@ -391,9 +480,14 @@ def build_service(env: Mapping[str, str]) -> Service:
         if key in users:
             raise RuntimeError(f"{users_path}: users {name!r} and another one are the same after normalisation")
         users[key] = record
-    dummy = dummy_record(users)
-    engine = Engine(settings)
     db = StateDB(env.get("AUTH_STATE_DB", str(HERE / "auth_state.db")))
+    accounts = Accounts(users, db)
+    signed_up = accounts.signed_up()
+    if clash := sorted(set(signed_up) & set(users)):
+        raise RuntimeError(f"{users_path}: {clash[:5]} also signed up through the service (state db "
+                           f"{db.path}): one name, two passwords; rename or remove one")
+    dummy = dummy_record({**users, **signed_up})  # signups are hashed at its cost: one cost class
+    engine = Engine(settings)
     sessions = Sessions(db, _env_number(env, "AUTH_SESSION_HOURS", 12) * 3600)
     challenges = Challenges(db, secret.encode())
     backoff = Backoff(db, base_s=_env_number(env, "AUTH_BACKOFF_BASE_S", 1),
@@ -401,10 +495,17 @@ def build_service(env: Mapping[str, str]) -> Service:
                       window_s=_env_number(env, "AUTH_BACKOFF_WINDOW_S", 3600))
     user_free = max(1, int(_env_number(env, "AUTH_BACKOFF_USER_FREE", 5)))
     addr_free = max(1, int(_env_number(env, "AUTH_BACKOFF_ADDR_FREE", 20)))
+    signup_free = max(1, int(_env_number(env, "AUTH_SIGNUP_ADDR_FREE", 10)))
     delivery = Delivery.from_env(env.get("AUTH_DELIVERY_FAILURES", ""))
     echo_codes = env.get("AUTH_DEV_ECHO_OTP") == "1"
     return Service(secret, settings, users, dummy, engine, db, sessions, challenges,
-                   backoff, delivery, user_free, addr_free, echo_codes)
+                   backoff, delivery, user_free, addr_free, echo_codes, accounts, signup_free)
+
+
+def new_account_record(dummy: Mapping[str, Any], password: str) -> dict[str, Any]:
+    """A signed-up account's scrypt record, at the dummy record's cost (the users file's, as
+    ``seed.py`` writes them): one cost class, so timing never tells old accounts from new."""
+    return hash_password(password, n=int(dummy["n"]), r=int(dummy["r"]), p=int(dummy["p"]))
 
 
 # ---------------------------------------------------------------------- the app
@@ -412,9 +513,10 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     """The service; ``env`` (default ``os.environ``) holds both ``AUTH_*`` and ``RISKENGINE_*``."""
     env = os.environ if env is None else env
     svc = build_service(env)
-    secret, settings, users, dummy, engine, db = svc.secret, svc.settings, svc.users, svc.dummy, svc.engine, svc.db
+    secret, settings, dummy, engine, db = svc.secret, svc.settings, svc.dummy, svc.engine, svc.db
+    accounts = svc.accounts  # the seeded users file and the signed-up accounts
     sessions, challenges, backoff, delivery = svc.sessions, svc.challenges, svc.backoff, svc.delivery
-    user_free, addr_free, echo_codes = svc.user_free, svc.addr_free, svc.echo_codes
+    user_free, addr_free, echo_codes, signup_free = svc.user_free, svc.addr_free, svc.echo_codes, svc.signup_free
     trust_max_age = int(settings.trust.days * 86400)
     insecure = env.get("AUTH_INSECURE_COOKIES") == "1"
 
@@ -426,7 +528,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     app.secret_key = secret
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=not insecure, MAX_CONTENT_LENGTH=16 * 1024)
-    app.extensions.update(riskengine=engine, auth_state=db, dummy_password_record=dummy)
+    app.extensions.update(riskengine=engine, auth_state=db, auth_accounts=accounts, dummy_password_record=dummy)
 
     def client_ip() -> str:
         # behind a proxy, only the address your proxy vouches for (AUTH_BEHIND_PROXY=1)
@@ -463,6 +565,31 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         if _DEVICE_ID.fullmatch(current):
             return current, False
         return secrets.token_urlsafe(16), True
+
+    def request_attempt(username: str, now: datetime) -> tuple[LoginAttempt, str | None]:
+        """This request's attempt for ``username`` — the login's and the signup's alike, so the
+        account's first login from the signup browser is the signup's device and place: client
+        address, User-Agent, the ``did`` device id, the ``rdt`` device token. The second value
+        is a new device id to set as the ``did`` cookie (None: the browser has one)."""
+        did, new_did = device_id()
+        token = request.cookies.get(TRUST_COOKIE) or None
+        fields_in = {
+            "user_id": username, "timestamp": now, "ip": client_ip(),
+            # non-UTF-8 header bytes arrive as latin-1 in WSGI; keep the string printable
+            "user_agent": request.headers.get("User-Agent", "")[:2048], "device_id": did,
+            "session_id": secrets.token_urlsafe(12), "enrolled_factors": list(CHANNELS)}
+        try:
+            attempt = LoginAttempt(**fields_in, device_token=token)
+        except ValidationError:
+            if token is None:
+                raise
+            attempt = LoginAttempt(**fields_in)  # a malformed cookie is no token at all
+        return attempt, did if new_did else None
+
+    def remember_device(resp: Response, new_did: str | None) -> None:
+        if new_did is not None:
+            resp.set_cookie(DEVICE_ID_COOKIE, new_did, max_age=2 * 365 * 86400, httponly=True, samesite="Lax",
+                            secure=not insecure)
 
     @app.before_request
     def check_csrf() -> tuple[Response, int] | None:
@@ -502,7 +629,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
             resp = jsonify(status="too_many_attempts")
             resp.headers["Retry-After"] = str(math.ceil(wait))
             return resp, 429
-        record = users.get(username)
+        record = accounts.get(username)
         if not check_password(record or dummy, password) or record is None:
             if username:  # known or not: same answers (the back-off counted it in admit)
                 try:
@@ -513,27 +640,43 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         # the user's count goes; the address's only loses this attempt (one own account must not
         # reset a count other guesses from that address built)
         backoff.passed(keys, now.timestamp(), forget=(user_key,))
-        did, new_did = device_id()
-        token = request.cookies.get(TRUST_COOKIE) or None
-        fields_in = {
-            "user_id": username, "timestamp": now, "ip": ip,
-            # non-UTF-8 header bytes arrive as latin-1 in WSGI; keep the string printable
-            "user_agent": request.headers.get("User-Agent", "")[:2048], "device_id": did,
-            "session_id": secrets.token_urlsafe(12), "enrolled_factors": list(CHANNELS)}
-        try:
-            attempt = LoginAttempt(**fields_in, device_token=token)
-        except ValidationError:
-            if token is None:
-                raise
-            attempt = LoginAttempt(**fields_in)  # a malformed cookie is no token at all
+        attempt, new_did = request_attempt(username, now)
         decision = engine.score(attempt)
         log.info("login user=%s action=%s risk=%.3f reasons=%s decision=%s", username, decision.action,
                  decision.risk, ",".join(decision.reason_codes), decision.decision_id)
         resp, status = _decide(decision.action, decision.decision_id, username)
-        if new_did:
-            resp.set_cookie(DEVICE_ID_COOKIE, did, max_age=2 * 365 * 86400, httponly=True, samesite="Lax",
-                            secure=not insecure)
+        remember_device(resp, new_did)
         return resp, status
+
+    @app.post("/signup")
+    def signup() -> tuple[Response, int]:
+        fields = form()
+        username = normalize_username(str(fields.get("username", ""))[:MAX_NAME_LENGTH])
+        password = str(fields.get("password", ""))
+        problem = signup_problem(username, password)
+        if problem is not None:  # the rules only: says nothing about which accounts exist
+            return jsonify(status=problem[0], detail=problem[1]), 400
+        now = datetime.now(UTC)
+        # every signup that passed the rules counts, created or refused, and none is given back:
+        # a flood of new accounts and a walk through taken names both cost the same back-off
+        wait = backoff.admit({f"signup/{address_key(client_ip())}": signup_free}, now.timestamp())
+        if wait > 0:
+            resp = jsonify(status="too_many_attempts")
+            resp.headers["Retry-After"] = str(math.ceil(wait))
+            return resp, 429
+        attempt, new_did = request_attempt(username, now)  # a request that cannot be one creates nothing
+        record = new_account_record(dummy, password)  # scrypt before the name is looked at: same cost
+        if not accounts.create(username, record, now.timestamp()):
+            return jsonify(status="username_taken", detail="this username is taken; choose another"), 409
+        # only for the account this request created (a taken name never gets here: its profile
+        # is someone else's), once, from the browser the user will log in from
+        if not engine.record_signup(attempt):
+            log.warning("signup user=%s: the engine did not learn the signup session (store down or the "
+                        "profile not blank): the first login is judged without it", username)
+        log.info("signup user=%s", username)
+        resp = jsonify(status="created")
+        remember_device(resp, new_did)
+        return resp, 201
 
     def _decide(action: str, decision_id: str, username: str) -> tuple[Response, int]:
         if action == "allow":

@@ -6,6 +6,12 @@ back-off, channel delivery — it reuses), with the request glue done by
 ``riskengine.integrations.fastapi``:
 
     GET /csrf (or GET /login) ─► CSRF token bound to a pre-session cookie
+    POST /signup ─ no/bad CSRF token ──────────────────────────────► 403
+          │ username or password against the rules ───────────────► 400 + which rule
+          │ address in signup back-off ───────────────────────────► 429 + Retry-After
+          │ scrypt record (always) ─ name taken ──────────────────► 409
+          ▼ INSERT users row (the state db's primary key decides a race)
+    await engine.arecord_signup(ctx.attempt(user_id=…)) ─► first history → 201
     POST /login ─ no/bad CSRF token ───────────────────────────────► 403
           │ user or address in back-off ───────────────────────────► 429 + Retry-After
           │ password check ─ fail ─► engine.record_failure           → 401 (+ back-off)
@@ -57,7 +63,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from riskengine import UnknownDecisionError
+from riskengine import LoginAttempt, UnknownDecisionError
 from riskengine.core.health import readiness
 from riskengine.integrations import CLOUDFLARE_GEO, AttemptContext
 from riskengine.integrations.fastapi import attempt_context, set_device_token
@@ -80,10 +86,10 @@ def _flask_example() -> ModuleType:
 _shared = _flask_example()  # its framework-free parts: passwords, state db, delivery
 (_DEVICE_ID, _LOGIN_FORM, CHANNELS, MAX_NAME_LENGTH, MAX_OTP_ATTEMPTS, OTP_TTL_S, Backoff, Challenges, Delivery,
  Sessions, StateDB, _env_number, address_key, build_service, check_password, dummy_record, hash_password,
- new_code, normalize_username) = (getattr(_shared, n) for n in (
+ new_account_record, new_code, normalize_username, signup_problem) = (getattr(_shared, n) for n in (
     "_DEVICE_ID", "_LOGIN_FORM", "CHANNELS", "MAX_NAME_LENGTH", "MAX_OTP_ATTEMPTS", "OTP_TTL_S", "Backoff",
     "Challenges", "Delivery", "Sessions", "StateDB", "_env_number", "address_key", "build_service", "check_password",
-    "dummy_record", "hash_password", "new_code", "normalize_username"))
+    "dummy_record", "hash_password", "new_account_record", "new_code", "normalize_username", "signup_problem"))
 
 __all__ = ["create_app", "hash_password"]
 MAX_BODY = 16 * 1024
@@ -104,9 +110,10 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
     if geo not in ("", "cloudflare"):
         raise RuntimeError(f"AUTH_GEO_HEADERS must be empty or 'cloudflare', got {geo!r}")
     svc = build_service(env)  # settings, users, the engine, the state db: shared with the Flask app
-    secret, settings, users, dummy, engine, db = svc.secret, svc.settings, svc.users, svc.dummy, svc.engine, svc.db
+    secret, settings, dummy, engine, db = svc.secret, svc.settings, svc.dummy, svc.engine, svc.db
+    accounts = svc.accounts  # the seeded users file and the signed-up accounts
     sessions, challenges, backoff, delivery = svc.sessions, svc.challenges, svc.backoff, svc.delivery
-    user_free, addr_free, echo_codes = svc.user_free, svc.addr_free, svc.echo_codes
+    user_free, addr_free, echo_codes, signup_free = svc.user_free, svc.addr_free, svc.echo_codes, svc.signup_free
     client = attempt_context(trusted_proxies=_trusted_proxies(env), geo_headers=CLOUDFLARE_GEO if geo else None)
     secure = env.get("AUTH_INSECURE_COOKIES") != "1"
     csrf_key = hashlib.sha256(b"csrf:" + secret.encode()).digest()
@@ -118,6 +125,7 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.auth_state, app.state.dummy_password_record = engine, db, dummy
+    app.state.auth_accounts = accounts
 
     def cookie(resp: Response, name: str, value: str, max_age: int | None = None) -> None:
         resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=secure)
@@ -151,6 +159,29 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
     def csrf_failed() -> JSONResponse:
         return JSONResponse({"status": "csrf_failed", "detail": "GET /csrf first; send the token as csrf_token "
                              "or X-CSRF-Token with the same cookies"}, 403)
+
+    def request_attempt(request: Request, ctx: AttemptContext, username: str,
+                        now: datetime) -> tuple[LoginAttempt, str | None]:
+        """This request's attempt for ``username`` — the login's and the signup's alike, so the
+        account's first login from the signup browser is the signup's device and place. The
+        second value is a new device id to set as the ``did`` cookie (None: the browser has one)."""
+        did = request.cookies.get(DEVICE_ID, "")
+        new_did = not _DEVICE_ID.fullmatch(did)
+        if new_did:
+            did = secrets.token_urlsafe(16)
+        extra = {"timestamp": now, "device_id": did, "session_id": secrets.token_urlsafe(12),
+                 "enrolled_factors": list(CHANNELS)}
+        try:
+            attempt = ctx.attempt(user_id=username, **extra)
+        except ValidationError:
+            if ctx.device_token is None:
+                raise
+            attempt = ctx.attempt(user_id=username, device_token=None, **extra)  # a malformed cookie is no token
+        return attempt, did if new_did else None
+
+    def remember_device(resp: Response, new_did: str | None) -> None:
+        if new_did is not None:
+            cookie(resp, DEVICE_ID, new_did, max_age=2 * 365 * 86400)
 
     def start_session(resp: Response, request: Request, user: str) -> None:
         sessions.revoke(request.cookies.get(SID))  # this browser's previous session, if any
@@ -197,7 +228,7 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
         wait = backoff.admit(keys, now.timestamp())  # counts this attempt as a failure up front
         if wait > 0:  # not even checked: a blocked guesser learns nothing, and costs no scrypt
             return JSONResponse({"status": "too_many_attempts"}, 429, headers={"Retry-After": str(math.ceil(wait))})
-        record = users.get(username)
+        record = accounts.get(username)
         if not check_password(record or dummy, password) or record is None:
             if username:  # known or not: same answers (the back-off counted it in admit)
                 try:
@@ -206,25 +237,50 @@ def create_app(env: Mapping[str, str] | None = None) -> FastAPI:
                     pass
             return JSONResponse({"status": "invalid_credentials"}, 401)
         backoff.passed(keys, now.timestamp(), forget=(user_key,))  # the address keeps its other failures
-        did = request.cookies.get(DEVICE_ID, "")
-        new_did = not _DEVICE_ID.fullmatch(did)
-        if new_did:
-            did = secrets.token_urlsafe(16)
-        extra = {"timestamp": now, "device_id": did, "session_id": secrets.token_urlsafe(12),
-                 "enrolled_factors": list(CHANNELS)}
-        try:
-            attempt = ctx.attempt(user_id=username, **extra)
-        except ValidationError:
-            if ctx.device_token is None:
-                raise
-            attempt = ctx.attempt(user_id=username, device_token=None, **extra)  # a malformed cookie is no token
+        attempt, new_did = request_attempt(request, ctx, username, now)
         decision = engine.score(attempt)
         log.info("login user=%s action=%s risk=%.3f reasons=%s decision=%s", username, decision.action,
                  decision.risk, ",".join(decision.reason_codes), decision.decision_id)
         resp = decide(request, decision.action, decision.decision_id, username)
-        if new_did:
-            cookie(resp, DEVICE_ID, did, max_age=2 * 365 * 86400)
+        remember_device(resp, new_did)
         return resp
+
+    @app.post("/signup")
+    async def signup(request: Request) -> Response:
+        fields = await body(request)
+        if not csrf_ok(request, fields):
+            return csrf_failed()
+        username = normalize_username(str(fields.get("username", ""))[:MAX_NAME_LENGTH])
+        password = str(fields.get("password", ""))
+        problem = signup_problem(username, password)
+        if problem is not None:  # the rules only: says nothing about which accounts exist
+            return JSONResponse({"status": problem[0], "detail": problem[1]}, 400)
+        ctx = client(request)
+        now = datetime.now(UTC)
+        attempt, new_did = request_attempt(request, ctx, username, now)  # a request that cannot be one creates nothing
+        # blocking work (the back-off's write transaction, scrypt, the INSERT) off the event loop
+        refused = await run_in_threadpool(create_account, ctx, username, password, now)
+        if refused is not None:
+            return refused
+        # only for the account this request created, once, from the browser the user logs in from
+        if not await engine.arecord_signup(attempt):
+            log.warning("signup user=%s: the engine did not learn the signup session (store down or the "
+                        "profile not blank): the first login is judged without it", username)
+        log.info("signup user=%s", username)
+        resp = JSONResponse({"status": "created"}, 201)
+        remember_device(resp, new_did)
+        return resp
+
+    def create_account(ctx: AttemptContext, username: str, password: str, now: datetime) -> Response | None:
+        """The account's row, or the refusal (429 in back-off, 409 a taken name). Every signup
+        that passed the rules counts toward the address's back-off, created or refused."""
+        wait = backoff.admit({f"signup/{address_key(ctx.ip)}": signup_free}, now.timestamp())
+        if wait > 0:
+            return JSONResponse({"status": "too_many_attempts"}, 429, headers={"Retry-After": str(math.ceil(wait))})
+        record = new_account_record(dummy, password)  # scrypt before the name is looked at: same cost
+        if not accounts.create(username, record, now.timestamp()):
+            return JSONResponse({"status": "username_taken", "detail": "this username is taken; choose another"}, 409)
+        return None
 
     def decide(request: Request, action: str, decision_id: str, username: str) -> Response:
         if action == "allow":

@@ -149,3 +149,57 @@ def test_readyz_says_ready_with_a_reachable_store_and_healthz_stays_up(app: Any)
     body = ready.json()
     assert body["ready"] is True and body["store_ok"] is True and body["geoip_problems"] == []
     assert client.get("/healthz").json()["store_ok"] is True
+
+
+# ---------------------------------------------------------------------- signups (issue #17)
+CAROL_PW = "carol's long passphrase"
+
+
+def test_signup_seeds_the_profile_through_arecord_signup_and_the_first_login_is_familiar(
+        app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="auth_service_fastapi")
+    engine = app.state.engine
+    with browser(app) as client:
+        created = client.post("/signup", json={"username": "Carol", "password": CAROL_PW})
+        assert (created.status_code, created.json()) == (201, {"status": "created"})
+        assert "did" in client.cookies  # the signup set this browser's device id
+        assert engine.health()["signups_learned"] == 1
+        summary = engine.user_summary("carol")
+        assert summary["signup_at"] is not None and summary["logins"] == 0
+        record = app.state.auth_accounts.get("carol")
+        assert (record["n"], record["r"], record["p"]) == (2**10, 8, 1)  # the users file's cost
+        login = client.post("/login", json={"username": "carol", "password": CAROL_PW})
+        assert (login.status_code, login.json()) == (200, {"status": "ok", "decision": "allow"})
+        assert client.get("/me").json() == {"user": "carol"}
+    with browser(app) as other:  # another browser, same address: a new device for the seeded profile
+        assert other.post("/login", json={"username": "carol", "password": CAROL_PW}).status_code in (200, 202)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("login user=carol ")]
+    assert len(lines) == 2
+    assert reasons.NEW_DEVICE not in lines[0] and reasons.NEW_DEVICE in lines[1]
+
+
+def test_signup_refuses_csrf_bad_input_and_taken_names_without_touching_them(app: Any) -> None:
+    engine = app.state.engine
+    with TestClient(app, base_url="https://testserver") as no_token:
+        no_token.get("/csrf")
+        refused = no_token.post("/signup", json={"username": "carol", "password": CAROL_PW})
+        assert refused.status_code == 403 and refused.json()["status"] == "csrf_failed"
+    with browser(app) as client:
+        bad = client.post("/signup", json={"username": "c", "password": CAROL_PW})
+        assert bad.status_code == 400 and bad.json()["status"] == "invalid_username"
+        assert "3 to 32 characters" in bad.json()["detail"]
+        bad = client.post("/signup", json={"username": "carol", "password": "short"})
+        assert bad.status_code == 400 and bad.json()["status"] == "invalid_password"
+        assert app.state.auth_accounts.get("carol") is None and engine.store.get("carol") is None
+        # alice is in the users file and never logged in: a blank profile the engine would seed
+        taken = client.post("/signup", json={"username": "ALICE", "password": "attacker's password"})
+        assert (taken.status_code, taken.json()["status"]) == (409, "username_taken")
+        assert engine.store.get("alice") is None
+        assert client.post("/signup", json={"username": "carol", "password": CAROL_PW}).status_code == 201
+        profile = engine.store.get("carol")
+        assert client.post("/signup", json={"username": "carol", "password": "other password"}).status_code == 409
+        assert engine.store.get("carol").to_bytes() == profile.to_bytes()
+        assert engine.health()["signups_refused"] == 0  # a taken name never reaches the engine
+    with browser(app) as client:
+        assert client.post("/login", json={"username": "alice", "password": PASSWORDS["alice"]}).status_code == 200
+        assert client.post("/login", json={"username": "carol", "password": "other password"}).status_code == 401

@@ -396,3 +396,229 @@ def test_readyz_is_503_while_geoip_is_missing(start: Callable[..., Service], tmp
     service = start(RISKENGINE_GEO_CITY_DB=str(tmp_path / "missing-City.mmdb"))
     status, body, _ = service.browser().request("GET", "/readyz")
     assert status == 503 and body["ready"] is False and body["geoip_problems"]
+
+
+# ---------------------------------------------------------------------- signups (issue #17)
+CAROL_PW = "carol's long passphrase"
+
+
+def _signup(browser: Browser, user: str, password: str) -> tuple[int, dict[str, Any]]:
+    status, body, _ = browser.post("/signup", {"username": user, "password": password})
+    return status, body
+
+
+def _login_reasons(caplog: pytest.LogCaptureFixture, user: str) -> list[set[str]]:
+    """The reason codes of ``user``'s scored logins, from the service's log (never from a response)."""
+    out = []
+    for record in caplog.records:
+        message = record.getMessage()
+        if record.name == "auth_service" and message.startswith(f"login user={user} "):
+            out.append(set(filter(None, message.split(" reasons=", 1)[1].split(" ", 1)[0].split(","))))
+    return out
+
+
+def test_signup_seeds_the_profile_and_the_first_login_from_that_browser_is_familiar(
+        start: Callable[..., Service], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="auth_service")
+    service = start()
+    home = service.browser("81.2.69.160")
+    status, body = _signup(home, "Carol", CAROL_PW)
+    assert (status, body) == (201, {"status": "created"})
+    assert example.DEVICE_ID_COOKIE in home.cookies  # the browser's device id, set by the signup
+    assert service.engine.health()["signups_learned"] == 1
+    summary = service.engine.user_summary("carol")  # what `riskengine user show carol` prints
+    assert summary["signup_at"] is not None and summary["logins"] == 0
+    record = service.app.extensions["auth_accounts"].get("carol")
+    assert record is not None and (record["n"], record["r"], record["p"]) == (USER_SCRYPT_N, 8, 1)
+    assert CAROL_PW not in json.dumps(record)
+
+    assert home.login("CAROL", CAROL_PW) == (200, {"status": "ok", "decision": "allow"})
+    assert home.request("GET", "/me")[:2] == (200, {"user": "carol"})
+    # same did cookie, same address: the signup's device, not a new one
+    [first_login] = _login_reasons(caplog, "carol")
+    assert reasons.NEW_DEVICE not in first_login, first_login
+    assert service.engine.user_summary("carol")["logins"] == 1
+    # control: the same first login from another browser is a new device for the seeded profile
+    assert service.browser("81.2.69.160").login("carol", CAROL_PW)[0] in (200, 202)
+    assert reasons.NEW_DEVICE in _login_reasons(caplog, "carol")[1]
+
+
+def test_without_a_signup_the_first_login_has_no_history(start: Callable[..., Service],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """What the route spares a new account: a seeded user's first login has no profile to be
+    familiar with (an engine with ``coldstart.dormant_days`` of history challenges it)."""
+    caplog.set_level(logging.INFO, logger="auth_service")
+    service = start()
+    assert service.engine.store.get("bob") is None
+    assert service.browser("81.2.69.160").login("bob")[0] == 200
+    [first_login] = _login_reasons(caplog, "bob")
+    assert {reasons.NEW_DEVICE, reasons.COLD_START} <= first_login
+    assert service.engine.user_summary("bob")["signup_at"] is None
+
+
+def test_signup_needs_the_csrf_token(start: Callable[..., Service]) -> None:
+    service = start()
+    browser = service.browser()
+    status, body, _ = browser.request("POST", "/signup", {"username": "carol", "password": CAROL_PW})
+    assert status == 403 and body["status"] == "csrf_failed"
+    browser.fetch_csrf()
+    forged = browser.request("POST", "/signup", {"username": "carol", "password": CAROL_PW,
+                                                 "csrf_token": service.browser().fetch_csrf()})
+    assert forged[0] == 403
+    assert service.app.extensions["auth_accounts"].get("carol") is None
+    assert service.engine.store.get("carol") is None
+
+
+@pytest.mark.parametrize(("username", "password", "status", "says"), [
+    ("", CAROL_PW, "invalid_username", "3 to 32 characters"),
+    ("ca", CAROL_PW, "invalid_username", "3 to 32 characters"),
+    ("c" * 33, CAROL_PW, "invalid_username", "3 to 32 characters"),
+    ("carol smith", CAROL_PW, "invalid_username", "letters a-z"),
+    ("сarol", CAROL_PW, "invalid_username", "letters a-z"),  # a Cyrillic "с": a look-alike
+    ("_carol", CAROL_PW, "invalid_username", "starting with a letter or a digit"),
+    ("carol", "short", "invalid_password", "8 to 256 characters"),
+    ("carol", "x" * 257, "invalid_password", "8 to 256 characters"),
+    ("carol", "tab\there-and-more", "invalid_password", "control characters"),
+    ("carol.brown", "Carol.Brown", "invalid_password", "cannot be the username"),
+])
+def test_signup_rules_answer_400_with_the_rule(start: Callable[..., Service], username: str, password: str,
+                                               status: str, says: str) -> None:
+    service = start(AUTH_SIGNUP_ADDR_FREE="1")
+    browser = service.browser("81.2.69.160")
+    code, body = _signup(browser, username, password)
+    assert code == 400 and body["status"] == status and says in body["detail"], body
+    assert service.engine.health()["signups_learned"] == 0
+    # a refused form is not counted: the address's one free signup is still there
+    assert _signup(browser, "carol", CAROL_PW)[0] == 201
+
+
+def test_a_signup_for_an_existing_account_is_refused_and_plants_nothing(
+        start: Callable[..., Service], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threat model row 20: a signup for a name that exists — a seeded account whose owner never
+    logged in (its profile is still blank: the engine alone would accept a seed), or one signed
+    up before — must not record the attacker's session as the victim's first history, nor touch
+    the victim's password, and answers at the cost of a free name's signup."""
+    service = start()
+    accounts = service.app.extensions["auth_accounts"]
+    used: list[tuple[int, int, int]] = []
+    real_scrypt = hashlib.scrypt
+
+    def recording_scrypt(password: bytes, *, salt: bytes, n: int, r: int, p: int, **kw: Any) -> bytes:
+        used.append((n, r, p))
+        return real_scrypt(password, salt=salt, n=n, r=r, p=p, **kw)
+
+    monkeypatch.setattr(hashlib, "scrypt", recording_scrypt)
+    attacker = service.browser("198.51.100.7")
+    assert service.engine.store.get("alice") is None  # seeded, never logged in: blank
+    alice_record = dict(accounts.get("alice"))
+    for name in ("alice", "ALICE", "ａｌｉｃｅ"):
+        used.clear()
+        status, body = _signup(attacker, name, "attacker's password")
+        assert (status, body["status"]) == (409, "username_taken")
+        assert used == [(USER_SCRYPT_N, 8, 1)]  # the same scrypt work as a free name's signup
+    assert service.engine.store.get("alice") is None
+    assert accounts.get("alice") == alice_record
+    used.clear()
+    assert _signup(service.browser("81.2.69.160"), "carol", CAROL_PW)[0] == 201
+    assert used == [(USER_SCRYPT_N, 8, 1)]
+    carol_record = dict(accounts.get("carol"))
+    carol_profile = service.engine.store.get("carol")
+    assert carol_profile is not None
+    assert _signup(attacker, "Carol", "attacker's password")[0] == 409
+    assert accounts.get("carol") == carol_record
+    after = service.engine.store.get("carol")
+    assert after is not None and after.to_bytes() == carol_profile.to_bytes()
+    health = service.engine.health()
+    assert (health["signups_learned"], health["signups_refused"]) == (1, 0)  # never even asked
+    # the owners' passwords are theirs; the attacker's opens nothing
+    assert service.browser().login("alice")[0] == 200
+    assert service.browser().login("carol", CAROL_PW)[0] in (200, 202)
+    assert service.browser().login("carol", "attacker's password")[0] == 401
+
+
+def test_parallel_signups_for_one_name_create_one_account(start: Callable[..., Service]) -> None:
+    """Two workers signing one name up at once: exactly one account, one seed, the winner's."""
+    service = start()
+    n = 12
+    barrier = threading.Barrier(n)
+    results: dict[int, int] = {}
+
+    def sign_up(i: int) -> None:
+        browser = service.browser(f"198.51.100.{i + 1}")
+        browser.fetch_csrf()
+        barrier.wait()
+        results[i] = _signup(browser, "carol", f"password number {i}")[0]
+
+    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results.values()) == [201] + [409] * (n - 1)
+    [winner] = [i for i, status in results.items() if status == 201]
+    assert example.check_password(service.app.extensions["auth_accounts"].get("carol"),
+                                  f"password number {winner}")
+    assert service.engine.health()["signups_learned"] == 1
+    with sqlite3.connect(service.state_db) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+
+
+def test_signup_flood_from_one_address_backs_off(start: Callable[..., Service]) -> None:
+    """Threat model row 21: mass account creation (and walking through taken names) from one
+    address or one IPv6 /64 is slowed down; other addresses and logins are not."""
+    service = start(AUTH_SIGNUP_ADDR_FREE="3")
+    flood = [service.browser(f"2001:db8:1:2::{i + 1}") for i in range(4)]  # one /64, rotating
+    assert [_signup(flood[i], f"bot{i}", "bot password")[0] for i in range(2)] == [201, 201]
+    assert _signup(flood[2], "alice", "bot password")[0] == 409  # a probe for a taken name counts too
+    status, body, resp = flood[3].post("/signup", {"username": "bot3", "password": "bot password"})
+    assert (status, body) == (429, {"status": "too_many_attempts"}) and int(resp.headers["Retry-After"]) >= 1
+    assert service.app.extensions["auth_accounts"].get("bot3") is None
+    assert service.engine.store.get("bot3") is None
+    assert _signup(service.browser("2001:db8:1:3::1"), "carol", CAROL_PW)[0] == 201  # the next /64
+    assert flood[0].login("bot0", "bot password")[0] == 200  # logins from there have their own count
+    service.expire_backoff()
+    assert _signup(flood[3], "bot3", "bot password")[0] == 201
+    assert _signup(flood[3], "bot4", "bot password")[0] == 429  # each further one blocks again
+
+
+def test_signed_up_accounts_are_shared_by_every_worker(start: Callable[..., Service]) -> None:
+    """Two apps on one state db (two gunicorn workers): an account created by one logs in on
+    the other, and a restart keeps it, hashed at the users file's cost."""
+    first = start()
+    assert _signup(first.browser("81.2.69.160"), "carol", CAROL_PW)[0] == 201
+    second = start()
+    assert second.browser("81.2.69.160").login("carol", CAROL_PW)[0] in (200, 202)
+    assert _signup(second.browser(), "carol", "another password")[0] == 409
+    dummy = second.app.extensions["dummy_password_record"]
+    assert (dummy["n"], dummy["r"], dummy["p"]) == (USER_SCRYPT_N, 8, 1)
+
+
+def test_a_users_file_name_that_was_also_signed_up_stops_the_service(start: Callable[..., Service],
+                                                                       tmp_path: Path) -> None:
+    """One name with two passwords (the users file edited after someone signed that name up):
+    refuse to start rather than let one of them win silently."""
+    assert _signup(start().browser(), "carol", CAROL_PW)[0] == 201
+    users = json.loads((tmp_path / "users.json").read_text())
+    users["Carol"] = example.hash_password("file password", n=USER_SCRYPT_N)
+    (tmp_path / "users.json").write_text(json.dumps(users))
+    with pytest.raises(RuntimeError, match=r"\['carol'\] also signed up"):
+        start()
+
+
+def test_failed_logins_for_a_name_before_it_exists_do_not_block_its_signup(start: Callable[..., Service]) -> None:
+    """Pre-registration: guesses for a name nobody has yet are counted as failures, but they
+    are no history, so the real owner's signup still seeds the profile."""
+    service = start()
+    squatter = service.browser("198.51.100.7")
+    assert [squatter.login("carol", f"guess{i}")[0] for i in range(2)] == [401, 401]
+    assert _signup(service.browser("81.2.69.160"), "carol", CAROL_PW)[0] == 201
+    assert service.engine.user_summary("carol")["signup_at"] is not None
+
+
+def test_signup_rules_doctest() -> None:
+    import doctest
+
+    finder = doctest.DocTestFinder()
+    [test] = finder.find(example.signup_problem, "signup_problem", globs={"signup_problem": example.signup_problem})
+    result = doctest.DocTestRunner().run(test)
+    assert result.failed == 0 and result.attempted == 2
