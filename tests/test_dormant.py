@@ -77,6 +77,7 @@ def test_the_history_start_is_the_stores_so_every_worker_agrees() -> None:
         d = worker.score(make_attempt("dormant", LATER, device_id="somebody-laptop"))
     assert "DORMANT_ACCOUNT" in d.reason_codes
     assert store.history_start(LATER.timestamp()) == T0.timestamp()
+    assert worker.health()["history_start"] == T0.isoformat()
 
 
 class _NoHistoryStore(MemoryStore):
@@ -97,6 +98,7 @@ def test_a_store_that_cannot_say_gives_a_decision_without_the_signal() -> None:
         assert d.action == "allow" and "DORMANT_ACCOUNT" not in d.reason_codes
         assert "ENGINE_DEGRADED" not in d.reason_codes  # the login itself was scored normally
         assert engine.health()["store_errors"] >= 1
+        assert engine.health()["history_start"] is None
 
 
 def test_ascore_reads_the_history_start_from_the_async_store() -> None:

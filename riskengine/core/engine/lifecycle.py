@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,6 +39,10 @@ class Lifecycle(PopulationPrior):
             "geoip_problems": list(self.geoip.problems) + (
                 [self.anonymous.problem] if self.anonymous is not None and self.anonymous.problem else []),
             "trust_key": "ephemeral" if self.trust_key_ephemeral else "configured",
+            # when the store began learning, as this process last read it (None: not read yet,
+            # or the store could not say); DORMANT_ACCOUNT fires coldstart.dormant_days after it
+            "history_start": None if self._history_start is None
+            else datetime.fromtimestamp(self._history_start, UTC).isoformat(),
         }
 
     def counters(self) -> dict[str, int]:
