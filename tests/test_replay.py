@@ -235,6 +235,30 @@ def test_native_replay_learns_converted_signups_only(tiny_sim: Path, tmp_path: P
     assert changed > 0
 
 
+def test_the_freeman_baseline_learns_the_signups_the_engine_learns(tiny_sim: Path, tmp_path: Path) -> None:
+    """A fair comparison: the baseline gets the same first history as the engine. A new
+    account's first login after its signup is no longer a login with no history for the
+    baseline (log-ratio exactly 0): its score is the signup session's likelihood ratio."""
+    events = pl.read_parquet(tiny_sim / "events.parquet")
+    kw: dict[str, Any] = {"outcomes": "verified", "asn_db": tiny_sim / "asn.mmdb"}
+    with_signups = replay(tiny_sim / "events.parquet", "native", **kw)
+    unconverted = tmp_path / "unconverted.parquet"
+    events.with_columns(pl.lit(False).alias("converted")).write_parquet(unconverted)
+    without = replay(unconverted, "native", **kw)
+    new_users = events.filter((pl.col("kind") == "signup") & pl.col("converted"))["user_id"].to_list()
+    first_logins = events.with_row_index("row").filter(
+        (pl.col("kind") == "login") & pl.col("user_id").is_in(new_users)).group_by("user_id").agg(
+        pl.col("row").min())["row"].to_list()
+    assert first_logins
+    assert without[first_logins]["baseline_score"].to_list() == [0.0] * len(first_logins)
+    seeded = with_signups[first_logins]["baseline_score"].to_list()
+    assert all(score != 0.0 for score in seeded)
+    # the population half is the logins' alone: users without a signup score the same
+    others = ~events["user_id"].is_in(new_users) & (events["kind"] == "login")
+    assert with_signups.filter(others)["baseline_score"].to_list() == \
+        without.filter(others)["baseline_score"].to_list()
+
+
 def test_native_replay_passes_the_round_trip_time(tmp_path: Path, maxmind: Callable[[str], Path]) -> None:
     """A native file's ``rtt_ms`` reaches the scorer as the RBA layout's column does: six logins
     at ~40 ms teach the user's band, a seventh at 400 ms from another block of the same network

@@ -498,8 +498,13 @@ class Replayer:
                 if seeds[i]:
                     # the account's signup session: its first history (a blank profile only),
                     # validated with the logins by the pre-pass; never a decision or a row output
-                    engine.record_signup_validated(ValidatedAttempt(
+                    seeded = engine.record_signup_validated(ValidatedAttempt(
                         user, ts, ip_col[i], ua_col[i], device_col[i], rtt_ms=rtt_col[i]))
+                    if seeded and self.baseline is not None:
+                        # the baseline gets the same first history (its per-user half only: a
+                        # signup is no login of the population, as in the pre-pass)
+                        country, asn = geo_country_asn(engine, ip_col[i])
+                        self.baseline.learn(user, baseline_features(engine, ip_col[i], ua_col[i], country, asn))
                 if exp_col[i] and var_col[i]:
                     engine.assign(exp_col[i], user, VARIANTS, ts)
                     if conv_col[i]:
