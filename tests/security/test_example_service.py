@@ -172,9 +172,8 @@ def _trusted_token(service: Service, user: str) -> tuple[str, Browser]:
 
 
 # ---------------------------------------------------------------------- username enumeration
-def test_unknown_user_is_hashed_with_the_real_scrypt_parameters(start: Callable[..., Service],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    service = start()
+def record_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """From now on, every ``hashlib.scrypt`` call's (n, r, p), in order (the call still runs)."""
     used: list[tuple[int, int, int]] = []
     real_scrypt = hashlib.scrypt
 
@@ -183,6 +182,13 @@ def test_unknown_user_is_hashed_with_the_real_scrypt_parameters(start: Callable[
         return real_scrypt(password, salt=salt, n=n, r=r, p=p, **kw)
 
     monkeypatch.setattr(hashlib, "scrypt", recording_scrypt)
+    return used
+
+
+def test_unknown_user_is_hashed_with_the_real_scrypt_parameters(start: Callable[..., Service],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    service = start()
+    used = record_scrypt(monkeypatch)
     browser = service.browser()
     assert browser.login("alice", "wrong")[0] == 401
     known = list(used)
@@ -500,14 +506,7 @@ def test_a_signup_for_an_existing_account_is_refused_and_plants_nothing(
     the victim's password, and answers at the cost of a free name's signup."""
     service = start()
     accounts = service.app.extensions["auth_accounts"]
-    used: list[tuple[int, int, int]] = []
-    real_scrypt = hashlib.scrypt
-
-    def recording_scrypt(password: bytes, *, salt: bytes, n: int, r: int, p: int, **kw: Any) -> bytes:
-        used.append((n, r, p))
-        return real_scrypt(password, salt=salt, n=n, r=r, p=p, **kw)
-
-    monkeypatch.setattr(hashlib, "scrypt", recording_scrypt)
+    used = record_scrypt(monkeypatch)
     attacker = service.browser("198.51.100.7")
     assert service.engine.store.get("alice") is None  # seeded, never logged in: blank
     alice_record = dict(accounts.get("alice"))
