@@ -114,7 +114,7 @@ class _PassState:
     def _history_column(self, first_micros: int | None, n: int) -> pl.Series:
         if self.history_start is None and first_micros is not None:
             self.history_start = first_micros / 1e6
-        return pl.Series("_hst", [self.history_start] * n, pl.Float64)
+        return pl.repeat(self.history_start, n, dtype=pl.Float64, eager=True).alias("_hst")
 
     def _user(self, raw: str) -> tuple[str, int]:
         known = self._parts.get(raw)

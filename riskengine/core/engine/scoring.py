@@ -53,8 +53,8 @@ class CrossUser(NamedTuple):
     population_total: float
     """The sum of all the prior's counts at the same moment."""
     history_start: float | None = None
-    """When the store's history began (``ProfileStore.history_start``): replay's input's first
-    row. None: unknown (no ``DORMANT_ACCOUNT``)."""
+    """When the store's history began (``ProfileStore.history_start``): in replay, the input's
+    first login. None: unknown (no ``DORMANT_ACCOUNT``)."""
 
 
 class Prepared(NamedTuple):
