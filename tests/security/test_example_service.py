@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from types import ModuleType
@@ -460,6 +461,25 @@ def test_without_a_signup_the_first_login_has_no_history(start: Callable[..., Se
     [first_login] = _login_reasons(caplog, "bob")
     assert {reasons.NEW_DEVICE, reasons.COLD_START} <= first_login
     assert service.engine.user_summary("bob")["signup_at"] is None
+
+
+def test_once_the_store_is_old_a_signup_is_what_keeps_a_new_account_from_looking_dormant(
+        start: Callable[..., Service], caplog: pytest.LogCaptureFixture) -> None:
+    """Threat model row 19 through the service: with 60 days of history in the store, bob (an
+    account that exists but has never logged in, and no signup recorded) is a dormant account:
+    his first login is challenged with ``DORMANT_ACCOUNT``. carol, signed up through the route,
+    logs in from the signup browser without a step-up."""
+    caplog.set_level(logging.INFO, logger="auth_service")
+    service = start()
+    began = (datetime.now(UTC) - timedelta(days=60)).timestamp()
+    assert service.engine.store.history_start(began) == began  # the store has learned for 60 days
+    status, body = service.browser("81.2.69.160").login("bob")
+    assert status == 202 and body["decision"] == "challenge"
+    assert reasons.DORMANT_ACCOUNT in _login_reasons(caplog, "bob")[0]
+    home = service.browser("81.2.69.160")
+    assert _signup(home, "carol", CAROL_PW)[0] == 201
+    assert home.login("carol", CAROL_PW) == (200, {"status": "ok", "decision": "allow"})
+    assert reasons.DORMANT_ACCOUNT not in _login_reasons(caplog, "carol")[0]
 
 
 def test_signup_needs_the_csrf_token(start: Callable[..., Service]) -> None:
