@@ -113,3 +113,14 @@ def test_ascore_reads_the_history_start_from_the_async_store() -> None:
     with Engine(offline_settings(), store=_NoHistoryStore(), sink=MemorySink()) as engine:
         action, codes = asyncio.run(run(engine, LATER))
     assert action == "allow" and "DORMANT_ACCOUNT" not in codes
+
+
+def test_a_reset_account_is_not_dormant_the_reset_says_it() -> None:
+    """A support reset leaves a mark, so the account is not blank (the profile a signup may seed
+    and the only one DORMANT_ACCOUNT looks at): PROFILE_RESET steps it up instead."""
+    with _engine() as engine:
+        engine.score(make_attempt("reset-me", T0 + timedelta(days=1), device_id="own-laptop"))
+        assert engine.reset_user("reset-me", actor="support", reason="lost phone", now=LATER)
+        d = engine.score(make_attempt("reset-me", LATER + timedelta(minutes=1), device_id="own-laptop"))
+    assert "PROFILE_RESET" in d.reason_codes and "DORMANT_ACCOUNT" not in d.reason_codes
+    assert d.action == "challenge"

@@ -68,7 +68,7 @@ class AsyncOps(Signups, Outcomes):
             snap = await store.asnapshot(*self._snapshot_args(p, attempt), **self._snapshot_windows(p, attempt))
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
-        if snap is not None and self._history_due <= p.started and (snap.profile is None or not snap.profile.samples):
+        if self._history_due <= p.started and self._history_wanted(snap):
             await self._aread_history_start(store, p.now)
         c = self._conclude(p, attempt, snap, error, before)
         d = c.decision

@@ -119,8 +119,7 @@ class Scoring(AuditRows, Learning, Parking):
                                        session_since=now - self._session_s)
         except Exception as exc:  # noqa: BLE001 - the auth flow must get a decision
             error = exc
-        if snap is not None and self._history_due <= p.started and shared is None \
-                and (snap.profile is None or not snap.profile.samples):
+        if self._history_due <= p.started and shared is None and self._history_wanted(snap):
             self._read_history_start(now)
         if shared is not None and snap is not None:
             # _make: _replace goes through a kwargs dict and a map over every field
@@ -139,12 +138,18 @@ class Scoring(AuditRows, Learning, Parking):
         self._finish(p, attempt, c)
         return c.decision
 
+    @staticmethod
+    def _history_wanted(snap: Snapshot | None, /) -> bool:
+        """Whether a login whose refresh of the store's history start is due should do it: only
+        on an account with nothing on record (:attr:`UserProfile.blank`, the one a signup may
+        seed), the only kind ``DORMANT_ACCOUNT`` concerns — every other login stays one store
+        call."""
+        return snap is not None and (snap.profile is None or snap.profile.blank)
+
     def _read_history_start(self, now: float) -> None:
-        """Refresh :attr:`_history_start` from the store (the first call of all sets it), for a
-        login on an account with nothing on record — the only one ``DORMANT_ACCOUNT`` concerns,
-        so every other login stays one store call — at most once per ``HISTORY_REFRESH_S`` per
-        process, so a store that was wiped is noticed. A store failure keeps the last value
-        (None: no ``DORMANT_ACCOUNT`` until the store answers)."""
+        """Refresh :attr:`_history_start` from the store (the first call of all sets it), at most
+        once per ``HISTORY_REFRESH_S`` per process, so a store that was wiped is noticed. A store
+        failure keeps the last value (None: no ``DORMANT_ACCOUNT`` until the store answers)."""
         self._history_due = time.perf_counter() + HISTORY_REFRESH_S
         try:
             self._history_start = self.store.history_start(now)
@@ -291,9 +296,10 @@ class Scoring(AuditRows, Learning, Parking):
                 self._rare_min_logins * self._population_weight(now), self._rare_share))
         samples = p.logins + 1 if p.signup_at else p.logins  # UserProfile.samples, inline (hot path)
         dormant = False
-        if samples == 0 and not p.reset_at:
-            # nothing on record in all the store's history: a dormant account (or one created
-            # before the engine and never used), not a new one — no cold-start leniency
+        if samples == 0 and p.blank:
+            # nothing on record in all the store's history (the profile a signup may seed; a
+            # reset one is not: PROFILE_RESET says it): a dormant account, or one created before
+            # the engine and never used, not a new one — no cold-start leniency
             signal = dormant_account(samples, now, self._history_start if shared is None else shared.history_start,
                                      self._dormant_s)
             if signal.value:
